@@ -1,0 +1,525 @@
+//! `p` and `q` blocks: statements → factors, with role, time-case and distribution checks.
+
+use super::env::{Ck, Sym};
+use super::expr::{Cx, Time};
+use crate::diag::{Code, Diagnostic};
+use crate::ir::*;
+use crate::parse::ast::{self, Arg, BlockKind, Item, StmtAst, TargetIndex};
+use crate::span::Span;
+use std::collections::BTreeMap;
+
+struct Pending<'a> {
+    block: Block,
+    var: VarId,
+    case: TimeCase,
+    stmt: &'a StmtAst,
+}
+
+impl Ck {
+    pub fn blocks(&mut self, items: &[Item]) {
+        let mut seen: BTreeMap<Block, Span> = BTreeMap::new();
+        let mut pending = Vec::new();
+        let mut seen_targets = Vec::new();
+        for item in items {
+            let Item::Block { kind, stmts, span } = item else {
+                continue;
+            };
+            let block = if *kind == BlockKind::P {
+                Block::P
+            } else {
+                Block::Q
+            };
+            if let Some(first) = seen.get(&block) {
+                self.err(
+                    Diagnostic::new(
+                        Code::MultipleModelParts,
+                        format!("a second `{}` block", block.letter()),
+                    )
+                    .label(Span::new(span.lo, span.lo + 1), "declared again here")
+                    .label(Span::new(first.lo, first.lo + 1), "first block")
+                    .help("put all factors of one distribution in one block"),
+                );
+                continue;
+            }
+            seen.insert(block, *span);
+            for s in stmts {
+                if let Some(p) = self.target(block, s, &mut seen_targets) {
+                    pending.push(p);
+                }
+            }
+        }
+        // Base cases per (block, var) must be contiguous from 1; the general case starts after.
+        let mut starts: BTreeMap<(Block, VarId), u32> = BTreeMap::new();
+        let mut groups: BTreeMap<(Block, VarId), Vec<(u32, Span)>> = BTreeMap::new();
+        for p in &pending {
+            if let TimeCase::At(k) = p.case {
+                groups
+                    .entry((p.block, p.var))
+                    .or_default()
+                    .push((k, p.stmt.target().span));
+            }
+        }
+        for ((block, var), mut steps) in groups {
+            steps.sort();
+            let mut expect = 1;
+            for (k, span) in &steps {
+                if *k != expect {
+                    let name = self.var(var).name.clone();
+                    self.err(Diagnostic::new(Code::BadBaseCase, format!("`{name}[{k}]` in {} leaves step {expect} without a factor", block.letter()))
+                        .label(*span, "gap before this base case")
+                        .help(format!("base cases are contiguous from step 1: write `{name}[1]`, `{name}[2]`, … and then `{name}[t]`")));
+                    break;
+                }
+                expect += 1;
+            }
+            starts.insert((block, var), steps.last().map(|s| s.0).unwrap_or(0) + 1);
+        }
+        for p in pending {
+            let start = starts.get(&(p.block, p.var)).copied().unwrap_or(1);
+            let case = match p.case {
+                TimeCase::From(_) => TimeCase::From(start),
+                c => c,
+            };
+            let time = match case {
+                TimeCase::Static => Time::Static,
+                TimeCase::At(k) => Time::Base(k),
+                TimeCase::From(k) => Time::General(k),
+            };
+            let cx = Cx {
+                block: Some(p.block),
+                time,
+                seq: None,
+                no_vars: false,
+            };
+            let body = match p.stmt {
+                StmtAst::Sample { dist, .. } => {
+                    self.dist(p.var, p.block, dist, cx).map(FactorBody::Sample)
+                }
+                StmtAst::Assign { value, .. } => {
+                    self.define(p.var, value, cx).map(FactorBody::Define)
+                }
+            };
+            if let Some(body) = body {
+                let parents = match &body {
+                    FactorBody::Sample(d) => dist_reads(d),
+                    FactorBody::Define(e) => e.reads(),
+                };
+                self.model.factors.push(Factor {
+                    block: p.block,
+                    var: p.var,
+                    case,
+                    body,
+                    parents,
+                });
+                self.spans.factors.push(p.stmt.span());
+            }
+        }
+    }
+
+    /// Resolve a statement's target and check role, block and time case.
+    fn target<'a>(
+        &mut self,
+        block: Block,
+        s: &'a StmtAst,
+        seen: &mut Vec<(Block, VarId, TimeCase, Span)>,
+    ) -> Option<Pending<'a>> {
+        let t = s.target();
+        let sym = self.resolve(&t.name)?;
+        let Sym::Var(v) = sym else {
+            self.err(
+                Diagnostic::new(
+                    Code::WrongKind,
+                    format!(
+                        "`{}` is {}; only variables have factors",
+                        t.name.name,
+                        sym.describe()
+                    ),
+                )
+                .label(t.name.span, "not a variable")
+                .help("declare it with a role: `observed`, `latent` or `state`"),
+            );
+            return None;
+        };
+        let var = self.var(v).clone();
+        let sampled = matches!(s, StmtAst::Sample { .. });
+        let bad = |ck: &mut Ck, code: Code, msg: String, label: &str, help: String| {
+            ck.err(
+                Diagnostic::new(code, msg)
+                    .label(t.span, label.to_string())
+                    .help(help),
+            );
+            None
+        };
+        match (var.role, sampled, block) {
+            (Role::Input, _, _) => return bad(self, Code::InputWithFactor, format!("`{}` is an input and has no distribution", var.name), "input", format!("inputs are conditioned on, not modelled; to model `{0}` declare it `observed {0}`", var.name)),
+            (Role::Observed, _, Block::Q) => return bad(self, Code::ObservedInQ, format!("observed `{}` has a factor in q", var.name), "observed", "q is the posterior over latents given data; observed variables are modelled only in p".into()),
+            (Role::State, true, _) => return bad(self, Code::SampleVsAssign, format!("`{}` is a deterministic state but is sampled with `~`", var.name), "state", format!("define it with `=`: `{}[t] = …`, or declare it `latent`", var.name)),
+            (Role::Observed | Role::Latent, false, _) => return bad(self, Code::SampleVsAssign, format!("the {} `{}` is defined with `=`", var.role.keyword(), var.name), "random variable", format!("give it a distribution with `~`, or declare it `state {}` if it is deterministic", var.name)),
+            _ => {}
+        }
+        let case = match (t.index, var.timed) {
+            (TargetIndex::None, false) => TimeCase::Static,
+            (TargetIndex::T, true) => TimeCase::From(1),
+            (TargetIndex::At(k), true) if k >= 1 && k <= u32::MAX as i64 => TimeCase::At(k as u32),
+            (TargetIndex::At(k), true) => {
+                return bad(
+                    self,
+                    Code::BadBaseCase,
+                    format!("base case `{}[{k}]` is before the first step", var.name),
+                    "steps start at 1",
+                    format!(
+                        "for a value before the sequence starts write `init {}[{k}] = …`",
+                        var.name
+                    ),
+                )
+            }
+            (TargetIndex::None, true) => {
+                return bad(
+                    self,
+                    Code::TimeIndexMismatch,
+                    format!(
+                        "`{}` is time-indexed; its factor needs `[t]` or a step",
+                        var.name
+                    ),
+                    "missing index",
+                    format!("write `{}[t] ~ …`", var.name),
+                )
+            }
+            (_, false) => {
+                return bad(
+                    self,
+                    Code::TimeIndexMismatch,
+                    format!("`{}` is static but its factor has a time index", var.name),
+                    "static variable",
+                    format!("write `{0} ~ …`, or declare `{0}[t]`", var.name),
+                )
+            }
+        };
+        // Duplicates: same block, variable and case.
+        if let Some(&(_, _, _, prev_span)) = seen
+            .iter()
+            .find(|(b, x, c, _)| *b == block && *x == v && *c == case)
+        {
+            self.err(
+                Diagnostic::new(
+                    Code::DuplicateFactor,
+                    format!("`{}` has two factors in {}", t.name.name, block.letter()),
+                )
+                .label(t.span, "second factor")
+                .label(prev_span, "first factor")
+                .help("each variable has one factor per block and time case"),
+            );
+            return None;
+        }
+        seen.push((block, v, case, s.span()));
+        Some(Pending {
+            block,
+            var: v,
+            case,
+            stmt: s,
+        })
+    }
+
+    fn define(&mut self, v: VarId, value: &ast::Expr, cx: Cx) -> Option<Expr> {
+        let e = self.expr(value, cx)?;
+        let var = self.var(v).clone();
+        if e.shape.numel() != var.ty.size() || e.shape.is_matrix() {
+            self.err(
+                Diagnostic::new(
+                    Code::DefinitionSize,
+                    format!(
+                        "`{}` is declared with size {}, its definition has size {}",
+                        var.name,
+                        var.ty.size(),
+                        e.shape
+                    ),
+                )
+                .label(value.span, format!("size {}", e.shape))
+                .help(
+                    "make the definition's size match the declaration, or change the declared size",
+                ),
+            );
+            return None;
+        }
+        Some(e)
+    }
+
+    fn dist(&mut self, v: VarId, block: Block, d: &ast::DistAst, cx: Cx) -> Option<Dist> {
+        let var = self.var(v).clone();
+        let family = match d.family.name.as_str() {
+            "Normal" => Family::Normal,
+            "Bernoulli" => Family::Bernoulli,
+            "Categorical" => Family::Categorical,
+            "Uniform" => Family::Uniform,
+            "Flat" => Family::Flat,
+            "TanhNormal" => Family::TanhNormal,
+            other => {
+                self.err(
+                    Diagnostic::new(
+                        Code::UnknownDistribution,
+                        format!("unknown distribution `{other}`"),
+                    )
+                    .label(d.family.span, "not a distribution")
+                    .help(
+                        "distributions: Normal, Bernoulli, Categorical, Uniform, Flat, TanhNormal",
+                    ),
+                );
+                return None;
+            }
+        };
+        let split = match &d.form {
+            None => false,
+            Some(f)
+                if f.name == "split" && matches!(family, Family::Normal | Family::TanhNormal) =>
+            {
+                true
+            }
+            Some(f) => {
+                self.err(
+                    Diagnostic::new(
+                        Code::UnknownDistribution,
+                        format!("`{}` has no form `{}`", family.name(), f.name),
+                    )
+                    .label(f.span, "unknown form")
+                    .help("only Normal and TanhNormal have `.split(head)`"),
+                );
+                return None;
+            }
+        };
+        self.support(&var, block, family, d.span)?;
+        let size = var.ty.size();
+        let mut pos = Vec::new();
+        let mut kws = Vec::new();
+        for a in &d.args {
+            match a {
+                Arg::Pos(e) => pos.push(e),
+                Arg::Kw(k) => kws.push(k),
+            }
+        }
+        let fam = family.name();
+        let arity = |ck: &mut Ck, want: &str| {
+            ck.err(
+                Diagnostic::new(
+                    Code::BadArguments,
+                    format!("`{fam}{}` takes {want}", if split { ".split" } else { "" }),
+                )
+                .label(d.span, "wrong arguments")
+                .help("see the distribution table in docs/language.md"),
+            );
+            None
+        };
+        if split {
+            let [head] = pos.as_slice() else {
+                return arity(
+                    self,
+                    "one head expression, then `scale = exp|softplus`, `min = …`",
+                );
+            };
+            let mut min = 0.0;
+            let mut exp = false;
+            for k in &kws {
+                match (k.name.name.as_str(), &k.value.kind) {
+                    ("min", _) => {
+                        let m = self.scalar_eval(&k.value)?;
+                        if m < 0.0 {
+                            self.err(
+                                Diagnostic::new(Code::BadValue, "the minimum scale must be ≥ 0")
+                                    .label(k.value.span, "negative")
+                                    .help("e.g. `min = 0.1` as in Dreamer"),
+                            );
+                            return None;
+                        }
+                        min = m;
+                    }
+                    ("scale", ast::ExprKind::Name(id))
+                        if id.name == "exp" || id.name == "softplus" =>
+                    {
+                        exp = id.name == "exp"
+                    }
+                    _ => {
+                        return arity(
+                            self,
+                            "one head expression, then `scale = exp|softplus`, `min = …`",
+                        )
+                    }
+                }
+            }
+            let h = self.expr(head, cx)?;
+            if h.shape.numel() != 2 * size || h.shape.is_matrix() {
+                self.err(Diagnostic::new(Code::SplitSize, format!("`{fam}.split` of `{}` (size {size}) needs a head of size {}, given {}", var.name, 2 * size, h.shape))
+                    .label(head.span, format!("size {}", h.shape))
+                    .help(format!("the head holds loc and scale side by side: make its output size 2·{size} = {}", 2 * size)));
+                return None;
+            }
+            let scale_fn = if exp {
+                ScaleFn::Exp { min }
+            } else {
+                ScaleFn::Softplus { min }
+            };
+            return Some(Dist {
+                family,
+                args: DistArgs::Split { head: h, scale_fn },
+            });
+        }
+        if !kws.is_empty() {
+            let k = kws[0];
+            self.err(
+                Diagnostic::new(
+                    Code::BadArguments,
+                    format!("`{fam}` takes no keyword `{}`", k.name.name),
+                )
+                .label(k.name.span, "unexpected keyword")
+                .help("pass parameters by position; keywords `scale` and `min` belong to `.split`"),
+            );
+            return None;
+        }
+        let want = match family {
+            Family::Normal | Family::TanhNormal | Family::Uniform => 2,
+            Family::Bernoulli | Family::Categorical => 1,
+            Family::Flat => 0,
+        };
+        if pos.len() != want {
+            return arity(
+                self,
+                match want {
+                    2 if family == Family::Uniform => "2 parameters (low, high)",
+                    2 => "2 parameters (loc, scale)",
+                    1 => "1 parameter (logits)",
+                    _ => "no parameters",
+                },
+            );
+        }
+        let mut ps = Vec::new();
+        for (i, e) in pos.iter().enumerate() {
+            let x = self.expr(e, cx);
+            let Some(x) = x else { continue };
+            let ok = (x.shape.numel() == size || x.shape.is_unit()) && !x.shape.is_matrix();
+            if !ok {
+                let pname = match (family, i) {
+                    (Family::Uniform, 0) => "low",
+                    (Family::Uniform, _) => "high",
+                    (Family::Bernoulli | Family::Categorical, _) => "logits",
+                    (_, 0) => "loc",
+                    _ => "scale",
+                };
+                self.err(Diagnostic::new(Code::DistParamSize, format!("`{}` has size {size}, but the {pname} of its {fam} has size {}", var.name, x.shape))
+                    .label(e.span, format!("size {}", x.shape))
+                    .help(format!("each parameter has the variable's size ({size}) or is a scalar that broadcasts")));
+                continue;
+            }
+            if let ast::ExprKind::Num(s) = e.kind {
+                if i == 1 && matches!(family, Family::Normal | Family::TanhNormal) && s <= 0.0 {
+                    self.err(
+                        Diagnostic::new(
+                            Code::BadValue,
+                            format!("the scale of a {fam} must be positive, given {s}"),
+                        )
+                        .label(e.span, "scale ≤ 0")
+                        .help("a standard deviation is > 0"),
+                    );
+                    continue;
+                }
+            }
+            ps.push(x);
+        }
+        if ps.len() != want {
+            return None;
+        }
+        if family == Family::Uniform {
+            if let (ExprKind::Num(lo), ExprKind::Num(hi)) = (&ps[0].kind, &ps[1].kind) {
+                if lo >= hi {
+                    self.err(
+                        Diagnostic::new(Code::BadValue, format!("Uniform({lo}, {hi}) is empty"))
+                            .label(d.span, "low ≥ high")
+                            .help("Uniform(low, high) needs low < high"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let mut it = ps.into_iter();
+        let args = match family {
+            Family::Normal | Family::TanhNormal => DistArgs::LocScale {
+                loc: it.next()?,
+                scale: it.next()?,
+            },
+            Family::Uniform => DistArgs::Bounds {
+                low: it.next()?,
+                high: it.next()?,
+            },
+            Family::Bernoulli | Family::Categorical => DistArgs::Logits(it.next()?),
+            Family::Flat => DistArgs::None,
+        };
+        Some(Dist { family, args })
+    }
+
+    /// Distribution support against the variable's type and role (`E070`, `E073`).
+    fn support(&mut self, var: &Var, block: Block, family: Family, span: Span) -> Option<()> {
+        let ok = match (family, var.ty) {
+            (
+                Family::Normal | Family::Uniform | Family::TanhNormal | Family::Flat,
+                VarType::Real { .. } | VarType::Unit { .. },
+            ) => true,
+            (Family::Bernoulli, VarType::Binary { .. }) => true,
+            (Family::Bernoulli, VarType::Unit { .. }) => var.role == Role::Observed,
+            (Family::Categorical, VarType::OneHot { .. }) => true,
+            _ => false,
+        };
+        if !ok {
+            let fits = match family {
+                Family::Bernoulli => {
+                    "`binary[D]` (or `unit[D]` for an observed variable with values in [0, 1])"
+                }
+                Family::Categorical => "`onehot[K]` or `onehot[G, K]`",
+                _ => "`real[D]` or `unit[D]`",
+            };
+            self.err(
+                Diagnostic::new(
+                    Code::SupportMismatch,
+                    format!(
+                        "a {} cannot generate the {} variable `{}`",
+                        family.name(),
+                        var.ty.keyword(),
+                        var.name
+                    ),
+                )
+                .label(
+                    span,
+                    format!(
+                        "support of {} does not match `{}`",
+                        family.name(),
+                        var.ty.keyword()
+                    ),
+                )
+                .help(format!("{} fits {fits}", family.name())),
+            );
+            return None;
+        }
+        if family == Family::Flat && (var.role == Role::Observed || block == Block::Q) {
+            self.err(Diagnostic::new(Code::ImproperLikelihood, if block == Block::Q { format!("q samples `{}` from the improper Flat distribution", var.name) } else { format!("the observed `{}` has an improper Flat likelihood", var.name) })
+                .label(span, "improper")
+                .help("Flat is only a prior of a latent (e.g. a MaxEnt RL action prior); give q or the likelihood a normalised distribution"));
+            return None;
+        }
+        Some(())
+    }
+}
+
+pub fn dist_reads(d: &Dist) -> Vec<Read> {
+    let mut out: Vec<Read> = Vec::new();
+    let exprs: Vec<&Expr> = match &d.args {
+        DistArgs::LocScale { loc, scale } => vec![loc, scale],
+        DistArgs::Split { head, .. } => vec![head],
+        DistArgs::Logits(l) => vec![l],
+        DistArgs::Bounds { low, high } => vec![low, high],
+        DistArgs::None => vec![],
+    };
+    for e in exprs {
+        for r in e.reads() {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,439 @@
+//! Whole-model rules, run after every factor is built: roles, time coverage, causality
+//! between blocks, acyclicity, KL support, estimator applicability, evidence, unused names.
+
+use super::env::{Ck, Sym};
+use crate::diag::{Code, Diagnostic};
+use crate::ir::*;
+use crate::span::Span;
+
+impl Ck {
+    pub fn roles(&mut self) {
+        for v in 0..self.model.vars.len() {
+            let var = self.model.vars[v].clone();
+            let span = self.spans.vars[v];
+            let p: Vec<&Factor> = self
+                .model
+                .factors
+                .iter()
+                .filter(|f| f.var == v && f.block == Block::P)
+                .collect();
+            let q: Vec<&Factor> = self
+                .model
+                .factors
+                .iter()
+                .filter(|f| f.var == v && f.block == Block::Q)
+                .collect();
+            let general_p = p
+                .iter()
+                .any(|f| matches!(f.case, TimeCase::From(_) | TimeCase::Static));
+            let mut errs = Vec::new();
+            match var.role {
+                Role::Observed if p.is_empty() => errs.push(Diagnostic::new(Code::ObservedWithoutP, format!("observed `{}` has no factor in p", var.name))
+                    .label(span, "no likelihood")
+                    .help(format!("give it a likelihood in p, e.g. `{}{} ~ Normal(…, 1)`; if it is an exogenous input the model conditions on, declare it `input`", var.name, if var.timed { "[t]" } else { "" }))),
+                Role::Latent if p.is_empty() => errs.push(Diagnostic::new(Code::LatentWithoutPrior, format!("latent `{}` has no factor in p", var.name))
+                    .label(span, "no prior")
+                    .help(format!("every latent needs a prior in p, e.g. `{}{} ~ Normal(0, 1)`", var.name, if var.timed { "[t]" } else { "" }))),
+                Role::State => {
+                    let defs: Vec<&Factor> = p.iter().chain(q.iter()).copied().collect();
+                    if defs.is_empty() {
+                        errs.push(Diagnostic::new(Code::StateUndefined, format!("state `{}` is never defined", var.name))
+                            .label(span, "no definition")
+                            .help(format!("define it with `=` in p (or in q, if only the posterior uses it): `{}{} = …`", var.name, if var.timed { "[t]" } else { "" })));
+                    } else if !p.is_empty() && !q.is_empty() {
+                        let qi = self.model.factors.iter().position(|f| f.var == v && f.block == Block::Q).unwrap_or(0);
+                        errs.push(Diagnostic::new(Code::FactorInWrongBlock, format!("state `{}` is defined in both p and q", var.name))
+                            .label(self.spans.factors[qi], "second definition in q")
+                            .help("define a shared deterministic state once, in p; q may read it"));
+                    }
+                }
+                _ => {}
+            }
+            let has_p_general = var.role != Role::State && !p.is_empty() && !general_p;
+            let defs_general = var.role == Role::State
+                && !(p.iter().chain(q.iter()))
+                    .any(|f| matches!(f.case, TimeCase::From(_) | TimeCase::Static));
+            if var.timed && (has_p_general || (defs_general && !(p.is_empty() && q.is_empty()))) {
+                let last = p
+                    .iter()
+                    .chain(q.iter())
+                    .filter_map(|f| {
+                        if let TimeCase::At(k) = f.case {
+                            Some(k)
+                        } else {
+                            None
+                        }
+                    })
+                    .max()
+                    .unwrap_or(0);
+                errs.push(
+                    Diagnostic::new(
+                        Code::BadBaseCase,
+                        format!("`{}` is defined only at steps 1..{last}", var.name),
+                    )
+                    .label(span, "no general case")
+                    .help(format!(
+                        "add the general case `{}[t] {} …` for the steps after the base cases",
+                        var.name,
+                        if var.role == Role::State { "=" } else { "~" }
+                    )),
+                );
+            }
+            for e in errs {
+                self.err(e);
+            }
+        }
+    }
+
+    /// Lags must be covered by a base case or an `init` (`E032`); `p` must not read a
+    /// state defined only in `q` (`E027`).
+    pub fn time_coverage(&mut self) {
+        let mut errs = Vec::new();
+        let users: Vec<(Option<Block>, TimeCase, Vec<Read>, Span)> = self
+            .model
+            .factors
+            .iter()
+            .zip(&self.spans.factors)
+            .map(|(f, s)| (Some(f.block), f.case, f.parents.clone(), *s))
+            .chain(
+                self.model
+                    .optimality
+                    .iter()
+                    .zip(&self.spans.optimality)
+                    .map(|(o, s)| {
+                        (
+                            None,
+                            if o.timed {
+                                TimeCase::From(1)
+                            } else {
+                                TimeCase::Static
+                            },
+                            o.parents.clone(),
+                            *s,
+                        )
+                    }),
+            )
+            .collect();
+        for (block, case, reads, span) in users {
+            for r in reads {
+                let var = &self.model.vars[r.var];
+                let needed: Vec<i64> = match (r.time, case) {
+                    (TimeRef::Lag(k), TimeCase::From(start)) => {
+                        (i64::from(start) - i64::from(k)..=0).collect()
+                    }
+                    (TimeRef::Step(s), _) if s <= 0 => vec![s],
+                    _ => vec![],
+                };
+                for s in needed {
+                    if !self
+                        .model
+                        .inits
+                        .iter()
+                        .any(|i| i.var == r.var && i.step == s)
+                    {
+                        let at = match case {
+                            TimeCase::From(start) => {
+                                format!("at t = {start} it reads `{}[{s}]`", var.name)
+                            }
+                            _ => format!("it reads `{}[{s}]`", var.name),
+                        };
+                        errs.push(Diagnostic::new(Code::MissingBaseCase, format!("a lag reaches before the sequence starts: {at}"))
+                            .label(span, "this factor")
+                            .help(format!("add `init {}[{s}] = …` (e.g. `= 0`), or a base case `[1] ~ …` for the reading variable so its general case starts later", var.name)));
+                        break;
+                    }
+                }
+                if block == Some(Block::P) && var.role == Role::State {
+                    let in_q = self
+                        .model
+                        .factors
+                        .iter()
+                        .any(|f| f.var == r.var && f.block == Block::Q);
+                    let in_p = self
+                        .model
+                        .factors
+                        .iter()
+                        .any(|f| f.var == r.var && f.block == Block::P);
+                    if in_q && !in_p {
+                        errs.push(Diagnostic::new(Code::FactorInWrongBlock, format!("p reads `{}`, a state defined in q", var.name))
+                            .label(span, "this p factor")
+                            .help("the generative model cannot depend on the posterior; define the state in p if both need it"));
+                    }
+                }
+            }
+        }
+        for e in errs {
+            self.err(e);
+        }
+    }
+
+    /// Acyclicity within a time step: in p (`E040`) and in the sampling order of q, where
+    /// latents without a q factor are drawn from p (`E041`).
+    pub fn cycles(&mut self) {
+        let n = self.model.vars.len();
+        for block in [Block::P, Block::Q] {
+            let mut edges: Vec<Vec<(usize, usize)>> = vec![vec![]; n];
+            for (fi, f) in self.model.factors.iter().enumerate() {
+                let included = f.block == block
+                    || (block == Block::Q
+                        && f.block == Block::P
+                        && !self.model.has_q(f.var)
+                        && self.model.vars[f.var].role != Role::Observed);
+                if !included {
+                    continue;
+                }
+                for r in &f.parents {
+                    let same_step = match (r.time, f.case) {
+                        (TimeRef::Lag(0), _) | (TimeRef::Static, _) => true,
+                        (TimeRef::Step(s), TimeCase::At(k)) => s == i64::from(k),
+                        _ => false,
+                    };
+                    let generated = self
+                        .model
+                        .factors
+                        .iter()
+                        .any(|g| g.var == r.var && (g.block == block || block == Block::Q));
+                    if same_step
+                        && generated
+                        && matches!(
+                            self.model.vars[r.var].role,
+                            Role::Latent | Role::State | Role::Observed
+                        )
+                    {
+                        edges[r.var].push((f.var, fi));
+                    }
+                }
+            }
+            if let Some((v, fi)) = find_cycle(&edges) {
+                let name = self.model.vars[v].name.clone();
+                let (code, which) = if block == Block::P {
+                    (Code::CycleInP, "p")
+                } else {
+                    (Code::CycleInQ, "q")
+                };
+                self.err(Diagnostic::new(code, format!("`{name}` depends on itself within one time step in {which}"))
+                    .label(self.spans.factors[fi], "part of the cycle")
+                    .help("within a step, factors must form a DAG: read one of the variables at the previous step (`x[t-1]`) instead"));
+                if block == Block::P {
+                    // A p cycle usually also shows up in q's sampling order; report it once.
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Support of q inside support of p (`E072`) and estimator applicability (`E074`).
+    pub fn supports(&mut self) {
+        let mut errs = Vec::new();
+        for (qi, qf) in self
+            .model
+            .factors
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.block == Block::Q)
+        {
+            let FactorBody::Sample(qd) = &qf.body else {
+                continue;
+            };
+            for pf in self
+                .model
+                .factors
+                .iter()
+                .filter(|f| f.block == Block::P && f.var == qf.var && overlaps(f.case, qf.case))
+            {
+                let FactorBody::Sample(pd) = &pf.body else {
+                    continue;
+                };
+                if let Some(why) = kl_infinite(qd, pd) {
+                    let name = &self.model.vars[qf.var].name;
+                    errs.push(Diagnostic::new(Code::InfiniteKl, format!("KL(q ‖ p) for `{name}` is infinite: {why}"))
+                        .label(self.spans.factors[qi], format!("q is {}", qd.family.name()))
+                        .help("q must put no mass where p has none: use a q with bounded support (TanhNormal, Uniform) under a bounded prior, or widen the prior"));
+                }
+            }
+        }
+        for (v, var) in self.model.vars.iter().enumerate() {
+            let Some(est) = var.estimator else { continue };
+            let ok = match est {
+                Estimator::Reparam => !var.ty.is_discrete(),
+                Estimator::StraightThrough | Estimator::Enumerate => var.ty.is_discrete(),
+                Estimator::ScoreFunction => true,
+            };
+            let latent = var.role == Role::Latent;
+            if !ok || !latent {
+                errs.push(Diagnostic::new(Code::EstimatorMismatch, if latent { format!("`{}` cannot be estimated by {} — it is {}", var.name, est.keyword(), if var.ty.is_discrete() { "discrete" } else { "continuous" }) } else { format!("`{}` is {} and is not integrated, so it has no estimator", var.name, var.role.keyword()) })
+                    .label(self.spans.vars[v], format!("via {}", est.keyword()))
+                    .help("reparam fits continuous latents; enumerate and straight_through fit discrete ones; score_function fits any"));
+            }
+        }
+        for e in errs {
+            self.err(e);
+        }
+    }
+
+    pub fn evidence(&mut self) {
+        let has_obs = self.model.vars.iter().any(|v| v.role == Role::Observed);
+        if !has_obs && self.model.optimality.is_empty() {
+            self.err(Diagnostic::new(Code::NoEvidence, format!("model `{}` has no observed variable and no optimality variable", self.model.name))
+                .label(Span::new(self.spans.model.lo, self.spans.model.lo + 5), "nothing to condition on")
+                .help("declare data with `observed`, or evidence of optimality with `optimality O[t] : reward = …`"));
+        }
+    }
+
+    pub fn unused(&mut self) {
+        let mut warns = Vec::new();
+        let read_vars: std::collections::HashSet<VarId> = self
+            .model
+            .factors
+            .iter()
+            .flat_map(|f| f.parents.iter().map(|r| r.var))
+            .chain(
+                self.model
+                    .optimality
+                    .iter()
+                    .flat_map(|o| o.parents.iter().map(|r| r.var)),
+            )
+            .collect();
+        let mut decls: Vec<(Sym, String, Span)> = Vec::new();
+        for (i, d) in self.model.dims.iter().enumerate() {
+            decls.push((Sym::Dim(i), d.name.clone(), self.dim_spans[i]));
+        }
+        for (i, c) in self.model.consts.iter().enumerate() {
+            decls.push((Sym::Const(i), c.name.clone(), self.const_spans[i]));
+        }
+        for (i, p) in self.model.params.iter().enumerate() {
+            decls.push((Sym::Param(i), p.name.clone(), self.spans.params[i]));
+        }
+        for (i, n) in self.model.nets.iter().enumerate() {
+            decls.push((Sym::Net(i), n.name.clone(), self.spans.nets[i]));
+        }
+        for (sym, name, span) in decls {
+            if !self.used.contains(&sym) {
+                warns.push(
+                    Diagnostic::new(
+                        Code::Unused,
+                        format!(
+                            "{} `{name}` is never used",
+                            sym.describe()
+                                .trim_start_matches("a ")
+                                .trim_start_matches("an ")
+                        ),
+                    )
+                    .label(span, "unused")
+                    .help("remove it, or prefix the name with `_` to keep it"),
+                );
+            }
+        }
+        for (v, var) in self.model.vars.iter().enumerate() {
+            let unused = match var.role {
+                Role::Input | Role::State => !read_vars.contains(&v),
+                Role::Latent => !read_vars.contains(&v),
+                Role::Observed => false,
+            };
+            if unused && !var.name.starts_with('_') {
+                let (code, what) = if var.role == Role::Latent {
+                    (
+                        Code::NeverInferred,
+                        format!(
+                            "latent `{}` is read by no factor: it only adds its own KL term",
+                            var.name
+                        ),
+                    )
+                } else {
+                    (
+                        Code::Unused,
+                        format!("{} `{}` is never read", var.role.keyword(), var.name),
+                    )
+                };
+                warns.push(
+                    Diagnostic::new(code, what)
+                        .label(self.spans.vars[v], "never read")
+                        .help("remove it, use it in a factor, or prefix the name with `_`"),
+                );
+            }
+        }
+        for w in warns.into_iter().filter(|w| !w.message.contains("`_")) {
+            self.err(w);
+        }
+    }
+}
+
+fn overlaps(a: TimeCase, b: TimeCase) -> bool {
+    match (a, b) {
+        (TimeCase::Static, TimeCase::Static) => true,
+        (TimeCase::At(x), TimeCase::At(y)) => x == y,
+        (TimeCase::At(x), TimeCase::From(k)) | (TimeCase::From(k), TimeCase::At(x)) => x >= k,
+        (TimeCase::From(_), TimeCase::From(_)) => true,
+        _ => false,
+    }
+}
+
+fn constant(e: &Expr) -> Option<f64> {
+    match e.kind {
+        ExprKind::Num(v) => Some(v),
+        ExprKind::Unary {
+            op: UnOp::Neg,
+            ref arg,
+        } => constant(arg).map(|v| -v),
+        _ => None,
+    }
+}
+
+/// Why KL(q ‖ p) is +∞ for every parameter value, if it is.
+fn kl_infinite(q: &Dist, p: &Dist) -> Option<String> {
+    let bounded = |d: &Dist| -> Option<(Option<f64>, Option<f64>)> {
+        match (&d.family, &d.args) {
+            (Family::Uniform, DistArgs::Bounds { low, high }) => {
+                Some((constant(low), constant(high)))
+            }
+            (Family::TanhNormal, _) => Some((Some(-1.0), Some(1.0))),
+            _ => None,
+        }
+    };
+    let unbounded = |d: &Dist| matches!(d.family, Family::Normal | Family::Flat);
+    match (bounded(q), bounded(p)) {
+        (None, Some(_)) if unbounded(q) => Some(format!(
+            "q is a {} on all of ℝ, p is a {} on an interval",
+            q.family.name(),
+            p.family.name()
+        )),
+        (Some((ql, qh)), Some((pl, ph))) => {
+            let out_low = matches!((ql, pl), (Some(a), Some(b)) if a < b);
+            let out_high = matches!((qh, ph), (Some(a), Some(b)) if a > b);
+            (out_low || out_high).then(|| "q's interval is not inside p's".to_string())
+        }
+        _ => None,
+    }
+}
+
+/// A cycle in a graph given as adjacency lists of (target, factor); returns a node on it
+/// and the factor of the edge that closes it.
+fn find_cycle(edges: &[Vec<(usize, usize)>]) -> Option<(usize, usize)> {
+    let n = edges.len();
+    let mut state = vec![0u8; n]; // 0 new, 1 on stack, 2 done
+    for root in 0..n {
+        if state[root] != 0 {
+            continue;
+        }
+        let mut stack = vec![(root, 0usize)];
+        state[root] = 1;
+        while let Some(&mut (v, ref mut i)) = stack.last_mut() {
+            if *i < edges[v].len() {
+                let (w, f) = edges[v][*i];
+                *i += 1;
+                match state[w] {
+                    1 => return Some((w, f)),
+                    0 => {
+                        state[w] = 1;
+                        stack.push((w, 0));
+                    }
+                    _ => {}
+                }
+            } else {
+                state[v] = 2;
+                stack.pop();
+            }
+        }
+    }
+    None
+}

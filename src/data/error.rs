@@ -1,0 +1,246 @@
+//! Data-layer errors. Every fault in a data file is reported as a [`DataError`]
+//! value; the loader never panics on bad input.
+//!
+//! Each variant carries a stable code (`vic::E101` …), the path of the file, the
+//! array (variable) name where one is involved, a message (the `Display` impl)
+//! and a one-line help ([`DataError::help`]).
+
+use std::path::PathBuf;
+
+/// A fault found while loading or validating a data file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DataError {
+    /// `vic::E101`: the file does not exist or cannot be read.
+    #[error("cannot read data file `{}`: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
+
+    /// `vic::E102`: the bytes are not a valid `.npz` / `.npy` / `.csv` file
+    /// (truncated, garbage, unknown extension).
+    #[error("`{}` is not a valid {format} file: {reason}", path.display())]
+    InvalidFormat {
+        path: PathBuf,
+        format: String,
+        /// The array inside an `.npz` archive, when the fault is in one of them.
+        array: Option<String>,
+        reason: String,
+    },
+
+    /// `vic::E103`: an observed variable has no array in the file.
+    #[error("`{}`: no array `{array}` for observed variable `{array}` (found: {found})", path.display())]
+    MissingArray {
+        path: PathBuf,
+        array: String,
+        found: String,
+    },
+
+    /// `vic::E104`: the array has too few axes.
+    #[error("`{}`: array `{array}` has shape {shape:?} (rank {}), expected {expected}", path.display(), shape.len())]
+    WrongRank {
+        path: PathBuf,
+        array: String,
+        shape: Vec<usize>,
+        expected: String,
+    },
+
+    /// `vic::E105`: the trailing (feature) dimensions do not flatten to the declared size.
+    #[error("`{}`: array `{array}` has shape {shape:?}; its feature dims flatten to {found}, but the variable is declared with size {expected}", path.display())]
+    FeatureSize {
+        path: PathBuf,
+        array: String,
+        shape: Vec<usize>,
+        expected: usize,
+        found: usize,
+    },
+
+    /// `vic::E106`: arrays disagree on the number of rows N.
+    #[error("`{}`: array `{array}` has N = {found} rows, but `{reference}` has N = {expected}", path.display())]
+    NMismatch {
+        path: PathBuf,
+        array: String,
+        found: usize,
+        reference: String,
+        expected: usize,
+    },
+
+    /// `vic::E107`: time-indexed arrays disagree on the sequence length T.
+    #[error("`{}`: array `{array}` has T = {found} steps, but `{reference}` has T = {expected}", path.display())]
+    TMismatch {
+        path: PathBuf,
+        array: String,
+        found: usize,
+        reference: String,
+        expected: usize,
+    },
+
+    /// `vic::E108`: sequences are shorter than the model's time lags require.
+    #[error("`{}`: array `{array}` has T = {found} steps, but the model needs at least {min_len}", path.display())]
+    TooShort {
+        path: PathBuf,
+        array: String,
+        found: usize,
+        min_len: usize,
+    },
+
+    /// `vic::E109`: a NaN or infinite value.
+    #[error("`{}`: array `{array}` contains {value} at index {index:?} (first non-finite value)", path.display())]
+    NonFinite {
+        path: PathBuf,
+        array: String,
+        /// Multi-index into the array as stored in the file.
+        index: Vec<usize>,
+        value: String,
+    },
+
+    /// `vic::E110`: an element type the loader cannot convert to f32.
+    #[error("`{}`: array `{array}` has unsupported dtype {dtype}", path.display())]
+    UnsupportedDtype {
+        path: PathBuf,
+        array: String,
+        dtype: String,
+    },
+
+    /// `vic::E111`: a value outside the support of the variable's distribution.
+    #[error("`{}`: array `{array}`: {detail} at index {index:?}", path.display())]
+    OutOfSupport {
+        path: PathBuf,
+        array: String,
+        index: Vec<usize>,
+        detail: String,
+    },
+
+    /// `vic::E112`: the mask has the wrong shape or values other than 0/1.
+    #[error("`{}`: bad `mask`: {detail}", path.display())]
+    BadMask { path: PathBuf, detail: String },
+
+    /// `vic::E113`: a mask row with no observed step.
+    #[error("`{}`: `mask` row {row} is all zeros (sequence {row} has no observed step)", path.display())]
+    EmptyMaskRow { path: PathBuf, row: usize },
+
+    /// `vic::E114`: the dataset has no rows.
+    #[error("`{}`: the dataset is empty ({detail})", path.display())]
+    EmptyDataset { path: PathBuf, detail: String },
+
+    /// `vic::E115`: a CSV row with a different number of cells than the header.
+    #[error("`{}`: line {line} has {found} cells, but the header has {expected}", path.display())]
+    CsvRagged {
+        path: PathBuf,
+        line: usize,
+        found: usize,
+        expected: usize,
+    },
+
+    /// `vic::E116`: a CSV cell that is not a number.
+    #[error("`{}`: line {line}, column `{column}`: cannot parse {cell:?} as a number", path.display())]
+    CsvNonNumeric {
+        path: PathBuf,
+        line: usize,
+        column: String,
+        cell: String,
+    },
+}
+
+impl DataError {
+    /// The stable diagnostic code, e.g. `"vic::E105"`.
+    pub fn code(&self) -> &'static str {
+        use DataError::*;
+        match self {
+            Unreadable { .. } => "vic::E101",
+            InvalidFormat { .. } => "vic::E102",
+            MissingArray { .. } => "vic::E103",
+            WrongRank { .. } => "vic::E104",
+            FeatureSize { .. } => "vic::E105",
+            NMismatch { .. } => "vic::E106",
+            TMismatch { .. } => "vic::E107",
+            TooShort { .. } => "vic::E108",
+            NonFinite { .. } => "vic::E109",
+            UnsupportedDtype { .. } => "vic::E110",
+            OutOfSupport { .. } => "vic::E111",
+            BadMask { .. } => "vic::E112",
+            EmptyMaskRow { .. } => "vic::E113",
+            EmptyDataset { .. } => "vic::E114",
+            CsvRagged { .. } => "vic::E115",
+            CsvNonNumeric { .. } => "vic::E116",
+        }
+    }
+
+    /// A one-line hint on how to fix the fault.
+    pub fn help(&self) -> &'static str {
+        use DataError::*;
+        match self {
+            Unreadable { .. } => "check the path passed with --data (relative paths are resolved against the current directory)",
+            InvalidFormat { .. } => "the file may be truncated or not what its extension says; re-export it with numpy.savez / numpy.save / a CSV writer (supported: .npz, .npy, .csv)",
+            MissingArray { .. } => "name each array after the observed variable it holds (numpy.savez(path, x=..., y=...)); CSV columns are `x` or `x.0`..`x.{D-1}`",
+            WrongRank { .. } => "static variables need shape (N, dims...) and time-indexed ones (N, T, dims...); add the missing axis (e.g. x[..., None])",
+            FeatureSize { .. } => "the trailing dims must multiply to the size declared in the model (e.g. a 64-dim variable as (N, 64) or (N, 8, 8)); check the declaration and whether the variable is time-indexed",
+            NMismatch { .. } => "every array must have the same number of rows (first axis)",
+            TMismatch { .. } => "pad time-indexed arrays to a common length T and pass a `mask` array of shape (N, T)",
+            TooShort { .. } => "the model's time lags need longer sequences; use longer trajectories or reduce the lags",
+            NonFinite { .. } => "remove or impute NaN/Inf values; for padding in ragged sequences set `mask` to 0 at those steps",
+            UnsupportedDtype { .. } => "convert the array to float32/float64/int/uint8/bool before saving (e.g. x.astype(numpy.float32))",
+            OutOfSupport { .. } => "binary variables take 0/1, unit variables values in [0, 1], one-hot variables exactly one 1 per group; rescale or change the variable's distribution",
+            BadMask { .. } => "`mask` must have shape (N, T) matching the time-indexed arrays, with 0/1 or bool values",
+            EmptyMaskRow { .. } => "drop sequences with no observed step, or set at least one mask entry of the row to 1",
+            EmptyDataset { .. } => "the file must contain at least one row (N >= 1)",
+            CsvRagged { .. } => "every CSV line must have one cell per header column",
+            CsvNonNumeric { .. } => "CSV cells must be numbers (e.g. 0.5, -1, 1e-3, nan); encode categories as integers or one-hot columns",
+        }
+    }
+
+    /// The file the fault was found in.
+    pub fn path(&self) -> &std::path::Path {
+        use DataError::*;
+        match self {
+            Unreadable { path, .. }
+            | InvalidFormat { path, .. }
+            | MissingArray { path, .. }
+            | WrongRank { path, .. }
+            | FeatureSize { path, .. }
+            | NMismatch { path, .. }
+            | TMismatch { path, .. }
+            | TooShort { path, .. }
+            | NonFinite { path, .. }
+            | UnsupportedDtype { path, .. }
+            | OutOfSupport { path, .. }
+            | BadMask { path, .. }
+            | EmptyMaskRow { path, .. }
+            | EmptyDataset { path, .. }
+            | CsvRagged { path, .. }
+            | CsvNonNumeric { path, .. } => path,
+        }
+    }
+
+    /// The array (variable, or CSV column) involved, where there is one.
+    pub fn array(&self) -> Option<&str> {
+        use DataError::*;
+        match self {
+            InvalidFormat { array, .. } => array.as_deref(),
+            MissingArray { array, .. }
+            | WrongRank { array, .. }
+            | FeatureSize { array, .. }
+            | NMismatch { array, .. }
+            | TMismatch { array, .. }
+            | TooShort { array, .. }
+            | NonFinite { array, .. }
+            | UnsupportedDtype { array, .. }
+            | OutOfSupport { array, .. } => Some(array),
+            CsvNonNumeric { column, .. } => Some(column),
+            BadMask { .. } | EmptyMaskRow { .. } => Some("mask"),
+            Unreadable { .. } | EmptyDataset { .. } | CsvRagged { .. } => None,
+        }
+    }
+
+    /// The 1-based line number, for CSV faults.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            DataError::CsvRagged { line, .. } | DataError::CsvNonNumeric { line, .. } => {
+                Some(*line)
+            }
+            _ => None,
+        }
+    }
+
+    /// `[vic::E105] <message>\n  help: <help>`, for plain-text reports.
+    pub fn report(&self) -> String {
+        format!("[{}] {}\n  help: {}", self.code(), self, self.help())
+    }
+}

@@ -1,0 +1,255 @@
+//! File readers: `.npz`, `.npy` and `.csv` into [`RawArray`]s (f32, row-major,
+//! shape as stored). No validation against the model happens here.
+
+use super::error::DataError;
+use super::RawArray;
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadNpzError, ReadableElement};
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::Path;
+
+/// Reads the whole file, mapping I/O faults to `E101`.
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|e| DataError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn to_raw<T: Copy>(a: ArrayD<T>, f: impl Fn(T) -> f32, dtype: &str) -> RawArray {
+    RawArray {
+        shape: a.shape().to_vec(),
+        data: a.iter().map(|&v| f(v)).collect(),
+        dtype: dtype.to_string(),
+    }
+}
+
+/// Outcome of one typed attempt at decoding an `.npy` stream.
+enum Attempt {
+    Ok(RawArray),
+    /// The stored dtype is none of the supported ones; the descriptor is attached.
+    WrongType(String),
+    /// The stream is broken.
+    Broken(String),
+}
+
+/// Where an `.npy` stream comes from: an in-memory `.npy` file or an npz member.
+enum Src<'a, 'b> {
+    Bytes(&'b [u8]),
+    Npz(&'a mut ndarray_npy::NpzReader<Cursor<&'b [u8]>>, &'a str),
+}
+
+impl Src<'_, '_> {
+    fn read<T: ReadableElement + Copy>(&mut self, f: impl Fn(T) -> f32, dtype: &str) -> Attempt {
+        let res: Result<ArrayD<T>, ReadNpyError> = match self {
+            Src::Bytes(b) => ArrayD::<T>::read_npy(Cursor::new(*b)),
+            Src::Npz(npz, entry) => match npz.by_name::<ndarray::OwnedRepr<T>, IxDyn>(entry) {
+                Ok(a) => Ok(a),
+                Err(ReadNpzError::Npy(e)) => Err(e),
+                Err(e) => return Attempt::Broken(e.to_string()),
+            },
+        };
+        match res {
+            Ok(a) => Attempt::Ok(to_raw(a, f, dtype)),
+            Err(ReadNpyError::WrongDescriptor(d)) => Attempt::WrongType(d.to_string()),
+            Err(e) => Attempt::Broken(e.to_string()),
+        }
+    }
+}
+
+/// Tries each supported element type in turn.
+fn decode_any(mut src: Src<'_, '_>) -> Attempt {
+    macro_rules! try_type {
+        ($t:ty, $f:expr, $name:expr) => {{
+            match src.read::<$t>($f, $name) {
+                Attempt::WrongType(_) => {}
+                other => return other,
+            }
+        }};
+    }
+    try_type!(f32, |v| v, "float32");
+    try_type!(f64, |v| v as f32, "float64");
+    try_type!(i64, |v| v as f32, "int64");
+    try_type!(i32, |v| v as f32, "int32");
+    try_type!(i16, |v| v as f32, "int16");
+    try_type!(i8, |v| v as f32, "int8");
+    try_type!(u8, |v| v as f32, "uint8");
+    try_type!(u16, |v| v as f32, "uint16");
+    try_type!(u32, |v| v as f32, "uint32");
+    try_type!(u64, |v| v as f32, "uint64");
+    // Last candidate: its `WrongType` carries the stored descriptor for the report.
+    src.read::<bool>(|v| if v { 1.0 } else { 0.0 }, "bool")
+}
+
+/// Guards against headers declaring absurd shapes (which would make the npy reader
+/// try to allocate them): the element count may not exceed the byte count.
+fn check_npy_header_size(bytes: &[u8]) -> Result<(), String> {
+    let head = &bytes[..bytes.len().min(65_536)];
+    let text = String::from_utf8_lossy(head);
+    if let Some(start) = text.find("'shape':") {
+        let rest = &text[start + 8..];
+        if let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) {
+            if open < close {
+                let mut count: u128 = 1;
+                for part in rest[open + 1..close].split(',') {
+                    let p = part.trim().trim_end_matches('L');
+                    if p.is_empty() {
+                        continue;
+                    }
+                    let d: u128 = p.parse().map_err(|_| format!("bad shape entry {p:?}"))?;
+                    count = count.saturating_mul(d);
+                }
+                if count > bytes.len() as u128 {
+                    return Err(format!(
+                        "header declares {count} elements but the file has only {} bytes (truncated?)",
+                        bytes.len()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finish(path: &Path, array: &str, format: &str, a: Attempt) -> Result<RawArray, DataError> {
+    match a {
+        Attempt::Ok(r) => Ok(r),
+        Attempt::WrongType(dtype) => Err(DataError::UnsupportedDtype {
+            path: path.to_path_buf(),
+            array: array.to_string(),
+            dtype,
+        }),
+        Attempt::Broken(reason) => Err(DataError::InvalidFormat {
+            path: path.to_path_buf(),
+            format: format.to_string(),
+            array: Some(array.to_string()).filter(|s| !s.is_empty()),
+            reason,
+        }),
+    }
+}
+
+/// Reads a single `.npy` array.
+pub(crate) fn read_npy(path: &Path, bytes: &[u8], name: &str) -> Result<RawArray, DataError> {
+    if let Err(reason) = check_npy_header_size(bytes) {
+        return Err(DataError::InvalidFormat {
+            path: path.to_path_buf(),
+            format: "npy".into(),
+            array: None,
+            reason,
+        });
+    }
+    finish(path, name, "npy", decode_any(Src::Bytes(bytes)))
+}
+
+/// Reads every array of an `.npz` archive. Arrays of the names in `strict` must decode;
+/// others with an unsupported dtype are skipped (they are extras nobody asked for).
+pub(crate) fn read_npz(
+    path: &Path,
+    bytes: &[u8],
+    strict: &[&str],
+) -> Result<BTreeMap<String, RawArray>, DataError> {
+    let invalid = |array: Option<String>, reason: String| DataError::InvalidFormat {
+        path: path.to_path_buf(),
+        format: "npz".into(),
+        array,
+        reason,
+    };
+    let mut npz = ndarray_npy::NpzReader::new(Cursor::new(bytes))
+        .map_err(|e| invalid(None, e.to_string()))?;
+    let entries = npz.names().map_err(|e| invalid(None, e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        let name = entry.strip_suffix(".npy").unwrap_or(&entry).to_string();
+        match finish(path, &name, "npz", decode_any(Src::Npz(&mut npz, &entry))) {
+            Ok(a) => {
+                out.insert(name, a);
+            }
+            Err(DataError::UnsupportedDtype { .. }) if !strict.contains(&name.as_str()) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+fn unquote(cell: &str) -> &str {
+    let c = cell.trim();
+    if c.len() >= 2
+        && ((c.starts_with('"') && c.ends_with('"')) || (c.starts_with('\'') && c.ends_with('\'')))
+    {
+        c[1..c.len() - 1].trim()
+    } else {
+        c
+    }
+}
+
+/// A parsed CSV file: column names (header order) and one `Vec` per column.
+pub(crate) struct Csv {
+    pub columns: Vec<String>,
+    pub values: Vec<Vec<f32>>,
+    pub rows: usize,
+}
+
+/// Parses a comma-separated file with a header row. Blank lines are skipped;
+/// cells may be quoted; `nan`/`inf` parse (and are rejected later as non-finite).
+pub(crate) fn read_csv(path: &Path, bytes: &[u8]) -> Result<Csv, DataError> {
+    let invalid = |reason: String| DataError::InvalidFormat {
+        path: path.to_path_buf(),
+        format: "csv".into(),
+        array: None,
+        reason,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8 text ({e})")))?;
+    if text.contains('\0') {
+        return Err(invalid("contains NUL bytes (binary data?)".into()));
+    }
+    let mut lines = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| invalid("no header row (empty file)".into()))?;
+    let columns: Vec<String> = header.split(',').map(|c| unquote(c).to_string()).collect();
+    for (i, c) in columns.iter().enumerate() {
+        if c.is_empty() {
+            return Err(invalid(format!(
+                "header column {} has an empty name",
+                i + 1
+            )));
+        }
+        if columns[..i].contains(c) {
+            return Err(invalid(format!("header names column `{c}` twice")));
+        }
+    }
+    let mut values = vec![Vec::new(); columns.len()];
+    let mut rows = 0;
+    for (line, l) in lines {
+        let cells: Vec<&str> = l.split(',').collect();
+        if cells.len() != columns.len() {
+            return Err(DataError::CsvRagged {
+                path: path.to_path_buf(),
+                line,
+                found: cells.len(),
+                expected: columns.len(),
+            });
+        }
+        for (j, cell) in cells.iter().enumerate() {
+            let c = unquote(cell);
+            let v: f32 = c.parse().map_err(|_| DataError::CsvNonNumeric {
+                path: path.to_path_buf(),
+                line,
+                column: columns[j].clone(),
+                cell: c.to_string(),
+            })?;
+            values[j].push(v);
+        }
+        rows += 1;
+    }
+    Ok(Csv {
+        columns,
+        values,
+        rows,
+    })
+}

@@ -1,0 +1,92 @@
+//! The stable diagnostic codes. A code is never reused for a different fault; every
+//! code has an entry in `docs/errors.md` and a fixture in `tests/fixtures/errors/`.
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $title:literal;)*) => {
+        /// A stable diagnostic code, printed as `vic::E0nn` / `vic::W0nn`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+            /// `vic::E010`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => concat!("vic::", $code)),* }
+            }
+            /// One line saying what the code is about.
+            pub fn title(self) -> &'static str {
+                match self { $(Code::$variant => $title),* }
+            }
+            pub fn is_warning(self) -> bool {
+                self.as_str().starts_with("vic::W")
+            }
+        }
+    };
+}
+
+codes! {
+    // syntax
+    Syntax = "E001", "syntax error";
+    TooDeep = "E002", "expression nested too deeply";
+    BadNumber = "E003", "number literal out of range";
+    // names
+    UnknownName = "E010", "unknown name";
+    Duplicate = "E011", "duplicate declaration";
+    UnknownFunction = "E012", "unknown function";
+    UnknownDistribution = "E013", "unknown distribution or form";
+    UnknownNetKind = "E014", "unknown net kind or net option";
+    UnknownEstimator = "E015", "unknown estimator";
+    WrongKind = "E016", "name used as the wrong kind of thing";
+    BadArguments = "E017", "wrong number or kind of arguments";
+    MultipleModelParts = "E018", "block declared twice";
+    // roles and factors
+    ObservedWithoutP = "E020", "observed variable without a p factor";
+    ObservedInQ = "E021", "observed variable with a q factor";
+    LatentWithoutPrior = "E022", "latent variable without a p factor";
+    DuplicateFactor = "E023", "two factors for the same variable and time case";
+    InputWithFactor = "E024", "input variable with a factor";
+    SampleVsAssign = "E025", "sampled deterministic node or assigned random variable";
+    StateUndefined = "E026", "deterministic state without a definition";
+    FactorInWrongBlock = "E027", "factor in a block that may not define it";
+    // time
+    TimeIndexMismatch = "E030", "time index on a static variable, or missing on a timed one";
+    FutureInP = "E031", "the generative model reads the future";
+    MissingBaseCase = "E032", "a lag reaches before the start of the sequence";
+    FutureInQ = "E033", "a filtering posterior reads the future";
+    BadBaseCase = "E034", "base cases must be contiguous from t = 1";
+    BadInit = "E035", "init on a static variable or at t ≥ 1";
+    StaticReadsTimed = "E036", "static factor reads a time-indexed variable";
+    BadSequenceRead = "E037", "whole-sequence read outside a net over time";
+    // graph
+    CycleInP = "E040", "cycle in p within a time step";
+    CycleInQ = "E041", "cycle in q within a time step";
+    // dimensions
+    DimMismatch = "E050", "operand sizes do not match";
+    NetInputSize = "E051", "net input size does not match its arguments";
+    DistParamSize = "E052", "distribution parameter size does not match the variable";
+    MatMulShape = "E053", "matrix product shapes do not match";
+    SplitSize = "E054", "split input is not twice the variable size";
+    BadDim = "E055", "dimension is not a positive integer constant";
+    DefinitionSize = "E056", "definition size does not match the declaration";
+    InitSize = "E057", "init value size does not match the variable";
+    ParamInitShape = "E058", "param initial value does not match its shape";
+    SelectOutOfRange = "E059", "element index out of range";
+    NotAVector = "E060", "a matrix where a vector is expected";
+    // types and support
+    SupportMismatch = "E070", "distribution support does not match the variable type";
+    RewardNotScalar = "E071", "optimality reward is not a scalar";
+    InfiniteKl = "E072", "KL(q ‖ p) is infinite: q's support is not inside p's";
+    ImproperLikelihood = "E073", "improper distribution on an observed variable";
+    EstimatorMismatch = "E074", "estimator does not apply to the variable";
+    BadValue = "E075", "value out of range";
+    NotConstant = "E076", "a constant expression was expected";
+    // objective and optimality
+    UnknownSetting = "E080", "unknown objective setting";
+    DuplicateSetting = "E081", "objective setting given twice";
+    BadSetting = "E082", "objective setting has an invalid value";
+    BadOptimality = "E083", "malformed optimality declaration";
+    NoEvidence = "E084", "the model has no evidence";
+    // warnings
+    Unused = "W001", "declared but never used";
+    NeverInferred = "W002", "latent read by nothing";
+}

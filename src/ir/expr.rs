@@ -1,0 +1,205 @@
+//! Typed expressions of the IR. Every node carries its checked shape.
+
+use super::{ConstId, NetId, ParamId, Shape, VarId};
+
+/// Where in time a read points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimeRef {
+    /// A static variable.
+    Static,
+    /// `x[t-k]` in a general-case factor (`k = 0` is the same step).
+    Lag(u32),
+    /// `x[k]`: an absolute step (base cases; `k ≤ 0` reads an `init` value).
+    Step(i64),
+    /// `x[t:]`: the suffix, only inside a reverse-time net.
+    Suffix,
+    /// `x[:t]`: the prefix, only inside a forward net over time.
+    Prefix,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    Neg,
+    Exp,
+    Log,
+    Softplus,
+    Tanh,
+    Sigmoid,
+    Sin,
+    Cos,
+    Abs,
+    Sqrt,
+    Square,
+    Relu,
+    /// Stop-gradient `sg(x)`.
+    StopGrad,
+}
+
+impl UnOp {
+    pub fn parse(s: &str) -> Option<UnOp> {
+        Some(match s {
+            "exp" => UnOp::Exp,
+            "log" => UnOp::Log,
+            "softplus" => UnOp::Softplus,
+            "tanh" => UnOp::Tanh,
+            "sigmoid" => UnOp::Sigmoid,
+            "sin" => UnOp::Sin,
+            "cos" => UnOp::Cos,
+            "abs" => UnOp::Abs,
+            "sqrt" => UnOp::Sqrt,
+            "square" => UnOp::Square,
+            "relu" => UnOp::Relu,
+            "sg" => UnOp::StopGrad,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            UnOp::Neg => "-",
+            UnOp::Exp => "exp",
+            UnOp::Log => "log",
+            UnOp::Softplus => "softplus",
+            UnOp::Tanh => "tanh",
+            UnOp::Sigmoid => "sigmoid",
+            UnOp::Sin => "sin",
+            UnOp::Cos => "cos",
+            UnOp::Abs => "abs",
+            UnOp::Sqrt => "sqrt",
+            UnOp::Square => "square",
+            UnOp::Relu => "relu",
+            UnOp::StopGrad => "sg",
+        }
+    }
+}
+
+pub use crate::parse::ast::BinOp;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub shape: Shape,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Num(f64),
+    Const(ConstId),
+    Param(ParamId),
+    Var {
+        var: VarId,
+        time: TimeRef,
+    },
+    Unary {
+        op: UnOp,
+        arg: Box<Expr>,
+    },
+    /// Elementwise `+ - * /` (a unit-sized operand broadcasts) or `@`.
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Dot(Box<Expr>, Box<Expr>),
+    Sum(Box<Expr>),
+    Concat(Vec<Expr>),
+    /// Element `index` (0-based) of a vector.
+    Select {
+        arg: Box<Expr>,
+        index: usize,
+    },
+    Clamp {
+        arg: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+    },
+    /// A constant-filled vector or matrix (`zeros`, `ones`, `eye` is [`ExprKind::Eye`]).
+    Fill(f64),
+    Eye,
+    /// A literal array, row-major.
+    Array(Vec<f64>),
+    /// An MLP applied to the concatenation of `args`.
+    Net {
+        net: NetId,
+        args: Vec<Expr>,
+    },
+    /// A GRU cell step: `hidden` is the previous state, `args` concatenate to the input.
+    Gru {
+        net: NetId,
+        hidden: Box<Expr>,
+        args: Vec<Expr>,
+    },
+    /// A GRU over whole sequences (`TimeRef::Suffix`/`Prefix` reads), read at step `t`.
+    Rnn {
+        net: NetId,
+        seqs: Vec<Expr>,
+    },
+}
+
+impl Expr {
+    pub fn new(kind: ExprKind, shape: Shape) -> Self {
+        Expr { kind, shape }
+    }
+    pub fn num(v: f64) -> Self {
+        Expr::new(ExprKind::Num(v), Shape::scalar())
+    }
+    /// Direct children, left to right.
+    pub fn children(&self) -> Vec<&Expr> {
+        match &self.kind {
+            ExprKind::Num(_)
+            | ExprKind::Const(_)
+            | ExprKind::Param(_)
+            | ExprKind::Var { .. }
+            | ExprKind::Fill(_)
+            | ExprKind::Eye
+            | ExprKind::Array(_) => vec![],
+            ExprKind::Unary { arg, .. } | ExprKind::Sum(arg) | ExprKind::Select { arg, .. } => {
+                vec![arg]
+            }
+            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Dot(lhs, rhs) => vec![lhs, rhs],
+            ExprKind::Concat(xs)
+            | ExprKind::Net { args: xs, .. }
+            | ExprKind::Rnn { seqs: xs, .. } => xs.iter().collect(),
+            ExprKind::Clamp { arg, low, high } => vec![arg, low, high],
+            ExprKind::Gru { hidden, args, .. } => {
+                std::iter::once(&**hidden).chain(args.iter()).collect()
+            }
+        }
+    }
+    /// Visit every node, parents before children (iterative: depth is bounded by the parser
+    /// anyway, but this keeps the stack flat).
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        let mut stack = vec![self];
+        while let Some(e) = stack.pop() {
+            f(e);
+            let mut ch = e.children();
+            ch.reverse();
+            stack.extend(ch);
+        }
+    }
+    /// Distinct variable reads in order of first appearance.
+    pub fn reads(&self) -> Vec<super::Read> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let ExprKind::Var { var, time } = e.kind {
+                let r = super::Read { var, time };
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        });
+        out
+    }
+    /// Whether any node is a stop-gradient.
+    pub fn has_stop_grad(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| {
+            if let ExprKind::Unary {
+                op: UnOp::StopGrad, ..
+            } = e.kind
+            {
+                found = true;
+            }
+        });
+        found
+    }
+}
