@@ -60,7 +60,7 @@ impl Ck {
                             ty: VarType::Real { size: 1 },
                             estimator: None,
                         });
-                        self.spans.vars.push(*span);
+                        self.spans.vars.push(name.span);
                     }
                 }
                 Item::Param { name, span, .. } => {

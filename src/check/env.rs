@@ -40,6 +40,9 @@ pub struct Ck {
     pub scalar_values: HashMap<String, f64>,
     pub dim_spans: Vec<Span>,
     pub const_spans: Vec<Span>,
+    /// (block, variable) pairs that have a factor statement, even one whose body had errors,
+    /// so a faulty factor does not also produce "no factor" errors.
+    pub attempted: HashSet<(Block, VarId)>,
 }
 
 impl Ck {
@@ -68,6 +71,7 @@ impl Ck {
             scalar_values: HashMap::new(),
             dim_spans: vec![],
             const_spans: vec![],
+            attempted: HashSet::new(),
         }
     }
 

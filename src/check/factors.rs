@@ -212,6 +212,7 @@ impl Ck {
             return None;
         }
         seen.push((block, v, case, s.span()));
+        self.attempted.insert((block, v));
         Some(Pending {
             block,
             var: v,

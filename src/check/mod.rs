@@ -44,7 +44,10 @@ pub fn check(ast: &ModelAst) -> Result<Checked, Vec<Diagnostic>> {
         ck.supports();
     }
     ck.evidence();
-    ck.unused();
+    // Unused-name warnings are noise while errors hide reads.
+    if !ck.diags.has_errors() {
+        ck.unused();
+    }
     let has_errors = ck.diags.has_errors();
     let diags = ck.diags.sorted();
     if has_errors {

@@ -23,20 +23,22 @@ impl Ck {
                 .iter()
                 .filter(|f| f.var == v && f.block == Block::Q)
                 .collect();
+            let tried_p = self.attempted.contains(&(Block::P, v));
+            let tried_q = self.attempted.contains(&(Block::Q, v));
             let general_p = p
                 .iter()
                 .any(|f| matches!(f.case, TimeCase::From(_) | TimeCase::Static));
             let mut errs = Vec::new();
             match var.role {
-                Role::Observed if p.is_empty() => errs.push(Diagnostic::new(Code::ObservedWithoutP, format!("observed `{}` has no factor in p", var.name))
+                Role::Observed if !tried_p => errs.push(Diagnostic::new(Code::ObservedWithoutP, format!("observed `{}` has no factor in p", var.name))
                     .label(span, "no likelihood")
                     .help(format!("give it a likelihood in p, e.g. `{}{} ~ Normal(…, 1)`; if it is an exogenous input the model conditions on, declare it `input`", var.name, if var.timed { "[t]" } else { "" }))),
-                Role::Latent if p.is_empty() => errs.push(Diagnostic::new(Code::LatentWithoutPrior, format!("latent `{}` has no factor in p", var.name))
+                Role::Latent if !tried_p => errs.push(Diagnostic::new(Code::LatentWithoutPrior, format!("latent `{}` has no factor in p", var.name))
                     .label(span, "no prior")
                     .help(format!("every latent needs a prior in p, e.g. `{}{} ~ Normal(0, 1)`", var.name, if var.timed { "[t]" } else { "" }))),
                 Role::State => {
                     let defs: Vec<&Factor> = p.iter().chain(q.iter()).copied().collect();
-                    if defs.is_empty() {
+                    if defs.is_empty() && !tried_p && !tried_q {
                         errs.push(Diagnostic::new(Code::StateUndefined, format!("state `{}` is never defined", var.name))
                             .label(span, "no definition")
                             .help(format!("define it with `=` in p (or in q, if only the posterior uses it): `{}{} = …`", var.name, if var.timed { "[t]" } else { "" })));

@@ -86,6 +86,10 @@ codes! {
     BadSetting = "E082", "objective setting has an invalid value";
     BadOptimality = "E083", "malformed optimality declaration";
     NoEvidence = "E084", "the model has no evidence";
+    // files and flags (the CLI)
+    Io = "E090", "cannot read a file";
+    NotUtf8 = "E091", "file is not UTF-8";
+    BadFlag = "E092", "invalid command-line value";
     // warnings
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";

@@ -87,8 +87,17 @@ impl miette::Diagnostic for Report {
 /// Render a diagnostic as plain text (no colours, no Unicode box art), as the snapshot tests
 /// and non-terminal output use it.
 pub fn render_plain(report: &Report) -> String {
-    let handler =
-        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+    render(report, false)
+}
+
+/// Render a diagnostic, with ANSI colours when `color` is set (terminals).
+pub fn render(report: &Report, color: bool) -> String {
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme)
             .with_width(100)
             .with_links(false);
     let mut out = String::new();

@@ -1,0 +1,51 @@
+//! Reading model files, and printing reports.
+
+use std::path::Path;
+use vic::diag::{render, Code, Diagnostic, Report};
+
+/// Read a model source; IO faults are `E090`/`E091` reports.
+pub fn read_source(path: &Path) -> Result<String, Report> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        Report::new(
+            Diagnostic::new(Code::Io, format!("cannot read `{name}`: {e}")).help("check the path and its permissions"),
+            &name,
+            "",
+        )
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        Report::new(
+            Diagnostic::new(Code::NotUtf8, format!("`{name}` is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+                .help("save the model as UTF-8 text"),
+            &name,
+            "",
+        )
+    })
+}
+
+pub fn print(report: &Report, color: bool) {
+    eprint!("{}", render(report, color));
+}
+
+/// Compile a model file, printing warnings; on failure print every diagnostic.
+/// `Err(code)` is the exit code to use.
+pub fn load_model(path: &Path, color: bool) -> Result<vic::Model, u8> {
+    let src = read_source(path).map_err(|r| {
+        print(&r, color);
+        super::USAGE
+    })?;
+    match vic::compile(&src, &path.display().to_string()) {
+        Ok(m) => {
+            for w in m.warnings() {
+                print(&w, color);
+            }
+            Ok(m)
+        }
+        Err(f) => {
+            for r in &f.reports {
+                print(r, color);
+            }
+            Err(super::FAILED)
+        }
+    }
+}

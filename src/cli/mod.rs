@@ -1,0 +1,46 @@
+//! Subcommands. Exit codes: 0 success, 1 the input has errors (a model, a data file, a
+//! training run that diverged), 2 usage or IO errors (clap's own usage errors also exit 2).
+
+mod check;
+mod io;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+pub const OK: u8 = 0;
+pub const FAILED: u8 = 1;
+pub const USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "vic", version, about = "A compiler for variational inference in sequential latent-variable models")]
+pub struct Cli {
+    /// Colour diagnostics: auto (when stderr is a terminal), always, never.
+    #[arg(long, global = true, default_value = "auto")]
+    pub color: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse and check models; report every error with its source span.
+    Check {
+        /// Model files (`.vmodel`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> u8 {
+    let color = match cli.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    match cli.command {
+        Command::Check { files, deny_warnings } => check::run(&files, deny_warnings, color),
+    }
+}
