@@ -20,9 +20,11 @@
 
 pub mod check;
 pub mod data;
+pub mod derive;
 pub mod diag;
 pub mod ir;
 pub mod parse;
+pub mod render;
 pub mod sim;
 pub mod span;
 
@@ -39,6 +41,18 @@ pub struct Model {
 impl Model {
     pub fn ir(&self) -> &ir::Model {
         &self.checked.model
+    }
+    /// The derived ELBO.
+    pub fn elbo(&self) -> derive::Elbo {
+        derive::derive(&self.checked.model)
+    }
+    /// The ELBO rendered as text, LaTeX or JSON, optionally with the step-by-step derivation.
+    pub fn render_elbo(&self, format: render::Format, with_steps: bool) -> String {
+        render::render(&self.checked.model, &self.elbo(), format, with_steps)
+    }
+    /// The graphical model as Graphviz DOT.
+    pub fn graph(&self) -> String {
+        render::dot::graph(&self.checked.model)
     }
     /// Warnings as reports bound to the source.
     pub fn warnings(&self) -> Vec<Report> {

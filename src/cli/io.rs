@@ -8,15 +8,22 @@ pub fn read_source(path: &Path) -> Result<String, Report> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         Report::new(
-            Diagnostic::new(Code::Io, format!("cannot read `{name}`: {e}")).help("check the path and its permissions"),
+            Diagnostic::new(Code::Io, format!("cannot read `{name}`: {e}"))
+                .help("check the path and its permissions"),
             &name,
             "",
         )
     })?;
     String::from_utf8(bytes).map_err(|e| {
         Report::new(
-            Diagnostic::new(Code::NotUtf8, format!("`{name}` is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))
-                .help("save the model as UTF-8 text"),
+            Diagnostic::new(
+                Code::NotUtf8,
+                format!(
+                    "`{name}` is not UTF-8 (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+            .help("save the model as UTF-8 text"),
             &name,
             "",
         )

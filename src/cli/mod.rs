@@ -2,6 +2,7 @@
 //! training run that diverged), 2 usage or IO errors (clap's own usage errors also exit 2).
 
 mod check;
+mod elbo;
 mod io;
 
 use clap::{Parser, Subcommand};
@@ -12,7 +13,11 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "vic", version, about = "A compiler for variational inference in sequential latent-variable models")]
+#[command(
+    name = "vic",
+    version,
+    about = "A compiler for variational inference in sequential latent-variable models"
+)]
 pub struct Cli {
     /// Colour diagnostics: auto (when stderr is a terminal), always, never.
     #[arg(long, global = true, default_value = "auto")]
@@ -32,6 +37,18 @@ pub enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Derive the ELBO: the terms, their estimators, and on request the derivation.
+    Elbo {
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: elbo::FormatArg,
+        /// Show the numbered step-by-step derivation.
+        #[arg(long)]
+        steps: bool,
+    },
+    /// Print the graphical model as Graphviz DOT (p solid, q dashed).
+    Graph { file: PathBuf },
 }
 
 pub fn run(cli: Cli) -> u8 {
@@ -41,6 +58,15 @@ pub fn run(cli: Cli) -> u8 {
         _ => std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     match cli.command {
-        Command::Check { files, deny_warnings } => check::run(&files, deny_warnings, color),
+        Command::Check {
+            files,
+            deny_warnings,
+        } => check::run(&files, deny_warnings, color),
+        Command::Elbo {
+            file,
+            format,
+            steps,
+        } => elbo::run(&file, format, steps, color),
+        Command::Graph { file } => elbo::graph(&file, color),
     }
 }

@@ -98,8 +98,8 @@ pub fn render(report: &Report, color: bool) -> String {
         miette::GraphicalTheme::unicode_nocolor()
     };
     let handler = miette::GraphicalReportHandler::new_themed(theme)
-            .with_width(100)
-            .with_links(false);
+        .with_width(100)
+        .with_links(false);
     let mut out = String::new();
     // Rendering into a String cannot fail.
     let _ = handler.render_report(&mut out, report);

@@ -401,7 +401,8 @@ pub struct InitValue {
     pub value: Expr,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Alpha {
     Fixed(f64),
     /// Tuned to a target entropy (SAC), starting from `init`.
@@ -420,7 +421,8 @@ pub struct Optimality {
     pub alpha: Alpha,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KlWeight {
     Fixed(f64),
     /// Linear from `from` to `to` over `steps` optimiser steps, then constant.
@@ -431,7 +433,8 @@ pub enum KlWeight {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FreeNatsPlacement {
     /// max(nats, KL) per latent element, before summing.
     PerElement,
@@ -459,7 +462,7 @@ impl FreeNatsPlacement {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct FreeNats {
     pub nats: f64,
     pub placement: FreeNatsPlacement,

@@ -1,0 +1,74 @@
+//! Per-latent gradient estimators: the automatic choice and its one-line reason.
+
+use crate::ir::*;
+use serde::Serialize;
+
+/// Supports up to this many values are summed exactly.
+pub const ENUMERATE_MAX: u64 = 16;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatentEstimator {
+    pub var: String,
+    pub estimator: &'static str,
+    /// `q`, or `p` when the latent has no q factor and is sampled from the prior.
+    pub sampled_from: &'static str,
+    pub family: &'static str,
+    pub why: String,
+}
+
+fn support_size(ty: VarType) -> Option<u64> {
+    match ty {
+        VarType::Binary { size } => 2u64.checked_pow(size as u32),
+        VarType::OneHot { groups, classes } => (classes as u64).checked_pow(groups as u32),
+        _ => None,
+    }
+}
+
+/// The estimator of one latent's samples, and why.
+pub fn choose_estimator(m: &Model, v: VarId) -> LatentEstimator {
+    let var = &m.vars[v];
+    let sampler = m
+        .factors_of(v, Block::Q)
+        .chain(m.factors_of(v, Block::P))
+        .find_map(|(_, f)| match &f.body {
+            FactorBody::Sample(d) => Some((f.block, d.family)),
+            FactorBody::Define(_) => None,
+        });
+    let (block, family) = sampler.unwrap_or((Block::P, Family::Normal));
+    let sampled_from = block.letter();
+    let (est, why) = if let Some(e) = var.estimator {
+        (e, format!("annotated `via {}`", e.keyword()))
+    } else {
+        match family {
+            Family::Normal => (Estimator::Reparam, "location-scale: z = μ + σ·ε, ε ~ N(0, I)".to_string()),
+            Family::TanhNormal => (Estimator::Reparam, "transformed location-scale: z = tanh(μ + σ·ε)".to_string()),
+            Family::Uniform => (Estimator::Reparam, "location-scale: z = a + (b − a)·u, u ~ U(0, 1)".to_string()),
+            Family::Flat => (Estimator::Reparam, "Flat is never sampled (checked)".to_string()),
+            Family::Bernoulli | Family::Categorical => match support_size(var.ty) {
+                Some(n) if n <= ENUMERATE_MAX && !var.timed => {
+                    (Estimator::Enumerate, format!("discrete with {n} values (≤ {ENUMERATE_MAX}): exact sum, no sampling noise"))
+                }
+                Some(n) if n <= ENUMERATE_MAX => (
+                    Estimator::ScoreFunction,
+                    format!("discrete with {n} values per step, but time-indexed: enumerating T steps costs {n}^T; score function with a baseline (annotate `via straight_through` for a biased, low-variance gradient)"),
+                ),
+                _ => (
+                    Estimator::ScoreFunction,
+                    format!("discrete with {} values (> {ENUMERATE_MAX}): score function with a baseline (annotate `via straight_through` for a biased, low-variance gradient)", support_size(var.ty).map(|n| n.to_string()).unwrap_or_else(|| "too many".into())),
+                ),
+            },
+        }
+    };
+    let why = if block == Block::P && !m.has_q(v) {
+        format!("no q factor: sampled from p (tied); {why}")
+    } else {
+        why
+    };
+    LatentEstimator {
+        var: var.name.clone(),
+        estimator: est.keyword(),
+        sampled_from,
+        family: family.name(),
+        why,
+    }
+}

@@ -1,0 +1,62 @@
+//! The closed-form KL table: which `KL(q ‖ p)` pairs are computed exactly.
+
+use crate::ir::Family;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KlForm {
+    /// Σ log(σp/σq) + (σq² + (μq − μp)²) / (2σp²) − ½, over the diagonal.
+    NormalNormal,
+    /// Σ q log(q/p) + (1 − q) log((1 − q)/(1 − p)), from logits.
+    BernoulliBernoulli,
+    /// Σ_groups Σ_k q_k (log q_k − log p_k), from logits.
+    CategoricalCategorical,
+    /// log((b_p − a_p)/(b_q − a_q)) when [a_q, b_q] ⊆ [a_p, b_p], +∞ otherwise.
+    UniformUniform,
+}
+
+impl KlForm {
+    pub fn formula(self) -> &'static str {
+        match self {
+            KlForm::NormalNormal => "Σᵢ log(σp,ᵢ/σq,ᵢ) + (σq,ᵢ² + (μq,ᵢ − μp,ᵢ)²)/(2σp,ᵢ²) − ½",
+            KlForm::BernoulliBernoulli => {
+                "Σᵢ πq,ᵢ log(πq,ᵢ/πp,ᵢ) + (1 − πq,ᵢ) log((1 − πq,ᵢ)/(1 − πp,ᵢ))"
+            }
+            KlForm::CategoricalCategorical => "Σ_g Σ_k πq,gk (log πq,gk − log πp,gk)",
+            KlForm::UniformUniform => {
+                "Σᵢ log((bp,ᵢ − ap,ᵢ)/(bq,ᵢ − aq,ᵢ))  (q's interval inside p's)"
+            }
+        }
+    }
+}
+
+impl KlForm {
+    /// The formula as LaTeX math.
+    pub fn formula_tex(self) -> &'static str {
+        match self {
+            KlForm::NormalNormal => {
+                r"\sum_i \log\frac{\sigma_{p,i}}{\sigma_{q,i}} + \frac{\sigma_{q,i}^2 + (\mu_{q,i} - \mu_{p,i})^2}{2\sigma_{p,i}^2} - \frac{1}{2}"
+            }
+            KlForm::BernoulliBernoulli => {
+                r"\sum_i \pi_{q,i} \log\frac{\pi_{q,i}}{\pi_{p,i}} + (1 - \pi_{q,i}) \log\frac{1 - \pi_{q,i}}{1 - \pi_{p,i}}"
+            }
+            KlForm::CategoricalCategorical => {
+                r"\sum_g \sum_k \pi_{q,gk} (\log \pi_{q,gk} - \log \pi_{p,gk})"
+            }
+            KlForm::UniformUniform => r"\sum_i \log\frac{b_{p,i} - a_{p,i}}{b_{q,i} - a_{q,i}}",
+        }
+    }
+}
+
+/// The closed form of `KL(q ‖ p)` for two families, if there is one. (`Flat` priors are
+/// handled as entropies by the caller.)
+pub fn closed_form(q: Family, p: Family) -> Option<KlForm> {
+    match (q, p) {
+        (Family::Normal, Family::Normal) => Some(KlForm::NormalNormal),
+        (Family::Bernoulli, Family::Bernoulli) => Some(KlForm::BernoulliBernoulli),
+        (Family::Categorical, Family::Categorical) => Some(KlForm::CategoricalCategorical),
+        (Family::Uniform, Family::Uniform) => Some(KlForm::UniformUniform),
+        _ => None,
+    }
+}

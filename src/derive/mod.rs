@@ -1,0 +1,522 @@
+//! Stage 3, derive: model IR → ELBO IR ([`Elbo`]), a typed list of terms.
+//!
+//! Input: a checked [`Model`]. Output: the terms of the evidence lower bound, the bound it
+//! lower-bounds, the estimator of each latent with its reason, the cancellations, and the
+//! facts the step-by-step derivation in `render::steps` is written from.
+//! Invariants:
+//! - every `(q, p)` pair on one latent and time range gives exactly one KL-like term, in the
+//!   direction KL(q ‖ p); every observed factor gives one log-likelihood term; every optimality
+//!   variable gives one reward term; deterministic states give no term;
+//! - a latent time range without a `q` factor is sampled from `p` and produces a
+//!   [`Cancellation`], never a term;
+//! - the time ranges of a latent's terms and cancellations partition its time axis.
+//! Pure: no IO.
+
+mod estimator;
+mod kl;
+
+pub use estimator::{choose_estimator, LatentEstimator};
+pub use kl::{closed_form, KlForm};
+
+use crate::ir::*;
+use serde::Serialize;
+
+/// Which time steps a term covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Range {
+    Static,
+    At { t: u32 },
+    From { t: u32 },
+}
+
+impl Range {
+    pub fn from_case(c: TimeCase) -> Range {
+        match c {
+            TimeCase::Static => Range::Static,
+            TimeCase::At(k) => Range::At { t: k },
+            TimeCase::From(k) => Range::From { t: k },
+        }
+    }
+    /// The intersection of two factor cases, if not empty.
+    pub fn meet(a: TimeCase, b: TimeCase) -> Option<Range> {
+        match (a, b) {
+            (TimeCase::Static, TimeCase::Static) => Some(Range::Static),
+            (TimeCase::At(x), TimeCase::At(y)) => (x == y).then_some(Range::At { t: x }),
+            (TimeCase::At(x), TimeCase::From(k)) | (TimeCase::From(k), TimeCase::At(x)) => {
+                (x >= k).then_some(Range::At { t: x })
+            }
+            (TimeCase::From(x), TimeCase::From(y)) => Some(Range::From { t: x.max(y) }),
+            _ => None,
+        }
+    }
+    pub fn covers(self, t: u32) -> bool {
+        match self {
+            Range::Static => true,
+            Range::At { t: k } => k == t,
+            Range::From { t: k } => t >= k,
+        }
+    }
+}
+
+/// A factor as it appears in a term: its target and conditioning set, specialised to the
+/// term's range (reads of `init` values at a base step are dropped: they are constants).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FactorView {
+    pub factor: FactorId,
+    pub block: &'static str,
+    pub target: String,
+    pub given: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TermKind {
+    /// 𝔼_q[log p(x | …)] of an observed factor.
+    LogLikelihood { p: FactorView },
+    /// KL(q ‖ p) in closed form.
+    Kl {
+        q: FactorView,
+        p: FactorView,
+        form: KlForm,
+    },
+    /// 𝔼_q[log p(z | …) − log q(z | …)], estimated by Monte Carlo.
+    LogRatio { q: FactorView, p: FactorView },
+    /// H[q(z | …)]: the prior is Flat, so KL(q ‖ Flat) = −H[q] (up to the improper constant).
+    Entropy { q: FactorView, closed_form: bool },
+    /// 𝔼_q[r / α] = log p(O = 1 | r).
+    Reward {
+        opt: usize,
+        name: String,
+        reward: String,
+        alpha: Alpha,
+    },
+}
+
+impl TermKind {
+    /// +1 when the term adds to the ELBO as displayed, −1 when it is subtracted (KL).
+    pub fn sign(&self) -> i8 {
+        match self {
+            TermKind::Kl { .. } => -1,
+            _ => 1,
+        }
+    }
+    pub fn is_kl_like(&self) -> bool {
+        matches!(
+            self,
+            TermKind::Kl { .. } | TermKind::LogRatio { .. } | TermKind::Entropy { .. }
+        )
+    }
+}
+
+/// The modifiers the objective block applies to a term.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Modifiers {
+    /// Per-term scale (`scale x = …`).
+    pub scale: f64,
+    /// KL weight (and annealing) for KL-like terms.
+    pub kl_weight: Option<KlWeight>,
+    pub free_nats: Option<FreeNats>,
+    /// KL balancing: `b·KL(sg(q) ‖ p) + (1 − b)·KL(q ‖ sg(p))`.
+    pub kl_balance: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Computed exactly given the sampled ancestors.
+    Analytic,
+    /// One (or K) Monte Carlo samples of the integrand.
+    MonteCarlo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Term {
+    pub kind: TermKind,
+    /// The variable (or optimality variable) the term belongs to.
+    pub owner: String,
+    pub range: Range,
+    /// The q-sampled latents the term's expectation is over (after substituting states).
+    pub under: Vec<String>,
+    pub method: Method,
+    /// One line: why this method.
+    pub why: String,
+    pub modifiers: Modifiers,
+}
+
+/// A latent range that q does not model: it is sampled from p and its log-ratio is zero.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cancellation {
+    pub var: String,
+    pub range: Range,
+    pub p: FactorView,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// All latents inferred from data.
+    Fit,
+    /// No data: optimality variables carry the evidence.
+    Control,
+    /// Data and optimality.
+    Both,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Elbo {
+    pub model: String,
+    pub mode: Mode,
+    pub terms: Vec<Term>,
+    pub cancellations: Vec<Cancellation>,
+    pub estimators: Vec<LatentEstimator>,
+    /// What the ELBO bounds: `log p(o[1:T] | a[1:T-1])`, `log p(O[1:T] = 1)`, …
+    pub bound: Bound,
+    /// Importance samples; > 1 makes the bound the IWAE bound.
+    pub iwae: u32,
+    pub overshooting: u32,
+}
+
+/// Derive the ELBO of a checked model.
+pub fn derive(m: &Model) -> Elbo {
+    let mut terms = Vec::new();
+    let mut cancellations = Vec::new();
+    let estimators: Vec<LatentEstimator> = (0..m.vars.len())
+        .filter(|&v| m.vars[v].role == Role::Latent)
+        .map(|v| choose_estimator(m, v))
+        .collect();
+    let iwae = m.objective.iwae > 1;
+    for (v, var) in m.vars.iter().enumerate() {
+        match var.role {
+            Role::Observed => {
+                for (fi, f) in m.factors_of(v, Block::P) {
+                    let range = Range::from_case(f.case);
+                    terms.push(Term {
+                        kind: TermKind::LogLikelihood {
+                            p: view(m, fi, range),
+                        },
+                        owner: var.name.clone(),
+                        range,
+                        under: under(m, &[fi], range),
+                        method: Method::MonteCarlo,
+                        why: "expectation over q's samples of its latent parents".into(),
+                        modifiers: modifiers(m, VarOrOpt::Var(v), false),
+                    });
+                }
+            }
+            Role::Latent => {
+                for (pi, pf) in m.factors_of(v, Block::P) {
+                    let FactorBody::Sample(pd) = &pf.body else {
+                        continue;
+                    };
+                    // Pair with every q case that overlaps; what q does not cover cancels.
+                    let mut covered: Vec<Range> = Vec::new();
+                    for (qi, qf) in m.factors_of(v, Block::Q) {
+                        let Some(range) = Range::meet(pf.case, qf.case) else {
+                            continue;
+                        };
+                        let FactorBody::Sample(qd) = &qf.body else {
+                            continue;
+                        };
+                        covered.push(range);
+                        let (qv, pv) = (view(m, qi, range), view(m, pi, range));
+                        let (kind, method, why) = match (pd.family, closed_form(qd.family, pd.family)) {
+                            (Family::Flat, _) => {
+                                let cf = qd.family == Family::Normal && !iwae;
+                                (
+                                    TermKind::Entropy { q: qv, closed_form: cf },
+                                    if cf { Method::Analytic } else { Method::MonteCarlo },
+                                    if cf {
+                                        "p is Flat: KL(q ‖ Flat) = −H[q]; Normal entropy in closed form".to_string()
+                                    } else {
+                                        format!("p is Flat: KL(q ‖ Flat) = −H[q]; H[{}] by Monte Carlo (−log q at the sample)", qd.family.name())
+                                    },
+                                )
+                            }
+                            (_, Some(form)) if !iwae => (
+                                TermKind::Kl { q: qv, p: pv, form },
+                                Method::Analytic,
+                                format!("{} ‖ {} has a closed form", qd.family.name(), pd.family.name()),
+                            ),
+                            (_, Some(_)) => (
+                                TermKind::LogRatio { q: qv, p: pv },
+                                Method::MonteCarlo,
+                                format!("IWAE with K = {} needs per-sample log weights, so the closed form is not used", m.objective.iwae),
+                            ),
+                            (_, None) => (
+                                TermKind::LogRatio { q: qv, p: pv },
+                                Method::MonteCarlo,
+                                format!("{} ‖ {} has no closed form: log p − log q at q's sample", qd.family.name(), pd.family.name()),
+                            ),
+                        };
+                        terms.push(Term {
+                            kind,
+                            owner: var.name.clone(),
+                            range,
+                            under: under(m, &[qi, pi], range),
+                            method,
+                            why,
+                            modifiers: modifiers(m, VarOrOpt::Var(v), true),
+                        });
+                    }
+                    for range in uncovered(pf.case, &covered) {
+                        cancellations.push(Cancellation {
+                            var: var.name.clone(),
+                            range,
+                            p: view(m, pi, range),
+                        });
+                    }
+                }
+            }
+            Role::Input | Role::State => {}
+        }
+    }
+    for (oi, o) in m.optimality.iter().enumerate() {
+        let range = if o.timed {
+            Range::From { t: 1 }
+        } else {
+            Range::Static
+        };
+        let mut lat = Vec::new();
+        for r in &o.parents {
+            collect_latents(m, r.var, &mut lat, 0);
+        }
+        terms.push(Term {
+            kind: TermKind::Reward {
+                opt: oi,
+                name: o.name.clone(),
+                reward: m.show_expr(&o.reward),
+                alpha: o.alpha,
+            },
+            owner: o.name.clone(),
+            range,
+            under: lat.iter().map(|&v| m.vars[v].name.clone()).collect(),
+            method: Method::MonteCarlo,
+            why: "log p(O = 1 | r) = r / α, averaged over sampled trajectories".into(),
+            modifiers: modifiers(m, VarOrOpt::Opt(oi), false),
+        });
+    }
+    let mode = match (
+        m.vars.iter().any(|v| v.role == Role::Observed),
+        !m.optimality.is_empty(),
+    ) {
+        (true, false) => Mode::Fit,
+        (false, _) => Mode::Control,
+        (true, true) => Mode::Both,
+    };
+    Elbo {
+        model: m.name.clone(),
+        mode,
+        terms,
+        cancellations,
+        estimators,
+        bound: bound(m),
+        iwae: m.objective.iwae,
+        overshooting: m.objective.overshooting,
+    }
+}
+
+/// The parts of a p case not covered by q's ranges.
+fn uncovered(case: TimeCase, covered: &[Range]) -> Vec<Range> {
+    match case {
+        TimeCase::Static => {
+            if covered.is_empty() {
+                vec![Range::Static]
+            } else {
+                vec![]
+            }
+        }
+        TimeCase::At(k) => {
+            if covered.iter().any(|r| r.covers(k)) {
+                vec![]
+            } else {
+                vec![Range::At { t: k }]
+            }
+        }
+        TimeCase::From(k) => {
+            // Within [k, ∞) q's overlapping ranges are base steps and at most one `From { j }`.
+            let base = |t: u32| covered.iter().any(|r| *r == Range::At { t });
+            let from = covered.iter().find_map(|r| match r {
+                Range::From { t } => Some(*t),
+                _ => None,
+            });
+            let last_base = covered
+                .iter()
+                .filter_map(|r| {
+                    if let Range::At { t } = r {
+                        Some(*t)
+                    } else {
+                        None
+                    }
+                })
+                .max();
+            // Steps before q's general case (or up to its last base case) that q skips.
+            let end = from.unwrap_or_else(|| last_base.map(|l| l + 1).unwrap_or(k));
+            let mut out: Vec<Range> = (k..end)
+                .filter(|t| !base(*t))
+                .map(|t| Range::At { t })
+                .collect();
+            if from.is_none() {
+                out.push(Range::From { t: end.max(k) });
+            }
+            out
+        }
+    }
+}
+
+fn modifiers(m: &Model, owner: VarOrOpt, kl: bool) -> Modifiers {
+    let scale = m
+        .objective
+        .scales
+        .iter()
+        .find(|(o, _)| *o == owner)
+        .map(|(_, s)| *s)
+        .unwrap_or(1.0);
+    Modifiers {
+        scale,
+        kl_weight: kl
+            .then_some(m.objective.kl_weight)
+            .filter(|w| *w != KlWeight::Fixed(1.0)),
+        free_nats: if kl { m.objective.free_nats } else { None },
+        kl_balance: if kl { m.objective.kl_balance } else { None },
+    }
+}
+
+/// Specialise a factor to a range: in a base step, lags become absolute steps and reads of
+/// `init` values (steps ≤ 0) are dropped.
+pub fn view(m: &Model, fi: FactorId, range: Range) -> FactorView {
+    let f = &m.factors[fi];
+    let name = &m.vars[f.var].name;
+    let target = match range {
+        Range::Static => name.clone(),
+        Range::At { t } => format!("{name}[{t}]"),
+        Range::From { .. } => format!("{name}[t]"),
+    };
+    let mut given = Vec::new();
+    for r in &f.parents {
+        let time = match (r.time, range) {
+            (TimeRef::Lag(k), Range::At { t }) => TimeRef::Step(i64::from(t) - i64::from(k)),
+            (x, _) => x,
+        };
+        if matches!(time, TimeRef::Step(s) if s <= 0) {
+            continue;
+        }
+        let s = m.show_read(Read { var: r.var, time });
+        if !given.contains(&s) {
+            given.push(s);
+        }
+    }
+    FactorView {
+        factor: fi,
+        block: f.block.letter(),
+        target,
+        given,
+    }
+}
+
+/// The latents the factors read, directly or through deterministic states.
+/// Reads at a base step that land on `init` values (steps ≤ 0) are constants, not samples.
+fn under(m: &Model, factors: &[FactorId], range: Range) -> Vec<String> {
+    let mut lat = Vec::new();
+    for &fi in factors {
+        for r in &m.factors[fi].parents {
+            let at_init = match (r.time, range) {
+                (TimeRef::Lag(k), Range::At { t }) => i64::from(t) - i64::from(k) <= 0,
+                (TimeRef::Step(s), _) => s <= 0,
+                _ => false,
+            };
+            if !at_init {
+                collect_latents(m, r.var, &mut lat, 0);
+            }
+        }
+    }
+    lat.iter().map(|&v| m.vars[v].name.clone()).collect()
+}
+
+fn collect_latents(m: &Model, v: VarId, out: &mut Vec<VarId>, depth: usize) {
+    if depth > m.vars.len() {
+        return;
+    }
+    match m.vars[v].role {
+        Role::Latent => {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        Role::State => {
+            for f in m.factors.iter().filter(|f| f.var == v) {
+                for r in &f.parents {
+                    if r.var != v {
+                        collect_latents(m, r.var, out, depth + 1);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `log p(evidence, optimality = 1 | given)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Bound {
+    pub evidence: Vec<String>,
+    /// Optimality variables, each `= 1`.
+    pub optimality: Vec<String>,
+    pub given: Vec<String>,
+}
+
+/// The quantity the ELBO bounds.
+fn bound(m: &Model) -> Bound {
+    let seq = |v: &Var, lag: u32| -> String {
+        if !v.timed {
+            v.name.clone()
+        } else if lag == 0 {
+            format!("{}[1:T]", v.name)
+        } else {
+            format!("{}[1:T-{lag}]", v.name)
+        }
+    };
+    let evidence: Vec<String> = m
+        .vars
+        .iter()
+        .filter(|v| v.role == Role::Observed)
+        .map(|v| seq(v, 0))
+        .collect();
+    let optimality = m
+        .optimality
+        .iter()
+        .map(|o| {
+            if o.timed {
+                format!("{}[1:T]", o.name)
+            } else {
+                o.name.clone()
+            }
+        })
+        .collect();
+    let inputs: Vec<String> = m
+        .vars
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.role == Role::Input)
+        .map(|(i, v)| {
+            // The smallest lag any factor reads the input at decides the last step that matters.
+            let lag = m
+                .factors
+                .iter()
+                .flat_map(|f| f.parents.iter())
+                .filter(|r| r.var == i)
+                .map(|r| match r.time {
+                    TimeRef::Lag(k) => k,
+                    _ => 0,
+                })
+                .min()
+                .unwrap_or(0);
+            seq(v, lag)
+        })
+        .collect();
+    Bound {
+        evidence,
+        optimality,
+        given: inputs,
+    }
+}

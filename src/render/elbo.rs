@@ -1,0 +1,270 @@
+//! The ELBO as an equation (any [`Style`]) and, for text, a table of terms and estimators.
+
+use super::style::Style;
+use crate::derive::{Bound, Elbo, Method, Range, Term, TermKind};
+use crate::ir::{Alpha, KlWeight};
+use std::fmt::Write;
+
+/// The reward symbol of an optimality variable: `r[t]` when there is one, `r_O[t]` otherwise.
+pub fn reward_symbol(elbo: &Elbo, name: &str, range: Range) -> String {
+    let single = elbo
+        .terms
+        .iter()
+        .filter(|t| matches!(t.kind, TermKind::Reward { .. }))
+        .count()
+        == 1;
+    let base = if single {
+        "r".to_string()
+    } else {
+        format!("r_{name}")
+    };
+    match range {
+        Range::Static => base,
+        Range::At { t } => format!("{base}[{t}]"),
+        Range::From { .. } => format!("{base}[t]"),
+    }
+}
+
+/// One term without its sign, as it appears in the sum.
+pub fn term_body(s: &dyn Style, elbo: &Elbo, t: &Term) -> String {
+    let inner = match &t.kind {
+        TermKind::LogLikelihood { p } => s.expect(&t.under, &s.log(&s.factor(p))),
+        TermKind::Kl { q, p, .. } => s.expect(&t.under, &s.kl(&s.factor(q), &s.factor(p))),
+        TermKind::LogRatio { q, p } => s.expect(
+            &[t.owner.clone()],
+            &format!(
+                "{} {} {}",
+                s.log(&s.factor(p)),
+                s.minus(),
+                s.log(&s.factor(q))
+            ),
+        ),
+        TermKind::Entropy { q, .. } => s.expect(&t.under, &s.entropy(&s.factor(q))),
+        TermKind::Reward { name, .. } => {
+            let r = s.var(&reward_symbol(elbo, name, t.range));
+            s.expect(&[t.owner.clone()], &s.frac(&r, s.alpha()))
+        }
+    };
+    s.sum(t.range, &inner)
+}
+
+pub fn bound(s: &dyn Style, b: &Bound) -> String {
+    let mut ev: Vec<String> = b.evidence.iter().map(|e| s.var(e)).collect();
+    ev.extend(b.optimality.iter().map(|o| format!("{} = 1", s.var(o))));
+    if b.given.is_empty() {
+        s.log(&format!("p({})", ev.join(", ")))
+    } else {
+        let g: Vec<String> = b.given.iter().map(|x| s.var(x)).collect();
+        s.log(&format!(
+            "p({} {} {})",
+            ev.join(", "),
+            s.bar(),
+            g.join(", ")
+        ))
+    }
+}
+
+/// Signed terms: `(is_minus, body)`.
+pub fn signed_terms(s: &dyn Style, elbo: &Elbo) -> Vec<(bool, String)> {
+    elbo.terms
+        .iter()
+        .map(|t| (t.kind.sign() < 0, term_body(s, elbo, t)))
+        .collect()
+}
+
+/// The aligned Unicode equation.
+pub fn equation_text(s: &dyn Style, elbo: &Elbo) -> String {
+    let mut out = String::new();
+    let lhs = if elbo.iwae > 1 {
+        format!("ELBO (IWAE, K = {})", elbo.iwae)
+    } else {
+        "ELBO".to_string()
+    };
+    let pad = " ".repeat(lhs.chars().count() + 1);
+    for (i, (neg, body)) in signed_terms(s, elbo).iter().enumerate() {
+        let sign = if *neg {
+            "− "
+        } else if i == 0 {
+            ""
+        } else {
+            "+ "
+        };
+        if i == 0 {
+            let _ = writeln!(out, "{lhs} = {sign}{body}");
+        } else {
+            let _ = writeln!(out, "{pad}{sign}{body}");
+        }
+    }
+    if elbo.terms.is_empty() {
+        let _ = writeln!(out, "{lhs} = 0");
+    }
+    let _ = writeln!(out, "  ≤ {}", bound(s, &elbo.bound));
+    out
+}
+
+fn range_text(r: Range) -> String {
+    match r {
+        Range::Static => "static".into(),
+        Range::At { t } => format!("t = {t}"),
+        Range::From { t } => format!("t = {t}..T"),
+    }
+}
+
+pub fn kind_name(k: &TermKind) -> &'static str {
+    match k {
+        TermKind::LogLikelihood { .. } => "log-likelihood",
+        TermKind::Kl { .. } => "KL",
+        TermKind::LogRatio { .. } => "log-ratio",
+        TermKind::Entropy { .. } => "entropy",
+        TermKind::Reward { .. } => "reward",
+    }
+}
+
+/// A short decimal: at most 6 significant digits, no float noise.
+pub fn num(x: f64) -> String {
+    let s = format!("{:.6}", x);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn modifiers_text(t: &Term) -> String {
+    let m = &t.modifiers;
+    let mut parts = Vec::new();
+    if m.scale != 1.0 {
+        parts.push(format!("× {}", num(m.scale)));
+    }
+    match m.kl_weight {
+        Some(KlWeight::Fixed(w)) => parts.push(format!("KL weight {}", num(w))),
+        Some(KlWeight::Anneal { from, to, steps }) => parts.push(format!(
+            "KL weight {}→{} over {steps} steps",
+            num(from),
+            num(to)
+        )),
+        None => {}
+    }
+    if let Some(f) = m.free_nats {
+        parts.push(format!(
+            "free nats {} ({})",
+            num(f.nats),
+            f.placement.keyword()
+        ));
+    }
+    if let Some(b) = m.kl_balance {
+        parts.push(format!(
+            "KL balance {0}: {0}·KL(sg(q) ‖ p) + {1}·KL(q ‖ sg(p))",
+            num(b),
+            num(1.0 - b)
+        ));
+    }
+    parts.join("; ")
+}
+
+/// `vic elbo` text: the equation, the terms table, the estimators, the cancellations.
+pub fn text(elbo: &Elbo) -> String {
+    let s = super::style::Unicode;
+    let mut out = equation_text(&s, elbo);
+    for t in &elbo.terms {
+        if let TermKind::Reward {
+            name,
+            reward,
+            alpha,
+            ..
+        } = &t.kind
+        {
+            let a = match alpha {
+                Alpha::Fixed(a) => format!("α = {}", num(*a)),
+                Alpha::Auto { target, init } => format!(
+                    "α tuned to target entropy {} (from {})",
+                    num(*target),
+                    num(*init)
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "  where {} = {reward},  {a}",
+                reward_symbol(elbo, name, t.range)
+            );
+        }
+    }
+    let _ = writeln!(out, "\nterms");
+    let w_kind = elbo
+        .terms
+        .iter()
+        .map(|t| kind_name(&t.kind).len())
+        .max()
+        .unwrap_or(0);
+    let w_owner = elbo
+        .terms
+        .iter()
+        .map(|t| t.owner.chars().count())
+        .max()
+        .unwrap_or(0);
+    let w_range = elbo
+        .terms
+        .iter()
+        .map(|t| range_text(t.range).len())
+        .max()
+        .unwrap_or(0);
+    for (i, t) in elbo.terms.iter().enumerate() {
+        let method = match t.method {
+            Method::Analytic => "analytic",
+            Method::MonteCarlo => "Monte Carlo",
+        };
+        let mods = modifiers_text(t);
+        let _ = writeln!(
+            out,
+            "  {:>2}  {:<w_kind$}  {:<w_owner$}  {:<w_range$}  {:<11}  {}{}",
+            i + 1,
+            kind_name(&t.kind),
+            t.owner,
+            range_text(t.range),
+            method,
+            t.why,
+            if mods.is_empty() {
+                String::new()
+            } else {
+                format!("  [{mods}]")
+            },
+        );
+    }
+    if !elbo.estimators.is_empty() {
+        let _ = writeln!(out, "\nlatents");
+        let w = elbo
+            .estimators
+            .iter()
+            .map(|e| e.var.chars().count())
+            .max()
+            .unwrap_or(0);
+        for e in &elbo.estimators {
+            let _ = writeln!(
+                out,
+                "  {:<w$}  {} from {}, {}: {}",
+                e.var, e.family, e.sampled_from, e.estimator, e.why
+            );
+        }
+    }
+    if !elbo.cancellations.is_empty() {
+        let _ = writeln!(out, "\ncancelled (sampled from p, log p − log q = 0)");
+        for c in &elbo.cancellations {
+            let _ = writeln!(
+                out,
+                "  {}  {}  {}",
+                c.var,
+                range_text(c.range),
+                s_factor(&c.p)
+            );
+        }
+    }
+    if elbo.overshooting > 1 {
+        let _ = writeln!(out, "\nlatent overshooting up to distance {} (PlaNet): adds KL(q(s[t]) ‖ p(s[t] | s[t-d])) for d = 2..{}", elbo.overshooting, elbo.overshooting);
+    }
+    out
+}
+
+fn s_factor(f: &crate::derive::FactorView) -> String {
+    super::style::Unicode.factor(f)
+}

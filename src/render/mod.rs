@@ -1,0 +1,39 @@
+//! Stage 4, render: ELBO IR → text, LaTeX, JSON; model IR → Graphviz DOT.
+//!
+//! Input: a [`crate::derive::Elbo`] and its [`crate::ir::Model`]. Output: strings.
+//! Invariants: the text and LaTeX forms come from the same functions over a [`style::Style`],
+//! so they show the same terms in the same order; JSON carries a `version` field.
+//! Pure: no IO.
+
+pub mod dot;
+pub mod elbo;
+pub mod json;
+pub mod latex;
+pub mod steps;
+pub mod style;
+
+use crate::derive::Elbo;
+use crate::ir::Model;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Latex,
+    Json,
+}
+
+/// Render an ELBO (and optionally its derivation) in a format.
+pub fn render(m: &Model, elbo: &Elbo, format: Format, with_steps: bool) -> String {
+    match format {
+        Format::Text => {
+            let mut s = String::new();
+            if with_steps {
+                s.push_str(&steps::text(m, elbo));
+            }
+            s.push_str(&elbo::text(elbo));
+            s
+        }
+        Format::Latex => latex::document(m, elbo, with_steps),
+        Format::Json => json::document(m, elbo, with_steps),
+    }
+}

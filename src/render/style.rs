@@ -1,0 +1,261 @@
+//! Notation: one trait, two dialects (Unicode text and LaTeX), so the ELBO display and the
+//! step-by-step derivation are written once.
+
+use crate::derive::{FactorView, Range};
+
+pub trait Style {
+    /// A variable reference as written (`s[t-1]`, `o[1:T]`).
+    fn var(&self, v: &str) -> String;
+    fn name(&self, n: &str) -> String;
+    fn factor(&self, f: &FactorView) -> String {
+        self.density(f.block, &f.target, &f.given)
+    }
+    fn density(&self, block: &str, target: &str, given: &[String]) -> String;
+    fn expect(&self, under: &[String], body: &str) -> String;
+    fn kl(&self, q: &str, p: &str) -> String;
+    fn entropy(&self, q: &str) -> String;
+    fn log(&self, x: &str) -> String;
+    fn sum(&self, range: Range, body: &str) -> String;
+    fn frac(&self, a: &str, b: &str) -> String;
+    fn alpha(&self) -> &'static str;
+    fn leq(&self) -> &'static str;
+    fn geq(&self) -> &'static str;
+    fn minus(&self) -> &'static str;
+    fn code(&self, s: &str) -> String;
+    fn text(&self, s: &str) -> String;
+    /// `𝔼_{sub}[ body ]`.
+    fn expect_sub(&self, sub: &str, body: &str) -> String;
+    fn integral(&self, body: &str, over: &str) -> String;
+    fn dots(&self) -> &'static str;
+    fn empty_set(&self) -> &'static str;
+    fn elbo(&self) -> &'static str;
+    /// The conditioning bar.
+    fn bar(&self) -> &'static str;
+    /// Space before a side remark on a math line.
+    fn sep(&self) -> &'static str;
+    /// A KL formula from the closed-form table.
+    fn kl_formula(&self, f: crate::derive::KlForm) -> String;
+}
+
+pub struct Unicode;
+pub struct Latex;
+
+impl Style for Unicode {
+    fn var(&self, v: &str) -> String {
+        v.to_string()
+    }
+    fn name(&self, n: &str) -> String {
+        n.to_string()
+    }
+    fn density(&self, block: &str, target: &str, given: &[String]) -> String {
+        if given.is_empty() {
+            format!("{block}({target})")
+        } else {
+            format!("{block}({target} | {})", given.join(", "))
+        }
+    }
+    fn expect(&self, under: &[String], body: &str) -> String {
+        if under.is_empty() {
+            body.to_string()
+        } else {
+            format!("𝔼_q[ {body} ]")
+        }
+    }
+    fn kl(&self, q: &str, p: &str) -> String {
+        format!("KL( {q} ‖ {p} )")
+    }
+    fn entropy(&self, q: &str) -> String {
+        format!("H[ {q} ]")
+    }
+    fn log(&self, x: &str) -> String {
+        format!("log {x}")
+    }
+    fn sum(&self, range: Range, body: &str) -> String {
+        match range {
+            Range::Static | Range::At { .. } => body.to_string(),
+            Range::From { t } => format!("Σ_{{t={t}..T}} {body}"),
+        }
+    }
+    fn frac(&self, a: &str, b: &str) -> String {
+        format!("{a} / {b}")
+    }
+    fn alpha(&self) -> &'static str {
+        "α"
+    }
+    fn leq(&self) -> &'static str {
+        "≤"
+    }
+    fn geq(&self) -> &'static str {
+        "≥"
+    }
+    fn minus(&self) -> &'static str {
+        "−"
+    }
+    fn code(&self, s: &str) -> String {
+        s.to_string()
+    }
+    fn text(&self, s: &str) -> String {
+        s.to_string()
+    }
+    fn expect_sub(&self, sub: &str, body: &str) -> String {
+        format!("𝔼_{{{sub}}}[ {body} ]")
+    }
+    fn integral(&self, body: &str, over: &str) -> String {
+        format!("∫ {body} d({over})")
+    }
+    fn dots(&self) -> &'static str {
+        "…"
+    }
+    fn empty_set(&self) -> &'static str {
+        "∅"
+    }
+    fn elbo(&self) -> &'static str {
+        "ELBO"
+    }
+    fn bar(&self) -> &'static str {
+        "|"
+    }
+    fn sep(&self) -> &'static str {
+        "    "
+    }
+    fn kl_formula(&self, f: crate::derive::KlForm) -> String {
+        f.formula().to_string()
+    }
+}
+
+/// Escape text for LaTeX's text mode.
+pub fn tex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '_' | '%' | '&' | '#' | '$' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            '\\' => out.push_str("\\textbackslash{}"),
+            '‖' => out.push_str("$\\|$"),
+            '≤' => out.push_str("$\\le$"),
+            '≥' => out.push_str("$\\ge$"),
+            '−' => out.push('-'),
+            '·' => out.push_str("$\\cdot$"),
+            'α' => out.push_str("$\\alpha$"),
+            'ε' => out.push_str("$\\varepsilon$"),
+            'μ' => out.push_str("$\\mu$"),
+            'σ' => out.push_str("$\\sigma$"),
+            'Σ' => out.push_str("$\\Sigma$"),
+            '𝔼' => out.push_str("$\\mathbb{E}$"),
+            '∞' => out.push_str("$\\infty$"),
+            'ℝ' => out.push_str("$\\mathbb{R}$"),
+            '→' => out.push_str("$\\to$"),
+            '⊆' => out.push_str("$\\subseteq$"),
+            '×' => out.push_str("$\\times$"),
+            c if c.is_ascii() => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+impl Latex {
+    fn ident(&self, n: &str) -> String {
+        if n.chars().count() == 1 {
+            n.to_string()
+        } else {
+            format!("\\mathrm{{{}}}", n.replace('_', "\\_"))
+        }
+    }
+}
+
+impl Style for Latex {
+    /// `s[t-1]` → `s_{t-1}`, `o[1:T]` → `o_{1:T}`.
+    fn var(&self, v: &str) -> String {
+        match v.find('[') {
+            Some(i) if v.ends_with(']') => {
+                let idx = &v[i + 1..v.len() - 1];
+                format!("{}_{{{}}}", self.ident(&v[..i]), idx.replace(':', "{:}"))
+            }
+            _ => self.ident(v),
+        }
+    }
+    fn name(&self, n: &str) -> String {
+        self.ident(n)
+    }
+    fn density(&self, block: &str, target: &str, given: &[String]) -> String {
+        let t = self.var(target);
+        if given.is_empty() {
+            format!("{block}({t})")
+        } else {
+            let g: Vec<String> = given.iter().map(|x| self.var(x)).collect();
+            format!("{block}({t} \\mid {})", g.join(", "))
+        }
+    }
+    fn expect(&self, under: &[String], body: &str) -> String {
+        if under.is_empty() {
+            body.to_string()
+        } else {
+            format!("\\mathbb{{E}}_{{q}}\\left[ {body} \\right]")
+        }
+    }
+    fn kl(&self, q: &str, p: &str) -> String {
+        format!("\\mathrm{{KL}}\\left( {q} \\,\\middle\\|\\, {p} \\right)")
+    }
+    fn entropy(&self, q: &str) -> String {
+        format!("\\mathrm{{H}}\\left[ {q} \\right]")
+    }
+    fn log(&self, x: &str) -> String {
+        format!("\\log {x}")
+    }
+    fn sum(&self, range: Range, body: &str) -> String {
+        match range {
+            Range::Static | Range::At { .. } => body.to_string(),
+            Range::From { t } => format!("\\sum_{{t={t}}}^{{T}} {body}"),
+        }
+    }
+    fn frac(&self, a: &str, b: &str) -> String {
+        format!("\\frac{{{a}}}{{{b}}}")
+    }
+    fn alpha(&self) -> &'static str {
+        "\\alpha"
+    }
+    fn leq(&self) -> &'static str {
+        "\\le"
+    }
+    fn geq(&self) -> &'static str {
+        "\\ge"
+    }
+    fn minus(&self) -> &'static str {
+        "-"
+    }
+    fn code(&self, s: &str) -> String {
+        format!("\\texttt{{{}}}", tex_escape(s))
+    }
+    fn text(&self, s: &str) -> String {
+        format!("\\text{{{}}}", tex_escape(s))
+    }
+    fn expect_sub(&self, sub: &str, body: &str) -> String {
+        format!("\\mathbb{{E}}_{{{sub}}}\\left[ {body} \\right]")
+    }
+    fn integral(&self, body: &str, over: &str) -> String {
+        format!("\\int {body} \\, d({over})")
+    }
+    fn dots(&self) -> &'static str {
+        "\\dots"
+    }
+    fn empty_set(&self) -> &'static str {
+        "\\emptyset"
+    }
+    fn elbo(&self) -> &'static str {
+        "\\mathrm{ELBO}"
+    }
+    fn bar(&self) -> &'static str {
+        "\\mid"
+    }
+    fn sep(&self) -> &'static str {
+        " \\quad "
+    }
+    fn kl_formula(&self, f: crate::derive::KlForm) -> String {
+        f.formula_tex().to_string()
+    }
+}

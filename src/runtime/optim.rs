@@ -1,0 +1,179 @@
+//! Adam (PyTorch semantics) on host copies, global-norm clipping and learning-rate schedules.
+//!
+//! Per step: `g ← g + wd·p` (L2 mode) or `p ← p − lr·wd·p` (decoupled/AdamW mode);
+//! `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `p ← p − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε)`.
+
+use std::collections::BTreeMap;
+
+use super::nets::params::{GradMap, ParamStore};
+use super::RtError;
+
+/// Adam hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// `true`: AdamW (decoupled) decay; `false`: L2 added to the gradient (torch `Adam`).
+    pub decoupled: bool,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
+    }
+}
+
+/// Moments of one parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moments {
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
+/// Adam with its state (`step` = number of updates done).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adam {
+    pub cfg: AdamConfig,
+    pub step: u64,
+    pub state: BTreeMap<String, Moments>,
+}
+
+impl Adam {
+    /// Fresh optimiser (state is created lazily per parameter).
+    pub fn new(cfg: AdamConfig) -> Self {
+        Self {
+            cfg,
+            step: 0,
+            state: BTreeMap::new(),
+        }
+    }
+
+    /// One update of every parameter having a gradient in `grads`, at learning rate `lr`
+    /// (use [`LrSchedule::lr`]; pass `self.cfg.lr` for a constant rate).
+    pub fn update(
+        &mut self,
+        store: &mut ParamStore,
+        grads: &GradMap,
+        lr: f64,
+    ) -> Result<(), RtError> {
+        self.step += 1;
+        let t = self.step as i32;
+        let [b1, b2] = self.cfg.betas;
+        let bc1 = (1.0 - b1.powi(t)) as f32;
+        let bc2 = (1.0 - b2.powi(t)) as f32;
+        let (b1, b2) = (b1 as f32, b2 as f32);
+        let (eps, wd, lr32) = (self.cfg.eps as f32, self.cfg.weight_decay as f32, lr as f32);
+        for (name, g) in grads {
+            let param = store.get_mut(name)?;
+            if g.len() != param.numel() {
+                return Err(RtError::ParamShape {
+                    name: name.clone(),
+                    found: vec![g.len()],
+                    expected: param.shape(),
+                });
+            }
+            let mut p = param.to_host();
+            let st = self.state.entry(name.clone()).or_insert_with(|| Moments {
+                m: vec![0.0; p.len()],
+                v: vec![0.0; p.len()],
+            });
+            for i in 0..p.len() {
+                let mut gi = g[i];
+                if wd != 0.0 {
+                    if self.cfg.decoupled {
+                        p[i] -= lr32 * wd * p[i];
+                    } else {
+                        gi += wd * p[i];
+                    }
+                }
+                st.m[i] = b1 * st.m[i] + (1.0 - b1) * gi;
+                st.v[i] = b2 * st.v[i] + (1.0 - b2) * gi * gi;
+                let mhat = st.m[i] / bc1;
+                let vhat = st.v[i] / bc2;
+                p[i] -= lr32 * mhat / (vhat.sqrt() + eps);
+            }
+            param.set_host(&p);
+        }
+        Ok(())
+    }
+}
+
+/// Global L2 norm of all gradients.
+pub fn global_norm(grads: &GradMap) -> f64 {
+    grads
+        .values()
+        .flat_map(|g| g.iter())
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Scales all gradients so their global norm is at most `max_norm` (PyTorch
+/// `clip_grad_norm_`: factor `max_norm / (norm + 1e-6)` when below 1). Returns the norm
+/// before clipping.
+pub fn clip_global_norm(grads: &mut GradMap, max_norm: f64) -> f64 {
+    let norm = global_norm(grads);
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for g in grads.values_mut() {
+            for x in g.iter_mut() {
+                *x = (*x as f64 * coef) as f32;
+            }
+        }
+    }
+    norm
+}
+
+/// Learning-rate schedule: `lr(step) = base · factor(step)`, `step` counted from 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LrSchedule {
+    Constant,
+    /// Linear ramp from `1/warmup` to 1 over the first `warmup` steps.
+    LinearWarmup {
+        warmup: u64,
+    },
+    /// Linear warmup, then cosine decay from 1 to `min_factor` at `total` steps.
+    Cosine {
+        warmup: u64,
+        total: u64,
+        min_factor: f64,
+    },
+}
+
+impl LrSchedule {
+    /// Multiplier of the base learning rate at `step`.
+    pub fn factor(&self, step: u64) -> f64 {
+        let warm = |w: u64| {
+            if w > 0 && step < w {
+                Some((step + 1) as f64 / w as f64)
+            } else {
+                None
+            }
+        };
+        match *self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::LinearWarmup { warmup } => warm(warmup).unwrap_or(1.0),
+            LrSchedule::Cosine {
+                warmup,
+                total,
+                min_factor,
+            } => warm(warmup).unwrap_or_else(|| {
+                let span = total.saturating_sub(warmup).max(1) as f64;
+                let prog = ((step - warmup.min(step)) as f64 / span).min(1.0);
+                min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * prog).cos())
+            }),
+        }
+    }
+    /// Learning rate at `step`.
+    pub fn lr(&self, base: f64, step: u64) -> f64 {
+        base * self.factor(step)
+    }
+}
