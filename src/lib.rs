@@ -25,6 +25,7 @@ pub mod diag;
 pub mod ir;
 pub mod parse;
 pub mod render;
+pub mod runtime;
 pub mod sim;
 pub mod span;
 

@@ -65,5 +65,9 @@ fn multi_output_functions_keep_gradients_of_each_output() {
     let g = st.grads(&mut backward(sum_all(scale)));
     // d/dx1 exp(2·x1) = 2·e^{−2}
     assert_eq!(g["x"][0], 0.0);
-    assert!((g["x"][1] - 2.0 * (-2.0f32).exp()).abs() < 1e-6, "{:?}", g["x"]);
+    assert!(
+        (g["x"][1] - 2.0 * (-2.0f32).exp()).abs() < 1e-6,
+        "{:?}",
+        g["x"]
+    );
 }
