@@ -485,7 +485,7 @@ fn apply(src: &str, m: &Mutation) -> String {
             splice(a.get(&idents).1.clone(), name)
         }
         Mutation::Number(a, b) if !numbers.is_empty() => {
-            splice(a.get(&numbers).1.clone(), b.get(NUMBERS))
+            splice(a.get(&numbers).1.clone(), *b.get(NUMBERS))
         }
         Mutation::InsertBytes(at, bytes) => {
             let at = floor_boundary(src, at.index(src.len() + 1));
@@ -493,7 +493,7 @@ fn apply(src: &str, m: &Mutation) -> String {
         }
         Mutation::InsertGarbage(at, g) => {
             let at = floor_boundary(src, at.index(src.len() + 1));
-            splice(at..at, g.get(GARBAGE))
+            splice(at..at, *g.get(GARBAGE))
         }
         Mutation::DeleteRange(at, len) => {
             let lo = floor_boundary(src, at.index(src.len() + 1));

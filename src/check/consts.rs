@@ -39,7 +39,11 @@ impl Ck {
                     }
                     return Some(CVal::scalar(v));
                 }
-                match self.resolve(&id.clone())? {
+                let sym = self.resolve(&id.clone())?;
+                if self.poisoned.contains(&sym) {
+                    return None; // its own fault is already reported
+                }
+                match sym {
                     Sym::Const(c) => {
                         let c = &self.model.consts[c];
                         Some(CVal {

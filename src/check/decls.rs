@@ -39,11 +39,7 @@ impl Ck {
                     }
                 }
                 Item::Var {
-                    name,
-                    role,
-                    timed,
-                    span,
-                    ..
+                    name, role, timed, ..
                 } => {
                     let id = self.model.vars.len();
                     if self.declare(name, Sym::Var(id)) {
@@ -128,6 +124,8 @@ impl Ck {
                         if let Some(v) = self.size_eval(&b.value) {
                             self.model.dims[id].value = v;
                             self.scalar_values.insert(b.name.name.clone(), v as f64);
+                        } else {
+                            self.poisoned.insert(Sym::Dim(id));
                         }
                     }
                 }
@@ -137,20 +135,23 @@ impl Ck {
                         else {
                             continue;
                         };
-                        if let Some(v) = self.const_eval(&b.value) {
-                            if v.values.iter().any(|x| !x.is_finite()) {
-                                self.err(Diagnostic::new(Code::BadValue, format!("const `{}` is not finite", b.name.name))
-                                    .label(b.value.span, "evaluates to NaN or infinity")
-                                    .help("check for a division by zero or the log of a non-positive number"));
-                                continue;
-                            }
-                            if let Some(x) = v.as_scalar().filter(|_| v.shape.0.is_empty()) {
-                                self.scalar_values.insert(b.name.name.clone(), x);
-                            }
-                            let c = &mut self.model.consts[id];
-                            c.shape = v.shape;
-                            c.values = v.values;
+                        let Some(v) = self.const_eval(&b.value) else {
+                            self.poisoned.insert(Sym::Const(id));
+                            continue;
+                        };
+                        if v.values.iter().any(|x| !x.is_finite()) {
+                            self.poisoned.insert(Sym::Const(id));
+                            self.err(Diagnostic::new(Code::BadValue, format!("const `{}` is not finite", b.name.name))
+                                .label(b.value.span, "evaluates to NaN or infinity")
+                                .help("check for a division by zero or the log of a non-positive number"));
+                            continue;
                         }
+                        if let Some(x) = v.as_scalar().filter(|_| v.shape.0.is_empty()) {
+                            self.scalar_values.insert(b.name.name.clone(), x);
+                        }
+                        let c = &mut self.model.consts[id];
+                        c.shape = v.shape;
+                        c.values = v.values;
                     }
                 }
                 _ => {}
@@ -236,8 +237,11 @@ impl Ck {
                     if self.model.vars[id].name != name.name {
                         continue;
                     }
-                    if let Some((t, _)) = self.var_type(ty, false) {
-                        self.model.vars[id].ty = t;
+                    match self.var_type(ty, false) {
+                        Some((t, _)) => self.model.vars[id].ty = t,
+                        None => {
+                            self.poisoned.insert(Sym::Var(id));
+                        }
                     }
                     if let Some(est) = estimator {
                         match Estimator::parse(&est.name) {
@@ -253,6 +257,7 @@ impl Ck {
                         continue;
                     };
                     let Some((_, shape)) = self.var_type(ty, true) else {
+                        self.poisoned.insert(Sym::Param(id));
                         continue;
                     };
                     self.model.params[id].shape = shape.clone();
@@ -266,8 +271,11 @@ impl Ck {
                     let Some((Sym::Net(id), _)) = self.names.get(&name.name).copied() else {
                         continue;
                     };
-                    if let Some(kind) = self.net_kind(spec) {
-                        self.model.nets[id].kind = kind;
+                    match self.net_kind(spec) {
+                        Some(kind) => self.model.nets[id].kind = kind,
+                        None => {
+                            self.poisoned.insert(Sym::Net(id));
+                        }
                     }
                 }
                 Item::Data { path, span } => {
@@ -502,7 +510,10 @@ impl Ck {
             let Some(e) = self.expr(value, cx) else {
                 continue;
             };
-            if e.shape.numel() != var.ty.size() && !e.shape.is_unit() {
+            if e.shape.numel() != var.ty.size()
+                && !e.shape.is_unit()
+                && !self.poisoned.contains(&Sym::Var(v))
+            {
                 self.err(Diagnostic::new(Code::InitSize, format!("`{}` has size {}, its init value has size {}", var.name, var.ty.size(), e.shape.numel()))
                     .label(value.span, format!("size {}", e.shape.numel()))
                     .help("give a scalar (broadcast to every element) or a vector of the variable's size"));

@@ -43,6 +43,9 @@ pub struct Ck {
     /// (block, variable) pairs that have a factor statement, even one whose body had errors,
     /// so a faulty factor does not also produce "no factor" errors.
     pub attempted: HashSet<(Block, VarId)>,
+    /// Declarations whose value, type or shape could not be determined (already reported):
+    /// reads of them evaluate to nothing, so one fault does not cascade into size errors.
+    pub poisoned: HashSet<Sym>,
 }
 
 impl Ck {
@@ -72,6 +75,7 @@ impl Ck {
             dim_spans: vec![],
             const_spans: vec![],
             attempted: HashSet::new(),
+            poisoned: HashSet::new(),
         }
     }
 

@@ -40,7 +40,11 @@ impl Ck {
                     self.resolve(id);
                     return Some(ir::Expr::num(v));
                 }
-                match self.resolve(id)? {
+                let sym = self.resolve(id)?;
+                if self.poisoned.contains(&sym) {
+                    return None; // its own fault is already reported
+                }
+                match sym {
                     Sym::Const(c) => Some(ir::Expr::new(K::Const(c), self.model.consts[c].shape.clone())),
                     Sym::Param(p) => Some(ir::Expr::new(K::Param(p), self.model.params[p].shape.clone())),
                     Sym::Var(v) => {
@@ -141,6 +145,9 @@ impl Ck {
         cx: Cx,
     ) -> Option<ir::Expr> {
         let sym = self.resolve(name)?;
+        if self.poisoned.contains(&sym) {
+            return None;
+        }
         let v = match sym {
             Sym::Var(v) => v,
             other => {
@@ -154,7 +161,10 @@ impl Ck {
                         ),
                     )
                     .label(e.span, "indexed here")
-                    .help("select an element with `.k` (0-based), e.g. `x.0`"),
+                    .help(format!(
+                        "only variables declared `[t]` have steps; read it as `{0}`, or select an element with `{0}.k` (0-based)",
+                        name.name
+                    )),
                 );
                 return None;
             }
@@ -184,7 +194,28 @@ impl Ck {
                             TimeRef::Prefix
                         }
                     }
-                    _ => {
+                    Some(rev) => {
+                        // An argument of a net over time, but of the other direction.
+                        let (read, dir, want) = if want_reverse {
+                            ("t:", "forward", "the past `{0}[:t]`; to read the future `{0}[t:]` declare a net `rnn(… , reverse)`")
+                        } else {
+                            (":t", "reverse", "the future `{0}[t:]`; to read the past `{0}[:t]` declare a forward net `rnn(…)`")
+                        };
+                        debug_assert_eq!(rev, !want_reverse);
+                        self.err(
+                            Diagnostic::new(
+                                Code::BadSequenceRead,
+                                format!("a {dir} net over time is given `{}[{read}]`", name.name),
+                            )
+                            .label(e.span, "wrong direction")
+                            .help(format!(
+                                "a {dir} net reads {}",
+                                want.replace("{0}", &name.name)
+                            )),
+                        );
+                        return None;
+                    }
+                    None => {
                         let (form, net) = if want_reverse {
                             ("x[t:]", "rnn(… , reverse)")
                         } else {
@@ -397,6 +428,7 @@ impl Ck {
         if let Some((sym, _)) = self.names.get(&fun.name).copied() {
             self.used.insert(sym);
             return match sym {
+                Sym::Net(_) if self.poisoned.contains(&sym) => None,
                 Sym::Net(n) => self.net_call(e, n, args, cx),
                 other => {
                     self.err(

@@ -39,9 +39,11 @@ impl Ck {
                     .label(Span::new(first.lo, first.lo + 1), "first block")
                     .help("put all factors of one distribution in one block"),
                 );
-                continue;
+                // Its statements are still checked, as if written in the first block, so
+                // their variables are not also reported as having no factor.
+            } else {
+                seen.insert(block, *span);
             }
-            seen.insert(block, *span);
             for s in stmts {
                 if let Some(p) = self.target(block, s, &mut seen_targets) {
                     pending.push(p);
@@ -141,6 +143,9 @@ impl Ck {
             return None;
         };
         let var = self.var(v).clone();
+        // A faulty statement still counts as the variable's factor in this block, so the
+        // fault is not also reported as a missing factor or definition.
+        self.attempted.insert((block, v));
         let sampled = matches!(s, StmtAst::Sample { .. });
         let bad = |ck: &mut Ck, code: Code, msg: String, label: &str, help: String| {
             ck.err(
@@ -211,8 +216,7 @@ impl Ck {
             );
             return None;
         }
-        seen.push((block, v, case, s.span()));
-        self.attempted.insert((block, v));
+        seen.push((block, v, case, t.span));
         Some(Pending {
             block,
             var: v,
@@ -224,7 +228,9 @@ impl Ck {
     fn define(&mut self, v: VarId, value: &ast::Expr, cx: Cx) -> Option<Expr> {
         let e = self.expr(value, cx)?;
         let var = self.var(v).clone();
-        if e.shape.numel() != var.ty.size() || e.shape.is_matrix() {
+        // A variable whose type had an error has no size to compare with.
+        let sized = !self.poisoned.contains(&Sym::Var(v));
+        if sized && (e.shape.numel() != var.ty.size() || e.shape.is_matrix()) {
             self.err(
                 Diagnostic::new(
                     Code::DefinitionSize,
@@ -287,7 +293,11 @@ impl Ck {
                 return None;
             }
         };
-        self.support(&var, block, family, d.span)?;
+        // A variable whose type had an error has no size or support to compare with.
+        let sized = !self.poisoned.contains(&Sym::Var(v));
+        if sized {
+            self.support(&var, block, family, d.span)?;
+        }
         let size = var.ty.size();
         let mut pos = Vec::new();
         let mut kws = Vec::new();
@@ -346,7 +356,7 @@ impl Ck {
                 }
             }
             let h = self.expr(head, cx)?;
-            if h.shape.numel() != 2 * size || h.shape.is_matrix() {
+            if sized && (h.shape.numel() != 2 * size || h.shape.is_matrix()) {
                 self.err(Diagnostic::new(Code::SplitSize, format!("`{fam}.split` of `{}` (size {size}) needs a head of size {}, given {}", var.name, 2 * size, h.shape))
                     .label(head.span, format!("size {}", h.shape))
                     .help(format!("the head holds loc and scale side by side: make its output size 2·{size} = {}", 2 * size)));
@@ -394,7 +404,8 @@ impl Ck {
         for (i, e) in pos.iter().enumerate() {
             let x = self.expr(e, cx);
             let Some(x) = x else { continue };
-            let ok = (x.shape.numel() == size || x.shape.is_unit()) && !x.shape.is_matrix();
+            let ok =
+                !sized || ((x.shape.numel() == size || x.shape.is_unit()) && !x.shape.is_matrix());
             if !ok {
                 let pname = match (family, i) {
                     (Family::Uniform, 0) => "low",
@@ -408,7 +419,7 @@ impl Ck {
                     .help(format!("each parameter has the variable's size ({size}) or is a scalar that broadcasts")));
                 continue;
             }
-            if let ast::ExprKind::Num(s) = e.kind {
+            if let Some(s) = super::rules::constant(&x) {
                 if i == 1 && matches!(family, Family::Normal | Family::TanhNormal) && s <= 0.0 {
                     self.err(
                         Diagnostic::new(
@@ -427,7 +438,10 @@ impl Ck {
             return None;
         }
         if family == Family::Uniform {
-            if let (ExprKind::Num(lo), ExprKind::Num(hi)) = (&ps[0].kind, &ps[1].kind) {
+            if let (Some(lo), Some(hi)) = (
+                super::rules::constant(&ps[0]),
+                super::rules::constant(&ps[1]),
+            ) {
                 if lo >= hi {
                     self.err(
                         Diagnostic::new(Code::BadValue, format!("Uniform({lo}, {hi}) is empty"))

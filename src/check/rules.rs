@@ -71,7 +71,11 @@ impl Ck {
                 errs.push(
                     Diagnostic::new(
                         Code::BadBaseCase,
-                        format!("`{}` is defined only at steps 1..{last}", var.name),
+                        if last == 1 {
+                            format!("`{}` is defined only at step 1", var.name)
+                        } else {
+                            format!("`{}` is defined only at steps 1..{last}", var.name)
+                        },
                     )
                     .label(span, "no general case")
                     .help(format!(
@@ -91,12 +95,14 @@ impl Ck {
     /// state defined only in `q` (`E027`).
     pub fn time_coverage(&mut self) {
         let mut errs = Vec::new();
-        let users: Vec<(Option<Block>, TimeCase, Vec<Read>, Span)> = self
+        // (block, time case, reads, span, the factor's variable); rewards have neither.
+        type User = (Option<Block>, TimeCase, Vec<Read>, Span, Option<VarId>);
+        let users: Vec<User> = self
             .model
             .factors
             .iter()
             .zip(&self.spans.factors)
-            .map(|(f, s)| (Some(f.block), f.case, f.parents.clone(), *s))
+            .map(|(f, s)| (Some(f.block), f.case, f.parents.clone(), *s, Some(f.var)))
             .chain(
                 self.model
                     .optimality
@@ -112,11 +118,12 @@ impl Ck {
                             },
                             o.parents.clone(),
                             *s,
+                            None,
                         )
                     }),
             )
             .collect();
-        for (block, case, reads, span) in users {
+        for (block, case, reads, span, owner) in users {
             for r in reads {
                 let var = &self.model.vars[r.var];
                 let needed: Vec<i64> = match (r.time, case) {
@@ -139,9 +146,29 @@ impl Ck {
                             }
                             _ => format!("it reads `{}[{s}]`", var.name),
                         };
-                        errs.push(Diagnostic::new(Code::MissingBaseCase, format!("a lag reaches before the sequence starts: {at}"))
-                            .label(span, "this factor")
-                            .help(format!("add `init {}[{s}] = …` (e.g. `= 0`), or a base case `[1] ~ …` for the reading variable so its general case starts later", var.name)));
+                        let help = match (owner, case) {
+                            (Some(o), TimeCase::From(start)) => {
+                                let o = &self.model.vars[o];
+                                let op = if o.role == Role::State { "=" } else { "~" };
+                                format!("add `init {}[{s}] = …` (e.g. `= 0`), or a base case `{}[{start}] {op} …` so that the general case of `{}` starts later", var.name, o.name, o.name)
+                            }
+                            _ => format!("add `init {}[{s}] = …` (e.g. `= 0`)", var.name),
+                        };
+                        errs.push(
+                            Diagnostic::new(
+                                Code::MissingBaseCase,
+                                format!("a lag reaches before the sequence starts: {at}"),
+                            )
+                            .label(
+                                span,
+                                if owner.is_some() {
+                                    "this factor"
+                                } else {
+                                    "this reward"
+                                },
+                            )
+                            .help(help),
+                        );
                         break;
                     }
                 }
@@ -265,7 +292,7 @@ impl Ck {
             if !ok || !latent {
                 errs.push(Diagnostic::new(Code::EstimatorMismatch, if latent { format!("`{}` cannot be estimated by {} — it is {}", var.name, est.keyword(), if var.ty.is_discrete() { "discrete" } else { "continuous" }) } else { format!("`{}` is {} and is not integrated, so it has no estimator", var.name, var.role.keyword()) })
                     .label(self.spans.vars[v], format!("via {}", est.keyword()))
-                    .help("reparam fits continuous latents; enumerate and straight_through fit discrete ones; score_function fits any"));
+                    .help(if latent { "reparam fits continuous latents; enumerate and straight_through fit discrete ones; score_function fits any" } else { "remove `via …`: only latents are integrated over" }));
             }
         }
         for e in errs {
@@ -278,7 +305,7 @@ impl Ck {
         if !has_obs && self.model.optimality.is_empty() {
             self.err(Diagnostic::new(Code::NoEvidence, format!("model `{}` has no observed variable and no optimality variable", self.model.name))
                 .label(Span::new(self.spans.model.lo, self.spans.model.lo + 5), "nothing to condition on")
-                .help("declare data with `observed`, or evidence of optimality with `optimality O[t] : reward = …`"));
+                .help("declare data with `observed x : …`, or rewards with `optimality O[t] : reward = …`"));
         }
     }
 
@@ -303,11 +330,21 @@ impl Ck {
         for (i, c) in self.model.consts.iter().enumerate() {
             decls.push((Sym::Const(i), c.name.clone(), self.const_spans[i]));
         }
+        // Point at the declared name, not the whole declaration.
+        let name_span = |name: &str, decl: Span| self.names.get(name).map_or(decl, |n| n.1);
         for (i, p) in self.model.params.iter().enumerate() {
-            decls.push((Sym::Param(i), p.name.clone(), self.spans.params[i]));
+            decls.push((
+                Sym::Param(i),
+                p.name.clone(),
+                name_span(&p.name, self.spans.params[i]),
+            ));
         }
         for (i, n) in self.model.nets.iter().enumerate() {
-            decls.push((Sym::Net(i), n.name.clone(), self.spans.nets[i]));
+            decls.push((
+                Sym::Net(i),
+                n.name.clone(),
+                name_span(&n.name, self.spans.nets[i]),
+            ));
         }
         for (sym, name, span) in decls {
             if !self.used.contains(&sym) {
@@ -370,7 +407,8 @@ fn overlaps(a: TimeCase, b: TimeCase) -> bool {
     }
 }
 
-fn constant(e: &Expr) -> Option<f64> {
+/// The value of a literal number, negated or not (dims and scalar consts are already numbers).
+pub(super) fn constant(e: &Expr) -> Option<f64> {
     match e.kind {
         ExprKind::Num(v) => Some(v),
         ExprKind::Unary {

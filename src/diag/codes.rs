@@ -90,6 +90,9 @@ codes! {
     Io = "E090", "cannot read a file";
     NotUtf8 = "E091", "file is not UTF-8";
     BadFlag = "E092", "invalid command-line value";
+    // the tensor backend and training
+    Unsupported = "E200", "feature not run by the tensor backend yet";
+    NonFinite = "E201", "training produced NaN or infinity";
     // warnings
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";

@@ -65,10 +65,11 @@ impl miette::Diagnostic for Report {
             return None;
         }
         let len = self.source.inner().len();
+        let src = self.source.inner().as_str();
         Some(Box::new(self.diag.labels.iter().enumerate().map(
             move |(i, l)| {
                 let lo = l.span.lo.min(len);
-                let hi = l.span.hi.min(len);
+                let hi = significant_end(src, lo, l.span.hi.min(len));
                 let text = if l.text.is_empty() {
                     None
                 } else {
@@ -81,6 +82,47 @@ impl miette::Diagnostic for Report {
                 }
             },
         )))
+    }
+}
+
+/// The end of `src[lo..hi]` without trailing whitespace and comments, which the grammar's
+/// implicit whitespace can leave inside a node's span; a span with nothing else is kept.
+fn significant_end(src: &str, lo: usize, hi: usize) -> usize {
+    let b = src.as_bytes();
+    let (mut i, mut end) = (lo, lo);
+    while i < hi {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < hi && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < hi && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'"' => {
+                i += 1;
+                while i < hi && b[i] != b'"' && b[i] != b'\n' {
+                    i += 1;
+                }
+                i = (i + 1).min(hi);
+                end = i;
+            }
+            _ => {
+                i += 1;
+                end = i;
+            }
+        }
+    }
+    if end == lo {
+        hi
+    } else {
+        end
     }
 }
 

@@ -1,0 +1,196 @@
+//! Stage 5, lower: ELBO IR → a tensor program over a batch of sequences, run on dfdx.
+//!
+//! Input: a checked [`Model`] and its [`Elbo`]. Output: a [`Program`] whose
+//! [`Program::forward`] evaluates every ELBO term on a [`Batch`], and whose
+//! [`Program::init_params`] builds the parameter store.
+//! Invariants:
+//! - only the chain of sampled latents and deterministic states runs step by step; every
+//!   other factor (likelihoods, priors given sampled parents, KLs, rewards) runs once over its
+//!   whole time range as batched ops (rows = steps × sequences, time-major);
+//! - q's distribution parameters computed on the chain are recorded and reused by the KL
+//!   terms, never recomputed;
+//! - no tensor op sees a shape the checker did not prove; two operands of one op never share
+//!   a tensor id (repeated leaves are refreshed).
+
+mod eval;
+mod exec;
+pub mod plan;
+
+pub use eval::{net_prefix, param_name};
+pub use exec::{Batch, Forward};
+
+use crate::derive::{Elbo, TermKind};
+use crate::diag::{Code, Diagnostic};
+use crate::ir::*;
+use crate::runtime::nets::params::ParamStore;
+use crate::runtime::nets::{gru, mlp};
+use crate::runtime::rng::Rng;
+use crate::runtime::{Dev, RtError};
+use rand_distr::Distribution;
+use std::collections::HashMap;
+
+/// Tapes the lowering runs on: `NoneTape` (evaluation) and the shared training tape.
+pub trait LTape: crate::runtime::RtTape + Clone {}
+impl<T: crate::runtime::RtTape + Clone> LTape for T {}
+
+/// The parameter holding log α of an auto-tuned temperature.
+pub const ALPHA_PARAM: &str = "alpha.log";
+
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub model: Model,
+    pub elbo: Elbo,
+    pub plan: plan::Plan,
+    pub estimators: HashMap<VarId, Estimator>,
+    /// The variable of each term (usize::MAX for rewards).
+    term_owner: Vec<usize>,
+    /// The optimality variable of each reward term.
+    term_opt: Vec<usize>,
+    /// Target entropy of an auto-tuned α.
+    pub auto_alpha: Option<f64>,
+}
+
+fn unsupported(msg: String, help: &str) -> Diagnostic {
+    Diagnostic::new(Code::Unsupported, msg).help(help.to_string())
+}
+
+impl Program {
+    /// Lower a checked model. Features the backend does not run yet are diagnostics.
+    pub fn new(model: &Model, elbo: &Elbo) -> Result<Program, Vec<Diagnostic>> {
+        let mut errs = Vec::new();
+        if model.objective.overshooting > 1 {
+            errs.push(unsupported(
+                "latent overshooting is derived but not yet run by the tensor backend".into(),
+                "remove `overshooting` from the objective block to train this model",
+            ));
+        }
+        let mut estimators = HashMap::new();
+        for e in &elbo.estimators {
+            let Some(v) = model.var_id(&e.var) else {
+                continue;
+            };
+            let est = Estimator::parse(e.estimator).unwrap_or(Estimator::Reparam);
+            if est == Estimator::Enumerate {
+                errs.push(unsupported(
+                    format!("exact enumeration of `{}` is not run by the tensor backend yet", e.var),
+                    "annotate the latent `via straight_through` or `via score_function` to train it",
+                ));
+            }
+            estimators.insert(v, est);
+        }
+        let mut auto_alpha = None;
+        for o in &model.optimality {
+            if let Alpha::Auto { target, .. } = o.alpha {
+                if auto_alpha.is_some() {
+                    errs.push(unsupported(
+                        "two auto-tuned temperatures".into(),
+                        "tune α for one optimality variable",
+                    ));
+                }
+                auto_alpha = Some(target);
+            }
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let term_owner = elbo
+            .terms
+            .iter()
+            .map(|t| match &t.kind {
+                TermKind::Reward { .. } => usize::MAX,
+                _ => model.var_id(&t.owner).unwrap_or(usize::MAX),
+            })
+            .collect();
+        let term_opt = elbo
+            .terms
+            .iter()
+            .map(|t| {
+                if let TermKind::Reward { opt, .. } = t.kind {
+                    opt
+                } else {
+                    0
+                }
+            })
+            .collect();
+        Ok(Program {
+            model: model.clone(),
+            elbo: elbo.clone(),
+            plan: plan::Plan::new(model),
+            estimators,
+            term_owner,
+            term_opt,
+            auto_alpha,
+        })
+    }
+
+    /// Steps before the first one that inits must cover.
+    fn min_init_lag(&self) -> u32 {
+        self.model
+            .inits
+            .iter()
+            .map(|i| (1 - i.step) as u32)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The KL weight at an optimiser step.
+    pub fn kl_weight(&self, step: u64) -> f64 {
+        match self.model.objective.kl_weight {
+            KlWeight::Fixed(w) => w,
+            KlWeight::Anneal { from, to, steps } => {
+                from + (to - from) * (step.min(steps) as f64 / steps as f64)
+            }
+        }
+    }
+
+    fn alpha_value<T, P: crate::runtime::nets::params::Params<T>>(
+        &self,
+        p: &P,
+    ) -> Result<f32, RtError> {
+        Ok(p.vector(ALPHA_PARAM)?.as_vec()[0].exp())
+    }
+
+    /// Every parameter, initialised from `rng` (nets: PyTorch's default, U(±1/√fan_in);
+    /// params: their declared initial values).
+    pub fn init_params(&self, dev: &Dev, rng: &mut Rng) -> Result<ParamStore, RtError> {
+        let m = &self.model;
+        let mut store = ParamStore::new(dev.clone());
+        for (i, n) in m.nets.iter().enumerate() {
+            let prefix = net_prefix(m, i);
+            match &n.kind {
+                NetKind::Mlp { sizes, .. } => mlp::add_mlp(&mut store, &prefix, sizes, rng)?,
+                NetKind::Gru { input, hidden } | NetKind::Rnn { input, hidden, .. } => {
+                    gru::add_gru(&mut store, &prefix, *input, *hidden, rng)?
+                }
+            }
+        }
+        for (i, prm) in m.params.iter().enumerate() {
+            let n = prm.shape.numel();
+            let values: Vec<f32> = match &prm.init {
+                ParamInit::Fill(v) => vec![*v as f32; n],
+                ParamInit::Values(vs) => vs.iter().map(|v| *v as f32).collect(),
+                ParamInit::Normal { mean, std } => {
+                    let d = rand_distr::Normal::new(*mean, *std)
+                        .map_err(|e| RtError::Shape(e.to_string()))?;
+                    (0..n).map(|_| d.sample(rng) as f32).collect()
+                }
+                ParamInit::Uniform { low, high } => {
+                    let d = rand_distr::Uniform::new(*low, *high);
+                    (0..n).map(|_| d.sample(rng) as f32).collect()
+                }
+            };
+            let shape: Vec<usize> = if prm.shape.0.is_empty() {
+                vec![1]
+            } else {
+                prm.shape.0.clone()
+            };
+            store.insert_host(&param_name(m, i), &shape, values)?;
+        }
+        for o in &m.optimality {
+            if let Alpha::Auto { init, .. } = o.alpha {
+                store.insert_host(ALPHA_PARAM, &[1], vec![(init as f32).ln()])?;
+            }
+        }
+        Ok(store)
+    }
+}
