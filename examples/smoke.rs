@@ -1,27 +1,31 @@
-use std::collections::HashMap;
-use vic::lower::{Batch, Program};
-use vic::runtime::{rng, Dev};
+use std::collections::BTreeMap;
+use vic::data::{Dataset, RawArray};
+use vic::lower::Program;
+use vic::train::{specs_of, TrainConfig, Trainer};
 fn main() {
     let src = std::fs::read_to_string("models/lg_toy.vmodel").unwrap();
     let m = vic::compile(&src, "lg_toy").unwrap();
     let prog = Program::new(m.ir(), &m.elbo()).unwrap();
-    let dev: Dev = Default::default();
-    let mut r = rng::seeded(0);
-    let store = prog.init_params(&dev, &mut r).unwrap();
-    let x = m.ir().var_id("x").unwrap();
-    let b = 100_000;
-    let batch = Batch {
-        b,
-        t: 1,
-        data: HashMap::from([(x, vec![1.0; b])]),
-        mask: None,
+    let raw = BTreeMap::from([("x".to_string(), RawArray::new(vec![1], vec![1.0]))]);
+    let d = Dataset::from_raw("x=1", raw, &specs_of(&prog), 1).unwrap();
+    let cfg = TrainConfig {
+        batch: 64,
+        lr: 1e-2,
+        holdout: 0.0,
+        ..Default::default()
     };
-    let f = prog
-        .forward::<dfdx::prelude::NoneTape, _>(&store, &batch, &mut r, 0, 0.0)
-        .unwrap();
-    let v = f.elbo.as_vec();
-    let mean: f64 = v.iter().map(|x| *x as f64).sum::<f64>() / b as f64;
-    let sd = (v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / b as f64).sqrt()
-        / (b as f64).sqrt();
-    println!("ELBO {mean:.5} ± {sd:.5} (closed form −1.709)");
+    let mut tr = Trainer::new(prog, Some(d), cfg).unwrap();
+    let t0 = std::time::Instant::now();
+    for i in 0..3000 {
+        let s = tr.step().unwrap();
+        if i % 500 == 0 {
+            println!("{} {:.4}", s.step, s.elbo);
+        }
+    }
+    println!("{:.1} steps/s", 3000.0 / t0.elapsed().as_secs_f64());
+    let r = tr.evaluate(None, 20000, 1).unwrap();
+    print!("{}", r.text());
+    for (k, p) in tr.store.iter() {
+        println!("{k} = {:?}", p.to_host());
+    }
 }

@@ -29,6 +29,7 @@ pub mod render;
 pub mod runtime;
 pub mod sim;
 pub mod span;
+pub mod train;
 
 use diag::{Diagnostic, Report};
 

@@ -131,7 +131,7 @@ impl Ck {
     fn wrong_kind(&mut self, span: Span, name: &str, what: &str, help: &str) -> Option<ir::Expr> {
         self.err(
             Diagnostic::new(Code::WrongKind, format!("`{name}` is {what}, not a value"))
-                .label(span, format!("{what}"))
+                .label(span, what.to_string())
                 .help(help.to_string()),
         );
         None

@@ -63,8 +63,7 @@ impl Ck {
         }
         for ((block, var), mut steps) in groups {
             steps.sort();
-            let mut expect = 1;
-            for (k, span) in &steps {
+            for (expect, (k, span)) in (1..).zip(&steps) {
                 if *k != expect {
                     let name = self.var(var).name.clone();
                     self.err(Diagnostic::new(Code::BadBaseCase, format!("`{name}[{k}]` in {} leaves step {expect} without a factor", block.letter()))
@@ -72,7 +71,6 @@ impl Ck {
                         .help(format!("base cases are contiguous from step 1: write `{name}[1]`, `{name}[2]`, … and then `{name}[t]`")));
                     break;
                 }
-                expect += 1;
             }
             starts.insert((block, var), steps.last().map(|s| s.0).unwrap_or(0) + 1);
         }

@@ -234,17 +234,15 @@ impl Ck {
                 self.model.objective.scales.push((owner, w));
             }
             other => {
-                let help = match crate::check::env::edit_distance(other, "kl_weight").min(3) {
-                    _ => match SETTINGS
-                        .split(", ")
-                        .map(|k| (crate::check::env::edit_distance(k, other), k))
-                        .min()
-                    {
-                        Some((d, k)) if d <= 3 => {
-                            format!("did you mean `{k}`? settings: {SETTINGS}")
-                        }
-                        _ => format!("settings: {SETTINGS}"),
-                    },
+                let help = match SETTINGS
+                    .split(", ")
+                    .map(|k| (crate::check::env::edit_distance(k, other), k))
+                    .min()
+                {
+                    Some((d, k)) if d <= 3 => {
+                        format!("did you mean `{k}`? settings: {SETTINGS}")
+                    }
+                    _ => format!("settings: {SETTINGS}"),
                 };
                 self.err(
                     Diagnostic::new(

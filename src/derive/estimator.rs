@@ -24,6 +24,16 @@ fn support_size(ty: VarType) -> Option<u64> {
     }
 }
 
+/// The number of joint values, as a number when it fits and as a power otherwise.
+fn support_text(ty: VarType) -> String {
+    match (support_size(ty), ty) {
+        (Some(n), _) => n.to_string(),
+        (None, VarType::Binary { size }) => format!("2^{size}"),
+        (None, VarType::OneHot { groups, classes }) => format!("{classes}^{groups}"),
+        (None, _) => "too many".into(),
+    }
+}
+
 /// The estimator of one latent's samples, and why.
 pub fn choose_estimator(m: &Model, v: VarId) -> LatentEstimator {
     let var = &m.vars[v];
@@ -54,7 +64,7 @@ pub fn choose_estimator(m: &Model, v: VarId) -> LatentEstimator {
                 ),
                 _ => (
                     Estimator::ScoreFunction,
-                    format!("discrete with {} values (> {ENUMERATE_MAX}): score function with a baseline (annotate `via straight_through` for a biased, low-variance gradient)", support_size(var.ty).map(|n| n.to_string()).unwrap_or_else(|| "too many".into())),
+                    format!("discrete with {} values (> {ENUMERATE_MAX}): score function with a baseline (annotate `via straight_through` for a biased, low-variance gradient)", support_text(var.ty)),
                 ),
             },
         }

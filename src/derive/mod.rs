@@ -249,11 +249,17 @@ pub fn derive(m: &Model) -> Elbo {
                                 format!("{} ‖ {} has no closed form: log p − log q at q's sample", qd.family.name(), pd.family.name()),
                             ),
                         };
+                        // A Monte Carlo log-ratio or entropy is also an expectation over
+                        // the latent's own sample.
+                        let mut over = under(m, &[qi, pi], range);
+                        if method == Method::MonteCarlo && !over.contains(&var.name) {
+                            over.push(var.name.clone());
+                        }
                         terms.push(Term {
                             kind,
                             owner: var.name.clone(),
                             range,
-                            under: under(m, &[qi, pi], range),
+                            under: over,
                             method,
                             why,
                             modifiers: modifiers(m, VarOrOpt::Var(v), true),
@@ -296,6 +302,13 @@ pub fn derive(m: &Model) -> Elbo {
             modifiers: modifiers(m, VarOrOpt::Opt(oi), false),
         });
     }
+    // Canonical order: the evidence first (observed log-likelihoods, then rewards), then the
+    // latents' KL-like terms; declaration order within each group.
+    terms.sort_by_key(|t| match t.kind {
+        TermKind::LogLikelihood { .. } => 0,
+        TermKind::Reward { .. } => 1,
+        _ => 2,
+    });
     let mode = match (
         m.vars.iter().any(|v| v.role == Role::Observed),
         !m.optimality.is_empty(),

@@ -31,7 +31,7 @@ pub fn term_body(s: &dyn Style, elbo: &Elbo, t: &Term) -> String {
         TermKind::LogLikelihood { p } => s.expect(&t.under, &s.log(&s.factor(p))),
         TermKind::Kl { q, p, .. } => s.expect(&t.under, &s.kl(&s.factor(q), &s.factor(p))),
         TermKind::LogRatio { q, p } => s.expect(
-            &[t.owner.clone()],
+            &t.under,
             &format!(
                 "{} {} {}",
                 s.log(&s.factor(p)),
@@ -42,10 +42,36 @@ pub fn term_body(s: &dyn Style, elbo: &Elbo, t: &Term) -> String {
         TermKind::Entropy { q, .. } => s.expect(&t.under, &s.entropy(&s.factor(q))),
         TermKind::Reward { name, .. } => {
             let r = s.var(&reward_symbol(elbo, name, t.range));
-            s.expect(&[t.owner.clone()], &s.frac(&r, s.alpha()))
+            s.expect(&t.under, &s.frac(&r, s.alpha()))
         }
     };
     s.sum(t.range, &inner)
+}
+
+/// One term's contribution to the log importance weight of a joint sample (its integrand,
+/// summed over its steps), as `(is_minus, body)`. This is what IWAE averages inside the log.
+pub fn weight_term(s: &dyn Style, elbo: &Elbo, t: &Term) -> (bool, String) {
+    let ratio = |q, p| {
+        format!(
+            "{} {} {}",
+            s.log(&s.factor(p)),
+            s.minus(),
+            s.log(&s.factor(q))
+        )
+    };
+    let sum_paren = |body: String| match t.range {
+        Range::From { .. } => s.sum(t.range, &s.paren(&body)),
+        _ => body,
+    };
+    match &t.kind {
+        TermKind::LogLikelihood { p } => (false, s.sum(t.range, &s.log(&s.factor(p)))),
+        TermKind::Kl { q, p, .. } | TermKind::LogRatio { q, p } => (false, sum_paren(ratio(q, p))),
+        TermKind::Entropy { q, .. } => (true, s.sum(t.range, &s.log(&s.factor(q)))),
+        TermKind::Reward { name, .. } => {
+            let r = s.var(&reward_symbol(elbo, name, t.range));
+            (false, s.sum(t.range, &s.frac(&r, s.alpha())))
+        }
+    }
 }
 
 pub fn bound(s: &dyn Style, b: &Bound) -> String {
@@ -75,6 +101,32 @@ pub fn signed_terms(s: &dyn Style, elbo: &Elbo) -> Vec<(bool, String)> {
 /// The aligned Unicode equation.
 pub fn equation_text(s: &dyn Style, elbo: &Elbo) -> String {
     let mut out = String::new();
+    if elbo.iwae > 1 {
+        // The importance-weighted bound is not a sum of expectations: write the log weight.
+        let lhs = format!("ELBO (IWAE, K = {})", elbo.iwae);
+        let _ = writeln!(out, "{lhs} = {}", s.iwae_objective());
+        let _ = writeln!(out, "  ≤ {}", bound(s, &elbo.bound));
+        let head = format!("  where {} ", s.weight());
+        let pad = " ".repeat(head.chars().count());
+        for (i, t) in elbo.terms.iter().enumerate() {
+            let (neg, body) = weight_term(s, elbo, t);
+            let sign = match (neg, i) {
+                (true, _) => "− ",
+                (false, 0) => "",
+                (false, _) => "+ ",
+            };
+            if i == 0 {
+                let _ = writeln!(out, "{head}= {sign}{body}");
+            } else {
+                let _ = writeln!(out, "{pad}{sign}{body}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  is the log importance weight of one joint sample of the latents from q,\n  and w_k is w at the k-th of K independent samples"
+        );
+        return out;
+    }
     let lhs = if elbo.iwae > 1 {
         format!("ELBO (IWAE, K = {})", elbo.iwae)
     } else {
@@ -249,10 +301,22 @@ pub fn text(elbo: &Elbo) -> String {
     }
     if !elbo.cancellations.is_empty() {
         let _ = writeln!(out, "\ncancelled (sampled from p, log p − log q = 0)");
+        let w_var = elbo
+            .cancellations
+            .iter()
+            .map(|c| c.var.chars().count())
+            .max()
+            .unwrap_or(0);
+        let w_range = elbo
+            .cancellations
+            .iter()
+            .map(|c| range_text(c.range).len())
+            .max()
+            .unwrap_or(0);
         for c in &elbo.cancellations {
             let _ = writeln!(
                 out,
-                "  {}  {}  {}",
+                "  {:<w_var$}  {:<w_range$}  {}",
                 c.var,
                 range_text(c.range),
                 s_factor(&c.p)

@@ -2,7 +2,7 @@
 //! that removes or renames a field.
 
 use super::elbo::term_body;
-use super::steps::steps;
+use super::steps::{latex_lines, steps, text_lines};
 use super::style::{Latex, Unicode};
 use crate::derive::Elbo;
 use crate::ir::Model;
@@ -52,8 +52,8 @@ pub fn document(m: &Model, elbo: &Elbo, with_steps: bool) -> String {
             .map(|(a, b)| JsonStep {
                 title: a.title,
                 why: a.why,
-                text: a.math,
-                latex: b.math,
+                text: text_lines(&a.math),
+                latex: latex_lines(&b.math),
             })
             .collect()
     });

@@ -1,7 +1,7 @@
 //! A standalone, compilable LaTeX document: the ELBO in `align*`, and optionally the steps.
 
-use super::elbo::{bound, signed_terms};
-use super::steps::steps;
+use super::elbo::{bound, signed_terms, weight_term};
+use super::steps::{latex_lines, steps};
 use super::style::{tex_escape, Latex, Style};
 use crate::derive::Elbo;
 use crate::ir::Model;
@@ -32,9 +32,10 @@ pub fn document(m: &Model, elbo: &Elbo, with_steps: bool) -> String {
                 tex_escape(&st.why)
             );
             let _ = writeln!(out, "\\begin{{align*}}");
-            let n = st.math.len();
-            for (i, l) in st.math.iter().enumerate() {
-                let _ = writeln!(out, "&{l}{}", if i + 1 < n { " \\\\" } else { "" });
+            let lines = latex_lines(&st.math);
+            let n = lines.len();
+            for (i, l) in lines.iter().enumerate() {
+                let _ = writeln!(out, "{l}{}", if i + 1 < n { " \\\\" } else { "" });
             }
             let _ = writeln!(out, "\\end{{align*}}");
         }
@@ -47,6 +48,38 @@ pub fn document(m: &Model, elbo: &Elbo, with_steps: bool) -> String {
 /// The ELBO as an `align*` block.
 pub fn equation(s: &dyn Style, elbo: &Elbo) -> String {
     let mut out = String::from("\\begin{align*}\n");
+    if elbo.iwae > 1 {
+        // The importance-weighted bound: the log of an average of K importance weights.
+        let _ = writeln!(
+            out,
+            "{}_{{\\mathrm{{IWAE}}, K = {}}} &= {} \\\\",
+            s.elbo(),
+            elbo.iwae,
+            s.iwae_objective()
+        );
+        let _ = writeln!(out, "&{} {} \\\\", s.leq(), bound(s, &elbo.bound));
+        let n = elbo.terms.len();
+        for (i, t) in elbo.terms.iter().enumerate() {
+            let (neg, body) = weight_term(s, elbo, t);
+            let sign = match (neg, i) {
+                (true, _) => "- ",
+                (false, 0) => "",
+                (false, _) => "+ ",
+            };
+            let end = if i + 1 < n { " \\\\" } else { "" };
+            if i == 0 {
+                let _ = writeln!(out, "{} &= {sign}{body}{end}", s.weight());
+            } else {
+                let _ = writeln!(out, "&\\quad {sign}{body}{end}");
+            }
+        }
+        out.push_str("\\end{align*}\n");
+        let _ = writeln!(
+            out,
+            "\\noindent Here $w$ is the log importance weight of one joint sample of the latents from $q$, and $w_k$ is $w$ at the $k$-th of $K$ independent samples."
+        );
+        return out;
+    }
     let terms = signed_terms(s, elbo);
     for (i, (neg, body)) in terms.iter().enumerate() {
         let sign = if *neg {

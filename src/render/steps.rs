@@ -5,7 +5,7 @@
 //! deterministic states; group per variable; Markov simplification; closed forms;
 //! cancellations; optimality; the final bound.
 
-use super::elbo::{bound, reward_symbol, signed_terms, term_body};
+use super::elbo::{bound, reward_symbol, signed_terms, term_body, weight_term};
 use super::style::Style;
 use crate::derive::{Elbo, Range, TermKind};
 use crate::ir::*;
@@ -13,8 +13,78 @@ use crate::ir::*;
 pub struct Step {
     pub title: String,
     pub why: String,
-    /// Display lines, math in the style's dialect.
-    pub math: Vec<String>,
+    /// Display lines, math in the style's dialect, aligned on the relation.
+    pub math: Vec<Line>,
+}
+
+/// One display line: `lhs rel rhs`. `lhs` is empty on a continuation line; `rhs` starts with
+/// the relation or operator (`= …`, `+ …`, `≤ …`) or is a free-standing formula or note.
+pub struct Line {
+    pub lhs: String,
+    pub rhs: String,
+}
+
+fn line(lhs: impl Into<String>, rhs: impl Into<String>) -> Line {
+    Line {
+        lhs: lhs.into(),
+        rhs: rhs.into(),
+    }
+}
+
+fn cont(rhs: impl Into<String>) -> Line {
+    line(String::new(), rhs)
+}
+
+/// `lhs = a + b − c …` as aligned lines: the first item on the first line, one item per line.
+fn sum_lines(s: &dyn Style, lhs: String, items: Vec<(bool, String)>) -> Vec<Line> {
+    if items.is_empty() {
+        return vec![line(lhs, "= 0")];
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (neg, b))| match (i, neg) {
+            (0, false) => line(lhs.clone(), format!("= {b}")),
+            (0, true) => line(lhs.clone(), format!("= {} {b}", s.minus())),
+            (_, false) => cont(format!("+ {b}")),
+            (_, true) => cont(format!("{} {b}", s.minus())),
+        })
+        .collect()
+}
+
+/// Lines as Unicode text: right-aligned left sides, so the relations line up.
+pub fn text_lines(lines: &[Line]) -> Vec<String> {
+    let w = lines
+        .iter()
+        .map(|l| l.lhs.chars().count())
+        .max()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|l| {
+            if w == 0 {
+                l.rhs.clone()
+            } else {
+                format!("{:>w$} {}", l.lhs, l.rhs)
+            }
+        })
+        .collect()
+}
+
+/// Lines for an `align*` environment (without the `\\\\` separators).
+pub fn latex_lines(lines: &[Line]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            if l.lhs.is_empty() && (l.rhs.starts_with("+ ") || l.rhs.starts_with("- ")) {
+                format!("&\\quad {}", l.rhs)
+            } else if l.lhs.is_empty() {
+                format!("&{}", l.rhs)
+            } else {
+                format!("{} &{}", l.lhs, l.rhs)
+            }
+        })
+        .collect()
 }
 
 fn all_steps(v: &Var) -> String {
@@ -44,7 +114,7 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         zs.iter().map(|x| s.var(x)).collect::<Vec<_>>().join(", ")
     };
     let ev = bound(s, &elbo.bound);
-    let joint = {
+    let evidence: Vec<String> = {
         let mut all: Vec<String> = elbo.bound.evidence.iter().map(|e| s.var(e)).collect();
         all.extend(
             elbo.bound
@@ -52,6 +122,10 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
                 .iter()
                 .map(|o| format!("{} = 1", s.var(o))),
         );
+        all
+    };
+    let joint = {
+        let mut all = evidence.clone();
         all.push(z.clone());
         all.join(", ")
     };
@@ -63,50 +137,54 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
     };
     let pj = format!("p({joint}{cond})");
     let qz = format!("q({z})");
+    let sep = s.sep();
     let mut out = Vec::new();
 
     out.push(Step {
         title: "Introduce the variational posterior q".into(),
         why: "Marginalise the latents, then multiply and divide by q inside the integral; q is positive wherever p is (checked: no infinite KL, E072).".into(),
         math: vec![
-            format!("{ev} = {}", s.log(&s.integral(&pj, &z))),
-            format!("= {}", s.log(&s.expect_sub(&qz, &s.frac(&pj, &qz)))),
+            line(ev.clone(), format!("= {}", s.log(&s.integral(&pj, &z)))),
+            cont(format!("= {}", s.log(&s.expect_sub(&qz, &s.frac(&pj, &qz))))),
         ],
     });
 
+    let posterior = {
+        let mut c = evidence.clone();
+        c.extend(given.iter().cloned());
+        format!("p({z} {} {})", s.bar(), c.join(", "))
+    };
     let mut jensen = vec![
-        format!(
-            "{ev} = {} + {} {} {}",
-            s.elbo(),
-            s.kl(
-                &qz,
-                &format!("p({z} {} {})", s.bar(), {
-                    let mut ev: Vec<String> =
-                        elbo.bound.evidence.iter().map(|e| s.var(e)).collect();
-                    ev.extend(
-                        elbo.bound
-                            .optimality
-                            .iter()
-                            .map(|o| format!("{} = 1", s.var(o))),
-                    );
-                    ev.extend(given.iter().cloned());
-                    ev.join(", ")
-                })
+        line(
+            ev.clone(),
+            format!(
+                "= {} + {} {} {}",
+                s.elbo(),
+                s.kl(&qz, &posterior),
+                s.geq(),
+                s.elbo()
             ),
-            s.geq(),
-            s.elbo()
         ),
-        format!(
-            "{} = {}",
+        line(
             s.elbo(),
-            s.expect_sub("q", &format!("{} {} {}", s.log(&pj), s.minus(), s.log(&qz)))
+            format!(
+                "= {}",
+                s.expect_sub("q", &format!("{} {} {}", s.log(&pj), s.minus(), s.log(&qz)))
+            ),
         ),
     ];
     if elbo.iwae > 1 {
-        jensen.push(s.text(&format!(
-            "With K = {} importance samples the bound log (1/K) Σ_k p/q is tighter (Burda et al. 2016); its terms are per-sample log-ratios.",
-            elbo.iwae
-        )));
+        jensen.push(line(
+            format!("{}_K", s.elbo()),
+            format!(
+                "= {}{sep}{}",
+                s.iwae_objective(),
+                s.text(&format!(
+                    "(IWAE, K = {}: tighter, Burda et al. 2016)",
+                    elbo.iwae
+                ))
+            ),
+        ));
     }
     out.push(Step {
         title: "Jensen's inequality (the KL decomposition)".into(),
@@ -114,20 +192,17 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         math: jensen,
     });
 
-    let mut pm = vec![format!("{} =", s.log(&pj))];
-    for f in m.factors.iter().filter(|f| f.block == Block::P) {
-        match &f.body {
-            FactorBody::Sample(_) => pm.push(format!(
-                "+ {}",
-                s.sum(Range::from_case(f.case), &s.log(&density(s, m, f)))
-            )),
-            FactorBody::Define(e) => pm.push(format!(
-                "{} = {}",
-                s.var(&m.show_target(f)),
-                s.code(&m.show_expr(e))
-            )),
-        }
-    }
+    let mut pm: Vec<(bool, String)> = m
+        .factors
+        .iter()
+        .filter(|f| f.block == Block::P && matches!(f.body, FactorBody::Sample(_)))
+        .map(|f| {
+            (
+                false,
+                s.sum(Range::from_case(f.case), &s.log(&density(s, m, f))),
+            )
+        })
+        .collect();
     for o in &m.optimality {
         let r = if o.timed {
             Range::From { t: 1 }
@@ -142,48 +217,41 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         let target = format!("{} = 1", s.var(&target));
         let rs = s.var(&reward_symbol(elbo, &o.name, r));
         let d = format!("p({target} {} {rs})", s.bar());
-        pm.push(format!("+ {}", s.sum(r, &s.log(&d))));
+        pm.push((false, s.sum(r, &s.log(&d))));
     }
     out.push(Step {
         title: "Factorise the joint by the p block".into(),
         why: "p is a directed model: the log joint is the sum of its factors' log densities, one sum over t per time case (base cases split the sum); deterministic states are functions, not factors.".into(),
-        math: pm,
+        math: sum_lines(s, s.log(&pj), pm),
     });
 
-    let mut qm = vec![format!("{} =", s.log(&qz))];
-    for f in m.factors.iter().filter(|f| f.block == Block::Q) {
-        match &f.body {
-            FactorBody::Sample(_) => qm.push(format!(
-                "+ {}",
-                s.sum(Range::from_case(f.case), &s.log(&density(s, m, f)))
-            )),
-            FactorBody::Define(e) => qm.push(format!(
-                "{} = {}",
-                s.var(&m.show_target(f)),
-                s.code(&m.show_expr(e))
-            )),
-        }
-    }
+    let mut qm: Vec<(bool, String)> = m
+        .factors
+        .iter()
+        .filter(|f| f.block == Block::Q && matches!(f.body, FactorBody::Sample(_)))
+        .map(|f| {
+            (
+                false,
+                s.sum(Range::from_case(f.case), &s.log(&density(s, m, f))),
+            )
+        })
+        .collect();
     for c in &elbo.cancellations {
-        qm.push(format!(
-            "+ {}",
-            s.sum(c.range, &s.log(&as_q(&s.factor(&c.p))))
-        ));
+        qm.push((false, s.sum(c.range, &s.log(&as_q(&s.factor(&c.p))))));
     }
     out.push(Step {
         title: "Factorise q by the q block".into(),
         why: "q is a product of conditionals in sampling order; a latent (or time case) with no q factor is drawn from its p factor, so q uses p's conditional there.".into(),
-        math: qm,
+        math: sum_lines(s, s.log(&qz), qm),
     });
 
-    let states: Vec<String> = m
+    let states: Vec<Line> = m
         .factors
         .iter()
         .filter_map(|f| match &f.body {
-            FactorBody::Define(e) => Some(format!(
-                "{} = {}",
+            FactorBody::Define(e) => Some(line(
                 s.var(&m.show_target(f)),
-                s.code(&m.show_expr(e))
+                format!("= {}", s.code(&m.show_expr(e))),
             )),
             FactorBody::Sample(_) => None,
         })
@@ -196,20 +264,10 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         });
     }
 
-    let mut grouped = vec![format!("{} =", s.elbo())];
+    let mut grouped = Vec::new();
     for v in m.vars.iter().filter(|v| v.role == Role::Observed) {
         let d = s.density("p", &all_steps(v), &[s.dots().to_string()]);
-        grouped.push(format!("+ {}", s.expect_sub("q", &s.log(&d))));
-    }
-    for v in &latents {
-        let d = s.density("p", &all_steps(v), &[s.dots().to_string()]);
-        grouped.push(format!(
-            "+ {}",
-            s.expect_sub(
-                "q",
-                &format!("{} {} {}", s.log(&d), s.minus(), s.log(&as_q(&d)))
-            )
-        ));
+        grouped.push((false, s.expect_sub("q", &s.log(&d))));
     }
     for t in &elbo.terms {
         if let TermKind::Reward { name, .. } = &t.kind {
@@ -218,19 +276,29 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
             } else {
                 format!("{name}[1:T]")
             });
-            grouped.push(format!(
-                "+ {}",
-                s.expect_sub("q", &s.log(&format!("p({o} = 1 {} {})", s.bar(), s.dots())))
+            grouped.push((
+                false,
+                s.expect_sub("q", &s.log(&format!("p({o} = 1 {} {})", s.bar(), s.dots()))),
             ));
         }
+    }
+    for v in &latents {
+        let d = s.density("p", &all_steps(v), &[s.dots().to_string()]);
+        grouped.push((
+            false,
+            s.expect_sub(
+                "q",
+                &format!("{} {} {}", s.log(&d), s.minus(), s.log(&as_q(&d))),
+            ),
+        ));
     }
     out.push(Step {
         title: "Group the terms per variable".into(),
         why: "Subtract log q from log p and collect each latent's prior and posterior factors into one log-ratio; observed factors stay log-likelihoods.".into(),
-        math: grouped,
+        math: sum_lines(s, s.elbo().to_string(), grouped),
     });
 
-    let mk: Vec<String> = elbo
+    let mk: Vec<Line> = elbo
         .terms
         .iter()
         .map(|t| {
@@ -239,53 +307,69 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
             } else {
                 format!("(over q's samples of {})", t.under.join(", "))
             };
-            format!("{}{}{}", term_body(s, elbo, t), s.sep(), s.text(&note))
+            cont(format!("{}{sep}{}", term_body(s, elbo, t), s.text(&note)))
         })
         .collect();
     out.push(Step {
         title: "Markov simplification".into(),
-        why: "Each integrand depends only on its factors' parents; every other latent integrates out (its conditionals integrate to 1), so each term is an expectation over its q-sampled ancestors only.".into(),
+        why: "Each integrand depends only on its factors' parents; every other latent integrates out (its conditionals integrate to 1), so each term is an expectation over its q-sampled ancestors only. The time cases of p and q are intersected, so a base case of either splits the sum; at a base step, reads of init values (steps ≤ 0) are constants and drop out of the conditioning.".into(),
         math: mk,
     });
 
-    let sep = s.sep();
     let mut cf = Vec::new();
     for t in &elbo.terms {
         match &t.kind {
-            TermKind::Kl { q, p, form } => cf.push(format!(
-                "{} = {}{sep}{}",
-                s.expect_sub(
-                    &s.factor(q),
-                    &format!(
-                        "{} {} {}",
-                        s.log(&s.factor(q)),
-                        s.minus(),
-                        s.log(&s.factor(p))
-                    )
-                ),
-                s.kl(&s.factor(q), &s.factor(p)),
-                s.kl_formula(*form)
-            )),
-            TermKind::Entropy { q, closed_form } => cf.push(format!(
-                "{} = {}{sep}{}",
-                s.kl(&s.factor(q), &s.text("Flat")),
-                format_args!("{}{}", s.minus(), s.entropy(&s.factor(q))),
-                s.text(if *closed_form {
-                    "Normal: sum_i log(sigma_i) + 1/2 log(2 pi e)"
+            TermKind::Kl { q, p, form } => {
+                let (qf, pf) = (s.factor(q), s.factor(p));
+                cf.push(line(
+                    s.kl(&qf, &pf),
+                    format!(
+                        "= {}",
+                        s.expect_sub(&qf, &format!("{} {} {}", s.log(&qf), s.minus(), s.log(&pf)))
+                    ),
+                ));
+                cf.push(cont(format!(
+                    "= {}{sep}{}",
+                    s.kl_formula(*form),
+                    s.text(&format!("({})", t.why))
+                )));
+            }
+            TermKind::Entropy { q, closed_form } => {
+                let qf = s.factor(q);
+                cf.push(line(
+                    s.kl(&qf, &s.text("Flat")),
+                    format!("= {}{}", s.minus(), s.entropy(&qf)),
+                ));
+                if *closed_form {
+                    cf.push(line(
+                        s.entropy(&qf),
+                        format!(
+                            "= {}{sep}{}",
+                            s.normal_entropy(),
+                            s.text("(Normal, D dimensions)")
+                        ),
+                    ));
                 } else {
-                    "estimated as -log q at the sample"
-                })
-            )),
-            TermKind::LogRatio { .. } => cf.push(format!(
+                    cf.push(line(
+                        s.entropy(&qf),
+                        format!(
+                            "= {}{sep}{}",
+                            s.expect_sub(&qf, &format!("{}{}", s.minus(), s.log(&qf))),
+                            s.text("(Monte Carlo: −log q at q's sample)")
+                        ),
+                    ));
+                }
+            }
+            TermKind::LogRatio { .. } => cf.push(cont(format!(
                 "{}{sep}{}",
                 term_body(s, elbo, t),
-                s.text(&format!("Monte Carlo: {}", t.why))
-            )),
+                s.text(&format!("(Monte Carlo: {})", t.why))
+            ))),
             _ => {}
         }
     }
     if cf.is_empty() {
-        cf.push(s.text("no latent terms"));
+        cf.push(cont(s.text("no latent terms")));
     }
     out.push(Step {
         title: "Substitute closed-form KL divergences".into(),
@@ -293,25 +377,27 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         math: cf,
     });
 
-    let mut cm: Vec<String> = elbo
+    let mut cm: Vec<Line> = elbo
         .cancellations
         .iter()
         .map(|c| {
             let pf = s.factor(&c.p);
-            format!(
+            cont(format!(
                 "{} = 0",
                 s.sum(
                     c.range,
                     &s.expect_sub(
                         "q",
-                        &format!("{} {} {}", s.log(&pf), s.minus(), s.log(&as_q(&pf)))
-                    )
+                        &format!("{} {} {}", s.log(&pf), s.minus(), s.log(&as_q(&pf))),
+                    ),
                 )
-            )
+            ))
         })
         .collect();
     if cm.is_empty() {
-        cm.push(s.text("none: every latent has a q factor at every step"));
+        cm.push(cont(
+            s.text("none: every latent has a q factor at every step"),
+        ));
     }
     out.push(Step {
         title: "Cancel the factors q shares with p".into(),
@@ -336,20 +422,20 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
                     format!("{name}[t]")
                 });
                 let bar = s.bar();
-                om.push(format!(
-                    "{} = {}{sep}{r} = {}",
+                om.push(line(
                     s.log(&format!("p({o} = 1 {bar} {r})")),
-                    s.frac(&r, s.alpha()),
-                    s.code(reward)
+                    format!("= {}", s.frac(&r, s.alpha())),
                 ));
+                om.push(line(r, format!("= {}", s.code(reward))));
                 om.push(match alpha {
-                    Alpha::Fixed(a) => format!("{} = {a}", s.alpha()),
-                    Alpha::Auto { target, .. } => format!(
-                        "{}{sep}{}",
+                    Alpha::Fixed(a) => line(s.alpha(), format!("= {}", super::elbo::num(*a))),
+                    Alpha::Auto { target, init } => line(
                         s.alpha(),
                         s.text(&format!(
-                            "tuned so that the policy entropy tracks {target} (SAC)"
-                        ))
+                            "tuned (SAC) so that the policy's entropy tracks {}, starting from {}",
+                            super::elbo::num(*target),
+                            super::elbo::num(*init)
+                        )),
                     ),
                 });
             }
@@ -361,11 +447,22 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         });
     }
 
-    let mut fin = vec![format!("{} =", s.elbo())];
-    for (neg, b) in signed_terms(s, elbo) {
-        fin.push(format!("{} {b}", if neg { s.minus() } else { "+" }));
-    }
-    fin.push(format!("{} {}", s.leq(), bound(s, &elbo.bound)));
+    let fin = if elbo.iwae > 1 {
+        let mut fin = vec![
+            line(
+                format!("{}_K", s.elbo()),
+                format!("= {}", s.iwae_objective()),
+            ),
+            cont(format!("{} {}", s.leq(), bound(s, &elbo.bound))),
+        ];
+        let items = elbo.terms.iter().map(|t| weight_term(s, elbo, t)).collect();
+        fin.extend(sum_lines(s, s.weight().to_string(), items));
+        fin
+    } else {
+        let mut fin = sum_lines(s, s.elbo().to_string(), signed_terms(s, elbo));
+        fin.push(cont(format!("{} {}", s.leq(), bound(s, &elbo.bound))));
+        fin
+    };
     out.push(Step {
         title: "The evidence lower bound".into(),
         why: "Collecting the terms; training maximises it. Objective modifiers (KL weights, free nats, balancing) change the training objective, which is then no longer a bound.".into(),
@@ -374,14 +471,39 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
     out
 }
 
+/// Wrap `text` at `width` columns, each line after the first indented by `indent`.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut col = 0;
+    for word in text.split(' ') {
+        let n = word.chars().count();
+        if col > 0 && col + 1 + n > width {
+            out.push('\n');
+            out.push_str(indent);
+            col = 0;
+        } else if col > 0 {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += n;
+    }
+    out
+}
+
 /// Numbered steps as Unicode text.
 pub fn text(m: &Model, elbo: &Elbo) -> String {
     let s = super::style::Unicode;
+    let all = steps(&s, m, elbo);
+    let w = all.len().to_string().len() + 2;
+    let pad = " ".repeat(w);
     let mut out = String::new();
-    for (i, st) in steps(&s, m, elbo).iter().enumerate() {
-        out.push_str(&format!("{}. {}\n   {}\n", i + 1, st.title, st.why));
-        for l in &st.math {
-            out.push_str(&format!("     {l}\n"));
+    for (i, st) in all.iter().enumerate() {
+        let num = format!("{}.", i + 1);
+        out.push_str(&format!("{num:<w$}{}\n", st.title));
+        out.push_str(&format!("{pad}{}\n", wrap(&st.why, 88, &pad)));
+        for l in text_lines(&st.math) {
+            out.push_str(&format!("{pad}  {l}\n"));
         }
         out.push('\n');
     }

@@ -35,6 +35,14 @@ pub trait Style {
     fn sep(&self) -> &'static str;
     /// A KL formula from the closed-form table.
     fn kl_formula(&self, f: crate::derive::KlForm) -> String;
+    /// The entropy of a diagonal Normal with D dimensions.
+    fn normal_entropy(&self) -> &'static str;
+    /// `( body )`, for a multi-part integrand under a sum.
+    fn paren(&self, body: &str) -> String;
+    /// The log importance weight of one joint sample (IWAE).
+    fn weight(&self) -> &'static str;
+    /// The IWAE objective over K samples of the weight: `𝔼[ log (1/K) Σ_k exp w_k ]`.
+    fn iwae_objective(&self) -> String;
 }
 
 pub struct Unicode;
@@ -98,7 +106,11 @@ impl Style for Unicode {
         s.to_string()
     }
     fn expect_sub(&self, sub: &str, body: &str) -> String {
-        format!("𝔼_{{{sub}}}[ {body} ]")
+        if sub.chars().count() == 1 {
+            format!("𝔼_{sub}[ {body} ]")
+        } else {
+            format!("𝔼_{{{sub}}}[ {body} ]")
+        }
     }
     fn integral(&self, body: &str, over: &str) -> String {
         format!("∫ {body} d({over})")
@@ -120,6 +132,18 @@ impl Style for Unicode {
     }
     fn kl_formula(&self, f: crate::derive::KlForm) -> String {
         f.formula().to_string()
+    }
+    fn normal_entropy(&self) -> &'static str {
+        "Σᵢ log σᵢ + (D/2) log(2πe)"
+    }
+    fn paren(&self, body: &str) -> String {
+        format!("( {body} )")
+    }
+    fn weight(&self) -> &'static str {
+        "w"
+    }
+    fn iwae_objective(&self) -> String {
+        "𝔼_q[ log (1/K) Σ_{k=1..K} exp w_k ]".into()
     }
 }
 
@@ -169,8 +193,11 @@ impl Latex {
 }
 
 impl Style for Latex {
-    /// `s[t-1]` → `s_{t-1}`, `o[1:T]` → `o_{1:T}`.
+    /// `s[t-1]` → `s_{t-1}`, `o[1:T]` → `o_{1:T}`; a LaTeX command (`\dots`) stays as is.
     fn var(&self, v: &str) -> String {
+        if v.starts_with('\\') {
+            return v.to_string();
+        }
         match v.find('[') {
             Some(i) if v.ends_with(']') => {
                 let idx = &v[i + 1..v.len() - 1];
@@ -257,5 +284,17 @@ impl Style for Latex {
     }
     fn kl_formula(&self, f: crate::derive::KlForm) -> String {
         f.formula_tex().to_string()
+    }
+    fn normal_entropy(&self) -> &'static str {
+        r"\sum_i \log \sigma_i + \frac{D}{2} \log(2 \pi e)"
+    }
+    fn paren(&self, body: &str) -> String {
+        format!("\\left( {body} \\right)")
+    }
+    fn weight(&self) -> &'static str {
+        "w"
+    }
+    fn iwae_objective(&self) -> String {
+        r"\mathbb{E}_{q}\left[ \log \frac{1}{K} \sum_{k=1}^{K} \exp w_{k} \right]".into()
     }
 }

@@ -1,0 +1,83 @@
+//! Datasets → time-major batches.
+
+use crate::data::{Dataset, ValueKind, VarSpec};
+use crate::ir::{Role, VarType};
+use crate::lower::{Batch, Program};
+use std::collections::HashMap;
+
+/// What the model reads from a data file: its observed and input variables.
+pub fn specs_of(p: &Program) -> Vec<VarSpec> {
+    p.model
+        .vars
+        .iter()
+        .filter(|v| matches!(v.role, Role::Observed | Role::Input))
+        .map(|v| {
+            let kind = match v.ty {
+                VarType::Real { .. } => ValueKind::Real,
+                VarType::Unit { .. } => ValueKind::Unit,
+                VarType::Binary { .. } => ValueKind::Binary,
+                VarType::OneHot { groups, classes } => ValueKind::OneHot { groups, classes },
+            };
+            VarSpec::new(v.name.clone(), v.timed, v.ty.size(), kind)
+        })
+        .collect()
+}
+
+/// Sequences `idx` of `d`, each repeated `copies` times (IWAE samples; copy-major), laid out
+/// time-major.
+pub fn data_batch(p: &Program, d: &Dataset, idx: &[usize], copies: usize) -> Batch {
+    let idx: Vec<usize> = (0..copies.max(1))
+        .flat_map(|_| idx.iter().copied())
+        .collect();
+    let b = idx.len();
+    let t = d.t.unwrap_or(1);
+    let mut data = HashMap::new();
+    for (v, var) in p.model.vars.iter().enumerate() {
+        if !matches!(var.role, Role::Observed | Role::Input) {
+            continue;
+        }
+        let Some(arr) = d.array(&var.name) else {
+            continue;
+        };
+        let size = var.ty.size();
+        let mut out = Vec::with_capacity(b * t * size);
+        if var.timed {
+            for step in 0..t {
+                for &i in &idx {
+                    let at = (i * t + step) * size;
+                    out.extend_from_slice(&arr[at..at + size]);
+                }
+            }
+        } else {
+            for &i in &idx {
+                out.extend_from_slice(&arr[i * size..(i + 1) * size]);
+            }
+        }
+        data.insert(v, out);
+    }
+    let mask = d.mask.as_ref().map(|m| {
+        let mut out = Vec::with_capacity(b * t);
+        for step in 0..t {
+            for &i in &idx {
+                out.push(m[i * t + step]);
+            }
+        }
+        out
+    });
+    Batch {
+        b,
+        t: if p.model.is_sequential() { t } else { 1 },
+        data,
+        mask,
+    }
+}
+
+/// A control problem's batch: `b` rollouts of `horizon` steps, no data.
+pub fn control_batch(p: &Program, b: usize, horizon: usize) -> Batch {
+    Batch {
+        b,
+        t: if p.model.is_sequential() { horizon } else { 1 },
+        data: HashMap::new(),
+        mask: None,
+    }
+}

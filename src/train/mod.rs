@@ -1,0 +1,404 @@
+//! Stage 6, train: optimiser, minibatches, evaluation, checkpoints.
+//!
+//! Input: a compiled model, optionally a dataset, a [`TrainConfig`]. Output: parameters,
+//! per-step statistics, evaluation reports, checkpoints.
+//! Invariants:
+//! - everything random at step `n` (noise, minibatch indices) is drawn from generators seeded
+//!   by `(seed, n)`, so a run resumed from a checkpoint at step `n` continues bit-identically;
+//! - a step whose ELBO, any term, or the gradient is NaN/Inf changes nothing and returns
+//!   [`TrainError::NonFinite`] naming the step and the term;
+//! - the objective is summed over the batch (as Pyro's SVI loss); reports are per sequence.
+
+mod batch;
+mod report;
+
+pub use batch::{control_batch, data_batch, specs_of};
+pub use report::{EvalReport, StepStats, TermStat};
+
+use crate::data::Dataset;
+use crate::derive::TermKind;
+use crate::lower::{Batch, Program};
+use crate::runtime::checkpoint;
+use crate::runtime::nets::params::ParamStore;
+use crate::runtime::optim::{clip_global_norm, Adam, AdamConfig, LrSchedule};
+use crate::runtime::{backward, rng, Dev, RtError};
+use dfdx::prelude::NoneTape;
+use rand::{Rng as _, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How minibatches are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sampling {
+    /// Random indices each step (as the Pyro/NumPyro benchmarks do).
+    WithReplacement,
+    /// Shuffled passes over the data.
+    Epochs,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub lr: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Global gradient-norm clipping.
+    pub clip: Option<f64>,
+    pub warmup: u64,
+    /// Cosine decay to `min_lr_factor` over this many steps (None: constant after warmup).
+    pub cosine_total: Option<u64>,
+    pub min_lr_factor: f64,
+    pub seed: u64,
+    /// Fraction of the data held out for evaluation.
+    pub holdout: f64,
+    pub sampling: Sampling,
+    /// Rollout length of control problems (no data).
+    pub horizon: usize,
+    /// Score-function baseline: moving-average decay.
+    pub baseline_decay: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            batch: 128,
+            lr: 1e-3,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 0.0,
+            clip: None,
+            warmup: 0,
+            cosine_total: None,
+            min_lr_factor: 0.0,
+            seed: 0,
+            holdout: 0.1,
+            sampling: Sampling::WithReplacement,
+            horizon: 50,
+            baseline_decay: 0.9,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("step {step}: {what} is not finite ({value})")]
+    NonFinite { step: u64, what: String, value: f64 },
+    #[error("{0}")]
+    Runtime(#[from] RtError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+}
+
+/// The training loop's state.
+pub struct Trainer {
+    pub program: Program,
+    pub store: ParamStore,
+    pub adam: Adam,
+    pub cfg: TrainConfig,
+    pub train: Option<Dataset>,
+    pub heldout: Option<Dataset>,
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// Score-function baseline (moving average of the per-sequence ELBO).
+    pub baseline: f64,
+    dev: Dev,
+}
+
+/// A generator for one purpose at one step: independent streams, reproducible on resume.
+fn stream(seed: u64, step: u64, purpose: u64) -> rng::Rng {
+    let mut s = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+    let a: u64 = s.gen();
+    rng::seeded(
+        a ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ purpose.wrapping_mul(0x94D0_49BB_1331_11EB),
+    )
+}
+
+impl Trainer {
+    /// A trainer with freshly initialised parameters. `data` is split into train and
+    /// held-out parts by `cfg.holdout` (seeded).
+    pub fn new(
+        program: Program,
+        data: Option<Dataset>,
+        cfg: TrainConfig,
+    ) -> Result<Trainer, TrainError> {
+        let dev = Dev::default();
+        let mut init_rng = stream(cfg.seed, u64::MAX, 0);
+        let store = program.init_params(&dev, &mut init_rng)?;
+        let adam = Adam::new(AdamConfig {
+            lr: cfg.lr,
+            betas: cfg.betas,
+            eps: cfg.eps,
+            weight_decay: cfg.weight_decay,
+            decoupled: false,
+        });
+        let (train, heldout) = match data {
+            Some(d) if cfg.holdout > 0.0 && d.n >= 2 => {
+                let (a, b) = d.split(cfg.holdout, cfg.seed);
+                (Some(a), if b.n > 0 { Some(b) } else { None })
+            }
+            Some(d) => (Some(d), None),
+            None => (None, None),
+        };
+        Ok(Trainer {
+            program,
+            store,
+            adam,
+            cfg,
+            train,
+            heldout,
+            step: 0,
+            baseline: 0.0,
+            dev,
+        })
+    }
+
+    fn schedule(&self) -> LrSchedule {
+        match self.cfg.cosine_total {
+            Some(total) => LrSchedule::Cosine {
+                warmup: self.cfg.warmup,
+                total,
+                min_factor: self.cfg.min_lr_factor,
+            },
+            None if self.cfg.warmup > 0 => LrSchedule::LinearWarmup {
+                warmup: self.cfg.warmup,
+            },
+            None => LrSchedule::Constant,
+        }
+    }
+
+    /// Importance samples per sequence (IWAE).
+    fn iwae(&self) -> usize {
+        self.program.model.objective.iwae.max(1) as usize
+    }
+
+    /// The batch for step `n`.
+    fn batch_at(&self, n: u64) -> Result<Batch, TrainError> {
+        let k = self.iwae();
+        match &self.train {
+            Some(d) => {
+                let mut r = stream(self.cfg.seed, n, 1);
+                let idx: Vec<usize> = match self.cfg.sampling {
+                    Sampling::WithReplacement => (0..self.cfg.batch.max(1))
+                        .map(|_| r.gen_range(0..d.n))
+                        .collect(),
+                    Sampling::Epochs => {
+                        let b = self.cfg.batch.min(d.n).max(1);
+                        let per_epoch = d.n.div_ceil(b) as u64;
+                        let epoch = n / per_epoch;
+                        let mut perm: Vec<usize> = (0..d.n).collect();
+                        let mut er = stream(self.cfg.seed, epoch, 2);
+                        for i in (1..perm.len()).rev() {
+                            perm.swap(i, er.gen_range(0..=i));
+                        }
+                        let start = ((n % per_epoch) as usize) * b;
+                        perm[start..(start + b).min(d.n)].to_vec()
+                    }
+                };
+                Ok(data_batch(&self.program, d, &idx, k))
+            }
+            None => Ok(control_batch(
+                &self.program,
+                self.cfg.batch * k,
+                self.horizon(),
+            )),
+        }
+    }
+
+    pub fn horizon(&self) -> usize {
+        self.program
+            .model
+            .objective
+            .horizon
+            .map(|h| h as usize)
+            .unwrap_or(self.cfg.horizon)
+    }
+
+    fn term_name(&self, i: usize) -> String {
+        let t = &self.program.elbo.terms[i];
+        let kind = match t.kind {
+            TermKind::LogLikelihood { .. } => "log-likelihood",
+            TermKind::Kl { .. } => "KL",
+            TermKind::LogRatio { .. } => "log-ratio",
+            TermKind::Entropy { .. } => "entropy",
+            TermKind::Reward { .. } => "reward",
+        };
+        let range = match t.range {
+            crate::derive::Range::Static => String::new(),
+            crate::derive::Range::At { t } => format!(" at t = {t}"),
+            crate::derive::Range::From { t } => format!(" for t ≥ {t}"),
+        };
+        format!("term {} ({kind} of {}{range})", i + 1, t.owner)
+    }
+
+    /// One optimiser step.
+    pub fn step(&mut self) -> Result<StepStats, TrainError> {
+        let n = self.step;
+        let batch = self.batch_at(n)?;
+        let mut r = stream(self.cfg.seed, n, 3);
+        let traced = self.store.trace();
+        let fwd = self
+            .program
+            .forward(&traced, &batch, &mut r, n, self.baseline as f32)?;
+        let elbo_host = fwd.elbo.as_vec();
+        let terms_host: Vec<f64> = fwd.terms.iter().map(|t| mean(&t.as_vec())).collect();
+        for (i, v) in terms_host.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(TrainError::NonFinite {
+                    step: n + 1,
+                    what: self.term_name(i),
+                    value: *v,
+                });
+            }
+        }
+        let elbo = mean(&elbo_host);
+        if !elbo.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: n + 1,
+                what: "the ELBO".into(),
+                value: elbo,
+            });
+        }
+        drop(traced);
+        let loss = fwd.objective.negate();
+        let mut grads = backward(loss);
+        let mut g = self.store.grads(&mut grads);
+        let norm = match self.cfg.clip {
+            Some(c) => clip_global_norm(&mut g, c),
+            None => crate::runtime::optim::global_norm(&g),
+        };
+        if !norm.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: n + 1,
+                what: "the gradient norm".into(),
+                value: norm,
+            });
+        }
+        let lr = self.schedule().lr(self.cfg.lr, n);
+        self.adam.update(&mut self.store, &g, lr)?;
+        self.step += 1;
+        let d = self.cfg.baseline_decay;
+        self.baseline = if n == 0 {
+            elbo
+        } else {
+            d * self.baseline + (1.0 - d) * elbo
+        };
+        Ok(StepStats {
+            step: self.step,
+            elbo,
+            terms: terms_host,
+            lr,
+            grad_norm: norm,
+            policy_entropy: fwd.policy_entropy.map(f64::from),
+        })
+    }
+
+    /// Estimate the ELBO on `data` (default: the held-out split, else the training data)
+    /// with `samples` draws per sequence; the standard error is over sequences × draws.
+    pub fn evaluate(
+        &self,
+        data: Option<&Dataset>,
+        samples: usize,
+        seed: u64,
+    ) -> Result<EvalReport, TrainError> {
+        let data = data.or(self.heldout.as_ref()).or(self.train.as_ref());
+        let samples = samples.max(1);
+        let k = self.iwae();
+        let mut vals: Vec<f64> = Vec::new();
+        let nterms = self.program.elbo.terms.len();
+        let mut term_vals: Vec<Vec<f64>> = vec![Vec::new(); nterms];
+        let mut r = stream(seed, u64::MAX - 1, 4);
+        let mut run = |batch: Batch| -> Result<(), TrainError> {
+            let fwd = self.program.forward::<NoneTape, _>(
+                &self.store,
+                &batch,
+                &mut r,
+                self.step,
+                self.baseline as f32,
+            )?;
+            vals.extend(fwd.elbo.as_vec().iter().map(|x| f64::from(*x)));
+            for (i, t) in fwd.terms.iter().enumerate() {
+                term_vals[i].extend(t.as_vec().iter().map(|x| f64::from(*x)));
+            }
+            Ok(())
+        };
+        match data {
+            Some(d) => {
+                let chunk = 256usize;
+                let all: Vec<usize> = (0..d.n).collect();
+                for part in all.chunks(chunk) {
+                    let idx: Vec<usize> = (0..samples).flat_map(|_| part.iter().copied()).collect();
+                    run(data_batch(&self.program, d, &idx, k))?;
+                }
+            }
+            None => {
+                for _ in 0..samples {
+                    run(control_batch(
+                        &self.program,
+                        self.cfg.batch * k,
+                        self.horizon(),
+                    ))?;
+                }
+            }
+        }
+        Ok(EvalReport::new(&self.program, &vals, &term_vals))
+    }
+
+    /// Metadata stored with a checkpoint.
+    fn meta(&self) -> String {
+        serde_json::json!({
+            "model": self.program.model.name,
+            "step": self.step,
+            "baseline": self.baseline,
+            "config": self.cfg,
+        })
+        .to_string()
+    }
+
+    /// Save parameters, optimiser state and progress atomically.
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        checkpoint::save(path, &self.store, Some(&self.adam), &self.meta())
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))
+    }
+
+    /// Restore parameters, optimiser state and progress (the parameter set must match).
+    pub fn resume(&mut self, path: &Path) -> Result<(), TrainError> {
+        let ck =
+            checkpoint::load(path, &self.dev).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        self.store.assign_from(&ck.params).map_err(|e| {
+            TrainError::Checkpoint(format!(
+                "{e} (was the checkpoint written by another model?)"
+            ))
+        })?;
+        if let Some(a) = ck.adam {
+            self.adam = a;
+        }
+        let meta: serde_json::Value = serde_json::from_str(&ck.meta)
+            .map_err(|e| TrainError::Checkpoint(format!("bad metadata: {e}")))?;
+        self.step = meta["step"].as_u64().unwrap_or(0);
+        self.baseline = meta["baseline"].as_f64().unwrap_or(0.0);
+        Ok(())
+    }
+
+    /// Load parameters only (for `vic eval` / `vic sample`).
+    pub fn load_params(&mut self, path: &Path) -> Result<(), TrainError> {
+        let ck =
+            checkpoint::load(path, &self.dev).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        self.store.assign_from(&ck.params).map_err(|e| {
+            TrainError::Checkpoint(format!(
+                "{e} (was the checkpoint written by another model?)"
+            ))
+        })?;
+        if let Ok(meta) = serde_json::from_str::<serde_json::Value>(&ck.meta) {
+            self.step = meta["step"].as_u64().unwrap_or(0);
+        }
+        Ok(())
+    }
+}
+
+fn mean(v: &[f32]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len() as f64
+}
