@@ -228,6 +228,28 @@ fn every_prefix_of_every_model_gives_well_formed_diagnostics() {
     );
 }
 
+/// Minimal witnesses of the syntax-error span fault the prefix and mutation tests find.
+// FAILS as of this writing: `parse::syntax_error` turns pest's `InputLocation::Pos(p)` into
+// `Span::new(p, p + 1)`, which runs past the end at end of input and splits a multi-byte char.
+// The fix belongs in src/parse (clamp to the source, extend to the char's UTF-8 length).
+#[test]
+fn syntax_error_spans_stay_in_the_source() {
+    let mut bad = Vec::new();
+    for src in [
+        "",
+        "model m {",
+        "model m { p {",
+        "é",
+        "model é",
+        "model m { dim X = é }",
+    ] {
+        if let Err(e) = compile_checked(src) {
+            bad.push(format!("{src:?}: {e}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
 // ------------------------------------------------------------------------ (b) mutations
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -503,7 +525,8 @@ fn apply(src: &str, m: &Mutation) -> String {
             splice(a.get(&idents).1.clone(), name)
         }
         Mutation::Number(a, b) if !numbers.is_empty() => {
-            splice(a.get(&numbers).1.clone(), *b.get(NUMBERS))
+            let n: &&str = b.get(NUMBERS);
+            splice(a.get(&numbers).1.clone(), n)
         }
         Mutation::InsertBytes(at, bytes) => {
             let at = floor_boundary(src, at.index(src.len() + 1));
@@ -511,7 +534,8 @@ fn apply(src: &str, m: &Mutation) -> String {
         }
         Mutation::InsertGarbage(at, g) => {
             let at = floor_boundary(src, at.index(src.len() + 1));
-            splice(at..at, *g.get(GARBAGE))
+            let g: &&str = g.get(GARBAGE);
+            splice(at..at, g)
         }
         Mutation::DeleteRange(at, len) => {
             let lo = floor_boundary(src, at.index(src.len() + 1));
@@ -767,26 +791,36 @@ fn ten_thousand_brackets() {
     run_deep_case("brackets");
 }
 
+// FAILS as of this writing (stack overflow in the checker, then in dropping the AST): see the
+// report on deep expressions; the fix belongs in src/parse (bound the expression tree's depth).
 #[test]
 fn ten_thousand_unary_minus_signs() {
     run_deep_case("unary_minus");
 }
 
+// FAILS as of this writing (stack overflow in the checker, then in dropping the AST): see the
+// report on deep expressions; the fix belongs in src/parse (bound the expression tree's depth).
 #[test]
 fn ten_thousand_unary_minus_signs_unspaced() {
     run_deep_case("unary_minus_nospace");
 }
 
+// FAILS as of this writing (stack overflow in the checker, then in dropping the AST): see the
+// report on deep expressions; the fix belongs in src/parse (bound the expression tree's depth).
 #[test]
 fn hundred_thousand_term_sum() {
     run_deep_case("long_sum");
 }
 
+// FAILS as of this writing (stack overflow in the checker, then in dropping the AST): see the
+// report on deep expressions; the fix belongs in src/parse (bound the expression tree's depth).
 #[test]
 fn hundred_thousand_factor_product() {
     run_deep_case("long_product");
 }
 
+// FAILS as of this writing (stack overflow in the checker, then in dropping the AST): see the
+// report on deep expressions; the fix belongs in src/parse (bound the expression tree's depth).
 #[test]
 fn ten_thousand_element_selects() {
     run_deep_case("long_selects");

@@ -3,7 +3,11 @@
 
 mod check;
 mod elbo;
+mod eval;
 mod io;
+mod plot;
+mod run;
+mod session;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,6 +53,12 @@ pub enum Command {
     },
     /// Print the graphical model as Graphviz DOT (p solid, q dashed).
     Graph { file: PathBuf },
+    /// Train: progress bar, metrics.jsonl, checkpoints, a final per-term report, elbo.svg.
+    Run(run::RunArgs),
+    /// Estimate the ELBO of saved parameters on data, with its standard error, per term.
+    Eval(eval::EvalArgs),
+    /// Draw from p (prior predictive, or open loop after a posterior state) to .npz.
+    Sample(eval::SampleArgs),
 }
 
 pub fn run(cli: Cli) -> u8 {
@@ -68,5 +78,8 @@ pub fn run(cli: Cli) -> u8 {
             steps,
         } => elbo::run(&file, format, steps, color),
         Command::Graph { file } => elbo::graph(&file, color),
+        Command::Run(a) => run::run(a, color),
+        Command::Eval(a) => eval::eval(a, color),
+        Command::Sample(a) => eval::sample(a, color),
     }
 }

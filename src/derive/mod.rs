@@ -89,6 +89,7 @@ pub enum TermKind {
         opt: usize,
         name: String,
         reward: String,
+        #[serde(serialize_with = "ser_alpha")]
         alpha: Alpha,
     },
 }
@@ -115,10 +116,52 @@ pub struct Modifiers {
     /// Per-term scale (`scale x = …`).
     pub scale: f64,
     /// KL weight (and annealing) for KL-like terms.
+    #[serde(serialize_with = "ser_kl_weight")]
     pub kl_weight: Option<KlWeight>,
     pub free_nats: Option<FreeNats>,
     /// KL balancing: `b·KL(sg(q) ‖ p) + (1 − b)·KL(q ‖ sg(p))`.
     pub kl_balance: Option<f64>,
+}
+
+/// `{"kind": "fixed", "value": α}` or `{"kind": "auto", "target": …, "init": …}`. (serde cannot
+/// write the IR's internally tagged `Fixed(f64)` newtype variant.)
+fn ser_alpha<S: serde::Serializer>(a: &Alpha, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    match *a {
+        Alpha::Fixed(v) => {
+            m.serialize_entry("kind", "fixed")?;
+            m.serialize_entry("value", &v)?;
+        }
+        Alpha::Auto { target, init } => {
+            m.serialize_entry("kind", "auto")?;
+            m.serialize_entry("target", &target)?;
+            m.serialize_entry("init", &init)?;
+        }
+    }
+    m.end()
+}
+
+/// `null`, `{"kind": "fixed", "value": β}` or `{"kind": "anneal", "from", "to", "steps"}`.
+fn ser_kl_weight<S: serde::Serializer>(w: &Option<KlWeight>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let Some(w) = w else {
+        return s.serialize_none();
+    };
+    let mut m = s.serialize_map(None)?;
+    match *w {
+        KlWeight::Fixed(v) => {
+            m.serialize_entry("kind", "fixed")?;
+            m.serialize_entry("value", &v)?;
+        }
+        KlWeight::Anneal { from, to, steps } => {
+            m.serialize_entry("kind", "anneal")?;
+            m.serialize_entry("from", &from)?;
+            m.serialize_entry("to", &to)?;
+            m.serialize_entry("steps", &steps)?;
+        }
+    }
+    m.end()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -583,6 +583,156 @@ fn entropy_rows<T: LTape>(
 }
 
 impl Program {
+    /// Draw from p. Inputs come from `batch` (zeros where it has none). With `condition = k`,
+    /// steps `1..=k` follow q on the batch's observed data (a posterior state) and p runs open
+    /// loop after; `k = 0` is the prior predictive. Returns every latent, state and observed
+    /// variable, batch-major `(b, t, size)` (or `(b, size)` for static ones).
+    pub fn simulate<P: Params<dfdx::prelude::NoneTape>>(
+        &self,
+        p: &P,
+        batch: &Batch,
+        condition: usize,
+        rng: &mut Rng,
+    ) -> Result<HashMap<VarId, Vec<f32>>, RtError> {
+        type N = dfdx::prelude::NoneTape;
+        let m = &self.model;
+        let (b, tt, k) = (
+            batch.b,
+            batch.t.max(1),
+            self.plan.max_lag.max(self.min_init_lag()) as usize,
+        );
+        let dev = p.device().clone();
+        let mut cx: Ctx<'_, N, P> = Ctx {
+            prog: self,
+            p,
+            s: Store {
+                b,
+                tt,
+                k,
+                statics: HashMap::new(),
+                steps: HashMap::new(),
+                padded: HashMap::new(),
+                rnn: HashMap::new(),
+                recs: HashMap::new(),
+                sf_logq: None,
+            },
+        };
+        for (v, var) in m.vars.iter().enumerate() {
+            let size = var.ty.size();
+            let observed_part = var.role == Role::Observed && condition > 0;
+            if !(var.role == Role::Input || observed_part) {
+                continue;
+            }
+            let host = batch
+                .data
+                .get(&v)
+                .cloned()
+                .unwrap_or_else(|| vec![0.0; if var.timed { tt * b * size } else { b * size }]);
+            if var.timed {
+                let x = ops::from_host(&dev, host, tt * b, size);
+                let mut steps: Vec<Option<T2<N>>> = (0..tt + k).map(|_| None).collect();
+                for (t, xt) in gru::split_time(x, tt)?.into_iter().enumerate() {
+                    if var.role == Role::Input || t < condition {
+                        steps[idx(k, t as i64 + 1)] = Some(xt);
+                    }
+                }
+                cx.s.steps.insert(v, steps);
+            } else {
+                cx.s.statics.insert(v, ops::from_host(&dev, host, b, size));
+            }
+        }
+        for i in &m.inits {
+            let size = m.vars[i.var].ty.size();
+            let x = cx.eval_rows(&i.value, At::Static, size)?;
+            let entry =
+                cx.s.steps
+                    .entry(i.var)
+                    .or_insert_with(|| (0..tt + k).map(|_| None).collect());
+            if let Some(slot) = entry.get_mut(idx(k, i.step)) {
+                *slot = Some(x);
+            }
+        }
+        let (prior_static, prior_timed) = super::plan::prior_order(m);
+        let conditioned = condition > 0;
+        let statics: Vec<super::plan::ChainVar> = if conditioned {
+            self.plan.statics.clone()
+        } else {
+            prior_static.clone()
+        };
+        for cv in statics.iter().chain(if conditioned {
+            prior_static
+                .iter()
+                .filter(|c| {
+                    m.vars[c.var].role == Role::Observed && !cx.s.statics.contains_key(&c.var)
+                })
+                .collect::<Vec<_>>()
+        } else {
+            vec![]
+        }) {
+            let prod = cv.at(1).ok_or_else(|| {
+                RtError::Shape(format!("no factor for `{}`", m.vars[cv.var].name))
+            })?;
+            let size = m.vars[cv.var].ty.size();
+            let x = match &m.factors[prod.factor].body {
+                FactorBody::Define(e) => cx.eval_rows(e, At::Static, size)?,
+                FactorBody::Sample(_) => cx.sample(cv.var, prod.factor, At::Static, rng)?.0,
+            };
+            cx.s.statics.insert(cv.var, x);
+        }
+        for t in 1..=tt as u32 {
+            let order = if (t as usize) <= condition {
+                &self.plan.timed
+            } else {
+                &prior_timed
+            };
+            for cv in order {
+                let prod = cv.at(t).ok_or_else(|| {
+                    RtError::Shape(format!(
+                        "no factor for `{}` at step {t}",
+                        m.vars[cv.var].name
+                    ))
+                })?;
+                let size = m.vars[cv.var].ty.size();
+                let value = match &m.factors[prod.factor].body {
+                    FactorBody::Define(e) => cx.eval_rows(e, At::Step(t), size)?,
+                    FactorBody::Sample(_) => cx.sample(cv.var, prod.factor, At::Step(t), rng)?.0,
+                };
+                let steps =
+                    cx.s.steps
+                        .entry(cv.var)
+                        .or_insert_with(|| (0..tt + k).map(|_| None).collect());
+                steps[idx(k, i64::from(t))] = Some(value);
+            }
+        }
+        let mut out = HashMap::new();
+        for (v, var) in m.vars.iter().enumerate() {
+            let size = var.ty.size();
+            if var.timed {
+                let Some(steps) = cx.s.steps.get(&v) else {
+                    continue;
+                };
+                let mut host = vec![0.0f32; b * tt * size];
+                let mut any = false;
+                for t in 0..tt {
+                    if let Some(x) = &steps[idx(k, t as i64 + 1)] {
+                        any = true;
+                        let h = x.as_vec();
+                        for i in 0..b {
+                            host[(i * tt + t) * size..(i * tt + t + 1) * size]
+                                .copy_from_slice(&h[i * size..(i + 1) * size]);
+                        }
+                    }
+                }
+                if any {
+                    out.insert(v, host);
+                }
+            } else if let Some(x) = cx.s.statics.get(&v) {
+                out.insert(v, x.as_vec());
+            }
+        }
+        Ok(out)
+    }
+
     /// One forward pass. `step` drives KL annealing; `baseline` is the score-function baseline.
     pub fn forward<T: LTape, P: Params<T>>(
         &self,

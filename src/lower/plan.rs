@@ -32,6 +32,73 @@ impl ChainVar {
     }
 }
 
+/// The order in which `vic sample` draws from p: every latent, state and observed variable
+/// from its p factor (q-only states are skipped).
+pub fn prior_order(m: &Model) -> (Vec<ChainVar>, Vec<ChainVar>) {
+    let nodes: Vec<VarId> = (0..m.vars.len())
+        .filter(|&v| {
+            matches!(m.vars[v].role, Role::Latent | Role::State | Role::Observed)
+                && m.factors_of(v, Block::P).next().is_some()
+        })
+        .collect();
+    let deps = |v: VarId| -> Vec<VarId> {
+        let mut d = Vec::new();
+        for (_, f) in m.factors_of(v, Block::P) {
+            for r in &f.parents {
+                let same = match (r.time, f.case) {
+                    (TimeRef::Lag(0) | TimeRef::Static, _) => true,
+                    (TimeRef::Step(s), TimeCase::At(k)) => s == i64::from(k),
+                    _ => false,
+                };
+                if same && r.var != v && nodes.contains(&r.var) && !d.contains(&r.var) {
+                    d.push(r.var);
+                }
+            }
+        }
+        d
+    };
+    let mut order = Vec::new();
+    let mut done = vec![false; m.vars.len()];
+    let mut progress = true;
+    while progress {
+        progress = false;
+        for &v in &nodes {
+            if !done[v] && deps(v).iter().all(|d| done[*d]) {
+                done[v] = true;
+                order.push(v);
+                progress = true;
+            }
+        }
+    }
+    let mk = |v: VarId| ChainVar {
+        var: v,
+        producers: m
+            .factors_of(v, Block::P)
+            .map(|(fi, f)| {
+                (
+                    f.case,
+                    Producer {
+                        factor: fi,
+                        block: Block::P,
+                    },
+                )
+            })
+            .collect(),
+    };
+    (
+        order
+            .iter()
+            .filter(|&&v| !m.vars[v].timed)
+            .map(|&v| mk(v))
+            .collect(),
+        order
+            .iter()
+            .filter(|&&v| m.vars[v].timed)
+            .map(|&v| mk(v))
+            .collect(),
+    )
+}
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// Static chain variables, in sampling order.

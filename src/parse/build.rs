@@ -298,14 +298,66 @@ fn setting(p: Pair<Rule>) -> R<SettingAst> {
     })
 }
 
+/// Expressions deeper than this (operator chains included) are an error (`E002`): every
+/// later stage recurses over expressions, and this bound keeps them all within the stack.
+pub const MAX_EXPR_DEPTH: usize = 256;
+
+fn too_deep(sp: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::TooDeep,
+        format!("expression nested more than {MAX_EXPR_DEPTH} operations deep"),
+    )
+    .label(sp, "too deep")
+    .help("split it with a `state` node or a `const`; long sums can use `sum(…)` over a vector")
+}
+
 pub fn expr(p: Pair<Rule>) -> R<Expr> {
+    expr_d(p).map(|(e, _)| e)
+}
+
+fn expr_d(p: Pair<Rule>) -> R<(Expr, usize)> {
+    let sp = span(&p);
+    let (e, d) = expr_inner(p)?;
+    if d > MAX_EXPR_DEPTH {
+        return Err(too_deep(sp));
+    }
+    Ok((e, d))
+}
+
+fn args_d(pairs: pest::iterators::Pairs<Rule>) -> R<(Vec<Arg>, usize)> {
+    let mut out = Vec::new();
+    let mut depth = 0;
+    for q in pairs {
+        let (a, d) = match q.as_rule() {
+            Rule::kwarg => {
+                let mut inner = q.into_inner();
+                let name = ident(inner.next().expect("kwarg name"));
+                let (value, d) = expr_d(inner.next().expect("kwarg value"))?;
+                (Arg::Kw(Kwarg { name, value }), d)
+            }
+            _ => {
+                let (e, d) = expr_d(q)?;
+                (Arg::Pos(e), d)
+            }
+        };
+        depth = depth.max(d);
+        out.push(a);
+    }
+    Ok((out, depth))
+}
+
+fn expr_inner(p: Pair<Rule>) -> R<(Expr, usize)> {
     let sp = span(&p);
     match p.as_rule() {
         Rule::expr | Rule::term => {
             let mut inner = p.into_inner();
-            let mut acc = expr(inner.next().expect("operand"))?;
+            let (mut acc, mut depth) = expr_d(inner.next().expect("operand"))?;
             while let Some(op) = inner.next() {
-                let rhs = expr(inner.next().expect("rhs operand"))?;
+                let (rhs, rd) = expr_d(inner.next().expect("rhs operand"))?;
+                depth = depth.max(rd) + 1;
+                if depth > MAX_EXPR_DEPTH {
+                    return Err(too_deep(acc.span.to(rhs.span)));
+                }
                 let op = match op.as_str() {
                     "+" => BinOp::Add,
                     "-" => BinOp::Sub,
@@ -323,7 +375,7 @@ pub fn expr(p: Pair<Rule>) -> R<Expr> {
                     span,
                 };
             }
-            Ok(acc)
+            Ok((acc, depth))
         }
         Rule::unary => {
             let mut negs = 0;
@@ -331,23 +383,31 @@ pub fn expr(p: Pair<Rule>) -> R<Expr> {
             for q in p.into_inner() {
                 if q.as_rule() == Rule::neg {
                     negs += 1;
+                    if negs > MAX_EXPR_DEPTH {
+                        return Err(too_deep(sp));
+                    }
                 } else {
-                    operand = Some(expr(q)?);
+                    operand = Some(expr_d(q)?);
                 }
             }
-            let mut e = operand.expect("unary operand");
+            let (mut e, d) = operand.expect("unary operand");
+            let depth = d + negs;
             for _ in 0..negs {
                 e = Expr {
                     kind: ExprKind::Neg(Box::new(e)),
                     span: sp,
                 };
             }
-            Ok(e)
+            Ok((e, depth))
         }
         Rule::postfix => {
             let mut inner = p.into_inner();
-            let mut e = expr(inner.next().expect("primary"))?;
+            let (mut e, mut depth) = expr_d(inner.next().expect("primary"))?;
             for s in inner {
+                depth += 1;
+                if depth > MAX_EXPR_DEPTH {
+                    return Err(too_deep(sp));
+                }
                 let k = s.into_inner().next().expect("select index");
                 let kspan = span(&k);
                 let k = int(&k)?;
@@ -356,21 +416,36 @@ pub fn expr(p: Pair<Rule>) -> R<Expr> {
                     kind: ExprKind::Select(Box::new(e), k as usize),
                 };
             }
-            Ok(e)
+            Ok((e, depth))
         }
-        Rule::paren => expr(p.into_inner().next().expect("paren inner")),
-        Rule::array => Ok(Expr {
-            kind: ExprKind::Array(p.into_inner().map(expr).collect::<R<_>>()?),
-            span: sp,
-        }),
+        Rule::paren => expr_d(p.into_inner().next().expect("paren inner")),
+        Rule::array => {
+            let mut items = Vec::new();
+            let mut depth = 0;
+            for q in p.into_inner() {
+                let (e, d) = expr_d(q)?;
+                depth = depth.max(d);
+                items.push(e);
+            }
+            Ok((
+                Expr {
+                    kind: ExprKind::Array(items),
+                    span: sp,
+                },
+                depth + 1,
+            ))
+        }
         Rule::call => {
             let mut inner = p.into_inner();
             let fun = ident(inner.next().expect("callee"));
-            let args = inner.map(arg).collect::<R<_>>()?;
-            Ok(Expr {
-                kind: ExprKind::Call { fun, args },
-                span: sp,
-            })
+            let (args, d) = args_d(inner)?;
+            Ok((
+                Expr {
+                    kind: ExprKind::Call { fun, args },
+                    span: sp,
+                },
+                d + 1,
+            ))
         }
         Rule::indexed => {
             let mut inner = p.into_inner();
@@ -397,10 +472,13 @@ pub fn expr(p: Pair<Rule>) -> R<Expr> {
                 }
                 _ => IndexAst::At(int(&ix)?),
             };
-            Ok(Expr {
-                kind: ExprKind::Index { name, index },
-                span: sp,
-            })
+            Ok((
+                Expr {
+                    kind: ExprKind::Index { name, index },
+                    span: sp,
+                },
+                1,
+            ))
         }
         Rule::number => {
             let v: f64 = p.as_str().parse().unwrap_or(f64::INFINITY);
@@ -409,15 +487,21 @@ pub fn expr(p: Pair<Rule>) -> R<Expr> {
                     .label(sp, "not a finite 64-bit float")
                     .help("write a number below 1.8e308"));
             }
-            Ok(Expr {
-                kind: ExprKind::Num(v),
-                span: sp,
-            })
+            Ok((
+                Expr {
+                    kind: ExprKind::Num(v),
+                    span: sp,
+                },
+                1,
+            ))
         }
-        Rule::ident => Ok(Expr {
-            kind: ExprKind::Name(ident(p)),
-            span: sp,
-        }),
+        Rule::ident => Ok((
+            Expr {
+                kind: ExprKind::Name(ident(p)),
+                span: sp,
+            },
+            1,
+        )),
         r => unreachable!("expression rule {r:?}"),
     }
 }

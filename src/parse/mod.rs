@@ -24,16 +24,25 @@ pub fn parse(src: &str) -> Result<ast::ModelAst, Vec<Diagnostic>> {
     if let Some(d) = depth::check_depth(src, MAX_DEPTH) {
         return Err(vec![d]);
     }
-    let mut pairs = VmodelParser::parse(Rule::file, src).map_err(|e| vec![syntax_error(e)])?;
+    let mut pairs = VmodelParser::parse(Rule::file, src).map_err(|e| vec![syntax_error(e, src)])?;
     let file = pairs.next().expect("the file rule always yields one pair");
     build::model(file).map_err(|d| vec![d])
 }
 
-fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
+/// A span of one character at `p` (empty at the end of the source), on char boundaries.
+fn char_span(src: &str, p: usize) -> Span {
+    let p = p.min(src.len());
+    match src[p..].chars().next() {
+        Some(c) => Span::new(p, p + c.len_utf8()),
+        None => Span::new(p, p),
+    }
+}
+
+fn syntax_error(e: pest::error::Error<Rule>, src: &str) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let span = match e.location {
-        InputLocation::Pos(p) => Span::new(p, p + 1),
-        InputLocation::Span((a, b)) => Span::new(a, b),
+        InputLocation::Pos(p) => char_span(src, p),
+        InputLocation::Span((a, b)) => Span::new(a.min(src.len()), b.min(src.len())),
     };
     let expected = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {

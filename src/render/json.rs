@@ -79,6 +79,6 @@ pub fn document(m: &Model, elbo: &Elbo, with_steps: bool) -> String {
         latents: &elbo.estimators,
         steps,
     };
-    // Serialising plain data with string keys cannot fail.
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    // Plain data with string keys; a failure is a bug in a serialiser (never print nothing).
+    serde_json::to_string_pretty(&doc).expect("the ELBO serialises to JSON") + "\n"
 }

@@ -1,0 +1,304 @@
+//! `vic eval` (the ELBO of saved parameters, with its standard error, per term) and
+//! `vic sample` (draws from p to `.npz`, optionally plotted against real sequences).
+
+use super::plot::{panels, Series};
+use super::run::check_device;
+use super::session::{flag_error, open};
+use super::{FAILED, OK};
+use std::path::PathBuf;
+use vic::train::{TrainConfig, Trainer};
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    pub file: PathBuf,
+    /// A checkpoint (`checkpoint.safetensors`) or a run directory.
+    #[arg(long)]
+    pub params: PathBuf,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Monte Carlo draws per sequence.
+    #[arg(long, default_value_t = 10)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rollouts per draw for control problems.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SampleArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub params: PathBuf,
+    /// Number of draws.
+    #[arg(long, default_value_t = 16)]
+    pub n: usize,
+    /// Steps per drawn sequence (default: the data's length, else the model's horizon, else 50).
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    /// Data for inputs and for `--condition`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Follow the posterior on the data's first K steps, then run p open loop.
+    #[arg(long, default_value_t = 0)]
+    pub condition: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file.
+    #[arg(long, default_value = "samples.npz")]
+    pub out: PathBuf,
+    /// Also write an SVG of sampled against real sequences.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+fn trainer(
+    file: &std::path::Path,
+    params: &std::path::Path,
+    data: Option<&std::path::Path>,
+    color: bool,
+    cfg: TrainConfig,
+) -> Result<Trainer, u8> {
+    let session = open(file, color)?;
+    let d = session.load_data(data)?;
+    let mut tr = Trainer::new(session.program, d, cfg).map_err(|e| {
+        eprintln!("error: {e}");
+        FAILED
+    })?;
+    let path = if params.is_dir() {
+        params.join("checkpoint.safetensors")
+    } else {
+        params.to_path_buf()
+    };
+    tr.load_params(&path).map_err(|e| {
+        flag_error(
+            format!("cannot load `{}`: {e}", path.display()),
+            "pass a checkpoint written by `vic run` for this model",
+        )
+    })?;
+    Ok(tr)
+}
+
+pub fn eval(a: EvalArgs, color: bool) -> u8 {
+    if let Err(c) = check_device(&a.device) {
+        return c;
+    }
+    if a.samples == 0 || a.batch == 0 {
+        return flag_error(
+            "--samples and --batch must be ≥ 1".into(),
+            "e.g. --samples 10",
+        );
+    }
+    let cfg = TrainConfig {
+        batch: a.batch,
+        holdout: 0.0,
+        seed: a.seed,
+        horizon: a.horizon.unwrap_or(50),
+        ..TrainConfig::default()
+    };
+    let mut tr = match trainer(&a.file, &a.params, a.data.as_deref(), color, cfg) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    if let Some(h) = a.horizon {
+        tr.program.model.objective.horizon = Some(h as u32);
+    }
+    match tr.evaluate(None, a.samples, a.seed) {
+        Ok(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print!("{}", r.text());
+            }
+            OK
+        }
+        Err(e) => {
+            eprintln!("error: evaluation failed: {e}");
+            FAILED
+        }
+    }
+}
+
+pub fn sample(a: SampleArgs, color: bool) -> u8 {
+    if let Err(c) = check_device(&a.device) {
+        return c;
+    }
+    if a.n == 0 || a.horizon == Some(0) {
+        return flag_error(
+            "--n and --horizon must be ≥ 1".into(),
+            "e.g. --n 16 --horizon 50",
+        );
+    }
+    let cfg = TrainConfig {
+        holdout: 0.0,
+        seed: a.seed,
+        ..TrainConfig::default()
+    };
+    let tr = match trainer(&a.file, &a.params, a.data.as_deref(), color, cfg) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    let m = &tr.program.model;
+    let t = a
+        .horizon
+        .or(tr.train.as_ref().and_then(|d| d.t))
+        .or(m.objective.horizon.map(|h| h as usize))
+        .unwrap_or(50);
+    if a.condition > 0
+        && tr
+            .train
+            .as_ref()
+            .and_then(|d| d.t)
+            .map(|dt| a.condition > dt)
+            .unwrap_or(true)
+    {
+        return flag_error(
+            format!(
+                "--condition {} needs data with at least that many steps",
+                a.condition
+            ),
+            "pass --data with sequences at least as long as --condition",
+        );
+    }
+    let mut batch = match &tr.train {
+        Some(d) => {
+            let idx: Vec<usize> = (0..a.n).map(|i| i % d.n).collect();
+            vic::train::data_batch(&tr.program, d, &idx, 1)
+        }
+        None => vic::train::control_batch(&tr.program, a.n, t),
+    };
+    if m.is_sequential() && batch.t != t {
+        // Pad or cut the data's inputs to the requested horizon (inputs past the data are 0).
+        for (v, host) in batch.data.iter_mut() {
+            let size = m.vars[*v].ty.size();
+            if !m.vars[*v].timed {
+                continue;
+            }
+            let mut out = vec![0.0; t * batch.b * size];
+            let keep = t.min(batch.t) * batch.b * size;
+            out[..keep].copy_from_slice(&host[..keep]);
+            *host = out;
+        }
+        batch.t = t;
+    }
+    let mut rng = vic::runtime::rng::seeded(a.seed);
+    let drawn = match tr
+        .program
+        .simulate(&tr.store, &batch, a.condition, &mut rng)
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: sampling failed: {e}");
+            return FAILED;
+        }
+    };
+    let file = match std::fs::File::create(&a.out) {
+        Ok(f) => f,
+        Err(e) => {
+            return flag_error(
+                format!("cannot write `{}`: {e}", a.out.display()),
+                "choose another --out",
+            )
+        }
+    };
+    let mut npz = ndarray_npy::NpzWriter::new(file);
+    let mut names = Vec::new();
+    for (v, var) in m.vars.iter().enumerate() {
+        let Some(host) = drawn.get(&v) else { continue };
+        let size = var.ty.size();
+        let shape: Vec<usize> = if var.timed {
+            vec![a.n, t, size]
+        } else {
+            vec![a.n, size]
+        };
+        let arr = match ndarray::ArrayD::from_shape_vec(shape, host.clone()) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return FAILED;
+            }
+        };
+        if let Err(e) = npz.add_array(var.name.as_str(), &arr) {
+            eprintln!("error: writing `{}`: {e}", var.name);
+            return FAILED;
+        }
+        names.push(var.name.clone());
+    }
+    if let Err(e) = npz.finish() {
+        eprintln!("error: {e}");
+        return FAILED;
+    }
+    println!(
+        "wrote {} draws of {} to {}",
+        a.n,
+        names.join(", "),
+        a.out.display()
+    );
+    if let Some(plot) = &a.plot {
+        let Some((v, var)) =
+            m.vars.iter().enumerate().find(|(v, x)| {
+                x.role == vic::ir::Role::Observed && x.timed && drawn.contains_key(v)
+            })
+        else {
+            eprintln!("warning: --plot needs a time-indexed observed variable");
+            return OK;
+        };
+        let size = var.ty.size();
+        let mut groups = Vec::new();
+        for dim in 0..size.min(4) {
+            let mut series = Vec::new();
+            for i in 0..a.n.min(4) {
+                let pts = (0..t)
+                    .map(|s| {
+                        (
+                            s as f64 + 1.0,
+                            f64::from(drawn[&v][(i * t + s) * size + dim]),
+                        )
+                    })
+                    .collect();
+                series.push(Series {
+                    name: format!("sample {i}"),
+                    points: pts,
+                    dashed: false,
+                });
+                if let (Some(d), Some(real)) = (
+                    &tr.train,
+                    tr.train.as_ref().and_then(|d| d.array(&var.name)),
+                ) {
+                    let dt = d.t.unwrap_or(1);
+                    let j = i % d.n;
+                    let pts = (0..dt.min(t))
+                        .map(|s| (s as f64 + 1.0, f64::from(real[(j * dt + s) * size + dim])))
+                        .collect();
+                    series.push(Series {
+                        name: format!("real {j}"),
+                        points: pts,
+                        dashed: true,
+                    });
+                }
+            }
+            groups.push((format!("{}[t].{dim}", var.name), series));
+        }
+        let title = if a.condition > 0 {
+            format!("open loop after {} posterior steps", a.condition)
+        } else {
+            "prior predictive".into()
+        };
+        if let Err(e) = panels(plot, &title, &groups) {
+            eprintln!("warning: could not write the plot: {e}");
+        } else {
+            println!("plot: {}", plot.display());
+        }
+    }
+    OK
+}

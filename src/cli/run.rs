@@ -1,0 +1,393 @@
+//! `vic run`: train with a progress bar, `metrics.jsonl`, atomic checkpoints, a final
+//! per-term report on the held-out split, and `elbo.svg`.
+
+use super::plot::{panels, Series};
+use super::session::{flag_error, open};
+use super::{FAILED, OK, USAGE};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use vic::train::{Sampling, TrainConfig, TrainError, Trainer};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    pub file: PathBuf,
+    /// Data file (.npz, .npy, .csv); default: the model's `data "…"`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Optimiser steps (total, counting resumed ones).
+    #[arg(long, conflicts_with = "epochs")]
+    pub steps: Option<u64>,
+    /// Passes over the training data (shuffled minibatches).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Monte Carlo draws per held-out sequence in the final report.
+    #[arg(long, default_value_t = 10)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Output directory (default: runs/<model>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from the checkpoint in this run directory.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Rollout length for control problems (default: the model's `horizon`, else 50).
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    /// Global gradient-norm clipping.
+    #[arg(long)]
+    pub clip: Option<f64>,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Linear learning-rate warmup steps.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
+    /// Cosine learning-rate decay over the run.
+    #[arg(long)]
+    pub cosine: bool,
+    /// Fraction of the data held out.
+    #[arg(long, default_value_t = 0.1)]
+    pub holdout: f64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    /// Steps between metric lines.
+    #[arg(long, default_value_t = 10)]
+    pub log_every: u64,
+    /// Steps between held-out evaluations (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    pub eval_every: u64,
+}
+
+pub fn check_device(device: &str) -> Result<(), u8> {
+    match device {
+        "cpu" if !cfg!(feature = "cuda") => Ok(()),
+        "cuda" if cfg!(feature = "cuda") => Ok(()),
+        "cuda" => Err(flag_error("this vic was built without CUDA".into(), "rebuild with `cargo build --release --features cuda` on a machine with the CUDA toolkit")),
+        "cpu" => Err(flag_error("this vic was built for CUDA".into(), "use `--device cuda`, or a build without `--features cuda`")),
+        other => Err(flag_error(format!("unknown device `{other}`"), "devices: cpu, cuda")),
+    }
+}
+
+fn write_line(f: &mut std::fs::File, v: &serde_json::Value) {
+    let _ = writeln!(f, "{v}");
+}
+
+pub fn run(a: RunArgs, color: bool) -> u8 {
+    if let Err(c) = check_device(&a.device) {
+        return c;
+    }
+    if !(a.lr > 0.0 && a.lr.is_finite()) {
+        return flag_error(
+            format!("--lr {} is not a positive number", a.lr),
+            "e.g. --lr 1e-3",
+        );
+    }
+    if !(0.0..1.0).contains(&a.holdout) {
+        return flag_error(
+            format!("--holdout {} is outside [0, 1)", a.holdout),
+            "e.g. --holdout 0.1",
+        );
+    }
+    if a.batch == Some(0) || a.horizon == Some(0) || a.steps == Some(0) || a.epochs == Some(0) {
+        return flag_error(
+            "--batch, --horizon, --steps and --epochs must be ≥ 1".into(),
+            "e.g. --steps 2000 --batch 128",
+        );
+    }
+    let session = match open(&a.file, color) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let data = match session.load_data(a.data.as_deref()) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    let ir = session.model.ir();
+    let batch = a
+        .batch
+        .or(ir.objective.batch.map(|b| b as usize))
+        .unwrap_or(128);
+    let cfg = TrainConfig {
+        batch,
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        clip: a.clip,
+        warmup: a.warmup,
+        seed: a.seed,
+        holdout: if data.as_ref().map(|d| d.n >= 10).unwrap_or(false) {
+            a.holdout
+        } else {
+            0.0
+        },
+        sampling: if a.epochs.is_some() {
+            Sampling::Epochs
+        } else {
+            Sampling::WithReplacement
+        },
+        horizon: a.horizon.unwrap_or(50),
+        ..TrainConfig::default()
+    };
+    let name = ir.name.clone();
+    let mut tr = match Trainer::new(session.program, data, cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return FAILED;
+        }
+    };
+    if let Some(h) = a.horizon {
+        tr.program.model.objective.horizon = Some(h as u32);
+    }
+    let total = match (a.steps, a.epochs, &tr.train) {
+        (Some(s), _, _) => s,
+        (None, Some(e), Some(d)) => e * (d.n.div_ceil(tr.cfg.batch.min(d.n).max(1)) as u64),
+        _ => 1000,
+    };
+    if a.cosine {
+        tr.cfg.cosine_total = Some(total);
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        return flag_error(
+            format!("cannot create `{}`: {e}", out.display()),
+            "choose another --out directory",
+        );
+    }
+    let ckpt = out.join("checkpoint.safetensors");
+    if let Some(dir) = &a.resume {
+        let path = if dir.is_dir() {
+            dir.join("checkpoint.safetensors")
+        } else {
+            dir.clone()
+        };
+        if let Err(e) = tr.resume(&path) {
+            return flag_error(
+                format!("cannot resume from `{}`: {e}", path.display()),
+                "pass a run directory written by `vic run` for this model",
+            );
+        }
+        eprintln!("resumed at step {} from {}", tr.step, path.display());
+    }
+    let mut metrics = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(a.resume.is_some())
+        .write(true)
+        .truncate(a.resume.is_none())
+        .open(out.join("metrics.jsonl"))
+    {
+        Ok(f) => f,
+        Err(e) => return flag_error(format!("cannot write metrics: {e}"), "check --out"),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let term_names: Vec<String> = tr
+        .program
+        .elbo
+        .terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "{}{}",
+                vic::render::elbo::kind_name(&t.kind)
+                    .chars()
+                    .take(2)
+                    .collect::<String>(),
+                i + 1
+            ) + &format!("({})", t.owner)
+        })
+        .collect();
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_position(tr.step);
+    let mut curve: Vec<(f64, f64)> = Vec::new();
+    let mut term_curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); term_names.len()];
+    let mut held_curve: Vec<(f64, f64)> = Vec::new();
+    let mut running: Option<(f64, Vec<f64>)> = None;
+    let t0 = std::time::Instant::now();
+    let first = tr.step;
+    while tr.step < total {
+        if stop.load(Ordering::SeqCst) {
+            pb.finish_and_clear();
+            let code = match tr.save(&ckpt) {
+                Ok(()) => {
+                    eprintln!(
+                        "interrupted at step {}: checkpoint saved to {}",
+                        tr.step,
+                        ckpt.display()
+                    );
+                    130
+                }
+                Err(e) => {
+                    eprintln!("interrupted; checkpoint failed: {e}");
+                    FAILED
+                }
+            };
+            return code;
+        }
+        let s = match tr.step() {
+            Ok(s) => s,
+            Err(e) => {
+                pb.finish_and_clear();
+                let (code, msg) = match &e {
+                    TrainError::NonFinite { .. } => {
+                        ("vic::E201", format!("training diverged: {e}"))
+                    }
+                    _ => (
+                        "vic::E201",
+                        format!("training failed at step {}: {e}", tr.step + 1),
+                    ),
+                };
+                let kept = if ckpt.exists() {
+                    format!("the last good checkpoint is kept at {}", ckpt.display())
+                } else {
+                    "no checkpoint was written before it".into()
+                };
+                eprintln!(
+                    "{:?}",
+                    miette::Report::new(miette::MietteDiagnostic::new(msg).with_code(code).with_help(format!("{kept}; try a lower --lr, --clip 100, or a minimum scale (`min = 0.01` in `.split`)")))
+                );
+                write_line(
+                    &mut metrics,
+                    &serde_json::json!({"step": tr.step + 1, "error": e.to_string()}),
+                );
+                return FAILED;
+            }
+        };
+        running = Some(match running.take() {
+            None => (s.elbo, s.terms.clone()),
+            Some((e, ts)) => (
+                0.95 * e + 0.05 * s.elbo,
+                ts.iter()
+                    .zip(&s.terms)
+                    .map(|(a, b)| 0.95 * a + 0.05 * b)
+                    .collect(),
+            ),
+        });
+        let (re, rt) = running.clone().unwrap_or_default();
+        if s.step % a.log_every == 0 || s.step == total {
+            let terms: serde_json::Map<String, serde_json::Value> = term_names
+                .iter()
+                .cloned()
+                .zip(s.terms.iter().map(|v| serde_json::json!(v)))
+                .collect();
+            write_line(
+                &mut metrics,
+                &serde_json::json!({"step": s.step, "split": "train", "elbo": s.elbo, "terms": terms, "lr": s.lr, "grad_norm": s.grad_norm, "policy_entropy": s.policy_entropy}),
+            );
+            curve.push((s.step as f64, re));
+            for (c, v) in term_curves.iter_mut().zip(&rt) {
+                c.push((s.step as f64, *v));
+            }
+            let msg: Vec<String> = term_names
+                .iter()
+                .zip(&rt)
+                .map(|(n, v)| format!("{n} {v:.2}"))
+                .collect();
+            pb.set_message(format!("ELBO {re:.3} | {}", msg.join(" ")));
+        }
+        pb.set_position(s.step);
+        if a.eval_every > 0 && s.step % a.eval_every == 0 && tr.heldout.is_some() {
+            if let Ok(r) = tr.evaluate(None, 1, a.seed) {
+                held_curve.push((s.step as f64, r.elbo));
+                write_line(
+                    &mut metrics,
+                    &serde_json::json!({"step": s.step, "split": "heldout", "elbo": r.elbo, "stderr": r.stderr}),
+                );
+            }
+        }
+        if s.step % a.checkpoint_every == 0 {
+            if let Err(e) = tr.save(&ckpt) {
+                eprintln!("warning: checkpoint failed: {e}");
+            }
+        }
+    }
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    if let Err(e) = tr.save(&ckpt) {
+        eprintln!("error: final checkpoint failed: {e}");
+        return FAILED;
+    }
+    let report = match tr.evaluate(None, a.samples, a.seed) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: evaluation failed: {e}");
+            return FAILED;
+        }
+    };
+    held_curve.push((tr.step as f64, report.elbo));
+    write_line(
+        &mut metrics,
+        &serde_json::json!({"step": tr.step, "split": if tr.heldout.is_some() { "heldout" } else { "train" }, "final": true, "elbo": report.elbo, "stderr": report.stderr, "terms": report.terms}),
+    );
+    let steps_done = tr.step - first;
+    println!(
+        "{name}: {steps_done} steps in {secs:.1} s ({:.0} steps/s); {} ELBO per sequence:",
+        steps_done as f64 / secs.max(1e-9),
+        if tr.heldout.is_some() {
+            "held-out"
+        } else {
+            "training-data"
+        }
+    );
+    print!("{}", report.text());
+    println!("checkpoint: {}", ckpt.display());
+    let mut groups = vec![(
+        "ELBO per sequence".to_string(),
+        vec![
+            Series {
+                name: "train (running mean)".into(),
+                points: curve,
+                dashed: false,
+            },
+            Series {
+                name: if tr.heldout.is_some() {
+                    "held-out".into()
+                } else {
+                    "evaluation".into()
+                },
+                points: held_curve,
+                dashed: true,
+            },
+        ],
+    )];
+    groups.push((
+        "terms (running mean per sequence)".to_string(),
+        term_names
+            .iter()
+            .cloned()
+            .zip(term_curves)
+            .map(|(n, p)| Series {
+                name: n,
+                points: p,
+                dashed: false,
+            })
+            .collect(),
+    ));
+    if let Err(e) = panels(&out.join("elbo.svg"), &format!("vic run {name}"), &groups) {
+        eprintln!("warning: could not write elbo.svg: {e}");
+    }
+    let _ = Path::new("");
+    let _ = USAGE;
+    OK
+}

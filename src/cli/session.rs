@@ -1,0 +1,105 @@
+//! Shared by `run`, `eval`, `sample`: compile, lower, load data, report faults.
+
+use super::io::load_model;
+use super::{FAILED, USAGE};
+use std::path::{Path, PathBuf};
+use vic::data::{self, DataError, Dataset};
+use vic::diag::{render, Diagnostic, Report};
+use vic::lower::Program;
+use vic::train::specs_of;
+
+pub struct Session {
+    pub model: vic::Model,
+    pub program: Program,
+    pub model_path: PathBuf,
+}
+
+pub fn print_data_error(e: &DataError) {
+    let d = miette::MietteDiagnostic::new(e.report())
+        .with_code(e.code())
+        .with_help(e.help());
+    eprintln!("{:?}", miette::Report::new(d));
+}
+
+pub fn print_diag(d: Diagnostic, name: &str, src: &str, color: bool) {
+    eprint!("{}", render(&Report::new(d, name, src), color));
+}
+
+/// Compile and lower a model; `Err` is the exit code.
+pub fn open(path: &Path, color: bool) -> Result<Session, u8> {
+    let model = load_model(path, color)?;
+    let elbo = model.elbo();
+    match Program::new(model.ir(), &elbo) {
+        Ok(program) => Ok(Session {
+            model,
+            program,
+            model_path: path.to_path_buf(),
+        }),
+        Err(ds) => {
+            for d in ds {
+                print_diag(d, &model.name, &model.source, color);
+            }
+            Err(FAILED)
+        }
+    }
+}
+
+impl Session {
+    /// The data file: `--data`, else the model's `data "…"` (relative to the model file).
+    pub fn data_path(&self, flag: Option<&Path>) -> Option<PathBuf> {
+        flag.map(Path::to_path_buf).or_else(|| {
+            self.model
+                .ir()
+                .data
+                .as_ref()
+                .map(|d| self.model_path.parent().unwrap_or(Path::new(".")).join(d))
+        })
+    }
+
+    /// Load the data a fit model needs. `Ok(None)` for control problems.
+    pub fn load_data(&self, flag: Option<&Path>) -> Result<Option<Dataset>, u8> {
+        let needs = self
+            .model
+            .ir()
+            .vars
+            .iter()
+            .any(|v| matches!(v.role, vic::ir::Role::Observed | vic::ir::Role::Input));
+        if !needs {
+            return Ok(None);
+        }
+        let Some(path) = self.data_path(flag) else {
+            eprintln!(
+                "{:?}",
+                miette::Report::new(
+                    miette::MietteDiagnostic::new(format!(
+                        "model `{}` observes data but no data file was given",
+                        self.model.ir().name
+                    ))
+                    .with_code("vic::E092")
+                    .with_help("pass `--data FILE.npz`, or add `data \"file.npz\"` to the model")
+                )
+            );
+            return Err(USAGE);
+        };
+        let min_len = self.program.plan.max_lag as usize + 1;
+        match data::load(&path, &specs_of(&self.program), min_len) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => {
+                print_data_error(&e);
+                Err(FAILED)
+            }
+        }
+    }
+}
+
+pub fn flag_error(msg: String, help: &str) -> u8 {
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(msg)
+                .with_code("vic::E092")
+                .with_help(help.to_string())
+        )
+    );
+    USAGE
+}
