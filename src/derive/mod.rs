@@ -9,7 +9,9 @@
 //!   variable gives one reward term; deterministic states give no term;
 //! - a latent time range without a `q` factor is sampled from `p` and produces a
 //!   [`Cancellation`], never a term;
-//! - the time ranges of a latent's terms and cancellations partition its time axis.
+//! - the time ranges of a latent's terms and cancellations partition its time axis;
+//! - terms come in display order: observed log-likelihoods, rewards, then KL-like terms.
+//!
 //! Pure: no IO.
 
 mod estimator;
@@ -391,7 +393,7 @@ fn uncovered(case: TimeCase, covered: &[Range]) -> Vec<Range> {
         }
         TimeCase::From(k) => {
             // Within [k, ∞) q's overlapping ranges are base steps and at most one `From { j }`.
-            let base = |t: u32| covered.iter().any(|r| *r == Range::At { t });
+            let base = |t: u32| covered.contains(&Range::At { t });
             let from = covered.iter().find_map(|r| match r {
                 Range::From { t } => Some(*t),
                 _ => None,
@@ -494,11 +496,8 @@ fn collect_latents(m: &Model, v: VarId, out: &mut Vec<VarId>, depth: usize) {
         return;
     }
     match m.vars[v].role {
-        Role::Latent => {
-            if !out.contains(&v) {
-                out.push(v);
-            }
-        }
+        Role::Latent if !out.contains(&v) => out.push(v),
+        Role::Latent => {}
         Role::State => {
             for f in m.factors.iter().filter(|f| f.var == v) {
                 for r in &f.parents {
