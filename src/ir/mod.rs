@@ -9,6 +9,7 @@
 //!   base case or an `init` value; `p` never reads the future, and `q` reads it only through a
 //!   reverse-time net;
 //! - within one time step `p` and `q` are acyclic.
+//!
 //! Spans live beside the IR in [`ModelSpans`], never inside it, so IR equality and snapshots
 //! do not change when only whitespace or comments do.
 

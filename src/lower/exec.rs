@@ -84,6 +84,13 @@ pub struct Forward<T> {
     pub policy_entropy: Option<f32>,
 }
 
+/// A net over time's per-step outputs, and their stacked form once a range needs it.
+type RnnOut<T> = (Vec<T2<T>>, Option<T2<T>>);
+
+/// Recorded q parameters over a range: the family, the stacked parameters, TanhNormal's
+/// pre-squash values.
+type Recorded<T> = (Family, DistVals<T>, Option<T2<T>>);
+
 struct Store<T> {
     b: usize,
     tt: usize,
@@ -91,7 +98,7 @@ struct Store<T> {
     statics: HashMap<VarId, T2<T>>,
     steps: HashMap<VarId, Vec<Option<T2<T>>>>,
     padded: HashMap<VarId, T2<T>>,
-    rnn: HashMap<String, (Vec<T2<T>>, Option<T2<T>>)>,
+    rnn: HashMap<String, RnnOut<T>>,
     recs: HashMap<VarId, Vec<Option<Rec<T>>>>,
     /// Σ log q of score-function samples per sequence.
     sf_logq: Option<T2<T>>,
@@ -431,11 +438,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
     }
 
     /// Recorded q parameters of a latent over a range, stacked.
-    fn recorded(
-        &mut self,
-        v: VarId,
-        range: Range,
-    ) -> Result<(Family, DistVals<T>, Option<T2<T>>), RtError> {
+    fn recorded(&mut self, v: VarId, range: Range) -> Result<Recorded<T>, RtError> {
         let recs = self
             .s
             .recs
