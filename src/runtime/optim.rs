@@ -81,24 +81,27 @@ impl Adam {
                 });
             }
             let mut p = param.to_host();
-            let st = self.state.entry(name.clone()).or_insert_with(|| Moments {
-                m: vec![0.0; p.len()],
-                v: vec![0.0; p.len()],
-            });
-            for i in 0..p.len() {
-                let mut gi = g[i];
+            if !self.state.contains_key(name) {
+                let n = p.len();
+                self.state.insert(name.clone(), Moments { m: vec![0.0; n], v: vec![0.0; n] });
+            }
+            let st = self.state.get_mut(name).expect("inserted above");
+            let decoupled = self.cfg.decoupled;
+            let (ib1, ib2) = (1.0 - b1, 1.0 - b2);
+            for (((pi, &g0), mi), vi) in p.iter_mut().zip(g.iter()).zip(st.m.iter_mut()).zip(st.v.iter_mut()) {
+                let mut gi = g0;
                 if wd != 0.0 {
-                    if self.cfg.decoupled {
-                        p[i] -= lr32 * wd * p[i];
+                    if decoupled {
+                        *pi -= lr32 * wd * *pi;
                     } else {
-                        gi += wd * p[i];
+                        gi += wd * *pi;
                     }
                 }
-                st.m[i] = b1 * st.m[i] + (1.0 - b1) * gi;
-                st.v[i] = b2 * st.v[i] + (1.0 - b2) * gi * gi;
-                let mhat = st.m[i] / bc1;
-                let vhat = st.v[i] / bc2;
-                p[i] -= lr32 * mhat / (vhat.sqrt() + eps);
+                *mi = b1 * *mi + ib1 * gi;
+                *vi = b2 * *vi + ib2 * gi * gi;
+                let mhat = *mi / bc1;
+                let vhat = *vi / bc2;
+                *pi -= lr32 * mhat / (vhat.sqrt() + eps);
             }
             param.set_host(&p);
         }
