@@ -102,6 +102,8 @@ struct Store<T> {
     recs: HashMap<VarId, Vec<Option<Rec<T>>>>,
     /// Σ log q of score-function samples per sequence.
     sf_logq: Option<T2<T>>,
+    /// With an enumerated latent: q(c = value of the row's block | x), `(V·b, 1)`.
+    enum_weight: Option<T2<T>>,
 }
 
 fn idx(k: usize, t: i64) -> usize {
@@ -115,6 +117,57 @@ impl<T: LTape> Store<T> {
             .and_then(|s| s.get(idx(self.k, t)))
             .and_then(|x| x.clone())
             .ok_or_else(|| RtError::Shape(format!("variable {v} has no value at step {t}")))
+    }
+}
+
+/// The `k`-th value of a discrete variable (one-hot groups in row-major order, or bits).
+fn enum_value(ty: VarType, mut k: usize) -> Vec<f32> {
+    match ty {
+        VarType::OneHot { groups, classes } => {
+            let mut row = vec![0.0; groups * classes];
+            for g in (0..groups).rev() {
+                row[g * classes + k % classes] = 1.0;
+                k /= classes;
+            }
+            row
+        }
+        VarType::Binary { size } => (0..size)
+            .map(|i| ((k >> (size - 1 - i)) & 1) as f32)
+            .collect(),
+        _ => vec![0.0],
+    }
+}
+
+/// Repeat every sequence of a batch `n` times, block-major (block k = copy k).
+fn tile_batch(m: &Model, batch: &Batch, n: usize) -> Batch {
+    let (b, t) = (batch.b, batch.t.max(1));
+    let mut data = HashMap::new();
+    for (v, host) in &batch.data {
+        let size = m.vars[*v].ty.size();
+        let steps = if m.vars[*v].timed { t } else { 1 };
+        let mut out = Vec::with_capacity(host.len() * n);
+        for s in 0..steps {
+            let block = &host[s * b * size..(s + 1) * b * size];
+            for _ in 0..n {
+                out.extend_from_slice(block);
+            }
+        }
+        data.insert(*v, out);
+    }
+    let mask = batch.mask.as_ref().map(|mk| {
+        let mut out = Vec::with_capacity(mk.len() * n);
+        for s in 0..t {
+            for _ in 0..n {
+                out.extend_from_slice(&mk[s * b..(s + 1) * b]);
+            }
+        }
+        out
+    });
+    Batch {
+        b: b * n,
+        t: batch.t,
+        data,
+        mask,
     }
 }
 
@@ -376,6 +429,38 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             .copied()
             .unwrap_or(Estimator::Reparam);
         let mut pre = None;
+        if est == Estimator::Enumerate {
+            // Block k of the tiled batch holds value k.
+            let n = super::support_size(m.vars[v].ty);
+            let orig = rows / n;
+            let mut host = Vec::with_capacity(rows * size);
+            for k in 0..n {
+                let one = enum_value(m.vars[v].ty, k);
+                for _ in 0..orig {
+                    host.extend_from_slice(&one);
+                }
+            }
+            let z = self.p.input(ops::from_host(&dev, host, rows, size));
+            let kk = self.classes(v);
+            let lq = match (&dist, d.family) {
+                (DistVals::Logits(l), Family::Categorical) => {
+                    categorical::log_prob(ops::fresh(z.clone()), l.clone(), kk)?
+                }
+                (DistVals::Logits(l), Family::Bernoulli) => {
+                    bernoulli::log_prob(ops::fresh(z.clone()), l.clone())
+                }
+                _ => return Err(RtError::Shape("enumeration of a continuous latent".into())),
+            };
+            self.s.enum_weight = Some(lq.exp());
+            return Ok((
+                z,
+                Rec {
+                    family: d.family,
+                    dist,
+                    pre,
+                },
+            ));
+        }
         let value = match (&dist, d.family) {
             (DistVals::LocScale(l, s), Family::Normal) => {
                 normal::rsample(l.clone(), s.clone(), normal_noise(&dev, rng, rows, size))
@@ -618,6 +703,7 @@ impl Program {
                 rnn: HashMap::new(),
                 recs: HashMap::new(),
                 sf_logq: None,
+                enum_weight: None,
             },
         };
         for (v, var) in m.vars.iter().enumerate() {
@@ -745,6 +831,15 @@ impl Program {
         step: u64,
         baseline: f32,
     ) -> Result<Forward<T>, RtError> {
+        let enumerated = self.enumerated();
+        let tiled;
+        let batch = match enumerated {
+            Some((_, n)) => {
+                tiled = tile_batch(&self.model, batch, n);
+                &tiled
+            }
+            None => batch,
+        };
         let m = &self.model;
         let (b, tt, k) = (
             batch.b,
@@ -765,6 +860,7 @@ impl Program {
                 rnn: HashMap::new(),
                 recs: HashMap::new(),
                 sf_logq: None,
+                enum_weight: None,
             },
         };
         // Data and inputs.
@@ -1009,6 +1105,20 @@ impl Program {
                     (per_seq(r / a, b, tp), None)
                 }
             };
+            // Enumeration: Σ_k q(c = k | x)·term_k for every term but c's own, which is the
+            // same in every block and counted once.
+            let (value, obj) = match (&cx.s.enum_weight, enumerated) {
+                (Some(w), Some((c, n))) => {
+                    let own = term.kind.is_kl_like() && self.term_owner[ti] == c;
+                    let weighted = if own {
+                        value * (1.0 / n as f32)
+                    } else {
+                        value * w.clone()
+                    };
+                    (weighted, None)
+                }
+                _ => (value, obj),
+            };
             let sign = f32::from(term.kind.sign());
             let signed = value.clone() * sign;
             total = Some(match total.take() {
@@ -1030,6 +1140,16 @@ impl Program {
             seqs.push(value);
         }
         let mut elbo_seq = total.unwrap_or_else(|| p.input(ops::full(&dev, b, 1, 0.0)));
+        if let Some((_, n)) = enumerated {
+            let orig = b / n;
+            let fold = |x: T2<T>| {
+                x.reshape_like(&(n, orig))
+                    .sum::<(usize,), Axis<0>>()
+                    .reshape_like(&(orig, 1))
+            };
+            elbo_seq = fold(elbo_seq);
+            seqs = seqs.into_iter().map(fold).collect();
+        }
         let mut objective =
             objective.unwrap_or_else(|| ops::sum_all(p.input(ops::full(&dev, 1, 1, 0.0))));
         // Score-function surrogate: (sg(ELBO) − baseline) · log q, per sequence.

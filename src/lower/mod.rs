@@ -54,7 +54,57 @@ fn unsupported(msg: String, help: &str) -> Diagnostic {
     Diagnostic::new(Code::Unsupported, msg).help(help.to_string())
 }
 
+/// Why a latent cannot be enumerated by this backend, if it cannot. Enumeration tiles the
+/// batch over the latent's values, so the latent must be static, drawn by q from data only,
+/// and the objective must be a plain sum of terms.
+fn enumeration_blocker(m: &Model, v: VarId) -> Option<String> {
+    if m.vars[v].timed {
+        return Some("it is time-indexed (enumerating T steps costs K^T)".into());
+    }
+    let mut q = m.factors_of(v, Block::Q);
+    let Some((_, f)) = q.next() else {
+        return Some("it has no q factor".into());
+    };
+    if f.parents
+        .iter()
+        .any(|r| !matches!(m.vars[r.var].role, Role::Observed | Role::Input))
+    {
+        return Some("its q factor reads other latents".into());
+    }
+    let o = &m.objective;
+    if o.iwae > 1 || o.free_nats.is_some() || o.kl_balance.is_some() {
+        return Some("IWAE, free nats and KL balancing need per-sample terms".into());
+    }
+    if m.vars.iter().enumerate().any(|(w, x)| {
+        w != v
+            && x.role == Role::Latent
+            && x.ty.is_discrete()
+            && x.estimator != Some(Estimator::StraightThrough)
+            && x.estimator != Some(Estimator::Enumerate)
+    }) {
+        return Some("another discrete latent uses the score function, whose learning signal would need the enumerated sum".into());
+    }
+    None
+}
+
+/// The number of values of a discrete variable.
+pub fn support_size(ty: VarType) -> usize {
+    match ty {
+        VarType::Binary { size } => 1usize << size.min(30),
+        VarType::OneHot { groups, classes } => classes.saturating_pow(groups as u32),
+        _ => 1,
+    }
+}
+
 impl Program {
+    /// The enumerated latent and its number of values.
+    pub fn enumerated(&self) -> Option<(VarId, usize)> {
+        self.estimators
+            .iter()
+            .find(|(_, e)| **e == Estimator::Enumerate)
+            .map(|(v, _)| (*v, support_size(self.model.vars[*v].ty)))
+    }
+
     /// Lower a checked model. Features the backend does not run yet are diagnostics.
     pub fn new(model: &Model, elbo: &Elbo) -> Result<Program, Vec<Diagnostic>> {
         let mut errs = Vec::new();
@@ -71,10 +121,15 @@ impl Program {
             };
             let est = Estimator::parse(e.estimator).unwrap_or(Estimator::Reparam);
             if est == Estimator::Enumerate {
-                errs.push(unsupported(
-                    format!("exact enumeration of `{}` is not run by the tensor backend yet", e.var),
-                    "annotate the latent `via straight_through` or `via score_function` to train it",
-                ));
+                if let Some(why) = enumeration_blocker(model, v) {
+                    errs.push(unsupported(
+                        format!("exact enumeration of `{}` is not supported here: {why}", e.var),
+                        "annotate the latent `via straight_through` or `via score_function` to train it",
+                    ));
+                }
+                if estimators.values().any(|x| *x == Estimator::Enumerate) {
+                    errs.push(unsupported("more than one enumerated latent".into(), "enumerate one latent and use `via straight_through` or `via score_function` for the others"));
+                }
             }
             estimators.insert(v, est);
         }
