@@ -1152,10 +1152,18 @@ impl Program {
         }
         let mut objective =
             objective.unwrap_or_else(|| ops::sum_all(p.input(ops::full(&dev, 1, 1, 0.0))));
-        // Score-function surrogate: (sg(ELBO) − baseline) · log q, per sequence.
+        // Score-function surrogate: (sg(ELBO) − baseline) · log q, per sequence. The baseline
+        // is the trainer's moving average plus a learned offset β, which is fitted by
+        // regressing the remaining signal (β's own loss; it does not bias the estimator).
         if let Some(lq) = cx.s.sf_logq.take() {
-            let signal = p.input(ops::stop_gradient(&elbo_seq)) - baseline;
+            let beta = p.vector(super::BASELINE_PARAM)?.reshape_like(&(1, 1));
+            let rows = elbo_seq.shape().0;
+            let beta_rows = ops::broadcast_rows(beta.reshape_like(&(1,)), rows);
+            let centred = p.input(ops::stop_gradient(&elbo_seq)) - baseline;
+            let beta_sg = p.input(ops::stop_gradient(&beta_rows));
+            let signal = p.input(ops::stop_gradient(&centred)) - beta_sg;
             objective = objective + ops::sum_all(signal * lq);
+            objective = objective - ops::sum_all((centred - beta_rows).square()) * 0.5;
         }
         // IWAE: K copies of each sequence → log mean exp of the log weights.
         if self.model.objective.iwae > 1 {

@@ -33,6 +33,9 @@ use std::collections::HashMap;
 pub trait LTape: crate::runtime::RtTape + Clone {}
 impl<T: crate::runtime::RtTape + Clone> LTape for T {}
 
+/// The learned offset of the score-function baseline.
+pub const BASELINE_PARAM: &str = "baseline.offset";
+
 /// The parameter holding log α of an auto-tuned temperature.
 pub const ALPHA_PARAM: &str = "alpha.log";
 
@@ -240,6 +243,13 @@ impl Program {
                 prm.shape.0.clone()
             };
             store.insert_host(&param_name(m, i), &shape, values)?;
+        }
+        if self
+            .estimators
+            .values()
+            .any(|e| *e == Estimator::ScoreFunction)
+        {
+            store.insert_host(BASELINE_PARAM, &[1], vec![0.0])?;
         }
         for o in &m.optimality {
             if let Alpha::Auto { init, .. } = o.alpha {
