@@ -83,12 +83,23 @@ impl Adam {
             let mut p = param.to_host();
             if !self.state.contains_key(name) {
                 let n = p.len();
-                self.state.insert(name.clone(), Moments { m: vec![0.0; n], v: vec![0.0; n] });
+                self.state.insert(
+                    name.clone(),
+                    Moments {
+                        m: vec![0.0; n],
+                        v: vec![0.0; n],
+                    },
+                );
             }
             let st = self.state.get_mut(name).expect("inserted above");
             let decoupled = self.cfg.decoupled;
             let (ib1, ib2) = (1.0 - b1, 1.0 - b2);
-            for (((pi, &g0), mi), vi) in p.iter_mut().zip(g.iter()).zip(st.m.iter_mut()).zip(st.v.iter_mut()) {
+            for (((pi, &g0), mi), vi) in p
+                .iter_mut()
+                .zip(g.iter())
+                .zip(st.m.iter_mut())
+                .zip(st.v.iter_mut())
+            {
                 let mut gi = g0;
                 if wd != 0.0 {
                     if decoupled {
