@@ -65,7 +65,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10)]
     pub log_every: u64,
     /// Steps between held-out evaluations (0: only at the end).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 100)]
     pub eval_every: u64,
 }
 
