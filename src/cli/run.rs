@@ -25,7 +25,7 @@ pub struct RunArgs {
     pub epochs: Option<u64>,
     #[arg(long)]
     pub batch: Option<usize>,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f64,
     /// Monte Carlo draws per held-out sequence in the final report.
     #[arg(long, default_value_t = 10)]
@@ -45,9 +45,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub horizon: Option<usize>,
     /// Global gradient-norm clipping.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub weight_decay: f64,
     /// Linear learning-rate warmup steps.
     #[arg(long, default_value_t = 0)]
@@ -56,7 +56,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub cosine: bool,
     /// Fraction of the data held out.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub holdout: f64,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 500)]

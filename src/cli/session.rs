@@ -15,7 +15,7 @@ pub struct Session {
 }
 
 pub fn print_data_error(e: &DataError) {
-    let d = miette::MietteDiagnostic::new(e.report())
+    let d = miette::MietteDiagnostic::new(e.to_string())
         .with_code(e.code())
         .with_help(e.help());
     eprintln!("{:?}", miette::Report::new(d));

@@ -69,8 +69,10 @@ pub fn to_rows<T: LTape, P: Params<T>>(p: &P, v: Val<T>, rows: usize, n: usize) 
             }
         }
         Val::Vec(x) | Val::Mat(x) => {
+            // Materialised (contiguous, with its own id): stride-0 broadcasts cannot be stacked,
+            // and two steps must not share one tensor id.
             let c = x.shape().1;
-            let b = ops::broadcast_rows(x.reshape_like(&(c,)), rows);
+            let b = ops::materialize(ops::broadcast_rows(x.reshape_like(&(c,)), rows));
             if c == n {
                 b
             } else {
