@@ -280,7 +280,7 @@ fn train_lgssm_checked(file: &str, steps: u64, every: u64, exact: f64) -> (EvalR
     let mut seen = Vec::new();
     while tr.step < steps {
         tr.step().unwrap();
-        if tr.step % every == 0 || tr.step == 1 {
+        if tr.step.is_multiple_of(every) || tr.step == 1 {
             let r = tr.evaluate(None, 4000, 100 + tr.step).unwrap();
             seen.push((tr.step, r.elbo, r.stderr));
             assert!(

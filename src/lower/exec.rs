@@ -189,6 +189,14 @@ fn tile<T: LTape>(x: T2<T>, tp: usize) -> T2<T> {
         .reshape_like(&(tp * b, d))
 }
 
+/// `(n·b, 1)` → `(b, 1)`, summing the `n` blocks of a tiled batch.
+fn fold_blocks<T: LTape>(x: T2<T>, n: usize) -> T2<T> {
+    let orig = x.shape().0 / n;
+    x.reshape_like(&(n, orig))
+        .sum::<(usize,), Axis<0>>()
+        .reshape_like(&(orig, 1))
+}
+
 /// `(tp·b, 1)` → `(b, 1)` summing over steps.
 fn per_seq<T: LTape>(x: T2<T>, b: usize, tp: usize) -> T2<T> {
     if tp == 1 {
@@ -229,9 +237,83 @@ impl<T: LTape, P: Params<T>> Env<T> for AtEnv<'_, '_, T, P> {
     }
 }
 
+impl Program {
+    /// Steps before the first that lags and inits reach.
+    fn lag_steps(&self) -> usize {
+        self.plan.max_lag.max(self.min_init_lag()) as usize
+    }
+
+    fn context<'a, T: LTape, P: Params<T>>(
+        &'a self,
+        p: &'a P,
+        b: usize,
+        tt: usize,
+    ) -> Ctx<'a, T, P> {
+        let s = Store {
+            b,
+            tt,
+            k: self.lag_steps(),
+            statics: HashMap::new(),
+            steps: HashMap::new(),
+            padded: HashMap::new(),
+            rnn: HashMap::new(),
+            recs: HashMap::new(),
+            sf_logq: None,
+            enum_weight: None,
+        };
+        Ctx { prog: self, p, s }
+    }
+}
+
 impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
     fn m(&self) -> &'a Model {
         &self.prog.model
+    }
+
+    /// A data variable's host values (time-major for timed ones); steps with `keep(t)`
+    /// false (0-based) stay empty.
+    fn load(
+        &mut self,
+        v: VarId,
+        host: Vec<f32>,
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<(), RtError> {
+        let (b, tt, k) = (self.s.b, self.s.tt, self.s.k);
+        let var = &self.m().vars[v];
+        let size = var.ty.size();
+        let dev = self.p.device().clone();
+        if var.timed {
+            let x = self.p.input(ops::from_host(&dev, host, tt * b, size));
+            let mut steps: Vec<Option<T2<T>>> = (0..tt + k).map(|_| None).collect();
+            for (t, xt) in gru::split_time(x, tt)?.into_iter().enumerate() {
+                if keep(t) {
+                    steps[idx(k, t as i64 + 1)] = Some(xt);
+                }
+            }
+            self.s.steps.insert(v, steps);
+        } else {
+            let x = self.p.input(ops::from_host(&dev, host, b, size));
+            self.s.statics.insert(v, x);
+        }
+        Ok(())
+    }
+
+    /// The `init` values (steps ≤ 0).
+    fn load_inits(&mut self) -> Result<(), RtError> {
+        let (tt, k) = (self.s.tt, self.s.k);
+        for i in &self.m().inits {
+            let size = self.m().vars[i.var].ty.size();
+            let x = self.eval_rows(&i.value, At::Static, size)?;
+            let entry = self
+                .s
+                .steps
+                .entry(i.var)
+                .or_insert_with(|| (0..tt + k).map(|_| None).collect());
+            if let Some(slot) = entry.get_mut(idx(k, i.step)) {
+                *slot = Some(x);
+            }
+        }
+        Ok(())
     }
 
     fn rows(&self, at: At) -> usize {
@@ -684,28 +766,8 @@ impl Program {
     ) -> Result<HashMap<VarId, Vec<f32>>, RtError> {
         type N = dfdx::prelude::NoneTape;
         let m = &self.model;
-        let (b, tt, k) = (
-            batch.b,
-            batch.t.max(1),
-            self.plan.max_lag.max(self.min_init_lag()) as usize,
-        );
-        let dev = p.device().clone();
-        let mut cx: Ctx<'_, N, P> = Ctx {
-            prog: self,
-            p,
-            s: Store {
-                b,
-                tt,
-                k,
-                statics: HashMap::new(),
-                steps: HashMap::new(),
-                padded: HashMap::new(),
-                rnn: HashMap::new(),
-                recs: HashMap::new(),
-                sf_logq: None,
-                enum_weight: None,
-            },
-        };
+        let (b, tt, k) = (batch.b, batch.t.max(1), self.lag_steps());
+        let mut cx: Ctx<'_, N, P> = self.context(p, b, tt);
         for (v, var) in m.vars.iter().enumerate() {
             let size = var.ty.size();
             let observed_part = var.role == Role::Observed && condition > 0;
@@ -717,30 +779,10 @@ impl Program {
                 .get(&v)
                 .cloned()
                 .unwrap_or_else(|| vec![0.0; if var.timed { tt * b * size } else { b * size }]);
-            if var.timed {
-                let x = ops::from_host(&dev, host, tt * b, size);
-                let mut steps: Vec<Option<T2<N>>> = (0..tt + k).map(|_| None).collect();
-                for (t, xt) in gru::split_time(x, tt)?.into_iter().enumerate() {
-                    if var.role == Role::Input || t < condition {
-                        steps[idx(k, t as i64 + 1)] = Some(xt);
-                    }
-                }
-                cx.s.steps.insert(v, steps);
-            } else {
-                cx.s.statics.insert(v, ops::from_host(&dev, host, b, size));
-            }
+            let input = var.role == Role::Input;
+            cx.load(v, host, |t| input || t < condition)?;
         }
-        for i in &m.inits {
-            let size = m.vars[i.var].ty.size();
-            let x = cx.eval_rows(&i.value, At::Static, size)?;
-            let entry =
-                cx.s.steps
-                    .entry(i.var)
-                    .or_insert_with(|| (0..tt + k).map(|_| None).collect());
-            if let Some(slot) = entry.get_mut(idx(k, i.step)) {
-                *slot = Some(x);
-            }
-        }
+        cx.load_inits()?;
         let (prior_static, prior_timed) = super::plan::prior_order(m);
         let conditioned = condition > 0;
         let statics: Vec<super::plan::ChainVar> = if conditioned {
@@ -841,62 +883,22 @@ impl Program {
             None => batch,
         };
         let m = &self.model;
-        let (b, tt, k) = (
-            batch.b,
-            batch.t.max(1),
-            self.plan.max_lag.max(self.min_init_lag()) as usize,
-        );
+        let (b, tt) = (batch.b, batch.t.max(1));
+        let k = self.lag_steps();
         let dev = p.device().clone();
-        let mut cx = Ctx {
-            prog: self,
-            p,
-            s: Store {
-                b,
-                tt,
-                k,
-                statics: HashMap::new(),
-                steps: HashMap::new(),
-                padded: HashMap::new(),
-                rnn: HashMap::new(),
-                recs: HashMap::new(),
-                sf_logq: None,
-                enum_weight: None,
-            },
-        };
-        // Data and inputs.
+        let mut cx = self.context(p, b, tt);
+        // Data and inputs, then init values (steps ≤ 0).
         for (v, var) in m.vars.iter().enumerate() {
             if !matches!(var.role, Role::Observed | Role::Input) {
                 continue;
             }
-            let size = var.ty.size();
             let host = batch
                 .data
                 .get(&v)
                 .ok_or_else(|| RtError::Shape(format!("no data for `{}`", var.name)))?;
-            if var.timed {
-                let x = p.input(ops::from_host(&dev, host.clone(), tt * b, size));
-                let mut steps: Vec<Option<T2<T>>> = (0..tt + k).map(|_| None).collect();
-                for (t, xt) in gru::split_time(x.clone(), tt)?.into_iter().enumerate() {
-                    steps[idx(k, t as i64 + 1)] = Some(xt);
-                }
-                cx.s.steps.insert(v, steps);
-            } else {
-                cx.s.statics
-                    .insert(v, p.input(ops::from_host(&dev, host.clone(), b, size)));
-            }
+            cx.load(v, host.clone(), |_| true)?;
         }
-        // Init values (steps ≤ 0).
-        for i in &m.inits {
-            let size = m.vars[i.var].ty.size();
-            let x = cx.eval_rows(&i.value, At::Static, size)?;
-            let entry =
-                cx.s.steps
-                    .entry(i.var)
-                    .or_insert_with(|| (0..tt + k).map(|_| None).collect());
-            if let Some(slot) = entry.get_mut(idx(k, i.step)) {
-                *slot = Some(x);
-            }
-        }
+        cx.load_inits()?;
         // The chain: static variables, then one step at a time.
         for cv in &self.plan.statics {
             let prod = cv.at(1).ok_or_else(|| {
@@ -1141,14 +1143,8 @@ impl Program {
         }
         let mut elbo_seq = total.unwrap_or_else(|| p.input(ops::full(&dev, b, 1, 0.0)));
         if let Some((_, n)) = enumerated {
-            let orig = b / n;
-            let fold = |x: T2<T>| {
-                x.reshape_like(&(n, orig))
-                    .sum::<(usize,), Axis<0>>()
-                    .reshape_like(&(orig, 1))
-            };
-            elbo_seq = fold(elbo_seq);
-            seqs = seqs.into_iter().map(fold).collect();
+            elbo_seq = fold_blocks(elbo_seq, n);
+            seqs = seqs.into_iter().map(|x| fold_blocks(x, n)).collect();
         }
         let mut objective =
             objective.unwrap_or_else(|| ops::sum_all(p.input(ops::full(&dev, 1, 1, 0.0))));

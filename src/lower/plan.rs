@@ -32,18 +32,18 @@ impl ChainVar {
     }
 }
 
-/// The order in which `vic sample` draws from p: every latent, state and observed variable
-/// from its p factor (q-only states are skipped).
-pub fn prior_order(m: &Model) -> (Vec<ChainVar>, Vec<ChainVar>) {
-    let nodes: Vec<VarId> = (0..m.vars.len())
-        .filter(|&v| {
-            matches!(m.vars[v].role, Role::Latent | Role::State | Role::Observed)
-                && m.factors_of(v, Block::P).next().is_some()
-        })
-        .collect();
+/// Chain variables in sampling order, split into static and time-indexed ones: `nodes`
+/// ordered so that every same-step parent (read at lag 0, or at the same base step) comes
+/// first. The checker proved these graphs acyclic.
+fn ordered(
+    m: &Model,
+    nodes: &[VarId],
+    producers: impl Fn(VarId) -> Vec<(TimeCase, Producer)>,
+) -> (Vec<ChainVar>, Vec<ChainVar>) {
     let deps = |v: VarId| -> Vec<VarId> {
         let mut d = Vec::new();
-        for (_, f) in m.factors_of(v, Block::P) {
+        for (_, prod) in producers(v) {
+            let f = &m.factors[prod.factor];
             for r in &f.parents {
                 let same = match (r.time, f.case) {
                     (TimeRef::Lag(0) | TimeRef::Static, _) => true,
@@ -62,7 +62,7 @@ pub fn prior_order(m: &Model) -> (Vec<ChainVar>, Vec<ChainVar>) {
     let mut progress = true;
     while progress {
         progress = false;
-        for &v in &nodes {
+        for &v in nodes {
             if !done[v] && deps(v).iter().all(|d| done[*d]) {
                 done[v] = true;
                 order.push(v);
@@ -72,18 +72,7 @@ pub fn prior_order(m: &Model) -> (Vec<ChainVar>, Vec<ChainVar>) {
     }
     let mk = |v: VarId| ChainVar {
         var: v,
-        producers: m
-            .factors_of(v, Block::P)
-            .map(|(fi, f)| {
-                (
-                    f.case,
-                    Producer {
-                        factor: fi,
-                        block: Block::P,
-                    },
-                )
-            })
-            .collect(),
+        producers: producers(v),
     };
     (
         order
@@ -97,6 +86,30 @@ pub fn prior_order(m: &Model) -> (Vec<ChainVar>, Vec<ChainVar>) {
             .map(|&v| mk(v))
             .collect(),
     )
+}
+
+/// The order in which `vic sample` draws from p: every latent, state and observed variable
+/// from its p factor (q-only states are skipped).
+pub fn prior_order(m: &Model) -> (Vec<ChainVar>, Vec<ChainVar>) {
+    let nodes: Vec<VarId> = (0..m.vars.len())
+        .filter(|&v| {
+            matches!(m.vars[v].role, Role::Latent | Role::State | Role::Observed)
+                && m.factors_of(v, Block::P).next().is_some()
+        })
+        .collect();
+    ordered(m, &nodes, |v| {
+        m.factors_of(v, Block::P)
+            .map(|(fi, f)| {
+                (
+                    f.case,
+                    Producer {
+                        factor: fi,
+                        block: Block::P,
+                    },
+                )
+            })
+            .collect()
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -175,51 +188,7 @@ impl Plan {
         let chain: Vec<VarId> = (0..m.vars.len())
             .filter(|&v| matches!(m.vars[v].role, Role::Latent | Role::State))
             .collect();
-        // Same-step dependencies among chain variables (the checker proved them acyclic).
-        let deps = |v: VarId| -> Vec<VarId> {
-            let mut d = Vec::new();
-            for (_, prod) in producers(m, v) {
-                let f = &m.factors[prod.factor];
-                for r in &f.parents {
-                    let same = match (r.time, f.case) {
-                        (TimeRef::Lag(0) | TimeRef::Static, _) => true,
-                        (TimeRef::Step(s), TimeCase::At(k)) => s == i64::from(k),
-                        _ => false,
-                    };
-                    if same && r.var != v && chain.contains(&r.var) && !d.contains(&r.var) {
-                        d.push(r.var);
-                    }
-                }
-            }
-            d
-        };
-        let mut order = Vec::new();
-        let mut done = vec![false; m.vars.len()];
-        let mut progress = true;
-        while progress {
-            progress = false;
-            for &v in &chain {
-                if !done[v] && deps(v).iter().all(|d| done[*d]) {
-                    done[v] = true;
-                    order.push(v);
-                    progress = true;
-                }
-            }
-        }
-        let mk = |v: VarId| ChainVar {
-            var: v,
-            producers: producers(m, v),
-        };
-        let statics = order
-            .iter()
-            .filter(|&&v| !m.vars[v].timed)
-            .map(|&v| mk(v))
-            .collect();
-        let timed = order
-            .iter()
-            .filter(|&&v| m.vars[v].timed)
-            .map(|&v| mk(v))
-            .collect();
+        let (statics, timed) = ordered(m, &chain, |v| producers(m, v));
         Plan {
             statics,
             timed,
