@@ -1,6 +1,7 @@
 //! Subcommands. Exit codes: 0 success, 1 the input has errors (a model, a data file, a
 //! training run that diverged), 2 usage or IO errors (clap's own usage errors also exit 2).
 
+mod bench;
 mod check;
 mod elbo;
 mod eval;
@@ -59,6 +60,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Draw from p (prior predictive, or open loop after a posterior state) to .npz.
     Sample(eval::SampleArgs),
+    /// Benchmark workload W1 (VAE), W2 (SSM) or W3 (toy) as the peer scripts run it:
+    /// steps/s with its spread, final loss, fraction of the sgemm peak, peak RSS.
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> u8 {
@@ -81,5 +85,6 @@ pub fn run(cli: Cli) -> u8 {
         Command::Run(a) => run::run(a, color),
         Command::Eval(a) => eval::eval(a, color),
         Command::Sample(a) => eval::sample(a, color),
+        Command::Bench(a) => bench::run(a),
     }
 }
