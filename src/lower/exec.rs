@@ -2,6 +2,7 @@
 //! step at a time), then every ELBO term at once over its whole time range.
 
 use super::eval::{to_rows, Env, Evaluator, Val};
+use super::plan::ChainVar;
 use super::LTape;
 use super::Program;
 use crate::derive::{Range, TermKind};
@@ -294,6 +295,62 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
         } else {
             let x = self.p.input(ops::from_host(&dev, host, b, size));
             self.s.statics.insert(v, x);
+        }
+        Ok(())
+    }
+
+    /// Compute a chain variable at `at` from its producer and store it; for a sampled latent
+    /// with `record`, keep q's parameters for the terms.
+    fn produce(
+        &mut self,
+        cv: &ChainVar,
+        at: At,
+        rng: &mut Rng,
+        record: bool,
+    ) -> Result<(), RtError> {
+        let m = self.m();
+        let t = match at {
+            At::Step(t) => t,
+            _ => 1,
+        };
+        let prod = cv.at(t).ok_or_else(|| {
+            RtError::Shape(format!(
+                "no factor for `{}` at step {t}",
+                m.vars[cv.var].name
+            ))
+        })?;
+        let size = m.vars[cv.var].ty.size();
+        let (value, rec) = match &m.factors[prod.factor].body {
+            FactorBody::Define(e) => (self.eval_rows(e, at, size)?, None),
+            FactorBody::Sample(_) => {
+                let (x, r) = self.sample(cv.var, prod.factor, at, rng)?;
+                (x, record.then_some(r))
+            }
+        };
+        let (tt, k) = (self.s.tt, self.s.k);
+        match at {
+            At::Step(t) => {
+                if let Some(r) = rec {
+                    let recs = self
+                        .s
+                        .recs
+                        .entry(cv.var)
+                        .or_insert_with(|| (0..tt).map(|_| None).collect());
+                    recs[t as usize - 1] = Some(r);
+                }
+                let steps = self
+                    .s
+                    .steps
+                    .entry(cv.var)
+                    .or_insert_with(|| (0..tt + k).map(|_| None).collect());
+                steps[idx(k, i64::from(t))] = Some(value);
+            }
+            _ => {
+                if let Some(r) = rec {
+                    self.s.recs.insert(cv.var, vec![Some(r)]);
+                }
+                self.s.statics.insert(cv.var, value);
+            }
         }
         Ok(())
     }
@@ -800,15 +857,7 @@ impl Program {
         } else {
             vec![]
         }) {
-            let prod = cv.at(1).ok_or_else(|| {
-                RtError::Shape(format!("no factor for `{}`", m.vars[cv.var].name))
-            })?;
-            let size = m.vars[cv.var].ty.size();
-            let x = match &m.factors[prod.factor].body {
-                FactorBody::Define(e) => cx.eval_rows(e, At::Static, size)?,
-                FactorBody::Sample(_) => cx.sample(cv.var, prod.factor, At::Static, rng)?.0,
-            };
-            cx.s.statics.insert(cv.var, x);
+            cx.produce(cv, At::Static, rng, false)?;
         }
         for t in 1..=tt as u32 {
             let order = if (t as usize) <= condition {
@@ -817,22 +866,7 @@ impl Program {
                 &prior_timed
             };
             for cv in order {
-                let prod = cv.at(t).ok_or_else(|| {
-                    RtError::Shape(format!(
-                        "no factor for `{}` at step {t}",
-                        m.vars[cv.var].name
-                    ))
-                })?;
-                let size = m.vars[cv.var].ty.size();
-                let value = match &m.factors[prod.factor].body {
-                    FactorBody::Define(e) => cx.eval_rows(e, At::Step(t), size)?,
-                    FactorBody::Sample(_) => cx.sample(cv.var, prod.factor, At::Step(t), rng)?.0,
-                };
-                let steps =
-                    cx.s.steps
-                        .entry(cv.var)
-                        .or_insert_with(|| (0..tt + k).map(|_| None).collect());
-                steps[idx(k, i64::from(t))] = Some(value);
+                cx.produce(cv, At::Step(t), rng, false)?;
             }
         }
         let mut out = HashMap::new();
@@ -884,7 +918,6 @@ impl Program {
         };
         let m = &self.model;
         let (b, tt) = (batch.b, batch.t.max(1));
-        let k = self.lag_steps();
         let dev = p.device().clone();
         let mut cx = self.context(p, b, tt);
         // Data and inputs, then init values (steps ≤ 0).
@@ -901,48 +934,11 @@ impl Program {
         cx.load_inits()?;
         // The chain: static variables, then one step at a time.
         for cv in &self.plan.statics {
-            let prod = cv.at(1).ok_or_else(|| {
-                RtError::Shape(format!("no factor for `{}`", m.vars[cv.var].name))
-            })?;
-            let size = m.vars[cv.var].ty.size();
-            match &m.factors[prod.factor].body {
-                FactorBody::Define(e) => {
-                    let x = cx.eval_rows(e, At::Static, size)?;
-                    cx.s.statics.insert(cv.var, x);
-                }
-                FactorBody::Sample(_) => {
-                    let (x, rec) = cx.sample(cv.var, prod.factor, At::Static, rng)?;
-                    cx.s.statics.insert(cv.var, x);
-                    cx.s.recs.insert(cv.var, vec![Some(rec)]);
-                }
-            }
+            cx.produce(cv, At::Static, rng, true)?;
         }
         for t in 1..=tt as u32 {
             for cv in &self.plan.timed {
-                let prod = cv.at(t).ok_or_else(|| {
-                    RtError::Shape(format!(
-                        "no factor for `{}` at step {t}",
-                        m.vars[cv.var].name
-                    ))
-                })?;
-                let size = m.vars[cv.var].ty.size();
-                let value = match &m.factors[prod.factor].body {
-                    FactorBody::Define(e) => cx.eval_rows(e, At::Step(t), size)?,
-                    FactorBody::Sample(_) => {
-                        let (x, rec) = cx.sample(cv.var, prod.factor, At::Step(t), rng)?;
-                        let recs =
-                            cx.s.recs
-                                .entry(cv.var)
-                                .or_insert_with(|| (0..tt).map(|_| None).collect());
-                        recs[t as usize - 1] = Some(rec);
-                        x
-                    }
-                };
-                let steps =
-                    cx.s.steps
-                        .entry(cv.var)
-                        .or_insert_with(|| (0..tt + k).map(|_| None).collect());
-                steps[idx(k, i64::from(t))] = Some(value);
+                cx.produce(cv, At::Step(t), rng, true)?;
             }
         }
         // The terms, each once over its range.

@@ -361,8 +361,8 @@ impl Trainer {
             .map_err(|e| TrainError::Checkpoint(e.to_string()))
     }
 
-    /// Restore parameters, optimiser state and progress (the parameter set must match).
-    pub fn resume(&mut self, path: &Path) -> Result<(), TrainError> {
+    /// Load a checkpoint and copy its parameters into the store (same names and shapes).
+    fn load_checkpoint(&mut self, path: &Path) -> Result<checkpoint::Checkpoint, TrainError> {
         let ck =
             checkpoint::load(path, &self.dev).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
         self.store.assign_from(&ck.params).map_err(|e| {
@@ -370,6 +370,12 @@ impl Trainer {
                 "{e} (was the checkpoint written by another model?)"
             ))
         })?;
+        Ok(ck)
+    }
+
+    /// Restore parameters, optimiser state and progress (the parameter set must match).
+    pub fn resume(&mut self, path: &Path) -> Result<(), TrainError> {
+        let ck = self.load_checkpoint(path)?;
         if let Some(a) = ck.adam {
             self.adam = a;
         }
@@ -382,13 +388,7 @@ impl Trainer {
 
     /// Load parameters only (for `vic eval` / `vic sample`).
     pub fn load_params(&mut self, path: &Path) -> Result<(), TrainError> {
-        let ck =
-            checkpoint::load(path, &self.dev).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
-        self.store.assign_from(&ck.params).map_err(|e| {
-            TrainError::Checkpoint(format!(
-                "{e} (was the checkpoint written by another model?)"
-            ))
-        })?;
+        let ck = self.load_checkpoint(path)?;
         if let Ok(meta) = serde_json::from_str::<serde_json::Value>(&ck.meta) {
             self.step = meta["step"].as_u64().unwrap_or(0);
         }
