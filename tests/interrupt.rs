@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 fn sigint_saves_a_checkpoint_and_exits_130() {
     let dir = std::env::temp_dir().join(format!("vic-interrupt-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vic"))
+    let child = Command::new(env!("CARGO_BIN_EXE_vic"))
         .args([
             "run",
             "models/vae_digits.vmodel",
