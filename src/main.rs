@@ -13,6 +13,8 @@ fn main() -> ExitCode {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    let args = cli::Cli::parse();
-    ExitCode::from(cli::run(args))
+    match cli::Cli::try_parse() {
+        Ok(args) => ExitCode::from(cli::run(args)),
+        Err(e) => ExitCode::from(cli::usage_error(e)),
+    }
 }

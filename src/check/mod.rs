@@ -44,6 +44,7 @@ pub fn check(ast: &ModelAst) -> Result<Checked, Vec<Diagnostic>> {
         ck.supports();
     }
     ck.evidence();
+    ck.size();
     // Unused-name warnings are noise while errors hide reads.
     if !ck.diags.has_errors() {
         ck.unused();

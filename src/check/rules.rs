@@ -289,6 +289,20 @@ impl Ck {
                 Estimator::ScoreFunction => true,
             };
             let latent = var.role == Role::Latent;
+            let values = var.ty.support_size();
+            if ok
+                && latent
+                && est == Estimator::Enumerate
+                && values.map(|n| n > ENUMERATE_LIMIT).unwrap_or(true)
+            {
+                let n = values
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "more than 2^64".into());
+                errs.push(Diagnostic::new(Code::EstimatorMismatch, format!("`{}` has {n} values: too many to enumerate", var.name))
+                    .label(self.spans.vars[v], "via enumerate")
+                    .help(format!("enumeration evaluates the model once per value (at most {ENUMERATE_LIMIT}); use `via straight_through` or `via score_function`")));
+                continue;
+            }
             if !ok || !latent {
                 errs.push(Diagnostic::new(Code::EstimatorMismatch, if latent { format!("`{}` cannot be estimated by {} — it is {}", var.name, est.keyword(), if var.ty.is_discrete() { "discrete" } else { "continuous" }) } else { format!("`{}` is {} and is not integrated, so it has no estimator", var.name, var.role.keyword()) })
                     .label(self.spans.vars[v], format!("via {}", est.keyword()))
@@ -297,6 +311,47 @@ impl Ck {
         }
         for e in errs {
             self.err(e);
+        }
+    }
+
+    /// A typo in a size (`dim H = 100000000`) must be a diagnostic, not an allocation abort.
+    pub fn size(&mut self) {
+        let nets: u128 = self
+            .model
+            .nets
+            .iter()
+            .map(|n| match &n.kind {
+                NetKind::Mlp { sizes, .. } => sizes
+                    .windows(2)
+                    .map(|w| (w[0] as u128 + 1) * w[1] as u128)
+                    .sum(),
+                NetKind::Gru { input, hidden } | NetKind::Rnn { input, hidden, .. } => {
+                    3 * *hidden as u128 * (*input as u128 + *hidden as u128 + 2)
+                }
+            })
+            .sum();
+        let params: u128 = self
+            .model
+            .params
+            .iter()
+            .map(|p| p.shape.numel() as u128)
+            .sum();
+        let total = nets + params;
+        if total > MAX_PARAMETERS {
+            self.err(
+                Diagnostic::new(
+                    Code::TooLarge,
+                    format!(
+                        "model `{}` has {total} parameters, more than {MAX_PARAMETERS}",
+                        self.model.name
+                    ),
+                )
+                .label(
+                    Span::new(self.spans.model.lo, self.spans.model.lo + 5),
+                    "too large to train",
+                )
+                .help("check the sizes in `dim`, `net` and `param` declarations for a typo"),
+            );
         }
     }
 
@@ -347,7 +402,7 @@ impl Ck {
             ));
         }
         for (sym, name, span) in decls {
-            if !self.used.contains(&sym) {
+            if !self.used.contains(&sym) && !name.starts_with('_') {
                 warns.push(
                     Diagnostic::new(
                         Code::Unused,
@@ -391,11 +446,17 @@ impl Ck {
                 );
             }
         }
-        for w in warns.into_iter().filter(|w| !w.message.contains("`_")) {
+        for w in warns {
             self.err(w);
         }
     }
 }
+
+/// The most parameters a model may have (2 GiB of f32, before optimiser state).
+pub const MAX_PARAMETERS: u128 = 1 << 29;
+
+/// The most values an explicitly enumerated latent may have (the batch is tiled once per value).
+pub const ENUMERATE_LIMIT: u64 = 256;
 
 fn overlaps(a: TimeCase, b: TimeCase) -> bool {
     match (a, b) {

@@ -99,6 +99,13 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
             "e.g. --samples 10",
         );
     }
+    if let Some(c) = super::run::too_large(&[
+        ("--samples", a.samples),
+        ("--batch", a.batch),
+        ("--horizon", a.horizon.unwrap_or(0)),
+    ]) {
+        return c;
+    }
     let cfg = TrainConfig {
         batch: a.batch,
         holdout: 0.0,
@@ -138,6 +145,13 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
             "--n and --horizon must be ≥ 1".into(),
             "e.g. --n 16 --horizon 50",
         );
+    }
+    if let Some(c) = super::run::too_large(&[
+        ("--n", a.n),
+        ("--horizon", a.horizon.unwrap_or(0)),
+        ("--condition", a.condition),
+    ]) {
+        return c;
     }
     let cfg = TrainConfig {
         holdout: 0.0,

@@ -65,6 +65,37 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Clap's own parse errors (unknown flag, a value that is not a number, a missing argument)
+/// as a `vic::E092` diagnostic; `--help` and `--version` print as usual.
+pub fn usage_error(e: clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.use_stderr() { USAGE } else { OK };
+    }
+    let text = e.render().to_string();
+    let message = text
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(message)
+                .with_code("vic::E092")
+                .with_help("run `vic --help`, or `vic <command> --help` for a command's flags")
+        )
+    );
+    USAGE
+}
+
 pub fn run(cli: Cli) -> u8 {
     let color = match cli.color.as_str() {
         "always" => true,

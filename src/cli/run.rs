@@ -3,10 +3,10 @@
 
 use super::plot::{panels, Series};
 use super::session::{flag_error, open};
-use super::{FAILED, OK, USAGE};
+use super::{FAILED, OK};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use vic::train::{Sampling, TrainConfig, TrainError, Trainer};
@@ -69,6 +69,19 @@ pub struct RunArgs {
     pub eval_every: u64,
 }
 
+/// Counts above this are a typo, not a request (they would exhaust memory).
+pub const MAX_COUNT: usize = 1_000_000;
+
+/// A flag error for the first count above [`MAX_COUNT`].
+pub fn too_large(flags: &[(&str, usize)]) -> Option<u8> {
+    flags.iter().find(|(_, v)| *v > MAX_COUNT).map(|(name, v)| {
+        flag_error(
+            format!("{name} {v} is larger than {MAX_COUNT}"),
+            "use a smaller value; batches and rollouts this large do not fit in memory",
+        )
+    })
+}
+
 pub fn check_device(device: &str) -> Result<(), u8> {
     match device {
         "cpu" if !cfg!(feature = "cuda") => Ok(()),
@@ -104,6 +117,13 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             "--batch, --horizon, --steps and --epochs must be ≥ 1".into(),
             "e.g. --steps 2000 --batch 128",
         );
+    }
+    if let Some(c) = too_large(&[
+        ("--batch", a.batch.unwrap_or(0)),
+        ("--horizon", a.horizon.unwrap_or(0)),
+        ("--samples", a.samples),
+    ]) {
+        return c;
     }
     let session = match open(&a.file, color) {
         Ok(s) => s,
@@ -152,7 +172,13 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     let total = match (a.steps, a.epochs, &tr.train) {
         (Some(s), _, _) => s,
         (None, Some(e), Some(d)) => e * (d.n.div_ceil(tr.cfg.batch.min(d.n).max(1)) as u64),
-        _ => 1000,
+        (None, Some(_), None) => {
+            return flag_error(
+                format!("`{name}` has no data, so it has no epochs"),
+                "give a control problem a number of optimiser steps: --steps N",
+            )
+        }
+        (None, None, _) => 1000,
     };
     if a.cosine {
         tr.cfg.cosine_total = Some(total);
@@ -387,7 +413,5 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     if let Err(e) = panels(&out.join("elbo.svg"), &format!("vic run {name}"), &groups) {
         eprintln!("warning: could not write elbo.svg: {e}");
     }
-    let _ = Path::new("");
-    let _ = USAGE;
     OK
 }

@@ -16,17 +16,9 @@ pub struct LatentEstimator {
     pub why: String,
 }
 
-fn support_size(ty: VarType) -> Option<u64> {
-    match ty {
-        VarType::Binary { size } => 2u64.checked_pow(size as u32),
-        VarType::OneHot { groups, classes } => (classes as u64).checked_pow(groups as u32),
-        _ => None,
-    }
-}
-
 /// The number of joint values, as a number when it fits and as a power otherwise.
 fn support_text(ty: VarType) -> String {
-    match (support_size(ty), ty) {
+    match (ty.support_size(), ty) {
         (Some(n), _) => n.to_string(),
         (None, VarType::Binary { size }) => format!("2^{size}"),
         (None, VarType::OneHot { groups, classes }) => format!("{classes}^{groups}"),
@@ -54,7 +46,7 @@ pub fn choose_estimator(m: &Model, v: VarId) -> LatentEstimator {
             Family::TanhNormal => (Estimator::Reparam, "transformed location-scale: z = tanh(μ + σ·ε)".to_string()),
             Family::Uniform => (Estimator::Reparam, "location-scale: z = a + (b − a)·u, u ~ U(0, 1)".to_string()),
             Family::Flat => (Estimator::Reparam, "Flat is never sampled (checked)".to_string()),
-            Family::Bernoulli | Family::Categorical => match support_size(var.ty) {
+            Family::Bernoulli | Family::Categorical => match var.ty.support_size() {
                 Some(n) if n <= ENUMERATE_MAX && !var.timed => {
                     (Estimator::Enumerate, format!("discrete with {n} values (≤ {ENUMERATE_MAX}): exact sum, no sampling noise"))
                 }

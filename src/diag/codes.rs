@@ -80,6 +80,7 @@ codes! {
     EstimatorMismatch = "E074", "estimator does not apply to the variable";
     BadValue = "E075", "value out of range";
     NotConstant = "E076", "a constant expression was expected";
+    TooLarge = "E077", "the model has too many parameters";
     // objective and optimality
     UnknownSetting = "E080", "unknown objective setting";
     DuplicateSetting = "E081", "objective setting given twice";

@@ -121,6 +121,17 @@ impl VarType {
     pub fn is_discrete(&self) -> bool {
         matches!(self, VarType::Binary { .. } | VarType::OneHot { .. })
     }
+    /// The number of values of a discrete variable (`None` for continuous ones, or when it
+    /// does not fit in a `u64`).
+    pub fn support_size(&self) -> Option<u64> {
+        match *self {
+            VarType::Binary { size } => u32::try_from(size).ok().and_then(|s| 2u64.checked_pow(s)),
+            VarType::OneHot { groups, classes } => u32::try_from(groups)
+                .ok()
+                .and_then(|g| (classes as u64).checked_pow(g)),
+            _ => None,
+        }
+    }
     pub fn keyword(&self) -> &'static str {
         match self {
             VarType::Real { .. } => "real",

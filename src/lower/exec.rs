@@ -570,7 +570,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
         let mut pre = None;
         if est == Estimator::Enumerate {
             // Block k of the tiled batch holds value k.
-            let n = super::support_size(m.vars[v].ty);
+            let n = m.vars[v].ty.support_size().unwrap_or(u64::MAX) as usize;
             let orig = rows / n;
             let mut host = Vec::with_capacity(rows * size);
             for k in 0..n {

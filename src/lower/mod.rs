@@ -90,22 +90,18 @@ fn enumeration_blocker(m: &Model, v: VarId) -> Option<String> {
     None
 }
 
-/// The number of values of a discrete variable.
-pub fn support_size(ty: VarType) -> usize {
-    match ty {
-        VarType::Binary { size } => 1usize << size.min(30),
-        VarType::OneHot { groups, classes } => classes.saturating_pow(groups as u32),
-        _ => 1,
-    }
-}
-
 impl Program {
     /// The enumerated latent and its number of values.
     pub fn enumerated(&self) -> Option<(VarId, usize)> {
         self.estimators
             .iter()
             .find(|(_, e)| **e == Estimator::Enumerate)
-            .map(|(v, _)| (*v, support_size(self.model.vars[*v].ty)))
+            .map(|(v, _)| {
+                (
+                    *v,
+                    self.model.vars[*v].ty.support_size().unwrap_or(u64::MAX) as usize,
+                )
+            })
     }
 
     /// Lower a checked model. Features the backend does not run yet are diagnostics.
