@@ -738,7 +738,7 @@ fn lqr_learns_the_optimal_finite_horizon_gain() {
         .elbo
         .terms
         .iter()
-        .map(|t| vic::render::elbo::kind_name(&t.kind))
+        .map(|t| t.kind.name())
         .collect();
     let before = tr.evaluate(None, 8, 1).unwrap();
     timed("lqr training", || {

@@ -232,10 +232,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         .map(|(i, t)| {
             format!(
                 "{}{}",
-                vic::render::elbo::kind_name(&t.kind)
-                    .chars()
-                    .take(2)
-                    .collect::<String>(),
+                t.kind.name().chars().take(2).collect::<String>(),
                 i + 1
             ) + &format!("({})", t.owner)
         })

@@ -104,6 +104,16 @@ impl TermKind {
             _ => 1,
         }
     }
+    /// The kind as a table shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TermKind::LogLikelihood { .. } => "log-likelihood",
+            TermKind::Kl { .. } => "KL",
+            TermKind::LogRatio { .. } => "log-ratio",
+            TermKind::Entropy { .. } => "entropy",
+            TermKind::Reward { .. } => "reward",
+        }
+    }
     pub fn is_kl_like(&self) -> bool {
         matches!(
             self,

@@ -136,10 +136,16 @@ fn map<T: LTape>(v: Val<T>, f: impl FnOnce(T2<T>) -> T2<T>) -> Val<T> {
 
 /// A leaf's identity: two reads of the same leaf share a tensor id, which dfdx's backward of
 /// a binary op cannot take; the second read is made fresh.
-fn leaf_key(e: &ir::Expr) -> Option<String> {
-    match &e.kind {
-        ExprKind::Var { var, time } => Some(format!("v{var}{time:?}")),
-        ExprKind::Param(p) => Some(format!("p{p}")),
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leaf {
+    Var(ir::VarId, ir::TimeRef),
+    Param(ir::ParamId),
+}
+
+fn leaf_key(e: &ir::Expr) -> Option<Leaf> {
+    match e.kind {
+        ExprKind::Var { var, time } => Some(Leaf::Var(var, time)),
+        ExprKind::Param(p) => Some(Leaf::Param(p)),
         _ => None,
     }
 }
@@ -161,7 +167,7 @@ impl<'a, T: LTape, P: Params<T>> Evaluator<'a, T, P> {
 
     /// Evaluate several expressions that a multi-input op combines, refreshing repeated leaves.
     fn args(&self, es: &[&ir::Expr], env: &mut dyn Env<T>) -> Result<Vec<Val<T>>, RtError> {
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: Vec<Leaf> = Vec::new();
         let mut out = Vec::new();
         for e in es {
             let v = self.eval(e, env)?;
@@ -314,16 +320,17 @@ impl<'a, T: LTape, P: Params<T>> Evaluator<'a, T, P> {
             ExprKind::Net { net, args } => {
                 let refs: Vec<&ir::Expr> = args.iter().collect();
                 let x = self.concat(&refs, env)?;
-                let NetKind::Mlp { activation, .. } = &self.m.nets[*net].kind else {
+                let NetKind::Mlp { sizes, activation } = &self.m.nets[*net].kind else {
                     return Err(RtError::Shape(
                         "net call of a non-mlp (checker invariant)".into(),
                     ));
                 };
-                Val::Rows(mlp::mlp_forward(
+                Val::Rows(mlp::mlp_forward_layers(
                     p,
                     &net_prefix(self.m, *net),
                     x,
                     activation_of(*activation),
+                    sizes.len() - 1,
                 )?)
             }
             ExprKind::Gru { net, hidden, args } => {

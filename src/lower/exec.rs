@@ -99,7 +99,7 @@ struct Store<T> {
     statics: HashMap<VarId, T2<T>>,
     steps: HashMap<VarId, Vec<Option<T2<T>>>>,
     padded: HashMap<VarId, T2<T>>,
-    rnn: HashMap<String, RnnOut<T>>,
+    rnn: HashMap<*const Expr, RnnOut<T>>,
     recs: HashMap<VarId, Vec<Option<Rec<T>>>>,
     /// Σ log q of score-function samples per sequence.
     sf_logq: Option<T2<T>>,
@@ -452,7 +452,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
 
     /// A net over time, run once per forward pass over the whole sequence.
     fn rnn(&mut self, e: &Expr, at: At) -> Result<T2<T>, RtError> {
-        let key = self.m().show_expr(e);
+        let key: *const Expr = e;
         if !self.s.rnn.contains_key(&key) {
             let ExprKind::Rnn { net, seqs } = &e.kind else {
                 return Err(RtError::Shape("rnn cache of a non-rnn".into()));
@@ -487,7 +487,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                 xs,
                 reverse,
             )?;
-            self.s.rnn.insert(key.clone(), (outs, None));
+            self.s.rnn.insert(key, (outs, None));
         }
         let tt = self.s.tt;
         let entry = self.s.rnn.get_mut(&key).expect("inserted above");
@@ -617,7 +617,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                 Estimator::StraightThrough => bernoulli::sample_st(l.clone(), rng),
                 _ => {
                     let z = self.p.input(bernoulli::sample(l, rng));
-                    self.add_sf(bernoulli::log_prob(ops::fresh(z.clone()), l.clone()), at);
+                    self.add_sf(bernoulli::log_prob(ops::fresh(z.clone()), l.clone()));
                     z
                 }
             },
@@ -627,10 +627,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                     Estimator::StraightThrough => categorical::sample_st(l.clone(), k, rng)?,
                     _ => {
                         let z = self.p.input(categorical::sample(l, k, rng)?);
-                        self.add_sf(
-                            categorical::log_prob(ops::fresh(z.clone()), l.clone(), k)?,
-                            at,
-                        );
+                        self.add_sf(categorical::log_prob(ops::fresh(z.clone()), l.clone(), k)?);
                         z
                     }
                 }
@@ -654,7 +651,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
     }
 
     /// Accumulate Σ log q per sequence for a score-function sample.
-    fn add_sf(&mut self, logq: T2<T>, _at: At) {
+    fn add_sf(&mut self, logq: T2<T>) {
         self.s.sf_logq = Some(match self.s.sf_logq.take() {
             None => logq,
             Some(a) => a + logq,
@@ -725,11 +722,6 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             Range::At { t } => self.s.step(v, i64::from(t)),
             Range::From { t } => self.read(v, TimeRef::Lag(0), At::Range(t)),
         }
-    }
-
-    /// Observed data over a range.
-    fn observed(&mut self, v: VarId, range: Range) -> Result<T2<T>, RtError> {
-        self.values(v, range)
     }
 }
 
@@ -998,7 +990,7 @@ impl Program {
                     };
                     let size = m.vars[f.var].ty.size();
                     let dist = cx.dist(d, at, size)?;
-                    let x = cx.observed(f.var, term.range)?;
+                    let x = cx.values(f.var, term.range)?;
                     let lp = masked(log_prob(d.family, x, dist, cx.classes(f.var), None)?);
                     (per_seq(lp, b, tp), None)
                 }

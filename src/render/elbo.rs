@@ -162,16 +162,6 @@ fn range_text(r: Range) -> String {
     }
 }
 
-pub fn kind_name(k: &TermKind) -> &'static str {
-    match k {
-        TermKind::LogLikelihood { .. } => "log-likelihood",
-        TermKind::Kl { .. } => "KL",
-        TermKind::LogRatio { .. } => "log-ratio",
-        TermKind::Entropy { .. } => "entropy",
-        TermKind::Reward { .. } => "reward",
-    }
-}
-
 /// A short decimal: at most 6 significant digits, no float noise.
 pub fn num(x: f64) -> String {
     let s = format!("{:.6}", x);
@@ -246,7 +236,7 @@ pub fn text(elbo: &Elbo) -> String {
     let w_kind = elbo
         .terms
         .iter()
-        .map(|t| kind_name(&t.kind).len())
+        .map(|t| t.kind.name().len())
         .max()
         .unwrap_or(0);
     let w_owner = elbo
@@ -271,7 +261,7 @@ pub fn text(elbo: &Elbo) -> String {
             out,
             "  {:>2}  {:<w_kind$}  {:<w_owner$}  {:<w_range$}  {:<11}  {}{}",
             i + 1,
-            kind_name(&t.kind),
+            t.kind.name(),
             t.owner,
             range_text(t.range),
             method,

@@ -16,7 +16,6 @@ pub use batch::{control_batch, data_batch, specs_of};
 pub use report::{EvalReport, StepStats, TermStat};
 
 use crate::data::Dataset;
-use crate::derive::TermKind;
 use crate::lower::{Batch, Program};
 use crate::runtime::checkpoint;
 use crate::runtime::nets::params::ParamStore;
@@ -216,13 +215,7 @@ impl Trainer {
 
     fn term_name(&self, i: usize) -> String {
         let t = &self.program.elbo.terms[i];
-        let kind = match t.kind {
-            TermKind::LogLikelihood { .. } => "log-likelihood",
-            TermKind::Kl { .. } => "KL",
-            TermKind::LogRatio { .. } => "log-ratio",
-            TermKind::Entropy { .. } => "entropy",
-            TermKind::Reward { .. } => "reward",
-        };
+        let kind = t.kind.name();
         let range = match t.range {
             crate::derive::Range::Static => String::new(),
             crate::derive::Range::At { t } => format!(" at t = {t}"),

@@ -1,6 +1,5 @@
 //! Per-step statistics and evaluation reports.
 
-use crate::derive::TermKind;
 use crate::lower::Program;
 use serde::Serialize;
 
@@ -58,13 +57,7 @@ impl EvalReport {
                 let (tm, tse) = mean_se(v);
                 TermStat {
                     term: i + 1,
-                    kind: match t.kind {
-                        TermKind::LogLikelihood { .. } => "log-likelihood",
-                        TermKind::Kl { .. } => "KL",
-                        TermKind::LogRatio { .. } => "log-ratio",
-                        TermKind::Entropy { .. } => "entropy",
-                        TermKind::Reward { .. } => "reward",
-                    },
+                    kind: t.kind.name(),
                     owner: t.owner.clone(),
                     sign: t.kind.sign(),
                     mean: tm,

@@ -70,7 +70,17 @@ pub fn mlp_forward<T: RtTape, P: Params<T>>(
     x: T2<T>,
     act: Activation,
 ) -> Result<T2<T>, RtError> {
-    let n = n_layers(p, prefix);
+    mlp_forward_layers(p, prefix, x, act, n_layers(p, prefix))
+}
+
+/// [`mlp_forward`] for a caller that knows the number of layers (no probing of the store).
+pub fn mlp_forward_layers<T: RtTape, P: Params<T>>(
+    p: &P,
+    prefix: &str,
+    x: T2<T>,
+    act: Activation,
+    n: usize,
+) -> Result<T2<T>, RtError> {
     if n == 0 {
         return Err(RtError::MissingParam(format!("{prefix}.l0.w")));
     }
