@@ -107,7 +107,7 @@ fn unary<T: LTape, P: Params<T>>(p: &P, op: UnOp, x: T2<T>) -> T2<T> {
     }
 }
 
-fn num_op(op: UnOp, x: f32) -> f32 {
+pub fn num_op(op: UnOp, x: f32) -> f32 {
     match op {
         UnOp::Neg => -x,
         UnOp::Exp => x.exp(),

@@ -16,7 +16,7 @@ mod eval;
 mod exec;
 pub mod plan;
 
-pub use eval::{net_prefix, param_name};
+pub use eval::{net_prefix, num_op, param_name};
 pub use exec::{Batch, Forward};
 
 use crate::derive::{Elbo, TermKind};
@@ -46,7 +46,7 @@ pub struct Program {
     pub plan: plan::Plan,
     pub estimators: HashMap<VarId, Estimator>,
     /// The variable of each term (usize::MAX for rewards).
-    term_owner: Vec<usize>,
+    pub(crate) term_owner: Vec<usize>,
     /// The optimality variable of each reward term.
     term_opt: Vec<usize>,
     /// Target entropy of an auto-tuned α.

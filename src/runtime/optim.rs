@@ -65,12 +65,6 @@ impl Adam {
         lr: f64,
     ) -> Result<(), RtError> {
         self.step += 1;
-        let t = self.step as i32;
-        let [b1, b2] = self.cfg.betas;
-        let bc1 = (1.0 - b1.powi(t)) as f32;
-        let bc2 = (1.0 - b2.powi(t)) as f32;
-        let (b1, b2) = (b1 as f32, b2 as f32);
-        let (eps, wd, lr32) = (self.cfg.eps as f32, self.cfg.weight_decay as f32, lr as f32);
         for (name, g) in grads {
             let param = store.get_mut(name)?;
             if g.len() != param.numel() {
@@ -81,53 +75,86 @@ impl Adam {
                 });
             }
             let mut p = param.to_host();
-            if !self.state.contains_key(name) {
-                let n = p.len();
-                self.state.insert(
-                    name.clone(),
-                    Moments {
-                        m: vec![0.0; n],
-                        v: vec![0.0; n],
-                    },
-                );
-            }
-            let st = self.state.get_mut(name).expect("inserted above");
-            let decoupled = self.cfg.decoupled;
-            let (ib1, ib2) = (1.0 - b1, 1.0 - b2);
-            for (((pi, &g0), mi), vi) in p
-                .iter_mut()
-                .zip(g.iter())
-                .zip(st.m.iter_mut())
-                .zip(st.v.iter_mut())
-            {
-                let mut gi = g0;
-                if wd != 0.0 {
-                    if decoupled {
-                        *pi -= lr32 * wd * *pi;
-                    } else {
-                        gi += wd * *pi;
-                    }
-                }
-                *mi = b1 * *mi + ib1 * gi;
-                *vi = b2 * *vi + ib2 * gi * gi;
-                let mhat = *mi / bc1;
-                let vhat = *vi / bc2;
-                *pi -= lr32 * mhat / (vhat.sqrt() + eps);
-            }
+            self.apply(name, &mut p, g, lr);
             param.set_host(&p);
         }
         Ok(())
     }
+
+    /// One update of parameters held in host slices `(name, values, gradient)`, in place.
+    pub fn update_slices<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = (&'a str, &'a mut [f32], &'a [f32])>,
+        lr: f64,
+    ) {
+        self.step += 1;
+        for (name, p, g) in params {
+            self.apply(name, p, g, lr);
+        }
+    }
+
+    /// The update of one parameter at step `self.step` (moments created on first use).
+    fn apply(&mut self, name: &str, p: &mut [f32], g: &[f32], lr: f64) {
+        let t = self.step as i32;
+        let [b1, b2] = self.cfg.betas;
+        let bc1 = (1.0 - b1.powi(t)) as f32;
+        let bc2 = (1.0 - b2.powi(t)) as f32;
+        let (b1, b2) = (b1 as f32, b2 as f32);
+        let (eps, wd, lr32) = (self.cfg.eps as f32, self.cfg.weight_decay as f32, lr as f32);
+        if !self.state.contains_key(name) {
+            let n = p.len();
+            self.state.insert(
+                name.to_string(),
+                Moments {
+                    m: vec![0.0; n],
+                    v: vec![0.0; n],
+                },
+            );
+        }
+        let st = self.state.get_mut(name).expect("inserted above");
+        let decoupled = self.cfg.decoupled;
+        let (ib1, ib2) = (1.0 - b1, 1.0 - b2);
+        for (((pi, &g0), mi), vi) in p
+            .iter_mut()
+            .zip(g.iter())
+            .zip(st.m.iter_mut())
+            .zip(st.v.iter_mut())
+        {
+            let mut gi = g0;
+            if wd != 0.0 {
+                if decoupled {
+                    *pi -= lr32 * wd * *pi;
+                } else {
+                    gi += wd * *pi;
+                }
+            }
+            *mi = b1 * *mi + ib1 * gi;
+            *vi = b2 * *vi + ib2 * gi * gi;
+            let mhat = *mi / bc1;
+            let vhat = *vi / bc2;
+            *pi -= lr32 * mhat / (vhat.sqrt() + eps);
+        }
+    }
 }
 
-/// Global L2 norm of all gradients.
-pub fn global_norm(grads: &GradMap) -> f64 {
+/// Global L2 norm of gradients held in slices.
+pub fn norm_of<'a>(grads: impl IntoIterator<Item = &'a [f32]>) -> f64 {
     grads
-        .values()
+        .into_iter()
         .flat_map(|g| g.iter())
         .map(|&x| (x as f64) * (x as f64))
         .sum::<f64>()
         .sqrt()
+}
+
+/// The factor `clip_grad_norm_` scales gradients by (1 when the norm is within `max_norm`).
+pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
+    (max_norm / (norm + 1e-6)).min(1.0)
+}
+
+/// Global L2 norm of all gradients.
+pub fn global_norm(grads: &GradMap) -> f64 {
+    norm_of(grads.values().map(|g| g.as_slice()))
 }
 
 /// Scales all gradients so their global norm is at most `max_norm` (PyTorch
@@ -135,7 +162,7 @@ pub fn global_norm(grads: &GradMap) -> f64 {
 /// before clipping.
 pub fn clip_global_norm(grads: &mut GradMap, max_norm: f64) -> f64 {
     let norm = global_norm(grads);
-    let coef = max_norm / (norm + 1e-6);
+    let coef = clip_factor(norm, max_norm);
     if coef < 1.0 {
         for g in grads.values_mut() {
             for x in g.iter_mut() {

@@ -56,6 +56,21 @@ pub struct TrainConfig {
     pub horizon: usize,
     /// Score-function baseline: moving-average decay.
     pub baseline_decay: f64,
+    /// Which runtime trains (not part of the run's identity: results agree up to rounding).
+    #[serde(default, skip_serializing)]
+    pub engine: EngineChoice,
+}
+
+/// The runtime a [`Trainer`] steps with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EngineChoice {
+    /// The fused program where the model and device allow it, else the reference path.
+    #[default]
+    Auto,
+    /// The reference interpreter on dfdx (every feature, CPU and CUDA).
+    Reference,
+    /// The fused program; a model it cannot run is an error.
+    Fused,
 }
 
 impl Default for TrainConfig {
@@ -75,6 +90,7 @@ impl Default for TrainConfig {
             sampling: Sampling::WithReplacement,
             horizon: 50,
             baseline_decay: 0.9,
+            engine: EngineChoice::Auto,
         }
     }
 }
@@ -87,6 +103,8 @@ pub enum TrainError {
     Runtime(#[from] RtError),
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    #[error("the fused runtime cannot run this model: {0}")]
+    Unsupported(String),
 }
 
 /// The training loop's state.
@@ -102,6 +120,10 @@ pub struct Trainer {
     /// Score-function baseline (moving average of the per-sequence ELBO).
     pub baseline: f64,
     dev: Dev,
+    /// Compiled programs by batch shape (at most two: the full batch and an epoch's last).
+    fused: Vec<crate::fused::Engine>,
+    /// Why the fused runtime is not used, once known.
+    fused_off: Option<String>,
 }
 
 /// A generator for one purpose at one step: independent streams, reproducible on resume.
@@ -149,6 +171,8 @@ impl Trainer {
             step: 0,
             baseline: 0.0,
             dev,
+            fused: Vec::new(),
+            fused_off: None,
         })
     }
 
@@ -224,18 +248,53 @@ impl Trainer {
         format!("term {} ({kind} of {}{range})", i + 1, t.owner)
     }
 
-    /// One optimiser step.
-    pub fn step(&mut self) -> Result<StepStats, TrainError> {
-        let n = self.step;
-        let batch = self.batch_at(n)?;
-        let mut r = stream(self.cfg.seed, n, 3);
-        let traced = self.store.trace();
-        let fwd = self
-            .program
-            .forward(&traced, &batch, &mut r, n, self.baseline as f32)?;
-        let elbo_host = fwd.elbo.as_vec();
-        let terms_host: Vec<f64> = fwd.terms.iter().map(|t| mean(&t.as_vec())).collect();
-        for (i, v) in terms_host.iter().enumerate() {
+    /// Which runtime the next step uses: `"fused"` or `"reference"` (with the reason).
+    pub fn engine(&self) -> String {
+        match &self.fused_off {
+            None if self.cfg.engine != EngineChoice::Reference => "fused".into(),
+            None => "reference".into(),
+            Some(why) => format!("reference ({why})"),
+        }
+    }
+
+    /// The compiled program for a batch shape, built on first use; `None` means the
+    /// reference path runs this step.
+    fn fused_for(&mut self, b: usize, t: usize) -> Result<Option<usize>, TrainError> {
+        if self.cfg.engine == EngineChoice::Reference || self.fused_off.is_some() {
+            return Ok(None);
+        }
+        if cfg!(feature = "cuda") {
+            self.fused_off = Some("the fused runtime is CPU-only".into());
+            return Ok(None);
+        }
+        if let Some(i) = self.fused.iter().position(|e| e.shape() == (b, t)) {
+            return Ok(Some(i));
+        }
+        match crate::fused::Engine::new(&self.program, &self.store, b, t, 0) {
+            Ok(e) => {
+                if self.fused.len() >= 2 {
+                    self.fused.remove(0);
+                }
+                self.fused.push(e);
+                Ok(Some(self.fused.len() - 1))
+            }
+            Err(u) if self.cfg.engine == EngineChoice::Fused => Err(TrainError::Unsupported(u.0)),
+            Err(u) => {
+                self.fused_off = Some(u.0);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Parameters changed outside a step (resume, load): refresh the compiled programs.
+    fn params_changed(&mut self) {
+        for e in &mut self.fused {
+            e.pull(&self.store);
+        }
+    }
+
+    fn check_forward(&self, n: u64, terms: &[f64], elbo: f64) -> Result<(), TrainError> {
+        for (i, v) in terms.iter().enumerate() {
             if !v.is_finite() {
                 return Err(TrainError::NonFinite {
                     step: n + 1,
@@ -244,7 +303,6 @@ impl Trainer {
                 });
             }
         }
-        let elbo = mean(&elbo_host);
         if !elbo.is_finite() {
             return Err(TrainError::NonFinite {
                 step: n + 1,
@@ -252,6 +310,92 @@ impl Trainer {
                 value: elbo,
             });
         }
+        Ok(())
+    }
+
+    fn finish_step(&mut self, n: u64, elbo: f64) {
+        self.step += 1;
+        let d = self.cfg.baseline_decay;
+        self.baseline = if n == 0 {
+            elbo
+        } else {
+            d * self.baseline + (1.0 - d) * elbo
+        };
+    }
+
+    /// One step on a compiled program.
+    fn step_fused(&mut self, i: usize, batch: Batch) -> Result<StepStats, TrainError> {
+        let n = self.step;
+        let mut r = stream(self.cfg.seed, n, 3);
+        let fwd = self.fused[i].forward(&self.program, &batch, &mut r, n);
+        let elbo = mean(&fwd.elbo);
+        self.check_forward(n, &fwd.terms, elbo)?;
+        let lr = self.schedule().lr(self.cfg.lr, n);
+        let eng = &mut self.fused[i];
+        eng.backward(&batch);
+        let norm = crate::runtime::optim::norm_of(eng.grads.iter().map(|g| g.as_slice()));
+        if !norm.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: n + 1,
+                what: "the gradient norm".into(),
+                value: norm,
+            });
+        }
+        if let Some(c) = self.cfg.clip {
+            let f = crate::runtime::optim::clip_factor(norm, c);
+            if f < 1.0 {
+                for g in eng.grads.iter_mut().flatten() {
+                    *g = (*g as f64 * f) as f32;
+                }
+            }
+        }
+        let crate::fused::Engine {
+            names,
+            values,
+            grads,
+            ..
+        } = eng;
+        self.adam.update_slices(
+            names
+                .iter()
+                .zip(values.iter_mut())
+                .zip(grads.iter())
+                .map(|((n, v), g)| (n.as_str(), v.as_mut_slice(), g.as_slice())),
+            lr,
+        );
+        eng.push(&mut self.store);
+        // Other compiled shapes read the store's values on their next use.
+        let others: Vec<usize> = (0..self.fused.len()).filter(|j| *j != i).collect();
+        for j in others {
+            self.fused[j].pull(&self.store);
+        }
+        self.finish_step(n, elbo);
+        Ok(StepStats {
+            step: self.step,
+            elbo,
+            terms: fwd.terms,
+            lr,
+            grad_norm: norm,
+            policy_entropy: fwd.policy_entropy.map(f64::from),
+        })
+    }
+
+    /// One optimiser step.
+    pub fn step(&mut self) -> Result<StepStats, TrainError> {
+        let n = self.step;
+        let batch = self.batch_at(n)?;
+        if let Some(i) = self.fused_for(batch.b, batch.t.max(1))? {
+            return self.step_fused(i, batch);
+        }
+        let mut r = stream(self.cfg.seed, n, 3);
+        let traced = self.store.trace();
+        let fwd = self
+            .program
+            .forward(&traced, &batch, &mut r, n, self.baseline as f32)?;
+        let elbo_host = fwd.elbo.as_vec();
+        let terms_host: Vec<f64> = fwd.terms.iter().map(|t| mean(&t.as_vec())).collect();
+        let elbo = mean(&elbo_host);
+        self.check_forward(n, &terms_host, elbo)?;
         drop(traced);
         let loss = fwd.objective.negate();
         let mut grads = backward(loss);
@@ -269,13 +413,7 @@ impl Trainer {
         }
         let lr = self.schedule().lr(self.cfg.lr, n);
         self.adam.update(&mut self.store, &g, lr)?;
-        self.step += 1;
-        let d = self.cfg.baseline_decay;
-        self.baseline = if n == 0 {
-            elbo
-        } else {
-            d * self.baseline + (1.0 - d) * elbo
-        };
+        self.finish_step(n, elbo);
         Ok(StepStats {
             step: self.step,
             elbo,
@@ -376,6 +514,7 @@ impl Trainer {
             .map_err(|e| TrainError::Checkpoint(format!("bad metadata: {e}")))?;
         self.step = meta["step"].as_u64().unwrap_or(0);
         self.baseline = meta["baseline"].as_f64().unwrap_or(0.0);
+        self.params_changed();
         Ok(())
     }
 
@@ -385,6 +524,7 @@ impl Trainer {
         if let Ok(meta) = serde_json::from_str::<serde_json::Value>(&ck.meta) {
             self.step = meta["step"].as_u64().unwrap_or(0);
         }
+        self.params_changed();
         Ok(())
     }
 }

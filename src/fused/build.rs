@@ -1,0 +1,1140 @@
+//! Lowering to the static program: the same semantics as [`crate::lower`]'s reference
+//! forward pass (chain step by step, then every term once over its range), emitted as ops
+//! over planned buffers instead of run on dfdx tensors.
+//!
+//! Layout: a timed variable (data or chain) is one padded time-major buffer of
+//! `(k + T)·b` rows (step `s` at rows `(s + k − 1)·b ..`, steps `≤ 0` hold `init` values or
+//! zeros); q's recorded parameters are `(T·b)` buffers written step by step, so a KL over
+//! `t ≥ 2` reads one contiguous view. The data-only inputs of a chain net's first layer
+//! (observed/input reads) are multiplied for all steps at once before the loop.
+//! What the reference path runs and this does not (IWAE, enumeration, score-function and
+//! straight-through estimators, discrete or uniform latents, nets over time, SiLU, tensor
+//! clamp bounds) is reported as [`Unsupported`] and the caller falls back to it.
+
+use super::graph::*;
+use crate::derive::{Range, TermKind};
+use crate::ir::*;
+use crate::lower::plan::ChainVar;
+use crate::lower::{net_prefix, param_name, Program};
+use std::collections::HashMap;
+
+/// Why a model runs on the reference path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsupported(pub String);
+
+type R<T> = Result<T, Unsupported>;
+
+fn unsup<T>(msg: impl Into<String>) -> R<T> {
+    Err(Unsupported(msg.into()))
+}
+
+/// Where a data variable's rows go before each forward pass.
+#[derive(Clone, Debug)]
+pub struct DataSlot {
+    pub var: VarId,
+    pub buf: BufId,
+    /// First row written (past the padding of a timed variable).
+    pub row0: usize,
+    pub timed: bool,
+}
+
+/// How the loss treats a term's rows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Head {
+    /// A log-likelihood or Monte Carlo log-ratio: the rows are the value.
+    Plain,
+    /// A closed-form KL (the rows are the non-negative KL; free nats act here).
+    Kl,
+    /// An entropy (counted for an auto-tuned α).
+    Entropy,
+    /// A reward: the rows are `r`, the value is `r / α` of optimality variable `opt`.
+    Reward { opt: usize },
+}
+
+/// One ELBO term's output.
+#[derive(Clone, Debug)]
+pub struct TermOut {
+    /// `(tp·b, 1)`, time-major; `None` when the term's range is past the horizon.
+    pub rows: Option<View>,
+    /// Steps covered and the first (0-based).
+    pub tp: usize,
+    pub step0: usize,
+    /// Whether a batch mask applies.
+    pub maskable: bool,
+    pub head: Head,
+}
+
+/// A program for one share of the batch.
+pub struct Built {
+    pub g: Graph,
+    pub data: Vec<DataSlot>,
+    /// Noise views in the order the reference path draws them.
+    pub noise: Vec<View>,
+    pub terms: Vec<TermOut>,
+}
+
+/// Parameter name → (index, rows, cols) as the program lays parameters out.
+pub type ParamIndex = HashMap<String, (usize, usize, usize)>;
+
+#[derive(Clone, Copy)]
+enum At {
+    Static,
+    Step(u32),
+    Range(u32),
+}
+
+#[derive(Clone, Copy)]
+enum Val {
+    Num(f32),
+    Rows(View),
+    /// An unbatched `(r, c)` buffer.
+    Un(View),
+}
+
+/// Recorded q parameters (and TanhNormal's pre-squash values) of a sampled latent.
+#[derive(Clone, Copy)]
+struct Rec {
+    family: Family,
+    loc: BufId,
+    scale: BufId,
+    pre: Option<BufId>,
+}
+
+struct Builder<'a> {
+    prog: &'a Program,
+    m: &'a Model,
+    params: &'a ParamIndex,
+    g: Graph,
+    pre: Vec<Op>,
+    b: usize,
+    tt: usize,
+    k: usize,
+    vars: HashMap<VarId, BufId>,
+    recs: HashMap<VarId, Rec>,
+    pbuf: HashMap<usize, BufId>,
+    consts: HashMap<(usize, usize, u32), BufId>,
+    precomp: HashMap<*const Expr, BufId>,
+    noise: Vec<View>,
+    noise_bufs: HashMap<VarId, BufId>,
+    data: Vec<DataSlot>,
+}
+
+/// Lower `prog` for `b` sequences of `tt` steps.
+pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Built> {
+    let m = &prog.model;
+    if m.objective.iwae > 1 {
+        return unsup("IWAE");
+    }
+    for (v, e) in &prog.estimators {
+        if *e != Estimator::Reparam {
+            return unsup(format!("the estimator of `{}`", m.vars[*v].name));
+        }
+    }
+    for n in &m.nets {
+        match &n.kind {
+            NetKind::Rnn { .. } => return unsup("a net over time"),
+            NetKind::Mlp {
+                activation: Activation::Silu,
+                ..
+            } => return unsup("SiLU"),
+            _ => {}
+        }
+    }
+    let mut bd = Builder {
+        prog,
+        m,
+        params,
+        g: Graph::default(),
+        pre: Vec::new(),
+        b,
+        tt,
+        k: prog.lag_steps(),
+        vars: HashMap::new(),
+        recs: HashMap::new(),
+        pbuf: HashMap::new(),
+        consts: HashMap::new(),
+        precomp: HashMap::new(),
+        noise: Vec::new(),
+        noise_bufs: HashMap::new(),
+        data: Vec::new(),
+    };
+    bd.run()?;
+    let terms = bd.terms()?;
+    // Data-only first-layer products run before everything else.
+    let mut ops = std::mem::take(&mut bd.pre);
+    ops.append(&mut bd.g.ops);
+    bd.g.ops = ops;
+    Ok(Built {
+        g: bd.g,
+        data: bd.data,
+        noise: bd.noise,
+        terms,
+    })
+}
+
+impl Builder<'_> {
+    fn rows(&self, at: At) -> usize {
+        match at {
+            At::Static | At::Step(_) => self.b,
+            At::Range(s) => (self.tt + 1 - s as usize) * self.b,
+        }
+    }
+
+    fn temp(&mut self, rows: usize, cols: usize, grad: bool) -> View {
+        let b = self.g.buf(rows, cols, BufKind::Temp, grad);
+        self.g.all(b)
+    }
+
+    fn op(&mut self, op: Op) {
+        self.g.ops.push(op);
+    }
+
+    /// The buffer holding a variable's values (padded if timed).
+    fn var_buf(&mut self, v: VarId) -> BufId {
+        if let Some(b) = self.vars.get(&v) {
+            return *b;
+        }
+        let var = &self.m.vars[v];
+        let size = var.ty.size();
+        let grad = matches!(var.role, Role::Latent | Role::State);
+        let rows = if var.timed {
+            (self.k + self.tt) * self.b
+        } else {
+            self.b
+        };
+        let kind = if grad { BufKind::Temp } else { BufKind::Data };
+        let buf = self.g.buf(rows, size, kind, grad);
+        self.vars.insert(v, buf);
+        buf
+    }
+
+    fn step_view(&mut self, v: VarId, s: i64) -> R<View> {
+        let buf = self.var_buf(v);
+        let i = s + self.k as i64 - 1;
+        if i < 0 || i as usize >= self.k + self.tt {
+            return unsup(format!("step {s} of `{}`", self.m.vars[v].name));
+        }
+        Ok(View {
+            buf,
+            r0: i as usize * self.b,
+            rows: self.b,
+        })
+    }
+
+    fn param(&mut self, name: &str) -> R<BufId> {
+        let Some(&(i, r, c)) = self.params.get(name) else {
+            return unsup(format!("parameter `{name}` is missing"));
+        };
+        if let Some(b) = self.pbuf.get(&i) {
+            return Ok(*b);
+        }
+        let b = self.g.buf(r, c, BufKind::Param(i), true);
+        self.pbuf.insert(i, b);
+        Ok(b)
+    }
+
+    /// A constant buffer `(rows, cols)` filled with `v` (shared).
+    fn fill(&mut self, rows: usize, cols: usize, v: f32) -> View {
+        let key = (rows, cols, v.to_bits());
+        if let Some(b) = self.consts.get(&key) {
+            return self.g.all(*b);
+        }
+        let b = self.g.buf(rows, cols, BufKind::Const, false);
+        self.g.bufs[b].init = Some(vec![v; rows * cols]);
+        self.consts.insert(key, b);
+        self.g.all(b)
+    }
+
+    fn constant(&mut self, shape: &Shape, values: &[f64]) -> Val {
+        let v: Vec<f32> = values.iter().map(|x| *x as f32).collect();
+        let (r, c) = match shape.0.as_slice() {
+            [] => return Val::Num(v[0]),
+            [n] => (1, *n),
+            [r, c] => (*r, *c),
+            _ => (1, v.len()),
+        };
+        let b = self.g.buf(r, c, BufKind::Const, false);
+        self.g.bufs[b].init = Some(v);
+        Val::Un(self.g.all(b))
+    }
+
+    /// Any value as `(rows, n)`.
+    fn as_rows(&mut self, v: Val, rows: usize, n: usize) -> R<View> {
+        Ok(match v {
+            Val::Num(x) => self.fill(rows, n, x),
+            Val::Rows(x) => {
+                let c = self.g.cols(x);
+                if c == n {
+                    x
+                } else if c == 1 {
+                    let grad = self.g.grad(x);
+                    let out = self.temp(rows, n, grad);
+                    self.op(Op::Copy {
+                        x: Opd { v: x, bc: Bc::Col },
+                        out,
+                    });
+                    out
+                } else {
+                    return unsup("a width mismatch");
+                }
+            }
+            Val::Un(x) => {
+                let c = self.g.cols(x);
+                if x.rows != 1 {
+                    return unsup("a matrix where rows are expected");
+                }
+                let bc = if c == n {
+                    Bc::Row
+                } else if c == 1 {
+                    Bc::Scalar
+                } else {
+                    return unsup("a width mismatch");
+                };
+                let grad = self.g.grad(x);
+                let out = self.temp(rows, n, grad);
+                self.op(Op::Copy {
+                    x: Opd { v: x, bc },
+                    out,
+                });
+                out
+            }
+        })
+    }
+
+    fn copy_into(&mut self, x: View, out: View) {
+        if x != out {
+            if self.g.grad(x) {
+                self.g.bufs[out.buf].grad = true;
+            }
+            self.op(Op::Copy {
+                x: Opd { v: x, bc: Bc::Full },
+                out,
+            });
+        }
+    }
+
+    fn read(&mut self, var: VarId, time: TimeRef, at: At) -> R<View> {
+        let timed = self.m.vars[var].timed;
+        match (time, at) {
+            (TimeRef::Static, At::Range(_)) => {
+                let buf = self.var_buf(var);
+                let x = self.g.all(buf);
+                let rows = self.rows(at);
+                let grad = self.g.grad(x);
+                let out = self.temp(rows, self.g.cols(x), grad);
+                self.op(Op::Tile { x, out });
+                Ok(out)
+            }
+            (TimeRef::Static, _) => {
+                let buf = self.var_buf(var);
+                Ok(self.g.all(buf))
+            }
+            (TimeRef::Lag(j), At::Step(t)) => self.step_view(var, i64::from(t) - i64::from(j)),
+            (TimeRef::Step(s), _) if timed => self.step_view(var, s),
+            (TimeRef::Lag(j), At::Range(s)) => {
+                let first = self.step_view(var, i64::from(s) - i64::from(j))?;
+                Ok(View {
+                    rows: self.rows(at),
+                    ..first
+                })
+            }
+            _ => unsup("a read outside its context"),
+        }
+    }
+
+    fn eval(&mut self, e: &Expr, at: At) -> R<Val> {
+        Ok(match &e.kind {
+            ExprKind::Num(v) => Val::Num(*v as f32),
+            ExprKind::Const(c) => {
+                let c = &self.m.consts[*c];
+                self.constant(&c.shape, &c.values)
+            }
+            ExprKind::Array(vs) => self.constant(&e.shape, vs),
+            ExprKind::Fill(v) => self.constant(&e.shape, &vec![*v; e.shape.numel()]),
+            ExprKind::Eye => {
+                let n = e.shape.0[0];
+                let vals: Vec<f64> = (0..n * n)
+                    .map(|i| f64::from(u8::from(i / n == i % n)))
+                    .collect();
+                self.constant(&e.shape, &vals)
+            }
+            ExprKind::Param(id) => {
+                let b = self.param(&param_name(self.m, *id))?;
+                Val::Un(self.g.all(b))
+            }
+            ExprKind::Var { var, time } => Val::Rows(self.read(*var, *time, at)?),
+            ExprKind::Unary { op, arg } => match self.eval(arg, at)? {
+                Val::Num(v) => Val::Num(crate::lower::num_op(*op, v)),
+                Val::Rows(x) => Val::Rows(self.unary(un_of(*op), x)),
+                Val::Un(x) => Val::Un(self.unary(un_of(*op), x)),
+            },
+            ExprKind::Binary {
+                op: BinOp::MatMul,
+                lhs,
+                rhs,
+            } => {
+                let a = self.eval(lhs, at)?;
+                let b = self.eval(rhs, at)?;
+                match (a, b) {
+                    (Val::Un(a), Val::Rows(x)) => Val::Rows(self.gemm(x, a.buf, true)),
+                    (Val::Un(a), Val::Un(x)) if x.rows == 1 && self.g.bufs[a.buf].rows > 1 => {
+                        Val::Un(self.gemm(x, a.buf, true))
+                    }
+                    (Val::Rows(x), Val::Un(a)) => Val::Rows(self.gemm(x, a.buf, false)),
+                    (Val::Un(x), Val::Un(a)) => Val::Un(self.gemm(x, a.buf, false)),
+                    _ => return unsup("a matmul of these operands"),
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                let a = self.eval(lhs, at)?;
+                let b = self.eval(rhs, at)?;
+                self.binary(*op, a, b, at)?
+            }
+            ExprKind::Dot(a, b) => {
+                let rows = self.rows(at);
+                let n = a.shape.numel();
+                let x = self.eval(a, at)?;
+                let x = self.as_rows(x, rows, n)?;
+                let y = self.eval(b, at)?;
+                let y = self.as_rows(y, rows, n)?;
+                let p = self.bin_views(Bin::Mul, x, Bc::Full, y, Bc::Full, rows, n);
+                Val::Rows(self.row_sum(p))
+            }
+            ExprKind::Sum(a) => {
+                let rows = self.rows(at);
+                let n = a.shape.numel();
+                let x = self.eval(a, at)?;
+                let x = self.as_rows(x, rows, n)?;
+                Val::Rows(self.row_sum(x))
+            }
+            ExprKind::Concat(xs) => {
+                let rows = self.rows(at);
+                let mut parts = Vec::new();
+                for x in xs {
+                    let v = self.eval(x, at)?;
+                    parts.push(self.as_rows(v, rows, x.shape.numel())?);
+                }
+                let n: usize = parts.iter().map(|p| self.g.cols(*p)).sum();
+                let grad = parts.iter().any(|p| self.g.grad(*p));
+                let out = self.temp(rows, n, grad);
+                self.op(Op::Concat { parts, out });
+                Val::Rows(out)
+            }
+            ExprKind::Select { arg, index } => {
+                let x = self.eval(arg, at)?;
+                match x {
+                    Val::Num(v) => Val::Num(v),
+                    Val::Un(x) => Val::Un(self.slice(x, *index, 1)),
+                    x => {
+                        let rows = self.rows(at);
+                        let v = self.as_rows(x, rows, arg.shape.numel())?;
+                        Val::Rows(self.slice(v, *index, 1))
+                    }
+                }
+            }
+            ExprKind::Clamp { arg, low, high } => {
+                let lo = self.eval(low, at)?;
+                let hi = self.eval(high, at)?;
+                let (Val::Num(lo), Val::Num(hi)) = (lo, hi) else {
+                    return unsup("clamp with tensor bounds");
+                };
+                match self.eval(arg, at)? {
+                    Val::Num(v) => Val::Num(v.clamp(lo, hi)),
+                    Val::Rows(x) => Val::Rows(self.unary(Un::Clamp(lo, hi), x)),
+                    Val::Un(x) => Val::Un(self.unary(Un::Clamp(lo, hi), x)),
+                }
+            }
+            ExprKind::Net { .. } | ExprKind::Gru { .. } => Val::Rows(self.net(e, at, None)?),
+            ExprKind::Rnn { .. } => return unsup("a net over time"),
+        })
+    }
+
+    fn unary(&mut self, op: Un, x: View) -> View {
+        let grad = op != Un::StopGrad && self.g.grad(x);
+        let out = self.temp(x.rows, self.g.cols(x), grad);
+        self.op(Op::Unary { op, x, out });
+        out
+    }
+
+    fn slice(&mut self, x: View, c0: usize, n: usize) -> View {
+        let grad = self.g.grad(x);
+        let out = self.temp(x.rows, n, grad);
+        self.op(Op::Slice { x, c0, out });
+        out
+    }
+
+    fn row_sum(&mut self, x: View) -> View {
+        let grad = self.g.grad(x);
+        let out = self.temp(x.rows, 1, grad);
+        self.op(Op::RowSum { x, out });
+        out
+    }
+
+    fn gemm(&mut self, a: View, b: BufId, tb: bool) -> View {
+        let bb = &self.g.bufs[b];
+        let n = if tb { bb.rows } else { bb.cols };
+        let grad = self.g.grad(a) || bb.grad;
+        let out = self.temp(a.rows, n, grad);
+        self.op(Op::Gemm { a, b, tb, out });
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn bin_views(
+        &mut self,
+        op: Bin,
+        a: View,
+        abc: Bc,
+        b: View,
+        bbc: Bc,
+        rows: usize,
+        n: usize,
+    ) -> View {
+        let grad = self.g.grad(a) || self.g.grad(b);
+        let out = self.temp(rows, n, grad);
+        self.op(Op::Binary {
+            op,
+            a: Opd { v: a, bc: abc },
+            b: Opd { v: b, bc: bbc },
+            out,
+        });
+        out
+    }
+
+    fn binary(&mut self, op: BinOp, a: Val, b: Val, at: At) -> R<Val> {
+        let bop = match op {
+            BinOp::Add => Bin::Add,
+            BinOp::Sub => Bin::Sub,
+            BinOp::Mul => Bin::Mul,
+            _ => Bin::Div,
+        };
+        let num = |x: f32, y: f32| match bop {
+            Bin::Add => x + y,
+            Bin::Sub => x - y,
+            Bin::Mul => x * y,
+            Bin::Div => x / y,
+        };
+        let wrap = |v: &Val, out: View| match v {
+            Val::Un(_) => Val::Un(out),
+            _ => Val::Rows(out),
+        };
+        Ok(match (a, b) {
+            (Val::Num(x), Val::Num(y)) => Val::Num(num(x, y)),
+            (v @ (Val::Rows(t) | Val::Un(t)), Val::Num(y)) => {
+                let un = match bop {
+                    Bin::Add => Un::Affine(1.0, y),
+                    Bin::Sub => Un::Affine(1.0, -y),
+                    Bin::Mul => Un::Affine(y, 0.0),
+                    Bin::Div => Un::Affine(1.0 / y, 0.0),
+                };
+                wrap(&v, self.unary(un, t))
+            }
+            (Val::Num(x), v @ (Val::Rows(t) | Val::Un(t))) => {
+                let un = match bop {
+                    Bin::Add => Un::Affine(1.0, x),
+                    Bin::Sub => Un::Affine(-1.0, x),
+                    Bin::Mul => Un::Affine(x, 0.0),
+                    Bin::Div => Un::RDiv(x),
+                };
+                wrap(&v, self.unary(un, t))
+            }
+            (Val::Un(x), Val::Un(y)) => {
+                let (cx, cy) = (self.g.cols(x), self.g.cols(y));
+                if x.rows != y.rows {
+                    return unsup("unbatched operands of different shapes");
+                }
+                let n = cx.max(cy);
+                let bc = |c: usize| if c == n { Bc::Full } else { Bc::Col };
+                Val::Un(self.bin_views(bop, x, bc(cx), y, bc(cy), x.rows, n))
+            }
+            (a, b) => {
+                let rows = self.rows(at);
+                let side = |s: &Self, v: Val| -> (View, usize, bool) {
+                    match v {
+                        Val::Rows(x) => (x, s.g.cols(x), false),
+                        Val::Un(x) => (x, s.g.cols(x), true),
+                        Val::Num(_) => unreachable!("numbers handled above"),
+                    }
+                };
+                let (x, cx, ux) = side(self, a);
+                let (y, cy, uy) = side(self, b);
+                if (ux && x.rows != 1) || (uy && y.rows != 1) {
+                    return unsup("a matrix in an elementwise op with rows");
+                }
+                let n = cx.max(cy);
+                let bc = |c: usize, un: bool| match (un, c == n) {
+                    (false, true) => Bc::Full,
+                    (false, false) => Bc::Col,
+                    (true, true) => Bc::Row,
+                    (true, false) => Bc::Scalar,
+                };
+                Val::Rows(self.bin_views(bop, x, bc(cx, ux), y, bc(cy, uy), rows, n))
+            }
+        })
+    }
+
+    /// Whether an argument only reads data (observed or input) at a lag: its share of a
+    /// first layer can run for all steps before the chain.
+    fn data_only(&self, e: &Expr) -> bool {
+        matches!(e.kind, ExprKind::Var { var, time: TimeRef::Lag(_) }
+            if matches!(self.m.vars[var].role, Role::Observed | Role::Input) && self.m.vars[var].timed)
+    }
+
+    /// Arguments as dense-layer inputs `(view, first weight row)`.
+    fn dense_inputs(
+        &mut self,
+        args: &[Expr],
+        at: At,
+        keep: impl Fn(&Self, &Expr) -> bool,
+    ) -> R<Vec<DenseIn>> {
+        let rows = self.rows(at);
+        let mut off = 0;
+        let mut xs = Vec::new();
+        for a in args {
+            let n = a.shape.numel();
+            if keep(self, a) {
+                let v = self.eval(a, at)?;
+                xs.push((self.as_rows(v, rows, n)?, off));
+            }
+            off += n;
+        }
+        Ok(xs)
+    }
+
+    /// An MLP or GRU call, written into `dest` when given.
+    fn net(&mut self, e: &Expr, at: At, dest: Option<View>) -> R<View> {
+        let rows = self.rows(at);
+        match &e.kind {
+            ExprKind::Net { net, args } => {
+                let NetKind::Mlp { sizes, activation } = &self.m.nets[*net].kind else {
+                    return unsup("a net call of a non-MLP");
+                };
+                let act = match activation {
+                    Activation::Relu => Act::Relu,
+                    Activation::Tanh => Act::Tanh,
+                    Activation::Elu => Act::Elu,
+                    Activation::Identity => Act::Id,
+                    Activation::Silu => return unsup("SiLU"),
+                };
+                let prefix = net_prefix(self.m, *net);
+                let layers = sizes.len() - 1;
+                let split = matches!(at, At::Step(_)) && args.iter().any(|a| self.data_only(a));
+                let (mut xs, add) = if split {
+                    let t = match at {
+                        At::Step(t) => t as usize,
+                        _ => 1,
+                    };
+                    let key: *const Expr = e;
+                    let pbuf = match self.precomp.get(&key) {
+                        Some(b) => *b,
+                        None => {
+                            // First layer's data share, all steps: rows (t−1)·b.. of step t.
+                            let all = At::Range(1);
+                            let dx = self.dense_inputs(args, all, |s, a| s.data_only(a))?;
+                            let w = self.param(&format!("{prefix}.l0.w"))?;
+                            let bias = self.param(&format!("{prefix}.l0.b"))?;
+                            let out = self.temp(self.rows(all), sizes[1], true);
+                            let scratch =
+                                self.g.buf(self.rows(all), sizes[1], BufKind::Temp, false);
+                            // Move the ops that evaluated the inputs (none for plain reads)
+                            // and the product itself before the chain.
+                            self.pre.push(Op::Dense {
+                                xs: dx,
+                                w,
+                                b: Some(bias),
+                                add: None,
+                                act: Act::Id,
+                                out,
+                                scratch,
+                            });
+                            self.precomp.insert(key, out.buf);
+                            out.buf
+                        }
+                    };
+                    let add = View {
+                        buf: pbuf,
+                        r0: (t - 1) * self.b,
+                        rows: self.b,
+                    };
+                    (
+                        self.dense_inputs(args, at, |s, a| !s.data_only(a))?,
+                        Some(add),
+                    )
+                } else {
+                    (self.dense_inputs(args, at, |_, _| true)?, None)
+                };
+                let mut h = View {
+                    buf: 0,
+                    r0: 0,
+                    rows,
+                };
+                for i in 0..layers {
+                    let w = self.param(&format!("{prefix}.l{i}.w"))?;
+                    let bias = self.param(&format!("{prefix}.l{i}.b"))?;
+                    let last = i + 1 == layers;
+                    let out = match (last, dest) {
+                        (true, Some(d)) => {
+                            self.g.bufs[d.buf].grad = true;
+                            d
+                        }
+                        _ => self.temp(rows, sizes[i + 1], true),
+                    };
+                    let scratch = self.g.buf(rows, sizes[i + 1], BufKind::Temp, false);
+                    let (inputs, b, a) = if i == 0 {
+                        (
+                            std::mem::take(&mut xs),
+                            if add.is_some() { None } else { Some(bias) },
+                            add,
+                        )
+                    } else {
+                        (vec![(h, 0)], Some(bias), None)
+                    };
+                    self.op(Op::Dense {
+                        xs: inputs,
+                        w,
+                        b,
+                        add: a,
+                        act: if last { Act::Id } else { act },
+                        out,
+                        scratch,
+                    });
+                    h = out;
+                }
+                Ok(h)
+            }
+            ExprKind::Gru { net, hidden, args } => {
+                let NetKind::Gru { hidden: hd, .. } = self.m.nets[*net].kind else {
+                    return unsup("a cell call of a non-GRU");
+                };
+                let prefix = net_prefix(self.m, *net);
+                let hv = self.eval(hidden, at)?;
+                let h = self.as_rows(hv, rows, hd)?;
+                let xs = self.dense_inputs(args, at, |_, _| true)?;
+                let wi = self.param(&format!("{prefix}.w_i"))?;
+                let wh = self.param(&format!("{prefix}.w_h"))?;
+                let bi = self.param(&format!("{prefix}.b_i"))?;
+                let bh = self.param(&format!("{prefix}.b_h"))?;
+                let out = match dest {
+                    Some(d) => {
+                        self.g.bufs[d.buf].grad = true;
+                        d
+                    }
+                    None => self.temp(rows, hd, true),
+                };
+                let gates = self.g.buf(rows, 3 * hd, BufKind::Temp, false);
+                let ghn = self.g.buf(rows, hd, BufKind::Temp, false);
+                let gi = self.g.buf(rows, 3 * hd, BufKind::Temp, false);
+                let gh = self.g.buf(rows, 3 * hd, BufKind::Temp, false);
+                self.op(Op::Gru {
+                    xs,
+                    h,
+                    wi,
+                    wh,
+                    bi,
+                    bh,
+                    out,
+                    gates,
+                    ghn,
+                    gi,
+                    gh,
+                });
+                Ok(out)
+            }
+            _ => unsup("not a net"),
+        }
+    }
+
+    /// Evaluate into `dest`.
+    fn eval_into(&mut self, e: &Expr, at: At, dest: View) -> R<()> {
+        if matches!(e.kind, ExprKind::Net { .. } | ExprKind::Gru { .. }) {
+            self.net(e, at, Some(dest))?;
+            return Ok(());
+        }
+        let v = self.eval(e, at)?;
+        let n = self.g.cols(dest);
+        let x = self.as_rows(v, dest.rows, n)?;
+        self.copy_into(x, dest);
+        Ok(())
+    }
+
+    /// A distribution's (loc, scale) or logits at `at`, into `dest` when given.
+    fn dist(
+        &mut self,
+        d: &Dist,
+        at: At,
+        size: usize,
+        dest: Option<(View, View)>,
+    ) -> R<(View, Option<View>)> {
+        let rows = self.rows(at);
+        match &d.args {
+            DistArgs::LocScale { loc, scale } => {
+                let l = self.eval(loc, at)?;
+                let l = self.as_rows(l, rows, size)?;
+                let s = self.eval(scale, at)?;
+                let s = self.as_rows(s, rows, size)?;
+                if let Some((dl, ds)) = dest {
+                    self.copy_into(l, dl);
+                    self.copy_into(s, ds);
+                    return Ok((dl, Some(ds)));
+                }
+                Ok((l, Some(s)))
+            }
+            DistArgs::Split { head, scale_fn } => {
+                let h = self.eval(head, at)?;
+                let h = self.as_rows(h, rows, 2 * size)?;
+                let (l, s) = match dest {
+                    Some(d) => d,
+                    None => (self.temp(rows, size, true), self.temp(rows, size, true)),
+                };
+                let link = match *scale_fn {
+                    ScaleFn::Softplus { min } => Link::Softplus(min as f32),
+                    ScaleFn::Exp { min } => Link::Exp(min as f32),
+                };
+                self.op(Op::Split {
+                    h,
+                    link,
+                    loc: l,
+                    scale: s,
+                });
+                Ok((l, Some(s)))
+            }
+            DistArgs::Logits(l) => {
+                let v = self.eval(l, at)?;
+                Ok((self.as_rows(v, rows, size)?, None))
+            }
+            _ => unsup(format!("{} parameters", d.family.name())),
+        }
+    }
+
+    fn rec(&mut self, v: VarId, family: Family) -> Rec {
+        if let Some(r) = self.recs.get(&v) {
+            return *r;
+        }
+        let size = self.m.vars[v].ty.size();
+        let rows = if self.m.vars[v].timed {
+            self.tt * self.b
+        } else {
+            self.b
+        };
+        let loc = self.g.buf(rows, size, BufKind::Temp, true);
+        let scale = self.g.buf(rows, size, BufKind::Temp, true);
+        let pre =
+            (family == Family::TanhNormal).then(|| self.g.buf(rows, size, BufKind::Temp, true));
+        let r = Rec {
+            family,
+            loc,
+            scale,
+            pre,
+        };
+        self.recs.insert(v, r);
+        r
+    }
+
+    /// Rows of a timed record buffer for step `t` (or all of a static one).
+    fn rec_rows(&self, buf: BufId, at: At) -> View {
+        match at {
+            At::Step(t) => View {
+                buf,
+                r0: (t as usize - 1) * self.b,
+                rows: self.b,
+            },
+            At::Range(s) => View {
+                buf,
+                r0: (s as usize - 1) * self.b,
+                rows: self.rows(at),
+            },
+            At::Static => self.g.all(buf),
+        }
+    }
+
+    fn produce(&mut self, cv: &ChainVar, at: At) -> R<()> {
+        let t = match at {
+            At::Step(t) => t,
+            _ => 1,
+        };
+        let Some(prod) = cv.at(t) else {
+            return unsup(format!(
+                "no factor for `{}` at step {t}",
+                self.m.vars[cv.var].name
+            ));
+        };
+        let slot = match at {
+            At::Step(t) => self.step_view(cv.var, i64::from(t))?,
+            _ => {
+                let b = self.var_buf(cv.var);
+                self.g.all(b)
+            }
+        };
+        match &self.m.factors[prod.factor].body {
+            FactorBody::Define(e) => self.eval_into(e, at, slot),
+            FactorBody::Sample(d) => {
+                let size = self.m.vars[cv.var].ty.size();
+                if !matches!(d.family, Family::Normal | Family::TanhNormal) {
+                    return unsup(format!("sampling a {} latent", d.family.name()));
+                }
+                let r = self.rec(cv.var, d.family);
+                if r.family != d.family {
+                    return unsup("a latent whose family changes over time");
+                }
+                let (dl, ds) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
+                self.dist(d, at, size, Some((dl, ds)))?;
+                let nb = *self.noise_bufs.entry(cv.var).or_insert_with(|| {
+                    let rows = if self.m.vars[cv.var].timed {
+                        self.tt * self.b
+                    } else {
+                        self.b
+                    };
+                    self.g.buf(rows, size, BufKind::Noise, false)
+                });
+                let eps = self.rec_rows(nb, at);
+                self.noise.push(eps);
+                match (d.family, r.pre) {
+                    (Family::TanhNormal, Some(p)) => {
+                        let u = self.rec_rows(p, at);
+                        self.op(Op::TanhSample {
+                            loc: dl,
+                            scale: ds,
+                            eps,
+                            u,
+                            y: slot,
+                        });
+                    }
+                    _ => self.op(Op::NormalSample {
+                        loc: dl,
+                        scale: ds,
+                        eps,
+                        out: slot,
+                    }),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn run(&mut self) -> R<()> {
+        let m = self.m;
+        for (v, var) in m.vars.iter().enumerate() {
+            if matches!(var.role, Role::Observed | Role::Input) {
+                let buf = self.var_buf(v);
+                self.data.push(DataSlot {
+                    var: v,
+                    buf,
+                    row0: if var.timed { self.k * self.b } else { 0 },
+                    timed: var.timed,
+                });
+            }
+        }
+        for i in &m.inits {
+            let dest = self.step_view(i.var, i.step)?;
+            self.eval_into(&i.value, At::Static, dest)?;
+        }
+        let plan = &self.prog.plan;
+        for cv in &plan.statics {
+            self.produce(cv, At::Static)?;
+        }
+        for t in 1..=self.tt as u32 {
+            for cv in &plan.timed {
+                self.produce(cv, At::Step(t))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn values(&mut self, v: VarId, range: Range) -> R<View> {
+        match range {
+            Range::Static => self.read(v, TimeRef::Static, At::Static),
+            Range::At { t } => self.step_view(v, i64::from(t)),
+            Range::From { t } => self.read(v, TimeRef::Lag(0), At::Range(t)),
+        }
+    }
+
+    fn log_prob(
+        &mut self,
+        fam: Family,
+        x: View,
+        loc: View,
+        scale: Option<View>,
+        pre: Option<View>,
+    ) -> R<View> {
+        let grad = |s: &Self, vs: &[Option<View>]| vs.iter().flatten().any(|v| s.g.grad(*v));
+        let g = grad(self, &[Some(x), Some(loc), scale, pre]);
+        let out = self.temp(x.rows, 1, g);
+        match (fam, scale, pre) {
+            (Family::Normal, Some(s), _) => self.op(Op::NormalLogProb {
+                x,
+                loc,
+                scale: s,
+                out,
+            }),
+            (Family::TanhNormal, Some(s), Some(u)) => self.op(Op::TanhLogProb {
+                u,
+                loc,
+                scale: s,
+                out,
+            }),
+            (Family::Bernoulli, None, _) => self.op(Op::BernoulliLogProb {
+                x,
+                logits: loc,
+                out,
+            }),
+            _ => return unsup(format!("the log-density of {}", fam.name())),
+        }
+        Ok(out)
+    }
+
+    fn terms(&mut self) -> R<Vec<TermOut>> {
+        let m = self.m;
+        let elbo = &self.prog.elbo;
+        let mut out = Vec::with_capacity(elbo.terms.len());
+        for term in &elbo.terms {
+            let tt = self.tt;
+            let at = match term.range {
+                Range::Static => At::Static,
+                Range::At { t } if (t as usize) <= tt => At::Step(t),
+                Range::From { t } if (t as usize) <= tt => At::Range(t),
+                _ => {
+                    out.push(TermOut {
+                        rows: None,
+                        tp: 0,
+                        step0: 0,
+                        maskable: false,
+                        head: Head::Plain,
+                    });
+                    continue;
+                }
+            };
+            let (tp, step0) = match at {
+                At::Range(s) => (tt + 1 - s as usize, s as usize - 1),
+                At::Step(t) => (1, t as usize - 1),
+                At::Static => (1, 0),
+            };
+            let owner_timed = match &term.kind {
+                TermKind::Reward { .. } => true,
+                _ => m
+                    .var_id(&term.owner)
+                    .map(|v| m.vars[v].timed)
+                    .unwrap_or(true),
+            };
+            let maskable = owner_timed && !matches!(term.range, Range::Static);
+            let (rows, head) = match &term.kind {
+                TermKind::LogLikelihood { p } => {
+                    let f = &m.factors[p.factor];
+                    let FactorBody::Sample(d) = &f.body else {
+                        return unsup("a likelihood of a definition");
+                    };
+                    let size = m.vars[f.var].ty.size();
+                    let (l, s) = self.dist(d, at, size, None)?;
+                    let x = self.values(f.var, term.range)?;
+                    (self.log_prob(d.family, x, l, s, None)?, Head::Plain)
+                }
+                TermKind::Kl { p, .. } | TermKind::LogRatio { p, .. } => {
+                    let f = &m.factors[p.factor];
+                    let v = f.var;
+                    let FactorBody::Sample(pd) = &f.body else {
+                        return unsup("a KL against a definition");
+                    };
+                    let size = m.vars[v].ty.size();
+                    let (pl, ps) = self.dist(pd, at, size, None)?;
+                    let Some(r) = self.recs.get(&v).copied() else {
+                        return unsup("a KL of an unsampled latent");
+                    };
+                    let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
+                    if let TermKind::Kl { .. } = term.kind {
+                        let (Family::Normal, Family::Normal, Some(ps)) = (r.family, pd.family, ps)
+                        else {
+                            return unsup("a closed-form KL other than Normal ‖ Normal");
+                        };
+                        let mods = &term.modifiers;
+                        let (gq, gp) = match mods.kl_balance {
+                            Some(bal) => ((1.0 - bal) as f32, bal as f32),
+                            None => (1.0, 1.0),
+                        };
+                        let floor = match mods.free_nats {
+                            Some(FreeNats {
+                                nats,
+                                placement: FreeNatsPlacement::PerElement,
+                            }) => Some(nats as f32),
+                            _ => None,
+                        };
+                        let o = self.temp(ql.rows, 1, true);
+                        self.op(Op::NormalKl {
+                            ql,
+                            qs,
+                            pl,
+                            ps,
+                            out: o,
+                            gq,
+                            gp,
+                            floor,
+                        });
+                        (o, Head::Kl)
+                    } else {
+                        let z = self.values(v, term.range)?;
+                        let lp = self.log_prob(pd.family, z, pl, ps, None)?;
+                        let pre = r.pre.map(|p| self.rec_rows(p, at));
+                        let lq = self.log_prob(r.family, z, ql, Some(qs), pre)?;
+                        let rows = lp.rows;
+                        (
+                            self.bin_views(Bin::Sub, lp, Bc::Full, lq, Bc::Full, rows, 1),
+                            Head::Plain,
+                        )
+                    }
+                }
+                TermKind::Entropy { q, .. } => {
+                    let v = m.factors[q.factor].var;
+                    let Some(r) = self.recs.get(&v).copied() else {
+                        return unsup("an entropy of an unsampled latent");
+                    };
+                    let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
+                    let rows = match r.family {
+                        Family::Normal => {
+                            let o = self.temp(qs.rows, 1, true);
+                            self.op(Op::NormalEntropy { scale: qs, out: o });
+                            o
+                        }
+                        Family::TanhNormal => {
+                            let z = self.values(v, term.range)?;
+                            let pre = r.pre.map(|p| self.rec_rows(p, at));
+                            let lq = self.log_prob(r.family, z, ql, Some(qs), pre)?;
+                            self.unary(Un::Affine(-1.0, 0.0), lq)
+                        }
+                        f => return unsup(format!("the entropy of {}", f.name())),
+                    };
+                    (rows, Head::Entropy)
+                }
+                TermKind::Reward { opt, .. } => {
+                    let o = &m.optimality[*opt];
+                    let rows = self.rows(at);
+                    let r = self.eval(&o.reward, at)?;
+                    (self.as_rows(r, rows, 1)?, Head::Reward { opt: *opt })
+                }
+            };
+            out.push(TermOut {
+                rows: Some(rows),
+                tp,
+                step0,
+                maskable,
+                head,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn un_of(op: UnOp) -> Un {
+    match op {
+        UnOp::Neg => Un::Affine(-1.0, 0.0),
+        UnOp::Exp => Un::Exp,
+        UnOp::Log => Un::Log,
+        UnOp::Softplus => Un::Softplus,
+        UnOp::Tanh => Un::Tanh,
+        UnOp::Sigmoid => Un::Sigmoid,
+        UnOp::Sin => Un::Sin,
+        UnOp::Cos => Un::Cos,
+        UnOp::Abs => Un::Abs,
+        UnOp::Sqrt => Un::Sqrt,
+        UnOp::Square => Un::Square,
+        UnOp::Relu => Un::Relu,
+        UnOp::StopGrad => Un::StopGrad,
+    }
+}

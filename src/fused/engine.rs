@@ -1,0 +1,373 @@
+//! Running the static program: the batch split over workers (one per core, each with its own
+//! buffers and parameter gradients), noise drawn in the reference path's order, the loss head
+//! (term values per sequence, masks, free nats, KL weights, α) on the host between the
+//! parallel forward and backward passes, and the summed gradients.
+
+use super::build::{build, Built, Head, ParamIndex, TermOut, Unsupported};
+use super::graph::{BufKind, Op};
+use super::kernels::Worker;
+use crate::derive::TermKind;
+use crate::ir::{Alpha, FreeNats, FreeNatsPlacement};
+use crate::lower::{Batch, Program, ALPHA_PARAM};
+use crate::runtime::nets::params::ParamStore;
+use crate::runtime::rng::Rng;
+use rand::Rng as _;
+use rand_distr::StandardNormal;
+
+struct Share {
+    w: Worker,
+    data: Vec<super::build::DataSlot>,
+    noise: Vec<super::graph::View>,
+    terms: Vec<TermOut>,
+    /// First sequence of the batch and number of sequences.
+    start: usize,
+    b: usize,
+}
+
+/// The result of a forward pass.
+pub struct Fwd {
+    /// ELBO per sequence (no modifiers).
+    pub elbo: Vec<f32>,
+    /// Each term's mean value per sequence.
+    pub terms: Vec<f64>,
+    /// Mean entropy per step of auto-α policies.
+    pub policy_entropy: Option<f32>,
+}
+
+/// A compiled program for one batch shape, with its parameter mirror.
+pub struct Engine {
+    shares: Vec<Share>,
+    b: usize,
+    tt: usize,
+    /// Parameter names in index order (the store's order).
+    pub names: Vec<String>,
+    /// Parameter values (authoritative while training; copied to the store after updates).
+    pub values: Vec<Vec<f32>>,
+    /// Summed gradients of the last backward pass.
+    pub grads: Vec<Vec<f32>>,
+    alpha: Option<usize>,
+    /// Per term: the loss seed factor of the last forward pass (without the mask).
+    seeds: Vec<Seed>,
+    /// (H − target)·α for the auto-α gradient.
+    alpha_grad: f32,
+}
+
+#[derive(Clone, Copy)]
+enum Seed {
+    None,
+    /// Every row: `c` (times the mask).
+    All(f32),
+    /// Rows above `floor` only.
+    Above(f32, f32),
+}
+
+/// Matmul FLOPs of one forward pass of a graph.
+fn flops(g: &super::graph::Graph) -> f64 {
+    let mut f = 0.0;
+    for op in &g.ops {
+        match op {
+            Op::Dense { xs, out, .. } => {
+                for (x, _) in xs {
+                    f += 2.0 * (out.rows * g.cols(*x) * g.cols(*out)) as f64;
+                }
+            }
+            Op::Gru { xs, out, .. } => {
+                let h3 = 3 * g.cols(*out);
+                for (x, _) in xs {
+                    f += 2.0 * (out.rows * g.cols(*x) * h3) as f64;
+                }
+                f += 2.0 * (out.rows * g.cols(*out) * h3) as f64;
+            }
+            Op::Gemm { a, out, .. } => f += 2.0 * (a.rows * g.cols(*a) * g.cols(*out)) as f64,
+            _ => {}
+        }
+    }
+    f
+}
+
+impl Engine {
+    /// Compile `prog` for batches of `b` sequences of `tt` steps, with the parameters of
+    /// `store`. `threads`: workers (0 = decide from the work per step).
+    pub fn new(
+        prog: &Program,
+        store: &ParamStore,
+        b: usize,
+        tt: usize,
+        threads: usize,
+    ) -> Result<Engine, Unsupported> {
+        let mut index = ParamIndex::new();
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        for (i, (name, p)) in store.iter().enumerate() {
+            let shape = p.shape();
+            let (r, c) = if shape.len() == 2 {
+                (shape[0], shape[1])
+            } else {
+                (1, shape[0])
+            };
+            index.insert(name.clone(), (i, r, c));
+            names.push(name.clone());
+            values.push(p.to_host());
+        }
+        let one = build(prog, &index, b, tt)?;
+        let workers = match threads {
+            0 if b >= 2 && flops(&one.g) >= 2e6 => rayon::current_num_threads().clamp(1, 2),
+            0 => 1,
+            n => n.clamp(1, b.max(1)),
+        };
+        let mut shares = Vec::with_capacity(workers);
+        let mut start = 0;
+        for w in 0..workers {
+            let bw = b / workers + usize::from(w < b % workers);
+            let Built {
+                g,
+                data,
+                noise,
+                terms,
+            } = if workers == 1 {
+                build(prog, &index, b, tt)?
+            } else {
+                build(prog, &index, bw, tt)?
+            };
+            shares.push(Share {
+                w: Worker::new(g),
+                data,
+                noise,
+                terms,
+                start,
+                b: bw,
+            });
+            start += bw;
+        }
+        drop(one);
+        let grads = values.iter().map(|v| vec![0.0; v.len()]).collect();
+        let alpha = names.iter().position(|n| n == ALPHA_PARAM);
+        let nterms = prog.elbo.terms.len();
+        Ok(Engine {
+            shares,
+            b,
+            tt,
+            names,
+            values,
+            grads,
+            alpha,
+            seeds: vec![Seed::None; nterms],
+            alpha_grad: 0.0,
+        })
+    }
+
+    /// The batch shape this program was built for.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.b, self.tt)
+    }
+
+    /// Workers the batch is split over.
+    pub fn workers(&self) -> usize {
+        self.shares.len()
+    }
+
+    /// Reload the parameter mirror from `store` (after a resume or load).
+    pub fn pull(&mut self, store: &ParamStore) {
+        for (v, (_, p)) in self.values.iter_mut().zip(store.iter()) {
+            *v = p.to_host();
+        }
+    }
+
+    /// Copy the parameter mirror into `store`.
+    pub fn push(&self, store: &mut ParamStore) {
+        for (v, (_, p)) in self.values.iter().zip(store.iter_mut()) {
+            p.set_host(v);
+        }
+    }
+
+    fn fill(&mut self, batch: &Batch, rng: &mut Rng, prog: &Program) {
+        let (b, tt) = (self.b, self.tt);
+        for sh in &mut self.shares {
+            for slot in &sh.data {
+                let size = prog.model.vars[slot.var].ty.size();
+                let Some(host) = batch.data.get(&slot.var) else {
+                    continue;
+                };
+                let dst = sh.w.vals_mut(slot.buf);
+                let steps = if slot.timed { tt } else { 1 };
+                for t in 0..steps {
+                    let src = &host[(t * b + sh.start) * size..(t * b + sh.start + sh.b) * size];
+                    let d0 = (slot.row0 + t * sh.b) * size;
+                    dst[d0..d0 + sh.b * size].copy_from_slice(src);
+                }
+            }
+        }
+        // Noise: one (b, size) block per sampled variable and step, in the reference order.
+        let nslots = self.shares[0].noise.len();
+        let mut block = Vec::new();
+        for j in 0..nslots {
+            let v0 = self.shares[0].noise[j];
+            let size = self.shares[0].w.g.bufs[v0.buf].cols;
+            block.clear();
+            block.extend((0..b * size).map(|_| rng.sample::<f32, _>(StandardNormal)));
+            for sh in &mut self.shares {
+                let v = sh.noise[j];
+                let dst = sh.w.vals_mut(v.buf);
+                dst[v.r0 * size..(v.r0 + v.rows) * size]
+                    .copy_from_slice(&block[sh.start * size..(sh.start + sh.b) * size]);
+            }
+        }
+    }
+
+    fn run_all(&mut self, f: impl Fn(&mut Worker) + Sync) {
+        match self.shares.as_mut_slice() {
+            [a] => f(&mut a.w),
+            [a, b] => {
+                rayon::join(|| f(&mut a.w), || f(&mut b.w));
+            }
+            many => {
+                for s in many {
+                    f(&mut s.w);
+                }
+            }
+        }
+    }
+
+    /// Fill data and noise, run the program forward and evaluate the loss head.
+    pub fn forward(&mut self, prog: &Program, batch: &Batch, rng: &mut Rng, step: u64) -> Fwd {
+        self.fill(batch, rng, prog);
+        let params: Vec<&[f32]> = self.values.iter().map(|v| v.as_slice()).collect();
+        for sh in &mut self.shares {
+            sh.w.set_params(&params);
+        }
+        self.run_all(|w| w.forward());
+        let (b, m) = (self.b, &prog.model);
+        let alpha_val = self.alpha.map(|i| self.values[i][0].exp());
+        let weight = prog.kl_weight(step) as f32;
+        let mut elbo = vec![0.0f32; b];
+        let mut terms = Vec::with_capacity(prog.elbo.terms.len());
+        let (mut ent_sum, mut ent_rows) = (0.0f64, 0usize);
+        for (ti, term) in prog.elbo.terms.iter().enumerate() {
+            let t0 = &self.shares[0].terms[ti];
+            let (head, tp, step0, maskable) = (t0.head, t0.tp, t0.step0, t0.maskable);
+            let mask = batch.mask.as_ref().filter(|_| maskable);
+            let mult = match head {
+                Head::Reward { opt } => match m.optimality[opt].alpha {
+                    Alpha::Fixed(a) => 1.0 / a as f32,
+                    Alpha::Auto { .. } => 1.0 / alpha_val.unwrap_or(1.0),
+                },
+                _ => 1.0,
+            };
+            let mut per_seq = vec![0.0f32; b];
+            let mut total = 0.0f64;
+            for sh in &self.shares {
+                let Some(v) = sh.terms[ti].rows else { continue };
+                let rows = sh.w.view(v);
+                for s in 0..tp {
+                    for i in 0..sh.b {
+                        let mut x = rows[s * sh.b + i];
+                        if let Some(mk) = mask {
+                            x *= mk[(step0 + s) * b + sh.start + i];
+                        }
+                        per_seq[sh.start + i] += x * mult;
+                        total += f64::from(x);
+                    }
+                }
+            }
+            if head == Head::Entropy && prog.auto_alpha.is_some() {
+                ent_sum += total;
+                ent_rows += tp * b;
+            }
+            let sign = f32::from(term.kind.sign());
+            for (e, v) in elbo.iter_mut().zip(&per_seq) {
+                *e += sign * v;
+            }
+            terms.push(per_seq.iter().map(|x| f64::from(*x)).sum::<f64>() / b.max(1) as f64);
+            // d(−objective)/d(row), before the mask.
+            let mods = &term.modifiers;
+            let w = if mods.kl_weight.is_some() && term.kind.is_kl_like() {
+                weight
+            } else {
+                1.0
+            };
+            let scale = mods.scale as f32 * w;
+            self.seeds[ti] = match (head, &term.kind) {
+                (_, _) if t0.rows.is_none() => Seed::None,
+                (Head::Kl, TermKind::Kl { .. }) => match mods.free_nats {
+                    Some(FreeNats {
+                        nats,
+                        placement: FreeNatsPlacement::PerStep,
+                    }) => Seed::Above(scale, nats as f32),
+                    Some(FreeNats {
+                        nats,
+                        placement: FreeNatsPlacement::AfterMean,
+                    }) => {
+                        let mean = total / (tp * b).max(1) as f64;
+                        Seed::All(if mean > nats { scale } else { 0.0 })
+                    }
+                    _ => Seed::All(scale),
+                },
+                _ => Seed::All(-sign * scale * mult),
+            };
+        }
+        let policy_entropy = (ent_rows > 0).then(|| (ent_sum / ent_rows as f64) as f32);
+        self.alpha_grad = match (prog.auto_alpha, policy_entropy, alpha_val) {
+            (Some(target), Some(h), Some(a)) => a * (h - target as f32),
+            _ => 0.0,
+        };
+        Fwd {
+            elbo,
+            terms,
+            policy_entropy,
+        }
+    }
+
+    /// Backward from the loss of the last forward pass; sums the workers' parameter gradients
+    /// into [`Engine::grads`].
+    pub fn backward(&mut self, batch: &Batch) {
+        let b = self.b;
+        for sh in &mut self.shares {
+            sh.w.zero_grads();
+            for (ti, t) in sh.terms.iter().enumerate() {
+                let Some(v) = t.rows else { continue };
+                let seed = self.seeds[ti];
+                if matches!(seed, Seed::None) {
+                    continue;
+                }
+                let mask = batch.mask.as_ref().filter(|_| t.maskable);
+                let vals: Vec<f32> = sh.w.view(v).to_vec();
+                let Some(g) = sh.w.grad_view_mut(v) else {
+                    continue;
+                };
+                for s in 0..t.tp {
+                    for i in 0..sh.b {
+                        let r = s * sh.b + i;
+                        let mk = mask.map_or(1.0, |mk| mk[(t.step0 + s) * b + sh.start + i]);
+                        g[r] = match seed {
+                            Seed::All(c) => c * mk,
+                            Seed::Above(c, floor) => {
+                                if vals[r] > floor {
+                                    c * mk
+                                } else {
+                                    0.0
+                                }
+                            }
+                            Seed::None => 0.0,
+                        };
+                    }
+                }
+            }
+        }
+        self.run_all(|w| w.backward());
+        for g in &mut self.grads {
+            g.fill(0.0);
+        }
+        for sh in &self.shares {
+            for (bi, buf) in sh.w.g.bufs.iter().enumerate() {
+                if let BufKind::Param(p) = buf.kind {
+                    for (a, v) in self.grads[p].iter_mut().zip(sh.w.grad(bi)) {
+                        *a += v;
+                    }
+                }
+            }
+        }
+        if let Some(i) = self.alpha {
+            self.grads[i][0] += self.alpha_grad;
+        }
+    }
+}

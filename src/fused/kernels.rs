@@ -1,0 +1,1259 @@
+//! The kernels: one forward and one hand-written backward per [`Op`], on planned buffers.
+//!
+//! A [`Worker`] owns the values and gradients of one copy of a [`Graph`] (one share of the
+//! batch). Parameters are read from slices owned by the caller; their gradients accumulate in
+//! the worker. Matrix products go through `gemm` (the crate dfdx's CPU matmul uses), one
+//! thread per worker; everything else is a fused loop over rows and columns.
+
+#![allow(clippy::needless_range_loop)] // kernels index rows and columns of several buffers at once
+
+use super::graph::*;
+use super::math;
+
+const HALF_LN_2PI: f32 = 0.918_938_5;
+
+/// Values and gradients of one graph instance.
+pub struct Worker {
+    pub g: Graph,
+    vals: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
+    vp: Vec<*mut f32>,
+    gp: Vec<*mut f32>,
+}
+
+// SAFETY: the raw pointers point into `vals`/`grads` (owned, never resized after `new`) or
+// into parameter slices set by `set_params` for the duration of one forward/backward call.
+unsafe impl Send for Worker {}
+
+/// `dst (m×n, row stride ldd) (+)= a (m×k) · b (k×n)`; `a`, `b` given by pointer, row stride
+/// and column stride (a transpose swaps the strides).
+#[allow(clippy::too_many_arguments)]
+unsafe fn mm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    acc: bool,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    b_cs: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !acc {
+            for r in 0..m {
+                std::slice::from_raw_parts_mut(dst.add(r * ldd), n).fill(0.0);
+            }
+        }
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        ldd as isize,
+        acc,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+#[inline(always)]
+fn bc_index(bc: Bc, r: usize, c: usize, cols: usize) -> usize {
+    match bc {
+        Bc::Full => r * cols + c,
+        Bc::Row => c,
+        Bc::Col => r,
+        Bc::Scalar => 0,
+    }
+}
+
+#[inline(always)]
+fn act_fwd(a: Act, x: f32) -> f32 {
+    match a {
+        Act::Id => x,
+        Act::Relu => x.max(0.0),
+        Act::Tanh => math::tanh(x),
+        Act::Elu => {
+            if x > 0.0 {
+                x
+            } else {
+                math::exp(x) - 1.0
+            }
+        }
+    }
+}
+
+/// The activation's derivative from its output.
+#[inline(always)]
+fn act_grad(a: Act, y: f32) -> f32 {
+    match a {
+        Act::Id => 1.0,
+        Act::Relu => f32::from(u8::from(y > 0.0)),
+        Act::Tanh => 1.0 - y * y,
+        Act::Elu => {
+            if y > 0.0 {
+                1.0
+            } else {
+                y + 1.0
+            }
+        }
+    }
+}
+
+impl Worker {
+    pub fn new(g: Graph) -> Worker {
+        let mut vals = Vec::with_capacity(g.bufs.len());
+        let mut grads = Vec::with_capacity(g.bufs.len());
+        for b in &g.bufs {
+            let n = b.rows * b.cols;
+            let v = match (&b.kind, &b.init) {
+                (BufKind::Param(_), _) => Vec::new(),
+                (_, Some(init)) => init.clone(),
+                _ => vec![0.0; n],
+            };
+            vals.push(v);
+            grads.push(if b.grad { vec![0.0; n] } else { Vec::new() });
+        }
+        let vp = vals.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        let gp = grads.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        Worker {
+            g,
+            vals,
+            grads,
+            vp,
+            gp,
+        }
+    }
+
+    /// Points the parameter buffers at `params` (index = parameter number).
+    pub fn set_params(&mut self, params: &[&[f32]]) {
+        for (i, b) in self.g.bufs.iter().enumerate() {
+            if let BufKind::Param(p) = b.kind {
+                self.vp[i] = params[p].as_ptr() as *mut f32;
+            }
+        }
+    }
+
+    /// A buffer's values (for data, noise and reading terms).
+    pub fn vals_mut(&mut self, b: BufId) -> &mut [f32] {
+        &mut self.vals[b]
+    }
+    pub fn vals(&self, b: BufId) -> &[f32] {
+        &self.vals[b]
+    }
+    /// A view's values.
+    pub fn view(&self, v: View) -> &[f32] {
+        let c = self.g.bufs[v.buf].cols;
+        &self.vals[v.buf][v.r0 * c..(v.r0 + v.rows) * c]
+    }
+    /// A view's gradient (to seed the loss).
+    pub fn grad_view_mut(&mut self, v: View) -> Option<&mut [f32]> {
+        let c = self.g.bufs[v.buf].cols;
+        let g = &mut self.grads[v.buf];
+        if g.is_empty() {
+            None
+        } else {
+            Some(&mut g[v.r0 * c..(v.r0 + v.rows) * c])
+        }
+    }
+    /// The gradient of a parameter buffer.
+    pub fn grad(&self, b: BufId) -> &[f32] {
+        &self.grads[b]
+    }
+
+    fn cols(&self, v: View) -> usize {
+        self.g.bufs[v.buf].cols
+    }
+    fn has_grad(&self, v: View) -> bool {
+        self.g.bufs[v.buf].grad
+    }
+    fn ptr(&self, v: View) -> *mut f32 {
+        // SAFETY: views lie inside their buffer (the builder sizes every view).
+        unsafe { self.vp[v.buf].add(v.r0 * self.cols(v)) }
+    }
+    fn gptr(&self, v: View) -> *mut f32 {
+        unsafe { self.gp[v.buf].add(v.r0 * self.cols(v)) }
+    }
+    fn rd(&self, v: View) -> &[f32] {
+        unsafe { std::slice::from_raw_parts(self.ptr(v), v.rows * self.cols(v)) }
+    }
+    #[allow(clippy::mut_from_ref)]
+    fn wr(&self, v: View) -> &mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.ptr(v), v.rows * self.cols(v)) }
+    }
+    #[allow(clippy::mut_from_ref)]
+    fn gr(&self, v: View) -> Option<&mut [f32]> {
+        self.has_grad(v)
+            .then(|| unsafe { std::slice::from_raw_parts_mut(self.gptr(v), v.rows * self.cols(v)) })
+    }
+    fn whole(&self, b: BufId) -> View {
+        self.g.all(b)
+    }
+
+    /// Zero every gradient.
+    pub fn zero_grads(&mut self) {
+        for g in &mut self.grads {
+            g.fill(0.0);
+        }
+    }
+
+    pub fn forward(&mut self) {
+        for i in 0..self.g.ops.len() {
+            // SAFETY: ops are not modified while running; `op` borrows `self.g` immutably while
+            // the kernels write through raw pointers into disjoint rows.
+            let op = unsafe { &*(&self.g.ops[i] as *const Op) };
+            self.fwd(op);
+        }
+    }
+
+    pub fn backward(&mut self) {
+        for i in (0..self.g.ops.len()).rev() {
+            let op = unsafe { &*(&self.g.ops[i] as *const Op) };
+            self.bwd(op);
+        }
+    }
+
+    fn fwd(&self, op: &Op) {
+        match op {
+            Op::Dense {
+                xs,
+                w,
+                b,
+                add,
+                act,
+                out,
+                ..
+            } => {
+                let o = self.cols(*out);
+                let rows = out.rows;
+                let wp = self.vp[*w];
+                let dst = self.ptr(*out);
+                let mut acc = false;
+                if let Some(a) = add {
+                    self.wr(*out).copy_from_slice(self.rd(*a));
+                    acc = true;
+                }
+                for (x, off) in xs {
+                    let k = self.cols(*x);
+                    unsafe {
+                        mm(
+                            rows,
+                            o,
+                            k,
+                            dst,
+                            o,
+                            acc,
+                            self.ptr(*x),
+                            k,
+                            1,
+                            wp.add(off * o),
+                            o,
+                            1,
+                        )
+                    };
+                    acc = true;
+                }
+                let y = self.wr(*out);
+                if !acc {
+                    y.fill(0.0);
+                }
+                let bias = b.map(|b| self.rd(self.whole(b)));
+                for r in 0..rows {
+                    let row = &mut y[r * o..(r + 1) * o];
+                    match bias {
+                        Some(bv) => {
+                            for (v, bb) in row.iter_mut().zip(bv) {
+                                *v = act_fwd(*act, *v + bb);
+                            }
+                        }
+                        None => {
+                            for v in row.iter_mut() {
+                                *v = act_fwd(*act, *v);
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Gemm { a, b, tb, out } => {
+                let bb = &self.g.bufs[*b];
+                let (k, n) = if *tb {
+                    (bb.cols, bb.rows)
+                } else {
+                    (bb.rows, bb.cols)
+                };
+                let (rs, cs) = if *tb { (1, bb.cols) } else { (bb.cols, 1) };
+                unsafe {
+                    mm(
+                        a.rows,
+                        n,
+                        k,
+                        self.ptr(*out),
+                        n,
+                        false,
+                        self.ptr(*a),
+                        k,
+                        1,
+                        self.vp[*b],
+                        rs,
+                        cs,
+                    )
+                };
+            }
+            Op::Gru {
+                xs,
+                h,
+                wi,
+                wh,
+                bi,
+                bh,
+                out,
+                gates,
+                ghn,
+                gi,
+                gh,
+            } => {
+                let hd = self.cols(*out);
+                let rows = out.rows;
+                let h3 = 3 * hd;
+                let giv = View {
+                    buf: *gi,
+                    r0: 0,
+                    rows,
+                };
+                let ghv = View {
+                    buf: *gh,
+                    r0: 0,
+                    rows,
+                };
+                let mut acc = false;
+                for (x, off) in xs {
+                    let k = self.cols(*x);
+                    unsafe {
+                        mm(
+                            rows,
+                            h3,
+                            k,
+                            self.ptr(giv),
+                            h3,
+                            acc,
+                            self.ptr(*x),
+                            k,
+                            1,
+                            self.vp[*wi].add(off * h3),
+                            h3,
+                            1,
+                        )
+                    };
+                    acc = true;
+                }
+                if !acc {
+                    self.wr(giv).fill(0.0);
+                }
+                unsafe {
+                    mm(
+                        rows,
+                        h3,
+                        hd,
+                        self.ptr(ghv),
+                        h3,
+                        false,
+                        self.ptr(*h),
+                        hd,
+                        1,
+                        self.vp[*wh],
+                        h3,
+                        1,
+                    )
+                };
+                let (giw, ghw) = (self.wr(giv), self.wr(ghv));
+                let (bis, bhs) = (self.rd(self.whole(*bi)), self.rd(self.whole(*bh)));
+                let gv = self.wr(View {
+                    buf: *gates,
+                    r0: 0,
+                    rows,
+                });
+                let nv = self.wr(View {
+                    buf: *ghn,
+                    r0: 0,
+                    rows,
+                });
+                let hv = self.rd(*h);
+                let y = self.wr(*out);
+                for r in 0..rows {
+                    let o3 = r * h3;
+                    for j in 0..hd {
+                        let ar = giw[o3 + j] + bis[j] + ghw[o3 + j] + bhs[j];
+                        let az = giw[o3 + hd + j] + bis[hd + j] + ghw[o3 + hd + j] + bhs[hd + j];
+                        let ghn_v = ghw[o3 + 2 * hd + j] + bhs[2 * hd + j];
+                        let rr = math::sigmoid(ar);
+                        let zz = math::sigmoid(az);
+                        let nn = math::tanh(giw[o3 + 2 * hd + j] + bis[2 * hd + j] + rr * ghn_v);
+                        gv[o3 + j] = rr;
+                        gv[o3 + hd + j] = zz;
+                        gv[o3 + 2 * hd + j] = nn;
+                        nv[r * hd + j] = ghn_v;
+                        y[r * hd + j] = nn + zz * (hv[r * hd + j] - nn);
+                    }
+                }
+            }
+            Op::Unary { op, x, out } => {
+                let (xs, ys) = (self.rd(*x), self.wr(*out));
+                unary_fwd(*op, xs, ys);
+            }
+            Op::Binary { op, a, b, out } => {
+                let c = self.cols(*out);
+                let (av, bv, y) = (self.rd(a.v), self.rd(b.v), self.wr(*out));
+                if a.bc == Bc::Full && b.bc == Bc::Full {
+                    for ((y, x1), x2) in y.iter_mut().zip(av).zip(bv) {
+                        *y = bin(*op, *x1, *x2);
+                    }
+                } else {
+                    for r in 0..out.rows {
+                        for j in 0..c {
+                            y[r * c + j] = bin(
+                                *op,
+                                av[bc_index(a.bc, r, j, c)],
+                                bv[bc_index(b.bc, r, j, c)],
+                            );
+                        }
+                    }
+                }
+            }
+            Op::Copy { x, out } => {
+                let c = self.cols(*out);
+                let (xv, y) = (self.rd(x.v), self.wr(*out));
+                if x.bc == Bc::Full {
+                    y.copy_from_slice(xv);
+                } else {
+                    for r in 0..out.rows {
+                        for j in 0..c {
+                            y[r * c + j] = xv[bc_index(x.bc, r, j, c)];
+                        }
+                    }
+                }
+            }
+            Op::Concat { parts, out } => {
+                let c = self.cols(*out);
+                let y = self.wr(*out);
+                let mut c0 = 0;
+                for p in parts {
+                    let pc = self.cols(*p);
+                    let xv = self.rd(*p);
+                    for r in 0..out.rows {
+                        y[r * c + c0..r * c + c0 + pc].copy_from_slice(&xv[r * pc..(r + 1) * pc]);
+                    }
+                    c0 += pc;
+                }
+            }
+            Op::Slice { x, c0, out } => {
+                let (xc, oc) = (self.cols(*x), self.cols(*out));
+                let (xv, y) = (self.rd(*x), self.wr(*out));
+                for r in 0..out.rows {
+                    y[r * oc..(r + 1) * oc].copy_from_slice(&xv[r * xc + c0..r * xc + c0 + oc]);
+                }
+            }
+            Op::RowSum { x, out } => {
+                let c = self.cols(*x);
+                let (xv, y) = (self.rd(*x), self.wr(*out));
+                for r in 0..out.rows {
+                    y[r] = xv[r * c..(r + 1) * c].iter().sum();
+                }
+            }
+            Op::Tile { x, out } => {
+                let n = x.rows * self.cols(*x);
+                let (xv, y) = (self.rd(*x), self.wr(*out));
+                for chunk in y.chunks_exact_mut(n) {
+                    chunk.copy_from_slice(xv);
+                }
+            }
+            Op::Split {
+                h,
+                link,
+                loc,
+                scale,
+            } => {
+                let d = self.cols(*loc);
+                let (hv, l, s) = (self.rd(*h), self.wr(*loc), self.wr(*scale));
+                for r in 0..h.rows {
+                    let row = &hv[r * 2 * d..(r + 1) * 2 * d];
+                    l[r * d..(r + 1) * d].copy_from_slice(&row[..d]);
+                    let srow = &mut s[r * d..(r + 1) * d];
+                    match *link {
+                        Link::Softplus(min) => {
+                            for (sv, x) in srow.iter_mut().zip(&row[d..]) {
+                                *sv = math::softplus(*x) + min;
+                            }
+                        }
+                        Link::Exp(min) => {
+                            for (sv, x) in srow.iter_mut().zip(&row[d..]) {
+                                *sv = math::exp(*x) + min;
+                            }
+                        }
+                    }
+                }
+            }
+            Op::NormalSample {
+                loc,
+                scale,
+                eps,
+                out,
+            } => {
+                let (l, s, e, y) = (self.rd(*loc), self.rd(*scale), self.rd(*eps), self.wr(*out));
+                for i in 0..y.len() {
+                    y[i] = l[i] + s[i] * e[i];
+                }
+            }
+            Op::TanhSample {
+                loc,
+                scale,
+                eps,
+                u,
+                y,
+            } => {
+                let (l, s, e) = (self.rd(*loc), self.rd(*scale), self.rd(*eps));
+                let (uv, yv) = (self.wr(*u), self.wr(*y));
+                for i in 0..uv.len() {
+                    uv[i] = l[i] + s[i] * e[i];
+                    yv[i] = math::tanh(uv[i]);
+                }
+            }
+            Op::NormalLogProb { x, loc, scale, out } => {
+                let c = self.cols(*x);
+                let (xv, l, s, y) = (self.rd(*x), self.rd(*loc), self.rd(*scale), self.wr(*out));
+                for r in 0..out.rows {
+                    let mut acc = 0.0;
+                    for i in r * c..(r + 1) * c {
+                        let z = (xv[i] - l[i]) / s[i];
+                        acc += -0.5 * z * z - math::ln(s[i]) - HALF_LN_2PI;
+                    }
+                    y[r] = acc;
+                }
+            }
+            Op::TanhLogProb { u, loc, scale, out } => {
+                let c = self.cols(*u);
+                let (uv, l, s, y) = (self.rd(*u), self.rd(*loc), self.rd(*scale), self.wr(*out));
+                for r in 0..out.rows {
+                    let mut acc = 0.0;
+                    for i in r * c..(r + 1) * c {
+                        let z = (uv[i] - l[i]) / s[i];
+                        acc += -0.5 * z * z - math::ln(s[i]) - HALF_LN_2PI - math::log_dtanh(uv[i]);
+                    }
+                    y[r] = acc;
+                }
+            }
+            Op::NormalKl {
+                ql,
+                qs,
+                pl,
+                ps,
+                out,
+                ..
+            } => {
+                let c = self.cols(*ql);
+                let (a, b, cc, d) = (self.rd(*ql), self.rd(*qs), self.rd(*pl), self.rd(*ps));
+                let y = self.wr(*out);
+                for r in 0..out.rows {
+                    let mut acc = 0.0;
+                    for i in r * c..(r + 1) * c {
+                        acc += kl_elem(a[i], b[i], cc[i], d[i]);
+                    }
+                    y[r] = acc;
+                }
+            }
+            Op::NormalEntropy { scale, out } => {
+                let c = self.cols(*scale);
+                let (s, y) = (self.rd(*scale), self.wr(*out));
+                let k = c as f32 * (0.5 + HALF_LN_2PI);
+                for r in 0..out.rows {
+                    y[r] = s[r * c..(r + 1) * c]
+                        .iter()
+                        .map(|v| math::ln(*v))
+                        .sum::<f32>()
+                        + k;
+                }
+            }
+            Op::BernoulliLogProb { x, logits, out } => {
+                let c = self.cols(*x);
+                let (xv, l, y) = (self.rd(*x), self.rd(*logits), self.wr(*out));
+                for r in 0..out.rows {
+                    let mut acc = 0.0;
+                    for i in r * c..(r + 1) * c {
+                        acc += xv[i] * l[i] - math::softplus(l[i]);
+                    }
+                    y[r] = acc;
+                }
+            }
+        }
+    }
+
+    fn bwd(&self, op: &Op) {
+        match op {
+            Op::Dense {
+                xs,
+                w,
+                b,
+                add,
+                act,
+                out,
+                scratch,
+            } => {
+                let Some(g) = self.gr(*out) else { return };
+                let o = self.cols(*out);
+                let rows = out.rows;
+                let sv = View {
+                    buf: *scratch,
+                    r0: 0,
+                    rows,
+                };
+                let dp = self.wr(sv);
+                let y = self.rd(*out);
+                for i in 0..rows * o {
+                    dp[i] = g[i] * act_grad(*act, y[i]);
+                }
+                if let Some(b) = b {
+                    if let Some(db) = self.gr(self.whole(*b)) {
+                        for r in 0..rows {
+                            for (d, v) in db.iter_mut().zip(&dp[r * o..(r + 1) * o]) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+                let dpp = self.ptr(sv);
+                for (x, off) in xs {
+                    let k = self.cols(*x);
+                    if self.g.bufs[*w].grad {
+                        unsafe {
+                            mm(
+                                k,
+                                o,
+                                rows,
+                                self.gp[*w].add(off * o),
+                                o,
+                                true,
+                                self.ptr(*x),
+                                1,
+                                k,
+                                dpp,
+                                o,
+                                1,
+                            )
+                        };
+                    }
+                    if self.has_grad(*x) {
+                        unsafe {
+                            mm(
+                                rows,
+                                k,
+                                o,
+                                self.gptr(*x),
+                                k,
+                                true,
+                                dpp,
+                                o,
+                                1,
+                                self.vp[*w].add(off * o),
+                                1,
+                                o,
+                            )
+                        };
+                    }
+                }
+                if let Some(a) = add {
+                    if let Some(ga) = self.gr(*a) {
+                        for (d, v) in ga.iter_mut().zip(dp.iter()) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+            Op::Gemm { a, b, tb, out } => {
+                let Some(_) = self.gr(*out) else { return };
+                let bb = &self.g.bufs[*b];
+                let (k, n) = if *tb {
+                    (bb.cols, bb.rows)
+                } else {
+                    (bb.rows, bb.cols)
+                };
+                let gp = self.gptr(*out);
+                if self.has_grad(*a) {
+                    // da (R×k) += g (R×n) · opᵀ, op = B (k×n) or Bᵀ.
+                    let (rs, cs) = if *tb { (bb.cols, 1) } else { (1, bb.cols) };
+                    unsafe {
+                        mm(
+                            a.rows,
+                            k,
+                            n,
+                            self.gptr(*a),
+                            k,
+                            true,
+                            gp,
+                            n,
+                            1,
+                            self.vp[*b],
+                            rs,
+                            cs,
+                        )
+                    };
+                }
+                if bb.grad {
+                    if *tb {
+                        // dB (n×k) += gᵀ · a
+                        unsafe {
+                            mm(
+                                n,
+                                k,
+                                a.rows,
+                                self.gp[*b],
+                                k,
+                                true,
+                                gp,
+                                1,
+                                n,
+                                self.ptr(*a),
+                                k,
+                                1,
+                            )
+                        };
+                    } else {
+                        // dB (k×n) += aᵀ · g
+                        unsafe {
+                            mm(
+                                k,
+                                n,
+                                a.rows,
+                                self.gp[*b],
+                                n,
+                                true,
+                                self.ptr(*a),
+                                1,
+                                k,
+                                gp,
+                                n,
+                                1,
+                            )
+                        };
+                    }
+                }
+            }
+            Op::Gru {
+                xs,
+                h,
+                wi,
+                wh,
+                bi,
+                bh,
+                out,
+                gates,
+                ghn,
+                gi,
+                gh,
+            } => {
+                let Some(g) = self.gr(*out) else { return };
+                let hd = self.cols(*out);
+                let rows = out.rows;
+                let h3 = 3 * hd;
+                let giv = View {
+                    buf: *gi,
+                    r0: 0,
+                    rows,
+                };
+                let ghv = View {
+                    buf: *gh,
+                    r0: 0,
+                    rows,
+                };
+                let (dgi, dgh) = (self.wr(giv), self.wr(ghv));
+                let gv = self.rd(View {
+                    buf: *gates,
+                    r0: 0,
+                    rows,
+                });
+                let nv = self.rd(View {
+                    buf: *ghn,
+                    r0: 0,
+                    rows,
+                });
+                let hv = self.rd(*h);
+                let mut dh = self.gr(*h);
+                for r in 0..rows {
+                    let o3 = r * h3;
+                    for j in 0..hd {
+                        let (rr, zz, nn) = (gv[o3 + j], gv[o3 + hd + j], gv[o3 + 2 * hd + j]);
+                        let gg = g[r * hd + j];
+                        let hp = hv[r * hd + j];
+                        let dz = gg * (hp - nn);
+                        let dn = gg * (1.0 - zz);
+                        let dan = dn * (1.0 - nn * nn);
+                        let dar = dan * nv[r * hd + j] * rr * (1.0 - rr);
+                        let daz = dz * zz * (1.0 - zz);
+                        dgi[o3 + j] = dar;
+                        dgi[o3 + hd + j] = daz;
+                        dgi[o3 + 2 * hd + j] = dan;
+                        dgh[o3 + j] = dar;
+                        dgh[o3 + hd + j] = daz;
+                        dgh[o3 + 2 * hd + j] = dan * rr;
+                        if let Some(dh) = dh.as_deref_mut() {
+                            dh[r * hd + j] += gg * zz;
+                        }
+                    }
+                }
+                let colsum = |db: &mut [f32], d: &[f32]| {
+                    for r in 0..rows {
+                        for (a, v) in db.iter_mut().zip(&d[r * h3..(r + 1) * h3]) {
+                            *a += v;
+                        }
+                    }
+                };
+                if let Some(db) = self.gr(self.whole(*bi)) {
+                    colsum(db, dgi);
+                }
+                if let Some(db) = self.gr(self.whole(*bh)) {
+                    colsum(db, dgh);
+                }
+                let (pgi, pgh) = (self.ptr(giv), self.ptr(ghv));
+                for (x, off) in xs {
+                    let k = self.cols(*x);
+                    if self.g.bufs[*wi].grad {
+                        unsafe {
+                            mm(
+                                k,
+                                h3,
+                                rows,
+                                self.gp[*wi].add(off * h3),
+                                h3,
+                                true,
+                                self.ptr(*x),
+                                1,
+                                k,
+                                pgi,
+                                h3,
+                                1,
+                            )
+                        };
+                    }
+                    if self.has_grad(*x) {
+                        unsafe {
+                            mm(
+                                rows,
+                                k,
+                                h3,
+                                self.gptr(*x),
+                                k,
+                                true,
+                                pgi,
+                                h3,
+                                1,
+                                self.vp[*wi].add(off * h3),
+                                1,
+                                h3,
+                            )
+                        };
+                    }
+                }
+                if self.g.bufs[*wh].grad {
+                    unsafe {
+                        mm(
+                            hd,
+                            h3,
+                            rows,
+                            self.gp[*wh],
+                            h3,
+                            true,
+                            self.ptr(*h),
+                            1,
+                            hd,
+                            pgh,
+                            h3,
+                            1,
+                        )
+                    };
+                }
+                if self.has_grad(*h) {
+                    unsafe {
+                        mm(
+                            rows,
+                            hd,
+                            h3,
+                            self.gptr(*h),
+                            hd,
+                            true,
+                            pgh,
+                            h3,
+                            1,
+                            self.vp[*wh],
+                            1,
+                            h3,
+                        )
+                    };
+                }
+            }
+            Op::Unary { op, x, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let Some(gx) = self.gr(*x) else { return };
+                unary_bwd(*op, self.rd(*x), self.rd(*out), g, gx);
+            }
+            Op::Binary { op, a, b, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let c = self.cols(*out);
+                let (av, bv) = (self.rd(a.v), self.rd(b.v));
+                let (mut ga, mut gb) = (self.gr(a.v), self.gr(b.v));
+                for r in 0..out.rows {
+                    for j in 0..c {
+                        let (ia, ib) = (bc_index(a.bc, r, j, c), bc_index(b.bc, r, j, c));
+                        let gg = g[r * c + j];
+                        let (x, y) = (av[ia], bv[ib]);
+                        let (da, db) = match op {
+                            Bin::Add => (gg, gg),
+                            Bin::Sub => (gg, -gg),
+                            Bin::Mul => (gg * y, gg * x),
+                            Bin::Div => (gg / y, -gg * x / (y * y)),
+                        };
+                        if let Some(ga) = ga.as_deref_mut() {
+                            ga[ia] += da;
+                        }
+                        if let Some(gb) = gb.as_deref_mut() {
+                            gb[ib] += db;
+                        }
+                    }
+                }
+            }
+            Op::Copy { x, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let Some(gx) = self.gr(x.v) else { return };
+                let c = self.cols(*out);
+                for r in 0..out.rows {
+                    for j in 0..c {
+                        gx[bc_index(x.bc, r, j, c)] += g[r * c + j];
+                    }
+                }
+            }
+            Op::Concat { parts, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let c = self.cols(*out);
+                let mut c0 = 0;
+                for p in parts {
+                    let pc = self.cols(*p);
+                    if let Some(gx) = self.gr(*p) {
+                        for r in 0..out.rows {
+                            for j in 0..pc {
+                                gx[r * pc + j] += g[r * c + c0 + j];
+                            }
+                        }
+                    }
+                    c0 += pc;
+                }
+            }
+            Op::Slice { x, c0, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let Some(gx) = self.gr(*x) else { return };
+                let (xc, oc) = (self.cols(*x), self.cols(*out));
+                for r in 0..out.rows {
+                    for j in 0..oc {
+                        gx[r * xc + c0 + j] += g[r * oc + j];
+                    }
+                }
+            }
+            Op::RowSum { x, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let Some(gx) = self.gr(*x) else { return };
+                let c = self.cols(*x);
+                for r in 0..out.rows {
+                    for v in &mut gx[r * c..(r + 1) * c] {
+                        *v += g[r];
+                    }
+                }
+            }
+            Op::Tile { x, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let Some(gx) = self.gr(*x) else { return };
+                let n = gx.len();
+                for chunk in g.chunks_exact(n) {
+                    for (a, v) in gx.iter_mut().zip(chunk) {
+                        *a += v;
+                    }
+                }
+            }
+            Op::Split {
+                h,
+                link,
+                loc,
+                scale,
+            } => {
+                let Some(gh) = self.gr(*h) else { return };
+                let d = self.cols(*loc);
+                let s = self.rd(*scale);
+                let (gl, gs) = (self.gr(*loc), self.gr(*scale));
+                for r in 0..h.rows {
+                    if let Some(gl) = gl.as_deref() {
+                        for j in 0..d {
+                            gh[r * 2 * d + j] += gl[r * d + j];
+                        }
+                    }
+                    if let Some(gs) = gs.as_deref() {
+                        for j in 0..d {
+                            let sv = s[r * d + j];
+                            let deriv = match *link {
+                                Link::Softplus(min) => 1.0 - math::exp(-(sv - min)),
+                                Link::Exp(min) => sv - min,
+                            };
+                            gh[r * 2 * d + d + j] += gs[r * d + j] * deriv;
+                        }
+                    }
+                }
+            }
+            Op::NormalSample {
+                loc,
+                scale,
+                eps,
+                out,
+            } => {
+                let Some(g) = self.gr(*out) else { return };
+                let e = self.rd(*eps);
+                if let Some(gl) = self.gr(*loc) {
+                    for (a, v) in gl.iter_mut().zip(g.iter()) {
+                        *a += v;
+                    }
+                }
+                if let Some(gs) = self.gr(*scale) {
+                    for i in 0..gs.len() {
+                        gs[i] += g[i] * e[i];
+                    }
+                }
+            }
+            Op::TanhSample {
+                loc,
+                scale,
+                eps,
+                u,
+                y,
+            } => {
+                let (gu, gy) = (self.gr(*u), self.gr(*y));
+                if gu.is_none() && gy.is_none() {
+                    return;
+                }
+                let (e, yv) = (self.rd(*eps), self.rd(*y));
+                let (mut gl, mut gs) = (self.gr(*loc), self.gr(*scale));
+                for i in 0..e.len() {
+                    let mut du = gu.as_deref().map_or(0.0, |g| g[i]);
+                    if let Some(gy) = gy.as_deref() {
+                        du += gy[i] * (1.0 - yv[i] * yv[i]);
+                    }
+                    if let Some(gl) = gl.as_deref_mut() {
+                        gl[i] += du;
+                    }
+                    if let Some(gs) = gs.as_deref_mut() {
+                        gs[i] += du * e[i];
+                    }
+                }
+            }
+            Op::NormalLogProb { x, loc, scale, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let c = self.cols(*x);
+                let (xv, l, s) = (self.rd(*x), self.rd(*loc), self.rd(*scale));
+                let (mut gx, mut gl, mut gs) = (self.gr(*x), self.gr(*loc), self.gr(*scale));
+                for r in 0..out.rows {
+                    let gg = g[r];
+                    for i in r * c..(r + 1) * c {
+                        let z = (xv[i] - l[i]) / s[i];
+                        let dz = gg * z / s[i];
+                        if let Some(gx) = gx.as_deref_mut() {
+                            gx[i] -= dz;
+                        }
+                        if let Some(gl) = gl.as_deref_mut() {
+                            gl[i] += dz;
+                        }
+                        if let Some(gs) = gs.as_deref_mut() {
+                            gs[i] += gg * (z * z - 1.0) / s[i];
+                        }
+                    }
+                }
+            }
+            Op::TanhLogProb { u, loc, scale, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let c = self.cols(*u);
+                let (uv, l, s) = (self.rd(*u), self.rd(*loc), self.rd(*scale));
+                let (mut gu, mut gl, mut gs) = (self.gr(*u), self.gr(*loc), self.gr(*scale));
+                for r in 0..out.rows {
+                    let gg = g[r];
+                    for i in r * c..(r + 1) * c {
+                        let z = (uv[i] - l[i]) / s[i];
+                        let dz = gg * z / s[i];
+                        if let Some(gu) = gu.as_deref_mut() {
+                            gu[i] += -dz + gg * 2.0 * math::tanh(uv[i]);
+                        }
+                        if let Some(gl) = gl.as_deref_mut() {
+                            gl[i] += dz;
+                        }
+                        if let Some(gs) = gs.as_deref_mut() {
+                            gs[i] += gg * (z * z - 1.0) / s[i];
+                        }
+                    }
+                }
+            }
+            Op::NormalKl {
+                ql,
+                qs,
+                pl,
+                ps,
+                out,
+                gq,
+                gp,
+                floor,
+            } => {
+                let Some(g) = self.gr(*out) else { return };
+                let c = self.cols(*ql);
+                let (a, b, cc, d) = (self.rd(*ql), self.rd(*qs), self.rd(*pl), self.rd(*ps));
+                let (mut gql, mut gqs) = (self.gr(*ql), self.gr(*qs));
+                let (mut gpl, mut gps) = (self.gr(*pl), self.gr(*ps));
+                for r in 0..out.rows {
+                    for i in r * c..(r + 1) * c {
+                        let mut e = g[r];
+                        if let Some(f) = floor {
+                            if kl_elem(a[i], b[i], cc[i], d[i]) <= *f {
+                                e = 0.0;
+                            }
+                        }
+                        let u = b[i] / d[i];
+                        let dd = (a[i] - cc[i]) / d[i];
+                        if let Some(x) = gql.as_deref_mut() {
+                            x[i] += gq * e * dd / d[i];
+                        }
+                        if let Some(x) = gqs.as_deref_mut() {
+                            x[i] += gq * e * (u - 1.0 / u) / d[i];
+                        }
+                        if let Some(x) = gpl.as_deref_mut() {
+                            x[i] -= gp * e * dd / d[i];
+                        }
+                        if let Some(x) = gps.as_deref_mut() {
+                            x[i] += gp * e * (1.0 - u * u - dd * dd) / d[i];
+                        }
+                    }
+                }
+            }
+            Op::NormalEntropy { scale, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let Some(gs) = self.gr(*scale) else { return };
+                let c = self.cols(*scale);
+                let s = self.rd(*scale);
+                for r in 0..out.rows {
+                    for i in r * c..(r + 1) * c {
+                        gs[i] += g[r] / s[i];
+                    }
+                }
+            }
+            Op::BernoulliLogProb { x, logits, out } => {
+                let Some(g) = self.gr(*out) else { return };
+                let c = self.cols(*x);
+                let (xv, l) = (self.rd(*x), self.rd(*logits));
+                let (mut gx, mut gl) = (self.gr(*x), self.gr(*logits));
+                for r in 0..out.rows {
+                    for i in r * c..(r + 1) * c {
+                        if let Some(gl) = gl.as_deref_mut() {
+                            gl[i] += g[r] * (xv[i] - math::sigmoid(l[i]));
+                        }
+                        if let Some(gx) = gx.as_deref_mut() {
+                            gx[i] += g[r] * l[i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn kl_elem(ql: f32, qs: f32, pl: f32, ps: f32) -> f32 {
+    let u = qs / ps;
+    let d = (ql - pl) / ps;
+    0.5 * (u * u + d * d) - math::ln(u) - 0.5
+}
+
+#[inline(always)]
+fn bin(op: Bin, x: f32, y: f32) -> f32 {
+    match op {
+        Bin::Add => x + y,
+        Bin::Sub => x - y,
+        Bin::Mul => x * y,
+        Bin::Div => x / y,
+    }
+}
+
+fn unary_fwd(op: Un, x: &[f32], y: &mut [f32]) {
+    macro_rules! map {
+        ($f:expr) => {
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = $f(*x);
+            }
+        };
+    }
+    match op {
+        Un::Exp => map!(math::exp),
+        Un::Log => map!(math::ln),
+        Un::Softplus => map!(math::softplus),
+        Un::Tanh => map!(math::tanh),
+        Un::Sigmoid => map!(math::sigmoid),
+        Un::Sin => map!(f32::sin),
+        Un::Cos => map!(f32::cos),
+        Un::Abs => map!(f32::abs),
+        Un::Sqrt => map!(f32::sqrt),
+        Un::Square => map!(|v: f32| v * v),
+        Un::Relu => map!(|v: f32| v.max(0.0)),
+        Un::Affine(a, c) => map!(|v: f32| a * v + c),
+        Un::RDiv(c) => map!(|v: f32| c / v),
+        Un::Clamp(lo, hi) => map!(|v: f32| v.clamp(lo, hi)),
+        Un::StopGrad => y.copy_from_slice(x),
+    }
+}
+
+fn unary_bwd(op: Un, x: &[f32], y: &[f32], g: &[f32], gx: &mut [f32]) {
+    macro_rules! acc {
+        ($d:expr) => {
+            for i in 0..gx.len() {
+                gx[i] += g[i] * $d(x[i], y[i]);
+            }
+        };
+    }
+    match op {
+        Un::Exp => acc!(|_x: f32, y: f32| y),
+        Un::Log => acc!(|x: f32, _y: f32| 1.0 / x),
+        Un::Softplus => acc!(|x: f32, _y: f32| math::sigmoid(x)),
+        Un::Tanh => acc!(|_x: f32, y: f32| 1.0 - y * y),
+        Un::Sigmoid => acc!(|_x: f32, y: f32| y * (1.0 - y)),
+        Un::Sin => acc!(|x: f32, _y: f32| x.cos()),
+        Un::Cos => acc!(|x: f32, _y: f32| -x.sin()),
+        Un::Abs => acc!(|x: f32, _y: f32| if x > 0.0 {
+            1.0
+        } else if x < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }),
+        Un::Sqrt => acc!(|_x: f32, y: f32| 0.5 / y),
+        Un::Square => acc!(|x: f32, _y: f32| 2.0 * x),
+        Un::Relu => acc!(|x: f32, _y: f32| f32::from(u8::from(x > 0.0))),
+        Un::Affine(a, _) => acc!(|_x: f32, _y: f32| a),
+        Un::RDiv(c) => acc!(|x: f32, _y: f32| -c / (x * x)),
+        Un::Clamp(lo, hi) => acc!(|x: f32, _y: f32| f32::from(u8::from(x >= lo && x <= hi))),
+        Un::StopGrad => {}
+    }
+}

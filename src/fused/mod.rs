@@ -1,0 +1,22 @@
+//! Runtime v2: each model compiled once per batch shape into a static program of fused
+//! kernels over planned buffers, run on both cores.
+//!
+//! Input: a lowered [`crate::lower::Program`] and the parameter store. Output: an [`Engine`]
+//! whose `forward`/`backward` give the ELBO, its terms and the parameters' gradients, exactly
+//! as the reference path ([`crate::lower::Program::forward`] on dfdx) defines them.
+//! Stages: [`build`] lowers the model to a [`graph::Graph`] (ops over views of planned
+//! buffers); [`kernels`] runs it (one forward and one hand-written backward per op, matrix
+//! products through `gemm`); [`engine`] splits the batch over workers, draws the noise in the
+//! reference order and applies the loss head.
+//! Invariants: the same seed gives the same noise as the reference path, so values and
+//! gradients agree with it up to float rounding (`tests/fused.rs`); models using a feature
+//! this runtime lacks are [`build::Unsupported`] and train on the reference path.
+
+pub mod build;
+pub mod engine;
+pub mod graph;
+pub mod kernels;
+pub mod math;
+
+pub use build::Unsupported;
+pub use engine::{Engine, Fwd};
