@@ -1,5 +1,5 @@
 //! Tests of the runtime: KL vs Monte Carlo, gradients vs finite differences, Adam vs a hand
-//! computation, checkpoints, determinism, tape behaviour.
+//! computation, checkpoints, determinism, tape behaviour, the vendored dfdx's patches.
 
 mod checkpoint;
 mod determinism;
@@ -8,6 +8,7 @@ mod kl_mc;
 mod optim;
 mod tape;
 mod values;
+mod vendored;
 
 use dfdx::prelude::*;
 use rand::Rng as _;

@@ -1,5 +1,6 @@
 mod allocate;
 mod device;
+mod host; // vic patch
 mod index;
 mod iterate;
 

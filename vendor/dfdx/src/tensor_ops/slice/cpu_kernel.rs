@@ -2,7 +2,7 @@ use crate::prelude::cpu::{LendingIterator, NdIndex};
 
 use super::*;
 
-impl<E: Unit> SliceKernel<E> for Cpu {
+impl<E: Dtype> SliceKernel<E> for Cpu {
     fn forward<Src: Shape + SliceShape<Slice>, Slice>(
         &self,
         inp: &Tensor<Src, E, Self>,
@@ -41,8 +41,10 @@ impl<E: Unit> SliceKernel<E> for Cpu {
             .get_strided_index(inp.shape.first_idx_in_slice(slice));
         let view = &mut grad_inp[start_idx..];
 
+        // vic patch: accumulate. The input's gradient may already hold contributions from
+        // other ops on the same tensor (e.g. a second, overlapping slice).
         while let Some((inp_i, o)) = inp_idx.next().zip(out_iter.next()) {
-            view[inp_i] = *o;
+            view[inp_i] += *o;
         }
 
         Ok(())
