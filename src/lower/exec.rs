@@ -735,10 +735,7 @@ fn log_prob<T: LTape>(
     Ok(match (fam, d) {
         (Family::Normal, DistVals::LocScale(l, s)) => normal::log_prob(x, l, s),
         (Family::TanhNormal, DistVals::LocScale(l, s)) => match pre {
-            Some(u) => {
-                let (u1, u2) = crate::runtime::tape::fork(u);
-                tanh_normal::log_prob_pre(u1, l, s) - tanh_normal::log_abs_det_jacobian(u2)
-            }
+            Some(u) => tanh_normal::log_prob_pre(u, l, s),
             None => tanh_normal::log_prob(x, l, s),
         },
         (Family::Uniform, DistVals::Bounds(a, b)) => uniform::log_prob(&x, a, b),
