@@ -895,9 +895,9 @@ fn lgssm_filter_gradient_matches_finite_differences() {
 
 /// The root cause of the halved gradients, at the smallest scale: two reads of the same rows
 /// of one traced tensor through `vic::runtime::ops::rows` must each contribute to its gradient.
-/// dfdx 0.13's CPU `slice` backward assigns (`view[i] = g`) instead of adding, so the second
-/// slice's backward overwrites the first: d/dx Σ(rows(x, 0, 2) + rows(x, 0, 2)) comes out 1, not 2
-/// (and a slice also overwrites whatever other ops added to the same rows).
+/// Upstream dfdx 0.13's CPU `slice` backward assigns (`view[i] = g`) instead of adding, so the
+/// second slice's backward overwrote the first: d/dx Σ(rows(x, 0, 2) + rows(x, 0, 2)) came out 1,
+/// not 2. Fixed in the vendored dfdx (vendor/dfdx/PATCHES.md).
 #[test]
 fn ops_rows_gradients_accumulate() {
     use vic::runtime::ops;
@@ -1051,7 +1051,8 @@ model learned_init {
 }
 
 /// The gradient of a reward that reads a timed variable twice (`u[t] * u[t]`, and a tied state
-/// `x[t] * x[t]`), against the closed form. Bug: dfdx 0.13's CPU `slice` backward *assigns* the
+/// `x[t] * x[t]`), against the closed form. Bug (fixed by vendoring dfdx with the patch in
+/// vendor/dfdx/PATCHES.md): dfdx 0.13's CPU `slice` backward *assigns* the
 /// output gradient into the input's gradient instead of adding it, and vic's `ops::rows`
 /// (src/runtime/ops.rs) slices the cached padded tensor of a variable (`Ctx::padded`,
 /// src/lower/exec.rs) once per read, so two reads of the same rows keep only one gradient:

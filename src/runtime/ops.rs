@@ -55,30 +55,14 @@ pub fn materialize<T: RtTape>(x: T2<T>) -> T2<T> {
     x + zeros
 }
 
-/// Columns `start..end` of `x`, safe to take any number of times from one tensor.
-///
-/// dfdx 0.13's CPU backward of `slice` *assigns* the slice's gradient into the input's
-/// gradient buffer instead of adding it, so two overlapping slices of one tensor (`x[t]` and
-/// `x[t-1]` from one padded sequence, `u·u`) would keep only the last gradient. Slicing a
-/// private copy makes the assignment land in a buffer nothing else writes; the copy's own
-/// backward accumulates. Use [`cols_disjoint`] only where each region is taken once.
+/// Columns `start..end` of `x`. Any number of slices, overlapping or not, may be taken from
+/// one tensor: the vendored dfdx's `slice` backward accumulates (vendor/dfdx/PATCHES.md).
 pub fn cols<T: RtTape>(x: T2<T>, start: usize, end: usize) -> T2<T> {
-    fresh(x).slice((.., start..end))
-}
-
-/// Rows `start..end` of `x`, safe to take any number of times (see [`cols`]).
-pub fn rows<T: RtTape>(x: T2<T>, start: usize, end: usize) -> T2<T> {
-    fresh(x).slice((start..end, ..))
-}
-
-/// Columns `start..end` without a copy: only for splitting one tensor into non-overlapping
-/// parts, each taken once (see [`cols`]).
-pub fn cols_disjoint<T: RtTape>(x: T2<T>, start: usize, end: usize) -> T2<T> {
     x.slice((.., start..end))
 }
 
-/// Rows `start..end` without a copy: only for non-overlapping parts (see [`cols`]).
-pub fn rows_disjoint<T: RtTape>(x: T2<T>, start: usize, end: usize) -> T2<T> {
+/// Rows `start..end` of `x` (see [`cols`]).
+pub fn rows<T: RtTape>(x: T2<T>, start: usize, end: usize) -> T2<T> {
     x.slice((start..end, ..))
 }
 

@@ -2,7 +2,7 @@
 
 use dfdx::prelude::*;
 
-use crate::runtime::ops::{cols_disjoint, row_sum, softplus, HALF_LN_2PI};
+use crate::runtime::ops::{cols, row_sum, softplus, HALF_LN_2PI};
 use crate::runtime::tape::{fork, RtTape};
 use crate::runtime::{RtError, T2};
 
@@ -70,8 +70,5 @@ pub fn split_loc_scale<T: RtTape>(h: T2<T>, link: ScaleLink) -> Result<(T2<T>, T
     }
     let d = c / 2;
     let (a, b) = fork(h);
-    Ok((
-        cols_disjoint(a, 0, d),
-        scale_from_raw(cols_disjoint(b, d, c), link),
-    ))
+    Ok((cols(a, 0, d), scale_from_raw(cols(b, d, c), link)))
 }

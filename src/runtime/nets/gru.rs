@@ -7,7 +7,7 @@
 
 use dfdx::prelude::*;
 
-use crate::runtime::ops::{affine, cols_disjoint, rows_disjoint};
+use crate::runtime::ops::{affine, cols, rows};
 use crate::runtime::rng::Rng;
 use crate::runtime::tape::{fork, RtTape};
 use crate::runtime::{RtError, T2};
@@ -57,9 +57,9 @@ pub fn gru_cell<T: RtTape, P: Params<T>>(
     let (gi2, gi3) = fork(gi);
     let (gh1, gh) = fork(gh);
     let (gh2, gh3) = fork(gh);
-    let r = (cols_disjoint(gi1, 0, hd) + cols_disjoint(gh1, 0, hd)).sigmoid();
-    let z = (cols_disjoint(gi2, hd, 2 * hd) + cols_disjoint(gh2, hd, 2 * hd)).sigmoid();
-    let n = (cols_disjoint(gi3, 2 * hd, 3 * hd) + r * cols_disjoint(gh3, 2 * hd, 3 * hd)).tanh();
+    let r = (cols(gi1, 0, hd) + cols(gh1, 0, hd)).sigmoid();
+    let z = (cols(gi2, hd, 2 * hd) + cols(gh2, hd, 2 * hd)).sigmoid();
+    let n = (cols(gi3, 2 * hd, 3 * hd) + r * cols(gh3, 2 * hd, 3 * hd)).tanh();
     // h' = n + z ⊙ (h − n)
     let (n1, n2) = fork(n);
     Ok(z * (h2 - n1) + n2)
@@ -106,7 +106,7 @@ pub fn split_time<T: RtTape>(x: T2<T>, steps: usize) -> Result<Vec<T2<T>>, RtErr
     let mut out = Vec::with_capacity(steps);
     for t in 0..steps {
         let (a, b) = fork(rest);
-        out.push(rows_disjoint(a, t * r, (t + 1) * r));
+        out.push(rows(a, t * r, (t + 1) * r));
         rest = b;
     }
     Ok(out)

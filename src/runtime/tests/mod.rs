@@ -1,13 +1,16 @@
 //! Tests of the runtime: KL vs Monte Carlo, gradients vs finite differences, Adam vs a hand
-//! computation, checkpoints, determinism, tape behaviour.
+//! computation, every family's density, entropy and KL against quadrature, checkpoints,
+//! determinism, tape behaviour, the vendored dfdx's patches.
 
 mod checkpoint;
 mod determinism;
 mod grad_fd;
 mod kl_mc;
 mod optim;
+mod quadrature;
 mod tape;
 mod values;
+mod vendored;
 
 use dfdx::prelude::*;
 use rand::Rng as _;
