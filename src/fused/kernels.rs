@@ -9,6 +9,7 @@
 
 use super::graph::*;
 use super::math;
+use crate::runtime::simd::avx2;
 
 const HALF_LN_2PI: f32 = 0.918_938_5;
 
@@ -86,34 +87,21 @@ fn bc_index(bc: Bc, r: usize, c: usize, cols: usize) -> usize {
     }
 }
 
+
+/// `y ← f(y + bias)` row by row.
 #[inline(always)]
-fn act_fwd(a: Act, x: f32) -> f32 {
-    match a {
-        Act::Id => x,
-        Act::Relu => x.max(0.0),
-        Act::Tanh => math::tanh(x),
-        Act::Elu => {
-            if x > 0.0 {
-                x
-            } else {
-                math::exp(x) - 1.0
+fn epilogue(y: &mut [f32], o: usize, bias: Option<&[f32]>, f: impl Fn(f32) -> f32) {
+    match bias {
+        Some(bv) => {
+            for row in y.chunks_exact_mut(o) {
+                for (v, bb) in row.iter_mut().zip(bv) {
+                    *v = f(*v + bb);
+                }
             }
         }
-    }
-}
-
-/// The activation's derivative from its output.
-#[inline(always)]
-fn act_grad(a: Act, y: f32) -> f32 {
-    match a {
-        Act::Id => 1.0,
-        Act::Relu => f32::from(u8::from(y > 0.0)),
-        Act::Tanh => 1.0 - y * y,
-        Act::Elu => {
-            if y > 0.0 {
-                1.0
-            } else {
-                y + 1.0
+        None => {
+            for v in y.iter_mut() {
+                *v = f(*v);
             }
         }
     }
@@ -216,7 +204,42 @@ impl Worker {
         }
     }
 
+    /// Run every op forward (with AVX2 and FMA code where the CPU has them).
     pub fn forward(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: the CPU supports the features (checked at run time).
+            unsafe { self.forward_avx2() };
+            return;
+        }
+        self.forward_all();
+    }
+
+    /// Run every op backward (gradients must have been zeroed and seeded).
+    pub fn backward(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: as in `forward`.
+            unsafe { self.backward_avx2() };
+            return;
+        }
+        self.backward_all();
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_avx2(&mut self) {
+        self.forward_all();
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn backward_avx2(&mut self) {
+        self.backward_all();
+    }
+
+    #[inline(always)]
+    fn forward_all(&mut self) {
         for i in 0..self.g.ops.len() {
             // SAFETY: ops are not modified while running; `op` borrows `self.g` immutably while
             // the kernels write through raw pointers into disjoint rows.
@@ -225,13 +248,15 @@ impl Worker {
         }
     }
 
-    pub fn backward(&mut self) {
+    #[inline(always)]
+    fn backward_all(&mut self) {
         for i in (0..self.g.ops.len()).rev() {
             let op = unsafe { &*(&self.g.ops[i] as *const Op) };
             self.bwd(op);
         }
     }
 
+    #[inline(always)]
     fn fwd(&self, op: &Op) {
         match op {
             Op::Dense {
@@ -277,20 +302,17 @@ impl Worker {
                     y.fill(0.0);
                 }
                 let bias = b.map(|b| self.rd(self.whole(b)));
-                for r in 0..rows {
-                    let row = &mut y[r * o..(r + 1) * o];
-                    match bias {
-                        Some(bv) => {
-                            for (v, bb) in row.iter_mut().zip(bv) {
-                                *v = act_fwd(*act, *v + bb);
-                            }
+                match act {
+                    Act::Id => epilogue(y, o, bias, |v| v),
+                    Act::Relu => epilogue(y, o, bias, |v| v.max(0.0)),
+                    Act::Tanh => epilogue(y, o, bias, math::tanh),
+                    Act::Elu => epilogue(y, o, bias, |v| {
+                        if v > 0.0 {
+                            v
+                        } else {
+                            math::exp(v) - 1.0
                         }
-                        None => {
-                            for v in row.iter_mut() {
-                                *v = act_fwd(*act, *v);
-                            }
-                        }
-                    }
+                    }),
                 }
             }
             Op::Gemm { a, b, tb, out } => {
@@ -605,6 +627,7 @@ impl Worker {
         }
     }
 
+    #[inline(always)]
     fn bwd(&self, op: &Op) {
         match op {
             Op::Dense {
@@ -626,8 +649,23 @@ impl Worker {
                 };
                 let dp = self.wr(sv);
                 let y = self.rd(*out);
-                for i in 0..rows * o {
-                    dp[i] = g[i] * act_grad(*act, y[i]);
+                match act {
+                    Act::Id => dp.copy_from_slice(g),
+                    Act::Relu => {
+                        for i in 0..rows * o {
+                            dp[i] = if y[i] > 0.0 { g[i] } else { 0.0 };
+                        }
+                    }
+                    Act::Tanh => {
+                        for i in 0..rows * o {
+                            dp[i] = g[i] * (1.0 - y[i] * y[i]);
+                        }
+                    }
+                    Act::Elu => {
+                        for i in 0..rows * o {
+                            dp[i] = g[i] * if y[i] > 0.0 { 1.0 } else { y[i] + 1.0 };
+                        }
+                    }
                 }
                 if let Some(b) = b {
                     if let Some(db) = self.gr(self.whole(*b)) {
@@ -1198,6 +1236,7 @@ fn bin(op: Bin, x: f32, y: f32) -> f32 {
     }
 }
 
+#[inline(always)]
 fn unary_fwd(op: Un, x: &[f32], y: &mut [f32]) {
     macro_rules! map {
         ($f:expr) => {
@@ -1225,6 +1264,7 @@ fn unary_fwd(op: Un, x: &[f32], y: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn unary_bwd(op: Un, x: &[f32], y: &[f32], g: &[f32], gx: &mut [f32]) {
     macro_rules! acc {
         ($d:expr) => {

@@ -31,6 +31,7 @@ pub mod nets;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod simd;
 pub mod tape;
 
 #[cfg(test)]

@@ -112,28 +112,63 @@ impl Adam {
             );
         }
         let st = self.state.get_mut(name).expect("inserted above");
-        let decoupled = self.cfg.decoupled;
-        let (ib1, ib2) = (1.0 - b1, 1.0 - b2);
-        for (((pi, &g0), mi), vi) in p
-            .iter_mut()
-            .zip(g.iter())
-            .zip(st.m.iter_mut())
-            .zip(st.v.iter_mut())
-        {
-            let mut gi = g0;
-            if wd != 0.0 {
-                if decoupled {
-                    *pi -= lr32 * wd * *pi;
-                } else {
-                    gi += wd * *pi;
-                }
-            }
-            *mi = b1 * *mi + ib1 * gi;
-            *vi = b2 * *vi + ib2 * gi * gi;
-            let mhat = *mi / bc1;
-            let vhat = *vi / bc2;
-            *pi -= lr32 * mhat / (vhat.sqrt() + eps);
+        let k = AdamStep {
+            b1,
+            b2,
+            bc1,
+            bc2,
+            eps,
+            wd,
+            lr: lr32,
+            decoupled: self.cfg.decoupled,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if super::simd::avx2() {
+            // SAFETY: the CPU has the features.
+            unsafe { adam_avx2(&k, p, g, &mut st.m, &mut st.v) };
+            return;
         }
+        adam_loop(&k, p, g, &mut st.m, &mut st.v);
+    }
+}
+
+/// The coefficients of one Adam step.
+struct AdamStep {
+    b1: f32,
+    b2: f32,
+    bc1: f32,
+    bc2: f32,
+    eps: f32,
+    wd: f32,
+    lr: f32,
+    decoupled: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn adam_avx2(k: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    adam_loop(k, p, g, m, v)
+}
+
+#[inline(always)]
+fn adam_loop(k: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let (ib1, ib2) = (1.0 - k.b1, 1.0 - k.b2);
+    let n = p.len().min(g.len()).min(m.len()).min(v.len());
+    let (p, g, m, v) = (&mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let mut gi = g[i];
+        if k.wd != 0.0 {
+            if k.decoupled {
+                p[i] -= k.lr * k.wd * p[i];
+            } else {
+                gi += k.wd * p[i];
+            }
+        }
+        m[i] = k.b1 * m[i] + ib1 * gi;
+        v[i] = k.b2 * v[i] + ib2 * gi * gi;
+        let mhat = m[i] / k.bc1;
+        let vhat = v[i] / k.bc2;
+        p[i] -= k.lr * mhat / (vhat.sqrt() + k.eps);
     }
 }
 
