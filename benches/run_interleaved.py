@@ -16,7 +16,13 @@ Run it with the peers' venv Python (it imports the peers' common.py, which needs
 
 Peers: numpyro, jax, torch, pyro, with an optional flag filter after a colon, e.g.
 `numpyro:--fuse` (the scan-fused rows), `numpyro:--loop` (W2 unrolled), `pyro:--jit`.
-`--summarize FILE.jsonl` reprints the summary of an earlier run without running anything.
+W4 (Dreamer RSSM) and W5 (SAC-form control) have only `jax` and `torch` peers
+(w4_jax.py, w4_torch.py, w5_jax.py, w5_torch.py); their issue targets are against `jax`:
+
+    $PEERS_VENV/bin/python benches/run_interleaved.py --workloads W4 W5 --peers jax
+
+`--dry-run` prints the commands of one pass without running anything; `--summarize
+FILE.jsonl` reprints the summary of an earlier run without running anything.
 """
 import argparse
 import json
@@ -54,6 +60,8 @@ def parse():
     ap.add_argument("--peer-args", default="", help="extra args for the peer scripts")
     ap.add_argument("--out", default=None, help="JSONL output (default: interleaved-<time>.jsonl)")
     ap.add_argument("--summarize", default=None, help="only print the summary of this JSONL")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="print the commands of one pass (vic and the peers) and exit")
     return ap.parse_args()
 
 
@@ -162,11 +170,31 @@ def summarize(rows):
                   f"{fmt(max(rss))} | {max(oc):.2f} |")
 
 
+def summarize_control(rows):
+    """W5 (control): the final alpha, policy entropy per step and return per rollout."""
+    rs = [r for r in rows if "error" not in r and "return" in r]
+    if not rs:
+        return
+    print("\n## control workloads (median over passes: alpha at the end; entropy per step and "
+          "return per rollout over the loss window)\n")
+    print("| workload | system | runs | alpha | policy entropy | return |")
+    print("|---|---|---:|---:|---:|---:|")
+    for key in sorted({(r["workload"], r["system"]) for r in rs}):
+        sel = [r for r in rs if (r["workload"], r["system"]) == key]
+        def med(k):
+            m = spread([r.get(k) for r in sel])[0]
+            return "n/a" if m is None else f"{m:.4g}"
+        print(f"| {key[0]} | {key[1]} | {len(sel)} | {med('alpha')} | {med('policy_entropy')} | "
+              f"{med('return')} |")
+
+
 def main():
     a = parse()
     if a.summarize:
         with open(a.summarize) as f:
-            summarize([json.loads(l) for l in f if l.strip()])
+            rows = [json.loads(l) for l in f if l.strip()]
+        summarize(rows)
+        summarize_control(rows)
         return
     peers_dir = os.path.abspath(a.peers_dir or default_peers_dir())
     sys.path.insert(0, peers_dir)
@@ -174,6 +202,24 @@ def main():
     import driver  # noqa: E402  (RUNS: the peers' own configurations)
 
     vic = os.path.abspath(a.vic)
+
+    def plan_of(w):
+        """vic, then each peer's driver.RUNS rows, for workload w."""
+        plan = [("vic", [vic, "bench", w, "--json", "--wait-quiet", a.wait_quiet, *a.vic_args.split()], REPO)]
+        for spec in a.peers:
+            runs = peer_runs(driver.RUNS, w, spec)
+            if not runs:
+                print(f"# no peer run for {spec} on {w}", file=sys.stderr)
+            for script, args in runs:
+                plan.append((spec, [sys.executable, os.path.join(peers_dir, script), *args,
+                                    "--wait-quiet", a.wait_quiet, *a.peer_args.split()], peers_dir))
+        return plan
+
+    if a.dry_run:
+        for w in a.workloads:
+            for _, cmd, cwd in plan_of(w):
+                print(f"(cd {cwd} && {' '.join(cmd)})")
+        return
     if not os.access(vic, os.X_OK):
         sys.exit(f"no vic binary at {vic} (cargo build --release, or pass --vic)")
     out = a.out or os.path.join(os.getcwd(), time.strftime("interleaved-%Y%m%d-%H%M%S.jsonl"))
@@ -182,14 +228,7 @@ def main():
     with open(out, "a") as f:
         for p in range(1, a.passes + 1):
             for w in a.workloads:
-                plan = [("vic", [vic, "bench", w, "--json", "--wait-quiet", a.wait_quiet, *a.vic_args.split()], REPO)]
-                for spec in a.peers:
-                    runs = peer_runs(driver.RUNS, w, spec)
-                    if not runs:
-                        print(f"# no peer run for {spec} on {w}", file=sys.stderr)
-                    for script, args in runs:
-                        plan.append((spec, [sys.executable, os.path.join(peers_dir, script), *args,
-                                            "--wait-quiet", a.wait_quiet, *a.peer_args.split()], peers_dir))
+                plan = plan_of(w)
                 # A B A B: vic, then each peer, in this order every pass
                 for _, cmd, cwd in plan:
                     load = os.getloadavg()[0]
@@ -209,6 +248,7 @@ def main():
                               f"loss {r['final_loss']:.3f} other {r.get('other_cores')}", flush=True)
     print(f"\nwrote {out}")
     summarize(rows)
+    summarize_control(rows)
 
 
 if __name__ == "__main__":

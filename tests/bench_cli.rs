@@ -65,3 +65,92 @@ fn bench_rejects_bad_flags() {
         .expect("run vic");
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn bench_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_vic"))
+        .arg("bench")
+        .args(args)
+        .args(["--min-time", "0", "--threads", "1", "--json"])
+        .output()
+        .expect("run vic");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(line.trim()).expect("one JSON line")
+}
+
+/// The peers' data folder, as `vic bench` looks for it (None: skip the data workloads).
+fn peers_data() -> Option<String> {
+    let c = std::env::var("VIC_PEERS_DATA").ok().into_iter().chain(
+        [
+            "../shared/bench/peers/data",
+            "/work/shared/bench/peers/data",
+        ]
+        .map(String::from),
+    );
+    c.into_iter()
+        .find(|d| std::path::Path::new(d).join("pendulum.npz").exists())
+}
+
+/// W4 (RSSM on pendulum obs + reward): a few steps run, the FLOP count includes the GRU and
+/// matches the peers' 1.997e9 (NOTES.md), the loss is the plain −ELBO per sequence.
+#[test]
+fn bench_w4_smoke() {
+    let Some(dir) = peers_data() else {
+        eprintln!("skipped: no shared/bench/peers/data/pendulum.npz");
+        return;
+    };
+    let v = bench_json(&[
+        "W4",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--loss-window",
+        "2",
+        "--data-dir",
+        &dir,
+    ]);
+    assert_eq!(v["workload"], "W4");
+    assert_eq!(v["batch"], 16);
+    assert_eq!(v["n_data"], 512);
+    assert_eq!(v["finite"], true);
+    // 800 rows × (GRU 2·(31·600 + 200·600) + post + prior + dec + rew) × 3
+    assert_eq!(v["flops_per_step"].as_f64().unwrap(), 1_996_800_000.0);
+    // initial −ELBO per sequence ≈ 1540–1580 at the peers' and vic's inits (NOTES.md)
+    let l = v["initial_loss"].as_f64().unwrap();
+    assert!((1000.0..2500.0).contains(&l), "initial loss {l}");
+    assert!(v.get("alpha").is_none());
+}
+
+/// W5 (SAC-form control, no data): a few steps run, the FLOP count matches the peers'
+/// 5.112e9, and the reported −ELBO per rollout equals −(return / α + T · entropy per step).
+#[test]
+fn bench_w5_smoke() {
+    let v = bench_json(&["W5", "--steps", "3", "--warmup", "1", "--loss-window", "2"]);
+    assert_eq!(v["workload"], "W5");
+    assert_eq!(v["batch"], 256);
+    assert_eq!(v["n_data"], serde_json::Value::Null);
+    assert_eq!(v["finite"], true);
+    // the actor on 50 × 256 rows: 12800 × 2·(2·256 + 256·256 + 256·2) × 3
+    assert_eq!(v["flops_per_step"].as_f64().unwrap(), 5_111_808_000.0);
+    let alpha = v["alpha"].as_f64().unwrap();
+    assert!(
+        (alpha - 1.0).abs() < 0.01,
+        "alpha {alpha} after 3 steps from 1"
+    );
+    let (h, ret) = (
+        v["policy_entropy"].as_f64().unwrap(),
+        v["return"].as_f64().unwrap(),
+    );
+    assert!(ret < 0.0, "return {ret}");
+    let f = v["final_loss"].as_f64().unwrap();
+    let elbo = ret + 50.0 * h; // α ≈ 1 within 0.3% over the window
+    assert!(
+        (-f - elbo).abs() < 0.01 * ret.abs() + 0.05,
+        "−ELBO {f} vs return {ret}, entropy {h}"
+    );
+}

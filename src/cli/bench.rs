@@ -1,4 +1,4 @@
-//! `vic bench W1|W2|W3`: the three workloads of the performance issue, run exactly as the
+//! `vic bench W1|…|W5`: the workloads of the performance issues, run exactly as the
 //! peer scripts in `shared/bench/peers/` run them (same model, data, batch, learning rate,
 //! init scheme, minibatches drawn with replacement each step, loss summed over the batch for
 //! the optimiser), timed the same way as their `common.run`:
@@ -8,8 +8,11 @@
 //! - the timed window is the rest of the fixed `--steps` run (losses kept) plus, if that took
 //!   less than `--min-time` seconds, further steps (losses discarded) until it did; it runs in
 //!   ~0.5 s chunks whose rates give the p10 / median / p90 spread;
-//! - `final_loss` is the mean per-datapoint −ELBO (per image / per sequence) over the last
-//!   `--loss-window` training minibatches of the fixed run;
+//! - `final_loss` is the mean per-datapoint −ELBO (per image / sequence / rollout) over the last
+//!   `--loss-window` training minibatches of the fixed run (the plain ELBO of the step's
+//!   statistics, not the training objective with its KL balance, free nats or scales);
+//! - control workloads (W5) add the final α, and the mean policy entropy per step and mean
+//!   return Σ_t r_t per rollout over the same window;
 //! - CPU used by other processes during the timed window is recorded (`other_cores`); above
 //!   0.15 cores the run is marked `contended`.
 //!
@@ -23,8 +26,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vic::data::{Dataset, RawArray};
-use vic::ir::NetKind;
-use vic::lower::Program;
+use vic::derive::TermKind;
+use vic::ir::{Alpha, NetKind};
+use vic::lower::{Program, ALPHA_PARAM};
 use vic::train::{specs_of, Sampling, TrainConfig, Trainer};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,13 +43,22 @@ pub enum Workload {
     /// 1-d linear-Gaussian toy (models/lg_toy.vmodel), x = 1, B = 1, Adam 1e-2, 5000 steps.
     #[value(name = "W3", alias = "w3")]
     W3,
+    /// Dreamer RSSM on standardized pendulum observations and raw rewards
+    /// (models/rssm.vmodel), B = 16 sequences of T = 50, Adam 3e-4, 300 steps.
+    #[value(name = "W4", alias = "w4")]
+    W4,
+    /// SAC-form max-entropy control, automatic α (models/sac.vmodel, no data),
+    /// B = 256 rollouts of T = 50, Adam 1e-3, 300 steps.
+    #[value(name = "W5", alias = "w5")]
+    W5,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     #[arg(value_enum)]
     pub workload: Workload,
-    /// Optimiser steps of the fixed run (default: W1 2000, W2 1000, W3 5000, as the peers).
+    /// Optimiser steps of the fixed run (default: W1 2000, W2 1000, W3 5000, W4/W5 300, as
+    /// the peers).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Steps before the timed window (the first is timed on its own as `first_call_s`).
@@ -54,7 +67,8 @@ pub struct BenchArgs {
     /// The timed window lasts at least this long (seconds); 0 times the fixed run only.
     #[arg(long, default_value_t = 10.0)]
     pub min_time: f64,
-    /// Minibatches averaged for the final loss (default: W1 100, W2 100, W3 200).
+    /// Minibatches averaged for the final loss (default: W1 100, W2 100, W3 200, W4/W5 50,
+    /// or the timed part of the fixed run if that is shorter).
     #[arg(long)]
     pub loss_window: Option<usize>,
     #[arg(long, default_value_t = 0)]
@@ -80,13 +94,44 @@ pub struct BenchArgs {
     pub wait_quiet: f64,
 }
 
+/// Where a workload's data comes from, as the peers load it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// `digits.npy` (1797, 64) in [0, 1] → `x`.
+    Digits,
+    /// `pendulum.npz`: (obs − obs_mean) / obs_std → `o`, act → `a`, and with `reward` the raw
+    /// rew → `r` (common.load_pendulum).
+    Pendulum { reward: bool },
+    /// The single data point x = 1 (w3_*.py's `X = 1.0`).
+    Point,
+    /// Control mode: rollouts of the model's own dynamics, no data.
+    Control,
+}
+
+/// How many (batch × time) rows a net runs on per step.
+#[derive(Clone, Copy, Debug)]
+enum Rows {
+    /// B (non-sequential models).
+    Batch,
+    /// T·B: once per time step t = 1..T.
+    Steps,
+    /// (T−1)·B: transitions into t = 2..T.
+    Transitions,
+}
+
 struct Spec {
     name: &'static str,
     source: &'static str,
+    data: Source,
+    /// What one row of the batch is, for the printed loss.
+    unit: &'static str,
     batch: usize,
     lr: f64,
     steps: u64,
     window: usize,
+    /// Rows of every net, except those named in `rows_of`.
+    rows: Rows,
+    rows_of: &'static [(&'static str, Rows)],
 }
 
 fn spec(w: Workload) -> Spec {
@@ -94,27 +139,68 @@ fn spec(w: Workload) -> Spec {
         Workload::W1 => Spec {
             name: "vae_digits",
             source: include_str!("../../models/vae_digits.vmodel"),
+            data: Source::Digits,
+            unit: "per image",
             batch: 128,
             lr: 1e-3,
             steps: 2000,
             window: 100,
+            rows: Rows::Batch,
+            rows_of: &[],
         },
+        // filter on T·B rows (the posterior chain), trans on (T−1)·B, emit on T·B
         Workload::W2 => Spec {
             name: "ssm",
             source: include_str!("../../models/ssm.vmodel"),
+            data: Source::Pendulum { reward: false },
+            unit: "per sequence",
             batch: 32,
             lr: 1e-3,
             steps: 1000,
             window: 100,
+            rows: Rows::Steps,
+            rows_of: &[("trans", Rows::Transitions)],
         },
         // The peers (w3_*.py) fit the single point x = 1.0: every step's "batch" is that point.
         Workload::W3 => Spec {
             name: "lg_toy",
             source: include_str!("../../models/lg_toy.vmodel"),
+            data: Source::Point,
+            unit: "",
             batch: 1,
             lr: 1e-2,
             steps: 5000,
             window: 200,
+            rows: Rows::Batch,
+            rows_of: &[],
+        },
+        // w4_*.py: DreamerV2's world-model rate 3e-4, no gradient clipping; the GRU and every
+        // head run on all T·B rows (h[1] = cell(h[0], s[0], a[0]) from zeros).
+        Workload::W4 => Spec {
+            name: "rssm",
+            source: include_str!("../../models/rssm.vmodel"),
+            data: Source::Pendulum { reward: true },
+            unit: "per sequence",
+            batch: 16,
+            lr: 3e-4,
+            steps: 300,
+            window: 50,
+            rows: Rows::Steps,
+            rows_of: &[],
+        },
+        // w5_*.py: sac.vmodel's objective block sets batch = 256, horizon = 50; the actor runs
+        // on every (t, rollout).
+        Workload::W5 => Spec {
+            name: "sac",
+            source: include_str!("../../models/sac.vmodel"),
+            data: Source::Control,
+            unit: "per rollout",
+            batch: 256,
+            lr: 1e-3,
+            steps: 300,
+            window: 50,
+            rows: Rows::Steps,
+            rows_of: &[],
         },
     }
 }
@@ -213,21 +299,23 @@ fn read_npz_f32(path: &Path) -> Result<Arrays, String> {
     Ok(out)
 }
 
-/// The workload's dataset, as the peers load it.
-fn load_data(w: Workload, program: &Program, dir: &Path) -> Result<Dataset, String> {
+/// The workload's dataset, as the peers load it (None in control mode).
+fn load_data(src: Source, program: &Program, dir: &Path) -> Result<Option<Dataset>, String> {
     let specs = specs_of(program);
     let min_len = program.plan.max_lag as usize + 1;
-    match w {
+    match src {
         // digits.npy (1797, 64) float32 in [0, 1] → the observed `x`.
-        Workload::W1 => {
+        Source::Digits => {
             let p = dir.join("digits.npy");
-            vic::data::load(&p, &specs, min_len).map_err(|e| e.to_string())
+            vic::data::load(&p, &specs, min_len)
+                .map(Some)
+                .map_err(|e| e.to_string())
         }
-        // pendulum.npz: obs (512, 50, 3), act (512, 50, 1); the peers train on
-        // (obs − obs_mean) / obs_std (common.load_pendulum); o[t] = obs[:, t-1] (vic's t = 1..T),
-        // the transition into s[t] reads a[t-1] = act[:, t-2], as the peers' act[:, t-1] for
-        // their 0-based t.
-        Workload::W2 => {
+        // pendulum.npz: obs (512, 50, 3), act (512, 50, 1), rew (512, 50); the peers train on
+        // (obs − obs_mean) / obs_std (common.load_pendulum) and the raw rew; o[t] = obs[:, t-1]
+        // (vic's t = 1..T), the transition into s[t] reads a[t-1] = act[:, t-2], as the peers'
+        // act[:, t-1] for their 0-based t.
+        Source::Pendulum { reward } => {
             let p = dir.join("pendulum.npz");
             let z = read_npz_f32(&p)?;
             let get = |k: &str| {
@@ -245,42 +333,65 @@ fn load_data(w: Workload, program: &Program, dir: &Path) -> Result<Dataset, Stri
                 .enumerate()
                 .map(|(i, x)| (x - mean[i % d]) / std[i % d])
                 .collect();
-            let raw = BTreeMap::from([
+            let mut raw = BTreeMap::from([
                 ("o".to_string(), RawArray::new(oshape.clone(), o)),
                 ("a".to_string(), RawArray::new(ashape.clone(), act.clone())),
             ]);
-            Dataset::from_raw(&p, raw, &specs, min_len).map_err(|e| e.to_string())
+            if reward {
+                let (rshape, rew) = get("rew")?;
+                raw.insert("r".to_string(), RawArray::new(rshape.clone(), rew.clone()));
+            }
+            Dataset::from_raw(&p, raw, &specs, min_len)
+                .map(Some)
+                .map_err(|e| e.to_string())
         }
         // w3_*.py: X = 1.0, the single data point.
-        Workload::W3 => {
+        Source::Point => {
             let raw = BTreeMap::from([("x".to_string(), RawArray::new(vec![1], vec![1.0]))]);
-            Dataset::from_raw("x=1", raw, &specs, min_len).map_err(|e| e.to_string())
+            Dataset::from_raw("x=1", raw, &specs, min_len)
+                .map(Some)
+                .map_err(|e| e.to_string())
         }
+        Source::Control => Ok(None),
     }
 }
 
 // ---------------------------------------------------------------- FLOPs
 
-/// Forward matmul FLOPs of one step: Σ over nets of rows(net) × Σ_layers 2·in·out, where
-/// rows(net) is how many (batch × time) rows the net is applied to per step:
-/// W1: enc and dec on B rows; W2: filter on T·B rows (the posterior chain, t = 1..T),
-/// trans on (T−1)·B rows (transitions into t = 2..T), emit on T·B rows; W3: no matmuls.
-fn fwd_flops(w: Workload, program: &Program, b: usize, t: usize) -> f64 {
-    let mut total = 0.0;
-    for n in &program.model.nets {
-        let NetKind::Mlp { sizes, .. } = &n.kind else {
-            continue;
-        };
-        let per_row: f64 = sizes.windows(2).map(|s| 2.0 * (s[0] * s[1]) as f64).sum();
-        let rows = match (w, n.name.as_str()) {
-            (Workload::W1, _) => b,
-            (Workload::W2, "trans") => (t - 1) * b,
-            (Workload::W2, _) => t * b,
-            (Workload::W3, _) => 0,
-        };
-        total += per_row * rows as f64;
+/// Forward matmul FLOPs of one row through a net: Σ_layers 2·in·out for an MLP; for a GRU
+/// (PyTorch's gates [r|z|n]) 2·(in·3H + H·3H) per step.
+fn row_flops(kind: &NetKind) -> f64 {
+    match kind {
+        NetKind::Mlp { sizes, .. } => sizes.windows(2).map(|s| 2.0 * (s[0] * s[1]) as f64).sum(),
+        NetKind::Gru { input, hidden } | NetKind::Rnn { input, hidden, .. } => {
+            2.0 * (input * 3 * hidden + hidden * 3 * hidden) as f64
+        }
     }
-    total
+}
+
+/// Forward matmul FLOPs of one step: Σ over nets of rows(net) × row_flops(net), where
+/// rows(net) is how many (batch × time) rows the net is applied to per step (the spec's
+/// `rows` / `rows_of`): W1: enc and dec on B rows; W2: filter on T·B rows (the posterior
+/// chain, t = 1..T), trans on (T−1)·B rows, emit on T·B rows; W3: no matmuls; W4: the GRU,
+/// post, prior, dec and rew on T·B rows; W5: the actor on T·B rows.
+fn fwd_flops(sp: &Spec, program: &Program, b: usize, t: usize) -> f64 {
+    program
+        .model
+        .nets
+        .iter()
+        .map(|n| {
+            let rows = match sp.rows_of.iter().find(|(name, _)| *name == n.name) {
+                Some((_, r)) => *r,
+                None => sp.rows,
+            };
+            let rows = match rows {
+                Rows::Batch => b,
+                Rows::Steps => t * b,
+                Rows::Transitions => t.saturating_sub(1) * b,
+            };
+            row_flops(&n.kind) * rows as f64
+        })
+        .fold(0.0, |acc, f| acc + f) // (an empty `sum` is −0.0)
 }
 
 // ---------------------------------------------------------------- the run
@@ -306,7 +417,11 @@ pub fn run(a: BenchArgs) -> u8 {
     }
     let sp = spec(a.workload);
     let steps = a.steps.unwrap_or(sp.steps);
-    let window = a.loss_window.unwrap_or(sp.window);
+    // the default window shrinks to the timed part of a short run (--steps 3 for a smoke test)
+    let window = a.loss_window.unwrap_or_else(|| {
+        sp.window
+            .min(steps.saturating_sub(a.warmup.max(1)).max(1) as usize)
+    });
     if steps == 0 || window == 0 || a.warmup >= steps {
         return super::session::flag_error(
             "--steps must exceed --warmup, and --loss-window must be ≥ 1".into(),
@@ -353,7 +468,7 @@ pub fn run(a: BenchArgs) -> u8 {
         }
     };
     let dir = data_dir(a.data_dir.as_deref());
-    let data = match load_data(a.workload, &program, &dir) {
+    let data = match load_data(sp.data, &program, &dir) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
@@ -361,9 +476,8 @@ pub fn run(a: BenchArgs) -> u8 {
             return USAGE;
         }
     };
-    let t_len = data.t.unwrap_or(1);
-    let n_data = data.n;
-    let flops = 3.0 * fwd_flops(a.workload, &program, sp.batch, t_len);
+    let data_t = data.as_ref().map(|d| d.t.unwrap_or(1));
+    let n_data = data.as_ref().map(|d| d.n);
     let cfg = TrainConfig {
         batch: sp.batch,
         lr: sp.lr,
@@ -374,18 +488,63 @@ pub fn run(a: BenchArgs) -> u8 {
         sampling: Sampling::WithReplacement,
         ..TrainConfig::default()
     };
-    let mut tr = match Trainer::new(program, Some(data), cfg) {
+    let mut tr = match Trainer::new(program, data, cfg) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
             return FAILED;
         }
     };
+    // time steps per row: the data's length, or the rollout horizon in control mode
+    let t_len = data_t.unwrap_or_else(|| tr.horizon());
+    let flops = 3.0 * fwd_flops(&sp, &tr.program, sp.batch, t_len);
     let n_params: usize = tr.store.numel();
 
+    // Control mode: the Reward terms (per rollout, Σ_t r_t / α at the step's α) and the
+    // Entropy terms, to report the return and the policy entropy as the peers do.
+    let rewards: Vec<(usize, Alpha)> = (tr.program.elbo.terms.iter().enumerate())
+        .filter_map(|(i, t)| match &t.kind {
+            TermKind::Reward { alpha, .. } => Some((i, *alpha)),
+            _ => None,
+        })
+        .collect();
+    let entropies: Vec<usize> = (tr.program.elbo.terms.iter().enumerate())
+        .filter(|(_, t)| matches!(t.kind, TermKind::Entropy { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let alpha_now = |tr: &Trainer, alpha: &Alpha| -> f64 {
+        match alpha {
+            Alpha::Fixed(v) => *v,
+            Alpha::Auto { .. } => tr
+                .store
+                .get(ALPHA_PARAM)
+                .map(|p| f64::from(p.to_host()[0]).exp())
+                .unwrap_or(f64::NAN),
+        }
+    };
+    let control = sp.data == Source::Control && !rewards.is_empty();
+
     let mut losses: Vec<f64> = Vec::with_capacity(steps as usize);
-    let step = |tr: &mut Trainer| -> Result<f64, String> {
-        tr.step().map(|s| -s.elbo).map_err(|e| e.to_string())
+    // (mean policy entropy per step, mean return Σ_t r_t per rollout) of each fixed-run step
+    let mut ctl: Vec<(f64, f64)> = Vec::new();
+    let step = |tr: &mut Trainer| -> Result<(f64, Option<(f64, f64)>), String> {
+        // the α the forward pass divides the reward by: its value before the update
+        let alphas: Vec<f64> = if control {
+            rewards.iter().map(|(_, al)| alpha_now(tr, al)).collect()
+        } else {
+            Vec::new()
+        };
+        let s = tr.step().map_err(|e| e.to_string())?;
+        let extra = control.then(|| {
+            let ret = (rewards.iter().zip(&alphas))
+                .map(|((i, _), al)| s.terms[*i] * al)
+                .sum::<f64>();
+            let h = s.policy_entropy.unwrap_or_else(|| {
+                entropies.iter().map(|i| s.terms[*i]).sum::<f64>() / t_len as f64
+            });
+            (h, ret)
+        });
+        Ok((-s.elbo, extra))
     };
     macro_rules! try_step {
         ($e:expr) => {
@@ -399,13 +558,21 @@ pub fn run(a: BenchArgs) -> u8 {
         };
     }
 
+    macro_rules! keep {
+        ($e:expr) => {{
+            let (loss, c) = try_step!($e);
+            losses.push(loss);
+            ctl.extend(c);
+        }};
+    }
+
     // first call (timed alone) + untimed warm-up
     let t_first = Instant::now();
-    losses.push(try_step!(step(&mut tr)));
+    keep!(step(&mut tr));
     let first_call_s = t_first.elapsed().as_secs_f64();
     let w_calls = a.warmup.max(1);
     for _ in 1..w_calls {
-        losses.push(try_step!(step(&mut tr)));
+        keep!(step(&mut tr));
     }
     let rss_start = status_kb("VmRSS:").unwrap_or(0);
 
@@ -423,7 +590,7 @@ pub fn run(a: BenchArgs) -> u8 {
         let k = chunk.min(remaining);
         let t = Instant::now();
         for _ in 0..k {
-            losses.push(try_step!(step(&mut tr)));
+            keep!(step(&mut tr));
         }
         let dt = t.elapsed().as_secs_f64();
         chunks.push((k, dt));
@@ -532,14 +699,21 @@ pub fn run(a: BenchArgs) -> u8 {
         res["q_loc"] = serde_json::json!(round(m, 4));
         res["q_scale"] = serde_json::json!(round(softplus, 4));
     }
+    if control && ctl.len() >= window {
+        // as w5_*.py: α at the end of the run; entropy and return over the loss window
+        let tail = &ctl[ctl.len() - window..];
+        let mean = |f: fn(&(f64, f64)) -> f64| tail.iter().map(f).sum::<f64>() / window as f64;
+        let alpha = rewards
+            .first()
+            .map_or(f64::NAN, |(_, al)| alpha_now(&tr, al));
+        res["alpha"] = serde_json::json!(round(alpha, 4));
+        res["policy_entropy"] = serde_json::json!(round(mean(|c| c.0), 4));
+        res["return"] = serde_json::json!(round(mean(|c| c.1), 4));
+    }
     if a.json {
         println!("{res}");
     } else {
-        let unit = match a.workload {
-            Workload::W1 => "per image",
-            Workload::W2 => "per sequence",
-            Workload::W3 => "",
-        };
+        let unit = sp.unit;
         println!(
             "vic {:?} ({}): B = {}, {} steps (+{} untimed), {} threads",
             a.workload, sp.name, sp.batch, steps, w_calls, a.threads
@@ -589,6 +763,12 @@ pub fn run(a: BenchArgs) -> u8 {
             println!(
                 "  q              loc {} scale {} (exact 0.5 / 0.7071; −ELBO exact 1.5155)",
                 res["q_loc"], res["q_scale"]
+            );
+        }
+        if res.get("alpha").is_some() {
+            println!(
+                "  control        α {} at the end; policy entropy {} per step, return {} per rollout (last {window} minibatches)",
+                res["alpha"], res["policy_entropy"], res["return"]
             );
         }
     }

@@ -60,7 +60,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Draw from p (prior predictive, or open loop after a posterior state) to .npz.
     Sample(eval::SampleArgs),
-    /// Benchmark workload W1 (VAE), W2 (SSM) or W3 (toy) as the peer scripts run it:
+    /// Benchmark workload W1 (VAE), W2 (SSM), W3 (toy), W4 (RSSM) or W5 (SAC control) as
+    /// the peer scripts run it:
     /// steps/s with its spread, final loss, fraction of the sgemm peak, peak RSS.
     Bench(bench::BenchArgs),
 }
