@@ -50,3 +50,67 @@ fn help_and_version_are_not_errors() {
         assert!(!out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// Values that parse but make no sense: a negative or zero clip flips or zeroes the gradient,
+/// a zero logging interval divides by zero, `--horizon` means nothing to a data model.
+#[test]
+fn nonsense_values_are_e092() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "models/lg_toy.vmodel", "--steps", "3", "--out"];
+        let dir = std::env::temp_dir().join(format!("vic-flags-{}", std::process::id()));
+        let dir = dir.to_string_lossy().into_owned();
+        args.push(Box::leak(dir.into_boxed_str()));
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    for extra in [
+        &["--log-every", "0"][..],
+        &["--checkpoint-every", "0"],
+        &["--clip", "-1"],
+        &["--clip", "0"],
+        &["--clip", "nan"],
+        &["--clip", "inf"],
+        &["--weight-decay", "-1e6"],
+        &["--weight-decay", "nan"],
+        &["--samples", "0"],
+        &["--horizon", "5"],
+    ] {
+        let args = run(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, err) = vic(&args);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert!(err.contains("vic::E092"), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+    }
+    let (code, err) = vic(&[
+        "sample",
+        "models/ssm.vmodel",
+        "--params",
+        "no-such-dir",
+        "--condition",
+        "10",
+        "--horizon",
+        "5",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--condition 10 is longer than the 5 steps"),
+        "{err}"
+    );
+}
+
+/// `vic elbo … | head`: a reader that goes away ends vic quietly, without a panic.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vic"))
+        .args(["elbo", "models/rssm.vmodel", "--steps"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vic runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("vic ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -117,6 +117,9 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
         Ok(t) => t,
         Err(c) => return c,
     };
+    if let Err(c) = super::run::horizon_applies(&tr.program.model, a.horizon) {
+        return c;
+    }
     if let Some(h) = a.horizon {
         tr.program.model.objective.horizon = Some(h as u32);
     }
@@ -153,6 +156,9 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
     ]) {
         return c;
     }
+    if let Some(h) = a.horizon.filter(|h| a.condition > *h) {
+        return condition_too_long(a.condition, h);
+    }
     let cfg = TrainConfig {
         holdout: 0.0,
         seed: a.seed,
@@ -168,6 +174,9 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         .or(tr.train.as_ref().and_then(|d| d.t))
         .or(m.objective.horizon.map(|h| h as usize))
         .unwrap_or(50);
+    if a.condition > t {
+        return condition_too_long(a.condition, t);
+    }
     if a.condition > 0
         && tr
             .train
@@ -315,4 +324,11 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         }
     }
     OK
+}
+
+fn condition_too_long(condition: usize, t: usize) -> u8 {
+    flag_error(
+        format!("--condition {condition} is longer than the {t} steps drawn"),
+        "the draws follow the posterior for --condition steps, then run p open loop: use --horizon > --condition",
+    )
 }

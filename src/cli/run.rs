@@ -96,33 +96,89 @@ fn write_line(f: &mut std::fs::File, v: &serde_json::Value) {
     let _ = writeln!(f, "{v}");
 }
 
-pub fn run(a: RunArgs, color: bool) -> u8 {
-    if let Err(c) = check_device(&a.device) {
-        return c;
+/// A flag error unless `v` is a finite number > 0.
+pub fn positive(flag: &str, v: f64, help: &str) -> Result<(), u8> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(flag_error(
+            format!("{flag} {v} is not a positive number"),
+            help,
+        ))
     }
-    if !(a.lr > 0.0 && a.lr.is_finite()) {
-        return flag_error(
-            format!("--lr {} is not a positive number", a.lr),
-            "e.g. --lr 1e-3",
-        );
+}
+
+/// A flag error for the first count that is 0 (`None`: the flag was not given).
+pub fn at_least_one(flags: &[(&str, Option<u64>)]) -> Result<(), u8> {
+    match flags.iter().find(|(_, v)| *v == Some(0)) {
+        None => Ok(()),
+        Some((name, _)) => Err(flag_error(
+            format!("{name} 0: the count must be at least 1"),
+            "e.g. --steps 2000 --batch 128 --log-every 10",
+        )),
+    }
+}
+
+/// Every flag of `vic run` that can be checked without the model, in one place.
+fn validate(a: &RunArgs) -> Result<(), u8> {
+    check_device(&a.device)?;
+    positive("--lr", a.lr, "e.g. --lr 1e-3")?;
+    if let Some(c) = a.clip {
+        positive(
+            "--clip",
+            c,
+            "--clip is the largest global gradient norm, e.g. --clip 100; omit it for no clipping",
+        )?;
+    }
+    if !(a.weight_decay >= 0.0 && a.weight_decay.is_finite()) {
+        return Err(flag_error(
+            format!("--weight-decay {} is not a number ≥ 0", a.weight_decay),
+            "e.g. --weight-decay 1e-4 (0, the default, for none)",
+        ));
     }
     if !(0.0..1.0).contains(&a.holdout) {
-        return flag_error(
+        return Err(flag_error(
             format!("--holdout {} is outside [0, 1)", a.holdout),
             "e.g. --holdout 0.1",
-        );
+        ));
     }
-    if a.batch == Some(0) || a.horizon == Some(0) || a.steps == Some(0) || a.epochs == Some(0) {
-        return flag_error(
-            "--batch, --horizon, --steps and --epochs must be ≥ 1".into(),
-            "e.g. --steps 2000 --batch 128",
-        );
-    }
+    let as_u64 = |v: Option<usize>| v.map(|v| v as u64);
+    at_least_one(&[
+        ("--batch", as_u64(a.batch)),
+        ("--horizon", as_u64(a.horizon)),
+        ("--steps", a.steps),
+        ("--epochs", a.epochs),
+        ("--samples", Some(a.samples as u64)),
+        ("--log-every", Some(a.log_every)),
+        ("--checkpoint-every", Some(a.checkpoint_every)),
+    ])?;
     if let Some(c) = too_large(&[
         ("--batch", a.batch.unwrap_or(0)),
         ("--horizon", a.horizon.unwrap_or(0)),
         ("--samples", a.samples),
     ]) {
+        return Err(c);
+    }
+    Ok(())
+}
+
+/// `--horizon` sets the rollout length of a control problem; a model fitted to data takes
+/// its sequence length from the data.
+pub fn horizon_applies(model: &vic::ir::Model, horizon: Option<usize>) -> Result<(), u8> {
+    if horizon.is_some() && !model.is_control() {
+        return Err(flag_error(
+            format!(
+                "--horizon is for control problems; `{}` takes its sequence length from its data",
+                model.name
+            ),
+            "drop --horizon (or, for `vic sample`, use it to set the length of the drawn sequences)",
+        ));
+    }
+    Ok(())
+}
+
+pub fn run(a: RunArgs, color: bool) -> u8 {
+    if let Err(c) = validate(&a) {
         return c;
     }
     let session = match open(&a.file, color) {
@@ -134,6 +190,9 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Err(c) => return c,
     };
     let ir = session.model.ir();
+    if let Err(c) = horizon_applies(ir, a.horizon) {
+        return c;
+    }
     let batch = a
         .batch
         .or(ir.objective.batch.map(|b| b as usize))
@@ -183,9 +242,25 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     if a.cosine {
         tr.cfg.cosine_total = Some(total);
     }
+    // A resumed run continues in the directory it resumes from, unless --out says otherwise.
+    let resumed_dir = a.resume.as_ref().map(|r| {
+        if r.is_dir() {
+            r.clone()
+        } else {
+            r.parent().map(PathBuf::from).unwrap_or_default()
+        }
+    });
     let out = a
         .out
         .clone()
+        .or(resumed_dir)
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                d
+            }
+        })
         .unwrap_or_else(|| PathBuf::from("runs").join(&name));
     if let Err(e) = std::fs::create_dir_all(&out) {
         return flag_error(
