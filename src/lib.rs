@@ -23,6 +23,7 @@ pub mod data;
 pub mod derive;
 pub mod diag;
 pub mod ir;
+pub mod limits;
 pub mod lower;
 pub mod parse;
 pub mod render;

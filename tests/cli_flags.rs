@@ -114,3 +114,56 @@ fn closed_stdout_is_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// An npz member whose header declares a shape of 1.5·10¹⁴ elements is E102, not an attempt
+/// to allocate it.
+#[test]
+fn npz_member_with_a_huge_declared_shape_is_e102() {
+    use std::io::Write;
+    let hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 50, 3), }";
+    let hdr = format!("{hdr:<118}\n");
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&(hdr.len() as u16).to_le_bytes());
+    npy.extend_from_slice(hdr.as_bytes());
+    npy.extend_from_slice(&[0; 64]);
+    let path = std::env::temp_dir().join(format!("vic-huge-{}.npz", std::process::id()));
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for name in ["o.npy", "a.npy"] {
+        z.start_file(name, zip::write::FileOptions::default())
+            .unwrap();
+        z.write_all(&npy).unwrap();
+    }
+    z.finish().unwrap();
+    let p = path.to_string_lossy().into_owned();
+    let (code, err) = vic(&["run", "models/ssm.vmodel", "--data", &p, "--steps", "1"]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("vic::E102") && err.contains("header declares"),
+        "{err}"
+    );
+}
+
+/// A run is refused with its memory estimate before it allocates (`VIC_MEMORY_BYTES` stands
+/// in for a small machine).
+#[test]
+fn a_run_that_cannot_fit_is_e202_with_the_estimate() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vic"))
+        .args([
+            "run",
+            "models/lqr.vmodel",
+            "--steps",
+            "1",
+            "--batch",
+            "1000000",
+        ])
+        .env("VIC_MEMORY_BYTES", "100000000")
+        .output()
+        .expect("vic runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("vic::E202") && err.contains("needs about"),
+        "{err}"
+    );
+}

@@ -13,7 +13,8 @@
 //! not UTF-8, a bad flag) — E090 and E091 are tested here through the `vic check` binary, E092
 //! belongs to the CLI's own tests — and `vic::E200`/`vic::E201` come from the tensor backend
 //! and training (a checked model using a feature the backend does not run yet, a run that
-//! produced NaN), after the checker has accepted the model.
+//! produced NaN), after the checker has accepted the model, as does `vic::E202` (a run that
+//! would not fit in memory).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -29,6 +30,7 @@ const NOT_FROM_SOURCE: &[Code] = &[
     Code::BadFlag,
     Code::Unsupported,
     Code::NonFinite,
+    Code::OutOfMemory,
 ];
 
 fn fixture_dir() -> PathBuf {

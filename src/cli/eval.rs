@@ -123,6 +123,18 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
     if let Some(h) = a.horizon {
         tr.program.model.objective.horizon = Some(h as u32);
     }
+    let k = tr.program.model.objective.iwae.max(1) as usize;
+    let data = tr.heldout.as_ref().or(tr.train.as_ref());
+    let steps = data.map_or(tr.horizon(), |d| d.t.unwrap_or(1));
+    let rows = data.map_or(a.batch, |d| d.n.min(256).saturating_mul(a.samples));
+    if let Err(c) = super::run::fits(
+        &tr.program.model,
+        rows.saturating_mul(k),
+        steps,
+        "the evaluation",
+    ) {
+        return c;
+    }
     match tr.evaluate(None, a.samples, a.seed) {
         Ok(r) => {
             if a.json {

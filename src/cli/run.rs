@@ -70,7 +70,30 @@ pub struct RunArgs {
 }
 
 /// Counts above this are a typo, not a request (they would exhaust memory).
-pub const MAX_COUNT: usize = 1_000_000;
+pub const MAX_COUNT: usize = vic::limits::MAX_COUNT as usize;
+
+/// Refuse (`vic::E202`, exit 1) a run whose estimated memory exceeds what is available:
+/// `rows` sequences of `steps` steps through the model at once.
+pub fn fits(model: &vic::ir::Model, rows: usize, steps: usize, what: &str) -> Result<(), u8> {
+    let need = vic::limits::run_bytes(model, rows as u64, steps as u64);
+    let have = vic::limits::available_bytes();
+    if need <= have {
+        return Ok(());
+    }
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(format!(
+                "{what} needs about {} ({rows} sequences × {steps} steps at once), but {} is available",
+                vic::limits::human(need),
+                vic::limits::human(have)
+            ))
+            .with_code(vic::diag::Code::OutOfMemory.as_str())
+            .with_help("use a smaller --batch, --samples or horizon, or fewer importance samples (`iwae`)")
+        )
+    );
+    Err(FAILED)
+}
 
 /// A flag error for the first count above [`MAX_COUNT`].
 pub fn too_large(flags: &[(&str, usize)]) -> Option<u8> {
@@ -241,6 +264,29 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     };
     if a.cosine {
         tr.cfg.cosine_total = Some(total);
+    }
+    let k = tr.program.model.objective.iwae.max(1) as usize;
+    let steps = tr.train.as_ref().map_or(tr.horizon(), |d| d.t.unwrap_or(1));
+    let eval_rows = tr
+        .heldout
+        .as_ref()
+        .or(tr.train.as_ref())
+        .map_or(tr.cfg.batch, |d| d.n.min(256).saturating_mul(a.samples));
+    if let Err(c) = fits(
+        &tr.program.model,
+        tr.cfg.batch.saturating_mul(k),
+        steps,
+        "a training step",
+    )
+    .and_then(|()| {
+        fits(
+            &tr.program.model,
+            eval_rows.saturating_mul(k),
+            steps,
+            "the final evaluation",
+        )
+    }) {
+        return c;
     }
     // A resumed run continues in the directory it resumes from, unless --out says otherwise.
     let resumed_dir = a.resume.as_ref().map(|r| {

@@ -81,6 +81,7 @@ codes! {
     BadValue = "E075", "value out of range";
     NotConstant = "E076", "a constant expression was expected";
     TooLarge = "E077", "the model has too many parameters";
+    TooLargeToAllocate = "E078", "a constant or lag too large to hold";
     // objective and optimality
     UnknownSetting = "E080", "unknown objective setting";
     DuplicateSetting = "E081", "objective setting given twice";
@@ -94,6 +95,7 @@ codes! {
     // the tensor backend and training
     Unsupported = "E200", "feature not run by the tensor backend yet";
     NonFinite = "E201", "training produced NaN or infinity";
+    OutOfMemory = "E202", "the run does not fit in memory";
     // warnings
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";
