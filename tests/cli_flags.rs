@@ -167,3 +167,30 @@ fn a_run_that_cannot_fit_is_e202_with_the_estimate() {
         "{err}"
     );
 }
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("vic-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A NaN estimate is E201 with exit 1, never a printed result with exit 0.
+#[test]
+fn a_non_finite_evaluation_is_e201() {
+    let dir = tmp("nan-eval");
+    let d = dir.to_string_lossy().into_owned();
+    let (code, err) = vic(&["run", "models/lg_toy.vmodel", "--steps", "3", "--out", &d]);
+    assert_eq!(code, Some(0), "{err}");
+    let csv = dir.join("big.csv");
+    std::fs::write(&csv, "x\n1e38\n3e38\n").unwrap();
+    let c = csv.to_string_lossy().into_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_vic"))
+        .args(["eval", "models/lg_toy.vmodel", "--params", &d, "--data", &c])
+        .output()
+        .expect("vic runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("vic::E201"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("NaN"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -136,6 +136,7 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
         return c;
     }
     match tr.evaluate(None, a.samples, a.seed) {
+        Ok(r) if r.non_finite().is_some() => non_finite_result(&r, "the saved parameters"),
         Ok(r) => {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
@@ -343,4 +344,20 @@ fn condition_too_long(condition: usize, t: usize) -> u8 {
         format!("--condition {condition} is longer than the {t} steps drawn"),
         "the draws follow the posterior for --condition steps, then run p open loop: use --horizon > --condition",
     )
+}
+
+/// `vic::E201` for an evaluation that came out NaN or infinite: never printed as a result.
+pub fn non_finite_result(r: &vic::train::EvalReport, of: &str) -> u8 {
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(format!(
+                "the evaluation of {of} is not finite: {}",
+                r.non_finite().unwrap_or_default()
+            ))
+            .with_code(vic::diag::Code::NonFinite.as_str())
+            .with_help("check the data for values too large for f32 (|x| > 3e38 overflows), and the checkpoint for NaN parameters")
+        )
+    );
+    FAILED
 }

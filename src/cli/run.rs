@@ -479,6 +479,9 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             return FAILED;
         }
     };
+    if report.non_finite().is_some() {
+        return super::eval::non_finite_result(&report, "the trained parameters");
+    }
     held_curve.push((tr.step as f64, report.elbo));
     write_line(
         &mut metrics,
