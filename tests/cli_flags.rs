@@ -194,3 +194,93 @@ fn a_non_finite_evaluation_is_e201() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("NaN"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A checkpoint is bound to its model (a fingerprint of the checked IR) and its metadata is
+/// inside the checksum: an edited step, another model with the same parameter names, or a
+/// NaN parameter are E093; resuming with other settings is W003, naming them.
+#[test]
+fn checkpoints_are_bound_to_their_model_and_metadata() {
+    let dir = tmp("ckpt");
+    let d = dir.to_string_lossy().into_owned();
+    let (code, err) = vic(&["run", "models/lg_toy.vmodel", "--steps", "3", "--out", &d]);
+    assert_eq!(code, Some(0), "{err}");
+    // --resume DIR without --out continues in DIR.
+    let (code, err) = vic(&[
+        "run",
+        "models/lg_toy.vmodel",
+        "--steps",
+        "5",
+        "--resume",
+        &d,
+        "--seed",
+        "1",
+        "--lr",
+        "0.01",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("vic::W003") && err.contains("seed 0 → 1"),
+        "{err}"
+    );
+    let ck = dir.join("checkpoint.safetensors");
+    let meta = vic::runtime::checkpoint::load(&ck, &Default::default())
+        .unwrap()
+        .meta;
+    assert!(meta.contains("\"step\":5"), "{meta}");
+
+    // Another model with the same parameter names.
+    let other = dir.join("other.vmodel");
+    let src = std::fs::read_to_string("models/lg_toy.vmodel").unwrap();
+    std::fs::write(&other, src.replace("z ~ Normal(0, 1)", "z ~ Normal(0, 2)")).unwrap();
+    let o = other.to_string_lossy().into_owned();
+    let data = std::fs::canonicalize("models/data/lg_toy.npz").unwrap();
+    let data = data.to_string_lossy().into_owned();
+    let (code, err) = vic(&["eval", &o, "--params", &d, "--data", &data]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("vic::E093") && err.contains("another model"),
+        "{err}"
+    );
+
+    // An edited step.
+    let bytes = std::fs::read(&ck).unwrap();
+    let needle = b"\\\"step\\\":5";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("step in the header");
+    let mut edited = bytes.clone();
+    edited[at + 9] = b'9';
+    std::fs::write(&ck, &edited).unwrap();
+    let (code, err) = vic(&[
+        "run",
+        "models/lg_toy.vmodel",
+        "--steps",
+        "20",
+        "--resume",
+        &d,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("vic::E093") && err.contains("checksum"),
+        "{err}"
+    );
+
+    // A NaN parameter under a valid checksum.
+    std::fs::write(&ck, &bytes).unwrap();
+    let dev = vic::runtime::Dev::default();
+    let c = vic::runtime::checkpoint::load(&ck, &dev).unwrap();
+    let mut params = vic::runtime::nets::params::ParamStore::new(dev.clone());
+    for (i, (name, p)) in c.params.iter().enumerate() {
+        let mut v = p.to_host();
+        if i == 0 {
+            v[0] = f32::NAN;
+        }
+        params.insert_host(name, &p.shape(), v).unwrap();
+    }
+    vic::runtime::checkpoint::save(&ck, &params, c.adam.as_ref(), &c.meta).unwrap();
+    let (code, err) = vic(&["eval", "models/lg_toy.vmodel", "--params", &d]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("vic::E093") && err.contains("NaN"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,8 @@ const NOT_FROM_SOURCE: &[Code] = &[
     Code::Io,
     Code::NotUtf8,
     Code::BadFlag,
+    Code::BadCheckpoint,
+    Code::ResumeChanged,
     Code::Unsupported,
     Code::NonFinite,
     Code::OutOfMemory,

@@ -3,7 +3,7 @@
 
 use super::plot::{panels, Series};
 use super::run::check_device;
-use super::session::{flag_error, open};
+use super::session::{checkpoint_error, flag_error, open};
 use super::{FAILED, OK};
 use std::path::PathBuf;
 use vic::train::{TrainConfig, Trainer};
@@ -81,7 +81,7 @@ fn trainer(
         params.to_path_buf()
     };
     tr.load_params(&path).map_err(|e| {
-        flag_error(
+        checkpoint_error(
             format!("cannot load `{}`: {e}", path.display()),
             "pass a checkpoint written by `vic run` for this model",
         )

@@ -2,7 +2,7 @@
 //! per-term report on the held-out split, and `elbo.svg`.
 
 use super::plot::{panels, Series};
-use super::session::{flag_error, open};
+use super::session::{checkpoint_error, flag_error, open};
 use super::{FAILED, OK};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -321,11 +321,26 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         } else {
             dir.clone()
         };
-        if let Err(e) = tr.resume(&path) {
-            return flag_error(
-                format!("cannot resume from `{}`: {e}", path.display()),
-                "pass a run directory written by `vic run` for this model",
-            );
+        match tr.resume(&path) {
+            Err(e) => {
+                return checkpoint_error(
+                    format!("cannot resume from `{}`: {e}", path.display()),
+                    "pass a run directory written by `vic run` for this model",
+                )
+            }
+            Ok(changed) if !changed.is_empty() => eprintln!(
+                "{:?}",
+                miette::Report::new(
+                    miette::MietteDiagnostic::new(format!(
+                        "resumed with settings that differ from the checkpoint's: {}",
+                        changed.join(", ")
+                    ))
+                    .with_code(vic::diag::Code::ResumeChanged.as_str())
+                    .with_severity(miette::Severity::Warning)
+                    .with_help("the run continues with the new settings, so it is not the run an uninterrupted one would have been; pass the original flags to continue it exactly")
+                )
+            ),
+            Ok(_) => {}
         }
         eprintln!("resumed at step {} from {}", tr.step, path.display());
     }
@@ -469,8 +484,10 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     if let Err(e) = tr.save(&ckpt) {
-        eprintln!("error: final checkpoint failed: {e}");
-        return FAILED;
+        return checkpoint_error(
+            format!("cannot write the final checkpoint: {e}"),
+            "check that --out is a writable directory",
+        );
     }
     let report = match tr.evaluate(None, a.samples, a.seed) {
         Ok(r) => r,

@@ -92,6 +92,7 @@ codes! {
     Io = "E090", "cannot read a file";
     NotUtf8 = "E091", "file is not UTF-8";
     BadFlag = "E092", "invalid command-line value";
+    BadCheckpoint = "E093", "cannot use a checkpoint";
     // the tensor backend and training
     Unsupported = "E200", "feature not run by the tensor backend yet";
     NonFinite = "E201", "training produced NaN or infinity";
@@ -99,4 +100,5 @@ codes! {
     // warnings
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";
+    ResumeChanged = "W003", "resumed with different settings";
 }
