@@ -25,6 +25,22 @@ use vic::diag::{render_plain, Code};
 
 /// Codes that `vic::compile` cannot produce from any source (see the module doc).
 const NOT_FROM_SOURCE: &[Code] = &[
+    Code::DataUnreadable,
+    Code::DataInvalidFormat,
+    Code::DataMissingArray,
+    Code::DataWrongRank,
+    Code::DataFeatureSize,
+    Code::DataNMismatch,
+    Code::DataTMismatch,
+    Code::DataTooShort,
+    Code::DataNonFinite,
+    Code::DataUnsupportedDtype,
+    Code::DataOutOfSupport,
+    Code::DataBadMask,
+    Code::DataEmptyMaskRow,
+    Code::DataEmptyDataset,
+    Code::DataCsvRagged,
+    Code::DataCsvNonNumeric,
     Code::Io,
     Code::NotUtf8,
     Code::BadFlag,
