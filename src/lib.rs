@@ -24,6 +24,7 @@ pub mod derive;
 pub mod diag;
 pub mod fused;
 pub mod ir;
+pub mod limits;
 pub mod lower;
 pub mod parse;
 pub mod render;

@@ -7,6 +7,13 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // `vic eval … | head`: a closed stdout ends vic quietly, as it ends `cat`, instead of a
+    // panic in `println!` (Rust ignores SIGPIPE by default and turns it into an EPIPE error).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // dfdx hands every matmul to rayon; at the sizes of these models the hand-off costs more
     // than a second core saves (measured: W1 1,049 vs 765 steps/s, W2 272 vs 225 on 1 vs 2
     // threads; docs/performance.md). One thread unless the user asks for more.

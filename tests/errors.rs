@@ -13,7 +13,8 @@
 //! not UTF-8, a bad flag) — E090 and E091 are tested here through the `vic check` binary, E092
 //! belongs to the CLI's own tests — and `vic::E200`/`vic::E201` come from the tensor backend
 //! and training (a checked model using a feature the backend does not run yet, a run that
-//! produced NaN), after the checker has accepted the model.
+//! produced NaN), after the checker has accepted the model, as does `vic::E202` (a run that
+//! would not fit in memory).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -24,11 +25,30 @@ use vic::diag::{render_plain, Code};
 
 /// Codes that `vic::compile` cannot produce from any source (see the module doc).
 const NOT_FROM_SOURCE: &[Code] = &[
+    Code::DataUnreadable,
+    Code::DataInvalidFormat,
+    Code::DataMissingArray,
+    Code::DataWrongRank,
+    Code::DataFeatureSize,
+    Code::DataNMismatch,
+    Code::DataTMismatch,
+    Code::DataTooShort,
+    Code::DataNonFinite,
+    Code::DataUnsupportedDtype,
+    Code::DataOutOfSupport,
+    Code::DataBadMask,
+    Code::DataEmptyMaskRow,
+    Code::DataEmptyDataset,
+    Code::DataCsvRagged,
+    Code::DataCsvNonNumeric,
     Code::Io,
     Code::NotUtf8,
     Code::BadFlag,
+    Code::BadCheckpoint,
+    Code::ResumeChanged,
     Code::Unsupported,
     Code::NonFinite,
+    Code::OutOfMemory,
 ];
 
 fn fixture_dir() -> PathBuf {

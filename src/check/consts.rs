@@ -180,6 +180,21 @@ impl Ck {
                             Shape(dims)
                         };
                         let n = shape.numel();
+                        if n as u128 > crate::limits::MAX_CONST_ELEMENTS {
+                            self.err(
+                                Diagnostic::new(
+                                    Code::TooLargeToAllocate,
+                                    format!(
+                                        "`{}(…)` of shape {shape} has {n} elements, more than {}",
+                                        fun.name,
+                                        crate::limits::MAX_CONST_ELEMENTS
+                                    ),
+                                )
+                                .label(e.span, "too large to hold")
+                                .help("check the sizes for a typo; a constant this large does not fit in memory"),
+                            );
+                            return None;
+                        }
                         let values = match fun.name.as_str() {
                             "zeros" => vec![0.0; n],
                             "ones" => vec![1.0; n],

@@ -239,8 +239,27 @@ impl Ck {
                 return None;
             }
             (IndexAst::At(k), _) => TimeRef::Step(k),
+            (IndexAst::Shift(s), _) if s.unsigned_abs() > crate::limits::MAX_LAG => {
+                self.err(
+                    Diagnostic::new(
+                        Code::TooLargeToAllocate,
+                        format!(
+                            "the shift t{s:+} is longer than {} steps",
+                            crate::limits::MAX_LAG
+                        ),
+                    )
+                    .label(e.span, "this lag")
+                    .help(
+                        "a model reads a bounded past; check the number for a typo (e.g. `s[t-1]`)",
+                    ),
+                );
+                return None;
+            }
             (IndexAst::Shift(s), Time::Base(k)) => TimeRef::Step(i64::from(k) + s),
-            (IndexAst::Shift(s), Time::General(_)) if s <= 0 => TimeRef::Lag((-s) as u32),
+            // In range: |s| ≤ MAX_LAG < 2³².
+            (IndexAst::Shift(s), Time::General(_)) if s <= 0 => {
+                TimeRef::Lag(s.unsigned_abs() as u32)
+            }
             (IndexAst::Shift(s), Time::General(_)) => {
                 self.future(e.span, &name.name, &format!("t+{s}"), cx);
                 return None;

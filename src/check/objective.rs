@@ -59,8 +59,12 @@ impl Ck {
 
     fn count(&mut self, s: &SettingAst, help: &str) -> Option<u32> {
         let v = self.scalar_eval(&s.value)?;
-        if v >= 1.0 && v.fract() == 0.0 && v <= 1e9 {
+        let max = crate::limits::MAX_COUNT as f64;
+        if v >= 1.0 && v.fract() == 0.0 && v <= max {
             Some(v as u32)
+        } else if v > max {
+            self.bad_setting(s, &format!("{v} is larger than {max}"), help);
+            None
         } else {
             self.bad_setting(s, &format!("{v} is not a whole number ≥ 1"), help);
             None

@@ -126,12 +126,13 @@ impl Ck {
         for (block, case, reads, span, owner) in users {
             for r in reads {
                 let var = &self.model.vars[r.var];
-                let needed: Vec<i64> = match (r.time, case) {
-                    (TimeRef::Lag(k), TimeCase::From(start)) => {
-                        (i64::from(start) - i64::from(k)..=0).collect()
-                    }
-                    (TimeRef::Step(s), _) if s <= 0 => vec![s],
-                    _ => vec![],
+                // Walked lazily: a lag can be up to `limits::MAX_LAG`, and only the first
+                // missing step is reported.
+                let needed = match (r.time, case) {
+                    (TimeRef::Lag(k), TimeCase::From(start)) => i64::from(start) - i64::from(k)..=0,
+                    (TimeRef::Step(s), _) if s <= 0 => s..=s,
+                    #[allow(clippy::reversed_empty_ranges)] // no step is needed
+                    _ => 1..=0,
                 };
                 for s in needed {
                     if !self

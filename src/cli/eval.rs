@@ -3,7 +3,7 @@
 
 use super::plot::{panels, Series};
 use super::run::check_device;
-use super::session::{flag_error, open};
+use super::session::{checkpoint_error, flag_error, open};
 use super::{FAILED, OK};
 use std::path::PathBuf;
 use vic::train::{TrainConfig, Trainer};
@@ -81,7 +81,7 @@ fn trainer(
         params.to_path_buf()
     };
     tr.load_params(&path).map_err(|e| {
-        flag_error(
+        checkpoint_error(
             format!("cannot load `{}`: {e}", path.display()),
             "pass a checkpoint written by `vic run` for this model",
         )
@@ -117,10 +117,26 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
         Ok(t) => t,
         Err(c) => return c,
     };
+    if let Err(c) = super::run::horizon_applies(&tr.program.model, a.horizon) {
+        return c;
+    }
     if let Some(h) = a.horizon {
         tr.program.model.objective.horizon = Some(h as u32);
     }
+    let k = tr.program.model.objective.iwae.max(1) as usize;
+    let data = tr.heldout.as_ref().or(tr.train.as_ref());
+    let steps = data.map_or(tr.horizon(), |d| d.t.unwrap_or(1));
+    let rows = data.map_or(a.batch, |d| d.n.min(256).saturating_mul(a.samples));
+    if let Err(c) = super::run::fits(
+        &tr.program.model,
+        rows.saturating_mul(k),
+        steps,
+        "the evaluation",
+    ) {
+        return c;
+    }
     match tr.evaluate(None, a.samples, a.seed) {
+        Ok(r) if r.non_finite().is_some() => non_finite_result(&r, "the saved parameters"),
         Ok(r) => {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
@@ -153,6 +169,9 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
     ]) {
         return c;
     }
+    if let Some(h) = a.horizon.filter(|h| a.condition > *h) {
+        return condition_too_long(a.condition, h);
+    }
     let cfg = TrainConfig {
         holdout: 0.0,
         seed: a.seed,
@@ -168,6 +187,9 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         .or(tr.train.as_ref().and_then(|d| d.t))
         .or(m.objective.horizon.map(|h| h as usize))
         .unwrap_or(50);
+    if a.condition > t {
+        return condition_too_long(a.condition, t);
+    }
     if a.condition > 0
         && tr
             .train
@@ -315,4 +337,27 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         }
     }
     OK
+}
+
+fn condition_too_long(condition: usize, t: usize) -> u8 {
+    flag_error(
+        format!("--condition {condition} is longer than the {t} steps drawn"),
+        "the draws follow the posterior for --condition steps, then run p open loop: use --horizon > --condition",
+    )
+}
+
+/// `vic::E201` for an evaluation that came out NaN or infinite: never printed as a result.
+pub fn non_finite_result(r: &vic::train::EvalReport, of: &str) -> u8 {
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(format!(
+                "the evaluation of {of} is not finite: {}",
+                r.non_finite().unwrap_or_default()
+            ))
+            .with_code(vic::diag::Code::NonFinite.as_str())
+            .with_help("check the data for values too large for f32 (|x| > 3e38 overflows), and the checkpoint for NaN parameters")
+        )
+    );
+    FAILED
 }

@@ -2,7 +2,7 @@
 //! per-term report on the held-out split, and `elbo.svg`.
 
 use super::plot::{panels, Series};
-use super::session::{flag_error, open};
+use super::session::{checkpoint_error, flag_error, open};
 use super::{FAILED, OK};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -70,7 +70,30 @@ pub struct RunArgs {
 }
 
 /// Counts above this are a typo, not a request (they would exhaust memory).
-pub const MAX_COUNT: usize = 1_000_000;
+pub const MAX_COUNT: usize = vic::limits::MAX_COUNT as usize;
+
+/// Refuse (`vic::E202`, exit 1) a run whose estimated memory exceeds what is available:
+/// `rows` sequences of `steps` steps through the model at once.
+pub fn fits(model: &vic::ir::Model, rows: usize, steps: usize, what: &str) -> Result<(), u8> {
+    let need = vic::limits::run_bytes(model, rows as u64, steps as u64);
+    let have = vic::limits::available_bytes();
+    if need <= have {
+        return Ok(());
+    }
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(format!(
+                "{what} needs about {} ({rows} sequences × {steps} steps at once), but {} is available",
+                vic::limits::human(need),
+                vic::limits::human(have)
+            ))
+            .with_code(vic::diag::Code::OutOfMemory.as_str())
+            .with_help("use a smaller --batch, --samples or horizon, or fewer importance samples (`iwae`)")
+        )
+    );
+    Err(FAILED)
+}
 
 /// A flag error for the first count above [`MAX_COUNT`].
 pub fn too_large(flags: &[(&str, usize)]) -> Option<u8> {
@@ -96,33 +119,89 @@ fn write_line(f: &mut std::fs::File, v: &serde_json::Value) {
     let _ = writeln!(f, "{v}");
 }
 
-pub fn run(a: RunArgs, color: bool) -> u8 {
-    if let Err(c) = check_device(&a.device) {
-        return c;
+/// A flag error unless `v` is a finite number > 0.
+pub fn positive(flag: &str, v: f64, help: &str) -> Result<(), u8> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(flag_error(
+            format!("{flag} {v} is not a positive number"),
+            help,
+        ))
     }
-    if !(a.lr > 0.0 && a.lr.is_finite()) {
-        return flag_error(
-            format!("--lr {} is not a positive number", a.lr),
-            "e.g. --lr 1e-3",
-        );
+}
+
+/// A flag error for the first count that is 0 (`None`: the flag was not given).
+pub fn at_least_one(flags: &[(&str, Option<u64>)]) -> Result<(), u8> {
+    match flags.iter().find(|(_, v)| *v == Some(0)) {
+        None => Ok(()),
+        Some((name, _)) => Err(flag_error(
+            format!("{name} 0: the count must be at least 1"),
+            "e.g. --steps 2000 --batch 128 --log-every 10",
+        )),
+    }
+}
+
+/// Every flag of `vic run` that can be checked without the model, in one place.
+fn validate(a: &RunArgs) -> Result<(), u8> {
+    check_device(&a.device)?;
+    positive("--lr", a.lr, "e.g. --lr 1e-3")?;
+    if let Some(c) = a.clip {
+        positive(
+            "--clip",
+            c,
+            "--clip is the largest global gradient norm, e.g. --clip 100; omit it for no clipping",
+        )?;
+    }
+    if !(a.weight_decay >= 0.0 && a.weight_decay.is_finite()) {
+        return Err(flag_error(
+            format!("--weight-decay {} is not a number ≥ 0", a.weight_decay),
+            "e.g. --weight-decay 1e-4 (0, the default, for none)",
+        ));
     }
     if !(0.0..1.0).contains(&a.holdout) {
-        return flag_error(
+        return Err(flag_error(
             format!("--holdout {} is outside [0, 1)", a.holdout),
             "e.g. --holdout 0.1",
-        );
+        ));
     }
-    if a.batch == Some(0) || a.horizon == Some(0) || a.steps == Some(0) || a.epochs == Some(0) {
-        return flag_error(
-            "--batch, --horizon, --steps and --epochs must be ≥ 1".into(),
-            "e.g. --steps 2000 --batch 128",
-        );
-    }
+    let as_u64 = |v: Option<usize>| v.map(|v| v as u64);
+    at_least_one(&[
+        ("--batch", as_u64(a.batch)),
+        ("--horizon", as_u64(a.horizon)),
+        ("--steps", a.steps),
+        ("--epochs", a.epochs),
+        ("--samples", Some(a.samples as u64)),
+        ("--log-every", Some(a.log_every)),
+        ("--checkpoint-every", Some(a.checkpoint_every)),
+    ])?;
     if let Some(c) = too_large(&[
         ("--batch", a.batch.unwrap_or(0)),
         ("--horizon", a.horizon.unwrap_or(0)),
         ("--samples", a.samples),
     ]) {
+        return Err(c);
+    }
+    Ok(())
+}
+
+/// `--horizon` sets the rollout length of a control problem; a model fitted to data takes
+/// its sequence length from the data.
+pub fn horizon_applies(model: &vic::ir::Model, horizon: Option<usize>) -> Result<(), u8> {
+    if horizon.is_some() && !model.is_control() {
+        return Err(flag_error(
+            format!(
+                "--horizon is for control problems; `{}` takes its sequence length from its data",
+                model.name
+            ),
+            "drop --horizon (or, for `vic sample`, use it to set the length of the drawn sequences)",
+        ));
+    }
+    Ok(())
+}
+
+pub fn run(a: RunArgs, color: bool) -> u8 {
+    if let Err(c) = validate(&a) {
         return c;
     }
     let session = match open(&a.file, color) {
@@ -134,6 +213,9 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Err(c) => return c,
     };
     let ir = session.model.ir();
+    if let Err(c) = horizon_applies(ir, a.horizon) {
+        return c;
+    }
     let batch = a
         .batch
         .or(ir.objective.batch.map(|b| b as usize))
@@ -183,9 +265,48 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     if a.cosine {
         tr.cfg.cosine_total = Some(total);
     }
+    let k = tr.program.model.objective.iwae.max(1) as usize;
+    let steps = tr.train.as_ref().map_or(tr.horizon(), |d| d.t.unwrap_or(1));
+    let eval_rows = tr
+        .heldout
+        .as_ref()
+        .or(tr.train.as_ref())
+        .map_or(tr.cfg.batch, |d| d.n.min(256).saturating_mul(a.samples));
+    if let Err(c) = fits(
+        &tr.program.model,
+        tr.cfg.batch.saturating_mul(k),
+        steps,
+        "a training step",
+    )
+    .and_then(|()| {
+        fits(
+            &tr.program.model,
+            eval_rows.saturating_mul(k),
+            steps,
+            "the final evaluation",
+        )
+    }) {
+        return c;
+    }
+    // A resumed run continues in the directory it resumes from, unless --out says otherwise.
+    let resumed_dir = a.resume.as_ref().map(|r| {
+        if r.is_dir() {
+            r.clone()
+        } else {
+            r.parent().map(PathBuf::from).unwrap_or_default()
+        }
+    });
     let out = a
         .out
         .clone()
+        .or(resumed_dir)
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                d
+            }
+        })
         .unwrap_or_else(|| PathBuf::from("runs").join(&name));
     if let Err(e) = std::fs::create_dir_all(&out) {
         return flag_error(
@@ -200,11 +321,26 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         } else {
             dir.clone()
         };
-        if let Err(e) = tr.resume(&path) {
-            return flag_error(
-                format!("cannot resume from `{}`: {e}", path.display()),
-                "pass a run directory written by `vic run` for this model",
-            );
+        match tr.resume(&path) {
+            Err(e) => {
+                return checkpoint_error(
+                    format!("cannot resume from `{}`: {e}", path.display()),
+                    "pass a run directory written by `vic run` for this model",
+                )
+            }
+            Ok(changed) if !changed.is_empty() => eprintln!(
+                "{:?}",
+                miette::Report::new(
+                    miette::MietteDiagnostic::new(format!(
+                        "resumed with settings that differ from the checkpoint's: {}",
+                        changed.join(", ")
+                    ))
+                    .with_code(vic::diag::Code::ResumeChanged.as_str())
+                    .with_severity(miette::Severity::Warning)
+                    .with_help("the run continues with the new settings, so it is not the run an uninterrupted one would have been; pass the original flags to continue it exactly")
+                )
+            ),
+            Ok(_) => {}
         }
         eprintln!("resumed at step {} from {}", tr.step, path.display());
     }
@@ -348,8 +484,10 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     if let Err(e) = tr.save(&ckpt) {
-        eprintln!("error: final checkpoint failed: {e}");
-        return FAILED;
+        return checkpoint_error(
+            format!("cannot write the final checkpoint: {e}"),
+            "check that --out is a writable directory",
+        );
     }
     let report = match tr.evaluate(None, a.samples, a.seed) {
         Ok(r) => r,
@@ -358,6 +496,9 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             return FAILED;
         }
     };
+    if report.non_finite().is_some() {
+        return super::eval::non_finite_result(&report, "the trained parameters");
+    }
     held_curve.push((tr.step as f64, report.elbo));
     write_line(
         &mut metrics,

@@ -103,3 +103,17 @@ pub fn flag_error(msg: String, help: &str) -> u8 {
     );
     USAGE
 }
+
+/// `vic::E093` (exit 1): a checkpoint that cannot be read, is corrupted or edited, belongs
+/// to another model, or cannot be written.
+pub fn checkpoint_error(msg: String, help: &str) -> u8 {
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(msg)
+                .with_code(vic::diag::Code::BadCheckpoint.as_str())
+                .with_help(help.to_string())
+        )
+    );
+    FAILED
+}

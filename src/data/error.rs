@@ -5,6 +5,7 @@
 //! array (variable) name where one is involved, a message (the `Display` impl)
 //! and a one-line help ([`DataError::help`]).
 
+use crate::diag::Code;
 use std::path::PathBuf;
 
 /// A fault found while loading or validating a data file.
@@ -144,22 +145,22 @@ impl DataError {
     pub fn code(&self) -> &'static str {
         use DataError::*;
         match self {
-            Unreadable { .. } => "vic::E101",
-            InvalidFormat { .. } => "vic::E102",
-            MissingArray { .. } => "vic::E103",
-            WrongRank { .. } => "vic::E104",
-            FeatureSize { .. } => "vic::E105",
-            NMismatch { .. } => "vic::E106",
-            TMismatch { .. } => "vic::E107",
-            TooShort { .. } => "vic::E108",
-            NonFinite { .. } => "vic::E109",
-            UnsupportedDtype { .. } => "vic::E110",
-            OutOfSupport { .. } => "vic::E111",
-            BadMask { .. } => "vic::E112",
-            EmptyMaskRow { .. } => "vic::E113",
-            EmptyDataset { .. } => "vic::E114",
-            CsvRagged { .. } => "vic::E115",
-            CsvNonNumeric { .. } => "vic::E116",
+            Unreadable { .. } => Code::DataUnreadable.as_str(),
+            InvalidFormat { .. } => Code::DataInvalidFormat.as_str(),
+            MissingArray { .. } => Code::DataMissingArray.as_str(),
+            WrongRank { .. } => Code::DataWrongRank.as_str(),
+            FeatureSize { .. } => Code::DataFeatureSize.as_str(),
+            NMismatch { .. } => Code::DataNMismatch.as_str(),
+            TMismatch { .. } => Code::DataTMismatch.as_str(),
+            TooShort { .. } => Code::DataTooShort.as_str(),
+            NonFinite { .. } => Code::DataNonFinite.as_str(),
+            UnsupportedDtype { .. } => Code::DataUnsupportedDtype.as_str(),
+            OutOfSupport { .. } => Code::DataOutOfSupport.as_str(),
+            BadMask { .. } => Code::DataBadMask.as_str(),
+            EmptyMaskRow { .. } => Code::DataEmptyMaskRow.as_str(),
+            EmptyDataset { .. } => Code::DataEmptyDataset.as_str(),
+            CsvRagged { .. } => Code::DataCsvRagged.as_str(),
+            CsvNonNumeric { .. } => Code::DataCsvNonNumeric.as_str(),
         }
     }
 

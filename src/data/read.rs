@@ -85,6 +85,11 @@ fn decode_any(mut src: Src<'_, '_>) -> Attempt {
 /// Guards against headers declaring absurd shapes (which would make the npy reader
 /// try to allocate them): the element count may not exceed the byte count.
 fn check_npy_header_size(bytes: &[u8]) -> Result<(), String> {
+    check_npy_elements(bytes, bytes.len() as u128)
+}
+
+/// The element count an npy header (at the start of `bytes`) declares may not exceed `size`.
+fn check_npy_elements(bytes: &[u8], size: u128) -> Result<(), String> {
     let head = &bytes[..bytes.len().min(65_536)];
     let text = String::from_utf8_lossy(head);
     if let Some(start) = text.find("'shape':") {
@@ -100,14 +105,42 @@ fn check_npy_header_size(bytes: &[u8]) -> Result<(), String> {
                     let d: u128 = p.parse().map_err(|_| format!("bad shape entry {p:?}"))?;
                     count = count.saturating_mul(d);
                 }
-                if count > bytes.len() as u128 {
+                if count > size {
                     return Err(format!(
-                        "header declares {count} elements but the file has only {} bytes (truncated?)",
-                        bytes.len()
+                        "header declares {count} elements but the array has only {size} bytes (truncated?)"
                     ));
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// [`check_npy_header_size`] for every member of an npz archive, before the npy reader sees
+/// it: a member's element count may not exceed its stored size, nor the size deflate can
+/// expand its compressed bytes to (so a lying zip directory cannot ask for more either).
+fn check_npz_headers(bytes: &[u8]) -> Result<(), (String, String)> {
+    use std::io::Read;
+    let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(bytes)) else {
+        return Ok(()); // the npz reader reports a broken archive
+    };
+    for i in 0..zip.len() {
+        let Ok(f) = zip.by_index(i) else { continue };
+        let name = f
+            .name()
+            .strip_suffix(".npy")
+            .unwrap_or(f.name())
+            .to_string();
+        let bound = f.size().min(
+            f.compressed_size()
+                .saturating_mul(1100)
+                .saturating_add(65_536),
+        );
+        let mut head = Vec::new();
+        if f.take(65_536).read_to_end(&mut head).is_err() {
+            continue; // the npz reader reports the broken member
+        }
+        check_npy_elements(&head, bound as u128).map_err(|e| (name, e))?;
     }
     Ok(())
 }
@@ -155,6 +188,7 @@ pub(crate) fn read_npz(
         array,
         reason,
     };
+    check_npz_headers(bytes).map_err(|(array, reason)| invalid(Some(array), reason))?;
     let mut npz = ndarray_npy::NpzReader::new(Cursor::new(bytes))
         .map_err(|e| invalid(None, e.to_string()))?;
     let entries = npz.names().map_err(|e| invalid(None, e.to_string()))?;

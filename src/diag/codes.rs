@@ -81,6 +81,7 @@ codes! {
     BadValue = "E075", "value out of range";
     NotConstant = "E076", "a constant expression was expected";
     TooLarge = "E077", "the model has too many parameters";
+    TooLargeToAllocate = "E078", "a constant or lag too large to hold";
     // objective and optimality
     UnknownSetting = "E080", "unknown objective setting";
     DuplicateSetting = "E081", "objective setting given twice";
@@ -91,10 +92,30 @@ codes! {
     Io = "E090", "cannot read a file";
     NotUtf8 = "E091", "file is not UTF-8";
     BadFlag = "E092", "invalid command-line value";
+    BadCheckpoint = "E093", "cannot use a checkpoint";
+    // data files (the loader: `data::DataError`)
+    DataUnreadable = "E101", "cannot read a data file";
+    DataInvalidFormat = "E102", "data file is not valid npz, npy or csv";
+    DataMissingArray = "E103", "no array for an observed variable";
+    DataWrongRank = "E104", "array has too few axes";
+    DataFeatureSize = "E105", "feature dims do not match the declared size";
+    DataNMismatch = "E106", "arrays disagree on the number of rows";
+    DataTMismatch = "E107", "arrays disagree on the sequence length";
+    DataTooShort = "E108", "sequences shorter than the model's lags";
+    DataNonFinite = "E109", "NaN or infinite value in the data";
+    DataUnsupportedDtype = "E110", "unsupported element type";
+    DataOutOfSupport = "E111", "value outside the variable's support";
+    DataBadMask = "E112", "bad mask";
+    DataEmptyMaskRow = "E113", "mask row with no observed step";
+    DataEmptyDataset = "E114", "the dataset is empty";
+    DataCsvRagged = "E115", "CSV row with the wrong number of cells";
+    DataCsvNonNumeric = "E116", "CSV cell that is not a number";
     // the tensor backend and training
     Unsupported = "E200", "feature not run by the tensor backend yet";
     NonFinite = "E201", "training produced NaN or infinity";
+    OutOfMemory = "E202", "the run does not fit in memory";
     // warnings
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";
+    ResumeChanged = "W003", "resumed with different settings";
 }

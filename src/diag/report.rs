@@ -132,8 +132,102 @@ pub fn render_plain(report: &Report) -> String {
     render(report, false)
 }
 
+/// Lines longer than this (in bytes) are shown as a window around their labels.
+const MAX_SHOWN_LINE: usize = 240;
+/// Bytes of context kept before a label on a shortened line.
+const WINDOW_BEFORE: usize = 60;
+
+/// The report as miette can draw it. miette formats label columns as widths, and the
+/// standard formatter panics on a width above 65,535; so every source line longer than
+/// [`MAX_SHOWN_LINE`] that a label touches is cut to a window around the first label on it
+/// (`…` marks the cuts), and the labels are moved into the shortened text. Line numbers stay;
+/// the source name says that lines were shortened, since columns then count in the window.
+fn displayable(report: &Report) -> Option<Report> {
+    let src = report.source.inner().as_str();
+    let len = src.len();
+    // (start, end) of the line holding byte `x`.
+    let line_of = |x: usize| {
+        let x = x.min(len);
+        let start = src[..x].rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let end = src[x..].find('\n').map(|i| x + i).unwrap_or(len);
+        (start, end)
+    };
+    // For every long line a label touches: the kept window [keep_lo, keep_hi).
+    let mut windows: Vec<(usize, usize, usize, usize)> = Vec::new(); // line start, end, keep
+    for l in &report.diag.labels {
+        for x in [l.span.lo.min(len), l.span.hi.min(len)] {
+            let (start, end) = line_of(x);
+            if end - start <= MAX_SHOWN_LINE || windows.iter().any(|w| w.0 == start) {
+                continue;
+            }
+            let anchor = if l.span.lo.min(len) >= start {
+                l.span.lo.min(len)
+            } else {
+                start
+            };
+            let mut lo = anchor.saturating_sub(WINDOW_BEFORE).max(start);
+            while !src.is_char_boundary(lo) {
+                lo -= 1;
+            }
+            let mut hi = (lo + MAX_SHOWN_LINE).min(end);
+            while !src.is_char_boundary(hi) {
+                hi -= 1;
+            }
+            windows.push((start, end, lo, hi));
+        }
+    }
+    if windows.is_empty() {
+        return None;
+    }
+    windows.sort();
+    // Rebuild the text from verbatim pieces (original lo, hi, offset in the new text).
+    let mut text = String::new();
+    let mut pieces: Vec<(usize, usize, usize)> = Vec::new();
+    let mut at = 0;
+    for &(start, end, lo, hi) in &windows {
+        pieces.push((at, start, text.len()));
+        text.push_str(&src[at..start]);
+        if lo > start {
+            text.push('…');
+        }
+        pieces.push((lo, hi, text.len()));
+        text.push_str(&src[lo..hi]);
+        if hi < end {
+            text.push('…');
+        }
+        at = end;
+    }
+    pieces.push((at, len, text.len()));
+    text.push_str(&src[at..]);
+    let piece = |x: usize| {
+        pieces
+            .iter()
+            .find(|&&(a, b, _)| a <= x && x <= b)
+            .map(|&(a, _, n)| n + (x - a))
+    };
+    // An offset inside a cut moves to the nearest kept edge of its window.
+    let map = |x: usize| {
+        let x = x.min(len);
+        piece(x)
+            .or_else(|| {
+                let w = windows.iter().find(|w| w.0 <= x && x <= w.1)?;
+                piece(if x < w.2 { w.2 } else { w.3 })
+            })
+            .unwrap_or(text.len())
+    };
+    let mut diag = report.diag.clone();
+    for l in &mut diag.labels {
+        l.span.lo = map(l.span.lo);
+        l.span.hi = map(l.span.hi).max(l.span.lo);
+    }
+    let name = format!("{} (long lines shortened)", report.source.name());
+    Some(Report::new(diag, &name, &text))
+}
+
 /// Render a diagnostic, with ANSI colours when `color` is set (terminals).
 pub fn render(report: &Report, color: bool) -> String {
+    let shown = displayable(report);
+    let report = shown.as_ref().unwrap_or(report);
     let theme = if color {
         miette::GraphicalTheme::unicode()
     } else {

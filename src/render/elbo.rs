@@ -259,11 +259,11 @@ pub fn text(elbo: &Elbo) -> String {
         let mods = modifiers_text(t);
         let _ = writeln!(
             out,
-            "  {:>2}  {:<w_kind$}  {:<w_owner$}  {:<w_range$}  {:<11}  {}{}",
+            "  {:>2}  {}  {}  {}  {:<11}  {}{}",
             i + 1,
-            t.kind.name(),
-            t.owner,
-            range_text(t.range),
+            super::pad_right(t.kind.name(), w_kind),
+            super::pad_right(&t.owner, w_owner),
+            super::pad_right(&range_text(t.range), w_range),
             method,
             t.why,
             if mods.is_empty() {
@@ -284,8 +284,12 @@ pub fn text(elbo: &Elbo) -> String {
         for e in &elbo.estimators {
             let _ = writeln!(
                 out,
-                "  {:<w$}  {} from {}, {}: {}",
-                e.var, e.family, e.sampled_from, e.estimator, e.why
+                "  {}  {} from {}, {}: {}",
+                super::pad_right(&e.var, w),
+                e.family,
+                e.sampled_from,
+                e.estimator,
+                e.why
             );
         }
     }
@@ -306,9 +310,9 @@ pub fn text(elbo: &Elbo) -> String {
         for c in &elbo.cancellations {
             let _ = writeln!(
                 out,
-                "  {:<w_var$}  {:<w_range$}  {}",
-                c.var,
-                range_text(c.range),
+                "  {}  {}  {}",
+                super::pad_right(&c.var, w_var),
+                super::pad_right(&range_text(c.range), w_range),
                 s_factor(&c.p)
             );
         }

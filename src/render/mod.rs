@@ -37,3 +37,18 @@ pub fn render(m: &Model, elbo: &Elbo, format: Format, with_steps: bool) -> Strin
         Format::Json => json::document(m, elbo, with_steps),
     }
 }
+
+/// `s` padded with spaces on the right to `w` characters. Not `format!("{:<w$}")`: the
+/// standard formatter panics on a width above 65,535, and names are as long as a user writes.
+pub(crate) fn pad_right(s: &str, w: usize) -> String {
+    let mut out = s.to_string();
+    out.push_str(&" ".repeat(w.saturating_sub(s.chars().count())));
+    out
+}
+
+/// `s` padded with spaces on the left to `w` characters (see [`pad_right`]).
+pub(crate) fn pad_left(s: &str, w: usize) -> String {
+    let mut out = " ".repeat(w.saturating_sub(s.chars().count()));
+    out.push_str(s);
+    out
+}

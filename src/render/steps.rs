@@ -65,7 +65,7 @@ pub fn text_lines(lines: &[Line]) -> Vec<String> {
             if w == 0 {
                 l.rhs.clone()
             } else {
-                format!("{:>w$} {}", l.lhs, l.rhs)
+                format!("{} {}", super::pad_left(&l.lhs, w), l.rhs)
             }
         })
         .collect()
@@ -500,7 +500,7 @@ pub fn text(m: &Model, elbo: &Elbo) -> String {
     let mut out = String::new();
     for (i, st) in all.iter().enumerate() {
         let num = format!("{}.", i + 1);
-        out.push_str(&format!("{num:<w$}{}\n", st.title));
+        out.push_str(&format!("{}{}\n", super::pad_right(&num, w), st.title));
         out.push_str(&format!("{pad}{}\n", wrap(&st.why, 88, &pad)));
         for l in text_lines(&st.math) {
             out.push_str(&format!("{pad}  {l}\n"));

@@ -3,7 +3,9 @@
 //! Tensors: `param/{name}`, `adam.m/{name}`, `adam.v/{name}` (f32, little-endian).
 //! Metadata keys: `format` = [`FORMAT`], `meta` (caller's JSON, stored verbatim),
 //! `adam` (`step lr β1 β2 eps wd decoupled`, absent without optimiser), `checksum` (FNV-1a
-//! 64 over names, shapes and bytes, so corrupted data is an error, not silent garbage).
+//! 64 over names, shapes and bytes, then the `meta` and `adam` strings, so corrupted or edited
+//! data — a step, a model name, a config — is an error, not silent garbage). Parameters must be
+//! finite.
 //! Writes are atomic: temp file in the same directory, fsync, rename, fsync directory.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +19,7 @@ use super::optim::{Adam, AdamConfig, Moments};
 use super::{Dev, RtError};
 
 /// Value of the `format` metadata key.
-pub const FORMAT: &str = "vic-checkpoint-v1";
+pub const FORMAT: &str = "vic-checkpoint-v2";
 
 /// What [`load`] returns.
 #[derive(Debug, Clone)]
@@ -40,7 +42,18 @@ impl Fnv {
     }
 }
 
-fn checksum<'a>(entries: impl Iterator<Item = (&'a str, &'a [usize], &'a [u8])>) -> String {
+/// FNV-1a 64 of `bytes`, as 16 hex digits: a stable fingerprint (the same on every platform
+/// and version), e.g. of a model's checked IR.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let mut h = Fnv::new();
+    h.eat(bytes);
+    format!("{:016x}", h.0)
+}
+
+fn checksum<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a [usize], &'a [u8])>,
+    info: &HashMap<String, String>,
+) -> String {
     let mut h = Fnv::new();
     for (name, shape, data) in entries {
         h.eat(name.as_bytes());
@@ -48,6 +61,16 @@ fn checksum<'a>(entries: impl Iterator<Item = (&'a str, &'a [usize], &'a [u8])>)
             h.eat(&(*d as u64).to_le_bytes());
         }
         h.eat(data);
+    }
+    for key in ["format", "meta", "adam"] {
+        h.eat(key.as_bytes());
+        match info.get(key) {
+            Some(v) => {
+                h.eat(&(v.len() as u64).to_le_bytes());
+                h.eat(v.as_bytes());
+            }
+            None => h.eat(&u64::MAX.to_le_bytes()),
+        }
     }
     format!("{:016x}", h.0)
 }
@@ -102,14 +125,13 @@ pub fn save(
     }
     info.insert("format".to_string(), FORMAT.to_string());
     info.insert("meta".to_string(), meta.to_string());
-    info.insert(
-        "checksum".to_string(),
-        checksum(
-            entries
-                .iter()
-                .map(|(k, (s, d))| (k.as_str(), s.as_slice(), d.as_slice())),
-        ),
+    let sum = checksum(
+        entries
+            .iter()
+            .map(|(k, (s, d))| (k.as_str(), s.as_slice(), d.as_slice())),
+        &info,
     );
+    info.insert("checksum".to_string(), sum);
     let mut views = Vec::with_capacity(entries.len());
     for (k, (s, d)) in &entries {
         let v = TensorView::new(Dtype::F32, s.clone(), d).map_err(|e| bad(path, e.to_string()))?;
@@ -183,6 +205,12 @@ pub fn load(path: &Path, dev: &Dev) -> Result<Checkpoint, RtError> {
     let info = header.metadata().clone().unwrap_or_default();
     match info.get("format") {
         Some(f) if f == FORMAT => {}
+        Some(f) if f == "vic-checkpoint-v1" => {
+            return Err(bad(
+                path,
+                "written by an older vic (vic-checkpoint-v1, whose metadata is not checksummed); train again",
+            ))
+        }
         other => return Err(bad(path, format!("format is {other:?}, expected {FORMAT}"))),
     }
     let meta = info.get("meta").cloned().unwrap_or_default();
@@ -200,6 +228,7 @@ pub fn load(path: &Path, dev: &Dev) -> Result<Checkpoint, RtError> {
         tensors
             .iter()
             .map(|(k, (s, d))| (k.as_str(), s.as_slice(), d.as_slice())),
+        &info,
     );
     if info.get("checksum") != Some(&sum) {
         return Err(bad(path, "checksum mismatch (corrupted file)"));
@@ -214,7 +243,14 @@ pub fn load(path: &Path, dev: &Dev) -> Result<Checkpoint, RtError> {
     let mut v = BTreeMap::new();
     for (k, (shape, data)) in &tensors {
         if let Some(name) = k.strip_prefix("param/") {
-            params.insert_host(name, shape, to_f32(data))?;
+            let values = to_f32(data);
+            if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+                return Err(bad(
+                    path,
+                    format!("parameter `{name}` holds {} at element {i}", values[i]),
+                ));
+            }
+            params.insert_host(name, shape, values)?;
         } else if let Some(name) = k.strip_prefix("adam.m/") {
             m.insert(name.to_string(), to_f32(data));
         } else if let Some(name) = k.strip_prefix("adam.v/") {

@@ -475,12 +475,22 @@ impl Trainer {
         Ok(EvalReport::new(&self.program, &vals, &term_vals))
     }
 
-    /// Metadata stored with a checkpoint.
+    /// A fingerprint of the checked model this trainer runs: its IR without the rollout
+    /// horizon (which `--horizon` may override; it is compared as configuration).
+    pub fn model_hash(&self) -> String {
+        let mut m = self.program.model.clone();
+        m.objective.horizon = None;
+        checkpoint::fingerprint(format!("{m:?}").as_bytes())
+    }
+
+    /// Metadata stored with a checkpoint (inside its checksum).
     fn meta(&self) -> String {
         serde_json::json!({
             "model": self.program.model.name,
+            "model_hash": self.model_hash(),
             "step": self.step,
             "baseline": self.baseline,
+            "horizon": self.horizon(),
             "config": self.cfg,
         })
         .to_string()
@@ -492,38 +502,75 @@ impl Trainer {
             .map_err(|e| TrainError::Checkpoint(e.to_string()))
     }
 
-    /// Load a checkpoint and copy its parameters into the store (same names and shapes).
-    fn load_checkpoint(&mut self, path: &Path) -> Result<checkpoint::Checkpoint, TrainError> {
+    /// Load a checkpoint written for this model (the same checked IR) and copy its
+    /// parameters into the store; returns it with its parsed metadata.
+    fn load_checkpoint(
+        &mut self,
+        path: &Path,
+    ) -> Result<(checkpoint::Checkpoint, serde_json::Value), TrainError> {
         let ck =
             checkpoint::load(path, &self.dev).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        let meta: serde_json::Value = serde_json::from_str(&ck.meta)
+            .map_err(|e| TrainError::Checkpoint(format!("bad metadata: {e}")))?;
+        let hash = self.model_hash();
+        if meta["model_hash"].as_str() != Some(hash.as_str()) {
+            return Err(TrainError::Checkpoint(format!(
+                "it was written for another model (`{}`, fingerprint {}; this `{}` is {hash})",
+                meta["model"].as_str().unwrap_or("?"),
+                meta["model_hash"].as_str().unwrap_or("none"),
+                self.program.model.name,
+            )));
+        }
         self.store.assign_from(&ck.params).map_err(|e| {
             TrainError::Checkpoint(format!(
                 "{e} (was the checkpoint written by another model?)"
             ))
         })?;
-        Ok(ck)
+        Ok((ck, meta))
     }
 
-    /// Restore parameters, optimiser state and progress (the parameter set must match).
-    pub fn resume(&mut self, path: &Path) -> Result<(), TrainError> {
-        let ck = self.load_checkpoint(path)?;
+    /// Restore parameters, optimiser state and progress (the model must be the one the
+    /// checkpoint was written for). Returns the settings that differ from the checkpoint's
+    /// (`seed 0 → 1`): the run continues with the new ones, but is then not the run an
+    /// uninterrupted one would have been.
+    pub fn resume(&mut self, path: &Path) -> Result<Vec<String>, TrainError> {
+        let (ck, meta) = self.load_checkpoint(path)?;
+        self.step = meta["step"]
+            .as_u64()
+            .ok_or_else(|| TrainError::Checkpoint("metadata has no step".into()))?;
+        self.baseline = meta["baseline"].as_f64().unwrap_or(0.0);
         if let Some(a) = ck.adam {
             self.adam = a;
         }
-        let meta: serde_json::Value = serde_json::from_str(&ck.meta)
-            .map_err(|e| TrainError::Checkpoint(format!("bad metadata: {e}")))?;
-        self.step = meta["step"].as_u64().unwrap_or(0);
-        self.baseline = meta["baseline"].as_f64().unwrap_or(0.0);
         self.params_changed();
-        Ok(())
+        let mut changed = Vec::new();
+        let now = serde_json::to_value(&self.cfg).unwrap_or_default();
+        let then = &meta["config"];
+        for key in [
+            "seed",
+            "batch",
+            "lr",
+            "weight_decay",
+            "clip",
+            "warmup",
+            "cosine_total",
+            "holdout",
+            "sampling",
+        ] {
+            if then[key] != now[key] {
+                changed.push(format!("{key} {} → {}", then[key], now[key]));
+            }
+        }
+        if meta["horizon"].as_u64() != Some(self.horizon() as u64) {
+            changed.push(format!("horizon {} → {}", meta["horizon"], self.horizon()));
+        }
+        Ok(changed)
     }
 
     /// Load parameters only (for `vic eval` / `vic sample`).
     pub fn load_params(&mut self, path: &Path) -> Result<(), TrainError> {
-        let ck = self.load_checkpoint(path)?;
-        if let Ok(meta) = serde_json::from_str::<serde_json::Value>(&ck.meta) {
-            self.step = meta["step"].as_u64().unwrap_or(0);
-        }
+        let (_, meta) = self.load_checkpoint(path)?;
+        self.step = meta["step"].as_u64().unwrap_or(0);
         self.params_changed();
         Ok(())
     }

@@ -37,6 +37,18 @@ pub struct EvalReport {
     pub terms: Vec<TermStat>,
 }
 
+impl EvalReport {
+    /// The first quantity of the report that is NaN or infinite (a term, else the ELBO), so
+    /// that no command prints a non-finite estimate as a result.
+    pub fn non_finite(&self) -> Option<String> {
+        self.terms
+            .iter()
+            .find(|t| !t.mean.is_finite())
+            .map(|t| format!("term {} ({} of {}) is {}", t.term, t.kind, t.owner, t.mean))
+            .or_else(|| (!self.elbo.is_finite()).then(|| format!("the ELBO is {}", self.elbo)))
+    }
+}
+
 pub fn mean_se(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().sum::<f64>() / n;

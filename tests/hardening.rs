@@ -1,0 +1,130 @@
+//! Faults a hostile user found (issue 11): each is a coded diagnostic, never a panic, an
+//! abort or a silent wrong answer.
+
+use vic::render::Format;
+
+fn model(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/models/{name}", env!("CARGO_MANIFEST_DIR")))
+        .expect("model file")
+}
+
+/// miette draws label columns as format widths, which panic above 65,535.
+#[test]
+fn labels_past_column_65535_render() {
+    let src = model("lg_toy.vmodel").replace(
+        "  latent   z : real",
+        &format!(
+            "  latent   z : real{}latent w : nosuchtype",
+            " ".repeat(70_000)
+        ),
+    );
+    let Err(f) = vic::compile(&src, "long.vmodel") else {
+        panic!("a syntax error expected")
+    };
+    for r in &f.reports {
+        let text = vic::diag::render_plain(r);
+        assert!(text.contains("vic::E001"), "{text}");
+        assert!(text.contains("latent w : nosuchtype"), "{text}");
+        assert!(text.contains("long lines shortened"), "{text}");
+        assert!(text.lines().all(|l| l.chars().count() < 400), "{text}");
+    }
+    // A label spanning a whole 70,000-character name, in a warning.
+    let name = "z".repeat(70_000);
+    let src = model("lg_toy.vmodel")
+        .replace(
+            "latent   z : real",
+            &format!("latent   z : real\n  latent {name} : real"),
+        )
+        .replace(
+            "    z ~ Normal(0, 1)\n",
+            &format!("    z ~ Normal(0, 1)\n    {name} ~ Normal(0, 1)\n"),
+        );
+    let m = vic::compile(&src, "longid.vmodel").expect("compiles");
+    for w in m.warnings() {
+        vic::diag::render_plain(&w);
+    }
+}
+
+/// The ELBO table and the derivation pad names without `{:<w$}` (which panics above 65,535).
+#[test]
+fn names_longer_than_65535_render_in_elbo_and_steps() {
+    let name = "z".repeat(70_000);
+    let src = model("lg_toy.vmodel")
+        .replace(
+            "latent   z : real",
+            &format!("latent   z : real\n  latent {name} : real"),
+        )
+        .replace(
+            "    z ~ Normal(0, 1)\n",
+            &format!("    z ~ Normal(0, 1)\n    {name} ~ Normal(0, 1)\n"),
+        )
+        .replace("  q {\n", &format!("  q {{\n    {name} ~ Normal(0, 1)\n"));
+    let m = vic::compile(&src, "longid.vmodel").expect("compiles");
+    for format in [Format::Text, Format::Latex, Format::Json] {
+        for steps in [false, true] {
+            let out = m.render_elbo(format, steps);
+            assert!(out.contains(&name));
+        }
+    }
+}
+
+fn codes(src: &str) -> Vec<&'static str> {
+    match vic::compile(src, "m.vmodel") {
+        Ok(_) => vec![],
+        Err(f) => f.reports.iter().map(|r| r.diag.code.as_str()).collect(),
+    }
+}
+
+/// Lags are range-checked as written: beyond `limits::MAX_LAG` they are E078 (they allocated
+/// a step list of that length), and `t-4294967297` no longer wraps to `t-1`.
+#[test]
+fn huge_lags_are_e078_not_an_abort_or_a_wrap() {
+    let ssm = model("ssm.vmodel");
+    for lag in [
+        "1000001",
+        "1000000000",
+        "4294967297",
+        "100000000000",
+        "9223372036854775807",
+    ] {
+        let src = ssm.replace(
+            "s[t] ~ Normal.split(trans(s[t-1], a[t-1])",
+            &format!("s[t] ~ Normal.split(trans(s[t-{lag}], a[t-1])"),
+        );
+        assert_ne!(src, ssm);
+        let c = codes(&src);
+        assert!(c.contains(&"vic::E078"), "t-{lag}: {c:?}");
+    }
+    // A long lag within the bound: one E032, computed without listing every step.
+    let src = ssm.replace(
+        "s[t] ~ Normal.split(trans(s[t-1], a[t-1])",
+        "s[t] ~ Normal.split(trans(s[t-1000000], a[t-1])",
+    );
+    let c = codes(&src);
+    assert_eq!(c.iter().filter(|c| **c == "vic::E032").count(), 1, "{c:?}");
+}
+
+#[test]
+fn huge_constants_are_e078() {
+    for value in ["zeros(1000000000)", "ones(100000, 100000)", "eye(100000)"] {
+        let src = format!(
+            "model m {{\n  const E = {value}\n  observed x : real\n  p {{ x ~ Normal(0, 1) }}\n}}\n"
+        );
+        assert_eq!(codes(&src), vec!["vic::E078"], "{value}");
+    }
+}
+
+/// The objective's counts stop where the flags stop.
+#[test]
+fn objective_counts_stop_at_max_count() {
+    let lqr = model("lqr.vmodel");
+    for (from, to) in [
+        ("batch = 256", "batch = 1000000000"),
+        ("horizon = 20", "horizon = 1000001"),
+        ("batch = 256", "batch = 256\n    iwae = 2000000"),
+    ] {
+        let src = lqr.replace(from, to);
+        assert_ne!(src, lqr);
+        assert_eq!(codes(&src), vec!["vic::E082"], "{to}");
+    }
+}
