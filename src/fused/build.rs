@@ -91,6 +91,18 @@ enum Val {
     Un(View),
 }
 
+/// The stacked `(T·b)`-row buffers of one per-step net call: per layer (MLP) the output and
+/// the pre-activation gradient; for a GRU `[gates, ghn, gi, gh]`. `last` is the last step
+/// built (a second call at the same step gets its own buffers).
+struct Site {
+    outs: Vec<BufId>,
+    scratch: Vec<BufId>,
+    /// Layer 0's inputs (for the GRU: and `h`) are plain reads, so its parameter gradient is
+    /// deferred too.
+    first_deferred: bool,
+    last: u32,
+}
+
 /// Recorded q parameters (and TanhNormal's pre-squash values) of a sampled latent.
 #[derive(Clone, Copy)]
 struct Rec {
@@ -114,6 +126,10 @@ struct Builder<'a> {
     pbuf: HashMap<usize, BufId>,
     consts: HashMap<(usize, usize, u32), BufId>,
     precomp: HashMap<*const Expr, BufId>,
+    /// Per-step net calls of the chain: buffers stacked over steps, so the parameter
+    /// gradients of all steps are one product after the loop.
+    sites: HashMap<*const Expr, Site>,
+    in_chain: bool,
     noise: Vec<View>,
     noise_bufs: HashMap<VarId, BufId>,
     data: Vec<DataSlot>,
@@ -154,6 +170,8 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         pbuf: HashMap::new(),
         consts: HashMap::new(),
         precomp: HashMap::new(),
+        sites: HashMap::new(),
+        in_chain: false,
         noise: Vec::new(),
         noise_bufs: HashMap::new(),
         data: Vec::new(),
@@ -601,6 +619,64 @@ impl Builder<'_> {
         Ok(xs)
     }
 
+    /// Whether an argument is a plain read of a timed variable at a lag (its values over all
+    /// steps are one contiguous view).
+    fn plain_read(&self, e: &Expr) -> bool {
+        matches!(e.kind, ExprKind::Var { var, time: TimeRef::Lag(_) } if self.m.vars[var].timed)
+    }
+
+    /// Rows of step `t` of a stacked buffer, or steps `t ..= T` with `all`.
+    fn stacked(&self, buf: BufId, t: u32, all: bool) -> View {
+        let r0 = (t as usize - 1) * self.b;
+        let rows = if all { self.tt * self.b - r0 } else { self.b };
+        View { buf, r0, rows }
+    }
+
+    /// The stacked buffers of a per-step chain call (`None` outside the chain, or for a
+    /// second call at the same step); creates them, and the deferred gradient ops, on the
+    /// first call. `sizes`: each buffer's columns; `first`: layer 0's inputs are plain reads.
+    fn site(
+        &mut self,
+        e: &Expr,
+        at: At,
+        sizes: &[usize],
+        with_outs: bool,
+        first: bool,
+    ) -> Option<(u32, bool)> {
+        let At::Step(t) = at else { return None };
+        if !self.in_chain {
+            return None;
+        }
+        let key: *const Expr = e;
+        if let Some(site) = self.sites.get_mut(&key) {
+            if site.last >= t {
+                return None;
+            }
+            site.last = t;
+            return Some((t, false));
+        }
+        let rows = self.tt * self.b;
+        let outs = sizes
+            .iter()
+            .filter(|_| with_outs)
+            .map(|c| self.g.buf(rows, *c, BufKind::Temp, true))
+            .collect();
+        let scratch = sizes
+            .iter()
+            .map(|c| self.g.buf(rows, *c, BufKind::Temp, false))
+            .collect();
+        self.sites.insert(
+            key,
+            Site {
+                outs,
+                scratch,
+                first_deferred: first,
+                last: t,
+            },
+        );
+        Some((t, true))
+    }
+
     /// An MLP or GRU call, written into `dest` when given.
     fn net(&mut self, e: &Expr, at: At, dest: Option<View>) -> R<View> {
         let rows = self.rows(at);
@@ -619,6 +695,9 @@ impl Builder<'_> {
                 let prefix = net_prefix(self.m, *net);
                 let layers = sizes.len() - 1;
                 let split = matches!(at, At::Step(_)) && args.iter().any(|a| self.data_only(a));
+                let keep = |s: &Self, a: &Expr| !split || !s.data_only(a);
+                let first = args.iter().all(|a| !keep(self, a) || self.plain_read(a));
+                let site = self.site(e, at, &sizes[1..], true, first);
                 let (mut xs, add) = if split {
                     let t = match at {
                         At::Step(t) => t as usize,
@@ -634,10 +713,7 @@ impl Builder<'_> {
                             let w = self.param(&format!("{prefix}.l0.w"))?;
                             let bias = self.param(&format!("{prefix}.l0.b"))?;
                             let out = self.temp(self.rows(all), sizes[1], true);
-                            let scratch =
-                                self.g.buf(self.rows(all), sizes[1], BufKind::Temp, false);
-                            // Move the ops that evaluated the inputs (none for plain reads)
-                            // and the product itself before the chain.
+                            let scratch = self.temp(self.rows(all), sizes[1], false);
                             self.pre.push(Op::Dense {
                                 xs: dx,
                                 w,
@@ -646,6 +722,7 @@ impl Builder<'_> {
                                 act: Act::Id,
                                 out,
                                 scratch,
+                                wgrad: true,
                             });
                             self.precomp.insert(key, out.buf);
                             out.buf
@@ -656,13 +733,50 @@ impl Builder<'_> {
                         r0: (t - 1) * self.b,
                         rows: self.b,
                     };
-                    (
-                        self.dense_inputs(args, at, |s, a| !s.data_only(a))?,
-                        Some(add),
-                    )
+                    (self.dense_inputs(args, at, keep)?, Some(add))
                 } else {
                     (self.dense_inputs(args, at, |_, _| true)?, None)
                 };
+                if let Some((t, true)) = site {
+                    // The deferred parameter gradients, placed before the chain.
+                    let sv = &self.sites[&(e as *const Expr)];
+                    let (outs, scratch, first) = (sv.outs.clone(), sv.scratch.clone(), sv.first_deferred);
+                    for i in 0..layers {
+                        let w = self.param(&format!("{prefix}.l{i}.w"))?;
+                        let bias = self.param(&format!("{prefix}.l{i}.b"))?;
+                        let dpre = self.stacked(scratch[i], t, true);
+                        let op = if i == 0 {
+                            if !first {
+                                continue;
+                            }
+                            let mut fx = Vec::new();
+                            let mut off = 0;
+                            for a in args {
+                                if keep(self, a) {
+                                    let ExprKind::Var { var, time } = a.kind else {
+                                        unreachable!("checked by plain_read")
+                                    };
+                                    fx.push((self.read(var, time, At::Range(t))?, off));
+                                }
+                                off += a.shape.numel();
+                            }
+                            Op::DenseGrad {
+                                xs: fx,
+                                dpre,
+                                w,
+                                b: (!split).then_some(bias),
+                            }
+                        } else {
+                            Op::DenseGrad {
+                                xs: vec![(self.stacked(outs[i - 1], t, true), 0)],
+                                dpre,
+                                w,
+                                b: Some(bias),
+                            }
+                        };
+                        self.pre.push(op);
+                    }
+                }
                 let mut h = View {
                     buf: 0,
                     r0: 0,
@@ -672,20 +786,28 @@ impl Builder<'_> {
                     let w = self.param(&format!("{prefix}.l{i}.w"))?;
                     let bias = self.param(&format!("{prefix}.l{i}.b"))?;
                     let last = i + 1 == layers;
+                    let (out, scratch, wgrad) = match site {
+                        Some((t, _)) => {
+                            let sv = &self.sites[&(e as *const Expr)];
+                            let deferred = i > 0 || sv.first_deferred;
+                            let (o, sc) = (sv.outs[i], sv.scratch[i]);
+                            (self.stacked(o, t, false), self.stacked(sc, t, false), !deferred)
+                        }
+                        None => (
+                            self.temp(rows, sizes[i + 1], true),
+                            self.temp(rows, sizes[i + 1], false),
+                            true,
+                        ),
+                    };
                     let out = match (last, dest) {
                         (true, Some(d)) => {
                             self.g.bufs[d.buf].grad = true;
                             d
                         }
-                        _ => self.temp(rows, sizes[i + 1], true),
+                        _ => out,
                     };
-                    let scratch = self.g.buf(rows, sizes[i + 1], BufKind::Temp, false);
                     let (inputs, b, a) = if i == 0 {
-                        (
-                            std::mem::take(&mut xs),
-                            if add.is_some() { None } else { Some(bias) },
-                            add,
-                        )
+                        (std::mem::take(&mut xs), if add.is_some() { None } else { Some(bias) }, add)
                     } else {
                         (vec![(h, 0)], Some(bias), None)
                     };
@@ -697,6 +819,7 @@ impl Builder<'_> {
                         act: if last { Act::Id } else { act },
                         out,
                         scratch,
+                        wgrad,
                     });
                     h = out;
                 }
@@ -707,6 +830,8 @@ impl Builder<'_> {
                     return unsup("a cell call of a non-GRU");
                 };
                 let prefix = net_prefix(self.m, *net);
+                let first = self.plain_read(hidden) && args.iter().all(|a| self.plain_read(a));
+                let site = self.site(e, at, &[3 * hd, hd, 3 * hd, 3 * hd], false, first);
                 let hv = self.eval(hidden, at)?;
                 let h = self.as_rows(hv, rows, hd)?;
                 let xs = self.dense_inputs(args, at, |_, _| true)?;
@@ -721,10 +846,46 @@ impl Builder<'_> {
                     }
                     None => self.temp(rows, hd, true),
                 };
-                let gates = self.g.buf(rows, 3 * hd, BufKind::Temp, false);
-                let ghn = self.g.buf(rows, hd, BufKind::Temp, false);
-                let gi = self.g.buf(rows, 3 * hd, BufKind::Temp, false);
-                let gh = self.g.buf(rows, 3 * hd, BufKind::Temp, false);
+                let (gates, ghn, gi, gh, wgrad) = match site {
+                    Some((t, created)) => {
+                        let sc = self.sites[&(e as *const Expr)].scratch.clone();
+                        if created && first {
+                            let ExprKind::Var { var, time } = hidden.kind else {
+                                unreachable!("checked by plain_read")
+                            };
+                            let hall = self.read(var, time, At::Range(t))?;
+                            let mut fx = Vec::new();
+                            let mut off = 0;
+                            for a in args {
+                                let ExprKind::Var { var, time } = a.kind else {
+                                    unreachable!("checked by plain_read")
+                                };
+                                fx.push((self.read(var, time, At::Range(t))?, off));
+                                off += a.shape.numel();
+                            }
+                            let (dgi, dgh) = (self.stacked(sc[2], t, true), self.stacked(sc[3], t, true));
+                            self.pre.push(Op::GruGrad {
+                                xs: fx,
+                                h: hall,
+                                dgi,
+                                dgh,
+                                wi,
+                                wh,
+                                bi,
+                                bh,
+                            });
+                        }
+                        let v = |s: &Self, i: usize| s.stacked(sc[i], t, false);
+                        (v(self, 0), v(self, 1), v(self, 2), v(self, 3), !first)
+                    }
+                    None => (
+                        self.temp(rows, 3 * hd, false),
+                        self.temp(rows, hd, false),
+                        self.temp(rows, 3 * hd, false),
+                        self.temp(rows, 3 * hd, false),
+                        true,
+                    ),
+                };
                 self.op(Op::Gru {
                     xs,
                     h,
@@ -737,6 +898,7 @@ impl Builder<'_> {
                     ghn,
                     gi,
                     gh,
+                    wgrad,
                 });
                 Ok(out)
             }
@@ -932,11 +1094,13 @@ impl Builder<'_> {
         for cv in &plan.statics {
             self.produce(cv, At::Static)?;
         }
+        self.in_chain = true;
         for t in 1..=self.tt as u32 {
             for cv in &plan.timed {
                 self.produce(cv, At::Step(t))?;
             }
         }
+        self.in_chain = false;
         Ok(())
     }
 

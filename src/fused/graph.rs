@@ -132,7 +132,19 @@ pub enum Op {
         add: Option<View>,
         act: Act,
         out: View,
-        scratch: BufId,
+        scratch: View,
+        /// Whether this op's backward accumulates the weight and bias gradients (`false`:
+        /// a [`Op::DenseGrad`] does it for all steps at once).
+        wgrad: bool,
+    },
+    /// Weight and bias gradients of a layer's per-step [`Op::Dense`]s for all steps at once:
+    /// `dW[rowsᵢ] += xᵢᵀ·dpre`, `db += colsum(dpre)` (no forward work). It precedes the
+    /// per-step ops, so backward reaches it after all of them.
+    DenseGrad {
+        xs: Vec<DenseIn>,
+        dpre: View,
+        w: BufId,
+        b: Option<BufId>,
     },
     /// `out = a · B` (`tb`: `a · Bᵀ`), `B` a whole unbatched buffer.
     Gemm {
@@ -152,10 +164,22 @@ pub enum Op {
         bi: BufId,
         bh: BufId,
         out: View,
-        gates: BufId,
-        ghn: BufId,
-        gi: BufId,
-        gh: BufId,
+        gates: View,
+        ghn: View,
+        gi: View,
+        gh: View,
+        wgrad: bool,
+    },
+    /// The parameter gradients of a GRU's per-step cells for all steps at once.
+    GruGrad {
+        xs: Vec<DenseIn>,
+        h: View,
+        dgi: View,
+        dgh: View,
+        wi: BufId,
+        wh: BufId,
+        bi: BufId,
+        bh: BufId,
     },
     Unary {
         op: Un,

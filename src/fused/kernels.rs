@@ -315,6 +315,7 @@ impl Worker {
                     }),
                 }
             }
+            Op::DenseGrad { .. } | Op::GruGrad { .. } => {}
             Op::Gemm { a, b, tb, out } => {
                 let bb = &self.g.bufs[*b];
                 let (k, n) = if *tb {
@@ -352,20 +353,12 @@ impl Worker {
                 ghn,
                 gi,
                 gh,
+                ..
             } => {
                 let hd = self.cols(*out);
                 let rows = out.rows;
                 let h3 = 3 * hd;
-                let giv = View {
-                    buf: *gi,
-                    r0: 0,
-                    rows,
-                };
-                let ghv = View {
-                    buf: *gh,
-                    r0: 0,
-                    rows,
-                };
+                let (giv, ghv) = (*gi, *gh);
                 let mut acc = false;
                 for (x, off) in xs {
                     let k = self.cols(*x);
@@ -408,16 +401,7 @@ impl Worker {
                 };
                 let (giw, ghw) = (self.wr(giv), self.wr(ghv));
                 let (bis, bhs) = (self.rd(self.whole(*bi)), self.rd(self.whole(*bh)));
-                let gv = self.wr(View {
-                    buf: *gates,
-                    r0: 0,
-                    rows,
-                });
-                let nv = self.wr(View {
-                    buf: *ghn,
-                    r0: 0,
-                    rows,
-                });
+                let (gv, nv) = (self.wr(*gates), self.wr(*ghn));
                 let hv = self.rd(*h);
                 let y = self.wr(*out);
                 for r in 0..rows {
@@ -627,6 +611,100 @@ impl Worker {
         }
     }
 
+    /// `dW[rowsᵢ] += xᵢᵀ·dpre`, `db += colsum(dpre)`.
+    #[inline(always)]
+    fn dense_wgrad(&self, xs: &[DenseIn], dpre: View, w: BufId, b: Option<BufId>) {
+        let o = self.cols(dpre);
+        let rows = dpre.rows;
+        let dp = self.rd(dpre);
+        if let Some(db) = b.and_then(|b| self.gr(self.whole(b))) {
+            for row in dp.chunks_exact(o) {
+                for (d, v) in db.iter_mut().zip(row) {
+                    *d += v;
+                }
+            }
+        }
+        if !self.g.bufs[w].grad {
+            return;
+        }
+        for (x, off) in xs {
+            let k = self.cols(*x);
+            unsafe {
+                mm(
+                    k,
+                    o,
+                    rows,
+                    self.gp[w].add(off * o),
+                    o,
+                    true,
+                    self.ptr(*x),
+                    1,
+                    k,
+                    self.ptr(dpre),
+                    o,
+                    1,
+                )
+            };
+        }
+    }
+
+    /// A GRU's parameter gradients from the gates' gradients `dgi`, `dgh`.
+    #[inline(always)]
+    fn gru_wgrad(&self, xs: &[DenseIn], h: View, dgi: View, dgh: View, p: [BufId; 4]) {
+        let [wi, wh, bi, bh] = p;
+        let h3 = self.cols(dgi);
+        let hd = h3 / 3;
+        let rows = dgi.rows;
+        for (b, d) in [(bi, dgi), (bh, dgh)] {
+            if let Some(db) = self.gr(self.whole(b)) {
+                for row in self.rd(d).chunks_exact(h3) {
+                    for (a, v) in db.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+            }
+        }
+        if self.g.bufs[wi].grad {
+            for (x, off) in xs {
+                let k = self.cols(*x);
+                unsafe {
+                    mm(
+                        k,
+                        h3,
+                        rows,
+                        self.gp[wi].add(off * h3),
+                        h3,
+                        true,
+                        self.ptr(*x),
+                        1,
+                        k,
+                        self.ptr(dgi),
+                        h3,
+                        1,
+                    )
+                };
+            }
+        }
+        if self.g.bufs[wh].grad {
+            unsafe {
+                mm(
+                    hd,
+                    h3,
+                    rows,
+                    self.gp[wh],
+                    h3,
+                    true,
+                    self.ptr(h),
+                    1,
+                    hd,
+                    self.ptr(dgh),
+                    h3,
+                    1,
+                )
+            };
+        }
+    }
+
     #[inline(always)]
     fn bwd(&self, op: &Op) {
         match op {
@@ -638,15 +716,12 @@ impl Worker {
                 act,
                 out,
                 scratch,
+                wgrad,
             } => {
                 let Some(g) = self.gr(*out) else { return };
                 let o = self.cols(*out);
                 let rows = out.rows;
-                let sv = View {
-                    buf: *scratch,
-                    r0: 0,
-                    rows,
-                };
+                let sv = *scratch;
                 let dp = self.wr(sv);
                 let y = self.rd(*out);
                 match act {
@@ -667,36 +742,12 @@ impl Worker {
                         }
                     }
                 }
-                if let Some(b) = b {
-                    if let Some(db) = self.gr(self.whole(*b)) {
-                        for r in 0..rows {
-                            for (d, v) in db.iter_mut().zip(&dp[r * o..(r + 1) * o]) {
-                                *d += v;
-                            }
-                        }
-                    }
+                if *wgrad {
+                    self.dense_wgrad(xs, sv, *w, *b);
                 }
                 let dpp = self.ptr(sv);
                 for (x, off) in xs {
                     let k = self.cols(*x);
-                    if self.g.bufs[*w].grad {
-                        unsafe {
-                            mm(
-                                k,
-                                o,
-                                rows,
-                                self.gp[*w].add(off * o),
-                                o,
-                                true,
-                                self.ptr(*x),
-                                1,
-                                k,
-                                dpp,
-                                o,
-                                1,
-                            )
-                        };
-                    }
                     if self.has_grad(*x) {
                         unsafe {
                             mm(
@@ -724,6 +775,17 @@ impl Worker {
                     }
                 }
             }
+            Op::DenseGrad { xs, dpre, w, b } => self.dense_wgrad(xs, *dpre, *w, *b),
+            Op::GruGrad {
+                xs,
+                h,
+                dgi,
+                dgh,
+                wi,
+                wh,
+                bi,
+                bh,
+            } => self.gru_wgrad(xs, *h, *dgi, *dgh, [*wi, *wh, *bi, *bh]),
             Op::Gemm { a, b, tb, out } => {
                 let Some(_) = self.gr(*out) else { return };
                 let bb = &self.g.bufs[*b];
@@ -805,32 +867,15 @@ impl Worker {
                 ghn,
                 gi,
                 gh,
+                wgrad,
             } => {
                 let Some(g) = self.gr(*out) else { return };
                 let hd = self.cols(*out);
                 let rows = out.rows;
                 let h3 = 3 * hd;
-                let giv = View {
-                    buf: *gi,
-                    r0: 0,
-                    rows,
-                };
-                let ghv = View {
-                    buf: *gh,
-                    r0: 0,
-                    rows,
-                };
+                let (giv, ghv) = (*gi, *gh);
                 let (dgi, dgh) = (self.wr(giv), self.wr(ghv));
-                let gv = self.rd(View {
-                    buf: *gates,
-                    r0: 0,
-                    rows,
-                });
-                let nv = self.rd(View {
-                    buf: *ghn,
-                    r0: 0,
-                    rows,
-                });
+                let (gv, nv) = (self.rd(*gates), self.rd(*ghn));
                 let hv = self.rd(*h);
                 let mut dh = self.gr(*h);
                 for r in 0..rows {
@@ -855,40 +900,12 @@ impl Worker {
                         }
                     }
                 }
-                let colsum = |db: &mut [f32], d: &[f32]| {
-                    for r in 0..rows {
-                        for (a, v) in db.iter_mut().zip(&d[r * h3..(r + 1) * h3]) {
-                            *a += v;
-                        }
-                    }
-                };
-                if let Some(db) = self.gr(self.whole(*bi)) {
-                    colsum(db, dgi);
-                }
-                if let Some(db) = self.gr(self.whole(*bh)) {
-                    colsum(db, dgh);
+                if *wgrad {
+                    self.gru_wgrad(xs, *h, giv, ghv, [*wi, *wh, *bi, *bh]);
                 }
                 let (pgi, pgh) = (self.ptr(giv), self.ptr(ghv));
                 for (x, off) in xs {
                     let k = self.cols(*x);
-                    if self.g.bufs[*wi].grad {
-                        unsafe {
-                            mm(
-                                k,
-                                h3,
-                                rows,
-                                self.gp[*wi].add(off * h3),
-                                h3,
-                                true,
-                                self.ptr(*x),
-                                1,
-                                k,
-                                pgi,
-                                h3,
-                                1,
-                            )
-                        };
-                    }
                     if self.has_grad(*x) {
                         unsafe {
                             mm(
@@ -907,24 +924,6 @@ impl Worker {
                             )
                         };
                     }
-                }
-                if self.g.bufs[*wh].grad {
-                    unsafe {
-                        mm(
-                            hd,
-                            h3,
-                            rows,
-                            self.gp[*wh],
-                            h3,
-                            true,
-                            self.ptr(*h),
-                            1,
-                            hd,
-                            pgh,
-                            h3,
-                            1,
-                        )
-                    };
                 }
                 if self.has_grad(*h) {
                     unsafe {
