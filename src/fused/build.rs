@@ -740,7 +740,8 @@ impl Builder<'_> {
                 if let Some((t, true)) = site {
                     // The deferred parameter gradients, placed before the chain.
                     let sv = &self.sites[&(e as *const Expr)];
-                    let (outs, scratch, first) = (sv.outs.clone(), sv.scratch.clone(), sv.first_deferred);
+                    let (outs, scratch, first) =
+                        (sv.outs.clone(), sv.scratch.clone(), sv.first_deferred);
                     for i in 0..layers {
                         let w = self.param(&format!("{prefix}.l{i}.w"))?;
                         let bias = self.param(&format!("{prefix}.l{i}.b"))?;
@@ -791,7 +792,11 @@ impl Builder<'_> {
                             let sv = &self.sites[&(e as *const Expr)];
                             let deferred = i > 0 || sv.first_deferred;
                             let (o, sc) = (sv.outs[i], sv.scratch[i]);
-                            (self.stacked(o, t, false), self.stacked(sc, t, false), !deferred)
+                            (
+                                self.stacked(o, t, false),
+                                self.stacked(sc, t, false),
+                                !deferred,
+                            )
                         }
                         None => (
                             self.temp(rows, sizes[i + 1], true),
@@ -807,7 +812,11 @@ impl Builder<'_> {
                         _ => out,
                     };
                     let (inputs, b, a) = if i == 0 {
-                        (std::mem::take(&mut xs), if add.is_some() { None } else { Some(bias) }, add)
+                        (
+                            std::mem::take(&mut xs),
+                            if add.is_some() { None } else { Some(bias) },
+                            add,
+                        )
                     } else {
                         (vec![(h, 0)], Some(bias), None)
                     };
@@ -863,7 +872,8 @@ impl Builder<'_> {
                                 fx.push((self.read(var, time, At::Range(t))?, off));
                                 off += a.shape.numel();
                             }
-                            let (dgi, dgh) = (self.stacked(sc[2], t, true), self.stacked(sc[3], t, true));
+                            let (dgi, dgh) =
+                                (self.stacked(sc[2], t, true), self.stacked(sc[3], t, true));
                             self.pre.push(Op::GruGrad {
                                 xs: fx,
                                 h: hall,

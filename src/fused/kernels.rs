@@ -87,7 +87,6 @@ fn bc_index(bc: Bc, r: usize, c: usize, cols: usize) -> usize {
     }
 }
 
-
 /// `y ← f(y + bias)` row by row.
 #[inline(always)]
 fn epilogue(y: &mut [f32], o: usize, bias: Option<&[f32]>, f: impl Fn(f32) -> f32) {
@@ -306,13 +305,9 @@ impl Worker {
                     Act::Id => epilogue(y, o, bias, |v| v),
                     Act::Relu => epilogue(y, o, bias, |v| v.max(0.0)),
                     Act::Tanh => epilogue(y, o, bias, math::tanh),
-                    Act::Elu => epilogue(y, o, bias, |v| {
-                        if v > 0.0 {
-                            v
-                        } else {
-                            math::exp(v) - 1.0
-                        }
-                    }),
+                    Act::Elu => {
+                        epilogue(y, o, bias, |v| if v > 0.0 { v } else { math::exp(v) - 1.0 })
+                    }
                 }
             }
             Op::DenseGrad { .. } | Op::GruGrad { .. } => {}
@@ -480,9 +475,7 @@ impl Worker {
             Op::RowSum { x, out } => {
                 let c = self.cols(*x);
                 let (xv, y) = (self.rd(*x), self.wr(*out));
-                for r in 0..out.rows {
-                    y[r] = xv[r * c..(r + 1) * c].iter().sum();
-                }
+                row_sums(y, c, [xv], |[x]| x);
             }
             Op::Tile { x, out } => {
                 let n = x.rows * self.cols(*x);
@@ -545,26 +538,18 @@ impl Worker {
             Op::NormalLogProb { x, loc, scale, out } => {
                 let c = self.cols(*x);
                 let (xv, l, s, y) = (self.rd(*x), self.rd(*loc), self.rd(*scale), self.wr(*out));
-                for r in 0..out.rows {
-                    let mut acc = 0.0;
-                    for i in r * c..(r + 1) * c {
-                        let z = (xv[i] - l[i]) / s[i];
-                        acc += -0.5 * z * z - math::ln(s[i]) - HALF_LN_2PI;
-                    }
-                    y[r] = acc;
-                }
+                row_sums(y, c, [xv, l, s], |[x, l, s]| {
+                    let z = (x - l) / s;
+                    -0.5 * z * z - math::ln(s) - HALF_LN_2PI
+                });
             }
             Op::TanhLogProb { u, loc, scale, out } => {
                 let c = self.cols(*u);
                 let (uv, l, s, y) = (self.rd(*u), self.rd(*loc), self.rd(*scale), self.wr(*out));
-                for r in 0..out.rows {
-                    let mut acc = 0.0;
-                    for i in r * c..(r + 1) * c {
-                        let z = (uv[i] - l[i]) / s[i];
-                        acc += -0.5 * z * z - math::ln(s[i]) - HALF_LN_2PI - math::log_dtanh(uv[i]);
-                    }
-                    y[r] = acc;
-                }
+                row_sums(y, c, [uv, l, s], |[u, l, s]| {
+                    let z = (u - l) / s;
+                    -0.5 * z * z - math::ln(s) - HALF_LN_2PI - math::log_dtanh(u)
+                });
             }
             Op::NormalKl {
                 ql,
@@ -577,36 +562,21 @@ impl Worker {
                 let c = self.cols(*ql);
                 let (a, b, cc, d) = (self.rd(*ql), self.rd(*qs), self.rd(*pl), self.rd(*ps));
                 let y = self.wr(*out);
-                for r in 0..out.rows {
-                    let mut acc = 0.0;
-                    for i in r * c..(r + 1) * c {
-                        acc += kl_elem(a[i], b[i], cc[i], d[i]);
-                    }
-                    y[r] = acc;
-                }
+                row_sums(y, c, [a, b, cc, d], |[a, b, c, d]| kl_elem(a, b, c, d));
             }
             Op::NormalEntropy { scale, out } => {
                 let c = self.cols(*scale);
                 let (s, y) = (self.rd(*scale), self.wr(*out));
                 let k = c as f32 * (0.5 + HALF_LN_2PI);
-                for r in 0..out.rows {
-                    y[r] = s[r * c..(r + 1) * c]
-                        .iter()
-                        .map(|v| math::ln(*v))
-                        .sum::<f32>()
-                        + k;
+                row_sums(y, c, [s], |[s]| math::ln(s));
+                for v in y.iter_mut() {
+                    *v += k;
                 }
             }
             Op::BernoulliLogProb { x, logits, out } => {
                 let c = self.cols(*x);
                 let (xv, l, y) = (self.rd(*x), self.rd(*logits), self.wr(*out));
-                for r in 0..out.rows {
-                    let mut acc = 0.0;
-                    for i in r * c..(r + 1) * c {
-                        acc += xv[i] * l[i] - math::softplus(l[i]);
-                    }
-                    y[r] = acc;
-                }
+                row_sums(y, c, [xv, l], |[x, l]| x * l - math::softplus(l));
             }
         }
     }
@@ -1039,21 +1009,31 @@ impl Worker {
                 let Some(gh) = self.gr(*h) else { return };
                 let d = self.cols(*loc);
                 let s = self.rd(*scale);
-                let (gl, gs) = (self.gr(*loc), self.gr(*scale));
-                for r in 0..h.rows {
-                    if let Some(gl) = gl.as_deref() {
-                        for j in 0..d {
-                            gh[r * 2 * d + j] += gl[r * d + j];
+                if let Some(gl) = self.gr(*loc) {
+                    for (hr, lr) in gh.chunks_exact_mut(2 * d).zip(gl.chunks_exact(d)) {
+                        for (a, v) in hr[..d].iter_mut().zip(lr) {
+                            *a += v;
                         }
                     }
-                    if let Some(gs) = gs.as_deref() {
-                        for j in 0..d {
-                            let sv = s[r * d + j];
-                            let deriv = match *link {
-                                Link::Softplus(min) => 1.0 - math::exp(-(sv - min)),
-                                Link::Exp(min) => sv - min,
-                            };
-                            gh[r * 2 * d + d + j] += gs[r * d + j] * deriv;
+                }
+                if let Some(gs) = self.gr(*scale) {
+                    let rows = gh
+                        .chunks_exact_mut(2 * d)
+                        .zip(gs.chunks_exact(d).zip(s.chunks_exact(d)));
+                    match *link {
+                        Link::Softplus(min) => {
+                            for (hr, (gr, sr)) in rows {
+                                for ((a, g), sv) in hr[d..].iter_mut().zip(gr).zip(sr) {
+                                    *a += g * (1.0 - math::exp(-(sv - min)));
+                                }
+                            }
+                        }
+                        Link::Exp(min) => {
+                            for (hr, (gr, sr)) in rows {
+                                for ((a, g), sv) in hr[d..].iter_mut().zip(gr).zip(sr) {
+                                    *a += g * (sv - min);
+                                }
+                            }
                         }
                     }
                 }
@@ -1072,8 +1052,8 @@ impl Worker {
                     }
                 }
                 if let Some(gs) = self.gr(*scale) {
-                    for i in 0..gs.len() {
-                        gs[i] += g[i] * e[i];
+                    for ((a, gv), ev) in gs.iter_mut().zip(g.iter()).zip(e) {
+                        *a += gv * ev;
                     }
                 }
             }
@@ -1107,44 +1087,36 @@ impl Worker {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*x);
                 let (xv, l, s) = (self.rd(*x), self.rd(*loc), self.rd(*scale));
-                let (mut gx, mut gl, mut gs) = (self.gr(*x), self.gr(*loc), self.gr(*scale));
-                for r in 0..out.rows {
-                    let gg = g[r];
-                    for i in r * c..(r + 1) * c {
+                let dz = |i: usize, r: usize| g[r] * (xv[i] - l[i]) / (s[i] * s[i]);
+                if let Some(gx) = self.gr(*x) {
+                    each(gx, c, |i, r| -dz(i, r));
+                }
+                if let Some(gl) = self.gr(*loc) {
+                    each(gl, c, dz);
+                }
+                if let Some(gs) = self.gr(*scale) {
+                    each(gs, c, |i, r| {
                         let z = (xv[i] - l[i]) / s[i];
-                        let dz = gg * z / s[i];
-                        if let Some(gx) = gx.as_deref_mut() {
-                            gx[i] -= dz;
-                        }
-                        if let Some(gl) = gl.as_deref_mut() {
-                            gl[i] += dz;
-                        }
-                        if let Some(gs) = gs.as_deref_mut() {
-                            gs[i] += gg * (z * z - 1.0) / s[i];
-                        }
-                    }
+                        g[r] * (z * z - 1.0) / s[i]
+                    });
                 }
             }
             Op::TanhLogProb { u, loc, scale, out } => {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*u);
                 let (uv, l, s) = (self.rd(*u), self.rd(*loc), self.rd(*scale));
-                let (mut gu, mut gl, mut gs) = (self.gr(*u), self.gr(*loc), self.gr(*scale));
-                for r in 0..out.rows {
-                    let gg = g[r];
-                    for i in r * c..(r + 1) * c {
+                let dz = |i: usize, r: usize| g[r] * (uv[i] - l[i]) / (s[i] * s[i]);
+                if let Some(gu) = self.gr(*u) {
+                    each(gu, c, |i, r| -dz(i, r) + g[r] * 2.0 * math::tanh(uv[i]));
+                }
+                if let Some(gl) = self.gr(*loc) {
+                    each(gl, c, dz);
+                }
+                if let Some(gs) = self.gr(*scale) {
+                    each(gs, c, |i, r| {
                         let z = (uv[i] - l[i]) / s[i];
-                        let dz = gg * z / s[i];
-                        if let Some(gu) = gu.as_deref_mut() {
-                            gu[i] += -dz + gg * 2.0 * math::tanh(uv[i]);
-                        }
-                        if let Some(gl) = gl.as_deref_mut() {
-                            gl[i] += dz;
-                        }
-                        if let Some(gs) = gs.as_deref_mut() {
-                            gs[i] += gg * (z * z - 1.0) / s[i];
-                        }
-                    }
+                        g[r] * (z * z - 1.0) / s[i]
+                    });
                 }
             }
             Op::NormalKl {
@@ -1202,19 +1174,61 @@ impl Worker {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*x);
                 let (xv, l) = (self.rd(*x), self.rd(*logits));
-                let (mut gx, mut gl) = (self.gr(*x), self.gr(*logits));
-                for r in 0..out.rows {
-                    for i in r * c..(r + 1) * c {
-                        if let Some(gl) = gl.as_deref_mut() {
-                            gl[i] += g[r] * (xv[i] - math::sigmoid(l[i]));
-                        }
-                        if let Some(gx) = gx.as_deref_mut() {
-                            gx[i] += g[r] * l[i];
-                        }
-                    }
+                if let Some(gl) = self.gr(*logits) {
+                    each(gl, c, |i, r| g[r] * (xv[i] - math::sigmoid(l[i])));
+                }
+                if let Some(gx) = self.gr(*x) {
+                    each(gx, c, |i, r| g[r] * l[i]);
                 }
             }
         }
+    }
+}
+
+/// `acc[i] += f(i, row of i)` over a `(rows, c)` gradient (one pass per target, so the
+/// loop has no branches and vectorises).
+#[inline(always)]
+fn each(acc: &mut [f32], c: usize, f: impl Fn(usize, usize) -> f32) {
+    for (r, row) in acc.chunks_exact_mut(c).enumerate() {
+        let base = r * c;
+        for (j, a) in row.iter_mut().enumerate() {
+            *a += f(base + j, r);
+        }
+    }
+}
+
+/// `y[r] = Σ_j f(x₀[r, j], x₁[r, j], …)` over rows of `c` columns, eight partial sums per
+/// row so the loop vectorises (the order of the additions differs from a left fold).
+#[inline(always)]
+fn row_sums<const N: usize>(y: &mut [f32], c: usize, xs: [&[f32]; N], f: impl Fn([f32; N]) -> f32) {
+    let rows = y.len();
+    for x in &xs {
+        assert!(
+            x.len() >= rows * c,
+            "row_sums: operand shorter than rows × cols"
+        );
+    }
+    for (r, yr) in y.iter_mut().enumerate() {
+        let base = r * c;
+        let mut acc = [0.0f32; 8];
+        let full = c / 8 * 8;
+        let mut j = 0;
+        while j < full {
+            for (l, a) in acc.iter_mut().enumerate() {
+                // SAFETY: base + j + l < rows·c ≤ len of every operand (asserted above).
+                *a += f(std::array::from_fn(|n| unsafe {
+                    *xs[n].get_unchecked(base + j + l)
+                }));
+            }
+            j += 8;
+        }
+        let mut tail = 0.0;
+        for jj in full..c {
+            tail += f(std::array::from_fn(|n| unsafe {
+                *xs[n].get_unchecked(base + jj)
+            }));
+        }
+        *yr = acc.iter().sum::<f32>() + tail;
     }
 }
 

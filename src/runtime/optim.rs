@@ -174,12 +174,25 @@ fn adam_loop(k: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32
 
 /// Global L2 norm of gradients held in slices.
 pub fn norm_of<'a>(grads: impl IntoIterator<Item = &'a [f32]>) -> f64 {
-    grads
-        .into_iter()
-        .flat_map(|g| g.iter())
-        .map(|&x| (x as f64) * (x as f64))
-        .sum::<f64>()
-        .sqrt()
+    grads.into_iter().map(sum_sq).sum::<f64>().sqrt()
+}
+
+/// `Σ x²` of one slice: eight f32 partial sums per block of 4096 (so the loop vectorises),
+/// blocks added in f64.
+fn sum_sq(g: &[f32]) -> f64 {
+    g.chunks(4096)
+        .map(|block| {
+            let mut acc = [0.0f32; 8];
+            let mut it = block.chunks_exact(8);
+            for c in &mut it {
+                for (a, x) in acc.iter_mut().zip(c) {
+                    *a += x * x;
+                }
+            }
+            let tail: f32 = it.remainder().iter().map(|x| x * x).sum();
+            acc.iter().map(|a| f64::from(*a)).sum::<f64>() + f64::from(tail)
+        })
+        .sum()
 }
 
 /// The factor `clip_grad_norm_` scales gradients by (1 when the norm is within `max_norm`).
