@@ -26,9 +26,14 @@ pub struct Worker {
 // into parameter slices set by `set_params` for the duration of one forward/backward call.
 unsafe impl Send for Worker {}
 
+/// Products up to this many multiply-adds run in plain loops: below it, `gemm`'s packing
+/// and dispatch cost more than the arithmetic (W2's 16 × 8 × 64 steps).
+const SMALL: usize = 16 * 1024;
+
 /// `dst (m×n, row stride ldd) (+)= a (m×k) · b (k×n)`; `a`, `b` given by pointer, row stride
 /// and column stride (a transpose swaps the strides).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 unsafe fn mm(
     m: usize,
     n: usize,
@@ -53,6 +58,52 @@ unsafe fn mm(
             }
         }
         return;
+    }
+    if m * n * k <= SMALL {
+        if b_cs == 1 {
+            // Rows of b are contiguous: dst[i, :] += a[i, p] · b[p, :].
+            for i in 0..m {
+                let d = std::slice::from_raw_parts_mut(dst.add(i * ldd), n);
+                if !acc {
+                    d.fill(0.0);
+                }
+                for p in 0..k {
+                    let x = *a.add(i * a_rs + p * a_cs);
+                    let br = std::slice::from_raw_parts(b.add(p * b_rs), n);
+                    for (dv, bv) in d.iter_mut().zip(br) {
+                        *dv += x * bv;
+                    }
+                }
+            }
+            return;
+        }
+        if b_rs == 1 && a_cs == 1 {
+            // Columns of b and rows of a are contiguous: dst[i, j] += a[i, :] · b[:, j].
+            for i in 0..m {
+                let ar = std::slice::from_raw_parts(a.add(i * a_rs), k);
+                let d = std::slice::from_raw_parts_mut(dst.add(i * ldd), n);
+                for (j, dv) in d.iter_mut().enumerate() {
+                    let bc = std::slice::from_raw_parts(b.add(j * b_cs), k);
+                    let mut lanes = [0.0f32; 8];
+                    let mut ai = ar.chunks_exact(8);
+                    let mut bi = bc.chunks_exact(8);
+                    for (x, y) in (&mut ai).zip(&mut bi) {
+                        for l in 0..8 {
+                            lanes[l] += x[l] * y[l];
+                        }
+                    }
+                    let tail: f32 = ai
+                        .remainder()
+                        .iter()
+                        .zip(bi.remainder())
+                        .map(|(x, y)| x * y)
+                        .sum();
+                    let v = lanes.iter().sum::<f32>() + tail;
+                    *dv = if acc { *dv + v } else { v };
+                }
+            }
+            return;
+        }
     }
     gemm::gemm(
         m,
@@ -1086,36 +1137,36 @@ impl Worker {
             Op::NormalLogProb { x, loc, scale, out } => {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*x);
-                let (xv, l, s) = (self.rd(*x), self.rd(*loc), self.rd(*scale));
-                let dz = |i: usize, r: usize| g[r] * (xv[i] - l[i]) / (s[i] * s[i]);
+                let ops = [self.rd(*x), self.rd(*loc), self.rd(*scale)];
+                let dz = |[x, l, s]: [f32; 3], g: f32| g * (x - l) / (s * s);
                 if let Some(gx) = self.gr(*x) {
-                    each(gx, c, |i, r| -dz(i, r));
+                    each(gx, c, g, ops, |v, g| -dz(v, g));
                 }
                 if let Some(gl) = self.gr(*loc) {
-                    each(gl, c, dz);
+                    each(gl, c, g, ops, dz);
                 }
                 if let Some(gs) = self.gr(*scale) {
-                    each(gs, c, |i, r| {
-                        let z = (xv[i] - l[i]) / s[i];
-                        g[r] * (z * z - 1.0) / s[i]
+                    each(gs, c, g, ops, |[x, l, s], g| {
+                        let z = (x - l) / s;
+                        g * (z * z - 1.0) / s
                     });
                 }
             }
             Op::TanhLogProb { u, loc, scale, out } => {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*u);
-                let (uv, l, s) = (self.rd(*u), self.rd(*loc), self.rd(*scale));
-                let dz = |i: usize, r: usize| g[r] * (uv[i] - l[i]) / (s[i] * s[i]);
+                let ops = [self.rd(*u), self.rd(*loc), self.rd(*scale)];
+                let dz = |[u, l, s]: [f32; 3], g: f32| g * (u - l) / (s * s);
                 if let Some(gu) = self.gr(*u) {
-                    each(gu, c, |i, r| -dz(i, r) + g[r] * 2.0 * math::tanh(uv[i]));
+                    each(gu, c, g, ops, |v, g| -dz(v, g) + g * 2.0 * math::tanh(v[0]));
                 }
                 if let Some(gl) = self.gr(*loc) {
-                    each(gl, c, dz);
+                    each(gl, c, g, ops, dz);
                 }
                 if let Some(gs) = self.gr(*scale) {
-                    each(gs, c, |i, r| {
-                        let z = (uv[i] - l[i]) / s[i];
-                        g[r] * (z * z - 1.0) / s[i]
+                    each(gs, c, g, ops, |[u, l, s], g| {
+                        let z = (u - l) / s;
+                        g * (z * z - 1.0) / s
                     });
                 }
             }
@@ -1132,31 +1183,37 @@ impl Worker {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*ql);
                 let (a, b, cc, d) = (self.rd(*ql), self.rd(*qs), self.rd(*pl), self.rd(*ps));
-                let (mut gql, mut gqs) = (self.gr(*ql), self.gr(*qs));
-                let (mut gpl, mut gps) = (self.gr(*pl), self.gr(*ps));
-                for r in 0..out.rows {
-                    for i in r * c..(r + 1) * c {
-                        let mut e = g[r];
-                        if let Some(f) = floor {
-                            if kl_elem(a[i], b[i], cc[i], d[i]) <= *f {
-                                e = 0.0;
-                            }
-                        }
-                        let u = b[i] / d[i];
-                        let dd = (a[i] - cc[i]) / d[i];
-                        if let Some(x) = gql.as_deref_mut() {
-                            x[i] += gq * e * dd / d[i];
-                        }
-                        if let Some(x) = gqs.as_deref_mut() {
-                            x[i] += gq * e * (u - 1.0 / u) / d[i];
-                        }
-                        if let Some(x) = gpl.as_deref_mut() {
-                            x[i] -= gp * e * dd / d[i];
-                        }
-                        if let Some(x) = gps.as_deref_mut() {
-                            x[i] += gp * e * (1.0 - u * u - dd * dd) / d[i];
-                        }
+                let ops = [a, b, cc, d];
+                let fl = floor.unwrap_or(f32::NEG_INFINITY);
+                // The upstream gradient of one element: 0 under the free-nats floor.
+                let e = move |[a, b, c, d]: [f32; 4], g: f32| {
+                    if kl_elem(a, b, c, d) > fl {
+                        g
+                    } else {
+                        0.0
                     }
+                };
+                if let Some(x) = self.gr(*ql) {
+                    each(x, c, g, ops, |v, g| {
+                        gq * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
+                    });
+                }
+                if let Some(x) = self.gr(*qs) {
+                    each(x, c, g, ops, |v, g| {
+                        let u = v[1] / v[3];
+                        gq * e(v, g) * (u - 1.0 / u) / v[3]
+                    });
+                }
+                if let Some(x) = self.gr(*pl) {
+                    each(x, c, g, ops, |v, g| {
+                        -gp * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
+                    });
+                }
+                if let Some(x) = self.gr(*ps) {
+                    each(x, c, g, ops, |v, g| {
+                        let (u, dd) = (v[1] / v[3], (v[0] - v[2]) / v[3]);
+                        gp * e(v, g) * (1.0 - u * u - dd * dd) / v[3]
+                    });
                 }
             }
             Op::NormalEntropy { scale, out } => {
@@ -1173,26 +1230,46 @@ impl Worker {
             Op::BernoulliLogProb { x, logits, out } => {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*x);
-                let (xv, l) = (self.rd(*x), self.rd(*logits));
+                let ops = [self.rd(*x), self.rd(*logits)];
                 if let Some(gl) = self.gr(*logits) {
-                    each(gl, c, |i, r| g[r] * (xv[i] - math::sigmoid(l[i])));
+                    each(gl, c, g, ops, |[x, l], g| g * (x - math::sigmoid(l)));
                 }
                 if let Some(gx) = self.gr(*x) {
-                    each(gx, c, |i, r| g[r] * l[i]);
+                    each(gx, c, g, ops, |[_, l], g| g * l);
                 }
             }
         }
     }
 }
 
-/// `acc[i] += f(i, row of i)` over a `(rows, c)` gradient (one pass per target, so the
-/// loop has no branches and vectorises).
+/// `acc[r, j] += f(x₀[r, j], …, g[r])` over a `(rows, c)` gradient with the upstream
+/// per-row gradient `g` (one pass per target, no branches or bounds checks in the loop, so it
+/// vectorises).
 #[inline(always)]
-fn each(acc: &mut [f32], c: usize, f: impl Fn(usize, usize) -> f32) {
+fn each<const N: usize>(
+    acc: &mut [f32],
+    c: usize,
+    g: &[f32],
+    xs: [&[f32]; N],
+    f: impl Fn([f32; N], f32) -> f32,
+) {
+    let rows = acc.len() / c.max(1);
+    assert!(g.len() >= rows, "each: upstream gradient shorter than rows");
+    for x in &xs {
+        assert!(
+            x.len() >= acc.len(),
+            "each: operand shorter than the gradient"
+        );
+    }
     for (r, row) in acc.chunks_exact_mut(c).enumerate() {
         let base = r * c;
+        let gr = g[r];
         for (j, a) in row.iter_mut().enumerate() {
-            *a += f(base + j, r);
+            // SAFETY: base + j < acc.len() ≤ every operand's length (asserted above).
+            *a += f(
+                std::array::from_fn(|n| unsafe { *xs[n].get_unchecked(base + j) }),
+                gr,
+            );
         }
     }
 }
