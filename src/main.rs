@@ -14,9 +14,10 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // dfdx hands every matmul to rayon; at the sizes of these models the hand-off costs more
-    // than a second core saves (measured: W1 1,049 vs 765 steps/s, W2 272 vs 225 on 1 vs 2
-    // threads; docs/performance.md). One thread unless the user asks for more.
+    // The reference path: dfdx hands every matmul to rayon; at the sizes of these models the
+    // hand-off costs more than a second core saves (measured: W1 1,049 vs 765 steps/s, W2 272
+    // vs 225 on 1 vs 2 threads; docs/performance.md). One thread unless the user asks for more.
+    // The fused runtime splits the batch over its own two workers instead.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }

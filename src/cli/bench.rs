@@ -73,7 +73,8 @@ pub struct BenchArgs {
     pub loss_window: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Worker threads (sets RAYON_NUM_THREADS for dfdx's matmuls unless already set).
+    /// Worker threads: the fused runtime's workers (at most 2), and RAYON_NUM_THREADS for the
+    /// reference path's matmuls unless already set.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Print one JSON line (the peers' result format plus vic's extra fields).
@@ -486,6 +487,7 @@ pub fn run(a: BenchArgs) -> u8 {
         seed: a.seed,
         holdout: 0.0, // the peers train on every row
         sampling: Sampling::WithReplacement,
+        threads: a.threads,
         ..TrainConfig::default()
     };
     let mut tr = match Trainer::new(program, data, cfg) {
@@ -658,6 +660,7 @@ pub fn run(a: BenchArgs) -> u8 {
         "chunk_rate_p10_med_p90": p,
         "final_loss": round(final_loss, 4),
         "threads": a.threads,
+        "runtime": tr.engine(),
         "steps": steps,
         "timed_steps": timed_steps,
         "timed_s": round(elapsed, 3),
@@ -715,8 +718,14 @@ pub fn run(a: BenchArgs) -> u8 {
     } else {
         let unit = sp.unit;
         println!(
-            "vic {:?} ({}): B = {}, {} steps (+{} untimed), {} threads",
-            a.workload, sp.name, sp.batch, steps, w_calls, a.threads
+            "vic {:?} ({}): B = {}, {} steps (+{} untimed), {} threads, runtime {}",
+            a.workload,
+            sp.name,
+            sp.batch,
+            steps,
+            w_calls,
+            a.threads,
+            tr.engine()
         );
         println!(
             "  steps/s        {:.1}   (chunks p10 / med / p90: {} / {} / {}; {} steps in {:.2} s)",

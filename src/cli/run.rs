@@ -9,11 +9,23 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use vic::train::{Sampling, TrainConfig, TrainError, Trainer};
+use vic::train::{EngineChoice, Sampling, TrainConfig, TrainError, Trainer};
+
+/// `--runtime`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    Auto,
+    Fused,
+    Reference,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     pub file: PathBuf,
+    /// Runtime: `fused` (the compiled program, CPU), `reference` (the dfdx interpreter, every
+    /// feature and CUDA), or `auto` (fused where the model allows it).
+    #[arg(long, value_enum, default_value_t = Runtime::Auto)]
+    pub runtime: Runtime,
     /// Data file (.npz, .npy, .csv); default: the model's `data "…"`.
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -238,6 +250,11 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             Sampling::WithReplacement
         },
         horizon: a.horizon.unwrap_or(50),
+        engine: match a.runtime {
+            Runtime::Auto => EngineChoice::Auto,
+            Runtime::Fused => EngineChoice::Fused,
+            Runtime::Reference => EngineChoice::Reference,
+        },
         ..TrainConfig::default()
     };
     let name = ir.name.clone();
@@ -516,6 +533,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     );
     print!("{}", report.text());
     println!("checkpoint: {}", ckpt.display());
+    println!("runtime: {}", tr.engine());
     let mut groups = vec![(
         "ELBO per sequence".to_string(),
         vec![

@@ -61,6 +61,19 @@ enum Seed {
     Above(f32, f32),
 }
 
+/// The fused runtime's second thread (the caller runs the first share; the global rayon
+/// pool stays at dfdx's setting).
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|i| format!("vic-worker-{i}"))
+            .build()
+            .expect("a worker thread")
+    })
+}
+
 /// Matmul FLOPs of one forward pass of a graph.
 fn flops(g: &super::graph::Graph) -> f64 {
     let mut f = 0.0;
@@ -110,10 +123,14 @@ impl Engine {
             values.push(p.to_host());
         }
         let one = build(prog, &index, b, tt)?;
-        let workers = match threads {
-            0 if b >= 2 && flops(&one.g) >= 2e6 => rayon::current_num_threads().clamp(1, 2),
-            0 => 1,
-            n => n.clamp(1, b.max(1)),
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if threads == 0 { cores } else { threads };
+        // Two workers at most (the split is in two); one where the work per step is too small
+        // to pay for the hand-off (W3: a few hundred FLOPs).
+        let workers = if b >= 2 && flops(&one.g) >= 2e6 {
+            threads.clamp(1, 2)
+        } else {
+            1
         };
         let mut shares = Vec::with_capacity(workers);
         let mut start = 0;
@@ -218,7 +235,12 @@ impl Engine {
         match self.shares.as_mut_slice() {
             [a] => f(&mut a.w),
             [a, b] => {
-                rayon::join(|| f(&mut a.w), || f(&mut b.w));
+                // The second share on the pool's thread, the first on this one.
+                let f = &f;
+                pool().in_place_scope(|s| {
+                    s.spawn(|_| f(&mut b.w));
+                    f(&mut a.w);
+                });
             }
             many => {
                 for s in many {

@@ -59,6 +59,9 @@ pub struct TrainConfig {
     /// Which runtime trains (not part of the run's identity: results agree up to rounding).
     #[serde(default, skip_serializing)]
     pub engine: EngineChoice,
+    /// Workers of the fused runtime (0: one per core, at most 2).
+    #[serde(default, skip_serializing)]
+    pub threads: usize,
 }
 
 /// The runtime a [`Trainer`] steps with.
@@ -91,6 +94,7 @@ impl Default for TrainConfig {
             horizon: 50,
             baseline_decay: 0.9,
             engine: EngineChoice::Auto,
+            threads: 0,
         }
     }
 }
@@ -250,10 +254,11 @@ impl Trainer {
 
     /// Which runtime the next step uses: `"fused"` or `"reference"` (with the reason).
     pub fn engine(&self) -> String {
-        match &self.fused_off {
-            None if self.cfg.engine != EngineChoice::Reference => "fused".into(),
-            None => "reference".into(),
-            Some(why) => format!("reference ({why})"),
+        match (&self.fused_off, self.fused.last()) {
+            (Some(why), _) => format!("reference ({why})"),
+            _ if self.cfg.engine == EngineChoice::Reference => "reference".into(),
+            (None, Some(e)) => format!("fused, {} worker(s)", e.workers()),
+            (None, None) => "fused".into(),
         }
     }
 
@@ -270,7 +275,7 @@ impl Trainer {
         if let Some(i) = self.fused.iter().position(|e| e.shape() == (b, t)) {
             return Ok(Some(i));
         }
-        match crate::fused::Engine::new(&self.program, &self.store, b, t, 0) {
+        match crate::fused::Engine::new(&self.program, &self.store, b, t, self.cfg.threads) {
             Ok(e) => {
                 if self.fused.len() >= 2 {
                     self.fused.remove(0);
