@@ -231,20 +231,20 @@ impl Engine {
         }
     }
 
-    fn run_all(&mut self, f: impl Fn(&mut Worker) + Sync) {
+    fn run_all(&mut self, f: impl Fn(&mut Share) + Sync) {
         match self.shares.as_mut_slice() {
-            [a] => f(&mut a.w),
+            [a] => f(a),
             [a, b] => {
                 // The second share on the pool's thread, the first on this one.
                 let f = &f;
                 pool().in_place_scope(|s| {
-                    s.spawn(|_| f(&mut b.w));
-                    f(&mut a.w);
+                    s.spawn(|_| f(b));
+                    f(a);
                 });
             }
             many => {
                 for s in many {
-                    f(&mut s.w);
+                    f(s);
                 }
             }
         }
@@ -257,7 +257,7 @@ impl Engine {
         for sh in &mut self.shares {
             sh.w.set_params(&params);
         }
-        self.run_all(|w| w.forward());
+        self.run_all(|sh| sh.w.forward());
         let (b, m) = (self.b, &prog.model);
         let alpha_val = self.alpha.map(|i| self.values[i][0].exp());
         let weight = prog.kl_weight(step) as f32;
@@ -343,39 +343,30 @@ impl Engine {
     /// into [`Engine::grads`].
     pub fn backward(&mut self, batch: &Batch) {
         let b = self.b;
-        for sh in &mut self.shares {
+        let seeds = std::mem::take(&mut self.seeds);
+        self.run_all(|sh| {
             sh.w.zero_grads();
             for (ti, t) in sh.terms.iter().enumerate() {
                 let Some(v) = t.rows else { continue };
-                let seed = self.seeds[ti];
+                let seed = seeds[ti];
                 if matches!(seed, Seed::None) {
                     continue;
                 }
                 let mask = batch.mask.as_ref().filter(|_| t.maskable);
-                let vals: Vec<f32> = sh.w.view(v).to_vec();
-                let Some(g) = sh.w.grad_view_mut(v) else {
-                    continue;
-                };
-                for s in 0..t.tp {
-                    for i in 0..sh.b {
-                        let r = s * sh.b + i;
-                        let mk = mask.map_or(1.0, |mk| mk[(t.step0 + s) * b + sh.start + i]);
-                        g[r] = match seed {
-                            Seed::All(c) => c * mk,
-                            Seed::Above(c, floor) => {
-                                if vals[r] > floor {
-                                    c * mk
-                                } else {
-                                    0.0
-                                }
-                            }
-                            Seed::None => 0.0,
-                        };
+                let (bw, start) = (sh.b, sh.start);
+                sh.w.seed(v, |r, val| {
+                    let (s, i) = (r / bw, r % bw);
+                    let mk = mask.map_or(1.0, |mk| mk[(t.step0 + s) * b + start + i]);
+                    match seed {
+                        Seed::All(c) => c * mk,
+                        Seed::Above(c, floor) if val > floor => c * mk,
+                        _ => 0.0,
                     }
-                }
+                });
             }
-        }
-        self.run_all(|w| w.backward());
+            sh.w.backward();
+        });
+        self.seeds = seeds;
         for g in &mut self.grads {
             g.fill(0.0);
         }

@@ -203,14 +203,20 @@ impl Worker {
         let c = self.g.bufs[v.buf].cols;
         &self.vals[v.buf][v.r0 * c..(v.r0 + v.rows) * c]
     }
-    /// A view's gradient (to seed the loss).
-    pub fn grad_view_mut(&mut self, v: View) -> Option<&mut [f32]> {
+    /// Seed a view's gradient: `grad[i] = f(i, value[i])` (a view without gradient is left).
+    pub fn seed(&mut self, v: View, f: impl Fn(usize, f32) -> f32) {
         let c = self.g.bufs[v.buf].cols;
+        let range = v.r0 * c..(v.r0 + v.rows) * c;
         let g = &mut self.grads[v.buf];
         if g.is_empty() {
-            None
-        } else {
-            Some(&mut g[v.r0 * c..(v.r0 + v.rows) * c])
+            return;
+        }
+        for (i, (gv, x)) in g[range.clone()]
+            .iter_mut()
+            .zip(&self.vals[v.buf][range])
+            .enumerate()
+        {
+            *gv = f(i, *x);
         }
     }
     /// The gradient of a parameter buffer.

@@ -152,23 +152,30 @@ unsafe fn adam_avx2(k: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &m
 
 #[inline(always)]
 fn adam_loop(k: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    match (k.wd != 0.0, k.decoupled) {
+        (false, _) => adam_elems::<0>(k, p, g, m, v),
+        (true, false) => adam_elems::<1>(k, p, g, m, v),
+        (true, true) => adam_elems::<2>(k, p, g, m, v),
+    }
+}
+
+/// The element loop, without branches (`WD`: 0 none, 1 L2 on the gradient, 2 decoupled) so it
+/// vectorises.
+#[inline(always)]
+fn adam_elems<const WD: u8>(k: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let (ib1, ib2) = (1.0 - k.b1, 1.0 - k.b2);
-    let n = p.len().min(g.len()).min(m.len()).min(v.len());
-    let (p, g, m, v) = (&mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
-    for i in 0..n {
-        let mut gi = g[i];
-        if k.wd != 0.0 {
-            if k.decoupled {
-                p[i] -= k.lr * k.wd * p[i];
-            } else {
-                gi += k.wd * p[i];
-            }
+    let (r1, r2) = (1.0 / k.bc1, 1.0 / k.bc2);
+    for (((pi, gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let mut gi = *gi;
+        if WD == 1 {
+            gi += k.wd * *pi;
         }
-        m[i] = k.b1 * m[i] + ib1 * gi;
-        v[i] = k.b2 * v[i] + ib2 * gi * gi;
-        let mhat = m[i] / k.bc1;
-        let vhat = v[i] / k.bc2;
-        p[i] -= k.lr * mhat / (vhat.sqrt() + k.eps);
+        if WD == 2 {
+            *pi -= k.lr * k.wd * *pi;
+        }
+        *mi = k.b1 * *mi + ib1 * gi;
+        *vi = k.b2 * *vi + ib2 * gi * gi;
+        *pi -= k.lr * (*mi * r1) / ((*vi * r2).sqrt() + k.eps);
     }
 }
 
