@@ -123,15 +123,16 @@ impl Engine {
             values.push(p.to_host());
         }
         let one = build(prog, &index, b, tt)?;
+        // Two workers at most (the split is in two). Automatic: one per core, but one where
+        // the work per step is too small to pay for the hand-off (W3: a few hundred FLOPs).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = if threads == 0 { cores } else { threads };
-        // Two workers at most (the split is in two); one where the work per step is too small
-        // to pay for the hand-off (W3: a few hundred FLOPs).
-        let workers = if b >= 2 && flops(&one.g) >= 2e6 {
-            threads.clamp(1, 2)
-        } else {
-            1
-        };
+        let workers = match threads {
+            0 if flops(&one.g) >= 2e6 => cores,
+            0 => 1,
+            n => n,
+        }
+        .clamp(1, 2)
+        .min(b.max(1));
         let mut shares = Vec::with_capacity(workers);
         let mut start = 0;
         for w in 0..workers {
