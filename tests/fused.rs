@@ -229,6 +229,16 @@ fn objective_modifiers_match_reference() {
         let (p, store, batch) = setup_with("ssm.vmodel", extra, 6, 8);
         eprintln!("ssm with {what}:");
         compare_on("ssm.vmodel", &p, &store, &batch, 2, TOL);
+        // The modifier must change the gradient here, or this compares nothing new.
+        let (p0, s0, b0) = setup("ssm.vmodel", 6, 8);
+        let (_, plain) = reference(&p0, &s0, &b0);
+        let (_, modified) = reference(&p, &store, &batch);
+        let diff = plain
+            .iter()
+            .zip(&modified)
+            .map(|((_, a), (_, b))| rel_err(b, a, 1e-3))
+            .fold(0.0f32, f32::max);
+        assert!(diff > 1e-3, "{what}: the modifier did not change the gradient ({diff:e})");
     }
 }
 
