@@ -238,7 +238,10 @@ fn objective_modifiers_match_reference() {
             .zip(&modified)
             .map(|((_, a), (_, b))| rel_err(b, a, 1e-3))
             .fold(0.0f32, f32::max);
-        assert!(diff > 1e-3, "{what}: the modifier did not change the gradient ({diff:e})");
+        assert!(
+            diff > 1e-3,
+            "{what}: the modifier did not change the gradient ({diff:e})"
+        );
     }
 }
 

@@ -26,6 +26,42 @@ pub struct Worker {
 // into parameter slices set by `set_params` for the duration of one forward/backward call.
 unsafe impl Send for Worker {}
 
+/// `dst[i, :] (+)= Σ_p a[i, p] · b[p, :]` with contiguous rows of `b` (row stride `b_rs`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn small_rows(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    acc: bool,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+) {
+    for i in 0..m {
+        let d = std::slice::from_raw_parts_mut(dst.add(i * ldd), n);
+        if !acc {
+            d.fill(0.0);
+        }
+        for p in 0..k {
+            let x = *a.add(i * a_rs + p * a_cs);
+            let br = std::slice::from_raw_parts(b.add(p * b_rs), n);
+            for (dv, bv) in d.iter_mut().zip(br) {
+                *dv += x * bv;
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Scratch for [`mm`]'s transposed small operands.
+    static TRANSPOSED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Products up to this many multiply-adds run in plain loops: below it, `gemm`'s packing
 /// and dispatch cost more than the arithmetic (W2's 16 × 8 × 64 steps).
 const SMALL: usize = 16 * 1024;
@@ -61,49 +97,23 @@ unsafe fn mm(
     }
     if m * n * k <= SMALL {
         if b_cs == 1 {
-            // Rows of b are contiguous: dst[i, :] += a[i, p] · b[p, :].
-            for i in 0..m {
-                let d = std::slice::from_raw_parts_mut(dst.add(i * ldd), n);
-                if !acc {
-                    d.fill(0.0);
-                }
-                for p in 0..k {
-                    let x = *a.add(i * a_rs + p * a_cs);
-                    let br = std::slice::from_raw_parts(b.add(p * b_rs), n);
-                    for (dv, bv) in d.iter_mut().zip(br) {
-                        *dv += x * bv;
-                    }
-                }
-            }
+            small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, b, b_rs);
             return;
         }
-        if b_rs == 1 && a_cs == 1 {
-            // Columns of b and rows of a are contiguous: dst[i, j] += a[i, :] · b[:, j].
-            for i in 0..m {
-                let ar = std::slice::from_raw_parts(a.add(i * a_rs), k);
-                let d = std::slice::from_raw_parts_mut(dst.add(i * ldd), n);
-                for (j, dv) in d.iter_mut().enumerate() {
-                    let bc = std::slice::from_raw_parts(b.add(j * b_cs), k);
-                    let mut lanes = [0.0f32; 8];
-                    let mut ai = ar.chunks_exact(8);
-                    let mut bi = bc.chunks_exact(8);
-                    for (x, y) in (&mut ai).zip(&mut bi) {
-                        for l in 0..8 {
-                            lanes[l] += x[l] * y[l];
-                        }
-                    }
-                    let tail: f32 = ai
-                        .remainder()
-                        .iter()
-                        .zip(bi.remainder())
-                        .map(|(x, y)| x * y)
-                        .sum();
-                    let v = lanes.iter().sum::<f32>() + tail;
-                    *dv = if acc { *dv + v } else { v };
+        // b's columns are contiguous (a transposed weight): transpose it into a scratch copy
+        // (k·n ≤ SMALL floats), then the row form above.
+        TRANSPOSED.with(|t| {
+            let mut t = t.borrow_mut();
+            t.clear();
+            t.resize(k * n, 0.0);
+            for p in 0..k {
+                for j in 0..n {
+                    t[p * n + j] = *b.add(p * b_rs + j * b_cs);
                 }
             }
-            return;
-        }
+            small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, t.as_ptr(), n);
+        });
+        return;
     }
     gemm::gemm(
         m,
