@@ -42,17 +42,45 @@ unsafe fn small_rows(
     b: *const f32,
     b_rs: usize,
 ) {
-    for i in 0..m {
-        let d = std::slice::from_raw_parts_mut(dst.add(i * ldd), n);
-        if !acc {
-            d.fill(0.0);
-        }
+    // Column blocks of W lanes kept in registers over the whole sum (no store per term).
+    #[inline(always)]
+    unsafe fn block<const W: usize>(
+        k: usize,
+        d: *mut f32,
+        acc: bool,
+        a: *const f32,
+        a_cs: usize,
+        b: *const f32,
+        b_rs: usize,
+    ) {
+        let mut s = [0.0f32; W];
         for p in 0..k {
-            let x = *a.add(i * a_rs + p * a_cs);
-            let br = std::slice::from_raw_parts(b.add(p * b_rs), n);
-            for (dv, bv) in d.iter_mut().zip(br) {
-                *dv += x * bv;
+            let x = *a.add(p * a_cs);
+            let br = b.add(p * b_rs);
+            for (l, v) in s.iter_mut().enumerate() {
+                *v += x * *br.add(l);
             }
+        }
+        for (l, v) in s.iter().enumerate() {
+            let o = d.add(l);
+            *o = if acc { *o + v } else { *v };
+        }
+    }
+    for i in 0..m {
+        let d = dst.add(i * ldd);
+        let ai = a.add(i * a_rs);
+        let mut j = 0;
+        while j + 32 <= n {
+            block::<32>(k, d.add(j), acc, ai, a_cs, b.add(j), b_rs);
+            j += 32;
+        }
+        while j + 8 <= n {
+            block::<8>(k, d.add(j), acc, ai, a_cs, b.add(j), b_rs);
+            j += 8;
+        }
+        while j < n {
+            block::<1>(k, d.add(j), acc, ai, a_cs, b.add(j), b_rs);
+            j += 1;
         }
     }
 }
@@ -102,17 +130,23 @@ unsafe fn mm(
         }
         // b's columns are contiguous (a transposed weight): transpose it into a scratch copy
         // (k·n ≤ SMALL floats), then the row form above.
-        TRANSPOSED.with(|t| {
+        // The loops run here, not in the closure, so they get this function's target features.
+        let t = TRANSPOSED.with(|t| {
             let mut t = t.borrow_mut();
-            t.clear();
-            t.resize(k * n, 0.0);
-            for p in 0..k {
-                for j in 0..n {
-                    t[p * n + j] = *b.add(p * b_rs + j * b_cs);
-                }
+            if t.len() < k * n {
+                t.resize(k * n, 0.0);
             }
-            small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, t.as_ptr(), n);
+            t.as_mut_ptr()
         });
+        // SAFETY: the scratch holds ≥ k·n floats and nothing else on this thread uses it
+        // until this product returns (kernels do not nest).
+        let tt = std::slice::from_raw_parts_mut(t, k * n);
+        for p in 0..k {
+            for (j, v) in tt[p * n..(p + 1) * n].iter_mut().enumerate() {
+                *v = *b.add(p * b_rs + j * b_cs);
+            }
+        }
+        small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, t, n);
         return;
     }
     gemm::gemm(
