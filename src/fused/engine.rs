@@ -184,6 +184,13 @@ impl Engine {
         self.shares.len()
     }
 
+    /// Ops and planned floats (values and gradients, all workers) of the program.
+    pub fn size(&self) -> (usize, usize) {
+        let ops = self.shares.iter().map(|s| s.w.g.ops.len()).sum();
+        let floats = self.shares.iter().map(|s| s.w.g.floats()).sum();
+        (ops, floats)
+    }
+
     /// Reload the parameter mirror from `store` (after a resume or load).
     pub fn pull(&mut self, store: &ParamStore) {
         for (v, (_, p)) in self.values.iter_mut().zip(store.iter()) {

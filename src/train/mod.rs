@@ -257,7 +257,14 @@ impl Trainer {
         match (&self.fused_off, self.fused.last()) {
             (Some(why), _) => format!("reference ({why})"),
             _ if self.cfg.engine == EngineChoice::Reference => "reference".into(),
-            (None, Some(e)) => format!("fused, {} worker(s)", e.workers()),
+            (None, Some(e)) => {
+                let (ops, floats) = e.size();
+                format!(
+                    "fused, {} worker(s), {ops} ops, {:.1} MiB planned",
+                    e.workers(),
+                    floats as f64 * 4.0 / 1048576.0
+                )
+            }
             (None, None) => "fused".into(),
         }
     }
