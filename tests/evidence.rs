@@ -133,7 +133,7 @@ fn models_with_nets_or_no_data_are_explained() {
     let why = structure(&shipped("ssm.vmodel").model).expect_err("ssm has nets");
     assert!(why.contains("net"), "{why}");
     let why = structure(&shipped("lqr.vmodel").model).expect_err("lqr is a control problem");
-    assert!(why.contains("no observed variable"), "{why}");
+    assert!(why.contains("no observed data"), "{why}");
     let why = structure(&shipped("vae_digits.vmodel").model).expect_err("vae");
     assert!(!why.is_empty());
 }

@@ -46,7 +46,7 @@ impl Method {
 /// Whether the model's p is linear-Gaussian, from the IR alone: the method, or why not.
 pub fn structure(m: &Model) -> Result<Method, String> {
     if m.is_control() {
-        return Err("it has no observed variable (a control problem: the evidence is the optimality variables')".into());
+        return Err("a control problem has no observed data (its evidence is p(O = 1))".into());
     }
     if let Some(o) = m.optimality.first() {
         return Err(format!(
