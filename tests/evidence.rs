@@ -338,3 +338,142 @@ fn unseen_factor_analysis_matches_its_gaussian_marginal() {
         assert!((ll[i] - exact).abs() < 1e-4);
     }
 }
+
+// ---- the gap and the IWAE estimate, through the trainer as `vic eval` runs them ----
+
+use vic::train::{TrainConfig, Trainer};
+
+fn lg_toy_trainer(m: f32, s: f32) -> Trainer {
+    let p = shipped("lg_toy.vmodel");
+    let d = dataset(&p, vec![("x", vec![1, 1], vec![1.0])]);
+    let cfg = TrainConfig {
+        holdout: 0.0,
+        ..TrainConfig::default()
+    };
+    let mut tr = Trainer::new(p, Some(d), cfg).expect("trainer");
+    tr.store.get_mut("param.m").expect("m").set_host(&[m]);
+    tr.store.get_mut("param.s").expect("s").set_host(&[s]);
+    tr
+}
+
+fn lg_toy_exact(tr: &Trainer) -> Vec<f64> {
+    let params = param_values(&tr.program.model, &tr.store).expect("values");
+    log_evidence(&tr.program.model, &params, tr.train.as_ref().expect("data")).expect("evidence")
+}
+
+/// KL(N(m, s²) ‖ N(0.5, 0.5)): the gap of lg_toy at q = N(m, s²), in closed form.
+fn lg_toy_gap(m: f64, s: f64) -> f64 {
+    0.5f64.sqrt().ln() - s.ln() + (s * s + (m - 0.5).powi(2)) / (2.0 * 0.5) - 0.5
+}
+
+#[test]
+fn lg_toy_gap_is_the_kl_to_the_exact_posterior() {
+    // q = N(0.3, 1) (the initial values: softplus(0.5413248546) = 1), and the exact
+    // posterior N(0.5, 0.5) (softplus⁻¹(√0.5) = 0.0);  4000 draws.
+    let sp_inv = |y: f64| y.exp_m1().ln();
+    for (m, s) in [(0.3, 1.0), (0.5, 0.5f64.sqrt()), (-0.4, 0.3)] {
+        let tr = lg_toy_trainer(m as f32, sp_inv(s) as f32);
+        let exact = lg_toy_exact(&tr);
+        let r = tr
+            .evaluate(None, 4000, 1)
+            .expect("eval")
+            .with_exact("gaussian", &exact);
+        let gap = r.gap.as_ref().expect("gap");
+        let want = lg_toy_gap(m, s);
+        eprintln!(
+            "lg_toy q = N({m}, {s}²): gap {:.4} ± {:.4}, closed form {want:.4}",
+            gap.value, gap.stderr
+        );
+        // 4 standard errors plus the f32 rounding of the parameters.
+        assert!(
+            (gap.value - want).abs() < 4.0 * gap.stderr + 1e-4,
+            "{gap:?} vs {want}"
+        );
+        assert!(
+            gap.value > -4.0 * gap.stderr - 1e-4,
+            "gap < 0 beyond noise: {gap:?}"
+        );
+        let le = r.log_evidence.as_ref().expect("evidence");
+        assert_eq!(le.method, "gaussian");
+        assert!((le.value - (-1.515512)).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn iwae_approaches_the_exact_evidence_as_k_grows() {
+    // At q = N(0.3, 1) the ELBO is −1.7089 and log p(x) = −1.5155 (closed forms).
+    let mut tr = lg_toy_trainer(0.3, 0.541_324_85);
+    let exact = -0.5 * (4.0 * PI).ln() - 0.25;
+    let elbo = -0.5 * (2.0 * PI).ln() - 0.5 * (0.49 + 1.0) - 0.5 * 0.09;
+    let mut last = f64::NEG_INFINITY;
+    let mut last_se = 0.0;
+    for k in [1usize, 4, 16, 64, 256] {
+        let r = tr.evaluate_iwae(k, None, 2000, 5).expect("iwae");
+        eprintln!(
+            "lg_toy IWAE-{k}: {:.4} ± {:.4} (exact {exact:.4})",
+            r.elbo, r.stderr
+        );
+        if k == 1 {
+            assert!((r.elbo - elbo).abs() < 4.0 * r.stderr, "IWAE-1 is the ELBO");
+        }
+        // Non-decreasing in K within 4 combined standard errors, and never above log p(x).
+        let se = (r.stderr.powi(2) + last_se * last_se).sqrt();
+        assert!(
+            r.elbo > last - 4.0 * se,
+            "IWAE-{k} fell: {} < {last}",
+            r.elbo
+        );
+        assert!(r.elbo < exact + 4.0 * r.stderr, "IWAE-{k} above log p(x)");
+        last = r.elbo;
+        last_se = r.stderr;
+    }
+    // At K = 256 the bound is within 0.01 nats of log p(x) (the bias is O(1/K)).
+    assert!((last - exact).abs() < 0.01, "{last} vs {exact}");
+}
+
+/// `vic eval --json` carries `log_evidence` and `gap`; with `--iwae K` and an exact value the
+/// estimate is listed beside it; for a model with nets `--iwae` is the evidence.
+#[test]
+fn eval_json_reports_the_evidence_and_the_gap() {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("vic-evidence-{}", std::process::id()));
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lg_toy.vmodel");
+    let vic = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vic"))
+            .args(args)
+            .output()
+            .expect("vic runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let (m, d) = (model.to_str().expect("utf-8"), dir.to_str().expect("utf-8"));
+    vic(&["run", m, "--steps", "20", "--out", d]);
+    let json: serde_json::Value = serde_json::from_str(&vic(&[
+        "eval",
+        m,
+        "--params",
+        d,
+        "--json",
+        "--iwae",
+        "8",
+        "--samples",
+        "50",
+    ]))
+    .expect("json");
+    assert_eq!(json["log_evidence"]["method"], "gaussian");
+    let le = json["log_evidence"]["value"].as_f64().expect("value");
+    assert!((le - (-1.515512)).abs() < 1e-5, "{le}");
+    assert_eq!(json["log_evidence"]["stderr"].as_f64(), Some(0.0));
+    let gap = json["gap"]["value"].as_f64().expect("gap");
+    let elbo = json["elbo"].as_f64().expect("elbo");
+    assert!((gap - (le - elbo)).abs() < 1e-9);
+    assert!(json["gap"]["stderr"].as_f64().expect("se") > 0.0);
+    assert_eq!(json["iwae"]["method"], "iwae-8");
+    let text = vic(&["eval", m, "--params", d]);
+    assert!(text.contains("(exact, Gaussian marginal)"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,6 +31,9 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also estimate log p(x) by the importance-weighted bound with K samples per draw.
+    #[arg(long, value_name = "K")]
+    pub iwae: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,16 +96,17 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
     if let Err(c) = check_device(&a.device) {
         return c;
     }
-    if a.samples == 0 || a.batch == 0 {
+    if a.samples == 0 || a.batch == 0 || a.iwae == Some(0) {
         return flag_error(
-            "--samples and --batch must be ≥ 1".into(),
-            "e.g. --samples 10",
+            "--samples, --batch and --iwae must be ≥ 1".into(),
+            "e.g. --samples 10 --iwae 100",
         );
     }
     if let Some(c) = super::run::too_large(&[
         ("--samples", a.samples),
         ("--batch", a.batch),
         ("--horizon", a.horizon.unwrap_or(0)),
+        ("--iwae", a.iwae.unwrap_or(0)),
     ]) {
         return c;
     }
@@ -129,7 +133,7 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
     let rows = data.map_or(a.batch, |d| d.n.min(256).saturating_mul(a.samples));
     if let Err(c) = super::run::fits(
         &tr.program.model,
-        rows.saturating_mul(k),
+        rows.saturating_mul(k.max(a.iwae.unwrap_or(1))),
         steps,
         "the evaluation",
     ) {
@@ -138,6 +142,10 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
     match tr.evaluate(None, a.samples, a.seed) {
         Ok(r) if r.non_finite().is_some() => non_finite_result(&r, "the saved parameters"),
         Ok(r) => {
+            let r = match with_evidence(&mut tr, r, &a) {
+                Ok(r) => r,
+                Err(c) => return c,
+            };
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else {
@@ -150,6 +158,52 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
             FAILED
         }
     }
+}
+
+/// The evidence beside the ELBO: exact where p is linear-Gaussian, the IWAE-K estimate
+/// when `--iwae K` is given, else the reason it is not exact.
+fn with_evidence(
+    tr: &mut Trainer,
+    mut r: vic::train::EvalReport,
+    a: &EvalArgs,
+) -> Result<vic::train::EvalReport, u8> {
+    let m = tr.program.model.clone();
+    r = match vic::evidence::structure(&m) {
+        Ok(method) => {
+            let data = tr.heldout.as_ref().or(tr.train.as_ref());
+            let exact = data.ok_or_else(|| "no data".to_string()).and_then(|d| {
+                let params = vic::evidence::param_values(&m, &tr.store)?;
+                vic::evidence::log_evidence(&m, &params, d)
+            });
+            match exact {
+                Ok(v) => r.with_exact(method.name(), &v),
+                Err(why) => {
+                    r.evidence_note = Some(why);
+                    r
+                }
+            }
+        }
+        Err(why) => {
+            r.evidence_note = Some(match a.iwae {
+                Some(_) => why,
+                None => format!("{why}; pass --iwae K to estimate it"),
+            });
+            r
+        }
+    };
+    if let Some(k) = a.iwae {
+        match tr.evaluate_iwae(k, None, a.samples, a.seed.wrapping_add(1)) {
+            Ok(w) if w.non_finite().is_some() => {
+                return Err(non_finite_result(&w, "the IWAE bound"))
+            }
+            Ok(w) => r = r.with_iwae(k, &w),
+            Err(e) => {
+                eprintln!("error: the IWAE evaluation failed: {e}");
+                return Err(FAILED);
+            }
+        }
+    }
+    Ok(r)
 }
 
 pub fn sample(a: SampleArgs, color: bool) -> u8 {
