@@ -61,6 +61,16 @@ pub struct SampleArgs {
     /// Also write an SVG of sampled against real sequences.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Posterior predictive: follow q on every step of the data and draw each observed
+    /// variable from p given the posterior (reconstructions); prints a predictive check.
+    #[arg(long)]
+    pub posterior: bool,
+    /// Draws per sequence for --posterior.
+    #[arg(long, default_value_t = 100)]
+    pub draws: usize,
+    /// Plot --posterior draws as an image grid of this shape (e.g. 8x8).
+    #[arg(long, value_name = "HxW")]
+    pub image_shape: Option<String>,
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -226,6 +236,9 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
     if let Some(h) = a.horizon.filter(|h| a.condition > *h) {
         return condition_too_long(a.condition, h);
     }
+    if let Some(c) = super::predictive::check_flags(&a) {
+        return c;
+    }
     let cfg = TrainConfig {
         holdout: 0.0,
         seed: a.seed,
@@ -235,6 +248,9 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         Ok(t) => t,
         Err(c) => return c,
     };
+    if a.posterior {
+        return super::predictive::posterior(&a, &tr);
+    }
     let m = &tr.program.model;
     let t = a
         .horizon

@@ -16,6 +16,7 @@ use dfdx::prelude::*;
 use std::collections::HashMap;
 
 pub(crate) mod overshoot;
+mod predictive;
 
 /// A batch of `b` sequences of `t` steps (`t = 1` for static models). Time-major layout:
 /// row `step·b + seq`.
