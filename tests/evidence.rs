@@ -477,3 +477,43 @@ fn eval_json_reports_the_evidence_and_the_gap() {
     assert!(text.contains("(exact, Gaussian marginal)"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// On the shipped LGSSMs at their initial parameters the reported gap is ≥ 0 within noise,
+/// agrees with the Kalman value minus the closed-form ELBO, and log p(x) is the Kalman value.
+#[test]
+fn lgssm_gap_is_nonnegative_within_noise() {
+    for file in ["lgssm_filter.vmodel", "lgssm_smooth.vmodel"] {
+        let p = shipped(file);
+        let d = dataset(&p, vec![("x", vec![1, 3], vec![1.0, -0.5, 0.3])]);
+        let cfg = TrainConfig {
+            holdout: 0.0,
+            ..TrainConfig::default()
+        };
+        let tr = Trainer::new(p, Some(d), cfg).expect("trainer");
+        let params = param_values(&tr.program.model, &tr.store).expect("values");
+        let exact = log_evidence(&tr.program.model, &params, tr.train.as_ref().expect("data"))
+            .expect("evidence");
+        assert!((exact[0] - scalar_kalman(&[1.0, -0.5, 0.3])).abs() < 1e-4);
+        let r = tr
+            .evaluate(None, 4000, 2)
+            .expect("eval")
+            .with_exact("kalman", &exact);
+        let g = r.gap.expect("gap");
+        // At the initial parameters q(z_t) = N(0, 1) independently, so in closed form
+        // ELBO = Σ_t E log p − Σ_t E log q = −6·½ ln(2π) − ½ − 2·(1 + ¼)/2
+        //        − Σ_t (x_t² + 1)/2 + 3·½ ln(2πe).
+        let l2pi = (2.0 * PI).ln();
+        let xs2: f64 = [1.0f64, -0.5, 0.3].iter().map(|x| x * x + 1.0).sum();
+        let elbo = -3.0 * l2pi - 0.5 - 1.25 - 0.5 * xs2 + 1.5 * (l2pi + 1.0);
+        let want = scalar_kalman(&[1.0, -0.5, 0.3]) - elbo;
+        eprintln!(
+            "{file}: gap {:.4} ± {:.4}, closed form {want:.4}",
+            g.value, g.stderr
+        );
+        assert!(g.value > -4.0 * g.stderr, "{file}: {g:?}");
+        assert!(
+            (g.value - want).abs() < 4.0 * g.stderr,
+            "{file}: {g:?} vs {want}"
+        );
+    }
+}
