@@ -74,20 +74,33 @@ pub(crate) fn blocker(m: &Model) -> Option<String> {
     None
 }
 
-impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
-    /// The distance-`d` terms, `(b, 1)` per sequence summed over steps and target latents;
-    /// `None` when the sequences are too short (T ≤ d).
-    pub(super) fn overshooting(
-        &mut self,
-        batch: &Batch,
-        d: usize,
-        rng: &mut Rng,
-    ) -> Result<Option<T2<T>>, RtError> {
+/// p's time-indexed chain in sampling order with only its general cases, relabelled to
+/// cover every window step (window step 1 is always copied from the posterior); observed
+/// variables too when `observed`.
+pub(super) fn open_loop_order(m: &Model, observed: bool) -> Vec<ChainVar> {
+    let (_, timed) = super::super::plan::prior_order(m);
+    timed
+        .into_iter()
+        .filter(|cv| observed || m.vars[cv.var].role != Role::Observed)
+        .map(|cv| ChainVar {
+            var: cv.var,
+            producers: cv
+                .producers
+                .iter()
+                .filter(|(c, _)| matches!(c, TimeCase::From(_)))
+                .map(|(_, p)| (TimeCase::From(1), *p))
+                .collect(),
+        })
+        .collect()
+}
+
+impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
+    /// A window batch of `(T − d)·B` rows and `d + 1` steps: sequence `(s − 1)·B + i` is steps
+    /// `s … s + d` of sequence `i` (data and inputs windowed, statics repeated), with window
+    /// step 1 holding the posterior chain at step `s`. Needs `T > d`.
+    pub(super) fn window(&self, batch: &Batch, d: usize) -> Result<Ctx<'a, T, P>, RtError> {
         let m = self.m();
         let (b, tt, k) = (self.s.b, self.s.tt, self.s.k);
-        if tt <= d {
-            return Ok(None);
-        }
         let starts = tt - d;
         let bw = starts * b;
         let mut w: Ctx<'_, T, P> = self.prog.context(self.p, bw, d + 1);
@@ -135,21 +148,27 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
                     .or_insert_with(|| (0..d + 1 + k).map(|_| None).collect());
             slot[idx(k, 1)] = Some(stack(parts)?);
         }
+        Ok(w)
+    }
+
+    /// The distance-`d` terms, `(b, 1)` per sequence summed over steps and target latents;
+    /// `None` when the sequences are too short (T ≤ d).
+    pub(super) fn overshooting(
+        &mut self,
+        batch: &Batch,
+        d: usize,
+        rng: &mut Rng,
+    ) -> Result<Option<T2<T>>, RtError> {
+        let m = self.m();
+        let (b, tt) = (self.s.b, self.s.tt);
+        if tt <= d {
+            return Ok(None);
+        }
+        let starts = tt - d;
+        let bw = starts * b;
+        let mut w = self.window(batch, d)?;
         // Open loop: p's general cases at window steps 2 … d.
-        let (_, timed) = super::super::plan::prior_order(m);
-        let order: Vec<ChainVar> = timed
-            .into_iter()
-            .filter(|cv| m.vars[cv.var].role != Role::Observed)
-            .map(|cv| ChainVar {
-                var: cv.var,
-                producers: cv
-                    .producers
-                    .iter()
-                    .filter(|(c, _)| matches!(c, TimeCase::From(_)))
-                    .map(|(_, p)| (TimeCase::From(1), *p))
-                    .collect(),
-            })
-            .collect();
+        let order = open_loop_order(m, false);
         for u in 2..=d as u32 {
             for cv in &order {
                 w.produce(cv, At::Step(u), rng, false)?;
