@@ -125,3 +125,63 @@ fn predictive_check_counts_observations_inside_the_intervals() {
     assert!(dir.join("pp.svg").exists() && dir.join("pp.npz").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One-step predictions on `lgssm_filter` against their closed form. With
+/// q(z_t | z_{t−1}, x_t) = N(0.3 z_{t−1} + 0.5 x_t + 0.1, 0.8²), z_0 = 0 and x = [1, −0.5, 0.3],
+/// q's marginals are z_1 ~ N(0.6, 0.64) and z_2 ~ N(0.03, 0.09·0.64 + 0.64); one step of p
+/// (z_t = 0.5 z_{t−1} + N(0, 1), x_t = z_t + N(0, 1)) gives x̃_2 ~ N(0.3, 0.25·0.64 + 2) and
+/// x̃_3 ~ N(0.015, 0.25·0.6976 + 2). Step 1 has no prediction (NaN).
+#[test]
+fn one_step_predictions_match_the_closed_form() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lgssm_filter.vmodel");
+    let m = vic::compile(
+        &std::fs::read_to_string(path).expect("readable"),
+        "lgssm_filter",
+    )
+    .expect("compiles");
+    let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
+    let raw = BTreeMap::from([(
+        "x".to_string(),
+        RawArray::new(vec![1, 3], vec![1.0, -0.5, 0.3]),
+    )]);
+    let d = Dataset::from_raw("inline", raw, &specs_of(&p), 1).expect("data");
+    let mut store = p
+        .init_params(&vic::runtime::Dev::default(), &mut rng::seeded(0))
+        .expect("params");
+    let sp_inv = |y: f64| y.exp_m1().ln() as f32;
+    for (name, v) in [("a", 0.3), ("b", 0.5), ("c", 0.1)] {
+        store
+            .get_mut(&format!("param.{name}"))
+            .expect("param")
+            .set_host(&[v]);
+    }
+    store
+        .get_mut("param.s")
+        .expect("s")
+        .set_host(&[sp_inv(0.8)]);
+    let n = 20000;
+    let batch = data_batch(&p, &d, &vec![0; n], 1);
+    let drawn = p
+        .one_step_predictive(&store, &batch, &mut rng::seeded(4))
+        .expect("draws");
+    let x = drawn[&p.model.var_id("x").expect("x")].clone();
+    assert!(
+        x.iter().step_by(3).all(|v| v.is_nan()),
+        "no prediction at step 1"
+    );
+    for (t, mean, var) in [
+        (1usize, 0.3, 0.25 * 0.64 + 2.0),
+        (2, 0.015, 0.25 * 0.6976 + 2.0),
+    ] {
+        let v: Vec<f64> = (0..n).map(|i| f64::from(x[i * 3 + t])).collect();
+        let m = v.iter().sum::<f64>() / n as f64;
+        let s2 = v.iter().map(|y| (y - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+        eprintln!(
+            "x̃_{}: mean {m:.4} (want {mean}), var {s2:.4} (want {var:.4})",
+            t + 1
+        );
+        // Standard errors: mean ≈ 0.0104, variance ≈ 0.022; tolerances ≈ 5 of them.
+        assert!((m - mean).abs() < 0.05, "step {}: mean {m}", t + 1);
+        assert!((s2 - var).abs() < 0.11, "step {}: var {s2}", t + 1);
+    }
+}

@@ -65,6 +65,10 @@ pub struct SampleArgs {
     /// variable from p given the posterior (reconstructions); prints a predictive check.
     #[arg(long)]
     pub posterior: bool,
+    /// With --posterior: also filtered one-step predictions (p one step open loop from the
+    /// posterior at t − 1), written as `<name>_onestep`, checked and plotted.
+    #[arg(long)]
+    pub one_step: bool,
     /// Draws per sequence for --posterior.
     #[arg(long, default_value_t = 100)]
     pub draws: usize,

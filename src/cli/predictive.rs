@@ -20,10 +20,10 @@ fn parse_shape(s: &str) -> Option<(usize, usize)> {
 /// Flag faults of `--posterior`, `--draws` and `--image-shape`.
 pub fn check_flags(a: &SampleArgs) -> Option<u8> {
     if !a.posterior {
-        return a.image_shape.is_some().then(|| {
+        return (a.image_shape.is_some() || a.one_step).then(|| {
             flag_error(
-                "--image-shape applies to --posterior plots".into(),
-                "add --posterior, or drop --image-shape",
+                "--image-shape and --one-step apply to --posterior".into(),
+                "add --posterior, or drop them",
             )
         });
     }
@@ -83,6 +83,11 @@ fn summarise(
                 for (j, v) in vals.iter_mut().enumerate() {
                     *v = drawn[((j * seqs + i) * tt + t) * size + e];
                 }
+                if vals.iter().any(|v| v.is_nan()) {
+                    // One-step predictions have none at step 1.
+                    out.push(None);
+                    continue;
+                }
                 let mean = vals.iter().sum::<f32>() / k as f32;
                 vals.sort_by(|a, b| a.total_cmp(b));
                 out.push(Some([
@@ -126,13 +131,30 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
     let idx: Vec<usize> = (0..k).flat_map(|_| 0..seqs).collect();
     let batch = vic::train::data_batch(&tr.program, d, &idx, 1);
     let mut rng = vic::runtime::rng::seeded(a.seed);
-    let drawn = match tr.program.posterior_predictive(&tr.store, &batch, &mut rng) {
+    let mut drawn = match tr.program.posterior_predictive(&tr.store, &batch, &mut rng) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: posterior predictive sampling failed: {e}");
             return FAILED;
         }
     };
+    // One-step predictions under ids past the model's variables (`<name>_onestep`).
+    let nv = m.vars.len();
+    if a.one_step {
+        if let Some(why) = tr.program.one_step_blocker() {
+            return flag_error(
+                format!("--one-step cannot run for this model: {why}"),
+                "drop --one-step (the reconstructions need no open-loop step)",
+            );
+        }
+        match tr.program.one_step_predictive(&tr.store, &batch, &mut rng) {
+            Ok(x) => drawn.extend(x.into_iter().map(|(v, h)| (v + nv, h))),
+            Err(e) => {
+                eprintln!("error: one-step predictive sampling failed: {e}");
+                return FAILED;
+            }
+        }
+    }
     // The .npz: draws (K, S, T, size) or (K, S, size); the data `<name>_data` beside them.
     let file = match std::fs::File::create(&a.out) {
         Ok(f) => f,
@@ -146,8 +168,20 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
     let mut npz = ndarray_npy::NpzWriter::new(file);
     let mut names = Vec::new();
     let mut summaries = Vec::new();
-    for (v, var) in m.vars.iter().enumerate() {
-        let Some(host) = drawn.get(&v) else { continue };
+    let entries = m
+        .vars
+        .iter()
+        .enumerate()
+        .map(|(v, var)| (v, v, var.name.clone()))
+        .chain(
+            m.vars
+                .iter()
+                .enumerate()
+                .map(|(v, var)| (v + nv, v, format!("{}_onestep", var.name))),
+        );
+    for (id, v, label) in entries {
+        let var = &m.vars[v];
+        let Some(host) = drawn.get(&id) else { continue };
         let size = var.ty.size();
         let vt = if var.timed { tt } else { 1 };
         let mut shape = vec![k, seqs];
@@ -155,7 +189,7 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
             shape.push(vt);
         }
         shape.push(size);
-        let mut arrays = vec![(var.name.clone(), shape, host.clone())];
+        let mut arrays = vec![(label.clone(), shape, host.clone())];
         if var.role == Role::Observed {
             if let Some(real) = d.array(&var.name) {
                 let real = &real[..seqs * vt * size];
@@ -164,13 +198,16 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
                     shape.push(vt);
                 }
                 shape.push(size);
-                arrays.push((format!("{}_data", var.name), shape, real.to_vec()));
+                if id == v {
+                    arrays.push((format!("{}_data", var.name), shape, real.to_vec()));
+                }
                 let mask = d.mask.as_deref().filter(|_| var.timed);
                 summaries.push((
-                    v,
+                    id,
                     summarise(host, real, mask, (seqs, k, vt, size), vt),
                     vt,
                     size,
+                    label,
                 ));
             }
         }
@@ -198,25 +235,28 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
         names.join(", "),
         a.out.display()
     );
-    for (v, s, _, _) in &summaries {
+    for (_, s, _, _, label) in &summaries {
         let obs: Vec<&[f32; 6]> = s.iter().flatten().collect();
         let n = obs.len().max(1) as f64;
         let in50 = obs.iter().filter(|o| o[0] >= o[3] && o[0] <= o[4]).count() as f64 / n;
         let in90 = obs.iter().filter(|o| o[0] >= o[2] && o[0] <= o[5]).count() as f64 / n;
         println!(
-            "predictive check `{}`: {:.1}% of {} observations inside the central 50% interval, {:.1}% inside the 90% interval ({k} draws each)",
-            m.vars[*v].name,
+            "predictive check `{label}`: {:.1}% of {} observations inside the central 50% interval, {:.1}% inside the 90% interval ({k} draws each)",
             100.0 * in50,
             obs.len(),
             100.0 * in90
         );
     }
     if let Some(plot) = &a.plot {
-        let Some((v, s, vt, size)) = summaries.first() else {
+        // The one-step predictions when asked for, else the reconstructions.
+        let chosen = summaries
+            .iter()
+            .find(|x| a.one_step && x.0 >= nv)
+            .or(summaries.first());
+        let Some((v, s, vt, size, name)) = chosen else {
             eprintln!("warning: --plot needs an observed variable in the data");
             return OK;
         };
-        let name = &m.vars[*v].name;
         let shape = a.image_shape.as_deref().and_then(parse_shape);
         let res = match shape {
             Some((h, w)) if h * w == *size => {
