@@ -87,6 +87,7 @@ fn bc_index(bc: Bc, r: usize, c: usize, cols: usize) -> usize {
     }
 }
 
+
 /// `y ← f(y + bias)` row by row.
 #[inline(always)]
 fn epilogue(y: &mut [f32], o: usize, bias: Option<&[f32]>, f: impl Fn(f32) -> f32) {
@@ -305,9 +306,13 @@ impl Worker {
                     Act::Id => epilogue(y, o, bias, |v| v),
                     Act::Relu => epilogue(y, o, bias, |v| v.max(0.0)),
                     Act::Tanh => epilogue(y, o, bias, math::tanh),
-                    Act::Elu => {
-                        epilogue(y, o, bias, |v| if v > 0.0 { v } else { math::exp(v) - 1.0 })
-                    }
+                    Act::Elu => epilogue(y, o, bias, |v| {
+                        if v > 0.0 {
+                            v
+                        } else {
+                            math::exp(v) - 1.0
+                        }
+                    }),
                 }
             }
             Op::Gemm { a, b, tb, out } => {
