@@ -517,3 +517,47 @@ fn lgssm_gap_is_nonnegative_within_noise() {
         );
     }
 }
+
+/// `--iwae` on a model the IWAE lowering refuses (an enumerated latent) is a coded flag error.
+#[test]
+fn iwae_on_an_enumerated_model_is_a_flag_error() {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("vic-evidence-enum-{}", std::process::id()));
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/discrete_vae.vmodel");
+    let run = Command::new(env!("CARGO_BIN_EXE_vic"))
+        .args([
+            "run",
+            model.to_str().expect("utf-8"),
+            "--steps",
+            "1",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("vic runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_vic"))
+        .args([
+            "eval",
+            model.to_str().expect("utf-8"),
+            "--samples",
+            "1",
+            "--iwae",
+            "4",
+        ])
+        .arg("--params")
+        .arg(&dir)
+        .output()
+        .expect("vic runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("vic::E0") && err.contains("--iwae 4 cannot run"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -211,6 +211,12 @@ fn with_evidence(
                 return Err(non_finite_result(&w, "the IWAE bound"))
             }
             Ok(w) => r = r.with_iwae(k, &w),
+            Err(vic::train::TrainError::Unsupported(why)) => {
+                return Err(flag_error(
+                    format!("--iwae {k} cannot run for this model: {why}"),
+                    "drop --iwae (the ELBO and, where it exists, the exact evidence need no importance samples)",
+                ));
+            }
             Err(e) => {
                 eprintln!("error: the IWAE evaluation failed: {e}");
                 return Err(FAILED);

@@ -485,6 +485,7 @@ impl Trainer {
     /// [`Trainer::evaluate`]: the model is re-derived and re-lowered with `iwae = k` (every
     /// KL term becomes a Monte Carlo log-ratio, so each copy's sum is its log weight
     /// log p(x, z) − log q(z | x)), and the log-mean-exp over the k copies is the bound.
+    /// A model that cannot be lowered with `iwae = k` is [`TrainError::Unsupported`].
     pub fn evaluate_iwae(
         &mut self,
         k: usize,
