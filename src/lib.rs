@@ -22,6 +22,7 @@ pub mod check;
 pub mod data;
 pub mod derive;
 pub mod diag;
+pub mod evidence;
 pub mod fused;
 pub mod ir;
 pub mod limits;

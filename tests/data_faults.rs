@@ -313,13 +313,13 @@ fn missing_data_file_is_e101() {
 #[test]
 fn unsupported_backend_feature_is_e200() {
     let dir = scratch("e200");
-    let src = std::fs::read_to_string(root().join("models/ssm.vmodel")).unwrap();
-    // Latent overshooting is derived but not run by the tensor backend.
+    let src = std::fs::read_to_string(root().join("models/lgssm_smooth.vmodel")).unwrap();
+    // Latent overshooting needs a general case `z[t]` in q (this q has base cases only).
     let src = format!(
         "{}  objective {{\n    overshooting = 3\n  }}\n}}\n",
         src.trim_end().trim_end_matches('}')
     );
-    let model = dir.join("ssm_overshoot.vmodel");
+    let model = dir.join("lgssm_overshoot.vmodel");
     std::fs::write(&model, &src).unwrap();
     let check = vic(&["check", model.to_str().unwrap()]);
     assert_eq!(
@@ -332,10 +332,7 @@ fn unsupported_backend_feature_is_e200() {
         "run",
         model.to_str().unwrap(),
         "--data",
-        root()
-            .join("models/data/pendulum_std.npz")
-            .to_str()
-            .unwrap(),
+        root().join("models/data/lgssm.npz").to_str().unwrap(),
         "--steps",
         "1",
         "--out",

@@ -31,6 +31,9 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also estimate log p(x) by the importance-weighted bound with K samples per draw.
+    #[arg(long, value_name = "K")]
+    pub iwae: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +61,20 @@ pub struct SampleArgs {
     /// Also write an SVG of sampled against real sequences.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Posterior predictive: follow q on every step of the data and draw each observed
+    /// variable from p given the posterior (reconstructions); prints a predictive check.
+    #[arg(long)]
+    pub posterior: bool,
+    /// With --posterior: also filtered one-step predictions (p one step open loop from the
+    /// posterior at t − 1), written as `<name>_onestep`, checked and plotted.
+    #[arg(long)]
+    pub one_step: bool,
+    /// Draws per sequence for --posterior.
+    #[arg(long, default_value_t = 100)]
+    pub draws: usize,
+    /// Plot --posterior draws as an image grid of this shape (e.g. 8x8).
+    #[arg(long, value_name = "HxW")]
+    pub image_shape: Option<String>,
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -93,16 +110,17 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
     if let Err(c) = check_device(&a.device) {
         return c;
     }
-    if a.samples == 0 || a.batch == 0 {
+    if a.samples == 0 || a.batch == 0 || a.iwae == Some(0) {
         return flag_error(
-            "--samples and --batch must be ≥ 1".into(),
-            "e.g. --samples 10",
+            "--samples, --batch and --iwae must be ≥ 1".into(),
+            "e.g. --samples 10 --iwae 100",
         );
     }
     if let Some(c) = super::run::too_large(&[
         ("--samples", a.samples),
         ("--batch", a.batch),
         ("--horizon", a.horizon.unwrap_or(0)),
+        ("--iwae", a.iwae.unwrap_or(0)),
     ]) {
         return c;
     }
@@ -129,7 +147,7 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
     let rows = data.map_or(a.batch, |d| d.n.min(256).saturating_mul(a.samples));
     if let Err(c) = super::run::fits(
         &tr.program.model,
-        rows.saturating_mul(k),
+        rows.saturating_mul(k.max(a.iwae.unwrap_or(1))),
         steps,
         "the evaluation",
     ) {
@@ -138,6 +156,10 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
     match tr.evaluate(None, a.samples, a.seed) {
         Ok(r) if r.non_finite().is_some() => non_finite_result(&r, "the saved parameters"),
         Ok(r) => {
+            let r = match with_evidence(&mut tr, r, &a) {
+                Ok(r) => r,
+                Err(c) => return c,
+            };
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else {
@@ -150,6 +172,58 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
             FAILED
         }
     }
+}
+
+/// The evidence beside the ELBO: exact where p is linear-Gaussian, the IWAE-K estimate
+/// when `--iwae K` is given, else the reason it is not exact.
+fn with_evidence(
+    tr: &mut Trainer,
+    mut r: vic::train::EvalReport,
+    a: &EvalArgs,
+) -> Result<vic::train::EvalReport, u8> {
+    let m = tr.program.model.clone();
+    r = match vic::evidence::structure(&m) {
+        Ok(method) => {
+            let data = tr.heldout.as_ref().or(tr.train.as_ref());
+            let exact = data.ok_or_else(|| "no data".to_string()).and_then(|d| {
+                let params = vic::evidence::param_values(&m, &tr.store)?;
+                vic::evidence::log_evidence(&m, &params, d)
+            });
+            match exact {
+                Ok(v) => r.with_exact(method.name(), &v),
+                Err(why) => {
+                    r.evidence_note = Some(why);
+                    r
+                }
+            }
+        }
+        Err(why) => {
+            r.evidence_note = Some(match a.iwae {
+                Some(_) => why,
+                None => format!("{why}; pass --iwae K to estimate it"),
+            });
+            r
+        }
+    };
+    if let Some(k) = a.iwae {
+        match tr.evaluate_iwae(k, None, a.samples, a.seed.wrapping_add(1)) {
+            Ok(w) if w.non_finite().is_some() => {
+                return Err(non_finite_result(&w, "the IWAE bound"))
+            }
+            Ok(w) => r = r.with_iwae(k, &w),
+            Err(vic::train::TrainError::Unsupported(why)) => {
+                return Err(flag_error(
+                    format!("--iwae {k} cannot run for this model: {why}"),
+                    "drop --iwae (the ELBO and, where it exists, the exact evidence need no importance samples)",
+                ));
+            }
+            Err(e) => {
+                eprintln!("error: the IWAE evaluation failed: {e}");
+                return Err(FAILED);
+            }
+        }
+    }
+    Ok(r)
 }
 
 pub fn sample(a: SampleArgs, color: bool) -> u8 {
@@ -172,6 +246,9 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
     if let Some(h) = a.horizon.filter(|h| a.condition > *h) {
         return condition_too_long(a.condition, h);
     }
+    if let Some(c) = super::predictive::check_flags(&a) {
+        return c;
+    }
     let cfg = TrainConfig {
         holdout: 0.0,
         seed: a.seed,
@@ -181,6 +258,9 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         Ok(t) => t,
         Err(c) => return c,
     };
+    if a.posterior {
+        return super::predictive::posterior(&a, &tr);
+    }
     let m = &tr.program.model;
     let t = a
         .horizon

@@ -7,6 +7,7 @@ mod elbo;
 mod eval;
 mod io;
 mod plot;
+mod predictive;
 mod run;
 mod session;
 

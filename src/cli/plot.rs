@@ -74,3 +74,55 @@ pub fn panels(path: &Path, title: &str, groups: &[(String, Vec<Series>)]) -> Res
     }
     root.present().map_err(|e| e.to_string())
 }
+
+/// A grid of grey images: one labelled row per entry, one column per image (`h × w` values,
+/// row-major), scaled to the range of all values shown.
+pub fn image_grid(
+    path: &Path,
+    title: &str,
+    rows: &[(String, Vec<Vec<f64>>)],
+    h: usize,
+    w: usize,
+) -> Result<(), String> {
+    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+    for v in rows.iter().flat_map(|r| r.1.iter().flatten()) {
+        if v.is_finite() {
+            lo = lo.min(*v);
+            hi = hi.max(*v);
+        }
+    }
+    if lo > hi {
+        return Err("no finite values to draw".into());
+    }
+    let span = (hi - lo).max(1e-12);
+    let cell = (96 / h.max(w)).max(2);
+    let (label_w, gap, top) = (130, 6, 40);
+    let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let width = label_w + cols * (w * cell + gap);
+    let height = top + rows.len() * (h * cell + gap);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"8\" y=\"24\" font-family=\"sans-serif\" font-size=\"16\">{}</text>\n",
+        title.replace('&', "&amp;").replace('<', "&lt;")
+    );
+    for (r, (label, images)) in rows.iter().enumerate() {
+        let y0 = top + r * (h * cell + gap);
+        svg.push_str(&format!(
+            "<text x=\"8\" y=\"{}\" font-family=\"sans-serif\" font-size=\"13\">{}</text>\n",
+            y0 + h * cell / 2,
+            label.replace('&', "&amp;").replace('<', "&lt;")
+        ));
+        for (c, img) in images.iter().enumerate() {
+            let x0 = label_w + c * (w * cell + gap);
+            for (p, v) in img.iter().enumerate().take(h * w) {
+                let g = (255.0 * (1.0 - (v - lo) / span)).clamp(0.0, 255.0) as u8;
+                svg.push_str(&format!(
+                    "<rect x=\"{}\" y=\"{}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb({g},{g},{g})\"/>\n",
+                    x0 + (p % w) * cell,
+                    y0 + (p / w) * cell
+                ));
+            }
+        }
+    }
+    svg.push_str("</svg>\n");
+    std::fs::write(path, svg).map_err(|e| e.to_string())
+}

@@ -138,6 +138,9 @@ struct Builder<'a> {
 /// Lower `prog` for `b` sequences of `tt` steps.
 pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Built> {
     let m = &prog.model;
+    if m.objective.overshooting > 1 {
+        return unsup("latent overshooting (the reference path runs it)");
+    }
     if m.objective.iwae > 1 {
         return unsup("IWAE");
     }

@@ -15,6 +15,9 @@ use crate::runtime::{ops, RtError, T0, T2};
 use dfdx::prelude::*;
 use std::collections::HashMap;
 
+pub(crate) mod overshoot;
+mod predictive;
+
 /// A batch of `b` sequences of `t` steps (`t = 1` for static models). Time-major layout:
 /// row `step·b + seq`.
 #[derive(Clone, Debug)]
@@ -83,6 +86,9 @@ pub struct Forward<T> {
     pub objective: T0<T>,
     /// Mean entropy per step of auto-α policies, for temperature tuning.
     pub policy_entropy: Option<f32>,
+    /// Latent overshooting (`overshooting = D`): for d = 2 … D, `(b, 1)` per sequence, the
+    /// d-step open-loop prior KLs summed over steps and latents (zeros when T ≤ d).
+    pub overshooting: Vec<T2<T>>,
 }
 
 /// A net over time's per-step outputs, and their stacked form once a range needs it.
@@ -1159,6 +1165,17 @@ impl Program {
             elbo_seq = e1;
             objective = ops::sum_all(e2);
         }
+        // Latent overshooting (overshoot.rs): subtracted from the objective only.
+        let mut overshooting = Vec::new();
+        let dmax = self.model.objective.overshooting as usize;
+        for d in 2..=dmax {
+            let kl = match cx.overshooting(batch, d, rng)? {
+                Some(kl) => kl,
+                None => p.input(ops::full(&dev, b, 1, 0.0)),
+            };
+            objective = objective - ops::sum_all(kl.clone()) * (weight / dmax as f32);
+            overshooting.push(kl);
+        }
         let policy_entropy = (entropy_rows_n > 0).then(|| entropy_sum / entropy_rows_n as f32);
         // SAC temperature: minimise α·(H − target) over log α (α's own loss, added to the
         // maximised objective with a minus sign; the policy sees α as a constant).
@@ -1172,6 +1189,7 @@ impl Program {
             elbo: elbo_seq,
             objective,
             policy_entropy,
+            overshooting,
         })
     }
 }

@@ -108,10 +108,12 @@ impl Program {
     pub fn new(model: &Model, elbo: &Elbo) -> Result<Program, Vec<Diagnostic>> {
         let mut errs = Vec::new();
         if model.objective.overshooting > 1 {
-            errs.push(unsupported(
-                "latent overshooting is derived but not yet run by the tensor backend".into(),
-                "remove `overshooting` from the objective block to train this model",
-            ));
+            if let Some(why) = exec::overshoot::blocker(model) {
+                errs.push(unsupported(
+                    format!("latent overshooting cannot run for this model: {why}"),
+                    "remove `overshooting` from the objective block to train this model",
+                ));
+            }
         }
         let mut estimators = HashMap::new();
         for e in &elbo.estimators {
@@ -131,6 +133,14 @@ impl Program {
                 }
             }
             estimators.insert(v, est);
+        }
+        if model.objective.overshooting > 1
+            && estimators.values().any(|e| *e == Estimator::Enumerate)
+        {
+            errs.push(unsupported(
+                "latent overshooting with an enumerated latent".into(),
+                "annotate the discrete latent `via straight_through` or remove `overshooting`",
+            ));
         }
         let mut auto_alpha = None;
         for o in &model.optimality {

@@ -318,7 +318,8 @@ pub fn text(elbo: &Elbo) -> String {
         }
     }
     if elbo.overshooting > 1 {
-        let _ = writeln!(out, "\nlatent overshooting up to distance {} (PlaNet): adds KL(q(s[t]) ‖ p(s[t] | s[t-d])) for d = 2..{}", elbo.overshooting, elbo.overshooting);
+        let d = elbo.overshooting;
+        let _ = writeln!(out, "\nlatent overshooting up to distance {d} (PlaNet): the training objective also subtracts\n  (1/{d})·Σ_{{d=2..{d}}} Σ_t KL( sg(q(s[t] | …)) ‖ p_d(s[t]) ), p_d the d-step open-loop prior from q's sample at t−d");
     }
     out
 }

@@ -31,10 +31,25 @@ pub fn render(m: &Model, elbo: &Elbo, format: Format, with_steps: bool) -> Strin
                 s.push_str(&steps::text(m, elbo));
             }
             s.push_str(&elbo::text(elbo));
+            s.push_str(&evidence_line(m));
             s
         }
         Format::Latex => latex::document(m, elbo, with_steps),
         Format::Json => json::document(m, elbo, with_steps),
+    }
+}
+
+/// One line on whether `vic eval` can compute the evidence exactly ([`crate::evidence`]).
+fn evidence_line(m: &Model) -> String {
+    match crate::evidence::structure(m) {
+        Ok(method) => format!(
+            "\nevidence  exact: p is linear-Gaussian, `vic eval` computes log p by the {}\n",
+            match method {
+                crate::evidence::Method::Kalman => "Kalman filter",
+                crate::evidence::Method::Gaussian => "Gaussian marginal",
+            }
+        ),
+        Err(why) => format!("\nevidence  not exact: {why}; `vic eval --iwae K` estimates it\n"),
     }
 }
 

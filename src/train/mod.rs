@@ -13,7 +13,7 @@ mod batch;
 mod report;
 
 pub use batch::{control_batch, data_batch, specs_of};
-pub use report::{EvalReport, StepStats, TermStat};
+pub use report::{EvalReport, Evidence, Gap, StepStats, TermStat};
 
 use crate::data::Dataset;
 use crate::lower::{Batch, Program};
@@ -450,6 +450,7 @@ impl Trainer {
         let mut vals: Vec<f64> = Vec::new();
         let nterms = self.program.elbo.terms.len();
         let mut term_vals: Vec<Vec<f64>> = vec![Vec::new(); nterms];
+        let mut seqs: Vec<usize> = Vec::new();
         let mut r = stream(seed, u64::MAX - 1, 4);
         let mut run = |batch: Batch| -> Result<(), TrainError> {
             let fwd = self.program.forward::<NoneTape, _>(
@@ -472,6 +473,7 @@ impl Trainer {
                 for part in all.chunks(chunk) {
                     let idx: Vec<usize> = (0..samples).flat_map(|_| part.iter().copied()).collect();
                     run(data_batch(&self.program, d, &idx, k))?;
+                    seqs.extend(&idx);
                 }
             }
             None => {
@@ -484,7 +486,40 @@ impl Trainer {
                 }
             }
         }
-        Ok(EvalReport::new(&self.program, &vals, &term_vals))
+        let mut report = EvalReport::new(&self.program, &vals, &term_vals);
+        if seqs.len() == vals.len() {
+            report.draw_seq = seqs;
+        }
+        Ok(report)
+    }
+
+    /// The importance-weighted bound with `k` samples per draw (IWAE-k), estimated like
+    /// [`Trainer::evaluate`]: the model is re-derived and re-lowered with `iwae = k` (every
+    /// KL term becomes a Monte Carlo log-ratio, so each copy's sum is its log weight
+    /// log p(x, z) − log q(z | x)), and the log-mean-exp over the k copies is the bound.
+    /// A model that cannot be lowered with `iwae = k` is [`TrainError::Unsupported`].
+    pub fn evaluate_iwae(
+        &mut self,
+        k: usize,
+        data: Option<&Dataset>,
+        samples: usize,
+        seed: u64,
+    ) -> Result<EvalReport, TrainError> {
+        let mut m = self.program.model.clone();
+        m.objective.iwae = u32::try_from(k.max(1)).unwrap_or(u32::MAX);
+        let elbo = crate::derive::derive(&m);
+        let program = Program::new(&m, &elbo).map_err(|d| {
+            TrainError::Unsupported(
+                d.iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let own = std::mem::replace(&mut self.program, program);
+        let r = self.evaluate(data, samples, seed);
+        self.program = own;
+        r
     }
 
     /// A fingerprint of the checked model this trainer runs: its IR without the rollout

@@ -35,6 +35,39 @@ pub struct EvalReport {
     /// Standard error of the mean ELBO.
     pub stderr: f64,
     pub terms: Vec<TermStat>,
+    /// log p(x) per sequence: exact (`"kalman"`, `"gaussian"`) or the IWAE-K estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_evidence: Option<Evidence>,
+    /// log p(x) − ELBO = E KL(q ‖ p(z | x)) (a lower bound on it when estimated by IWAE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
+    /// The IWAE-K estimate when `--iwae K` was asked for beside an exact value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iwae: Option<Evidence>,
+    /// Why the evidence is not exactly computable (when it is not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence_note: Option<String>,
+    /// Every draw's ELBO, and the sequence (data row) it belongs to, in evaluation order.
+    #[serde(skip)]
+    pub draws: Vec<f64>,
+    #[serde(skip)]
+    pub draw_seq: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Evidence {
+    /// Mean over sequences.
+    pub value: f64,
+    /// 0 for an exact value; the estimator's standard error for IWAE.
+    pub stderr: f64,
+    /// `"kalman"`, `"gaussian"` or `"iwae-K"`.
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Gap {
+    pub value: f64,
+    pub stderr: f64,
 }
 
 impl EvalReport {
@@ -82,7 +115,81 @@ impl EvalReport {
             elbo: m,
             stderr: se,
             terms,
+            log_evidence: None,
+            gap: None,
+            iwae: None,
+            evidence_note: None,
+            draws: elbo.to_vec(),
+            draw_seq: Vec::new(),
         }
+    }
+
+    /// Attaches the exact evidence (per-sequence values, averaged). The gap is estimated
+    /// per draw, log p(x_i) − ELBO_ij, so its standard error is the ELBO's Monte Carlo error
+    /// around each sequence's exact value (the spread between sequences cancels).
+    pub fn with_exact(mut self, method: &str, per_seq: &[f64]) -> EvalReport {
+        let value = per_seq.iter().sum::<f64>() / per_seq.len().max(1) as f64;
+        let paired: Option<Vec<f64>> = (self.draw_seq.len() == self.draws.len())
+            .then(|| {
+                self.draw_seq
+                    .iter()
+                    .zip(&self.draws)
+                    .map(|(i, d)| per_seq.get(*i).map(|l| l - d))
+                    .collect()
+            })
+            .flatten();
+        let (gap, se) = match paired {
+            Some(v) => mean_se(&v),
+            None => (value - self.elbo, self.stderr),
+        };
+        self.gap = Some(Gap {
+            value: gap,
+            stderr: se,
+        });
+        self.log_evidence = Some(Evidence {
+            value,
+            stderr: 0.0,
+            method: method.to_string(),
+        });
+        self
+    }
+
+    /// Attaches an IWAE-K estimate (an independent evaluation). Without an exact value it is
+    /// the reported evidence, and the estimated gap is a lower bound on the true one (its
+    /// standard error combines both estimates'); beside an exact value it is listed as `iwae`.
+    pub fn with_iwae(mut self, k: usize, iwae: &EvalReport) -> EvalReport {
+        let est = Evidence {
+            value: iwae.elbo,
+            stderr: iwae.stderr,
+            method: format!("iwae-{k}"),
+        };
+        if self.log_evidence.is_some() {
+            self.iwae = Some(est);
+            return self;
+        }
+        // Draws of the same sequences in the same order: paired differences.
+        let (value, stderr) =
+            if iwae.draw_seq == self.draw_seq && iwae.draws.len() == self.draws.len() {
+                let d: Vec<f64> = iwae
+                    .draws
+                    .iter()
+                    .zip(&self.draws)
+                    .map(|(a, b)| a - b)
+                    .collect();
+                mean_se(&d)
+            } else {
+                (
+                    iwae.elbo - self.elbo,
+                    (iwae.stderr.powi(2) + self.stderr.powi(2)).sqrt(),
+                )
+            };
+        self.gap = Some(Gap { value, stderr });
+        self.log_evidence = Some(Evidence {
+            value: iwae.elbo,
+            stderr: iwae.stderr,
+            method: format!("iwae-{k}"),
+        });
+        self
     }
 
     /// A readable table.
@@ -101,6 +208,31 @@ impl EvalReport {
                 t.mean,
                 t.stderr
             ));
+        }
+        if let (Some(e), Some(g)) = (&self.log_evidence, &self.gap) {
+            if let Some(k) = e.method.strip_prefix("iwae-") {
+                s.push_str(&format!(
+                    "log p    ≥ {:.4} ± {:.4} (IWAE, K = {k})\ngap      ≥ {:.4} ± {:.4} (IWAE − ELBO, a lower bound on KL(q ‖ p(z | x)))\n",
+                    e.value, e.stderr, g.value, g.stderr
+                ));
+            } else {
+                s.push_str(&format!(
+                    "log p    {:.4} (exact, {})\ngap      {:.4} ± {:.4} (log p − ELBO = KL(q ‖ p(z | x)))\n",
+                    e.value,
+                    if e.method == "kalman" { "Kalman filter" } else { "Gaussian marginal" },
+                    g.value,
+                    g.stderr
+                ));
+            }
+        }
+        if let Some(e) = &self.iwae {
+            s.push_str(&format!(
+                "IWAE     {:.4} ± {:.4} ({})\n",
+                e.value, e.stderr, e.method
+            ));
+        }
+        if let Some(why) = &self.evidence_note {
+            s.push_str(&format!("log p    not exact: {why}\n"));
         }
         s
     }

@@ -1,0 +1,366 @@
+//! `vic sample --posterior`: posterior predictive draws (reconstructions x̃ ~ p(x | z),
+//! z ~ q(z | x)) to `.npz`, their plot (time-series panels, or an image grid with
+//! `--image-shape HxW`), and a predictive check: the fraction of the data's observations inside
+//! the draws' central 50% and 90% intervals.
+
+use super::eval::SampleArgs;
+use super::plot::{image_grid, panels, Series};
+use super::session::flag_error;
+use super::{FAILED, OK};
+use vic::ir::Role;
+use vic::train::Trainer;
+
+/// `HxW` → (H, W).
+fn parse_shape(s: &str) -> Option<(usize, usize)> {
+    let (h, w) = s.split_once(['x', 'X', '×'])?;
+    let (h, w) = (h.trim().parse().ok()?, w.trim().parse().ok()?);
+    (h > 0 && w > 0).then_some((h, w))
+}
+
+/// Flag faults of `--posterior`, `--draws` and `--image-shape`.
+pub fn check_flags(a: &SampleArgs) -> Option<u8> {
+    if !a.posterior {
+        return (a.image_shape.is_some() || a.one_step).then(|| {
+            flag_error(
+                "--image-shape and --one-step apply to --posterior".into(),
+                "add --posterior, or drop them",
+            )
+        });
+    }
+    if a.condition > 0 {
+        return Some(flag_error(
+            "--posterior follows q on every step of the data: it takes no --condition".into(),
+            "drop --condition (open-loop draws after K posterior steps are `--condition K` without --posterior)",
+        ));
+    }
+    if a.draws < 2 {
+        return Some(flag_error(
+            format!("--draws {} is too few for predictive intervals", a.draws),
+            "e.g. --draws 100",
+        ));
+    }
+    if let Some(c) = super::run::too_large(&[("--draws", a.draws)]) {
+        return Some(c);
+    }
+    if let Some(s) = &a.image_shape {
+        if parse_shape(s).is_none() {
+            return Some(flag_error(
+                format!("--image-shape `{s}` is not HxW"),
+                "e.g. --image-shape 8x8",
+            ));
+        }
+    }
+    None
+}
+
+/// The empirical quantile of sorted values (nearest rank).
+fn quantile(sorted: &[f32], q: f64) -> f32 {
+    let i = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Per observation of one variable: (data value, mean, 5%, 25%, 75%, 95%), `None` where
+/// masked; indexed `(sequence · T + step) · size + element`.
+type Summary = Vec<Option<[f32; 6]>>;
+
+fn summarise(
+    drawn: &[f32],
+    data: &[f32],
+    mask: Option<&[f32]>,
+    (seqs, k, tt, size): (usize, usize, usize, usize),
+    data_t: usize,
+) -> Summary {
+    let mut out = Vec::with_capacity(seqs * tt * size);
+    let mut vals = vec![0.0f32; k];
+    for i in 0..seqs {
+        for t in 0..tt {
+            let observed = !matches!(mask, Some(mk) if mk[i * data_t + t] == 0.0);
+            for e in 0..size {
+                if !observed {
+                    out.push(None);
+                    continue;
+                }
+                for (j, v) in vals.iter_mut().enumerate() {
+                    *v = drawn[((j * seqs + i) * tt + t) * size + e];
+                }
+                if vals.iter().any(|v| v.is_nan()) {
+                    // One-step predictions have none at step 1.
+                    out.push(None);
+                    continue;
+                }
+                let mean = vals.iter().sum::<f32>() / k as f32;
+                vals.sort_by(|a, b| a.total_cmp(b));
+                out.push(Some([
+                    data[(i * tt + t) * size + e],
+                    mean,
+                    quantile(&vals, 0.05),
+                    quantile(&vals, 0.25),
+                    quantile(&vals, 0.75),
+                    quantile(&vals, 0.95),
+                ]));
+            }
+        }
+    }
+    out
+}
+
+pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
+    let m = &tr.program.model;
+    let Some(d) = tr.train.as_ref() else {
+        return flag_error(
+            "--posterior needs data to condition on".into(),
+            "pass --data D (or name a default with `data \"file.npz\"` in the model)",
+        );
+    };
+    if m.is_control() {
+        return flag_error(
+            "--posterior needs an observed variable; this is a control problem".into(),
+            "draw rollouts with `vic sample` without --posterior",
+        );
+    }
+    let seqs = a.n.min(d.n);
+    let k = a.draws;
+    let tt = if m.is_sequential() {
+        d.t.unwrap_or(1)
+    } else {
+        1
+    };
+    if let Err(c) = super::run::fits(m, seqs.saturating_mul(k), tt, "the posterior predictive") {
+        return c;
+    }
+    let idx: Vec<usize> = (0..k).flat_map(|_| 0..seqs).collect();
+    let batch = vic::train::data_batch(&tr.program, d, &idx, 1);
+    let mut rng = vic::runtime::rng::seeded(a.seed);
+    let mut drawn = match tr.program.posterior_predictive(&tr.store, &batch, &mut rng) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: posterior predictive sampling failed: {e}");
+            return FAILED;
+        }
+    };
+    // One-step predictions under ids past the model's variables (`<name>_onestep`).
+    let nv = m.vars.len();
+    if a.one_step {
+        if let Some(why) = tr.program.one_step_blocker() {
+            return flag_error(
+                format!("--one-step cannot run for this model: {why}"),
+                "drop --one-step (the reconstructions need no open-loop step)",
+            );
+        }
+        match tr.program.one_step_predictive(&tr.store, &batch, &mut rng) {
+            Ok(x) => drawn.extend(x.into_iter().map(|(v, h)| (v + nv, h))),
+            Err(e) => {
+                eprintln!("error: one-step predictive sampling failed: {e}");
+                return FAILED;
+            }
+        }
+    }
+    // The .npz: draws (K, S, T, size) or (K, S, size); the data `<name>_data` beside them.
+    let file = match std::fs::File::create(&a.out) {
+        Ok(f) => f,
+        Err(e) => {
+            return flag_error(
+                format!("cannot write `{}`: {e}", a.out.display()),
+                "choose another --out",
+            )
+        }
+    };
+    let mut npz = ndarray_npy::NpzWriter::new(file);
+    let mut names = Vec::new();
+    let mut summaries = Vec::new();
+    let entries = m
+        .vars
+        .iter()
+        .enumerate()
+        .map(|(v, var)| (v, v, var.name.clone()))
+        .chain(
+            m.vars
+                .iter()
+                .enumerate()
+                .map(|(v, var)| (v + nv, v, format!("{}_onestep", var.name))),
+        );
+    for (id, v, label) in entries {
+        let var = &m.vars[v];
+        let Some(host) = drawn.get(&id) else { continue };
+        let size = var.ty.size();
+        let vt = if var.timed { tt } else { 1 };
+        let mut shape = vec![k, seqs];
+        if var.timed {
+            shape.push(vt);
+        }
+        shape.push(size);
+        let mut arrays = vec![(label.clone(), shape, host.clone())];
+        if var.role == Role::Observed {
+            if let Some(real) = d.array(&var.name) {
+                let real = &real[..seqs * vt * size];
+                let mut shape = vec![seqs];
+                if var.timed {
+                    shape.push(vt);
+                }
+                shape.push(size);
+                if id == v {
+                    arrays.push((format!("{}_data", var.name), shape, real.to_vec()));
+                }
+                let mask = d.mask.as_deref().filter(|_| var.timed);
+                summaries.push((
+                    id,
+                    summarise(host, real, mask, (seqs, k, vt, size), vt),
+                    vt,
+                    size,
+                    label,
+                ));
+            }
+        }
+        for (name, shape, values) in arrays {
+            let arr = match ndarray::ArrayD::from_shape_vec(shape, values) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return FAILED;
+                }
+            };
+            if let Err(e) = npz.add_array(name.as_str(), &arr) {
+                eprintln!("error: writing `{name}`: {e}");
+                return FAILED;
+            }
+            names.push(name);
+        }
+    }
+    if let Err(e) = npz.finish() {
+        eprintln!("error: {e}");
+        return FAILED;
+    }
+    println!(
+        "wrote {k} posterior predictive draws of {seqs} sequence(s): {} to {}",
+        names.join(", "),
+        a.out.display()
+    );
+    for (_, s, _, _, label) in &summaries {
+        let obs: Vec<&[f32; 6]> = s.iter().flatten().collect();
+        let n = obs.len().max(1) as f64;
+        let in50 = obs.iter().filter(|o| o[0] >= o[3] && o[0] <= o[4]).count() as f64 / n;
+        let in90 = obs.iter().filter(|o| o[0] >= o[2] && o[0] <= o[5]).count() as f64 / n;
+        println!(
+            "predictive check `{label}`: {:.1}% of {} observations inside the central 50% interval, {:.1}% inside the 90% interval ({k} draws each)",
+            100.0 * in50,
+            obs.len(),
+            100.0 * in90
+        );
+    }
+    if let Some(plot) = &a.plot {
+        // The one-step predictions when asked for, else the reconstructions.
+        let chosen = summaries
+            .iter()
+            .find(|x| a.one_step && x.0 >= nv)
+            .or(summaries.first());
+        let Some((v, s, vt, size, name)) = chosen else {
+            eprintln!("warning: --plot needs an observed variable in the data");
+            return OK;
+        };
+        let shape = a.image_shape.as_deref().and_then(parse_shape);
+        let res = match shape {
+            Some((h, w)) if h * w == *size => {
+                // Columns: sequences (static) or the first steps of sequence 0 (timed).
+                let cols: Vec<(usize, usize)> = if *vt == 1 {
+                    (0..seqs.min(10)).map(|i| (i, 0)).collect()
+                } else {
+                    (0..(*vt).min(10)).map(|t| (0, t)).collect()
+                };
+                let pick = |c: usize| -> Vec<Vec<f64>> {
+                    cols.iter()
+                        .map(|&(i, t)| {
+                            (0..*size)
+                                .map(|e| {
+                                    s[(i * vt + t) * size + e].map_or(0.0, |o| f64::from(o[c]))
+                                })
+                                .collect()
+                        })
+                        .collect()
+                };
+                let draw = |j: usize| -> Vec<Vec<f64>> {
+                    cols.iter()
+                        .map(|&(i, t)| {
+                            (0..*size)
+                                .map(|e| f64::from(drawn[v][((j * seqs + i) * vt + t) * size + e]))
+                                .collect()
+                        })
+                        .collect()
+                };
+                let rows = vec![
+                    ("data".to_string(), pick(0)),
+                    ("predictive mean".to_string(), pick(1)),
+                    ("draw 1".to_string(), draw(0)),
+                    ("draw 2".to_string(), draw(1)),
+                ];
+                image_grid(
+                    plot,
+                    &format!("posterior predictive of `{name}`"),
+                    &rows,
+                    h,
+                    w,
+                )
+            }
+            Some((h, w)) => {
+                return flag_error(
+                    format!(
+                        "--image-shape {h}x{w} has {} pixels but `{name}` has {size} elements",
+                        h * w
+                    ),
+                    "give the variable's image shape, e.g. 8x8 for 64 elements",
+                );
+            }
+            None => {
+                let mut groups = Vec::new();
+                for i in 0..seqs.min(2) {
+                    for e in 0..(*size).min(3) {
+                        // x: steps (timed) or elements (static, one panel per sequence).
+                        let (xs, at): (Vec<usize>, Box<dyn Fn(usize) -> usize>) = if *vt > 1 {
+                            (
+                                (0..*vt).collect(),
+                                Box::new(move |t| (i * vt + t) * size + e),
+                            )
+                        } else if e == 0 {
+                            ((0..*size).collect(), Box::new(move |x| i * size + x))
+                        } else {
+                            break;
+                        };
+                        let line = |c: usize, label: &str, dashed: bool| Series {
+                            name: label.to_string(),
+                            points: xs
+                                .iter()
+                                .filter_map(|&x| {
+                                    s[at(x)].map(|o| (x as f64 + 1.0, f64::from(o[c])))
+                                })
+                                .collect(),
+                            dashed,
+                        };
+                        let label = if *vt > 1 {
+                            format!("{name}[t].{e}, sequence {i}")
+                        } else {
+                            format!("{name}, sequence {i}")
+                        };
+                        groups.push((
+                            label,
+                            vec![
+                                line(0, "data", false),
+                                line(1, "predictive mean", false),
+                                line(2, "5%", true),
+                                line(5, "95%", true),
+                            ],
+                        ));
+                    }
+                }
+                panels(
+                    plot,
+                    &format!("posterior predictive of `{name}` ({k} draws)"),
+                    &groups,
+                )
+            }
+        };
+        match res {
+            Ok(()) => println!("plot: {}", plot.display()),
+            Err(e) => eprintln!("warning: could not write the plot: {e}"),
+        }
+    }
+    OK
+}
