@@ -61,19 +61,6 @@ enum Seed {
     Above(f32, f32),
 }
 
-/// The fused runtime's second thread (the caller runs the first share; the global rayon
-/// pool stays at dfdx's setting).
-fn pool() -> &'static rayon::ThreadPool {
-    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .thread_name(|i| format!("vic-worker-{i}"))
-            .build()
-            .expect("a worker thread")
-    })
-}
-
 /// Matmul FLOPs of one forward pass of a graph.
 fn flops(g: &super::graph::Graph) -> f64 {
     let mut f = 0.0;
@@ -243,12 +230,12 @@ impl Engine {
         match self.shares.as_mut_slice() {
             [a] => f(a),
             [a, b] => {
-                // The second share on the pool's thread, the first on this one.
-                let f = &f;
-                pool().in_place_scope(|s| {
-                    s.spawn(|_| f(b));
-                    f(a);
-                });
+                // The second share on the worker thread, the first on this one.
+                let b = std::sync::Mutex::new(b);
+                super::handoff::join(
+                    || f(a),
+                    || f(&mut b.lock().unwrap_or_else(|p| p.into_inner())),
+                );
             }
             many => {
                 for s in many {

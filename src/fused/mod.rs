@@ -15,6 +15,7 @@
 pub mod build;
 pub mod engine;
 pub mod graph;
+mod handoff;
 pub mod kernels;
 pub mod math;
 
