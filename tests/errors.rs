@@ -45,6 +45,8 @@ const NOT_FROM_SOURCE: &[Code] = &[
     Code::NotUtf8,
     Code::BadFlag,
     Code::BadCheckpoint,
+    Code::RunDirInUse,
+    Code::RunDirNotEmpty,
     Code::ResumeChanged,
     Code::Unsupported,
     Code::NonFinite,

@@ -8,6 +8,7 @@ mod eval;
 mod io;
 mod plot;
 mod run;
+mod rundir;
 mod session;
 
 use clap::{Parser, Subcommand};

@@ -41,6 +41,9 @@ pub struct RunArgs {
     /// Continue from the checkpoint in this run directory.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Overwrite the results of an earlier run in the output directory.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Rollout length for control problems (default: the model's `horizon`, else 50).
     #[arg(long)]
     pub horizon: Option<usize>,
@@ -115,8 +118,9 @@ pub fn check_device(device: &str) -> Result<(), u8> {
     }
 }
 
+/// One metrics line in one write, so a line is never split between writes.
 fn write_line(f: &mut std::fs::File, v: &serde_json::Value) {
-    let _ = writeln!(f, "{v}");
+    let _ = f.write_all(format!("{v}\n").as_bytes());
 }
 
 /// A flag error unless `v` is a finite number > 0.
@@ -314,6 +318,17 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             "choose another --out directory",
         );
     }
+    // Ctrl-C sets a flag that the training loop polls, so the run returns through the
+    // lock's Drop (which removes it) whenever it is interrupted.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let _lock = match super::rundir::claim(&out, a.resume.is_some(), a.force) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
     let ckpt = out.join("checkpoint.safetensors");
     if let Some(dir) = &a.resume {
         let path = if dir.is_dir() {
@@ -354,11 +369,6 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Ok(f) => f,
         Err(e) => return flag_error(format!("cannot write metrics: {e}"), "check --out"),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
     let term_names: Vec<String> = tr
         .program
         .elbo

@@ -93,6 +93,8 @@ codes! {
     NotUtf8 = "E091", "file is not UTF-8";
     BadFlag = "E092", "invalid command-line value";
     BadCheckpoint = "E093", "cannot use a checkpoint";
+    RunDirInUse = "E094", "run directory in use by another run";
+    RunDirNotEmpty = "E095", "run directory already holds a run";
     // data files (the loader: `data::DataError`)
     DataUnreadable = "E101", "cannot read a data file";
     DataInvalidFormat = "E102", "data file is not valid npz, npy or csv";
