@@ -400,3 +400,47 @@ fn metrics_lines_are_whole() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One dialect: faults of `vic sample`, `vic eval` and `vic run` past the flags are coded
+/// diagnostics with a help line, never a bare `error: …` line.
+#[test]
+fn sample_eval_and_checkpoint_faults_are_coded() {
+    let dir = tmp("dialect");
+    let d = dir.to_string_lossy().into_owned();
+    let (code, err) = vic(&["run", "models/lqr.vmodel", "--steps", "2", "--out", &d]);
+    assert_eq!(code, Some(0), "{err}");
+    // A Flat prior has no draws (was "error: sampling failed: shape error: …").
+    let npz = dir.join("draws.npz");
+    let (code, err) = vic(&[
+        "sample",
+        "models/lqr.vmodel",
+        "--params",
+        &d,
+        "--out",
+        npz.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("vic::E203") && err.contains("`u[t]`"), "{err}");
+    assert!(err.contains("help:") && !err.contains("error:"), "{err}");
+    assert!(!npz.exists());
+    // A checkpoint path that is a directory.
+    let odd = dir.join("odd");
+    std::fs::create_dir_all(odd.join("checkpoint.safetensors")).unwrap();
+    let o = odd.to_string_lossy().into_owned();
+    for args in [
+        vec!["eval", "models/lg_toy.vmodel", "--params", &o],
+        vec![
+            "run",
+            "models/lg_toy.vmodel",
+            "--steps",
+            "2",
+            "--resume",
+            &o,
+        ],
+    ] {
+        let (code, err) = vic(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains("vic::E093") && err.contains("help:"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

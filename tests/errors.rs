@@ -47,10 +47,13 @@ const NOT_FROM_SOURCE: &[Code] = &[
     Code::BadCheckpoint,
     Code::RunDirInUse,
     Code::RunDirNotEmpty,
+    Code::CannotWrite,
     Code::ResumeChanged,
     Code::Unsupported,
     Code::NonFinite,
     Code::OutOfMemory,
+    Code::CannotSample,
+    Code::Backend,
 ];
 
 fn fixture_dir() -> PathBuf {

@@ -2,7 +2,7 @@
 //! per-term report on the held-out split, and `elbo.svg`.
 
 use super::plot::{panels, Series};
-use super::session::{checkpoint_error, flag_error, open};
+use super::session::{checkpoint_error, flag_error, open, train_error};
 use super::{FAILED, OK};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -247,10 +247,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     let name = ir.name.clone();
     let mut tr = match Trainer::new(session.program, data, cfg) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return FAILED;
-        }
+        Err(e) => return train_error(&e, "cannot set up the model"),
     };
     if let Some(h) = a.horizon {
         tr.program.model.objective.horizon = Some(h as u32);
@@ -407,10 +404,13 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
                     );
                     130
                 }
-                Err(e) => {
-                    eprintln!("interrupted; checkpoint failed: {e}");
-                    FAILED
-                }
+                Err(e) => checkpoint_error(
+                    format!(
+                        "interrupted at step {}; the checkpoint could not be written: {e}",
+                        tr.step
+                    ),
+                    "check that --out is a writable directory with space",
+                ),
             };
             return code;
         }
@@ -422,8 +422,12 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
                     TrainError::NonFinite { .. } => {
                         ("vic::E201", format!("training diverged: {e}"))
                     }
+                    TrainError::Unsupported(_) => (
+                        vic::diag::Code::Unsupported.as_str(),
+                        format!("training failed at step {}: {e}", tr.step + 1),
+                    ),
                     _ => (
-                        "vic::E201",
+                        vic::diag::Code::Backend.as_str(),
                         format!("training failed at step {}: {e}", tr.step + 1),
                     ),
                 };
@@ -501,10 +505,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     }
     let report = match tr.evaluate(None, a.samples, a.seed) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: evaluation failed: {e}");
-            return FAILED;
-        }
+        Err(e) => return train_error(&e, "the final evaluation failed"),
     };
     if report.non_finite().is_some() {
         return super::eval::non_finite_result(&report, "the trained parameters");
