@@ -169,3 +169,32 @@ fn twenty_thousand_declarations_check_in_linear_work() {
     assert_eq!(f.reports.len(), 1, "{f}");
     assert_eq!(f.reports[0].diag.code, vic::diag::Code::DuplicateFactor);
 }
+
+/// Features the backend does not run (E200) point at their declaration: the enumerated
+/// latent, the objective block that sets overshooting (they had no span, so the report showed
+/// no source).
+#[test]
+fn backend_refusals_point_at_their_declaration() {
+    let src = r#"model hmm {
+  observed x[t] : real
+  latent   c[t] : onehot[2] via enumerate
+  param mu : real[2] = [-1, 1]
+  p { c[t] ~ Categorical(zeros(2))
+      x[t] ~ Normal(dot(c[t], mu), 1) }
+  q { c[t] ~ Categorical(zeros(2)) }
+  objective { overshooting = 2 }
+}
+"#;
+    let m = vic::compile(src, "hmm.vmodel").expect("compiles");
+    let errs =
+        vic::lower::Program::new_spanned(m.ir(), &m.elbo(), &m.checked.spans).expect_err("refused");
+    let rendered: Vec<String> = errs
+        .into_iter()
+        .map(|d| {
+            assert_eq!(d.code, vic::diag::Code::Unsupported);
+            assert!(d.primary_span().is_some(), "{d:?}");
+            vic::diag::render_plain(&vic::diag::Report::new(d, "hmm.vmodel", src))
+        })
+        .collect();
+    insta::assert_snapshot!(rendered.join("\n"));
+}

@@ -5,7 +5,7 @@ use super::{FAILED, USAGE};
 use std::path::{Path, PathBuf};
 use vic::data::{self, DataError, Dataset};
 use vic::diag::Code;
-use vic::diag::{render, Diagnostic, Report};
+use vic::diag::{render, Report};
 use vic::lower::Program;
 use vic::runtime::RtError;
 use vic::train::{specs_of, TrainError};
@@ -23,23 +23,20 @@ pub fn print_data_error(e: &DataError) {
     eprintln!("{:?}", miette::Report::new(d));
 }
 
-pub fn print_diag(d: Diagnostic, name: &str, src: &str, color: bool) {
-    eprint!("{}", render(&Report::new(d, name, src), color));
-}
-
 /// Compile and lower a model; `Err` is the exit code.
 pub fn open(path: &Path, color: bool) -> Result<Session, u8> {
     let model = load_model(path, color)?;
     let elbo = model.elbo();
-    match Program::new(model.ir(), &elbo) {
+    match Program::new_spanned(model.ir(), &elbo, &model.checked.spans) {
         Ok(program) => Ok(Session {
             model,
             program,
             model_path: path.to_path_buf(),
         }),
         Err(ds) => {
+            let source = std::sync::Arc::new(vic::diag::Source::new(&model.name, &model.source));
             for d in ds {
-                print_diag(d, &model.name, &model.source, color);
+                eprint!("{}", render(&Report::bound(d, &source), color));
             }
             Err(FAILED)
         }
