@@ -198,3 +198,34 @@ fn backend_refusals_point_at_their_declaration() {
         .collect();
     insta::assert_snapshot!(rendered.join("\n"));
 }
+
+/// `vic sample` of a model with an enumerated latent (discrete_vae's `c`) panicked in dfdx:
+/// the ELBO enumerates over a batch tiled once per value, but the draws' batch is not tiled.
+/// Draws now sample the latent like any other: one one-hot row per draw.
+#[test]
+fn sampling_a_model_with_an_enumerated_latent_draws_it() {
+    let m = vic::compile(&model("discrete_vae.vmodel"), "discrete_vae.vmodel").unwrap();
+    let program = vic::lower::Program::new(m.ir(), &m.elbo()).unwrap();
+    let path = format!("{}/models/data/digits.npz", env!("CARGO_MANIFEST_DIR"));
+    let d = vic::data::load(&path, &vic::train::specs_of(&program), 1).unwrap();
+    let d = d.gather(&[0, 1, 2]);
+    let cfg = vic::train::TrainConfig {
+        batch: 3,
+        holdout: 0.0,
+        ..Default::default()
+    };
+    let tr = vic::train::Trainer::new(program, Some(d.clone()), cfg).unwrap();
+    let batch = vic::train::data_batch(&tr.program, &d, &[0, 1, 2], 1);
+    let mut rng = vic::runtime::rng::seeded(0);
+    let drawn = tr
+        .program
+        .simulate(&tr.store, &batch, 0, &mut rng)
+        .expect("draws");
+    let c = tr.program.model.var_id("c").unwrap();
+    let rows: Vec<&[f32]> = drawn[&c].chunks(10).collect();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        assert_eq!(r.iter().filter(|&&x| x == 1.0).count(), 1, "{r:?}");
+        assert_eq!(r.iter().filter(|&&x| x == 0.0).count(), 9, "{r:?}");
+    }
+}
