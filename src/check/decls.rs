@@ -152,6 +152,7 @@ impl Ck {
                         let c = &mut self.model.consts[id];
                         c.shape = v.shape;
                         c.values = v.values;
+                        self.evaluated.insert(Sym::Const(id));
                     }
                 }
                 _ => {}
