@@ -37,6 +37,18 @@ impl Ck {
                 .iter()
                 .any(|f| matches!(f.case, TimeCase::From(_) | TimeCase::Static));
             let mut errs = Vec::new();
+            // A latent without a q factor is drawn from p, and an improper prior has no draws.
+            if var.role == Role::Latent && !tried_q {
+                for &fi in fs {
+                    let f = &self.model.factors[fi];
+                    let flat = matches!(&f.body, FactorBody::Sample(d) if d.family == Family::Flat);
+                    if f.block == Block::P && flat && !q.iter().any(|g| overlaps(g.case, f.case)) {
+                        errs.push(Diagnostic::new(Code::ImproperLikelihood, format!("latent `{}` has an improper Flat prior and no q factor to draw it from", var.name))
+                            .label(self.spans.factors[fi], "Flat prior, no q factor")
+                            .help(format!("a latent without a q factor is sampled from its prior: give `{0}` a q factor (a policy, e.g. `{0}{1} ~ Normal(…, 1)` in q) or a proper prior", var.name, if var.timed { "[t]" } else { "" })));
+                    }
+                }
+            }
             match var.role {
                 Role::Observed if !tried_p => errs.push(Diagnostic::new(Code::ObservedWithoutP, format!("observed `{}` has no factor in p", var.name))
                     .label(span, "no likelihood")
