@@ -14,8 +14,9 @@
 //! `cargo test` runs a bounded slice (`VIC_MUTANTS`, default 300 model mutants plus half as
 //! many data and checkpoint mutants each, a few seconds); `VIC_MUTANTS=10000 cargo test --test
 //! mutations mutants_of -- --nocapture` is the big run (20,000 mutants, about 2.5 minutes in
-//! the test profile), which prints the tally. A failing mutant's source is kept in
-//! `$TMPDIR/vic-mutants-corpus-<pid>/failed-<n>-<model>` for reproduction.
+//! the test profile), which prints the tally; `VIC_MUTANTS_SEED` draws another corpus. A
+//! failing mutant's source is kept in `$TMPDIR/vic-mutants-corpus-<pid>/failed-<n>-<model>`
+//! for reproduction.
 //!
 //! Aborts (an allocation failure, a stack overflow) cannot be caught in-process: every mutant's
 //! estimated memory is checked against a budget before anything is allocated
@@ -965,7 +966,11 @@ fn corpus(model_mutants: usize) -> Tally {
     };
     let dir = scratch("corpus");
     let mut t = Tally::default();
-    let mut rng = Rng::new(11);
+    let seed = std::env::var("VIC_MUTANTS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(11);
+    let mut rng = Rng::new(seed);
 
     // Model sources.
     for i in 0..model_mutants {
@@ -1119,7 +1124,11 @@ fn cli_mutants_exit_with_coded_diagnostics() {
         })
         .collect();
     let dir = scratch("cli");
-    let mut rng = Rng::new(1111);
+    let seed = std::env::var("VIC_MUTANTS_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(1111, |s| s + 1100);
+    let mut rng = Rng::new(seed);
     let mut bad = Vec::new();
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..n {
