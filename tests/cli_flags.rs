@@ -444,3 +444,23 @@ fn sample_eval_and_checkpoint_faults_are_coded() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `vic bench` speaks the same dialect: a missing model or data directory is coded.
+#[test]
+fn bench_faults_are_coded() {
+    for (args, want) in [
+        (
+            vec!["bench", "W3", "--model", "/nonexistent/m.vmodel"],
+            "vic::E090",
+        ),
+        (
+            vec!["bench", "W1", "--data-dir", "/nonexistent", "--steps", "10"],
+            "vic::E101",
+        ),
+    ] {
+        let (code, err) = vic(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want) && err.contains("help:"), "{err}");
+        assert!(!err.lines().any(|l| l.starts_with("error:")), "{err}");
+    }
+}
