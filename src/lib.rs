@@ -62,10 +62,11 @@ impl Model {
     }
     /// Warnings as reports bound to the source.
     pub fn warnings(&self) -> Vec<Report> {
+        let source = std::sync::Arc::new(diag::Source::new(&self.name, &self.source));
         self.checked
             .warnings
             .iter()
-            .map(|d| Report::new(d.clone(), &self.name, &self.source))
+            .map(|d| Report::bound(d.clone(), &source))
             .collect()
     }
 }
@@ -95,11 +96,11 @@ impl std::error::Error for Failure {}
 
 /// Parse and check a source text (pure: no IO). `name` labels diagnostics.
 pub fn compile(source: &str, name: &str) -> Result<Model, Failure> {
-    let bind = |ds: Vec<Diagnostic>| Failure {
-        reports: ds
-            .into_iter()
-            .map(|d| Report::new(d, name, source))
-            .collect(),
+    let bind = |ds: Vec<Diagnostic>| {
+        let shared = std::sync::Arc::new(diag::Source::new(name, source));
+        Failure {
+            reports: ds.into_iter().map(|d| Report::bound(d, &shared)).collect(),
+        }
     };
     let ast = parse::parse(source).map_err(bind)?;
     let checked = check::check(&ast).map_err(bind)?;

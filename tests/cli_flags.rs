@@ -284,3 +284,183 @@ fn checkpoints_are_bound_to_their_model_and_metadata() {
     assert!(err.contains("vic::E093") && err.contains("NaN"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run directory holds one run: a second run into it (even of another model) is E095
+/// unless it resumes or forces; `--force` overwrites. A lock left by a process that is gone
+/// is taken over with a note; one held by a live process is E094.
+#[test]
+fn run_directories_are_not_silently_reused() {
+    let dir = tmp("rundir");
+    let d = dir.to_string_lossy().into_owned();
+    let (code, err) = vic(&["run", "models/lg_toy.vmodel", "--steps", "3", "--out", &d]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !dir.join(".vic-run.lock").exists(),
+        "the lock outlived the run"
+    );
+    let before = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    for model in ["models/lg_toy.vmodel", "models/lqr.vmodel"] {
+        let (code, err) = vic(&["run", model, "--steps", "3", "--out", &d]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("vic::E095"), "{err}");
+        assert!(err.contains("checkpoint.safetensors"), "{err}");
+        assert!(err.contains("--resume") && err.contains("--force"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read(dir.join("checkpoint.safetensors")).unwrap(),
+        before,
+        "a refused run wrote into the directory"
+    );
+    assert!(
+        !dir.join(".vic-run.lock").exists(),
+        "a refused run left its lock"
+    );
+    let (code, err) = vic(&[
+        "run",
+        "models/lg_toy.vmodel",
+        "--steps",
+        "4",
+        "--out",
+        &d,
+        "--force",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = vic(&[
+        "run",
+        "models/lg_toy.vmodel",
+        "--steps",
+        "6",
+        "--resume",
+        &d,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = vic(&["run", "models/lg_toy.vmodel", "--resume", &d, "--force"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("vic::E092"), "{err}");
+
+    // A lock held by a live process (this test).
+    let lock = dir.join(".vic-run.lock");
+    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    let (code, err) = vic(&[
+        "run",
+        "models/lg_toy.vmodel",
+        "--steps",
+        "6",
+        "--resume",
+        &d,
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("vic::E094") && err.contains(&format!("process {}", std::process::id())),
+        "{err}"
+    );
+    assert!(lock.exists(), "another run's lock was removed");
+    // A lock left by a process that has exited.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(&lock, format!("{pid}\n")).unwrap();
+    let (code, err) = vic(&[
+        "run",
+        "models/lg_toy.vmodel",
+        "--steps",
+        "7",
+        "--resume",
+        &d,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("taking over") && err.contains(&format!("process {pid}")),
+        "{err}"
+    );
+    assert!(!lock.exists(), "the lock outlived the run");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every metrics line is a whole JSON object (each is written in one write).
+#[test]
+fn metrics_lines_are_whole() {
+    let dir = tmp("metrics-lines");
+    let d = dir.to_string_lossy().into_owned();
+    let (code, err) = vic(&[
+        "run",
+        "models/lg_toy.vmodel",
+        "--steps",
+        "20",
+        "--log-every",
+        "1",
+        "--out",
+        &d,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert!(text.lines().count() >= 20);
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect(line);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One dialect: faults of `vic sample`, `vic eval` and `vic run` past the flags are coded
+/// diagnostics with a help line, never a bare `error: …` line.
+#[test]
+fn sample_eval_and_checkpoint_faults_are_coded() {
+    let dir = tmp("dialect");
+    let d = dir.to_string_lossy().into_owned();
+    let (code, err) = vic(&["run", "models/lqr.vmodel", "--steps", "2", "--out", &d]);
+    assert_eq!(code, Some(0), "{err}");
+    // A Flat prior has no draws (was "error: sampling failed: shape error: …").
+    let npz = dir.join("draws.npz");
+    let (code, err) = vic(&[
+        "sample",
+        "models/lqr.vmodel",
+        "--params",
+        &d,
+        "--out",
+        npz.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("vic::E203") && err.contains("`u[t]`"), "{err}");
+    assert!(err.contains("help:") && !err.contains("error:"), "{err}");
+    assert!(!npz.exists());
+    // A checkpoint path that is a directory.
+    let odd = dir.join("odd");
+    std::fs::create_dir_all(odd.join("checkpoint.safetensors")).unwrap();
+    let o = odd.to_string_lossy().into_owned();
+    for args in [
+        vec!["eval", "models/lg_toy.vmodel", "--params", &o],
+        vec![
+            "run",
+            "models/lg_toy.vmodel",
+            "--steps",
+            "2",
+            "--resume",
+            &o,
+        ],
+    ] {
+        let (code, err) = vic(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains("vic::E093") && err.contains("help:"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `vic bench` speaks the same dialect: a missing model or data directory is coded.
+#[test]
+fn bench_faults_are_coded() {
+    for (args, want) in [
+        (
+            vec!["bench", "W3", "--model", "/nonexistent/m.vmodel"],
+            "vic::E090",
+        ),
+        (
+            vec!["bench", "W1", "--data-dir", "/nonexistent", "--steps", "10"],
+            "vic::E101",
+        ),
+    ] {
+        let (code, err) = vic(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want) && err.contains("help:"), "{err}");
+        assert!(!err.lines().any(|l| l.starts_with("error:")), "{err}");
+    }
+}

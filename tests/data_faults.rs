@@ -221,7 +221,10 @@ fn good_fixtures_train_one_step() {
         ("good_static.csv", Spec::Csv),
         ("good_single.npy", Spec::Npy),
     ] {
-        let out = run_on(spec, &fixture(file), &dir);
+        // One directory per run: a run directory holds one run (E095).
+        let d = dir.join(file.replace('.', "_"));
+        std::fs::create_dir_all(&d).unwrap();
+        let out = run_on(spec, &fixture(file), &d);
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -45,10 +45,15 @@ const NOT_FROM_SOURCE: &[Code] = &[
     Code::NotUtf8,
     Code::BadFlag,
     Code::BadCheckpoint,
+    Code::RunDirInUse,
+    Code::RunDirNotEmpty,
+    Code::CannotWrite,
     Code::ResumeChanged,
     Code::Unsupported,
     Code::NonFinite,
     Code::OutOfMemory,
+    Code::CannotSample,
+    Code::Backend,
 ];
 
 fn fixture_dir() -> PathBuf {

@@ -1,4 +1,5 @@
-//! Ctrl-C during `vic run` writes a checkpoint of the current step and exits 130.
+//! Ctrl-C during `vic run` writes a checkpoint of the current step, removes the run
+//! directory's lock and exits 130.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,6 +36,18 @@ fn sigint_saves_a_checkpoint_and_exits_130() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The directory is locked while the run lasts: a second run into it is refused.
+    let second = Command::new(env!("CARGO_BIN_EXE_vic"))
+        .args(["run", "models/lg_toy.vmodel", "--steps", "1", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("vic runs");
+    let err2 = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err2}");
+    assert!(
+        err2.contains("vic::E094") && err2.contains(&format!("process {}", child.id())),
+        "{err2}"
+    );
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -44,6 +57,10 @@ fn sigint_saves_a_checkpoint_and_exits_130() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
     assert!(stderr.contains("checkpoint saved"), "stderr: {stderr}");
+    assert!(
+        !dir.join(".vic-run.lock").exists(),
+        "the lock outlived the run"
+    );
     let ck = vic::runtime::checkpoint::load(
         &dir.join("checkpoint.safetensors"),
         &vic::runtime::Dev::default(),

@@ -44,6 +44,22 @@ impl Ck {
                     return None; // its own fault is already reported
                 }
                 match sym {
+                    Sym::Const(_) if !self.evaluated.contains(&sym) => {
+                        let declared = self.names.get(&id.name).map(|n| n.1);
+                        let mut d = Diagnostic::new(
+                            Code::NotConstant,
+                            format!("const `{}` is used before its declaration", id.name),
+                        )
+                        .label(e.span, "not yet declared");
+                        if let Some(at) = declared.filter(|at| *at != id.span) {
+                            d = d.label(at, "declared here");
+                        }
+                        self.err(d.help(format!(
+                            "consts are evaluated in source order: move `const {} = …` above its first use",
+                            id.name
+                        )));
+                        None
+                    }
                     Sym::Const(c) => {
                         let c = &self.model.consts[c];
                         Some(CVal {

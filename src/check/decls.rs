@@ -152,6 +152,7 @@ impl Ck {
                         let c = &mut self.model.consts[id];
                         c.shape = v.shape;
                         c.values = v.values;
+                        self.evaluated.insert(Sym::Const(id));
                     }
                 }
                 _ => {}
@@ -296,7 +297,37 @@ impl Ck {
         }
     }
 
+    /// A param's initial value, which must be representable in f32 (parameters are f32): a
+    /// larger one became infinite, and `uniform` bounds whose width overflows f64 panicked in
+    /// the sampler.
     fn param_init(&mut self, init: &ast::Expr, shape: &Shape) -> Option<ParamInit> {
+        let v = self.param_init_value(init, shape)?;
+        let max = f64::from(f32::MAX);
+        let fits = match &v {
+            ParamInit::Fill(x) => x.abs() <= max,
+            ParamInit::Values(xs) => xs.iter().all(|x| x.abs() <= max),
+            // Draws stay within 40 standard deviations of the mean.
+            ParamInit::Normal { mean, std } => mean.abs() + 40.0 * std <= max,
+            ParamInit::Uniform { low, high } => low.abs() <= max && high.abs() <= max,
+        };
+        if !fits {
+            self.err(
+                Diagnostic::new(
+                    Code::BadValue,
+                    format!(
+                        "initial value out of the f32 range (±{:e}): parameters are f32",
+                        f32::MAX
+                    ),
+                )
+                .label(init.span, "too large for f32")
+                .help("initialise parameters with values of a sensible scale, e.g. `= 0`, `normal(0, 0.1)` or `uniform(-1, 1)`"),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    fn param_init_value(&mut self, init: &ast::Expr, shape: &Shape) -> Option<ParamInit> {
         if let ExprKind::Call { fun, args } = &init.kind {
             if fun.name == "normal" || fun.name == "uniform" {
                 let pos: Vec<&ast::Expr> = args

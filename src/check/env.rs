@@ -46,6 +46,9 @@ pub struct Ck {
     /// Declarations whose value, type or shape could not be determined (already reported):
     /// reads of them evaluate to nothing, so one fault does not cascade into size errors.
     pub poisoned: HashSet<Sym>,
+    /// Consts whose value has been evaluated (in source order): reading one before its
+    /// declaration is an error, not its placeholder (an empty value).
+    pub evaluated: HashSet<Sym>,
 }
 
 impl Ck {
@@ -76,6 +79,7 @@ impl Ck {
             const_spans: vec![],
             attempted: HashSet::new(),
             poisoned: HashSet::new(),
+            evaluated: HashSet::new(),
         }
     }
 

@@ -526,6 +526,21 @@ impl Ck {
                 for (b, sp) in [(&lo, pos[1].span), (&hi, pos[2].span)] {
                     self.broadcast("clamp", &a.shape, &b.shape, e.span, pos[0].span, sp)?;
                 }
+                if let (Some(l), Some(h)) =
+                    (super::rules::constant(&lo), super::rules::constant(&hi))
+                {
+                    if l > h {
+                        self.err(
+                            Diagnostic::new(
+                                Code::BadValue,
+                                format!("clamp bounds are reversed: low {l} > high {h}"),
+                            )
+                            .label(pos[1].span.to(pos[2].span), "low > high")
+                            .help("write `clamp(x, low, high)` with low ≤ high"),
+                        );
+                        return None;
+                    }
+                }
                 let shape = a.shape.clone();
                 Some(ir::Expr::new(
                     K::Clamp {

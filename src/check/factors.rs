@@ -6,7 +6,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::ir::*;
 use crate::parse::ast::{self, Arg, BlockKind, Item, StmtAst, TargetIndex};
 use crate::span::Span;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 struct Pending<'a> {
     block: Block,
@@ -19,7 +19,7 @@ impl Ck {
     pub fn blocks(&mut self, items: &[Item]) {
         let mut seen: BTreeMap<Block, Span> = BTreeMap::new();
         let mut pending = Vec::new();
-        let mut seen_targets = Vec::new();
+        let mut seen_targets = HashMap::new();
         for item in items {
             let Item::Block { kind, stmts, span } = item else {
                 continue;
@@ -121,7 +121,7 @@ impl Ck {
         &mut self,
         block: Block,
         s: &'a StmtAst,
-        seen: &mut Vec<(Block, VarId, TimeCase, Span)>,
+        seen: &mut HashMap<(Block, VarId, TimeCase), Span>,
     ) -> Option<Pending<'a>> {
         let t = s.target();
         let sym = self.resolve(&t.name)?;
@@ -199,10 +199,7 @@ impl Ck {
             }
         };
         // Duplicates: same block, variable and case.
-        if let Some(&(_, _, _, prev_span)) = seen
-            .iter()
-            .find(|(b, x, c, _)| *b == block && *x == v && *c == case)
-        {
+        if let Some(&prev_span) = seen.get(&(block, v, case)) {
             self.err(
                 Diagnostic::new(
                     Code::DuplicateFactor,
@@ -214,7 +211,7 @@ impl Ck {
             );
             return None;
         }
-        seen.push((block, v, case, t.span));
+        seen.insert((block, v, case), t.span);
         Some(Pending {
             block,
             var: v,

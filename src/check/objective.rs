@@ -148,6 +148,15 @@ impl Ck {
                     );
                     return;
                 }
+                // The clamp runs in f32: a larger bound is infinite there (and panicked).
+                if n > f64::from(f32::MAX) {
+                    self.bad_setting(
+                        s,
+                        &format!("{n:e} is beyond the largest f32 ({:e})", f32::MAX),
+                        "e.g. `free_nats = 3.0` (PlaNet) or `1.0` (Dreamer)",
+                    );
+                    return;
+                }
                 let mut placement = FreeNatsPlacement::AfterMean;
                 for o in &s.opts {
                     let val = match &o.value.kind {

@@ -5,30 +5,50 @@ use super::env::{Ck, Sym};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::*;
 use crate::span::Span;
+use std::collections::HashSet;
 
 impl Ck {
+    /// Each variable's factors (indices into `model.factors`), built once so that the
+    /// whole-model rules stay linear in the number of declarations.
+    fn factors_by_var(&self) -> Vec<Vec<FactorId>> {
+        let mut by_var = vec![Vec::new(); self.model.vars.len()];
+        for (fi, f) in self.model.factors.iter().enumerate() {
+            by_var[f.var].push(fi);
+        }
+        by_var
+    }
+
     pub fn roles(&mut self) {
-        for v in 0..self.model.vars.len() {
+        let by_var = self.factors_by_var();
+        for (v, fs) in by_var.iter().enumerate() {
             let var = self.model.vars[v].clone();
             let span = self.spans.vars[v];
-            let p: Vec<&Factor> = self
-                .model
-                .factors
-                .iter()
-                .filter(|f| f.var == v && f.block == Block::P)
-                .collect();
-            let q: Vec<&Factor> = self
-                .model
-                .factors
-                .iter()
-                .filter(|f| f.var == v && f.block == Block::Q)
-                .collect();
+            let of = |block: Block| -> Vec<&Factor> {
+                fs.iter()
+                    .map(|&fi| &self.model.factors[fi])
+                    .filter(|f| f.block == block)
+                    .collect()
+            };
+            let p = of(Block::P);
+            let q = of(Block::Q);
             let tried_p = self.attempted.contains(&(Block::P, v));
             let tried_q = self.attempted.contains(&(Block::Q, v));
             let general_p = p
                 .iter()
                 .any(|f| matches!(f.case, TimeCase::From(_) | TimeCase::Static));
             let mut errs = Vec::new();
+            // A latent without a q factor is drawn from p, and an improper prior has no draws.
+            if var.role == Role::Latent && !tried_q {
+                for &fi in fs {
+                    let f = &self.model.factors[fi];
+                    let flat = matches!(&f.body, FactorBody::Sample(d) if d.family == Family::Flat);
+                    if f.block == Block::P && flat && !q.iter().any(|g| overlaps(g.case, f.case)) {
+                        errs.push(Diagnostic::new(Code::ImproperLikelihood, format!("latent `{}` has an improper Flat prior and no q factor to draw it from", var.name))
+                            .label(self.spans.factors[fi], "Flat prior, no q factor")
+                            .help(format!("a latent without a q factor is sampled from its prior: give `{0}` a q factor (a policy, e.g. `{0}{1} ~ Normal(…, 1)` in q) or a proper prior", var.name, if var.timed { "[t]" } else { "" })));
+                    }
+                }
+            }
             match var.role {
                 Role::Observed if !tried_p => errs.push(Diagnostic::new(Code::ObservedWithoutP, format!("observed `{}` has no factor in p", var.name))
                     .label(span, "no likelihood")
@@ -43,7 +63,7 @@ impl Ck {
                             .label(span, "no definition")
                             .help(format!("define it with `=` in p (or in q, if only the posterior uses it): `{}{} = …`", var.name, if var.timed { "[t]" } else { "" })));
                     } else if !p.is_empty() && !q.is_empty() {
-                        let qi = self.model.factors.iter().position(|f| f.var == v && f.block == Block::Q).unwrap_or(0);
+                        let qi = fs.iter().copied().find(|&fi| self.model.factors[fi].block == Block::Q).unwrap_or(0);
                         errs.push(Diagnostic::new(Code::FactorInWrongBlock, format!("state `{}` is defined in both p and q", var.name))
                             .label(self.spans.factors[qi], "second definition in q")
                             .help("define a shared deterministic state once, in p; q may read it"));
@@ -95,6 +115,17 @@ impl Ck {
     /// state defined only in `q` (`E027`).
     pub fn time_coverage(&mut self) {
         let mut errs = Vec::new();
+        let inits: HashSet<(VarId, i64)> =
+            self.model.inits.iter().map(|i| (i.var, i.step)).collect();
+        // (in p, in q) per variable.
+        let mut blocks_of = vec![(false, false); self.model.vars.len()];
+        for f in &self.model.factors {
+            let b = &mut blocks_of[f.var];
+            match f.block {
+                Block::P => b.0 = true,
+                Block::Q => b.1 = true,
+            }
+        }
         // (block, time case, reads, span, the factor's variable); rewards have neither.
         type User = (Option<Block>, TimeCase, Vec<Read>, Span, Option<VarId>);
         let users: Vec<User> = self
@@ -135,12 +166,7 @@ impl Ck {
                     _ => 1..=0,
                 };
                 for s in needed {
-                    if !self
-                        .model
-                        .inits
-                        .iter()
-                        .any(|i| i.var == r.var && i.step == s)
-                    {
+                    if !inits.contains(&(r.var, s)) {
                         let at = match case {
                             TimeCase::From(start) => {
                                 format!("at t = {start} it reads `{}[{s}]`", var.name)
@@ -174,16 +200,7 @@ impl Ck {
                     }
                 }
                 if block == Some(Block::P) && var.role == Role::State {
-                    let in_q = self
-                        .model
-                        .factors
-                        .iter()
-                        .any(|f| f.var == r.var && f.block == Block::Q);
-                    let in_p = self
-                        .model
-                        .factors
-                        .iter()
-                        .any(|f| f.var == r.var && f.block == Block::P);
+                    let (in_p, in_q) = blocks_of[r.var];
                     if in_q && !in_p {
                         errs.push(Diagnostic::new(Code::FactorInWrongBlock, format!("p reads `{}`, a state defined in q", var.name))
                             .label(span, "this p factor")
@@ -201,13 +218,21 @@ impl Ck {
     /// latents without a q factor are drawn from p (`E041`).
     pub fn cycles(&mut self) {
         let n = self.model.vars.len();
+        // (has a p factor, has a q factor) per variable.
+        let mut blocks_of = vec![(false, false); n];
+        for f in &self.model.factors {
+            match f.block {
+                Block::P => blocks_of[f.var].0 = true,
+                Block::Q => blocks_of[f.var].1 = true,
+            }
+        }
         for block in [Block::P, Block::Q] {
             let mut edges: Vec<Vec<(usize, usize)>> = vec![vec![]; n];
             for (fi, f) in self.model.factors.iter().enumerate() {
                 let included = f.block == block
                     || (block == Block::Q
                         && f.block == Block::P
-                        && !self.model.has_q(f.var)
+                        && !blocks_of[f.var].1
                         && self.model.vars[f.var].role != Role::Observed);
                 if !included {
                     continue;
@@ -218,11 +243,11 @@ impl Ck {
                         (TimeRef::Step(s), TimeCase::At(k)) => s == i64::from(k),
                         _ => false,
                     };
-                    let generated = self
-                        .model
-                        .factors
-                        .iter()
-                        .any(|g| g.var == r.var && (g.block == block || block == Block::Q));
+                    let (in_p, in_q) = blocks_of[r.var];
+                    let generated = match block {
+                        Block::P => in_p,
+                        Block::Q => in_p || in_q,
+                    };
                     if same_step
                         && generated
                         && matches!(
@@ -255,6 +280,7 @@ impl Ck {
     /// Support of q inside support of p (`E072`) and estimator applicability (`E074`).
     pub fn supports(&mut self) {
         let mut errs = Vec::new();
+        let by_var = self.factors_by_var();
         for (qi, qf) in self
             .model
             .factors
@@ -265,11 +291,10 @@ impl Ck {
             let FactorBody::Sample(qd) = &qf.body else {
                 continue;
             };
-            for pf in self
-                .model
-                .factors
+            for pf in by_var[qf.var]
                 .iter()
-                .filter(|f| f.block == Block::P && f.var == qf.var && overlaps(f.case, qf.case))
+                .map(|&fi| &self.model.factors[fi])
+                .filter(|f| f.block == Block::P && overlaps(f.case, qf.case))
             {
                 let FactorBody::Sample(pd) = &pf.body else {
                     continue;

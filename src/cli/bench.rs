@@ -21,15 +21,17 @@
 //! Nothing here changes how vic trains: it is `vic::compile` → `Program::new` →
 //! `Trainer::new` → `trainer.step()`, as a user of the library would write it.
 
+use super::session::{coded, train_error};
 use super::{FAILED, OK, USAGE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vic::data::{Dataset, RawArray};
 use vic::derive::TermKind;
+use vic::diag::{render, Code, Report};
 use vic::ir::{Alpha, NetKind};
 use vic::lower::{Program, ALPHA_PARAM};
-use vic::train::{specs_of, Sampling, TrainConfig, Trainer};
+use vic::train::{specs_of, Sampling, TrainConfig, TrainError, Trainer};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -445,7 +447,11 @@ pub fn run(a: BenchArgs) -> u8 {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(s) => (s, p.display().to_string()),
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", p.display());
+                coded(
+                    Code::Io,
+                    format!("cannot read `{}`: {e}", p.display()),
+                    "check the path and its permissions",
+                );
                 return USAGE;
             }
         },
@@ -459,11 +465,11 @@ pub fn run(a: BenchArgs) -> u8 {
         }
     };
     let elbo = model.elbo();
-    let program = match Program::new(model.ir(), &elbo) {
+    let program = match Program::new_spanned(model.ir(), &elbo, &model.checked.spans) {
         Ok(p) => p,
         Err(ds) => {
             for d in ds {
-                eprintln!("error: {}", d.message);
+                eprint!("{}", render(&Report::new(d, &label, &source), false));
             }
             return FAILED;
         }
@@ -472,8 +478,11 @@ pub fn run(a: BenchArgs) -> u8 {
     let data = match load_data(sp.data, &program, &dir) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("help: pass --data-dir (the peers' data/ folder) or set VIC_PEERS_DATA");
+            coded(
+                Code::DataUnreadable,
+                e,
+                "pass --data-dir (the peers' data/ folder) or set VIC_PEERS_DATA",
+            );
             return USAGE;
         }
     };
@@ -492,10 +501,7 @@ pub fn run(a: BenchArgs) -> u8 {
     };
     let mut tr = match Trainer::new(program, data, cfg) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return FAILED;
-        }
+        Err(e) => return train_error(&e, "cannot set up the model"),
     };
     // time steps per row: the data's length, or the rollout horizon in control mode
     let t_len = data_t.unwrap_or_else(|| tr.horizon());
@@ -529,14 +535,14 @@ pub fn run(a: BenchArgs) -> u8 {
     let mut losses: Vec<f64> = Vec::with_capacity(steps as usize);
     // (mean policy entropy per step, mean return Σ_t r_t per rollout) of each fixed-run step
     let mut ctl: Vec<(f64, f64)> = Vec::new();
-    let step = |tr: &mut Trainer| -> Result<(f64, Option<(f64, f64)>), String> {
+    let step = |tr: &mut Trainer| -> Result<(f64, Option<(f64, f64)>), TrainError> {
         // the α the forward pass divides the reward by: its value before the update
         let alphas: Vec<f64> = if control {
             rewards.iter().map(|(_, al)| alpha_now(tr, al)).collect()
         } else {
             Vec::new()
         };
-        let s = tr.step().map_err(|e| e.to_string())?;
+        let s = tr.step()?;
         let extra = control.then(|| {
             let ret = (rewards.iter().zip(&alphas))
                 .map(|((i, _), al)| s.terms[*i] * al)
@@ -552,10 +558,7 @@ pub fn run(a: BenchArgs) -> u8 {
         ($e:expr) => {
             match $e {
                 Ok(v) => v,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return FAILED;
-                }
+                Err(e) => return train_error(&e, "training failed"),
             }
         };
     }

@@ -3,9 +3,10 @@
 
 use super::plot::{panels, Series};
 use super::run::check_device;
-use super::session::{checkpoint_error, flag_error, open};
+use super::session::{checkpoint_error, coded, flag_error, open, train_error};
 use super::{FAILED, OK};
 use std::path::PathBuf;
+use vic::diag::Code;
 use vic::train::{TrainConfig, Trainer};
 
 #[derive(clap::Args, Debug)]
@@ -88,10 +89,8 @@ fn trainer(
 ) -> Result<Trainer, u8> {
     let session = open(file, color)?;
     let d = session.load_data(data)?;
-    let mut tr = Trainer::new(session.program, d, cfg).map_err(|e| {
-        eprintln!("error: {e}");
-        FAILED
-    })?;
+    let mut tr = Trainer::new(session.program, d, cfg)
+        .map_err(|e| train_error(&e, "cannot set up the model"))?;
     let path = if params.is_dir() {
         params.join("checkpoint.safetensors")
     } else {
@@ -167,10 +166,7 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
             }
             OK
         }
-        Err(e) => {
-            eprintln!("error: evaluation failed: {e}");
-            FAILED
-        }
+        Err(e) => train_error(&e, "evaluation failed"),
     }
 }
 
@@ -307,6 +303,20 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         }
         batch.t = t;
     }
+    // p must have a draw for every variable it generates; a Flat prior (improper) has none.
+    if let Some(f) = m.factors.iter().find(|f| {
+        f.block == vic::ir::Block::P
+            && matches!(&f.body, vic::ir::FactorBody::Sample(d) if d.family == vic::ir::Family::Flat)
+    }) {
+        let var = &m.vars[f.var];
+        let name = format!("{}{}", var.name, if var.timed { "[t]" } else { "" });
+        coded(
+            Code::CannotSample,
+            format!("cannot draw from `{}`: `{}` has an improper prior (Flat) in p, which has no draws", m.name, var.name),
+            &format!("`vic sample` draws from p: give `{name}` a proper prior (e.g. `{name} ~ Normal(0, 1)`) to sample this model"),
+        );
+        return FAILED;
+    }
     let mut rng = vic::runtime::rng::seeded(a.seed);
     let drawn = match tr
         .program
@@ -314,7 +324,11 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
     {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: sampling failed: {e}");
+            coded(
+                Code::CannotSample,
+                format!("cannot draw from `{}`: {e}", m.name),
+                "`vic sample` draws every latent and action from p: give each a proper prior (a Flat prior has no draws), or follow the posterior for the data's steps with --condition",
+            );
             return FAILED;
         }
     };
@@ -340,19 +354,22 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         let arr = match ndarray::ArrayD::from_shape_vec(shape, host.clone()) {
             Ok(x) => x,
             Err(e) => {
-                eprintln!("error: {e}");
-                return FAILED;
+                return train_error(
+                    &vic::train::TrainError::Runtime(vic::runtime::RtError::Shape(format!(
+                        "the draws of `{}`: {e}",
+                        var.name
+                    ))),
+                    "cannot write the draws",
+                )
             }
         };
         if let Err(e) = npz.add_array(var.name.as_str(), &arr) {
-            eprintln!("error: writing `{}`: {e}", var.name);
-            return FAILED;
+            return write_error(&a.out, &format!("`{}`: {e}", var.name));
         }
         names.push(var.name.clone());
     }
     if let Err(e) = npz.finish() {
-        eprintln!("error: {e}");
-        return FAILED;
+        return write_error(&a.out, &e.to_string());
     }
     println!(
         "wrote {} draws of {} to {}",
@@ -417,6 +434,16 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         }
     }
     OK
+}
+
+/// `vic::E096` (exit 1): an output file that could not be written.
+fn write_error(path: &std::path::Path, e: &str) -> u8 {
+    coded(
+        Code::CannotWrite,
+        format!("cannot write `{}`: {e}", path.display()),
+        "check that the directory exists, is writable and has space",
+    );
+    FAILED
 }
 
 fn condition_too_long(condition: usize, t: usize) -> u8 {

@@ -9,6 +9,7 @@ mod io;
 mod plot;
 mod predictive;
 mod run;
+mod rundir;
 mod session;
 
 use clap::{Parser, Subcommand};

@@ -2,7 +2,7 @@
 //! per-term report on the held-out split, and `elbo.svg`.
 
 use super::plot::{panels, Series};
-use super::session::{checkpoint_error, flag_error, open};
+use super::session::{checkpoint_error, flag_error, open, train_error};
 use super::{FAILED, OK};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -53,6 +53,9 @@ pub struct RunArgs {
     /// Continue from the checkpoint in this run directory.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Overwrite the results of an earlier run in the output directory.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Rollout length for control problems (default: the model's `horizon`, else 50).
     #[arg(long)]
     pub horizon: Option<usize>,
@@ -127,8 +130,9 @@ pub fn check_device(device: &str) -> Result<(), u8> {
     }
 }
 
+/// One metrics line in one write, so a line is never split between writes.
 fn write_line(f: &mut std::fs::File, v: &serde_json::Value) {
-    let _ = writeln!(f, "{v}");
+    let _ = f.write_all(format!("{v}\n").as_bytes());
 }
 
 /// A flag error unless `v` is a finite number > 0.
@@ -260,10 +264,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     let name = ir.name.clone();
     let mut tr = match Trainer::new(session.program, data, cfg) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return FAILED;
-        }
+        Err(e) => return train_error(&e, "cannot set up the model"),
     };
     if let Some(h) = a.horizon {
         tr.program.model.objective.horizon = Some(h as u32);
@@ -331,6 +332,17 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             "choose another --out directory",
         );
     }
+    // Ctrl-C sets a flag that the training loop polls, so the run returns through the
+    // lock's Drop (which removes it) whenever it is interrupted.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let _lock = match super::rundir::claim(&out, a.resume.is_some(), a.force) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
     let ckpt = out.join("checkpoint.safetensors");
     if let Some(dir) = &a.resume {
         let path = if dir.is_dir() {
@@ -371,11 +383,6 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Ok(f) => f,
         Err(e) => return flag_error(format!("cannot write metrics: {e}"), "check --out"),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
     let term_names: Vec<String> = tr
         .program
         .elbo
@@ -414,10 +421,13 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
                     );
                     130
                 }
-                Err(e) => {
-                    eprintln!("interrupted; checkpoint failed: {e}");
-                    FAILED
-                }
+                Err(e) => checkpoint_error(
+                    format!(
+                        "interrupted at step {}; the checkpoint could not be written: {e}",
+                        tr.step
+                    ),
+                    "check that --out is a writable directory with space",
+                ),
             };
             return code;
         }
@@ -429,8 +439,12 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
                     TrainError::NonFinite { .. } => {
                         ("vic::E201", format!("training diverged: {e}"))
                     }
+                    TrainError::Unsupported(_) => (
+                        vic::diag::Code::Unsupported.as_str(),
+                        format!("training failed at step {}: {e}", tr.step + 1),
+                    ),
                     _ => (
-                        "vic::E201",
+                        vic::diag::Code::Backend.as_str(),
                         format!("training failed at step {}: {e}", tr.step + 1),
                     ),
                 };
@@ -508,10 +522,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     }
     let report = match tr.evaluate(None, a.samples, a.seed) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: evaluation failed: {e}");
-            return FAILED;
-        }
+        Err(e) => return train_error(&e, "the final evaluation failed"),
     };
     if report.non_finite().is_some() {
         return super::eval::non_finite_result(&report, "the trained parameters");

@@ -4,9 +4,11 @@ use super::io::load_model;
 use super::{FAILED, USAGE};
 use std::path::{Path, PathBuf};
 use vic::data::{self, DataError, Dataset};
-use vic::diag::{render, Diagnostic, Report};
+use vic::diag::Code;
+use vic::diag::{render, Report};
 use vic::lower::Program;
-use vic::train::specs_of;
+use vic::runtime::RtError;
+use vic::train::{specs_of, TrainError};
 
 pub struct Session {
     pub model: vic::Model,
@@ -21,23 +23,20 @@ pub fn print_data_error(e: &DataError) {
     eprintln!("{:?}", miette::Report::new(d));
 }
 
-pub fn print_diag(d: Diagnostic, name: &str, src: &str, color: bool) {
-    eprint!("{}", render(&Report::new(d, name, src), color));
-}
-
 /// Compile and lower a model; `Err` is the exit code.
 pub fn open(path: &Path, color: bool) -> Result<Session, u8> {
     let model = load_model(path, color)?;
     let elbo = model.elbo();
-    match Program::new(model.ir(), &elbo) {
+    match Program::new_spanned(model.ir(), &elbo, &model.checked.spans) {
         Ok(program) => Ok(Session {
             model,
             program,
             model_path: path.to_path_buf(),
         }),
         Err(ds) => {
+            let source = std::sync::Arc::new(vic::diag::Source::new(&model.name, &model.source));
             for d in ds {
-                print_diag(d, &model.name, &model.source, color);
+                eprint!("{}", render(&Report::bound(d, &source), color));
             }
             Err(FAILED)
         }
@@ -90,6 +89,48 @@ impl Session {
             }
         }
     }
+}
+
+/// Print a coded diagnostic without a source (a fault of files, flags or the backend).
+pub fn coded(code: Code, msg: String, help: &str) {
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(msg)
+                .with_code(code.as_str())
+                .with_help(help.to_string())
+        )
+    );
+}
+
+/// A training, evaluation or set-up fault as its diagnostic (exit 1): NaN is `vic::E201`, a
+/// feature the backend does not run `vic::E200`, a checkpoint `vic::E093`; anything else the
+/// backend reports about a model the checker accepted is `vic::E204`.
+pub fn train_error(e: &TrainError, what: &str) -> u8 {
+    let (code, help) = match e {
+        TrainError::NonFinite { .. } => (
+            Code::NonFinite,
+            "try a lower --lr, --clip 100, or a minimum scale (`min = 0.01` in `.split`)",
+        ),
+        TrainError::Unsupported(_) => (
+            Code::Unsupported,
+            "run it on the reference engine, or simplify the model",
+        ),
+        TrainError::Checkpoint(_) | TrainError::Runtime(RtError::Checkpoint { .. }) => (
+            Code::BadCheckpoint,
+            "pass a checkpoint written by `vic run` for this model",
+        ),
+        TrainError::Runtime(RtError::Io { .. }) => (
+            Code::Io,
+            "check the path and its permissions",
+        ),
+        TrainError::Runtime(_) => (
+            Code::Backend,
+            "the checker accepted this model, so this is a fault in vic: please report it with the model file and the command",
+        ),
+    };
+    coded(code, format!("{what}: {e}"), help);
+    FAILED
 }
 
 pub fn flag_error(msg: String, help: &str) -> u8 {

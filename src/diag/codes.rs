@@ -93,6 +93,9 @@ codes! {
     NotUtf8 = "E091", "file is not UTF-8";
     BadFlag = "E092", "invalid command-line value";
     BadCheckpoint = "E093", "cannot use a checkpoint";
+    RunDirInUse = "E094", "run directory in use by another run";
+    RunDirNotEmpty = "E095", "run directory already holds a run";
+    CannotWrite = "E096", "cannot write an output file";
     // data files (the loader: `data::DataError`)
     DataUnreadable = "E101", "cannot read a data file";
     DataInvalidFormat = "E102", "data file is not valid npz, npy or csv";
@@ -114,6 +117,8 @@ codes! {
     Unsupported = "E200", "feature not run by the tensor backend yet";
     NonFinite = "E201", "training produced NaN or infinity";
     OutOfMemory = "E202", "the run does not fit in memory";
+    CannotSample = "E203", "cannot draw from the model";
+    Backend = "E204", "the tensor backend failed on a checked model";
     // warnings
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";

@@ -6,7 +6,7 @@ mod codes;
 mod report;
 
 pub use codes::Code;
-pub use report::{render, render_plain, Report};
+pub use report::{render, render_plain, Report, Source};
 
 use crate::span::Span;
 

@@ -306,7 +306,8 @@ impl<'a, T: LTape, P: Params<T>> Evaluator<'a, T, P> {
                 let hi = vals.next().unwrap_or(Val::Num(f32::MAX));
                 match (lo, hi) {
                     (Val::Num(lo), Val::Num(hi)) => match x {
-                        Val::Num(v) => Val::Num(v.clamp(lo, hi)),
+                        // `f32::clamp` panics on reversed or NaN bounds.
+                        Val::Num(v) => Val::Num(v.max(lo).min(hi)),
                         v => map(v, |t| t.clamp(lo, hi)),
                     },
                     (lo, hi) => {

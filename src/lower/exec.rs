@@ -111,6 +111,9 @@ struct Store<T> {
     sf_logq: Option<T2<T>>,
     /// With an enumerated latent: q(c = value of the row's block | x), `(V·b, 1)`.
     enum_weight: Option<T2<T>>,
+    /// Whether an enumerated latent is enumerated over a tiled batch (the ELBO), or drawn
+    /// like any other (`simulate`, whose batch is not tiled).
+    enumerate: bool,
 }
 
 fn idx(k: usize, t: i64) -> usize {
@@ -267,6 +270,7 @@ impl Program {
             recs: HashMap::new(),
             sf_logq: None,
             enum_weight: None,
+            enumerate: true,
         };
         Ctx { prog: self, p, s }
     }
@@ -574,7 +578,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             .copied()
             .unwrap_or(Estimator::Reparam);
         let mut pre = None;
-        if est == Estimator::Enumerate {
+        if est == Estimator::Enumerate && self.s.enumerate {
             // Block k of the tiled batch holds value k.
             let n = m.vars[v].ty.support_size().unwrap_or(u64::MAX) as usize;
             let orig = rows / n;
@@ -820,6 +824,8 @@ impl Program {
         let m = &self.model;
         let (b, tt, k) = (batch.b, batch.t.max(1), self.lag_steps());
         let mut cx: Ctx<'_, N, P> = self.context(p, b, tt);
+        // Draws are draws: an enumerated latent is sampled, not summed over.
+        cx.s.enumerate = false;
         for (v, var) in m.vars.iter().enumerate() {
             let size = var.ty.size();
             let observed_part = var.role == Role::Observed && condition > 0;

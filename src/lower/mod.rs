@@ -106,12 +106,38 @@ impl Program {
 
     /// Lower a checked model. Features the backend does not run yet are diagnostics.
     pub fn new(model: &Model, elbo: &Elbo) -> Result<Program, Vec<Diagnostic>> {
+        Program::lower(model, elbo, None)
+    }
+
+    /// [`Program::new`] with the checker's spans, so that a feature the backend does not run
+    /// points at its declaration: the latent, the optimality variable or the objective block.
+    pub fn new_spanned(
+        model: &Model,
+        elbo: &Elbo,
+        spans: &ModelSpans,
+    ) -> Result<Program, Vec<Diagnostic>> {
+        Program::lower(model, elbo, Some(spans))
+    }
+
+    fn lower(
+        model: &Model,
+        elbo: &Elbo,
+        spans: Option<&ModelSpans>,
+    ) -> Result<Program, Vec<Diagnostic>> {
+        let at = |d: Diagnostic, span: Option<crate::span::Span>, text: &str| match span {
+            Some(s) => d.label(s, text),
+            None => d,
+        };
         let mut errs = Vec::new();
         if model.objective.overshooting > 1 {
             if let Some(why) = exec::overshoot::blocker(model) {
-                errs.push(unsupported(
-                    format!("latent overshooting cannot run for this model: {why}"),
-                    "remove `overshooting` from the objective block to train this model",
+                errs.push(at(
+                    unsupported(
+                        format!("latent overshooting cannot run for this model: {why}"),
+                        "remove `overshooting` from the objective block to train this model",
+                    ),
+                    spans.and_then(|s| s.objective),
+                    "sets overshooting",
                 ));
             }
         }
@@ -122,14 +148,15 @@ impl Program {
             };
             let est = Estimator::parse(e.estimator).unwrap_or(Estimator::Reparam);
             if est == Estimator::Enumerate {
+                let var_span = spans.and_then(|s| s.vars.get(v).copied());
                 if let Some(why) = enumeration_blocker(model, v) {
-                    errs.push(unsupported(
+                    errs.push(at(unsupported(
                         format!("exact enumeration of `{}` is not supported here: {why}", e.var),
                         "annotate the latent `via straight_through` or `via score_function` to train it",
-                    ));
+                    ), var_span, "enumerated"));
                 }
                 if estimators.values().any(|x| *x == Estimator::Enumerate) {
-                    errs.push(unsupported("more than one enumerated latent".into(), "enumerate one latent and use `via straight_through` or `via score_function` for the others"));
+                    errs.push(at(unsupported("more than one enumerated latent".into(), "enumerate one latent and use `via straight_through` or `via score_function` for the others"), var_span, "a second enumerated latent"));
                 }
             }
             estimators.insert(v, est);
@@ -143,12 +170,16 @@ impl Program {
             ));
         }
         let mut auto_alpha = None;
-        for o in &model.optimality {
+        for (oi, o) in model.optimality.iter().enumerate() {
             if let Alpha::Auto { target, .. } = o.alpha {
                 if auto_alpha.is_some() {
-                    errs.push(unsupported(
-                        "two auto-tuned temperatures".into(),
-                        "tune α for one optimality variable",
+                    errs.push(at(
+                        unsupported(
+                            "two auto-tuned temperatures".into(),
+                            "tune α for one optimality variable",
+                        ),
+                        spans.and_then(|s| s.optimality.get(oi).copied()),
+                        "a second auto-tuned α",
                     ));
                 }
                 auto_alpha = Some(target);
