@@ -164,9 +164,13 @@ impl Program {
         if model.objective.overshooting > 1
             && estimators.values().any(|e| *e == Estimator::Enumerate)
         {
-            errs.push(unsupported(
-                "latent overshooting with an enumerated latent".into(),
-                "annotate the discrete latent `via straight_through` or remove `overshooting`",
+            errs.push(at(
+                unsupported(
+                    "latent overshooting with an enumerated latent".into(),
+                    "annotate the discrete latent `via straight_through` or remove `overshooting`",
+                ),
+                spans.and_then(|s| s.objective),
+                "sets overshooting",
             ));
         }
         let mut auto_alpha = None;
