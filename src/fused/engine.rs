@@ -362,17 +362,31 @@ impl Engine {
             sh.w.backward();
         });
         self.seeds = seeds;
-        for g in &mut self.grads {
-            g.fill(0.0);
-        }
-        for sh in &self.shares {
-            for (bi, buf) in sh.w.g.bufs.iter().enumerate() {
-                if let BufKind::Param(p) = buf.kind {
-                    for (a, v) in self.grads[p].iter_mut().zip(sh.w.grad(bi)) {
-                        *a += v;
+        // Sum the workers' parameter gradients, half the parameters on each thread.
+        let parts: Vec<Vec<&[f32]>> = {
+            let mut parts: Vec<Vec<&[f32]>> = vec![Vec::new(); self.grads.len()];
+            for sh in &self.shares {
+                for (bi, buf) in sh.w.g.bufs.iter().enumerate() {
+                    if let BufKind::Param(p) = buf.kind {
+                        parts[p].push(sh.w.grad(bi));
                     }
                 }
             }
+            parts
+        };
+        let items: Vec<(&mut Vec<f32>, Vec<&[f32]>)> = self.grads.iter_mut().zip(parts).collect();
+        let sum = |(g, ps): (&mut Vec<f32>, Vec<&[f32]>)| {
+            g.fill(0.0);
+            for p in ps {
+                for (a, v) in g.iter_mut().zip(p) {
+                    *a += v;
+                }
+            }
+        };
+        if self.shares.len() > 1 {
+            super::handoff::each(items, |(g, _)| g.len(), sum);
+        } else {
+            items.into_iter().for_each(sum);
         }
         if let Some(i) = self.alpha {
             self.grads[i][0] += self.alpha_grad;

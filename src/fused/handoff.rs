@@ -121,3 +121,28 @@ pub fn join(a: impl FnOnce(), b: impl Fn() + Sync) {
         panic!("the second worker panicked");
     }
 }
+
+/// Apply `f` to every item, the items split in two halves of about equal `weight`, one half on
+/// this thread and one on the worker.
+pub fn each<T: Send>(items: Vec<T>, weight: impl Fn(&T) -> usize, f: impl Fn(T) + Sync) {
+    let total: usize = items.iter().map(&weight).sum();
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    let mut acc = 0;
+    for it in items {
+        if acc * 2 < total {
+            acc += weight(&it);
+            first.push(it);
+        } else {
+            second.push(it);
+        }
+    }
+    let second = std::sync::Mutex::new(Some(second));
+    join(
+        || first.into_iter().for_each(&f),
+        || {
+            let items = second.lock().unwrap_or_else(|p| p.into_inner()).take();
+            items.into_iter().flatten().for_each(&f);
+        },
+    );
+}

@@ -15,7 +15,7 @@
 pub mod build;
 pub mod engine;
 pub mod graph;
-mod handoff;
+pub(crate) mod handoff;
 pub mod kernels;
 pub mod math;
 

@@ -93,47 +93,70 @@ impl Adam {
         }
     }
 
-    /// The update of one parameter at step `self.step` (moments created on first use).
-    fn apply(&mut self, name: &str, p: &mut [f32], g: &[f32], lr: f64) {
+    /// Start an update done by the caller, parameter by parameter (possibly on several
+    /// threads): counts the step and returns its coefficients; [`Adam::moments`] gives the
+    /// state and [`AdamStep::apply`] the update.
+    pub fn begin(&mut self, lr: f64) -> AdamStep {
+        self.step += 1;
+        self.coefficients(lr)
+    }
+
+    /// The moments of `(name, size)` in that order, created on first use.
+    pub fn moments<'a>(&'a mut self, params: &[(&str, usize)]) -> Vec<&'a mut Moments> {
+        for (name, n) in params {
+            if !self.state.contains_key(*name) {
+                self.state.insert(
+                    name.to_string(),
+                    Moments {
+                        m: vec![0.0; *n],
+                        v: vec![0.0; *n],
+                    },
+                );
+            }
+        }
+        let mut by_name: std::collections::HashMap<&str, &'a mut Moments> = self
+            .state
+            .iter_mut()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        params
+            .iter()
+            .map(|(name, _)| by_name.remove(name).expect("inserted above"))
+            .collect()
+    }
+
+    fn coefficients(&self, lr: f64) -> AdamStep {
         let t = self.step as i32;
         let [b1, b2] = self.cfg.betas;
-        let bc1 = (1.0 - b1.powi(t)) as f32;
-        let bc2 = (1.0 - b2.powi(t)) as f32;
-        let (b1, b2) = (b1 as f32, b2 as f32);
-        let (eps, wd, lr32) = (self.cfg.eps as f32, self.cfg.weight_decay as f32, lr as f32);
-        if !self.state.contains_key(name) {
-            let n = p.len();
-            self.state.insert(
-                name.to_string(),
-                Moments {
-                    m: vec![0.0; n],
-                    v: vec![0.0; n],
-                },
-            );
-        }
-        let st = self.state.get_mut(name).expect("inserted above");
-        let k = AdamStep {
-            b1,
-            b2,
-            bc1,
-            bc2,
-            eps,
-            wd,
-            lr: lr32,
+        AdamStep {
+            b1: b1 as f32,
+            b2: b2 as f32,
+            bc1: (1.0 - b1.powi(t)) as f32,
+            bc2: (1.0 - b2.powi(t)) as f32,
+            eps: self.cfg.eps as f32,
+            wd: self.cfg.weight_decay as f32,
+            lr: lr as f32,
             decoupled: self.cfg.decoupled,
-        };
-        #[cfg(target_arch = "x86_64")]
-        if super::simd::avx2() {
-            // SAFETY: the CPU has the features.
-            unsafe { adam_avx2(&k, p, g, &mut st.m, &mut st.v) };
-            return;
         }
-        adam_loop(&k, p, g, &mut st.m, &mut st.v);
+    }
+
+    /// The update of one parameter at step `self.step` (moments created on first use).
+    fn apply(&mut self, name: &str, p: &mut [f32], g: &[f32], lr: f64) {
+        let k = self.coefficients(lr);
+        let st = self
+            .state
+            .entry(name.to_string())
+            .or_insert_with(|| Moments {
+                m: vec![0.0; p.len()],
+                v: vec![0.0; p.len()],
+            });
+        k.apply(p, g, st);
     }
 }
 
 /// The coefficients of one Adam step.
-struct AdamStep {
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
     b1: f32,
     b2: f32,
     bc1: f32,
@@ -142,6 +165,19 @@ struct AdamStep {
     wd: f32,
     lr: f32,
     decoupled: bool,
+}
+
+impl AdamStep {
+    /// Update `p` with gradient `g` and its moments.
+    pub fn apply(&self, p: &mut [f32], g: &[f32], st: &mut Moments) {
+        #[cfg(target_arch = "x86_64")]
+        if super::simd::avx2() {
+            // SAFETY: the CPU has the features.
+            unsafe { adam_avx2(self, p, g, &mut st.m, &mut st.v) };
+            return;
+        }
+        adam_loop(self, p, g, &mut st.m, &mut st.v);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -361,21 +361,37 @@ impl Trainer {
                 }
             }
         }
+        // Adam in place and the new values into the store, half the parameters on each
+        // worker thread.
+        let workers = eng.workers();
         let crate::fused::Engine {
             names,
             values,
             grads,
             ..
         } = eng;
-        self.adam.update_slices(
-            names
-                .iter()
-                .zip(values.iter_mut())
-                .zip(grads.iter())
-                .map(|((n, v), g)| (n.as_str(), v.as_mut_slice(), g.as_slice())),
-            lr,
-        );
-        eng.push(&mut self.store);
+        let k = self.adam.begin(lr);
+        let sizes: Vec<(&str, usize)> = names
+            .iter()
+            .zip(values.iter())
+            .map(|(n, v)| (n.as_str(), v.len()))
+            .collect();
+        let moments = self.adam.moments(&sizes);
+        let items: Vec<_> = values
+            .iter_mut()
+            .zip(grads.iter())
+            .zip(moments)
+            .zip(self.store.iter_mut().map(|(_, p)| p))
+            .collect();
+        let update = |(((v, g), m), p): (((&mut Vec<f32>, &Vec<f32>), _), &mut _)| {
+            k.apply(v, g, m);
+            crate::runtime::nets::params::Param::set_host(p, v);
+        };
+        if workers > 1 {
+            crate::fused::handoff::each(items, |(((v, _), _), _)| v.len(), update);
+        } else {
+            items.into_iter().for_each(update);
+        }
         // Other compiled shapes read the store's values on their next use.
         let others: Vec<usize> = (0..self.fused.len()).filter(|j| *j != i).collect();
         for j in others {
