@@ -185,13 +185,6 @@ impl Engine {
         }
     }
 
-    /// Copy the parameter mirror into `store`.
-    pub fn push(&self, store: &mut ParamStore) {
-        for (v, (_, p)) in self.values.iter().zip(store.iter_mut()) {
-            p.set_host(v);
-        }
-    }
-
     fn fill(&mut self, batch: &Batch, rng: &mut Rng, prog: &Program) {
         let (b, tt) = (self.b, self.tt);
         for sh in &mut self.shares {

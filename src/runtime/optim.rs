@@ -81,18 +81,6 @@ impl Adam {
         Ok(())
     }
 
-    /// One update of parameters held in host slices `(name, values, gradient)`, in place.
-    pub fn update_slices<'a>(
-        &mut self,
-        params: impl IntoIterator<Item = (&'a str, &'a mut [f32], &'a [f32])>,
-        lr: f64,
-    ) {
-        self.step += 1;
-        for (name, p, g) in params {
-            self.apply(name, p, g, lr);
-        }
-    }
-
     /// Start an update done by the caller, parameter by parameter (possibly on several
     /// threads): counts the step and returns its coefficients; [`Adam::moments`] gives the
     /// state and [`AdamStep::apply`] the update.
