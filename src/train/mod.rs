@@ -361,8 +361,8 @@ impl Trainer {
                 }
             }
         }
-        // Adam in place and the new values into the store, half the parameters on each
-        // worker thread.
+        // Adam in place, half the parameters on each worker thread; then the new values into
+        // the store (whose tensors need not be shareable across threads: CUDA's are not).
         let workers = eng.workers();
         let crate::fused::Engine {
             names,
@@ -377,20 +377,15 @@ impl Trainer {
             .map(|(n, v)| (n.as_str(), v.len()))
             .collect();
         let moments = self.adam.moments(&sizes);
-        let items: Vec<_> = values
-            .iter_mut()
-            .zip(grads.iter())
-            .zip(moments)
-            .zip(self.store.iter_mut().map(|(_, p)| p))
-            .collect();
-        let update = |(((v, g), m), p): (((&mut Vec<f32>, &Vec<f32>), _), &mut _)| {
-            k.apply(v, g, m);
-            crate::runtime::nets::params::Param::set_host(p, v);
-        };
+        let items: Vec<_> = values.iter_mut().zip(grads.iter()).zip(moments).collect();
+        let update = |((v, g), m): ((&mut Vec<f32>, &Vec<f32>), _)| k.apply(v, g, m);
         if workers > 1 {
-            crate::fused::handoff::each(items, |(((v, _), _), _)| v.len(), update);
+            crate::fused::handoff::each(items, |((v, _), _)| v.len(), update);
         } else {
             items.into_iter().for_each(update);
+        }
+        for (v, (_, p)) in values.iter().zip(self.store.iter_mut()) {
+            p.set_host(v);
         }
         // Other compiled shapes read the store's values on their next use.
         let others: Vec<usize> = (0..self.fused.len()).filter(|j| *j != i).collect();
