@@ -253,6 +253,40 @@ impl Program {
         self.plan.max_lag.max(self.min_init_lag()) as usize
     }
 
+    /// Data and inputs, init values (steps ≤ 0), then the chain: static variables, then one
+    /// step at a time (q where it exists); with `record`, q's parameters are kept for the terms.
+    fn chain_pass<'a, T: LTape, P: Params<T>>(
+        &'a self,
+        p: &'a P,
+        batch: &Batch,
+        rng: &mut Rng,
+        record: bool,
+    ) -> Result<Ctx<'a, T, P>, RtError> {
+        let m = &self.model;
+        let (b, tt) = (batch.b, batch.t.max(1));
+        let mut cx = self.context(p, b, tt);
+        for (v, var) in m.vars.iter().enumerate() {
+            if !matches!(var.role, Role::Observed | Role::Input) {
+                continue;
+            }
+            let host = batch
+                .data
+                .get(&v)
+                .ok_or_else(|| RtError::Shape(format!("no data for `{}`", var.name)))?;
+            cx.load(v, host.clone(), |_| true)?;
+        }
+        cx.load_inits()?;
+        for cv in &self.plan.statics {
+            cx.produce(cv, At::Static, rng, record)?;
+        }
+        for t in 1..=tt as u32 {
+            for cv in &self.plan.timed {
+                cx.produce(cv, At::Step(t), rng, record)?;
+            }
+        }
+        Ok(cx)
+    }
+
     fn context<'a, T: LTape, P: Params<T>>(
         &'a self,
         p: &'a P,
@@ -920,28 +954,7 @@ impl Program {
         let m = &self.model;
         let (b, tt) = (batch.b, batch.t.max(1));
         let dev = p.device().clone();
-        let mut cx = self.context(p, b, tt);
-        // Data and inputs, then init values (steps ≤ 0).
-        for (v, var) in m.vars.iter().enumerate() {
-            if !matches!(var.role, Role::Observed | Role::Input) {
-                continue;
-            }
-            let host = batch
-                .data
-                .get(&v)
-                .ok_or_else(|| RtError::Shape(format!("no data for `{}`", var.name)))?;
-            cx.load(v, host.clone(), |_| true)?;
-        }
-        cx.load_inits()?;
-        // The chain: static variables, then one step at a time.
-        for cv in &self.plan.statics {
-            cx.produce(cv, At::Static, rng, true)?;
-        }
-        for t in 1..=tt as u32 {
-            for cv in &self.plan.timed {
-                cx.produce(cv, At::Step(t), rng, true)?;
-            }
-        }
+        let mut cx = self.chain_pass(p, batch, rng, true)?;
         // The terms, each once over its range.
         let elbo = &self.elbo;
         let mut seqs: Vec<T2<T>> = Vec::with_capacity(elbo.terms.len());

@@ -14,29 +14,7 @@ impl Program {
         batch: &Batch,
         rng: &mut Rng,
     ) -> Result<Ctx<'a, dfdx::prelude::NoneTape, P>, RtError> {
-        let m = &self.model;
-        let (b, tt) = (batch.b, batch.t.max(1));
-        let mut cx = self.context(p, b, tt);
-        for (v, var) in m.vars.iter().enumerate() {
-            if !matches!(var.role, Role::Observed | Role::Input) {
-                continue;
-            }
-            let host = batch
-                .data
-                .get(&v)
-                .ok_or_else(|| RtError::Shape(format!("no data for `{}`", var.name)))?;
-            cx.load(v, host.clone(), |_| true)?;
-        }
-        cx.load_inits()?;
-        for cv in &self.plan.statics {
-            cx.produce(cv, At::Static, rng, false)?;
-        }
-        for t in 1..=tt as u32 {
-            for cv in &self.plan.timed {
-                cx.produce(cv, At::Step(t), rng, false)?;
-            }
-        }
-        Ok(cx)
+        self.chain_pass(p, batch, rng, false)
     }
 
     /// Why one-step predictions cannot be drawn for this model, if they cannot.
