@@ -213,10 +213,7 @@ fn with_evidence(
                     "drop --iwae (the ELBO and, where it exists, the exact evidence need no importance samples)",
                 ));
             }
-            Err(e) => {
-                eprintln!("error: the IWAE evaluation failed: {e}");
-                return Err(FAILED);
-            }
+            Err(e) => return Err(train_error(&e, "the IWAE evaluation failed")),
         }
     }
     Ok(r)

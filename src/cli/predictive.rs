@@ -5,9 +5,11 @@
 
 use super::eval::SampleArgs;
 use super::plot::{image_grid, panels, Series};
-use super::session::flag_error;
+use super::session::{coded, flag_error, train_error};
 use super::{FAILED, OK};
+use vic::diag::Code;
 use vic::ir::Role;
+use vic::train::TrainError;
 use vic::train::Trainer;
 
 /// `HxW` → (H, W).
@@ -134,8 +136,10 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
     let mut drawn = match tr.program.posterior_predictive(&tr.store, &batch, &mut rng) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: posterior predictive sampling failed: {e}");
-            return FAILED;
+            return train_error(
+                &TrainError::Runtime(e),
+                "posterior predictive sampling failed",
+            )
         }
     };
     // One-step predictions under ids past the model's variables (`<name>_onestep`).
@@ -150,8 +154,10 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
         match tr.program.one_step_predictive(&tr.store, &batch, &mut rng) {
             Ok(x) => drawn.extend(x.into_iter().map(|(v, h)| (v + nv, h))),
             Err(e) => {
-                eprintln!("error: one-step predictive sampling failed: {e}");
-                return FAILED;
+                return train_error(
+                    &TrainError::Runtime(e),
+                    "one-step predictive sampling failed",
+                )
             }
         }
     }
@@ -215,19 +221,31 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
             let arr = match ndarray::ArrayD::from_shape_vec(shape, values) {
                 Ok(x) => x,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    coded(
+                        Code::CannotWrite,
+                        format!("cannot shape `{name}` for `{}`: {e}", a.out.display()),
+                        "this is a fault in vic: please report it with the command",
+                    );
                     return FAILED;
                 }
             };
             if let Err(e) = npz.add_array(name.as_str(), &arr) {
-                eprintln!("error: writing `{name}`: {e}");
+                coded(
+                    Code::CannotWrite,
+                    format!("cannot write `{name}` to `{}`: {e}", a.out.display()),
+                    "check the disk and the permissions of --out, or choose another --out",
+                );
                 return FAILED;
             }
             names.push(name);
         }
     }
     if let Err(e) = npz.finish() {
-        eprintln!("error: {e}");
+        coded(
+            Code::CannotWrite,
+            format!("cannot write `{}`: {e}", a.out.display()),
+            "check the disk and the permissions of --out, or choose another --out",
+        );
         return FAILED;
     }
     println!(
