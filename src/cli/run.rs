@@ -435,17 +435,21 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             Ok(s) => s,
             Err(e) => {
                 pb.finish_and_clear();
-                let (code, msg) = match &e {
-                    TrainError::NonFinite { .. } => {
-                        ("vic::E201", format!("training diverged: {e}"))
-                    }
+                let (code, msg, advice) = match &e {
+                    TrainError::NonFinite { .. } => (
+                        "vic::E201",
+                        format!("training diverged: {e}"),
+                        "try a lower --lr, --clip 100, or a minimum scale (`min = 0.01` in `.split`)",
+                    ),
                     TrainError::Unsupported(_) => (
                         vic::diag::Code::Unsupported.as_str(),
                         format!("training failed at step {}: {e}", tr.step + 1),
+                        "drop `--runtime fused`: the reference runtime (`--runtime auto` or `reference`) runs every feature",
                     ),
                     _ => (
                         vic::diag::Code::Backend.as_str(),
                         format!("training failed at step {}: {e}", tr.step + 1),
+                        "this is a fault in vic on a model the checker accepted: please report it with the model",
                     ),
                 };
                 let kept = if ckpt.exists() {
@@ -455,7 +459,11 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
                 };
                 eprintln!(
                     "{:?}",
-                    miette::Report::new(miette::MietteDiagnostic::new(msg).with_code(code).with_help(format!("{kept}; try a lower --lr, --clip 100, or a minimum scale (`min = 0.01` in `.split`)")))
+                    miette::Report::new(
+                        miette::MietteDiagnostic::new(msg)
+                            .with_code(code)
+                            .with_help(format!("{kept}; {advice}"))
+                    )
                 );
                 write_line(
                     &mut metrics,
