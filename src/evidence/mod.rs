@@ -604,7 +604,7 @@ impl Filter<'_> {
                 match op {
                     UnOp::Neg => a.map(|x| -x),
                     UnOp::StopGrad => a,
-                    op if a.is_const() => cst(a.c.iter().map(|x| unary(*op, *x)).collect()),
+                    op if a.is_const() => cst(a.c.iter().map(|x| op.eval(*x)).collect()),
                     op => return Err(format!("`{}` of a random variable", op.name())),
                 }
             }
@@ -745,24 +745,6 @@ fn softplus(x: f64) -> f64 {
         x
     } else {
         x.exp().ln_1p()
-    }
-}
-
-fn unary(op: UnOp, x: f64) -> f64 {
-    match op {
-        UnOp::Neg => -x,
-        UnOp::Exp => x.exp(),
-        UnOp::Log => x.ln(),
-        UnOp::Softplus => softplus(x),
-        UnOp::Tanh => x.tanh(),
-        UnOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        UnOp::Sin => x.sin(),
-        UnOp::Cos => x.cos(),
-        UnOp::Abs => x.abs(),
-        UnOp::Sqrt => x.sqrt(),
-        UnOp::Square => x * x,
-        UnOp::Relu => x.max(0.0),
-        UnOp::StopGrad => x,
     }
 }
 

@@ -53,6 +53,24 @@ impl UnOp {
             _ => return None,
         })
     }
+    /// The map on one number (constant folding, exact evidence).
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            UnOp::Neg => -x,
+            UnOp::Exp => x.exp(),
+            UnOp::Log => x.ln(),
+            UnOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            UnOp::Tanh => x.tanh(),
+            UnOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            UnOp::Sin => x.sin(),
+            UnOp::Cos => x.cos(),
+            UnOp::Abs => x.abs(),
+            UnOp::Sqrt => x.sqrt(),
+            UnOp::Square => x * x,
+            UnOp::Relu => x.max(0.0),
+            UnOp::StopGrad => x,
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             UnOp::Neg => "-",

@@ -107,22 +107,9 @@ fn unary<T: LTape, P: Params<T>>(p: &P, op: UnOp, x: T2<T>) -> T2<T> {
     }
 }
 
+/// A unary op on a folded number, in f32 as the tensors compute it.
 pub fn num_op(op: UnOp, x: f32) -> f32 {
-    match op {
-        UnOp::Neg => -x,
-        UnOp::Exp => x.exp(),
-        UnOp::Log => x.ln(),
-        UnOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-        UnOp::Tanh => x.tanh(),
-        UnOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        UnOp::Sin => x.sin(),
-        UnOp::Cos => x.cos(),
-        UnOp::Abs => x.abs(),
-        UnOp::Sqrt => x.sqrt(),
-        UnOp::Square => x * x,
-        UnOp::Relu => x.max(0.0),
-        UnOp::StopGrad => x,
-    }
+    op.eval(f64::from(x)) as f32
 }
 
 fn map<T: LTape>(v: Val<T>, f: impl FnOnce(T2<T>) -> T2<T>) -> Val<T> {
