@@ -19,6 +19,8 @@ struct Share {
     data: Vec<super::build::DataSlot>,
     noise: Vec<super::graph::View>,
     terms: Vec<TermOut>,
+    /// `(parameter, buffer)` of every parameter the program reads.
+    params: Vec<(usize, super::graph::BufId)>,
     /// First sequence of the batch and number of sequences.
     start: usize,
     b: usize,
@@ -134,11 +136,18 @@ impl Engine {
             } else {
                 build(prog, &index, bw, tt)?
             };
+            let params = (g.bufs.iter().enumerate())
+                .filter_map(|(bi, buf)| match buf.kind {
+                    BufKind::Param(p) => Some((p, bi)),
+                    _ => None,
+                })
+                .collect();
             shares.push(Share {
                 w: Worker::new(g),
                 data,
                 noise,
                 terms,
+                params,
                 start,
                 b: bw,
             });
@@ -359,10 +368,8 @@ impl Engine {
         let parts: Vec<Vec<&[f32]>> = {
             let mut parts: Vec<Vec<&[f32]>> = vec![Vec::new(); self.grads.len()];
             for sh in &self.shares {
-                for (bi, buf) in sh.w.g.bufs.iter().enumerate() {
-                    if let BufKind::Param(p) = buf.kind {
-                        parts[p].push(sh.w.grad(bi));
-                    }
+                for &(p, bi) in &sh.params {
+                    parts[p].push(sh.w.grad(bi));
                 }
             }
             parts
