@@ -545,12 +545,7 @@ impl Dataset {
     pub fn split(&self, holdout_fraction: f64, seed: u64) -> (Dataset, Dataset) {
         use rand::seq::SliceRandom;
         use rand::SeedableRng;
-        let f = if holdout_fraction.is_nan() {
-            0.0
-        } else {
-            holdout_fraction.clamp(0.0, 1.0)
-        };
-        let k = ((self.n as f64 * f).round() as usize).min(self.n.saturating_sub(1));
+        let (_, k) = split_sizes(self.n, holdout_fraction);
         let mut perm: Vec<usize> = (0..self.n).collect();
         perm.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
         let mut held = perm[..k].to_vec();
@@ -559,6 +554,18 @@ impl Dataset {
         train.sort_unstable();
         (self.gather(&train), self.gather(&held))
     }
+}
+
+/// The sizes `(train, held out)` of [`Dataset::split`] of `n` rows with `holdout_fraction`
+/// held out: the held-out count is rounded, and at least one row is left to train on.
+pub fn split_sizes(n: usize, holdout_fraction: f64) -> (usize, usize) {
+    let f = if holdout_fraction.is_nan() {
+        0.0
+    } else {
+        holdout_fraction.clamp(0.0, 1.0)
+    };
+    let k = ((n as f64 * f).round() as usize).min(n.saturating_sub(1));
+    (n - k, k)
 }
 
 fn check_support(

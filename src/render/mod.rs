@@ -8,6 +8,7 @@
 pub mod dot;
 pub mod elbo;
 pub mod json;
+pub mod label;
 pub mod latex;
 pub mod steps;
 pub mod style;

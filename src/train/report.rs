@@ -18,7 +18,10 @@ pub struct StepStats {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TermStat {
+    /// The term's number in the `vic elbo` table (from 1).
     pub term: usize,
+    /// Its readable name ([`crate::render::label::term_labels`]), e.g. `KL s (t ≥ 2)`.
+    pub label: String,
     pub kind: &'static str,
     pub owner: String,
     /// +1 adds to the ELBO, −1 subtracts.
@@ -77,7 +80,7 @@ impl EvalReport {
         self.terms
             .iter()
             .find(|t| !t.mean.is_finite())
-            .map(|t| format!("term {} ({} of {}) is {}", t.term, t.kind, t.owner, t.mean))
+            .map(|t| format!("term {} ({}) is {}", t.term, t.label, t.mean))
             .or_else(|| (!self.elbo.is_finite()).then(|| format!("the ELBO is {}", self.elbo)))
     }
 }
@@ -92,16 +95,19 @@ pub fn mean_se(v: &[f64]) -> (f64, f64) {
 impl EvalReport {
     pub fn new(p: &Program, elbo: &[f64], terms: &[Vec<f64>]) -> EvalReport {
         let (m, se) = mean_se(elbo);
+        let labels = crate::render::label::term_labels(&p.elbo);
         let terms = p
             .elbo
             .terms
             .iter()
             .zip(terms)
+            .zip(labels)
             .enumerate()
-            .map(|(i, (t, v))| {
+            .map(|(i, ((t, v), label))| {
                 let (tm, tse) = mean_se(v);
                 TermStat {
                     term: i + 1,
+                    label,
                     kind: t.kind.name(),
                     owner: t.owner.clone(),
                     sign: t.kind.sign(),
@@ -198,13 +204,18 @@ impl EvalReport {
             "ELBO {:.4} ± {:.4} (standard error over {} draws)\n",
             self.elbo, self.stderr, self.n
         );
+        let w = self
+            .terms
+            .iter()
+            .map(|t| t.label.chars().count())
+            .max()
+            .unwrap_or(0);
         for t in &self.terms {
             s.push_str(&format!(
-                "  {:>2}  {} {:<15} {:<8} {:>12.4} ± {:.4}\n",
+                "  {:>2}  {} {} {:>12.4} ± {:.4}\n",
                 t.term,
                 if t.sign < 0 { "−" } else { "+" },
-                t.kind,
-                t.owner,
+                crate::render::pad_right(&t.label, w),
                 t.mean,
                 t.stderr
             ));
