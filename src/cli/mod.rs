@@ -246,7 +246,34 @@ pub fn run(cli: Cli) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::with_code;
+    use super::{with_code, Cli};
+    use clap::CommandFactory;
+
+    /// `vic help` is the documentation most users read: every argument and flag of every
+    /// subcommand says what it is, and every subcommand's long help has examples.
+    #[test]
+    fn every_flag_is_described_and_every_command_has_examples() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            if !sub
+                .get_after_long_help()
+                .is_some_and(|h| h.to_string().contains("Examples"))
+            {
+                missing.push(format!("{}: no examples", sub.get_name()));
+            }
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{} {id}: no description", sub.get_name()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
 
     #[test]
     fn the_code_goes_into_clap_s_first_line_and_the_rest_is_kept() {

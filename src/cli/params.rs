@@ -221,12 +221,20 @@ mod tests {
                 raw: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
             },
         ];
-        // mean 3.5; population sd of 1..6 = sqrt(35/12) = 1.7078.
+        // mean 3.5; population sd of 1..6 = sqrt(35/12) = 1.7078. The value column is as
+        // wide as its widest cell (43 characters), columns two spaces apart.
         assert_eq!(
             table(&all),
-            "name          shape   value                                   raw\n\
-             s             (1)     1.000000                                softplus(0.541325)\n\
-             enc.0.weight  (2, 3)  mean 3.5000, sd 1.7078, in [1.0000, 6.0000]\n"
+            [
+                format!("name          shape   value{}raw", " ".repeat(43 - 5 + 2)),
+                format!(
+                    "s             (1)     1.000000{}softplus(0.541325)",
+                    " ".repeat(43 - 8 + 2)
+                ),
+                "enc.0.weight  (2, 3)  mean 3.5000, sd 1.7078, in [1.0000, 6.0000]".to_string(),
+                String::new(),
+            ]
+            .join("\n")
         );
     }
 }

@@ -29,7 +29,7 @@ pub struct RunArgs {
     /// feature and CUDA), or `auto` (fused where the model allows it).
     #[arg(long, value_enum, default_value_t = Runtime::Auto)]
     pub runtime: Runtime,
-    /// Data file (.npz, .npy, .csv); default: the model's `data "…"`.
+    /// Data file (.npz, .npy, .csv) [default: the model's `data "…"`].
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Optimiser steps in all, counting resumed ones [default: 1000 unless --epochs].
