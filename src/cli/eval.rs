@@ -165,7 +165,7 @@ fn choose_split(
         Split::All
     });
     if split == Split::All {
-        return Ok(format!("all {n} rows"));
+        return Ok(format!("whole data file ({n} rows)"));
     }
     tr.resplit(info.holdout, info.seed);
     let (train, held) = (tr.train.take(), tr.heldout.take());
