@@ -174,7 +174,7 @@ fn a_run_records_its_config_and_metrics_have_one_shape() {
     ]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("no held-out split"), "{err}");
+    assert!(err.contains("held out no rows"), "{err}");
 
     // vic params: `s` enters the model as softplus(s).
     let o = vic(&["params", d, "--format", "json"]);

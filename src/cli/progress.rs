@@ -218,7 +218,7 @@ impl Observer for Progress {
             ),
         });
         let (re, rt) = self.running.clone().unwrap_or_default();
-        if s.step % self.log_every == 0 || s.step == self.total {
+        if s.step.is_multiple_of(self.log_every) || s.step == self.total {
             let terms = keyed(&self.labels, s.terms.iter().copied());
             let mut line = json!({"step": s.step, "split": "train", "elbo": s.elbo, "terms": terms, "lr": s.lr, "grad_norm": s.grad_norm});
             if let (Some(h), Value::Object(m)) = (s.policy_entropy, &mut line) {

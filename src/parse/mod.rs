@@ -4,6 +4,9 @@
 //! Invariants: pest's `Pair` never leaves this module; nesting deeper than [`MAX_DEPTH`] is
 //! rejected before pest runs, so no input can overflow the stack here or in later stages.
 
+// The syntax tree mirrors the grammar node for node; documenting each node is left to the
+// lead (issue 12), as are `fused::graph`'s ops.
+#[allow(missing_docs)]
 pub mod ast;
 mod build;
 mod depth;
@@ -15,9 +18,15 @@ use pest::Parser;
 /// Brackets nested deeper than this are an error (`E002`).
 pub const MAX_DEPTH: usize = 64;
 
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/vmodel.pest"]
-struct VmodelParser;
+/// The pest parser generated from `grammar/vmodel.pest`, and its `Rule`s (one per grammar
+/// rule, named as there).
+#[allow(missing_docs)]
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/vmodel.pest"]
+    pub struct VmodelParser;
+}
+use grammar::{Rule, VmodelParser};
 
 /// Parse a whole `.vmodel` source.
 pub fn parse(src: &str) -> Result<ast::ModelAst, Vec<Diagnostic>> {

@@ -42,21 +42,31 @@ pub enum Sampling {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+/// How a [`Trainer`] trains (see [`RunPlan`] to resolve it from a user's flags).
 pub struct TrainConfig {
+    /// Sequences per minibatch (control problems: rollouts per step).
     pub batch: usize,
+    /// Adam's learning rate.
     pub lr: f64,
+    /// Adam's β₁, β₂.
     pub betas: [f64; 2],
+    /// Adam's ε.
     pub eps: f64,
+    /// L2 weight decay.
     pub weight_decay: f64,
     /// Global gradient-norm clipping.
     pub clip: Option<f64>,
+    /// Steps of linear learning-rate warm-up.
     pub warmup: u64,
     /// Cosine decay to `min_lr_factor` over this many steps (None: constant after warmup).
     pub cosine_total: Option<u64>,
+    /// The cosine schedule's final rate, as a fraction of `lr`.
     pub min_lr_factor: f64,
+    /// Seeds the initialisation, the minibatches, the noise and the held-out split.
     pub seed: u64,
     /// Fraction of the data held out for evaluation.
     pub holdout: f64,
+    /// How minibatches are drawn.
     pub sampling: Sampling,
     /// Rollout length of control problems (no data); `None` takes the model's `horizon`,
     /// else 50 ([`Trainer::horizon`]).
@@ -107,14 +117,26 @@ impl Default for TrainConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a training step, an evaluation or a checkpoint failed.
 pub enum TrainError {
     #[error("step {step}: {what} is not finite ({value})")]
-    NonFinite { step: u64, what: String, value: f64 },
+    /// The ELBO, a term or the gradient norm is NaN or infinite; nothing was changed.
+    NonFinite {
+        /// The step (1-based).
+        step: u64,
+        /// The quantity (the ELBO, a term, the gradient norm).
+        what: String,
+        /// Its value.
+        value: f64,
+    },
     #[error("{0}")]
+    /// The tensor runtime failed.
     Runtime(#[from] RtError),
     #[error("checkpoint: {0}")]
+    /// A checkpoint cannot be read, written or used.
     Checkpoint(String),
     #[error("the fused runtime cannot run this model: {0}")]
+    /// The fused runtime was asked for a model it cannot run.
     Unsupported(String),
 }
 
@@ -131,11 +153,17 @@ pub struct CheckpointInfo {
 
 /// The training loop's state.
 pub struct Trainer {
+    /// The lowered model.
     pub program: Program,
+    /// The parameters.
     pub store: ParamStore,
+    /// The optimiser and its state.
     pub adam: Adam,
+    /// The configuration.
     pub cfg: TrainConfig,
+    /// The training split (`None` for a control problem).
     pub train: Option<Dataset>,
+    /// The held-out split, when data was held out.
     pub heldout: Option<Dataset>,
     /// Optimiser steps taken.
     pub step: u64,

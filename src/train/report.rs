@@ -4,39 +4,52 @@ use crate::lower::Program;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
+/// The statistics of one optimiser step.
 pub struct StepStats {
+    /// The step just taken (1-based).
     pub step: u64,
     /// Mean ELBO per sequence on this batch.
     pub elbo: f64,
     /// Mean value per sequence of each term (a KL as the non-negative KL).
     pub terms: Vec<f64>,
+    /// The learning rate of the step.
     pub lr: f64,
+    /// The global gradient norm (before clipping).
     pub grad_norm: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The mean entropy of the policy (control problems).
     pub policy_entropy: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// One ELBO term's estimate.
 pub struct TermStat {
     /// The term's number in the `vic elbo` table (from 1).
     pub term: usize,
     /// Its readable name ([`crate::render::label::term_labels`]), e.g. `KL s (t ≥ 2)`.
     pub label: String,
+    /// Its kind (`log-likelihood`, `KL`, …).
     pub kind: &'static str,
+    /// The variable it belongs to.
     pub owner: String,
     /// +1 adds to the ELBO, −1 subtracts.
     pub sign: i8,
+    /// Mean per sequence.
     pub mean: f64,
+    /// Its standard error.
     pub stderr: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// An evaluation: the ELBO per sequence with its standard error, per term, and the evidence.
 pub struct EvalReport {
     /// Sequences × samples evaluated.
     pub n: usize,
+    /// Mean ELBO per sequence.
     pub elbo: f64,
     /// Standard error of the mean ELBO.
     pub stderr: f64,
+    /// Each term, in the order of the ELBO.
     pub terms: Vec<TermStat>,
     /// log p(x) per sequence: exact (`"kalman"`, `"gaussian"`) or the IWAE-K estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,10 +67,12 @@ pub struct EvalReport {
     #[serde(skip)]
     pub draws: Vec<f64>,
     #[serde(skip)]
+    /// The row of each draw.
     pub draw_seq: Vec<usize>,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// An estimate of log p(x) per sequence.
 pub struct Evidence {
     /// Mean over sequences.
     pub value: f64,
@@ -68,8 +83,11 @@ pub struct Evidence {
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// log p(x) − ELBO, the expected KL(q ‖ p(z | x)).
 pub struct Gap {
+    /// The estimate.
     pub value: f64,
+    /// Its standard error.
     pub stderr: f64,
 }
 
@@ -85,6 +103,7 @@ impl EvalReport {
     }
 }
 
+/// The mean of `v` and its standard error (n − 1 in the variance).
 pub fn mean_se(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().sum::<f64>() / n;
@@ -93,6 +112,7 @@ pub fn mean_se(v: &[f64]) -> (f64, f64) {
 }
 
 impl EvalReport {
+    /// The report of per-draw ELBOs `elbo` and per-term values `terms`.
     pub fn new(p: &Program, elbo: &[f64], terms: &[Vec<f64>]) -> EvalReport {
         let (m, se) = mean_se(elbo);
         let labels = crate::render::label::term_labels(&p.elbo);
