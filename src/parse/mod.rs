@@ -4,9 +4,6 @@
 //! Invariants: pest's `Pair` never leaves this module; nesting deeper than [`MAX_DEPTH`] is
 //! rejected before pest runs, so no input can overflow the stack here or in later stages.
 
-// The syntax tree mirrors the grammar node for node; documenting each node is left to the
-// lead (issue 12), as are `fused::graph`'s ops.
-#[allow(missing_docs)]
 pub mod ast;
 mod build;
 mod depth;
