@@ -14,9 +14,6 @@
 
 pub mod build;
 pub mod engine;
-// See `parse::ast`: the op list is documented as a whole in the module note; per-item docs
-// are left to the lead (issue 12).
-#[allow(missing_docs)]
 pub mod graph;
 pub(crate) mod handoff;
 pub mod kernels;
