@@ -160,7 +160,7 @@ pub enum Op {
         xs: Vec<DenseIn>,
         /// The weight buffer `(in, out)`.
         w: BufId,
-        /// The bias buffer (Dense, DenseGrad), or the right operand (Binary).
+        /// The bias buffer.
         b: Option<BufId>,
         /// Added before the activation.
         add: Option<View>,
@@ -184,7 +184,7 @@ pub enum Op {
         dpre: View,
         /// The weight buffer `(in, out)`.
         w: BufId,
-        /// The bias buffer (Dense, DenseGrad), or the right operand (Binary).
+        /// The bias buffer.
         b: Option<BufId>,
     },
     /// `out = a · B` (`tb`: `a · Bᵀ`), `B` a whole unbatched buffer.
@@ -204,7 +204,7 @@ pub enum Op {
     Gru {
         /// Input blocks and the weight rows each multiplies.
         xs: Vec<DenseIn>,
-        /// The previous hidden state (GRU) or the head (Split).
+        /// The previous hidden state(s).
         h: View,
         /// Input weights `(in, 3H)`.
         wi: BufId,
@@ -231,7 +231,7 @@ pub enum Op {
     GruGrad {
         /// Input blocks and the weight rows each multiplies.
         xs: Vec<DenseIn>,
-        /// The previous hidden state (GRU) or the head (Split).
+        /// The previous hidden state(s).
         h: View,
         /// Input-side gate gradients of all steps.
         dgi: View,
@@ -305,7 +305,7 @@ pub enum Op {
     },
     /// `loc = h[:, :d]`, `scale = link(h[:, d:])`.
     Split {
-        /// The previous hidden state (GRU) or the head (Split).
+        /// The head `(R, 2d)`.
         h: View,
         /// How the second half becomes a scale.
         link: Link,
