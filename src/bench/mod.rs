@@ -416,6 +416,7 @@ fn round(x: f64, d: i32) -> f64 {
     (x * m).round() / m
 }
 
+/// `vic bench`: run a workload and print its measurements.
 pub fn run(a: BenchArgs) -> u8 {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", a.threads.max(1).to_string());

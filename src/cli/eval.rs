@@ -189,6 +189,7 @@ fn choose_split(
     }
 }
 
+/// `vic eval`: the ELBO of saved parameters on a split, per term, with the evidence.
 pub fn eval(a: EvalArgs, color: bool) -> u8 {
     if let Err(c) = check_device(&a.device) {
         return c;
@@ -310,6 +311,7 @@ fn with_evidence(
     Ok(r)
 }
 
+/// `vic sample`: draws from p (or the posterior predictive) to `.npz`.
 pub fn sample(a: SampleArgs, color: bool) -> u8 {
     if let Err(c) = check_device(&a.device) {
         return c;

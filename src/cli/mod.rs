@@ -15,14 +15,18 @@ mod rundir;
 pub(crate) mod session;
 mod summary;
 
+// One colour decision, made in `main` before clap parses (see `color.rs`).
 pub use color::{color_from_args, install_miette_hook, use_color};
 
 use clap::builder::styling::Styles;
 use clap::{ColorChoice, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Exit code: success.
 pub const OK: u8 = 0;
+/// Exit code: the input has errors (a model, data, a diverged run).
 pub const FAILED: u8 = 1;
+/// Exit code: a usage or IO error.
 pub const USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
@@ -41,6 +45,7 @@ pub const USAGE: u8 = 2;
 
 Environment: NO_COLOR (any value) turns colours off unless --color always is given."
 )]
+/// The command line.
 pub struct Cli {
     /// Colours in diagnostics and help: `auto` (when stderr is a terminal and NO_COLOR is
     /// not set), `always` or `never`.
@@ -208,6 +213,7 @@ fn with_code(text: &str) -> String {
     out
 }
 
+/// Run a parsed command line; the exit code.
 pub fn run(cli: Cli) -> u8 {
     let color = use_color(cli.color);
     install_miette_hook(color);

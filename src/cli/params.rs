@@ -33,6 +33,7 @@ pub struct ParamsArgs {
     pub out: PathBuf,
 }
 
+/// `vic params`: the learned values of a run by name.
 pub fn run(a: ParamsArgs, color: bool) -> u8 {
     let (dir, ckpt) = if a.run.is_dir() {
         (a.run.clone(), a.run.join("checkpoint.safetensors"))

@@ -128,6 +128,7 @@ pub fn too_large(flags: &[(&str, usize)]) -> Option<u8> {
     })
 }
 
+/// A flag error unless this build runs on `device`.
 pub fn check_device(device: &str) -> Result<(), u8> {
     match device {
         "cpu" if !cfg!(feature = "cuda") => Ok(()),
@@ -228,6 +229,7 @@ fn plan_error(e: &PlanError) -> u8 {
     };
     flag_error(e.to_string(), help)
 }
+/// `vic run`: resolve the plan, train through `Trainer::run`, report and plot.
 pub fn run(a: RunArgs, color: bool) -> u8 {
     if let Err(c) = validate(&a) {
         return c;

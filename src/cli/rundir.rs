@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use vic::diag::Code;
 
+/// The lock file of a run directory.
 pub const LOCK: &str = ".vic-run.lock";
 
 /// What a forced run replaces; other files in the directory are left alone.
@@ -34,10 +35,15 @@ pub const SOURCE: &str = "model.vmodel";
 
 /// What `config.json` records.
 pub struct Record<'a> {
+    /// The model's name.
     pub model: &'a str,
+    /// The flags of `vic run`.
     pub args: &'a super::run::RunArgs,
+    /// The plan resolved from them.
     pub plan: &'a vic::train::RunPlan,
+    /// The data file, if any.
     pub data: Option<&'a Path>,
+    /// The runtime the run starts on.
     pub engine: &'a str,
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use vic::lower::Program;
 use vic::train::{resolve_horizon, DEFAULT_BATCH};
 
+/// `vic check --summary`: print each model's summary.
 pub fn run(files: &[PathBuf], batch: Option<usize>, color: bool) -> u8 {
     let mut worst = OK;
     for path in files {
