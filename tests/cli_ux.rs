@@ -48,6 +48,12 @@ fn color_follows_the_flag_and_no_color() {
     assert!(!esc(&vic_env(&["check", bad], &[("NO_COLOR", "1")])));
     // Usage errors follow the flag too.
     assert!(esc(&vic(&["--color=always", "frobnicate"])));
+    // Diagnostics printed through miette (a flag error) follow it as well.
+    let flag = ["run", "models/lqr.vmodel", "--lr", "-1"];
+    let with = |c: &'static str| [&["--color", c][..], &flag[..]].concat();
+    assert!(esc(&vic(&with("always"))));
+    assert!(!esc(&vic(&with("never"))));
+    assert!(text(&vic(&with("never"))).1.contains("vic::E092"));
     let o = vic(&["--color", "purple", "check", bad]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o)
