@@ -79,7 +79,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub cosine: bool,
     /// Fraction of the data held out.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = TrainConfig::default().holdout, allow_negative_numbers = true)]
     pub holdout: f64,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 500)]

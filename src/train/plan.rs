@@ -15,8 +15,9 @@ pub const MIN_ROWS_TO_SPLIT: usize = 10;
 
 /// What a user asks of a run, before it is resolved: `None` means "the default" (the
 /// model's declaration, else vic's default). The rest of the optimiser's settings (learning
-/// rate, clipping, warmup, seed, …) are in `config` as given.
-#[derive(Clone, Debug, Default)]
+/// rate, clipping, warmup, seed, …) are in `config` as given. The default asks for nothing:
+/// every setting is vic's (and `vic run`'s) default, with 10% of the data held out.
+#[derive(Clone, Debug)]
 pub struct RunFlags {
     /// Settings taken as they are; `batch`, `horizon`, `sampling`, `cosine_total` and
     /// `holdout` are resolved from the fields below.
@@ -34,6 +35,21 @@ pub struct RunFlags {
     /// Fraction of the data held out (data with fewer than [`MIN_ROWS_TO_SPLIT`] rows is
     /// not split).
     pub holdout: f64,
+}
+
+impl Default for RunFlags {
+    fn default() -> RunFlags {
+        let config = TrainConfig::default();
+        RunFlags {
+            holdout: config.holdout,
+            config,
+            batch: None,
+            steps: None,
+            epochs: None,
+            horizon: None,
+            cosine: false,
+        }
+    }
 }
 
 /// A resolved run: the trainer's configuration and the number of steps to reach.
@@ -220,6 +236,16 @@ mod tests {
             p.sequence_steps,
             declared.map_or(super::super::DEFAULT_HORIZON, |h| h as usize)
         );
+    }
+
+    /// The library's default holds out what `vic run` holds out by default (10%).
+    #[test]
+    fn the_default_flags_are_vic_run_s_defaults() {
+        let m = shipped("ssm.vmodel");
+        let p = RunPlan::resolve(&RunFlags::default(), &m, Some(&rows(100, 5))).unwrap();
+        assert_eq!(p.config.holdout, 0.1);
+        assert_eq!(p.train_rows, Some(90));
+        assert_eq!(p.total, DEFAULT_STEPS);
     }
 
     #[test]
