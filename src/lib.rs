@@ -16,16 +16,58 @@
 //! }"#;
 //! let model = vic::compile(src, "toy.vmodel").expect("a valid model");
 //! assert_eq!(model.checked.model.vars.len(), 2);
+//! // The terms of the ELBO by their readable names.
+//! assert_eq!(vic::term_labels(&model.elbo()), ["log p(x)", "KL z"]);
 //! ```
+//!
+//! Training, with a [`RunPlan`] resolved from what a user asks for and an [`Observer`] that
+//! sees every step (here a control problem, which needs no data):
+//!
+//! ```
+//! use vic::{Observer, RunFlags, RunOptions, RunPlan, StepStats, Trainer};
+//!
+//! struct Elbos(Vec<f64>);
+//! impl Observer for Elbos {
+//!     fn stepped(&mut self, s: &StepStats) {
+//!         self.0.push(s.elbo);
+//!     }
+//! }
+//!
+//! let src = std::fs::read_to_string("models/lqr.vmodel").unwrap();
+//! let model = vic::compile(&src, "lqr.vmodel").unwrap();
+//! let flags = RunFlags { steps: Some(3), batch: Some(8), horizon: Some(5), ..RunFlags::default() };
+//! let plan = RunPlan::resolve(&flags, model.ir(), None).unwrap();
+//! let program = vic::Program::new(model.ir(), &model.elbo()).unwrap();
+//! let mut trainer = Trainer::new(program, None, plan.config.clone()).unwrap();
+//! let options = RunOptions {
+//!     total: plan.total,
+//!     checkpoint: None,
+//!     checkpoint_every: 0,
+//!     eval_every: 0,
+//!     final_samples: 1,
+//!     resume: None,
+//! };
+//! let mut seen = Elbos(Vec::new());
+//! let outcome = trainer.run(&options, &mut seen).unwrap();
+//! assert_eq!(seen.0.len(), 3);
+//! assert_eq!(outcome.last_step, 3);
+//! ```
+#![warn(missing_docs)]
+// The library is pure: output is the command line's (src/cli); tests may print.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+#[allow(missing_docs)]
 pub mod check;
 pub mod data;
+#[allow(missing_docs)]
 pub mod derive;
 pub mod diag;
 pub mod evidence;
 pub mod fused;
+#[allow(missing_docs)]
 pub mod ir;
 pub mod limits;
+#[allow(missing_docs)]
 pub mod lower;
 pub mod parse;
 pub mod render;
@@ -36,15 +78,35 @@ pub mod train;
 
 use diag::{Diagnostic, Report};
 
+pub use data::{DataError, Dataset};
+pub use derive::Elbo;
+pub use diag::Code;
+pub use lower::{LowerError, Program};
+pub use render::label::term_labels;
+pub use render::Format;
+pub use train::{
+    CheckpointInfo, EvalReport, NamedParam, Observer, PlanError, RunEnd, RunError, RunFlags,
+    RunOptions, RunOutcome, RunPlan, StepStats, TrainConfig, TrainError, Trainer,
+};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// A compiled model: the checked IR with its spans and warnings, and its source.
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// The name diagnostics use (the file name given to [`compile`]).
     pub name: String,
+    /// The source text.
     pub source: String,
+    /// The checked IR, its spans and warnings.
     pub checked: check::Checked,
 }
 
 impl Model {
+    /// The checked IR.
     pub fn ir(&self) -> &ir::Model {
         &self.checked.model
     }
@@ -74,10 +136,12 @@ impl Model {
 /// The diagnostics of a failed compilation, bound to their source.
 #[derive(Clone, Debug)]
 pub struct Failure {
+    /// Every diagnostic, bound to the source.
     pub reports: Vec<Report>,
 }
 
 impl Failure {
+    /// The diagnostics without their source.
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
         self.reports.iter().map(|r| &r.diag)
     }

@@ -1,9 +1,10 @@
 //! The `vic` command line: files, terminals and exit codes live here; the compiler core in
 //! the library is pure.
 
+mod bench;
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -21,8 +22,20 @@ fn main() -> ExitCode {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    match cli::Cli::try_parse() {
+    // One colour decision for clap's help and errors and for vic's diagnostics: `--color` is
+    // read before parsing, because clap reports a usage error before there is a parsed `Cli`.
+    let choice = cli::color_from_args(std::env::args_os());
+    let color = cli::use_color(choice);
+    let command = cli::Cli::command().color(if color {
+        clap::ColorChoice::Always
+    } else {
+        clap::ColorChoice::Never
+    });
+    match command
+        .try_get_matches()
+        .and_then(|m| cli::Cli::from_arg_matches(&m))
+    {
         Ok(args) => ExitCode::from(cli::run(args)),
-        Err(e) => ExitCode::from(cli::usage_error(e)),
+        Err(e) => ExitCode::from(cli::usage_error(e, color)),
     }
 }

@@ -4,17 +4,22 @@
 /// A half-open byte range `[lo, hi)` into the source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Span {
+    /// First byte.
     pub lo: usize,
+    /// One past the last byte.
     pub hi: usize,
 }
 
 impl Span {
+    /// The bytes `lo..hi`.
     pub fn new(lo: usize, hi: usize) -> Self {
         Span { lo, hi: hi.max(lo) }
     }
+    /// Length in bytes.
     pub fn len(&self) -> usize {
         self.hi - self.lo
     }
+    /// Whether it covers no byte.
     pub fn is_empty(&self) -> bool {
         self.hi == self.lo
     }

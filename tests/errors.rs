@@ -49,6 +49,7 @@ const NOT_FROM_SOURCE: &[Code] = &[
     Code::RunDirNotEmpty,
     Code::CannotWrite,
     Code::ResumeChanged,
+    Code::AlreadyTrained,
     Code::Unsupported,
     Code::NonFinite,
     Code::OutOfMemory,

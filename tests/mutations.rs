@@ -485,7 +485,7 @@ fn exercise(
     let cfg = TrainConfig {
         batch: 2,
         holdout: 0.0,
-        horizon: 4,
+        horizon: Some(4),
         ..TrainConfig::default()
     };
     let mut tr = match Trainer::new(program, data, cfg) {
@@ -1030,7 +1030,7 @@ fn corpus(model_mutants: usize) -> Tally {
         let cfg = TrainConfig {
             batch: 2,
             holdout: 0.0,
-            horizon: 4,
+            horizon: Some(4),
             ..TrainConfig::default()
         };
         let Ok(tr) = Trainer::new(program.clone(), d.as_ref().map(small), cfg) else {
@@ -1052,14 +1052,14 @@ fn corpus(model_mutants: usize) -> Tally {
             let cfg = TrainConfig {
                 batch: 2,
                 holdout: 0.0,
-                horizon: 4,
+                horizon: Some(4),
                 ..TrainConfig::default()
             };
             let mut tr = Trainer::new((*program).clone(), d.as_ref().map(small), cfg)
                 .expect("the shipped model sets up");
             let before: Vec<(String, Vec<f32>)> = snapshot(&tr.store);
             let r = if i % 2 == 0 {
-                tr.load_params(&path)
+                tr.load_params(&path).map(|_| ())
             } else {
                 tr.resume(&path).map(|_| ())
             };

@@ -4,6 +4,7 @@ use super::io::{print, read_source};
 use super::{FAILED, OK, USAGE};
 use std::path::PathBuf;
 
+/// `vic check`: check each file, print its diagnostics; the worst exit code.
 pub fn run(files: &[PathBuf], deny_warnings: bool, color: bool) -> u8 {
     let mut worst = OK;
     for path in files {

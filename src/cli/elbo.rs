@@ -12,6 +12,7 @@ pub enum FormatArg {
     Json,
 }
 
+/// `vic elbo`: the derived ELBO in a format.
 pub fn run(path: &Path, format: FormatArg, steps: bool, color: bool) -> u8 {
     let model = match load_model(path, color) {
         Ok(m) => m,
@@ -26,6 +27,7 @@ pub fn run(path: &Path, format: FormatArg, steps: bool, color: bool) -> u8 {
     OK
 }
 
+/// `vic graph`: the model as Graphviz DOT.
 pub fn graph(path: &Path, color: bool) -> u8 {
     match load_model(path, color) {
         Ok(m) => {

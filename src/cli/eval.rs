@@ -7,26 +7,47 @@ use super::session::{checkpoint_error, coded, flag_error, open, train_error};
 use super::{FAILED, OK};
 use std::path::PathBuf;
 use vic::diag::Code;
-use vic::train::{TrainConfig, Trainer};
+use vic::train::{CheckpointInfo, TrainConfig, Trainer};
+
+/// `vic eval --split`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// The rows the run trained on.
+    Train,
+    /// The rows the run held out (its `--holdout` and `--seed`).
+    Heldout,
+    /// Every row of the data file.
+    All,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
+    /// The model file (`.vmodel`).
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// A checkpoint (`checkpoint.safetensors`) or a run directory.
-    #[arg(long)]
+    #[arg(long, value_name = "RUN")]
     pub params: PathBuf,
+    /// Data file (.npz, .npy, .csv) [default: the model's `data "…"`].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Which rows to score [default: `heldout` when the run held some out of the model's own
+    /// data, else `all`].
+    #[arg(long, value_enum)]
+    pub split: Option<Split>,
     /// Monte Carlo draws per sequence.
     #[arg(long, default_value_t = 10)]
     pub samples: usize,
+    /// Random seed of the evaluation's draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Rollouts per draw for control problems.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Rollout length for control problems [default: the model's `horizon`, else 50].
     #[arg(long)]
     pub horizon: Option<usize>,
+    /// cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Print JSON instead of a table.
@@ -39,13 +60,17 @@ pub struct EvalArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct SampleArgs {
+    /// The model file (`.vmodel`).
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    #[arg(long)]
+    /// A checkpoint (`checkpoint.safetensors`) or a run directory.
+    #[arg(long, value_name = "RUN")]
     pub params: PathBuf,
     /// Number of draws.
     #[arg(long, default_value_t = 16)]
     pub n: usize,
-    /// Steps per drawn sequence (default: the data's length, else the model's horizon, else 50).
+    /// Steps per drawn sequence [default: the data's length, else the model's horizon, else
+    /// 50].
     #[arg(long)]
     pub horizon: Option<usize>,
     /// Data for inputs and for `--condition`.
@@ -54,6 +79,7 @@ pub struct SampleArgs {
     /// Follow the posterior on the data's first K steps, then run p open loop.
     #[arg(long, default_value_t = 0)]
     pub condition: usize,
+    /// Random seed of the draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output file.
@@ -76,17 +102,20 @@ pub struct SampleArgs {
     /// Plot --posterior draws as an image grid of this shape (e.g. 8x8).
     #[arg(long, value_name = "HxW")]
     pub image_shape: Option<String>,
+    /// cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
 
+/// A trainer with the saved parameters loaded (all the data in its training split), and
+/// what the checkpoint says of its run.
 fn trainer(
     file: &std::path::Path,
     params: &std::path::Path,
     data: Option<&std::path::Path>,
     color: bool,
     cfg: TrainConfig,
-) -> Result<Trainer, u8> {
+) -> Result<(Trainer, CheckpointInfo), u8> {
     let session = open(file, color)?;
     let d = session.load_data(data)?;
     let mut tr = Trainer::new(session.program, d, cfg)
@@ -96,15 +125,71 @@ fn trainer(
     } else {
         params.to_path_buf()
     };
-    tr.load_params(&path).map_err(|e| {
+    let info = tr.load_params(&path).map_err(|e| {
         checkpoint_error(
             format!("cannot load `{}`: {e}", path.display()),
             "pass a checkpoint written by `vic run` for this model",
         )
     })?;
-    Ok(tr)
+    Ok((tr, info))
 }
 
+/// Keeps the rows of `split` in the trainer's training data (which evaluation scores), and
+/// says which they are: `"held-out split (10 of 100 rows)"`.
+fn choose_split(
+    tr: &mut Trainer,
+    info: &CheckpointInfo,
+    asked: Option<Split>,
+    own_data: bool,
+) -> Result<String, u8> {
+    let Some(n) = tr.train.as_ref().map(|d| d.n) else {
+        if matches!(asked, Some(Split::Train | Split::Heldout)) {
+            return Err(flag_error(
+                format!(
+                    "`{}` has no data, so it has no {} split",
+                    tr.program.model.name,
+                    if asked == Some(Split::Train) {
+                        "training"
+                    } else {
+                        "held-out"
+                    }
+                ),
+                "drop --split: a control problem is scored on fresh rollouts",
+            ));
+        }
+        return Ok(format!("{} fresh rollouts", tr.cfg.batch));
+    };
+    let split = asked.unwrap_or(if own_data && info.holdout > 0.0 {
+        Split::Heldout
+    } else {
+        Split::All
+    });
+    if split == Split::All {
+        return Ok(format!("whole data file ({n} rows)"));
+    }
+    tr.resplit(info.holdout, info.seed);
+    let (train, held) = (tr.train.take(), tr.heldout.take());
+    let (kept, what) = match split {
+        Split::Heldout => (held, "held-out split"),
+        _ => (train, "training split"),
+    };
+    match kept {
+        Some(d) => {
+            let line = format!("{what} ({} of {n} rows)", d.n);
+            tr.train = Some(d);
+            Ok(line)
+        }
+        None => Err(flag_error(
+            format!(
+                "the run held out no rows (its --holdout was {}), so there is no held-out split",
+                info.holdout
+            ),
+            "use --split all (or --split train)",
+        )),
+    }
+}
+
+/// `vic eval`: the ELBO of saved parameters on a split, per term, with the evidence.
 pub fn eval(a: EvalArgs, color: bool) -> u8 {
     if let Err(c) = check_device(&a.device) {
         return c;
@@ -127,19 +212,20 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
         batch: a.batch,
         holdout: 0.0,
         seed: a.seed,
-        horizon: a.horizon.unwrap_or(50),
+        horizon: a.horizon,
         ..TrainConfig::default()
     };
-    let mut tr = match trainer(&a.file, &a.params, a.data.as_deref(), color, cfg) {
+    let (mut tr, info) = match trainer(&a.file, &a.params, a.data.as_deref(), color, cfg) {
         Ok(t) => t,
         Err(c) => return c,
     };
     if let Err(c) = super::run::horizon_applies(&tr.program.model, a.horizon) {
         return c;
     }
-    if let Some(h) = a.horizon {
-        tr.program.model.objective.horizon = Some(h as u32);
-    }
+    let scored = match choose_split(&mut tr, &info, a.split, a.data.is_none()) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
     let k = tr.program.model.objective.iwae.max(1) as usize;
     let data = tr.heldout.as_ref().or(tr.train.as_ref());
     let steps = data.map_or(tr.horizon(), |d| d.t.unwrap_or(1));
@@ -160,8 +246,14 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
                 Err(c) => return c,
             };
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("checkpoint_step".into(), info.step.into());
+                    m.insert("scored".into(), scored.into());
+                }
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
+                println!("parameters of step {} scored on the {scored}", info.step);
                 print!("{}", r.text());
             }
             OK
@@ -219,6 +311,7 @@ fn with_evidence(
     Ok(r)
 }
 
+/// `vic sample`: draws from p (or the posterior predictive) to `.npz`.
 pub fn sample(a: SampleArgs, color: bool) -> u8 {
     if let Err(c) = check_device(&a.device) {
         return c;
@@ -248,7 +341,7 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         ..TrainConfig::default()
     };
     let tr = match trainer(&a.file, &a.params, a.data.as_deref(), color, cfg) {
-        Ok(t) => t,
+        Ok((t, _)) => t,
         Err(c) => return c,
     };
     if a.posterior {
@@ -258,8 +351,7 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
     let t = a
         .horizon
         .or(tr.train.as_ref().and_then(|d| d.t))
-        .or(m.objective.horizon.map(|h| h as usize))
-        .unwrap_or(50);
+        .unwrap_or_else(|| vic::train::resolve_horizon(None, m));
     if a.condition > t {
         return condition_too_long(a.condition, t);
     }

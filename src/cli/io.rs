@@ -30,6 +30,7 @@ pub fn read_source(path: &Path) -> Result<String, Report> {
     })
 }
 
+/// Print a report to stderr.
 pub fn print(report: &Report, color: bool) {
     eprint!("{}", render(report, color));
 }

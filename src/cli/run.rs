@@ -1,15 +1,16 @@
 //! `vic run`: train with a progress bar, `metrics.jsonl`, atomic checkpoints, a final
 //! per-term report on the held-out split, and `elbo.svg`.
 
-use super::plot::{panels, Series};
+use super::progress::Progress;
 use super::session::{checkpoint_error, flag_error, open, train_error};
 use super::{FAILED, OK};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use vic::train::{EngineChoice, Sampling, TrainConfig, TrainError, Trainer};
+use vic::train::{
+    EngineChoice, PlanError, RunEnd, RunError, RunFlags, RunOptions, RunPlan, TrainConfig,
+    TrainError, Trainer,
+};
 
 /// `--runtime`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,33 +22,39 @@ pub enum Runtime {
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
+    /// The model file (`.vmodel`).
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Runtime: `fused` (the compiled program, CPU), `reference` (the dfdx interpreter, every
     /// feature and CUDA), or `auto` (fused where the model allows it).
     #[arg(long, value_enum, default_value_t = Runtime::Auto)]
     pub runtime: Runtime,
-    /// Data file (.npz, .npy, .csv); default: the model's `data "…"`.
+    /// Data file (.npz, .npy, .csv) [default: the model's `data "…"`].
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Optimiser steps (total, counting resumed ones).
+    /// Optimiser steps in all, counting resumed ones [default: 1000 unless --epochs].
     #[arg(long, conflicts_with = "epochs")]
     pub steps: Option<u64>,
     /// Passes over the training data (shuffled minibatches).
     #[arg(long)]
     pub epochs: Option<u64>,
+    /// Sequences (rows) per minibatch; control problems: rollouts per step [default: the
+    /// model's `batch`, else 128].
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Adam's learning rate.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f64,
     /// Monte Carlo draws per held-out sequence in the final report.
     #[arg(long, default_value_t = 10)]
     pub samples: usize,
+    /// Random seed: initialisation, minibatches, noise and the held-out split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Output directory (default: runs/<model>).
+    /// Output directory [default: runs/<model>, or the --resume directory].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue from the checkpoint in this run directory.
@@ -56,12 +63,13 @@ pub struct RunArgs {
     /// Overwrite the results of an earlier run in the output directory.
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
-    /// Rollout length for control problems (default: the model's `horizon`, else 50).
+    /// Rollout length for control problems [default: the model's `horizon`, else 50].
     #[arg(long)]
     pub horizon: Option<usize>,
-    /// Global gradient-norm clipping.
+    /// Clip the global gradient norm to this value [default: no clipping].
     #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,
+    /// L2 weight decay added to the gradient (Adam, as torch.optim.Adam's weight_decay).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub weight_decay: f64,
     /// Linear learning-rate warmup steps.
@@ -71,7 +79,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub cosine: bool,
     /// Fraction of the data held out.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = TrainConfig::default().holdout, allow_negative_numbers = true)]
     pub holdout: f64,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 500)]
@@ -120,6 +128,7 @@ pub fn too_large(flags: &[(&str, usize)]) -> Option<u8> {
     })
 }
 
+/// A flag error unless this build runs on `device`.
 pub fn check_device(device: &str) -> Result<(), u8> {
     match device {
         "cpu" if !cfg!(feature = "cuda") => Ok(()),
@@ -128,11 +137,6 @@ pub fn check_device(device: &str) -> Result<(), u8> {
         "cpu" => Err(flag_error("this vic was built for CUDA".into(), "use `--device cuda`, or a build without `--features cuda`")),
         other => Err(flag_error(format!("unknown device `{other}`"), "devices: cpu, cuda")),
     }
-}
-
-/// One metrics line in one write, so a line is never split between writes.
-fn write_line(f: &mut std::fs::File, v: &serde_json::Value) {
-    let _ = f.write_all(format!("{v}\n").as_bytes());
 }
 
 /// A flag error unless `v` is a finite number > 0.
@@ -202,20 +206,30 @@ fn validate(a: &RunArgs) -> Result<(), u8> {
 }
 
 /// `--horizon` sets the rollout length of a control problem; a model fitted to data takes
-/// its sequence length from the data.
+/// its sequence length from its data.
 pub fn horizon_applies(model: &vic::ir::Model, horizon: Option<usize>) -> Result<(), u8> {
     if horizon.is_some() && !model.is_control() {
-        return Err(flag_error(
-            format!(
-                "--horizon is for control problems; `{}` takes its sequence length from its data",
-                model.name
-            ),
-            "drop --horizon (or, for `vic sample`, use it to set the length of the drawn sequences)",
-        ));
+        return Err(plan_error(&PlanError::HorizonForData {
+            model: model.name.clone(),
+        }));
     }
     Ok(())
 }
 
+/// A plan that cannot be made, as a flag error with advice.
+fn plan_error(e: &PlanError) -> u8 {
+    let help = match e {
+        PlanError::HorizonForData { .. } => {
+            "drop --horizon (or, for `vic sample`, use it to set the length of the drawn sequences)"
+        }
+        PlanError::EpochsWithoutData { .. } => {
+            "give a control problem a number of optimiser steps: --steps N"
+        }
+        PlanError::StepsAndEpochs => "pass one of --steps N and --epochs N",
+    };
+    flag_error(e.to_string(), help)
+}
+/// `vic run`: resolve the plan, train through `Trainer::run`, report and plot.
 pub fn run(a: RunArgs, color: bool) -> u8 {
     if let Err(c) = validate(&a) {
         return c;
@@ -228,63 +242,39 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Ok(d) => d,
         Err(c) => return c,
     };
-    let ir = session.model.ir();
-    if let Err(c) = horizon_applies(ir, a.horizon) {
-        return c;
-    }
-    let batch = a
-        .batch
-        .or(ir.objective.batch.map(|b| b as usize))
-        .unwrap_or(128);
-    let cfg = TrainConfig {
-        batch,
-        lr: a.lr,
-        weight_decay: a.weight_decay,
-        clip: a.clip,
-        warmup: a.warmup,
-        seed: a.seed,
-        holdout: if data.as_ref().map(|d| d.n >= 10).unwrap_or(false) {
-            a.holdout
-        } else {
-            0.0
+    let flags = RunFlags {
+        config: TrainConfig {
+            lr: a.lr,
+            weight_decay: a.weight_decay,
+            clip: a.clip,
+            warmup: a.warmup,
+            seed: a.seed,
+            engine: match a.runtime {
+                Runtime::Auto => EngineChoice::Auto,
+                Runtime::Fused => EngineChoice::Fused,
+                Runtime::Reference => EngineChoice::Reference,
+            },
+            ..TrainConfig::default()
         },
-        sampling: if a.epochs.is_some() {
-            Sampling::Epochs
-        } else {
-            Sampling::WithReplacement
-        },
-        horizon: a.horizon.unwrap_or(50),
-        engine: match a.runtime {
-            Runtime::Auto => EngineChoice::Auto,
-            Runtime::Fused => EngineChoice::Fused,
-            Runtime::Reference => EngineChoice::Reference,
-        },
-        ..TrainConfig::default()
+        batch: a.batch,
+        steps: a.steps,
+        epochs: a.epochs,
+        horizon: a.horizon,
+        cosine: a.cosine,
+        holdout: a.holdout,
     };
-    let name = ir.name.clone();
-    let mut tr = match Trainer::new(session.program, data, cfg) {
+    let plan = match RunPlan::resolve(&flags, session.model.ir(), data.as_ref()) {
+        Ok(p) => p,
+        Err(e) => return plan_error(&e),
+    };
+    let name = session.model.ir().name.clone();
+    let data_path = session.data_path(a.data.as_deref());
+    let source = session.model.source.clone();
+    let mut tr = match Trainer::new(session.program, data, plan.config.clone()) {
         Ok(t) => t,
         Err(e) => return train_error(&e, "cannot set up the model"),
     };
-    if let Some(h) = a.horizon {
-        tr.program.model.objective.horizon = Some(h as u32);
-    }
-    let total = match (a.steps, a.epochs, &tr.train) {
-        (Some(s), _, _) => s,
-        (None, Some(e), Some(d)) => e * (d.n.div_ceil(tr.cfg.batch.min(d.n).max(1)) as u64),
-        (None, Some(_), None) => {
-            return flag_error(
-                format!("`{name}` has no data, so it has no epochs"),
-                "give a control problem a number of optimiser steps: --steps N",
-            )
-        }
-        (None, None, _) => 1000,
-    };
-    if a.cosine {
-        tr.cfg.cosine_total = Some(total);
-    }
     let k = tr.program.model.objective.iwae.max(1) as usize;
-    let steps = tr.train.as_ref().map_or(tr.horizon(), |d| d.t.unwrap_or(1));
     let eval_rows = tr
         .heldout
         .as_ref()
@@ -293,39 +283,20 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     if let Err(c) = fits(
         &tr.program.model,
         tr.cfg.batch.saturating_mul(k),
-        steps,
+        plan.sequence_steps,
         "a training step",
     )
     .and_then(|()| {
         fits(
             &tr.program.model,
             eval_rows.saturating_mul(k),
-            steps,
+            plan.sequence_steps,
             "the final evaluation",
         )
     }) {
         return c;
     }
-    // A resumed run continues in the directory it resumes from, unless --out says otherwise.
-    let resumed_dir = a.resume.as_ref().map(|r| {
-        if r.is_dir() {
-            r.clone()
-        } else {
-            r.parent().map(PathBuf::from).unwrap_or_default()
-        }
-    });
-    let out = a
-        .out
-        .clone()
-        .or(resumed_dir)
-        .map(|d| {
-            if d.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                d
-            }
-        })
-        .unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let out = out_dir(&a, &name);
     if let Err(e) = std::fs::create_dir_all(&out) {
         return flag_error(
             format!("cannot create `{}`: {e}", out.display()),
@@ -343,250 +314,176 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Ok(l) => l,
         Err(c) => return c,
     };
+    let record = super::rundir::Record {
+        model: &name,
+        args: &a,
+        plan: &plan,
+        data: data_path.as_deref(),
+        engine: &tr.engine(),
+    };
+    if let Err(e) = super::rundir::write_record(&out, &record, &source) {
+        super::session::coded(
+            vic::diag::Code::CannotWrite,
+            format!("cannot write the run's record in `{}`: {e}", out.display()),
+            "check that --out is a writable directory with space",
+        );
+        return FAILED;
+    }
     let ckpt = out.join("checkpoint.safetensors");
-    if let Some(dir) = &a.resume {
-        let path = if dir.is_dir() {
+    let resume = a.resume.as_ref().map(|dir| {
+        if dir.is_dir() {
             dir.join("checkpoint.safetensors")
         } else {
             dir.clone()
-        };
-        match tr.resume(&path) {
-            Err(e) => {
-                return checkpoint_error(
-                    format!("cannot resume from `{}`: {e}", path.display()),
-                    "pass a run directory written by `vic run` for this model",
-                )
-            }
-            Ok(changed) if !changed.is_empty() => eprintln!(
-                "{:?}",
-                miette::Report::new(
-                    miette::MietteDiagnostic::new(format!(
-                        "resumed with settings that differ from the checkpoint's: {}",
-                        changed.join(", ")
-                    ))
-                    .with_code(vic::diag::Code::ResumeChanged.as_str())
-                    .with_severity(miette::Severity::Warning)
-                    .with_help("the run continues with the new settings, so it is not the run an uninterrupted one would have been; pass the original flags to continue it exactly")
-                )
-            ),
-            Ok(_) => {}
         }
-        eprintln!("resumed at step {} from {}", tr.step, path.display());
-    }
-    let mut metrics = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(a.resume.is_some())
-        .write(true)
-        .truncate(a.resume.is_none())
-        .open(out.join("metrics.jsonl"))
-    {
-        Ok(f) => f,
+    });
+    let labels = vic::render::label::term_labels(&tr.program.elbo);
+    let mut progress = match Progress::new(
+        &out.join("metrics.jsonl"),
+        a.resume.is_some(),
+        labels.clone(),
+        plan.total,
+        a.log_every,
+        stop,
+    ) {
+        Ok(p) => p,
         Err(e) => return flag_error(format!("cannot write metrics: {e}"), "check --out"),
     };
-    let term_names: Vec<String> = tr
-        .program
-        .elbo
-        .terms
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            format!(
-                "{}{}",
-                t.kind.name().chars().take(2).collect::<String>(),
-                i + 1
-            ) + &format!("({})", t.owner)
-        })
-        .collect();
-    let pb = ProgressBar::new(total);
-    pb.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_position(tr.step);
-    let mut curve: Vec<(f64, f64)> = Vec::new();
-    let mut term_curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); term_names.len()];
-    let mut held_curve: Vec<(f64, f64)> = Vec::new();
-    let mut running: Option<(f64, Vec<f64>)> = None;
-    let t0 = std::time::Instant::now();
-    let first = tr.step;
-    while tr.step < total {
-        if stop.load(Ordering::SeqCst) {
-            pb.finish_and_clear();
-            let code = match tr.save(&ckpt) {
-                Ok(()) => {
-                    eprintln!(
-                        "interrupted at step {}: checkpoint saved to {}",
-                        tr.step,
-                        ckpt.display()
-                    );
-                    130
-                }
-                Err(e) => checkpoint_error(
-                    format!(
-                        "interrupted at step {}; the checkpoint could not be written: {e}",
-                        tr.step
-                    ),
-                    "check that --out is a writable directory with space",
-                ),
-            };
-            return code;
-        }
-        let s = match tr.step() {
-            Ok(s) => s,
-            Err(e) => {
-                pb.finish_and_clear();
-                let (code, msg, advice) = match &e {
-                    TrainError::NonFinite { .. } => (
-                        "vic::E201",
-                        format!("training diverged: {e}"),
-                        "try a lower --lr, --clip 100, or a minimum scale (`min = 0.01` in `.split`)",
-                    ),
-                    TrainError::Unsupported(_) => (
-                        vic::diag::Code::Unsupported.as_str(),
-                        format!("training failed at step {}: {e}", tr.step + 1),
-                        "drop `--runtime fused`: the reference runtime (`--runtime auto` or `reference`) runs every feature",
-                    ),
-                    _ => (
-                        vic::diag::Code::Backend.as_str(),
-                        format!("training failed at step {}: {e}", tr.step + 1),
-                        "this is a fault in vic on a model the checker accepted: please report it with the model",
-                    ),
-                };
-                let kept = if ckpt.exists() {
-                    format!("the last good checkpoint is kept at {}", ckpt.display())
-                } else {
-                    "no checkpoint was written before it".into()
-                };
-                eprintln!(
-                    "{:?}",
-                    miette::Report::new(
-                        miette::MietteDiagnostic::new(msg)
-                            .with_code(code)
-                            .with_help(format!("{kept}; {advice}"))
-                    )
-                );
-                write_line(
-                    &mut metrics,
-                    &serde_json::json!({"step": tr.step + 1, "error": e.to_string()}),
-                );
-                return FAILED;
-            }
-        };
-        running = Some(match running.take() {
-            None => (s.elbo, s.terms.clone()),
-            Some((e, ts)) => (
-                0.95 * e + 0.05 * s.elbo,
-                ts.iter()
-                    .zip(&s.terms)
-                    .map(|(a, b)| 0.95 * a + 0.05 * b)
-                    .collect(),
-            ),
-        });
-        let (re, rt) = running.clone().unwrap_or_default();
-        if s.step % a.log_every == 0 || s.step == total {
-            let terms: serde_json::Map<String, serde_json::Value> = term_names
-                .iter()
-                .cloned()
-                .zip(s.terms.iter().map(|v| serde_json::json!(v)))
-                .collect();
-            write_line(
-                &mut metrics,
-                &serde_json::json!({"step": s.step, "split": "train", "elbo": s.elbo, "terms": terms, "lr": s.lr, "grad_norm": s.grad_norm, "policy_entropy": s.policy_entropy}),
-            );
-            curve.push((s.step as f64, re));
-            for (c, v) in term_curves.iter_mut().zip(&rt) {
-                c.push((s.step as f64, *v));
-            }
-            let msg: Vec<String> = term_names
-                .iter()
-                .zip(&rt)
-                .map(|(n, v)| format!("{n} {v:.2}"))
-                .collect();
-            pb.set_message(format!("ELBO {re:.3} | {}", msg.join(" ")));
-        }
-        pb.set_position(s.step);
-        if a.eval_every > 0 && s.step % a.eval_every == 0 && tr.heldout.is_some() {
-            if let Ok(r) = tr.evaluate(None, 1, a.seed) {
-                held_curve.push((s.step as f64, r.elbo));
-                write_line(
-                    &mut metrics,
-                    &serde_json::json!({"step": s.step, "split": "heldout", "elbo": r.elbo, "stderr": r.stderr}),
-                );
-            }
-        }
-        if s.step % a.checkpoint_every == 0 {
-            if let Err(e) = tr.save(&ckpt) {
-                eprintln!("warning: checkpoint failed: {e}");
-            }
-        }
-    }
-    pb.finish_and_clear();
-    let secs = t0.elapsed().as_secs_f64();
-    if let Err(e) = tr.save(&ckpt) {
-        return checkpoint_error(
-            format!("cannot write the final checkpoint: {e}"),
-            "check that --out is a writable directory",
+    let opts = RunOptions {
+        total: plan.total,
+        checkpoint: Some(ckpt.clone()),
+        checkpoint_every: a.checkpoint_every,
+        eval_every: a.eval_every,
+        final_samples: a.samples,
+        resume,
+    };
+    let outcome = tr.run(&opts, &mut progress);
+    progress.finish();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return run_failed(&e, &mut progress, &ckpt),
+    };
+    let Some(report) = outcome
+        .report
+        .as_ref()
+        .filter(|_| outcome.end == RunEnd::Finished)
+    else {
+        eprintln!(
+            "interrupted at step {}: checkpoint saved to {}\nto continue: {}",
+            outcome.last_step,
+            ckpt.display(),
+            resume_command(&a, &out),
         );
-    }
-    let report = match tr.evaluate(None, a.samples, a.seed) {
-        Ok(r) => r,
-        Err(e) => return train_error(&e, "the final evaluation failed"),
+        return 130;
     };
     if report.non_finite().is_some() {
-        return super::eval::non_finite_result(&report, "the trained parameters");
+        return super::eval::non_finite_result(report, "the trained parameters");
     }
-    held_curve.push((tr.step as f64, report.elbo));
-    write_line(
-        &mut metrics,
-        &serde_json::json!({"step": tr.step, "split": if tr.heldout.is_some() { "heldout" } else { "train" }, "final": true, "elbo": report.elbo, "stderr": report.stderr, "terms": report.terms}),
-    );
-    let steps_done = tr.step - first;
+    let heldout = tr.heldout.is_some();
+    progress.final_report(outcome.last_step, heldout, report);
+    let steps_done = outcome.last_step - outcome.first_step;
     println!(
-        "{name}: {steps_done} steps in {secs:.1} s ({:.0} steps/s); {} ELBO per sequence:",
-        steps_done as f64 / secs.max(1e-9),
-        if tr.heldout.is_some() {
-            "held-out"
-        } else {
-            "training-data"
-        }
+        "{name}: {steps_done} steps in {:.1} s ({:.0} steps/s); {} ELBO per sequence:",
+        outcome.seconds,
+        steps_done as f64 / outcome.seconds.max(1e-9),
+        if heldout { "held-out" } else { "training-data" }
     );
     print!("{}", report.text());
     println!("checkpoint: {}", ckpt.display());
     println!("runtime: {}", tr.engine());
-    let mut groups = vec![(
-        "ELBO per sequence".to_string(),
-        vec![
-            Series {
-                name: "train (running mean)".into(),
-                points: curve,
-                dashed: false,
-            },
-            Series {
-                name: if tr.heldout.is_some() {
-                    "held-out".into()
-                } else {
-                    "evaluation".into()
-                },
-                points: held_curve,
-                dashed: true,
-            },
-        ],
-    )];
-    groups.push((
-        "terms (running mean per sequence)".to_string(),
-        term_names
-            .iter()
-            .cloned()
-            .zip(term_curves)
-            .map(|(n, p)| Series {
-                name: n,
-                points: p,
-                dashed: false,
-            })
-            .collect(),
-    ));
-    if let Err(e) = panels(&out.join("elbo.svg"), &format!("vic run {name}"), &groups) {
-        eprintln!("warning: could not write elbo.svg: {e}");
-    }
+    progress.plot(&out.join("elbo.svg"), &name, heldout);
     OK
+}
+
+/// The run directory: `--out`, else the directory resumed from, else `runs/<model>`.
+fn out_dir(a: &RunArgs, name: &str) -> PathBuf {
+    let resumed_dir = a.resume.as_ref().map(|r| {
+        if r.is_dir() {
+            r.clone()
+        } else {
+            r.parent().map(PathBuf::from).unwrap_or_default()
+        }
+    });
+    a.out
+        .clone()
+        .or(resumed_dir)
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                d
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("runs").join(name))
+}
+
+/// The command that continues an interrupted run: the model, `--resume DIR`, and the total
+/// asked for (other flags as given the first time).
+pub fn resume_command(a: &RunArgs, out: &Path) -> String {
+    let mut cmd = format!("vic run {} --resume {}", a.file.display(), out.display());
+    if let Some(s) = a.steps {
+        cmd.push_str(&format!(" --steps {s}"));
+    }
+    if let Some(e) = a.epochs {
+        cmd.push_str(&format!(" --epochs {e}"));
+    }
+    cmd.push_str(" (and the other flags of this run)");
+    cmd
+}
+
+/// A run that failed: its diagnostic, and a `metrics.jsonl` line for a failed step.
+fn run_failed(e: &RunError, progress: &mut Progress, ckpt: &Path) -> u8 {
+    match e {
+        RunError::Resume { path, error } => checkpoint_error(
+            format!("cannot resume from `{}`: {error}", path.display()),
+            "pass a run directory written by `vic run` for this model",
+        ),
+        RunError::Step { step, error } => {
+            let (code, msg, advice) = match error {
+                TrainError::NonFinite { .. } => (
+                    vic::diag::Code::NonFinite.as_str(),
+                    format!("training diverged: {error}"),
+                    "try a lower --lr, --clip 100, or a minimum scale (`min = 0.01` in `.split`)",
+                ),
+                TrainError::Unsupported(_) => (
+                    vic::diag::Code::Unsupported.as_str(),
+                    format!("training failed at step {step}: {error}"),
+                    "drop `--runtime fused`: the reference runtime (`--runtime auto` or `reference`) runs every feature",
+                ),
+                _ => (
+                    vic::diag::Code::Backend.as_str(),
+                    format!("training failed at step {step}: {error}"),
+                    "this is a fault in vic on a model the checker accepted: please report it with the model",
+                ),
+            };
+            let kept = if ckpt.exists() {
+                format!("the last good checkpoint is kept at {}", ckpt.display())
+            } else {
+                "no checkpoint was written before it".into()
+            };
+            eprintln!(
+                "{:?}",
+                miette::Report::new(
+                    miette::MietteDiagnostic::new(msg)
+                        .with_code(code)
+                        .with_help(format!("{kept}; {advice}"))
+                )
+            );
+            progress.error_line(*step, &error.to_string());
+            FAILED
+        }
+        RunError::Checkpoint {
+            step,
+            interrupted: true,
+            error,
+        } => checkpoint_error(
+            format!("interrupted at step {step}; the checkpoint could not be written: {error}"),
+            "check that --out is a writable directory with space",
+        ),
+        RunError::Checkpoint { error, .. } => checkpoint_error(
+            format!("cannot write the final checkpoint: {error}"),
+            "check that --out is a writable directory",
+        ),
+        RunError::Evaluation(error) => train_error(error, "the final evaluation failed"),
+    }
 }

@@ -6,16 +6,80 @@
 //! returns through [`RunLock`]'s `Drop`). A lock whose process is no longer running (a run
 //! that was killed) is taken over with a note. A directory that already holds files is not
 //! reused unless the run resumes it (`--resume`) or overwrites it (`--force`).
+//!
+//! Beside its results a run records how it was made: `config.json` (the vic version, the
+//! command's flags and the configuration resolved from them, the model and data files) and
+//! `model.vmodel` (a copy of the model's source), so a run directory can be reproduced.
 
 use super::USAGE;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use vic::diag::Code;
 
+/// The lock file of a run directory.
 pub const LOCK: &str = ".vic-run.lock";
 
 /// What a forced run replaces; other files in the directory are left alone.
-const OUTPUTS: &[&str] = &["checkpoint.safetensors", "metrics.jsonl", "elbo.svg"];
+const OUTPUTS: &[&str] = &[
+    "checkpoint.safetensors",
+    "metrics.jsonl",
+    "elbo.svg",
+    CONFIG,
+    SOURCE,
+];
+
+/// The resolved configuration of the run.
+pub const CONFIG: &str = "config.json";
+/// The copy of the model's source.
+pub const SOURCE: &str = "model.vmodel";
+
+/// What `config.json` records.
+pub struct Record<'a> {
+    /// The model's name.
+    pub model: &'a str,
+    /// The flags of `vic run`.
+    pub args: &'a super::run::RunArgs,
+    /// The plan resolved from them.
+    pub plan: &'a vic::train::RunPlan,
+    /// The data file, if any.
+    pub data: Option<&'a Path>,
+    /// The runtime the run starts on.
+    pub engine: &'a str,
+}
+
+/// Writes `config.json` and `model.vmodel` into `dir` (each through a temporary file and a
+/// rename, so a reader never sees half of one).
+pub fn write_record(dir: &Path, r: &Record, source: &str) -> std::io::Result<()> {
+    let a = r.args;
+    let config = serde_json::json!({
+        "vic_version": env!("CARGO_PKG_VERSION"),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "model": r.model,
+        "model_file": a.file.display().to_string(),
+        "data": r.data.map(|d| d.display().to_string()),
+        "steps": r.plan.total,
+        "epochs": a.epochs,
+        "sequence_steps": r.plan.sequence_steps,
+        "train_rows": r.plan.train_rows,
+        "train": r.plan.config,
+        "runtime": r.engine,
+        "device": a.device,
+        "samples": a.samples,
+        "log_every": a.log_every,
+        "eval_every": a.eval_every,
+        "checkpoint_every": a.checkpoint_every,
+        "resumed_from": a.resume.as_ref().map(|p| p.display().to_string()),
+    });
+    let text = serde_json::to_string_pretty(&config).map_err(std::io::Error::other)?;
+    write_atomic(&dir.join(CONFIG), text.as_bytes())?;
+    write_atomic(&dir.join(SOURCE), source.as_bytes())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
 
 /// Held while the run writes its directory; dropping it removes the lock file.
 #[derive(Debug)]

@@ -10,12 +10,17 @@ use vic::lower::Program;
 use vic::runtime::RtError;
 use vic::train::{specs_of, TrainError};
 
+/// A compiled and lowered model, and where it came from.
 pub struct Session {
+    /// The compiled model.
     pub model: vic::Model,
+    /// Its lowered program.
     pub program: Program,
+    /// The model file.
     pub model_path: PathBuf,
 }
 
+/// Print a data file's fault as its diagnostic.
 pub fn print_data_error(e: &DataError) {
     let d = miette::MietteDiagnostic::new(e.to_string())
         .with_code(e.code())
@@ -133,6 +138,7 @@ pub fn train_error(e: &TrainError, what: &str) -> u8 {
     FAILED
 }
 
+/// `vic::E092` (exit 2): a flag value that makes no sense, with advice.
 pub fn flag_error(msg: String, help: &str) -> u8 {
     eprintln!(
         "{:?}",

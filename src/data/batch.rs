@@ -93,10 +93,12 @@ impl MiniBatcher {
         self.n.div_ceil(self.batch_size)
     }
 
+    /// Rows per minibatch.
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }
 
+    /// How rows are drawn.
     pub fn mode(&self) -> SampleMode {
         self.mode
     }

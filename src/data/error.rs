@@ -13,129 +13,196 @@ use std::path::PathBuf;
 pub enum DataError {
     /// `vic::E101`: the file does not exist or cannot be read.
     #[error("cannot read data file `{}`: {reason}", path.display())]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        /// The data file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        reason: String,
+    },
 
     /// `vic::E102`: the bytes are not a valid `.npz` / `.npy` / `.csv` file
     /// (truncated, garbage, unknown extension).
     #[error("`{}` is not a valid {format} file: {reason}", path.display())]
     InvalidFormat {
+        /// The data file.
         path: PathBuf,
+        /// The format tried (`npz`, `npy`, `csv`).
         format: String,
         /// The array inside an `.npz` archive, when the fault is in one of them.
         array: Option<String>,
+        /// Why the bytes cannot be read.
         reason: String,
     },
 
     /// `vic::E103`: an observed variable has no array in the file.
     #[error("`{}`: no array `{array}` for observed variable `{array}` (found: {found})", path.display())]
     MissingArray {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
+        /// What the file has.
         found: String,
     },
 
     /// `vic::E104`: the array has too few axes.
     #[error("`{}`: array `{array}` has shape {shape:?} (rank {}), expected {expected}", path.display(), shape.len())]
     WrongRank {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
+        /// The array's shape as stored.
         shape: Vec<usize>,
+        /// What the model needs.
         expected: String,
     },
 
     /// `vic::E105`: the trailing (feature) dimensions do not flatten to the declared size.
     #[error("`{}`: array `{array}` has shape {shape:?}; its feature dims flatten to {found}, but the variable is declared with size {expected}", path.display())]
     FeatureSize {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
+        /// The array's shape as stored.
         shape: Vec<usize>,
+        /// What the model needs.
         expected: usize,
+        /// What the file has.
         found: usize,
     },
 
     /// `vic::E106`: arrays disagree on the number of rows N.
     #[error("`{}`: array `{array}` has N = {found} rows, but `{reference}` has N = {expected}", path.display())]
     NMismatch {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
+        /// What the file has.
         found: usize,
+        /// The array the others are compared with.
         reference: String,
+        /// What the model needs.
         expected: usize,
     },
 
     /// `vic::E107`: time-indexed arrays disagree on the sequence length T.
     #[error("`{}`: array `{array}` has T = {found} steps, but `{reference}` has T = {expected}", path.display())]
     TMismatch {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
+        /// What the file has.
         found: usize,
+        /// The array the others are compared with.
         reference: String,
+        /// What the model needs.
         expected: usize,
     },
 
     /// `vic::E108`: sequences are shorter than the model's time lags require.
     #[error("`{}`: array `{array}` has T = {found} steps, but the model needs at least {min_len}", path.display())]
     TooShort {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
+        /// What the file has.
         found: usize,
+        /// The shortest sequence the model's lags allow.
         min_len: usize,
     },
 
     /// `vic::E109`: a NaN or infinite value.
     #[error("`{}`: array `{array}` contains {value} at index {index:?} (first non-finite value)", path.display())]
     NonFinite {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
         /// Multi-index into the array as stored in the file.
         index: Vec<usize>,
+        /// The value, as text.
         value: String,
     },
 
     /// `vic::E110`: an element type the loader cannot convert to f32.
     #[error("`{}`: array `{array}` has unsupported dtype {dtype}", path.display())]
     UnsupportedDtype {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
+        /// The element type in the file.
         dtype: String,
     },
 
     /// `vic::E111`: a value outside the support of the variable's distribution.
     #[error("`{}`: array `{array}`: {detail} at index {index:?}", path.display())]
     OutOfSupport {
+        /// The data file.
         path: PathBuf,
+        /// The array (a variable, or a CSV column).
         array: String,
+        /// Multi-index into the array as stored in the file.
         index: Vec<usize>,
+        /// What is wrong.
         detail: String,
     },
 
     /// `vic::E112`: the mask has the wrong shape or values other than 0/1.
     #[error("`{}`: bad `mask`: {detail}", path.display())]
-    BadMask { path: PathBuf, detail: String },
+    BadMask {
+        /// The data file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
 
     /// `vic::E113`: a mask row with no observed step.
     #[error("`{}`: `mask` row {row} is all zeros (sequence {row} has no observed step)", path.display())]
-    EmptyMaskRow { path: PathBuf, row: usize },
+    EmptyMaskRow {
+        /// The data file.
+        path: PathBuf,
+        /// The 0-based row.
+        row: usize,
+    },
 
     /// `vic::E114`: the dataset has no rows.
     #[error("`{}`: the dataset is empty ({detail})", path.display())]
-    EmptyDataset { path: PathBuf, detail: String },
+    EmptyDataset {
+        /// The data file.
+        path: PathBuf,
+        /// What is empty.
+        detail: String,
+    },
 
     /// `vic::E115`: a CSV row with a different number of cells than the header.
     #[error("`{}`: line {line} has {found} cells, but the header has {expected}", path.display())]
     CsvRagged {
+        /// The data file.
         path: PathBuf,
+        /// The 1-based line of the CSV file.
         line: usize,
+        /// What the file has.
         found: usize,
+        /// What the model needs.
         expected: usize,
     },
 
     /// `vic::E116`: a CSV cell that is not a number.
     #[error("`{}`: line {line}, column `{column}`: cannot parse {cell:?} as a number", path.display())]
     CsvNonNumeric {
+        /// The data file.
         path: PathBuf,
+        /// The 1-based line of the CSV file.
         line: usize,
+        /// The CSV column.
         column: String,
+        /// The cell's text.
         cell: String,
     },
 }

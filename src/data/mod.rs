@@ -69,21 +69,29 @@ pub enum ValueKind {
     Binary,
     /// `groups` consecutive blocks of `classes` values, each block all 0 except a single 1.
     /// The variable's `size` must be `groups * classes`.
-    OneHot { groups: usize, classes: usize },
+    OneHot {
+        /// Independent categorical groups per row and step.
+        groups: usize,
+        /// Classes per group.
+        classes: usize,
+    },
 }
 
 /// What the model observes: one entry per observed variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VarSpec {
+    /// The variable (the array's name in the file).
     pub name: String,
     /// Time-indexed (`(N, T, dims…)`) rather than static (`(N, dims…)`).
     pub timed: bool,
     /// Flattened feature size (product of the trailing dims).
     pub size: usize,
+    /// Which values are allowed.
     pub kind: ValueKind,
 }
 
 impl VarSpec {
+    /// A specification of one variable.
     pub fn new(name: impl Into<String>, timed: bool, size: usize, kind: ValueKind) -> Self {
         VarSpec {
             name: name.into(),
@@ -98,12 +106,16 @@ impl VarSpec {
 /// dtype it was converted from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawArray {
+    /// Dimensions, row-major.
     pub shape: Vec<usize>,
+    /// The values, converted to f32.
     pub data: Vec<f32>,
+    /// The element type in the file (`f64`, `i32`, …).
     pub dtype: String,
 }
 
 impl RawArray {
+    /// An in-memory array (recorded as `f32`).
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
         RawArray {
             shape,
@@ -116,7 +128,9 @@ impl RawArray {
 /// Layout of a validated variable inside [`Dataset::arrays`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VarLayout {
+    /// Whether the variable is time-indexed (`x[t]`).
     pub timed: bool,
+    /// Values per row and step (the flattened feature size).
     pub size: usize,
 }
 
@@ -545,12 +559,7 @@ impl Dataset {
     pub fn split(&self, holdout_fraction: f64, seed: u64) -> (Dataset, Dataset) {
         use rand::seq::SliceRandom;
         use rand::SeedableRng;
-        let f = if holdout_fraction.is_nan() {
-            0.0
-        } else {
-            holdout_fraction.clamp(0.0, 1.0)
-        };
-        let k = ((self.n as f64 * f).round() as usize).min(self.n.saturating_sub(1));
+        let (_, k) = split_sizes(self.n, holdout_fraction);
         let mut perm: Vec<usize> = (0..self.n).collect();
         perm.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
         let mut held = perm[..k].to_vec();
@@ -559,6 +568,18 @@ impl Dataset {
         train.sort_unstable();
         (self.gather(&train), self.gather(&held))
     }
+}
+
+/// The sizes `(train, held out)` of [`Dataset::split`] of `n` rows with `holdout_fraction`
+/// held out: the held-out count is rounded, and at least one row is left to train on.
+pub fn split_sizes(n: usize, holdout_fraction: f64) -> (usize, usize) {
+    let f = if holdout_fraction.is_nan() {
+        0.0
+    } else {
+        holdout_fraction.clamp(0.0, 1.0)
+    };
+    let k = ((n as f64 * f).round() as usize).min(n.saturating_sub(1));
+    (n - k, k)
 }
 
 fn check_support(

@@ -206,26 +206,25 @@ pub(crate) fn read_npz(
     Ok(out)
 }
 
-fn unquote(cell: &str) -> &str {
-    let c = cell.trim();
-    if c.len() >= 2
-        && ((c.starts_with('"') && c.ends_with('"')) || (c.starts_with('\'') && c.ends_with('\'')))
-    {
-        c[1..c.len() - 1].trim()
-    } else {
-        c
-    }
-}
-
 /// A parsed CSV file: column names (header order) and one `Vec` per column.
+#[derive(Debug)]
 pub(crate) struct Csv {
     pub columns: Vec<String>,
     pub values: Vec<Vec<f32>>,
     pub rows: usize,
 }
 
-/// Parses a comma-separated file with a header row. Blank lines are skipped;
-/// cells may be quoted; `nan`/`inf` parse (and are rejected later as non-finite).
+/// Whether a header names pandas' index column: `df.to_csv(path)` writes the index first,
+/// with an empty name (or `Unnamed: 0` after a round trip through `pd.read_csv`).
+fn pandas_index(name: &str) -> bool {
+    name.is_empty() || name.starts_with("Unnamed: ")
+}
+
+/// Parses a comma-separated file with a header row (RFC 4180 through the `csv` crate: quoted
+/// cells, `""` inside quotes, CRLF line ends), after an optional UTF-8 byte-order mark.
+/// Blank lines are skipped; spaces around cells are ignored; `nan`/`inf` parse (and are
+/// rejected later as non-finite). pandas' index column (an unnamed first column) is refused
+/// with advice, so that it is not mistaken for data.
 pub(crate) fn read_csv(path: &Path, bytes: &[u8]) -> Result<Csv, DataError> {
     let invalid = |reason: String| DataError::InvalidFormat {
         path: path.to_path_buf(),
@@ -233,19 +232,46 @@ pub(crate) fn read_csv(path: &Path, bytes: &[u8]) -> Result<Csv, DataError> {
         array: None,
         reason,
     };
-    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8 text ({e})")))?;
-    if text.contains('\0') {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(invalid(format!("not UTF-8 text ({e})")));
+    }
+    if bytes.contains(&0) {
         return Err(invalid("contains NUL bytes (binary data?)".into()));
     }
-    let mut lines = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let mut records = reader.records().filter(|r| match r {
+        // A line of spaces is a record of one empty cell: a blank line.
+        Ok(r) => !(r.len() == 1 && r[0].is_empty()),
+        Err(_) => true,
+    });
+    // The line a record starts on, counted from its byte offset (the csv crate's own line
+    // count does not count the blank lines it skips).
+    let line_of = |r: &csv::StringRecord| {
+        let mut at = r
+            .position()
+            .map_or(0, |p| p.byte() as usize)
+            .min(bytes.len());
+        while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+            at += 1;
+        }
+        1 + bytes[..at].iter().filter(|b| **b == b'\n').count()
+    };
+    let header = records
         .next()
-        .ok_or_else(|| invalid("no header row (empty file)".into()))?;
-    let columns: Vec<String> = header.split(',').map(|c| unquote(c).to_string()).collect();
+        .ok_or_else(|| invalid("no header row (empty file)".into()))?
+        .map_err(|e| invalid(e.to_string()))?;
+    let columns: Vec<String> = header.iter().map(str::to_string).collect();
+    if columns.len() > 1 && pandas_index(&columns[0]) {
+        return Err(invalid(format!(
+            "the first column is unnamed ({:?}): it looks like the index pandas writes with `df.to_csv(path)`; save with `df.to_csv(path, index=False)`, or drop the column",
+            columns[0]
+        )));
+    }
     for (i, c) in columns.iter().enumerate() {
         if c.is_empty() {
             return Err(invalid(format!(
@@ -259,18 +285,18 @@ pub(crate) fn read_csv(path: &Path, bytes: &[u8]) -> Result<Csv, DataError> {
     }
     let mut values = vec![Vec::new(); columns.len()];
     let mut rows = 0;
-    for (line, l) in lines {
-        let cells: Vec<&str> = l.split(',').collect();
-        if cells.len() != columns.len() {
+    for record in records {
+        let record = record.map_err(|e| invalid(e.to_string()))?;
+        let line = line_of(&record);
+        if record.len() != columns.len() {
             return Err(DataError::CsvRagged {
                 path: path.to_path_buf(),
                 line,
-                found: cells.len(),
+                found: record.len(),
                 expected: columns.len(),
             });
         }
-        for (j, cell) in cells.iter().enumerate() {
-            let c = unquote(cell);
+        for (j, c) in record.iter().enumerate() {
             let v: f32 = c.parse().map_err(|_| DataError::CsvNonNumeric {
                 path: path.to_path_buf(),
                 line,
@@ -286,4 +312,63 @@ pub(crate) fn read_csv(path: &Path, bytes: &[u8]) -> Result<Csv, DataError> {
         values,
         rows,
     })
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::read_csv;
+    use crate::data::DataError;
+    use std::path::Path;
+
+    fn read(text: &[u8]) -> Result<super::Csv, DataError> {
+        read_csv(Path::new("t.csv"), text)
+    }
+
+    #[test]
+    fn quoted_cells_a_bom_and_crlf_are_read() {
+        let c = read(b"\xEF\xBB\xBF\"x.0\",y\r\n\"1.5\", 2 \r\n\r\n-3,\"4e-1\"\r\n").unwrap();
+        assert_eq!(c.columns, ["x.0", "y"]);
+        assert_eq!(c.rows, 2);
+        assert_eq!(c.values, [vec![1.5, -3.0], vec![2.0, 0.4]]);
+    }
+
+    #[test]
+    fn a_quoted_comma_is_one_cell_and_not_a_number() {
+        let e = read(b"x,y\n1,2\n\"3,5\",6\n").unwrap_err();
+        match e {
+            DataError::CsvNonNumeric {
+                line, column, cell, ..
+            } => {
+                assert_eq!((line, column.as_str(), cell.as_str()), (3, "x", "3,5"));
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn pandas_index_column_is_refused_with_advice() {
+        for head in ["", "Unnamed: 0"] {
+            let text = format!("{head},x,y\n0,1,2\n1,3,4\n");
+            let e = read(text.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("index=False"), "{e}");
+            assert_eq!(e.code(), "vic::E102");
+        }
+    }
+
+    #[test]
+    fn ragged_rows_name_their_line() {
+        let e = read(b"a,b\n1,2\n\n3\n").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DataError::CsvRagged {
+                    line: 4,
+                    found: 1,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
 }

@@ -5,9 +5,10 @@ macro_rules! codes {
     ($($variant:ident = $code:literal, $title:literal;)*) => {
         /// A stable diagnostic code, printed as `vic::E0nn` / `vic::W0nn`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Code { $($variant),* }
+        pub enum Code { $(#[doc = $title] $variant),* }
 
         impl Code {
+            /// Every code, in declaration order.
             pub const ALL: &'static [Code] = &[$(Code::$variant),*];
             /// `vic::E010`.
             pub fn as_str(self) -> &'static str {
@@ -17,6 +18,7 @@ macro_rules! codes {
             pub fn title(self) -> &'static str {
                 match self { $(Code::$variant => $title),* }
             }
+            /// Whether this is a warning (`vic::W…`) rather than an error.
             pub fn is_warning(self) -> bool {
                 self.as_str().starts_with("vic::W")
             }
@@ -123,4 +125,5 @@ codes! {
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";
     ResumeChanged = "W003", "resumed with different settings";
+    AlreadyTrained = "W004", "the resumed run already reached --steps";
 }

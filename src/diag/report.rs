@@ -18,6 +18,7 @@ pub struct Source {
 }
 
 impl Source {
+    /// A named source text, indexed by line.
     pub fn new(name: &str, text: &str) -> Source {
         let b = text.as_bytes();
         let mut line_starts = vec![0];
@@ -41,9 +42,11 @@ impl Source {
             line_starts,
         }
     }
+    /// Its name (the file name).
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The text.
     pub fn inner(&self) -> &String {
         &self.text
     }
@@ -86,11 +89,14 @@ impl miette::SourceCode for Source {
 /// A diagnostic together with the source it points into; implements [`miette::Diagnostic`].
 #[derive(Clone)]
 pub struct Report {
+    /// The diagnostic.
     pub diag: Diagnostic,
+    /// The source its spans point into.
     pub source: Arc<Source>,
 }
 
 impl Report {
+    /// A diagnostic bound to a new source.
     pub fn new(diag: Diagnostic, name: &str, source: &str) -> Self {
         Report {
             diag,

@@ -35,6 +35,7 @@ pub enum Method {
 }
 
 impl Method {
+    /// `"kalman"` or `"gaussian"`, as `vic eval` reports it.
     pub fn name(self) -> &'static str {
         match self {
             Method::Kalman => "kalman",

@@ -31,10 +31,13 @@ fn unsup<T>(msg: impl Into<String>) -> R<T> {
 /// Where a data variable's rows go before each forward pass.
 #[derive(Clone, Debug)]
 pub struct DataSlot {
+    /// The variable.
     pub var: VarId,
+    /// Its buffer.
     pub buf: BufId,
     /// First row written (past the padding of a timed variable).
     pub row0: usize,
+    /// Whether it is time-indexed.
     pub timed: bool,
 }
 
@@ -48,7 +51,10 @@ pub enum Head {
     /// An entropy (counted for an auto-tuned α).
     Entropy,
     /// A reward: the rows are `r`, the value is `r / α` of optimality variable `opt`.
-    Reward { opt: usize },
+    Reward {
+        /// The optimality variable.
+        opt: usize,
+    },
 }
 
 /// One ELBO term's output.
@@ -58,18 +64,23 @@ pub struct TermOut {
     pub rows: Option<View>,
     /// Steps covered and the first (0-based).
     pub tp: usize,
+    /// The first step it covers.
     pub step0: usize,
     /// Whether a batch mask applies.
     pub maskable: bool,
+    /// How its value is read out.
     pub head: Head,
 }
 
 /// A program for one share of the batch.
 pub struct Built {
+    /// The graph of buffers and kernels.
     pub g: Graph,
+    /// Where each data variable is written.
     pub data: Vec<DataSlot>,
     /// Noise views in the order the reference path draws them.
     pub noise: Vec<View>,
+    /// Where each ELBO term is read.
     pub terms: Vec<TermOut>,
 }
 

@@ -17,8 +17,11 @@ pub type BufId = usize;
 /// Rows `r0 .. r0 + rows` of a buffer (all its columns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View {
+    /// The buffer.
     pub buf: BufId,
+    /// The first row.
     pub r0: usize,
+    /// Rows in the view.
     pub rows: usize,
 }
 
@@ -38,9 +41,13 @@ pub enum BufKind {
 }
 
 #[derive(Clone, Debug)]
+/// A buffer: its shape, what fills it, and whether it has a gradient.
 pub struct Buf {
+    /// Rows.
     pub rows: usize,
+    /// Columns.
     pub cols: usize,
+    /// What fills it.
     pub kind: BufKind,
     /// Whether the loss depends on it through a differentiable path (gradient storage).
     pub grad: bool,
@@ -51,25 +58,40 @@ pub struct Buf {
 /// Hidden-layer activations, differentiated from their output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Act {
+    /// Identity.
     Id,
+    /// max(0, x).
     Relu,
+    /// tanh x.
     Tanh,
+    /// x for x > 0, else eˣ − 1.
     Elu,
 }
 
 /// Elementwise unary maps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Un {
+    /// eˣ.
     Exp,
+    /// ln x.
     Log,
+    /// ln(1 + eˣ).
     Softplus,
+    /// tanh x.
     Tanh,
+    /// 1 / (1 + e⁻ˣ).
     Sigmoid,
+    /// sin x.
     Sin,
+    /// cos x.
     Cos,
+    /// |x|.
     Abs,
+    /// √x.
     Sqrt,
+    /// x².
     Square,
+    /// max(0, x).
     Relu,
     /// `a·x + c`.
     Affine(f32, f32),
@@ -84,9 +106,13 @@ pub enum Un {
 /// Elementwise binary maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bin {
+    /// a + b.
     Add,
+    /// a − b.
     Sub,
+    /// a · b.
     Mul,
+    /// a / b.
     Div,
 }
 
@@ -104,8 +130,11 @@ pub enum Bc {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An operand: a view and how it broadcasts.
 pub struct Opd {
+    /// The view.
     pub v: View,
+    /// How it broadcasts to the output.
     pub bc: Bc,
 }
 
@@ -122,16 +151,24 @@ pub enum Link {
 pub type DenseIn = (View, usize);
 
 #[derive(Clone, Debug)]
+/// One step of the program (forward; backward runs the ops in reverse).
 pub enum Op {
     /// `out = act(Σ xᵢ·W[rowsᵢ] + b + add)`; `scratch` (out-shaped) holds the pre-activation
     /// gradient in backward.
     Dense {
+        /// Input blocks and the weight rows each multiplies.
         xs: Vec<DenseIn>,
+        /// The weight buffer `(in, out)`.
         w: BufId,
+        /// The bias buffer.
         b: Option<BufId>,
+        /// Added before the activation.
         add: Option<View>,
+        /// The activation.
         act: Act,
+        /// The output.
         out: View,
+        /// Pre-activation gradient in backward.
         scratch: View,
         /// Whether this op's backward accumulates the weight and bias gradients (`false`:
         /// a [`Op::DenseGrad`] does it for all steps at once).
@@ -141,142 +178,224 @@ pub enum Op {
     /// `dW[rowsᵢ] += xᵢᵀ·dpre`, `db += colsum(dpre)` (no forward work). It precedes the
     /// per-step ops, so backward reaches it after all of them.
     DenseGrad {
+        /// Input blocks and the weight rows each multiplies.
         xs: Vec<DenseIn>,
+        /// The pre-activation gradients of all steps.
         dpre: View,
+        /// The weight buffer `(in, out)`.
         w: BufId,
+        /// The bias buffer.
         b: Option<BufId>,
     },
     /// `out = a · B` (`tb`: `a · Bᵀ`), `B` a whole unbatched buffer.
     Gemm {
+        /// The left operand.
         a: View,
+        /// The matrix B (a whole buffer).
         b: BufId,
+        /// Whether B is transposed.
         tb: bool,
+        /// The output.
         out: View,
     },
     /// PyTorch's GRU cell: `gi = Σ xᵢ·W_i[rowsᵢ] + b_i`, `gh = h·W_h + b_h`, gates `[r|z|n]`,
     /// `out = (1 − z)·n + z·h`. `gates` keeps `r, z, n` and `ghn` keeps `gh_n` for backward;
     /// `gi`, `gh` are scratch (the gates' gradients in backward).
     Gru {
+        /// Input blocks and the weight rows each multiplies.
         xs: Vec<DenseIn>,
+        /// The previous hidden state(s).
         h: View,
+        /// Input weights `(in, 3H)`.
         wi: BufId,
+        /// Hidden weights `(H, 3H)`.
         wh: BufId,
+        /// Input bias `(3H,)`.
         bi: BufId,
+        /// Hidden bias `(3H,)`.
         bh: BufId,
+        /// The output.
         out: View,
+        /// `r, z, n` kept for backward.
         gates: View,
+        /// `gh_n` kept for backward.
         ghn: View,
+        /// Scratch: input-side gate pre-activations (their gradients in backward).
         gi: View,
+        /// Scratch: hidden-side gate pre-activations (their gradients in backward).
         gh: View,
+        /// Whether this op accumulates its parameter gradients (else a grad op does, for all steps).
         wgrad: bool,
     },
     /// The parameter gradients of a GRU's per-step cells for all steps at once.
     GruGrad {
+        /// Input blocks and the weight rows each multiplies.
         xs: Vec<DenseIn>,
+        /// The previous hidden state(s).
         h: View,
+        /// Input-side gate gradients of all steps.
         dgi: View,
+        /// Hidden-side gate gradients of all steps.
         dgh: View,
+        /// Input weights `(in, 3H)`.
         wi: BufId,
+        /// Hidden weights `(H, 3H)`.
         wh: BufId,
+        /// Input bias `(3H,)`.
         bi: BufId,
+        /// Hidden bias `(3H,)`.
         bh: BufId,
     },
+    /// `out = op(x)`.
     Unary {
+        /// The map.
         op: Un,
+        /// The input.
         x: View,
+        /// The output.
         out: View,
     },
+    /// `out = a op b`, operands broadcast.
     Binary {
+        /// The map.
         op: Bin,
+        /// The left operand.
         a: Opd,
+        /// The right operand.
         b: Opd,
+        /// The output.
         out: View,
     },
     /// `out = x` broadcast (`Row`, `Col`, `Scalar` or `Full`).
     Copy {
+        /// The input.
         x: Opd,
+        /// The output.
         out: View,
     },
     /// Columns side by side.
     Concat {
+        /// The inputs, left to right.
         parts: Vec<View>,
+        /// The output.
         out: View,
     },
     /// Columns `c0 .. c0 + cols(out)`.
     Slice {
+        /// The input.
         x: View,
+        /// The first column.
         c0: usize,
+        /// The output.
         out: View,
     },
     /// `(R, C) → (R, 1)`.
     RowSum {
+        /// The input.
         x: View,
+        /// The output.
         out: View,
     },
     /// `out` (`k·R` rows) = `x` (`R` rows) repeated `k` times.
     Tile {
+        /// The input.
         x: View,
+        /// The output.
         out: View,
     },
     /// `loc = h[:, :d]`, `scale = link(h[:, d:])`.
     Split {
+        /// The head `(R, 2d)`.
         h: View,
+        /// How the second half becomes a scale.
         link: Link,
+        /// The location.
         loc: View,
+        /// The scale.
         scale: View,
     },
     /// `out = loc + scale·eps`.
     NormalSample {
+        /// The location.
         loc: View,
+        /// The scale.
         scale: View,
+        /// Standard-normal noise.
         eps: View,
+        /// The output.
         out: View,
     },
     /// `u = loc + scale·eps`, `y = tanh u`.
     TanhSample {
+        /// The location.
         loc: View,
+        /// The scale.
         scale: View,
+        /// Standard-normal noise.
         eps: View,
+        /// The pre-tanh sample.
         u: View,
+        /// `tanh u`.
         y: View,
     },
     /// `Σ_cols ln N(x; loc, scale)` → `(R, 1)`.
     NormalLogProb {
+        /// The input.
         x: View,
+        /// The location.
         loc: View,
+        /// The scale.
         scale: View,
+        /// The output.
         out: View,
     },
     /// `Σ_cols [ln N(u; loc, scale) − ln(1 − tanh²u)]` → `(R, 1)`: the TanhNormal density of
     /// `y = tanh u` (one Jacobian).
     TanhLogProb {
+        /// The pre-tanh sample.
         u: View,
+        /// The location.
         loc: View,
+        /// The scale.
         scale: View,
+        /// The output.
         out: View,
     },
     /// `Σ_cols KL(N(ql, qs) ‖ N(pl, ps))` → `(R, 1)`. Backward scales q's gradient by `gq` and
     /// p's by `gp` (KL balancing) and drops elements whose KL is below `floor` (free nats per
     /// element).
     NormalKl {
+        /// q's location.
         ql: View,
+        /// q's scale.
         qs: View,
+        /// p's location.
         pl: View,
+        /// p's scale.
         ps: View,
+        /// The output.
         out: View,
+        /// Gradient factor of q (KL balancing).
         gq: f32,
+        /// Gradient factor of p.
         gp: f32,
+        /// Free nats per element: elements below it get no gradient.
         floor: Option<f32>,
     },
     /// `Σ_cols (ln scale + ½ + ½ln2π)` → `(R, 1)`.
     NormalEntropy {
+        /// The scale.
         scale: View,
+        /// The output.
         out: View,
     },
     /// `Σ_cols (x·l − softplus(l))` → `(R, 1)`.
     BernoulliLogProb {
+        /// The input.
         x: View,
+        /// The logits.
         logits: View,
+        /// The output.
         out: View,
     },
 }
@@ -284,11 +403,14 @@ pub enum Op {
 /// A program: buffers and ops.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
+    /// Every buffer, by [`BufId`].
     pub bufs: Vec<Buf>,
+    /// The ops, in execution order.
     pub ops: Vec<Op>,
 }
 
 impl Graph {
+    /// A new buffer; returns its id.
     pub fn buf(&mut self, rows: usize, cols: usize, kind: BufKind, grad: bool) -> BufId {
         self.bufs.push(Buf {
             rows,
@@ -307,9 +429,11 @@ impl Graph {
             rows: self.bufs[b].rows,
         }
     }
+    /// Columns of the buffer `v` views.
     pub fn cols(&self, v: View) -> usize {
         self.bufs[v.buf].cols
     }
+    /// Whether `v`'s buffer has a gradient.
     pub fn grad(&self, v: View) -> bool {
         self.bufs[v.buf].grad
     }

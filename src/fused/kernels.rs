@@ -15,6 +15,7 @@ const HALF_LN_2PI: f32 = 0.918_938_5;
 
 /// Values and gradients of one graph instance.
 pub struct Worker {
+    /// The graph it runs.
     pub g: Graph,
     vals: Vec<Vec<f32>>,
     grads: Vec<Vec<f32>>,
@@ -202,6 +203,7 @@ fn epilogue(y: &mut [f32], o: usize, bias: Option<&[f32]>, f: impl Fn(f32) -> f3
 }
 
 impl Worker {
+    /// A worker with buffers for `g`.
     pub fn new(g: Graph) -> Worker {
         let mut vals = Vec::with_capacity(g.bufs.len());
         let mut grads = Vec::with_capacity(g.bufs.len());
@@ -239,6 +241,7 @@ impl Worker {
     pub fn vals_mut(&mut self, b: BufId) -> &mut [f32] {
         &mut self.vals[b]
     }
+    /// The values of buffer `b`.
     pub fn vals(&self, b: BufId) -> &[f32] {
         &self.vals[b]
     }

@@ -12,10 +12,12 @@
 //! - no tensor op sees a shape the checker did not prove; two operands of one op never share
 //!   a tensor id (repeated leaves are refreshed).
 
+mod error;
 mod eval;
 mod exec;
 pub mod plan;
 
+pub use error::LowerError;
 pub use eval::{net_prefix, num_op, param_name};
 pub use exec::{Batch, Forward};
 
@@ -105,8 +107,8 @@ impl Program {
     }
 
     /// Lower a checked model. Features the backend does not run yet are diagnostics.
-    pub fn new(model: &Model, elbo: &Elbo) -> Result<Program, Vec<Diagnostic>> {
-        Program::lower(model, elbo, None)
+    pub fn new(model: &Model, elbo: &Elbo) -> Result<Program, LowerError> {
+        Program::lower(model, elbo, None).map_err(LowerError::from)
     }
 
     /// [`Program::new`] with the checker's spans, so that a feature the backend does not run
@@ -115,8 +117,8 @@ impl Program {
         model: &Model,
         elbo: &Elbo,
         spans: &ModelSpans,
-    ) -> Result<Program, Vec<Diagnostic>> {
-        Program::lower(model, elbo, Some(spans))
+    ) -> Result<Program, LowerError> {
+        Program::lower(model, elbo, Some(spans)).map_err(LowerError::from)
     }
 
     fn lower(

@@ -4,60 +4,87 @@
 use crate::span::Span;
 
 #[derive(Clone, Debug, PartialEq)]
+/// A name as written, with its span.
 pub struct Ident {
+    /// The name.
     pub name: String,
+    /// Where it is.
     pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A whole `model NAME { … }`.
 pub struct ModelAst {
+    /// The model's name.
     pub name: Ident,
+    /// Its declarations and blocks, in source order.
     pub items: Vec<Item>,
+    /// The whole model.
     pub span: Span,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The role of a declared variable.
 pub enum RoleAst {
+    /// `observed`: data.
     Observed,
+    /// `latent`: inferred.
     Latent,
+    /// `input`: given (actions, covariates), no factor.
     Input,
+    /// `state`: deterministic, defined by `=`.
     State,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A factorisation block.
 pub enum BlockKind {
+    /// `p { … }`: the generative model.
     P,
+    /// `q { … }`: the posterior.
     Q,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A type as written: `real[D]`, `unit[X]`, `binary`, `onehot[K]`.
 pub struct TypeAst {
     /// `real`, `unit`, `binary` or `onehot`.
     pub name: Ident,
     /// Bracketed dimensions; empty for a scalar.
     pub dims: Vec<Expr>,
+    /// The whole type.
     pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// `name = value` in `dim` or `const`.
 pub struct Binding {
+    /// The name.
     pub name: Ident,
+    /// Its value.
     pub value: Expr,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A keyword argument `name = value`.
 pub struct Kwarg {
+    /// The keyword.
     pub name: Ident,
+    /// Its value.
     pub value: Expr,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A call argument.
 pub enum Arg {
+    /// Positional.
     Pos(Expr),
+    /// Keyword.
     Kw(Kwarg),
 }
 
 impl Arg {
+    /// The argument's span.
     pub fn span(&self) -> Span {
         match self {
             Arg::Pos(e) => e.span,
@@ -67,17 +94,24 @@ impl Arg {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A net option, `name = value` or a bare flag.
 pub struct NetOpt {
+    /// The option.
     pub name: Ident,
+    /// Its value, if any.
     pub value: Option<Expr>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A net specification: `mlp(X -> H -> Y, relu)`, `gru(…)`.
 pub struct NetSpecAst {
+    /// The net kind (`mlp`, `gru`, …).
     pub kind: Ident,
     /// Layer sizes, `in -> hidden… -> out`.
     pub sizes: Vec<Expr>,
+    /// Options (`relu`, `reverse`, …).
     pub opts: Vec<NetOpt>,
+    /// The whole specification.
     pub span: Span,
 }
 
@@ -93,41 +127,60 @@ pub enum TargetIndex {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// The left of `~` or `=`: a variable and its index.
 pub struct Target {
+    /// The variable.
     pub name: Ident,
+    /// Its index.
     pub index: TargetIndex,
+    /// The target.
     pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A distribution: `Normal(μ, σ)`, `Normal.split(h, scale = exp)`.
 pub struct DistAst {
+    /// The family (`Normal`, `Bernoulli`, …).
     pub family: Ident,
     /// `Normal.split(…)` has form `split`.
     pub form: Option<Ident>,
+    /// Its arguments.
     pub args: Vec<Arg>,
+    /// The whole distribution.
     pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A statement of a `p` or `q` block.
 pub enum StmtAst {
+    /// `x ~ Dist(…)`: a factor.
     Sample {
+        /// The variable.
         target: Target,
+        /// Its distribution.
         dist: DistAst,
+        /// The statement.
         span: Span,
     },
+    /// `h[t] = expr`: a deterministic definition.
     Assign {
+        /// The variable.
         target: Target,
+        /// Its definition.
         value: Expr,
+        /// The statement.
         span: Span,
     },
 }
 
 impl StmtAst {
+    /// The variable the statement is about.
     pub fn target(&self) -> &Target {
         match self {
             StmtAst::Sample { target, .. } | StmtAst::Assign { target, .. } => target,
         }
     }
+    /// The statement's span.
     pub fn span(&self) -> Span {
         match self {
             StmtAst::Sample { span, .. } | StmtAst::Assign { span, .. } => *span,
@@ -136,75 +189,126 @@ impl StmtAst {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// An `objective` setting: `iwae = 8`, `scale o = 2`, `free_nats = 1 (after_mean)`.
 pub struct SettingAst {
+    /// The setting's name.
     pub key: Ident,
     /// `scale o = 2`: the term the setting applies to.
     pub subject: Option<Ident>,
+    /// Its value.
     pub value: Expr,
+    /// Options after it.
     pub opts: Vec<Kwarg>,
+    /// The setting.
     pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A top-level item of a model.
 pub enum Item {
+    /// `dim A = 3, B = 4`.
     Dims(Vec<Binding>),
+    /// `const c = 0.5`.
     Consts(Vec<Binding>),
+    /// `param name : type = init`.
     Param {
+        /// The parameter.
         name: Ident,
+        /// Its type.
         ty: TypeAst,
+        /// Its initial value (default 0).
         init: Option<Expr>,
+        /// The declaration.
         span: Span,
     },
+    /// `observed|latent|input|state x[t] : type via estimator`.
     Var {
+        /// Its role.
         role: RoleAst,
+        /// The variable.
         name: Ident,
+        /// Whether it is time-indexed (`x[t]`).
         timed: bool,
+        /// Its type.
         ty: TypeAst,
+        /// An explicit estimator (`via …`).
         estimator: Option<Ident>,
+        /// The declaration.
         span: Span,
     },
+    /// `net name = spec`.
     Net {
+        /// The net.
         name: Ident,
+        /// Its specification.
         spec: NetSpecAst,
+        /// The declaration.
         span: Span,
     },
+    /// `init x[k] = value` (k ≤ 0).
     Init {
+        /// The variable.
         name: Ident,
+        /// The step k.
         index: i64,
+        /// The value.
         value: Expr,
+        /// The declaration.
         span: Span,
     },
+    /// `optimality O[t](reward = …, alpha = …)`.
     Optimality {
+        /// The optimality variable.
         name: Ident,
+        /// Whether it is time-indexed.
         timed: bool,
+        /// Its arguments.
         args: Vec<Kwarg>,
+        /// The declaration.
         span: Span,
     },
+    /// `data "file.npz"`.
     Data {
+        /// The file, relative to the model file.
         path: String,
+        /// The declaration.
         span: Span,
     },
+    /// A `p { … }` or `q { … }` block.
     Block {
+        /// Which one.
         kind: BlockKind,
+        /// Its statements.
         stmts: Vec<StmtAst>,
+        /// The block.
         span: Span,
     },
+    /// `objective { … }`.
     Objective {
+        /// Its settings.
         settings: Vec<SettingAst>,
+        /// The block.
         span: Span,
     },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A binary operator.
 pub enum BinOp {
+    /// `+`.
     Add,
+    /// `-`.
     Sub,
+    /// `*` (elementwise).
     Mul,
+    /// `/` (elementwise).
     Div,
+    /// `@` (matrix product).
     MatMul,
 }
 
 impl BinOp {
+    /// The operator as written.
     pub fn symbol(self) -> &'static str {
         match self {
             BinOp::Add => "+",
@@ -230,30 +334,48 @@ pub enum IndexAst {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// An expression with its span.
 pub struct Expr {
+    /// What it is.
     pub kind: ExprKind,
+    /// Where it is.
     pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// The kinds of expression.
 pub enum ExprKind {
+    /// A number.
     Num(f64),
+    /// A name (variable, parameter, constant, dim).
     Name(Ident),
+    /// An indexed read `x[t-1]`, `x[1]`, `x[t:]`.
     Index {
+        /// The name.
         name: Ident,
+        /// The index.
         index: IndexAst,
     },
+    /// A call: a function (`exp`, `softplus`, `dot`, …) or a net.
     Call {
+        /// What is called.
         fun: Ident,
+        /// Its arguments.
         args: Vec<Arg>,
     },
+    /// A binary operation.
     Bin {
+        /// The operator.
         op: BinOp,
+        /// The left operand.
         lhs: Box<Expr>,
+        /// The right operand.
         rhs: Box<Expr>,
     },
+    /// Negation `-e`.
     Neg(Box<Expr>),
     /// `e.k`: element `k` (0-based) of a vector.
     Select(Box<Expr>, usize),
+    /// A literal array `[a, b, …]`.
     Array(Vec<Expr>),
 }

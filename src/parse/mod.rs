@@ -15,9 +15,15 @@ use pest::Parser;
 /// Brackets nested deeper than this are an error (`E002`).
 pub const MAX_DEPTH: usize = 64;
 
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/vmodel.pest"]
-struct VmodelParser;
+/// The pest parser generated from `grammar/vmodel.pest`, and its `Rule`s (one per grammar
+/// rule, named as there).
+#[allow(missing_docs)]
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/vmodel.pest"]
+    pub struct VmodelParser;
+}
+use grammar::{Rule, VmodelParser};
 
 /// Parse a whole `.vmodel` source.
 pub fn parse(src: &str) -> Result<ast::ModelAst, Vec<Diagnostic>> {

@@ -74,6 +74,7 @@ pub fn weight_term(s: &dyn Style, elbo: &Elbo, t: &Term) -> (bool, String) {
     }
 }
 
+/// `log p(evidence | given)`: what the ELBO bounds.
 pub fn bound(s: &dyn Style, b: &Bound) -> String {
     let mut ev: Vec<String> = b.evidence.iter().map(|e| s.var(e)).collect();
     ev.extend(b.optimality.iter().map(|o| format!("{} = 1", s.var(o))));

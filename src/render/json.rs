@@ -8,6 +8,7 @@ use crate::derive::Elbo;
 use crate::ir::Model;
 use serde::Serialize;
 
+/// The version of the JSON schema (`docs/elbo-json.md`).
 pub const VERSION: u32 = 1;
 
 #[derive(Serialize)]
@@ -43,6 +44,7 @@ struct Doc<'a> {
     steps: Option<Vec<JsonStep>>,
 }
 
+/// The ELBO (and optionally the derivation) as a JSON document.
 pub fn document(m: &Model, elbo: &Elbo, with_steps: bool) -> String {
     let steps = with_steps.then(|| {
         let t = steps(&Unicode, m, elbo);

@@ -10,8 +10,11 @@ use super::style::Style;
 use crate::derive::{Elbo, Range, TermKind};
 use crate::ir::*;
 
+/// One step of the derivation.
 pub struct Step {
+    /// Its title.
     pub title: String,
+    /// Why it holds.
     pub why: String,
     /// Display lines, math in the style's dialect, aligned on the relation.
     pub math: Vec<Line>,
@@ -20,7 +23,9 @@ pub struct Step {
 /// One display line: `lhs rel rhs`. `lhs` is empty on a continuation line; `rhs` starts with
 /// the relation or operator (`= …`, `+ …`, `≤ …`) or is a free-standing formula or note.
 pub struct Line {
+    /// The left-hand side.
     pub lhs: String,
+    /// The right-hand side.
     pub rhs: String,
 }
 
@@ -105,6 +110,7 @@ fn as_q(p_density: &str) -> String {
     p_density.replacen("p(", "q(", 1)
 }
 
+/// The numbered steps of the derivation.
 pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
     let latents: Vec<&Var> = m.vars.iter().filter(|v| v.role == Role::Latent).collect();
     let zs: Vec<String> = latents.iter().map(|v| all_steps(v)).collect();

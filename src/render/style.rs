@@ -3,31 +3,51 @@
 
 use crate::derive::{FactorView, Range};
 
+/// How symbols are written: Unicode text or LaTeX.
 pub trait Style {
     /// A variable reference as written (`s[t-1]`, `o[1:T]`).
     fn var(&self, v: &str) -> String;
+    /// A variable or parameter name.
     fn name(&self, n: &str) -> String;
+    /// A factor `q(z | x)`.
     fn factor(&self, f: &FactorView) -> String {
         self.density(f.block, &f.target, &f.given)
     }
+    /// A density `p(target | given)`.
     fn density(&self, block: &str, target: &str, given: &[String]) -> String;
+    /// An expectation under q of `body`.
     fn expect(&self, under: &[String], body: &str) -> String;
+    /// `KL(q ‖ p)`.
     fn kl(&self, q: &str, p: &str) -> String;
+    /// The entropy `H[q]`.
     fn entropy(&self, q: &str) -> String;
+    /// `log x`.
     fn log(&self, x: &str) -> String;
+    /// A sum over the steps of `range`.
     fn sum(&self, range: Range, body: &str) -> String;
+    /// A fraction.
     fn frac(&self, a: &str, b: &str) -> String;
+    /// The temperature α.
     fn alpha(&self) -> &'static str;
+    /// `≤`.
     fn leq(&self) -> &'static str;
+    /// `≥`.
     fn geq(&self) -> &'static str;
+    /// The minus sign.
     fn minus(&self) -> &'static str;
+    /// Source code, as written.
     fn code(&self, s: &str) -> String;
+    /// Prose.
     fn text(&self, s: &str) -> String;
     /// `𝔼_{sub}[ body ]`.
     fn expect_sub(&self, sub: &str, body: &str) -> String;
+    /// An integral of `body` over `over`.
     fn integral(&self, body: &str, over: &str) -> String;
+    /// An ellipsis.
     fn dots(&self) -> &'static str;
+    /// The empty set.
     fn empty_set(&self) -> &'static str;
+    /// The name of the bound, `ELBO`.
     fn elbo(&self) -> &'static str;
     /// The conditioning bar.
     fn bar(&self) -> &'static str;
@@ -45,7 +65,9 @@ pub trait Style {
     fn iwae_objective(&self) -> String;
 }
 
+/// Unicode text.
 pub struct Unicode;
+/// LaTeX.
 pub struct Latex;
 
 impl Style for Unicode {

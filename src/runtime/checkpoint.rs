@@ -24,8 +24,11 @@ pub const FORMAT: &str = "vic-checkpoint-v2";
 /// What [`load`] returns.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
+    /// The parameters.
     pub params: ParamStore,
+    /// Adam's state, when it was saved.
     pub adam: Option<Adam>,
+    /// The caller's JSON metadata, verbatim.
     pub meta: String,
 }
 

@@ -11,9 +11,13 @@ use super::RtError;
 /// Adam hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
+    /// Learning rate.
     pub lr: f64,
+    /// β₁, β₂: decay of the first and second moments.
     pub betas: [f64; 2],
+    /// ε in the denominator.
     pub eps: f64,
+    /// L2 weight decay (added to the gradient unless decoupled).
     pub weight_decay: f64,
     /// `true`: AdamW (decoupled) decay; `false`: L2 added to the gradient (torch `Adam`).
     pub decoupled: bool,
@@ -34,15 +38,20 @@ impl Default for AdamConfig {
 /// Moments of one parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Moments {
+    /// First moment (mean of the gradient).
     pub m: Vec<f32>,
+    /// Second moment (mean of its square).
     pub v: Vec<f32>,
 }
 
 /// Adam with its state (`step` = number of updates done).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Adam {
+    /// Its settings.
     pub cfg: AdamConfig,
+    /// Updates taken.
     pub step: u64,
+    /// Moments by parameter name.
     pub state: BTreeMap<String, Moments>,
 }
 
@@ -255,15 +264,20 @@ pub fn clip_global_norm(grads: &mut GradMap, max_norm: f64) -> f64 {
 /// Learning-rate schedule: `lr(step) = base · factor(step)`, `step` counted from 0.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LrSchedule {
+    /// The base rate throughout.
     Constant,
     /// Linear ramp from `1/warmup` to 1 over the first `warmup` steps.
     LinearWarmup {
+        /// Steps of the linear warm-up.
         warmup: u64,
     },
     /// Linear warmup, then cosine decay from 1 to `min_factor` at `total` steps.
     Cosine {
+        /// Steps of the linear warm-up.
         warmup: u64,
+        /// The step at which the cosine reaches its end.
         total: u64,
+        /// The final rate as a fraction of the base rate.
         min_factor: f64,
     },
 }

@@ -20,11 +20,17 @@ use std::f64::consts::PI;
 /// Physical constants (defaults: gym `Pendulum-v1`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Params {
+    /// Gravity (m/s²).
     pub g: f64,
+    /// Mass (kg).
     pub m: f64,
+    /// Length (m).
     pub l: f64,
+    /// Time step (s).
     pub dt: f64,
+    /// Angular speed limit (rad/s).
     pub max_speed: f64,
+    /// Torque limit (N·m).
     pub max_torque: f64,
 }
 
@@ -44,7 +50,9 @@ impl Default for Params {
 /// Pendulum state: angle (rad, 0 = upright, unwrapped) and angular velocity.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct State {
+    /// Angle from upright (rad).
     pub theta: f64,
+    /// Angular velocity (rad/s).
     pub theta_dot: f64,
 }
 
@@ -82,13 +90,18 @@ pub enum ActionNoise {
     Uniform,
     /// AR(1)-smoothed: `u_t = clip(ρ·u_{t−1} + sqrt(1−ρ²)·ε_t, −2, 2)`, `ε_t ~ U(−2, 2)`,
     /// `u_0 ~ U(−2, 2)`; `rho ∈ [0, 1)`.
-    Smoothed { rho: f64 },
+    Smoothed {
+        /// Correlation of successive actions (0: white noise).
+        rho: f64,
+    },
 }
 
 /// `n` trajectories of length `t`, row-major `f32`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trajectories {
+    /// Sequences.
     pub n: usize,
+    /// Steps per sequence.
     pub t: usize,
     /// `(n, t, 3)`: `[cos θ, sin θ, θ̇]` before each action.
     pub obs: Vec<f32>,

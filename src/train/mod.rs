@@ -10,10 +10,16 @@
 //! - the objective is summed over the batch (as Pyro's SVI loss); reports are per sequence.
 
 mod batch;
+pub mod params;
+mod plan;
 mod report;
+mod runner;
 
 pub use batch::{control_batch, data_batch, specs_of};
-pub use report::{EvalReport, Evidence, Gap, StepStats, TermStat};
+pub use params::{named_params, NamedParam};
+pub use plan::{PlanError, RunFlags, RunPlan, DEFAULT_BATCH, DEFAULT_STEPS, MIN_ROWS_TO_SPLIT};
+pub use report::{mean_se, EvalReport, Evidence, Gap, StepStats, TermStat};
+pub use runner::{Observer, RunEnd, RunError, RunOptions, RunOutcome};
 
 use crate::data::Dataset;
 use crate::lower::{Batch, Program};
@@ -36,24 +42,35 @@ pub enum Sampling {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+/// How a [`Trainer`] trains (see [`RunPlan`] to resolve it from a user's flags).
 pub struct TrainConfig {
+    /// Sequences per minibatch (control problems: rollouts per step).
     pub batch: usize,
+    /// Adam's learning rate.
     pub lr: f64,
+    /// Adam's β₁, β₂.
     pub betas: [f64; 2],
+    /// Adam's ε.
     pub eps: f64,
+    /// L2 weight decay.
     pub weight_decay: f64,
     /// Global gradient-norm clipping.
     pub clip: Option<f64>,
+    /// Steps of linear learning-rate warm-up.
     pub warmup: u64,
     /// Cosine decay to `min_lr_factor` over this many steps (None: constant after warmup).
     pub cosine_total: Option<u64>,
+    /// The cosine schedule's final rate, as a fraction of `lr`.
     pub min_lr_factor: f64,
+    /// Seeds the initialisation, the minibatches, the noise and the held-out split.
     pub seed: u64,
     /// Fraction of the data held out for evaluation.
     pub holdout: f64,
+    /// How minibatches are drawn.
     pub sampling: Sampling,
-    /// Rollout length of control problems (no data).
-    pub horizon: usize,
+    /// Rollout length of control problems (no data); `None` takes the model's `horizon`,
+    /// else 50 ([`Trainer::horizon`]).
+    pub horizon: Option<usize>,
     /// Score-function baseline: moving-average decay.
     pub baseline_decay: f64,
     /// Which runtime trains (not part of the run's identity: results agree up to rounding).
@@ -91,7 +108,7 @@ impl Default for TrainConfig {
             seed: 0,
             holdout: 0.1,
             sampling: Sampling::WithReplacement,
-            horizon: 50,
+            horizon: None,
             baseline_decay: 0.9,
             engine: EngineChoice::Auto,
             threads: 0,
@@ -100,24 +117,53 @@ impl Default for TrainConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a training step, an evaluation or a checkpoint failed.
 pub enum TrainError {
     #[error("step {step}: {what} is not finite ({value})")]
-    NonFinite { step: u64, what: String, value: f64 },
+    /// The ELBO, a term or the gradient norm is NaN or infinite; nothing was changed.
+    NonFinite {
+        /// The step (1-based).
+        step: u64,
+        /// The quantity (the ELBO, a term, the gradient norm).
+        what: String,
+        /// Its value.
+        value: f64,
+    },
     #[error("{0}")]
+    /// The tensor runtime failed.
     Runtime(#[from] RtError),
     #[error("checkpoint: {0}")]
+    /// A checkpoint cannot be read, written or used.
     Checkpoint(String),
     #[error("the fused runtime cannot run this model: {0}")]
+    /// The fused runtime was asked for a model it cannot run.
     Unsupported(String),
+}
+
+/// What a checkpoint says of the run that wrote it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CheckpointInfo {
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// The held-out fraction of its data.
+    pub holdout: f64,
+    /// Its seed (which also drew the held-out split).
+    pub seed: u64,
 }
 
 /// The training loop's state.
 pub struct Trainer {
+    /// The lowered model.
     pub program: Program,
+    /// The parameters.
     pub store: ParamStore,
+    /// The optimiser and its state.
     pub adam: Adam,
+    /// The configuration.
     pub cfg: TrainConfig,
+    /// The training split (`None` for a control problem).
     pub train: Option<Dataset>,
+    /// The held-out split, when data was held out.
     pub heldout: Option<Dataset>,
     /// Optimiser steps taken.
     pub step: u64,
@@ -128,6 +174,16 @@ pub struct Trainer {
     fused: Vec<crate::fused::Engine>,
     /// Why the fused runtime is not used, once known.
     fused_off: Option<String>,
+}
+
+/// The rollout length when neither the configuration nor the model gives one.
+pub const DEFAULT_HORIZON: usize = 50;
+
+/// A requested horizon, else the model's `horizon`, else [`DEFAULT_HORIZON`].
+pub fn resolve_horizon(requested: Option<usize>, model: &crate::ir::Model) -> usize {
+    requested
+        .or(model.objective.horizon.map(|h| h as usize))
+        .unwrap_or(DEFAULT_HORIZON)
 }
 
 /// A generator for one purpose at one step: independent streams, reproducible on resume.
@@ -232,13 +288,10 @@ impl Trainer {
         }
     }
 
+    /// The rollout length of a control problem: the configured one, else the model's
+    /// `horizon`, else [`DEFAULT_HORIZON`]. The one place the horizon is resolved.
     pub fn horizon(&self) -> usize {
-        self.program
-            .model
-            .objective
-            .horizon
-            .map(|h| h as usize)
-            .unwrap_or(self.cfg.horizon)
+        resolve_horizon(self.cfg.horizon, &self.program.model)
     }
 
     fn term_name(&self, i: usize) -> String {
@@ -625,12 +678,38 @@ impl Trainer {
         Ok(changed)
     }
 
-    /// Load parameters only (for `vic eval` / `vic sample`).
-    pub fn load_params(&mut self, path: &Path) -> Result<(), TrainError> {
+    /// Load parameters only (for `vic eval` / `vic sample`); returns what the checkpoint
+    /// says of the run that wrote it.
+    pub fn load_params(&mut self, path: &Path) -> Result<CheckpointInfo, TrainError> {
         let (_, meta) = self.load_checkpoint(path)?;
         self.step = meta["step"].as_u64().unwrap_or(0);
         self.params_changed();
-        Ok(())
+        let config = &meta["config"];
+        Ok(CheckpointInfo {
+            step: self.step,
+            holdout: config["holdout"].as_f64().unwrap_or(0.0),
+            seed: config["seed"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// Split the training data as a run with `holdout` and `seed` split it (as
+    /// [`Trainer::new`] does), so that an evaluation can score that run's held-out rows.
+    pub fn resplit(&mut self, holdout: f64, seed: u64) {
+        let all = match (self.train.take(), self.heldout.take()) {
+            (Some(t), None) => t,
+            (t, h) => {
+                self.train = t;
+                self.heldout = h;
+                return;
+            }
+        };
+        if holdout > 0.0 && all.n >= 2 {
+            let (a, b) = all.split(holdout, seed);
+            self.train = Some(a);
+            self.heldout = (b.n > 0).then_some(b);
+        } else {
+            self.train = Some(all);
+        }
     }
 }
 

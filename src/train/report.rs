@@ -4,36 +4,52 @@ use crate::lower::Program;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
+/// The statistics of one optimiser step.
 pub struct StepStats {
+    /// The step just taken (1-based).
     pub step: u64,
     /// Mean ELBO per sequence on this batch.
     pub elbo: f64,
     /// Mean value per sequence of each term (a KL as the non-negative KL).
     pub terms: Vec<f64>,
+    /// The learning rate of the step.
     pub lr: f64,
+    /// The global gradient norm (before clipping).
     pub grad_norm: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The mean entropy of the policy (control problems).
     pub policy_entropy: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// One ELBO term's estimate.
 pub struct TermStat {
+    /// The term's number in the `vic elbo` table (from 1).
     pub term: usize,
+    /// Its readable name ([`crate::render::label::term_labels`]), e.g. `KL s (t ≥ 2)`.
+    pub label: String,
+    /// Its kind (`log-likelihood`, `KL`, …).
     pub kind: &'static str,
+    /// The variable it belongs to.
     pub owner: String,
     /// +1 adds to the ELBO, −1 subtracts.
     pub sign: i8,
+    /// Mean per sequence.
     pub mean: f64,
+    /// Its standard error.
     pub stderr: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// An evaluation: the ELBO per sequence with its standard error, per term, and the evidence.
 pub struct EvalReport {
     /// Sequences × samples evaluated.
     pub n: usize,
+    /// Mean ELBO per sequence.
     pub elbo: f64,
     /// Standard error of the mean ELBO.
     pub stderr: f64,
+    /// Each term, in the order of the ELBO.
     pub terms: Vec<TermStat>,
     /// log p(x) per sequence: exact (`"kalman"`, `"gaussian"`) or the IWAE-K estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,10 +67,12 @@ pub struct EvalReport {
     #[serde(skip)]
     pub draws: Vec<f64>,
     #[serde(skip)]
+    /// The row of each draw.
     pub draw_seq: Vec<usize>,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// An estimate of log p(x) per sequence.
 pub struct Evidence {
     /// Mean over sequences.
     pub value: f64,
@@ -65,8 +83,11 @@ pub struct Evidence {
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// log p(x) − ELBO, the expected KL(q ‖ p(z | x)).
 pub struct Gap {
+    /// The estimate.
     pub value: f64,
+    /// Its standard error.
     pub stderr: f64,
 }
 
@@ -77,11 +98,12 @@ impl EvalReport {
         self.terms
             .iter()
             .find(|t| !t.mean.is_finite())
-            .map(|t| format!("term {} ({} of {}) is {}", t.term, t.kind, t.owner, t.mean))
+            .map(|t| format!("term {} ({}) is {}", t.term, t.label, t.mean))
             .or_else(|| (!self.elbo.is_finite()).then(|| format!("the ELBO is {}", self.elbo)))
     }
 }
 
+/// The mean of `v` and its standard error (n − 1 in the variance).
 pub fn mean_se(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().sum::<f64>() / n;
@@ -90,18 +112,22 @@ pub fn mean_se(v: &[f64]) -> (f64, f64) {
 }
 
 impl EvalReport {
+    /// The report of per-draw ELBOs `elbo` and per-term values `terms`.
     pub fn new(p: &Program, elbo: &[f64], terms: &[Vec<f64>]) -> EvalReport {
         let (m, se) = mean_se(elbo);
+        let labels = crate::render::label::term_labels(&p.elbo);
         let terms = p
             .elbo
             .terms
             .iter()
             .zip(terms)
+            .zip(labels)
             .enumerate()
-            .map(|(i, (t, v))| {
+            .map(|(i, ((t, v), label))| {
                 let (tm, tse) = mean_se(v);
                 TermStat {
                     term: i + 1,
+                    label,
                     kind: t.kind.name(),
                     owner: t.owner.clone(),
                     sign: t.kind.sign(),
@@ -198,13 +224,18 @@ impl EvalReport {
             "ELBO {:.4} ± {:.4} (standard error over {} draws)\n",
             self.elbo, self.stderr, self.n
         );
+        let w = self
+            .terms
+            .iter()
+            .map(|t| t.label.chars().count())
+            .max()
+            .unwrap_or(0);
         for t in &self.terms {
             s.push_str(&format!(
-                "  {:>2}  {} {:<15} {:<8} {:>12.4} ± {:.4}\n",
+                "  {:>2}  {} {} {:>12.4} ± {:.4}\n",
                 t.term,
                 if t.sign < 0 { "−" } else { "+" },
-                t.kind,
-                t.owner,
+                crate::render::pad_right(&t.label, w),
                 t.mean,
                 t.stderr
             ));

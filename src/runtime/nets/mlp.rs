@@ -13,10 +13,15 @@ use super::params::{ParamStore, Params};
 /// Hidden-layer activation (the output layer is always linear).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
+    /// max(0, x).
     Relu,
+    /// tanh x.
     Tanh,
+    /// x for x > 0, else eˣ − 1.
     Elu,
+    /// x · σ(x).
     Silu,
+    /// No activation (a linear output layer).
     None,
 }
 

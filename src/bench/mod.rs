@@ -21,8 +21,8 @@
 //! Nothing here changes how vic trains: it is `vic::compile` → `Program::new` →
 //! `Trainer::new` → `trainer.step()`, as a user of the library would write it.
 
-use super::session::{coded, train_error};
-use super::{FAILED, OK, USAGE};
+use crate::cli::session::{coded, train_error};
+use crate::cli::{FAILED, OK, USAGE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -57,6 +57,7 @@ pub enum Workload {
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
+    /// The workload to run.
     #[arg(value_enum)]
     pub workload: Workload,
     /// Optimiser steps of the fixed run (default: W1 2000, W2 1000, W3 5000, W4/W5 300, as
@@ -73,6 +74,7 @@ pub struct BenchArgs {
     /// or the timed part of the fixed run if that is shorter).
     #[arg(long)]
     pub loss_window: Option<usize>,
+    /// Random seed (initialisation, minibatches, noise).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Worker threads: the fused runtime's workers (at most 2), and RAYON_NUM_THREADS for the
@@ -414,6 +416,7 @@ fn round(x: f64, d: i32) -> f64 {
     (x * m).round() / m
 }
 
+/// `vic bench`: run a workload and print its measurements.
 pub fn run(a: BenchArgs) -> u8 {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", a.threads.max(1).to_string());
@@ -426,13 +429,13 @@ pub fn run(a: BenchArgs) -> u8 {
             .min(steps.saturating_sub(a.warmup.max(1)).max(1) as usize)
     });
     if steps == 0 || window == 0 || a.warmup >= steps {
-        return super::session::flag_error(
+        return crate::cli::session::flag_error(
             "--steps must exceed --warmup, and --loss-window must be ≥ 1".into(),
             "e.g. --steps 2000 --warmup 5",
         );
     }
     if window as u64 > steps - a.warmup.max(1) {
-        return super::session::flag_error(
+        return crate::cli::session::flag_error(
             format!("--loss-window {window} is longer than the timed part of the fixed run"),
             "lower --loss-window or raise --steps",
         );

@@ -1,0 +1,255 @@
+//! What `vic run` shows and records while [`vic::train::Trainer::run`] trains: the progress
+//! bar (elapsed, ETA, running means of the ELBO and of each term by its readable name),
+//! `metrics.jsonl`, Ctrl-C, and the curves drawn into `elbo.svg` at the end.
+//!
+//! Each `metrics.jsonl` line is one JSON object written in one write, with `step`, `split`
+//! (`train` or `heldout`), `time` (Unix seconds, wall clock), `elbo`, and `terms`: an object
+//! keyed by the labels of [`vic::render::label::term_labels`] (`{"log p(o)": -40.1,
+//! "KL s (t = 1)": 0.8, …}`). Training lines add `lr`, `grad_norm` and (control)
+//! `policy_entropy`; evaluations add `stderr` and `terms_stderr`; the last line has
+//! `"final": true`; a failed step writes `{"step", "time", "error"}`.
+
+use super::plot::{panels, Series};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use vic::train::{EvalReport, Observer, StepStats, TrainError};
+
+/// The observer of a `vic run`.
+pub struct Progress {
+    bar: ProgressBar,
+    metrics: std::fs::File,
+    labels: Vec<String>,
+    total: u64,
+    log_every: u64,
+    stop: Arc<AtomicBool>,
+    running: Option<(f64, Vec<f64>)>,
+    curve: Vec<(f64, f64)>,
+    term_curves: Vec<Vec<(f64, f64)>>,
+    held_curve: Vec<(f64, f64)>,
+}
+
+/// Wall-clock time as Unix seconds (millisecond resolution), for `metrics.jsonl`.
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| (d.as_millis() as f64) / 1000.0)
+}
+
+/// `{label: value}` in the order of the terms.
+pub fn keyed(labels: &[String], values: impl IntoIterator<Item = f64>) -> Value {
+    Value::Object(
+        labels
+            .iter()
+            .cloned()
+            .zip(values.into_iter().map(|v| json!(v)))
+            .collect::<Map<String, Value>>(),
+    )
+}
+
+impl Progress {
+    /// Opens `metrics` (appending when the run resumes) and the progress bar.
+    pub fn new(
+        metrics: &Path,
+        append: bool,
+        labels: Vec<String>,
+        total: u64,
+        log_every: u64,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<Progress> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(append)
+            .write(true)
+            .truncate(!append)
+            .open(metrics)?;
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} {bar:30} {pos}/{len} {per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let n = labels.len();
+        Ok(Progress {
+            bar,
+            metrics: file,
+            labels,
+            total,
+            log_every: log_every.max(1),
+            stop,
+            running: None,
+            curve: Vec::new(),
+            term_curves: vec![Vec::new(); n],
+            held_curve: Vec::new(),
+        })
+    }
+
+    /// One metrics line in one write, so a line is never split between writes.
+    fn write(&mut self, mut v: Value) {
+        if let Value::Object(m) = &mut v {
+            m.insert("time".into(), json!(now()));
+        }
+        let _ = self.metrics.write_all(format!("{v}\n").as_bytes());
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    /// The line of a failed step.
+    pub fn error_line(&mut self, step: u64, error: &str) {
+        self.write(json!({"step": step, "error": error}));
+    }
+
+    /// The final evaluation's line.
+    pub fn final_report(&mut self, step: u64, heldout: bool, r: &EvalReport) {
+        self.held_curve.push((step as f64, r.elbo));
+        let terms = keyed(&self.labels, r.terms.iter().map(|t| t.mean));
+        let stderr = keyed(&self.labels, r.terms.iter().map(|t| t.stderr));
+        self.write(json!({
+            "step": step,
+            "split": if heldout { "heldout" } else { "train" },
+            "final": true,
+            "elbo": r.elbo,
+            "stderr": r.stderr,
+            "terms": terms,
+            "terms_stderr": stderr,
+        }));
+    }
+
+    /// Draws `elbo.svg`: the ELBO (running mean and evaluations) and each term.
+    pub fn plot(&mut self, path: &Path, name: &str, heldout: bool) {
+        let groups = vec![
+            (
+                "ELBO per sequence".to_string(),
+                vec![
+                    Series {
+                        name: "train (running mean)".into(),
+                        points: std::mem::take(&mut self.curve),
+                        dashed: false,
+                    },
+                    Series {
+                        name: if heldout {
+                            "held-out".into()
+                        } else {
+                            "evaluation".into()
+                        },
+                        points: std::mem::take(&mut self.held_curve),
+                        dashed: true,
+                    },
+                ],
+            ),
+            (
+                "terms (running mean per sequence)".to_string(),
+                self.labels
+                    .iter()
+                    .cloned()
+                    .zip(std::mem::take(&mut self.term_curves))
+                    .map(|(n, p)| Series {
+                        name: n,
+                        points: p,
+                        dashed: false,
+                    })
+                    .collect(),
+            ),
+        ];
+        if let Err(e) = panels(path, &format!("vic run {name}"), &groups) {
+            eprintln!("warning: could not write elbo.svg: {e}");
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn should_stop(&mut self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn resumed(&mut self, step: u64, from: &Path, changed: &[String]) {
+        if !changed.is_empty() {
+            eprintln!(
+                "{:?}",
+                miette::Report::new(
+                    miette::MietteDiagnostic::new(format!(
+                        "resumed with settings that differ from the checkpoint's: {}",
+                        changed.join(", ")
+                    ))
+                    .with_code(vic::diag::Code::ResumeChanged.as_str())
+                    .with_severity(miette::Severity::Warning)
+                    .with_help("the run continues with the new settings, so it is not the run an uninterrupted one would have been; pass the original flags to continue it exactly")
+                )
+            );
+        }
+        if step >= self.total {
+            eprintln!(
+                "{:?}",
+                miette::Report::new(
+                    miette::MietteDiagnostic::new(format!(
+                        "the checkpoint is at step {step}, and the run asks for {} in all: there is nothing left to train",
+                        self.total
+                    ))
+                    .with_code(vic::diag::Code::AlreadyTrained.as_str())
+                    .with_severity(miette::Severity::Warning)
+                    .with_help(format!(
+                        "--steps counts every step, resumed ones included: pass a total above {step}, e.g. --steps {}",
+                        step.saturating_mul(2).max(step + 1)
+                    ))
+                )
+            );
+        }
+        eprintln!("resumed at step {step} from {}", from.display());
+        self.bar.set_position(step.min(self.total));
+        self.bar.reset_eta();
+    }
+
+    fn stepped(&mut self, s: &StepStats) {
+        self.running = Some(match self.running.take() {
+            None => (s.elbo, s.terms.clone()),
+            Some((e, ts)) => (
+                0.95 * e + 0.05 * s.elbo,
+                ts.iter()
+                    .zip(&s.terms)
+                    .map(|(a, b)| 0.95 * a + 0.05 * b)
+                    .collect(),
+            ),
+        });
+        let (re, rt) = self.running.clone().unwrap_or_default();
+        if s.step.is_multiple_of(self.log_every) || s.step == self.total {
+            let terms = keyed(&self.labels, s.terms.iter().copied());
+            let mut line = json!({"step": s.step, "split": "train", "elbo": s.elbo, "terms": terms, "lr": s.lr, "grad_norm": s.grad_norm});
+            if let (Some(h), Value::Object(m)) = (s.policy_entropy, &mut line) {
+                m.insert("policy_entropy".into(), json!(h));
+            }
+            self.write(line);
+            self.curve.push((s.step as f64, re));
+            for (c, v) in self.term_curves.iter_mut().zip(&rt) {
+                c.push((s.step as f64, *v));
+            }
+            let msg: Vec<String> = self
+                .labels
+                .iter()
+                .zip(&rt)
+                .map(|(n, v)| format!("{n} {v:.2}"))
+                .collect();
+            self.bar
+                .set_message(format!("ELBO {re:.3} | {}", msg.join(" | ")));
+        }
+        self.bar.set_position(s.step);
+    }
+
+    fn evaluated(&mut self, step: u64, r: &EvalReport) {
+        self.held_curve.push((step as f64, r.elbo));
+        let terms = keyed(&self.labels, r.terms.iter().map(|t| t.mean));
+        let stderr = keyed(&self.labels, r.terms.iter().map(|t| t.stderr));
+        self.write(json!({"step": step, "split": "heldout", "elbo": r.elbo, "stderr": r.stderr, "terms": terms, "terms_stderr": stderr}));
+    }
+
+    fn checkpoint_failed(&mut self, step: u64, error: &TrainError) {
+        self.bar
+            .suspend(|| eprintln!("warning: the checkpoint at step {step} failed: {error}"));
+    }
+}
