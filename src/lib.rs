@@ -18,6 +18,8 @@
 //! assert_eq!(model.checked.model.vars.len(), 2);
 //! ```
 
+/// Environments, replay and returns for `vic agent` (issue 9, in progress).
+pub mod agent;
 pub mod check;
 pub mod data;
 pub mod derive;
