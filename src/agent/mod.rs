@@ -16,5 +16,6 @@ pub mod episodes;
 pub mod pendulum;
 pub mod replay;
 pub mod returns;
+pub mod rollout;
 
 pub use env::{open, Env, EnvSpec, Step};
