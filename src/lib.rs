@@ -56,6 +56,8 @@
 // The library is pure: output is the command line's (src/cli); tests may print.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+/// Environments, replay and returns for `vic agent` (issue 9, in progress).
+pub mod agent;
 #[allow(missing_docs)]
 pub mod check;
 pub mod data;

@@ -25,6 +25,10 @@ use vic::diag::{render_plain, Code};
 
 /// Codes that `vic::compile` cannot produce from any source (see the module doc).
 const NOT_FROM_SOURCE: &[Code] = &[
+    Code::UnknownEnv,
+    Code::EnvUnavailable,
+    Code::EnvSpace,
+    Code::EnvProtocol,
     Code::DataUnreadable,
     Code::DataInvalidFormat,
     Code::DataMissingArray,

@@ -121,6 +121,11 @@ codes! {
     OutOfMemory = "E202", "the run does not fit in memory";
     CannotSample = "E203", "cannot draw from the model";
     Backend = "E204", "the tensor backend failed on a checked model";
+    // environments (`vic agent`)
+    UnknownEnv = "E300", "unknown environment";
+    EnvUnavailable = "E301", "cannot start the environment";
+    EnvSpace = "E302", "environment spaces not supported";
+    EnvProtocol = "E303", "the environment failed or broke the bridge protocol";
     // warnings
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";
