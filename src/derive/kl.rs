@@ -52,11 +52,5 @@ impl KlForm {
 /// The closed form of `KL(q ‖ p)` for two families, if there is one. (`Flat` priors are
 /// handled as entropies by the caller.)
 pub fn closed_form(q: Family, p: Family) -> Option<KlForm> {
-    match (q, p) {
-        (Family::Normal, Family::Normal) => Some(KlForm::NormalNormal),
-        (Family::Bernoulli, Family::Bernoulli) => Some(KlForm::BernoulliBernoulli),
-        (Family::Categorical, Family::Categorical) => Some(KlForm::CategoricalCategorical),
-        (Family::Uniform, Family::Uniform) => Some(KlForm::UniformUniform),
-        _ => None,
-    }
+    q.kl_with(p)
 }
