@@ -217,8 +217,16 @@ fn modifiers_are_displayed_exactly_where_they_are_applied() {
     // Each KL below is far under 5 nats, so free nats, where applied, zero the KL's gradient.
     let settings = [
         ("free_nats = 5.0", "free nats", Some("KL")),
-        ("free_nats = 5.0, placement = per_step", "free nats", Some("KL")),
-        ("free_nats = 5.0, placement = per_element", "free nats", Some("KL")),
+        (
+            "free_nats = 5.0, placement = per_step",
+            "free nats",
+            Some("KL"),
+        ),
+        (
+            "free_nats = 5.0, placement = per_element",
+            "free nats",
+            Some("KL"),
+        ),
         ("kl_balance = 0.8", "KL balance", Some("KL")),
         ("kl_weight = 0.5", "KL weight", None),
         ("scale z = 2", "× 2", None),

@@ -49,6 +49,30 @@ impl Ck {
         }
     }
 
+    /// `W004`: a modifier the objective block sets that acts on no term of this model (free
+    /// nats and KL balancing shape closed-form KL terms only; see `crate::objective`).
+    pub fn unused_modifiers(&mut self) {
+        let Some(span) = self.spans.objective else {
+            return;
+        };
+        let elbo = crate::derive::derive(&self.model);
+        let computes: Vec<_> = elbo.terms.iter().map(|t| t.compute).collect();
+        for spec in crate::objective::unused(&self.model.objective, &computes) {
+            let key = spec.key;
+            self.err(
+                Diagnostic::new(
+                    Code::ModifierUnused,
+                    format!("`{key}` acts on no term of this model"),
+                )
+                .label(Span::new(span.lo, span.lo + 9), format!("sets `{key}`"))
+                .help(format!(
+                    "`{key}` acts on {}; this model has none (a family pair without a closed-form KL, a Flat prior or IWAE makes a Monte Carlo log-ratio or an entropy): remove it",
+                    spec.acts_on
+                )),
+            );
+        }
+    }
+
     fn bad_setting(&mut self, s: &SettingAst, why: &str, help: &str) {
         self.err(
             Diagnostic::new(Code::BadSetting, format!("invalid `{}`: {why}", s.key.name))

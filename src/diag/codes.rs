@@ -123,4 +123,5 @@ codes! {
     Unused = "W001", "declared but never used";
     NeverInferred = "W002", "latent read by nothing";
     ResumeChanged = "W003", "resumed with different settings";
+    ModifierUnused = "W004", "objective modifier acts on no term";
 }

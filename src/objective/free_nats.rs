@@ -11,6 +11,7 @@ use crate::ir::{FreeNats, FreeNatsPlacement, Objective, VarOrOpt};
 pub const SPEC: ModifierSpec = ModifierSpec {
     key: "free_nats",
     applies,
+    acts_on: "closed-form KL terms only",
     is_set: |o| o.free_nats.is_some(),
     attach,
     display,

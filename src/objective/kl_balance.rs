@@ -10,6 +10,7 @@ use crate::ir::{Objective, VarOrOpt};
 pub const SPEC: ModifierSpec = ModifierSpec {
     key: "kl_balance",
     applies,
+    acts_on: "closed-form KL terms only",
     is_set: |o| o.kl_balance.is_some(),
     attach,
     display,

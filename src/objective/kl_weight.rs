@@ -10,6 +10,7 @@ use crate::ir::{KlWeight, Objective, VarOrOpt};
 pub const SPEC: ModifierSpec = ModifierSpec {
     key: "kl_weight",
     applies,
+    acts_on: "KL-like terms (closed-form KLs, Monte Carlo log-ratios, entropies)",
     is_set: |o| o.kl_weight != KlWeight::Fixed(1.0),
     attach,
     display,

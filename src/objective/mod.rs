@@ -45,6 +45,8 @@ pub struct ModifierSpec {
     pub key: &'static str,
     /// Whether it acts on a term computed this way.
     pub applies: fn(Compute) -> bool,
+    /// The terms it acts on, as a help line says it.
+    pub acts_on: &'static str,
     /// Whether the objective block sets it (to a value that changes anything).
     pub is_set: fn(&Objective) -> bool,
     /// Copy the setting onto a term's modifiers (called only where `applies` holds).
@@ -87,11 +89,10 @@ pub fn display(m: &Modifiers) -> String {
 }
 
 /// The settings that are set but act on none of these term computations (a warning each).
-pub fn unused(obj: &Objective, computes: &[Compute]) -> Vec<&'static str> {
+pub fn unused(obj: &Objective, computes: &[Compute]) -> Vec<&'static ModifierSpec> {
     MODIFIERS
         .iter()
         .filter(|spec| (spec.is_set)(obj) && !computes.iter().any(|c| (spec.applies)(*c)))
-        .map(|spec| spec.key)
         .collect()
 }
 

@@ -9,6 +9,7 @@ use crate::ir::{Objective, VarOrOpt};
 pub const SPEC: ModifierSpec = ModifierSpec {
     key: "scale",
     applies,
+    acts_on: "every term",
     is_set: |o| !o.scales.is_empty(),
     attach,
     display,
