@@ -271,15 +271,7 @@ impl Ck {
                         format!("`{}` has no form `{}`", family.name(), f.name),
                     )
                     .label(f.span, "unknown form")
-                    .help(format!(
-                        "only {} have `.split(head)`",
-                        crate::family::FAMILIES
-                            .iter()
-                            .filter(|s| s.split)
-                            .map(|s| s.name)
-                            .collect::<Vec<_>>()
-                            .join(" and ")
-                    )),
+                    .help(format!("only {} have `.split(head)`", split_families())),
                 );
                 return None;
             }
@@ -514,4 +506,17 @@ pub fn dist_reads(d: &Dist) -> Vec<Read> {
         }
     }
     out
+}
+
+/// The families with a `.split(head)` form, as a help line lists them: "A, B and C".
+fn split_families() -> String {
+    let names: Vec<&str> = crate::family::FAMILIES
+        .iter()
+        .filter(|s| s.split)
+        .map(|s| s.name)
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }

@@ -25,6 +25,8 @@ pub enum Family {
     Flat,
     /// tanh(Normal(loc, scale)), with the tanh Jacobian.
     TanhNormal,
+    /// Laplace(loc, scale), elementwise.
+    Laplace,
 }
 
 /// How the parameters of a family are written and stored (`ir::DistArgs`).
@@ -109,6 +111,8 @@ pub enum EntropyForm {
     Bernoulli,
     /// Σ_g −Σ_k π_gk log π_gk, from logits.
     Categorical,
+    /// Σ 1 + log 2bᵢ.
+    Laplace,
 }
 
 impl EntropyForm {
@@ -119,6 +123,7 @@ impl EntropyForm {
             EntropyForm::Uniform => "Σᵢ log(bᵢ − aᵢ)",
             EntropyForm::Bernoulli => "Σᵢ −πᵢ log πᵢ − (1 − πᵢ) log(1 − πᵢ)",
             EntropyForm::Categorical => "Σ_g −Σ_k π_gk log π_gk",
+            EntropyForm::Laplace => "Σᵢ 1 + log 2bᵢ",
         }
     }
 }
@@ -168,7 +173,7 @@ const LOGITS: ParamSpec = ParamSpec {
 };
 
 /// The table: one row per family, in the enum's order.
-pub const FAMILIES: [FamilySpec; 6] = [
+pub const FAMILIES: [FamilySpec; 7] = [
     FamilySpec {
         family: Family::Normal,
         name: "Normal",
@@ -260,6 +265,20 @@ pub const FAMILIES: [FamilySpec; 6] = [
         reparam: Some("transformed location-scale: z = tanh(μ + σ·ε)"),
         entropy: None,
         kl: &[],
+        event: "loc and scale of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::Laplace,
+        name: "Laplace",
+        args: ArgsKind::LocScale,
+        params: &[LOC, SCALE],
+        split: true,
+        support: Support::Real,
+        improper: false,
+        bounded: Bounded::Unbounded,
+        reparam: Some("location-scale: z = μ + b·ε, ε ~ Laplace(0, 1)"),
+        entropy: Some(EntropyForm::Laplace),
+        kl: &[(Family::Laplace, KlForm::LaplaceLaplace)],
         event: "loc and scale of size D (or scalars that broadcast)",
     },
 ];

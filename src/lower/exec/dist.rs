@@ -6,7 +6,7 @@
 use super::*;
 use crate::derive::KlForm;
 use crate::family::EntropyForm;
-use crate::runtime::dist::{bernoulli, categorical, normal, tanh_normal, uniform};
+use crate::runtime::dist::{bernoulli, categorical, laplace, normal, tanh_normal, uniform};
 use crate::runtime::rng::{normal_noise, uniform_noise};
 
 /// Distribution parameters at some rows.
@@ -173,6 +173,9 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             (DistVals::Bounds(a, b), Family::Uniform) => {
                 uniform::rsample(a.clone(), b.clone(), uniform_noise(&dev, rng, rows, size))
             }
+            (DistVals::LocScale(l, s), Family::Laplace) => {
+                laplace::rsample(l.clone(), s.clone(), laplace::noise(&dev, rng, rows, size))
+            }
             (DistVals::Logits(l), Family::Bernoulli) => match est {
                 Estimator::StraightThrough => bernoulli::sample_st(l.clone(), rng),
                 _ => {
@@ -235,6 +238,7 @@ pub(super) fn log_prob<T: LTape>(
             None => tanh_normal::log_prob(x, l, s),
         },
         (Family::Uniform, DistVals::Bounds(a, b)) => uniform::log_prob(&x, a, b),
+        (Family::Laplace, DistVals::LocScale(l, s)) => laplace::log_prob(x, l, s),
         (Family::Bernoulli, DistVals::Logits(l)) => bernoulli::log_prob(x, l),
         (Family::Categorical, DistVals::Logits(l)) => categorical::log_prob(x, l, k)?,
         (f, _) => return Err(RtError::Shape(format!("log-density of {}", f.name()))),
@@ -272,6 +276,9 @@ pub(super) fn kl_rows<T: LTape>(
         (KlForm::UniformUniform, DistVals::Bounds(a, b), DistVals::Bounds(c, d)) => {
             (uniform::kl(a, b, c, d)?, false)
         }
+        (KlForm::LaplaceLaplace, DistVals::LocScale(a, b), DistVals::LocScale(c, d)) => {
+            (laplace::kl(a, b, c, d), false)
+        }
         (f, _, _) => {
             return Err(RtError::Shape(format!(
                 "the parameters do not fit the closed-form KL {f:?}"
@@ -294,6 +301,7 @@ pub(super) fn entropy_rows<T: LTape>(
         (Some(EntropyForm::Uniform), DistVals::Bounds(a, b)) => uniform::entropy(a, b),
         (Some(EntropyForm::Bernoulli), DistVals::Logits(l)) => bernoulli::entropy(l),
         (Some(EntropyForm::Categorical), DistVals::Logits(l)) => categorical::entropy(l, k)?,
+        (Some(EntropyForm::Laplace), DistVals::LocScale(_, s)) => laplace::entropy(s),
         (Some(f), _) => {
             return Err(RtError::Shape(format!(
                 "the parameters do not fit the closed-form entropy {f:?}"
