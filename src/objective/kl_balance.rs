@@ -3,12 +3,15 @@
 //! closed-form KL terms only.
 
 use super::{num, ModifierSpec, Modifiers};
+use crate::check::env::Ck;
 use crate::derive::Compute;
 use crate::ir::{Objective, VarOrOpt};
+use crate::parse::ast::SettingAst;
 
 /// This modifier's row of [`super::MODIFIERS`].
 pub const SPEC: ModifierSpec = ModifierSpec {
     key: "kl_balance",
+    parse,
     applies,
     acts_on: "closed-form KL terms only",
     is_set: |o| o.kl_balance.is_some(),
@@ -39,5 +42,21 @@ pub fn gradient_weights(m: &Modifiers) -> (f32, f32) {
     match m.kl_balance {
         Some(b) => ((1.0 - b) as f32, b as f32),
         None => (1.0, 1.0),
+    }
+}
+
+/// Parse and check the `kl_balance` setting into the model's objective (diagnostics on `ck`).
+fn parse(ck: &mut Ck, s: &SettingAst) {
+    let Some(b) = ck.scalar_eval(&s.value) else {
+        return;
+    };
+    if (0.0..=1.0).contains(&b) {
+        ck.model.objective.kl_balance = Some(b);
+    } else {
+        ck.bad_setting(
+            s,
+            &format!("{b} is outside [0, 1]"),
+            "the balance is the weight of the prior side, e.g. `kl_balance = 0.8` (DreamerV2)",
+        );
     }
 }

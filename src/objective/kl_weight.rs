@@ -3,12 +3,15 @@
 //! annealing is linear in the optimiser step, then constant.
 
 use super::{num, ModifierSpec, Modifiers};
+use crate::check::env::Ck;
 use crate::derive::Compute;
 use crate::ir::{KlWeight, Objective, VarOrOpt};
+use crate::parse::ast::{Arg, ExprKind, SettingAst};
 
 /// This modifier's row of [`super::MODIFIERS`].
 pub const SPEC: ModifierSpec = ModifierSpec {
     key: "kl_weight",
+    parse,
     applies,
     acts_on: "KL-like terms (closed-form KLs, Monte Carlo log-ratios, entropies)",
     is_set: |o| o.kl_weight != KlWeight::Fixed(1.0),
@@ -74,4 +77,46 @@ pub(super) fn ser<S: serde::Serializer>(w: &Option<KlWeight>, s: S) -> Result<S:
         }
     }
     m.end()
+}
+
+/// Parse and check the `kl_weight` setting into the model's objective (diagnostics on `ck`).
+fn parse(ck: &mut Ck, s: &SettingAst) {
+    if let ExprKind::Call { fun, args } = &s.value.kind {
+        if fun.name == "anneal" {
+            let mut pos = vec![];
+            let mut steps = None;
+            for a in args {
+                match a {
+                    Arg::Pos(e) => pos.push(ck.scalar_eval(e)),
+                    Arg::Kw(k) if k.name.name == "steps" => steps = ck.scalar_eval(&k.value),
+                    Arg::Kw(k) => {
+                        ck.bad_setting(
+                            s,
+                            &format!("unknown argument `{}`", k.name.name),
+                            "write `anneal(from, to, steps = N)`",
+                        );
+                        return;
+                    }
+                }
+            }
+            match (pos.as_slice(), steps) {
+                    ([Some(a), Some(b)], Some(n)) if *a >= 0.0 && *b >= 0.0 && n >= 1.0 && n.fract() == 0.0 => {
+                        ck.model.objective.kl_weight = KlWeight::Anneal { from: *a, to: *b, steps: n as u64 };
+                    }
+                    _ => ck.bad_setting(s, "anneal needs from ≥ 0, to ≥ 0 and a whole `steps = N ≥ 1`", "write `kl_weight = anneal(0, 1, steps = 5000)`: linear from 0 to 1 over 5000 steps"),
+                }
+            return;
+        }
+    }
+    if let Some(w) = ck.scalar_eval(&s.value) {
+        if w >= 0.0 {
+            ck.model.objective.kl_weight = KlWeight::Fixed(w);
+        } else {
+            ck.bad_setting(
+                s,
+                "a KL weight is ≥ 0",
+                "write a number ≥ 0 or `anneal(from, to, steps = N)`",
+            );
+        }
+    }
 }

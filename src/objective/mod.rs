@@ -1,6 +1,7 @@
 //! Objective modifiers as a list: each modifier of the `objective { … }` block that reshapes
 //! ELBO terms (per-term scale, KL weight and annealing, free nats in its three placements, KL
-//! balancing) is one file here with, in one place, which term computations it acts on
+//! balancing) is one file here with, in one place, its parse and check (called by
+//! `check::objective` for its key), which term computations it acts on
 //! (`applies`), how it is attached to a term ([`attach`]), how it is displayed ([`display`]),
 //! and how it is applied: the helpers the reference loss (`lower::terms`) and the fused loss
 //! head (`fused::engine`, `fused::build`) both call.
@@ -43,6 +44,8 @@ pub struct Modifiers {
 pub struct ModifierSpec {
     /// The `objective` setting that turns it on.
     pub key: &'static str,
+    /// Parse and check the setting into `ck.model.objective` (diagnostics on `ck`).
+    pub parse: fn(&mut crate::check::env::Ck, &crate::parse::ast::SettingAst),
     /// Whether it acts on a term computed this way.
     pub applies: fn(Compute) -> bool,
     /// The terms it acts on, as a help line says it.
