@@ -65,12 +65,14 @@ pub mod data;
 pub mod derive;
 pub mod diag;
 pub mod evidence;
+pub mod family;
 pub mod fused;
 #[allow(missing_docs)]
 pub mod ir;
 pub mod limits;
 #[allow(missing_docs)]
 pub mod lower;
+pub mod objective;
 pub mod parse;
 pub mod render;
 pub mod runtime;

@@ -154,3 +154,101 @@ fn kl_annealing_scales_the_kl_gradient() {
         );
     }
 }
+
+/// The toy with another q or prior: `(p of z, q of z, objective)`.
+fn variant(pz: &str, qz: &str, objective: &str) -> String {
+    format!(
+        r#"
+model toy {{
+  observed x : real
+  latent   z : real
+  param m  : real = 0.3
+  param s  : real = 0.5413248546
+  param pm : real = 0
+  p {{ z ~ {pz}
+      x ~ Normal(z, 1) }}
+  q {{ z ~ {qz} }}
+  objective {{ {objective} }}
+}}"#
+    )
+}
+
+/// The KL-like term's modifier column as `vic elbo` displays it, and the parameter gradients
+/// of the training objective (same seed and batch).
+fn display_and_grads(src: &str) -> (String, String, BTreeMap<String, Vec<f32>>) {
+    let model = vic::compile(src, "toy.vmodel").expect("compiles");
+    let elbo = model.elbo();
+    let term = elbo
+        .terms
+        .iter()
+        .find(|t| t.kind.is_kl_like())
+        .expect("a KL-like term");
+    let shown = vic::objective::display(&term.modifiers);
+    let prog = Program::new(model.ir(), &elbo).expect("lowers");
+    let dev = vic::runtime::Dev::default();
+    let mut r = rng::seeded(11);
+    let store = prog.init_params(&dev, &mut r).expect("params");
+    let x = model.ir().var_id("x").expect("x");
+    let batch = Batch {
+        b: 32,
+        t: 1,
+        data: HashMap::from([(x, vec![1.0; 32])]),
+        mask: None,
+    };
+    let traced = store.trace();
+    let f = prog
+        .forward(&traced, &batch, &mut r, 0, 0.0)
+        .expect("forward");
+    let grads = store.grads(&mut backward(f.objective));
+    (term.kind.name().to_string(), shown, grads)
+}
+
+/// Display and application agree: a modifier is shown on a KL-like term exactly when it
+/// changes that term's training gradient. Free nats and KL balancing act on closed-form KLs
+/// only (PlaNet, Dreamer); the KL weight and per-term scales on every KL-like term.
+#[test]
+fn modifiers_are_displayed_exactly_where_they_are_applied() {
+    let kinds = [
+        ("Normal(pm, 1)", "Normal(m, softplus(s))", "KL"),
+        ("Normal(pm, 1)", "TanhNormal(m, softplus(s))", "log-ratio"),
+        ("Flat", "Normal(m, softplus(s))", "entropy"),
+        ("Flat", "TanhNormal(m, softplus(s))", "entropy"),
+    ];
+    // Each KL below is far under 5 nats, so free nats, where applied, zero the KL's gradient.
+    let settings = [
+        ("free_nats = 5.0", "free nats", Some("KL")),
+        (
+            "free_nats = 5.0, placement = per_step",
+            "free nats",
+            Some("KL"),
+        ),
+        (
+            "free_nats = 5.0, placement = per_element",
+            "free nats",
+            Some("KL"),
+        ),
+        ("kl_balance = 0.8", "KL balance", Some("KL")),
+        ("kl_weight = 0.5", "KL weight", None),
+        ("scale z = 2", "× 2", None),
+    ];
+    for (pz, qz, kind) in kinds {
+        let (k0, shown0, plain) = display_and_grads(&variant(pz, qz, ""));
+        assert_eq!(k0, kind, "{qz} ‖ {pz}");
+        assert_eq!(shown0, "", "{kind}: no modifier without settings");
+        for (setting, text, only) in settings {
+            let (_, shown, grads) = display_and_grads(&variant(pz, qz, setting));
+            let displayed = shown.contains(text);
+            let applied = grads.iter().any(|(name, g)| {
+                g.iter()
+                    .zip(&plain[name])
+                    .any(|(a, b)| (a - b).abs() > 1e-6 * (1.0 + b.abs()))
+            });
+            assert_eq!(
+                displayed, applied,
+                "{kind} with `{setting}`: displayed {displayed} ({shown:?}), applied {applied}"
+            );
+            let expected = only.is_none_or(|k| k == kind);
+            assert_eq!(applied, expected, "{kind} with `{setting}`");
+        }
+    }
+}

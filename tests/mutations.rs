@@ -312,6 +312,7 @@ const SNIPPETS: &[&str] = &[
     "Bernoulli(0.5)",
     "Categorical(zeros(4))",
     "TanhNormal(0, 1)",
+    "Laplace(0, 1)",
     "Uniform(0, 1)",
     "softplus(",
     "exp(",

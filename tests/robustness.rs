@@ -417,6 +417,7 @@ const KEYWORDS: &[&str] = &[
     "Uniform",
     "Flat",
     "TanhNormal",
+    "Laplace",
     "split",
     "mlp",
     "gru",

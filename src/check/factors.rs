@@ -3,6 +3,7 @@
 use super::env::{Ck, Sym};
 use super::expr::{Cx, Time};
 use crate::diag::{Code, Diagnostic};
+use crate::family::{ArgsKind, Constraint, Support};
 use crate::ir::*;
 use crate::parse::ast::{self, Arg, BlockKind, Item, StmtAst, TargetIndex};
 use crate::span::Span;
@@ -248,34 +249,21 @@ impl Ck {
 
     fn dist(&mut self, v: VarId, block: Block, d: &ast::DistAst, cx: Cx) -> Option<Dist> {
         let var = self.var(v).clone();
-        let family = match d.family.name.as_str() {
-            "Normal" => Family::Normal,
-            "Bernoulli" => Family::Bernoulli,
-            "Categorical" => Family::Categorical,
-            "Uniform" => Family::Uniform,
-            "Flat" => Family::Flat,
-            "TanhNormal" => Family::TanhNormal,
-            other => {
-                self.err(
-                    Diagnostic::new(
-                        Code::UnknownDistribution,
-                        format!("unknown distribution `{other}`"),
-                    )
-                    .label(d.family.span, "not a distribution")
-                    .help(
-                        "distributions: Normal, Bernoulli, Categorical, Uniform, Flat, TanhNormal",
-                    ),
-                );
-                return None;
-            }
+        let Some(family) = Family::from_name(&d.family.name) else {
+            self.err(
+                Diagnostic::new(
+                    Code::UnknownDistribution,
+                    format!("unknown distribution `{}`", d.family.name),
+                )
+                .label(d.family.span, "not a distribution")
+                .help(format!("distributions: {}", Family::names())),
+            );
+            return None;
         };
+        let spec = family.spec();
         let split = match &d.form {
             None => false,
-            Some(f)
-                if f.name == "split" && matches!(family, Family::Normal | Family::TanhNormal) =>
-            {
-                true
-            }
+            Some(f) if f.name == "split" && spec.split => true,
             Some(f) => {
                 self.err(
                     Diagnostic::new(
@@ -283,7 +271,7 @@ impl Ck {
                         format!("`{}` has no form `{}`", family.name(), f.name),
                     )
                     .label(f.span, "unknown form")
-                    .help("only Normal and TanhNormal have `.split(head)`"),
+                    .help(format!("only {} have `.split(head)`", split_families())),
                 );
                 return None;
             }
@@ -379,21 +367,15 @@ impl Ck {
             );
             return None;
         }
-        let want = match family {
-            Family::Normal | Family::TanhNormal | Family::Uniform => 2,
-            Family::Bernoulli | Family::Categorical => 1,
-            Family::Flat => 0,
-        };
+        let want = spec.params.len();
         if pos.len() != want {
-            return arity(
-                self,
-                match want {
-                    2 if family == Family::Uniform => "2 parameters (low, high)",
-                    2 => "2 parameters (loc, scale)",
-                    1 => "1 parameter (logits)",
-                    _ => "no parameters",
-                },
-            );
+            let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+            let text = match want {
+                0 => "no parameters".to_string(),
+                1 => format!("1 parameter ({})", names[0]),
+                n => format!("{n} parameters ({})", names.join(", ")),
+            };
+            return arity(self, &text);
         }
         let mut ps = Vec::new();
         for (i, e) in pos.iter().enumerate() {
@@ -402,20 +384,14 @@ impl Ck {
             let ok =
                 !sized || ((x.shape.numel() == size || x.shape.is_unit()) && !x.shape.is_matrix());
             if !ok {
-                let pname = match (family, i) {
-                    (Family::Uniform, 0) => "low",
-                    (Family::Uniform, _) => "high",
-                    (Family::Bernoulli | Family::Categorical, _) => "logits",
-                    (_, 0) => "loc",
-                    _ => "scale",
-                };
+                let pname = spec.params[i].name;
                 self.err(Diagnostic::new(Code::DistParamSize, format!("`{}` has size {size}, but the {pname} of its {fam} has size {}", var.name, x.shape))
                     .label(e.span, format!("size {}", x.shape))
                     .help(format!("each parameter has the variable's size ({size}) or is a scalar that broadcasts")));
                 continue;
             }
             if let Some(s) = super::rules::constant(&x) {
-                if i == 1 && matches!(family, Family::Normal | Family::TanhNormal) && s <= 0.0 {
+                if spec.params[i].constraint == Constraint::Positive && s <= 0.0 {
                     self.err(
                         Diagnostic::new(
                             Code::BadValue,
@@ -432,57 +408,55 @@ impl Ck {
         if ps.len() != want {
             return None;
         }
-        if family == Family::Uniform {
+        for i in 1..ps.len() {
+            if spec.params[i].constraint != Constraint::AbovePrevious {
+                continue;
+            }
+            let (lo_name, hi_name) = (spec.params[i - 1].name, spec.params[i].name);
             if let (Some(lo), Some(hi)) = (
-                super::rules::constant(&ps[0]),
-                super::rules::constant(&ps[1]),
+                super::rules::constant(&ps[i - 1]),
+                super::rules::constant(&ps[i]),
             ) {
                 if lo >= hi {
                     self.err(
-                        Diagnostic::new(Code::BadValue, format!("Uniform({lo}, {hi}) is empty"))
-                            .label(d.span, "low ≥ high")
-                            .help("Uniform(low, high) needs low < high"),
+                        Diagnostic::new(Code::BadValue, format!("{fam}({lo}, {hi}) is empty"))
+                            .label(d.span, format!("{lo_name} ≥ {hi_name}"))
+                            .help(format!(
+                                "{fam}({lo_name}, {hi_name}) needs {lo_name} < {hi_name}"
+                            )),
                     );
                     return None;
                 }
             }
         }
         let mut it = ps.into_iter();
-        let args = match family {
-            Family::Normal | Family::TanhNormal => DistArgs::LocScale {
+        let args = match spec.args {
+            ArgsKind::LocScale => DistArgs::LocScale {
                 loc: it.next()?,
                 scale: it.next()?,
             },
-            Family::Uniform => DistArgs::Bounds {
+            ArgsKind::Bounds => DistArgs::Bounds {
                 low: it.next()?,
                 high: it.next()?,
             },
-            Family::Bernoulli | Family::Categorical => DistArgs::Logits(it.next()?),
-            Family::Flat => DistArgs::None,
+            ArgsKind::Logits => DistArgs::Logits(it.next()?),
+            ArgsKind::None => DistArgs::None,
         };
         Some(Dist { family, args })
     }
 
     /// Distribution support against the variable's type and role (`E070`, `E073`).
     fn support(&mut self, var: &Var, block: Block, family: Family, span: Span) -> Option<()> {
-        let ok = match (family, var.ty) {
-            (
-                Family::Normal | Family::Uniform | Family::TanhNormal | Family::Flat,
-                VarType::Real { .. } | VarType::Unit { .. },
-            ) => true,
-            (Family::Bernoulli, VarType::Binary { .. }) => true,
-            (Family::Bernoulli, VarType::Unit { .. }) => var.role == Role::Observed,
-            (Family::Categorical, VarType::OneHot { .. }) => true,
+        let support = family.spec().support;
+        let ok = match (support, var.ty) {
+            (Support::Real, VarType::Real { .. } | VarType::Unit { .. }) => true,
+            (Support::Binary, VarType::Binary { .. }) => true,
+            (Support::Binary, VarType::Unit { .. }) => var.role == Role::Observed,
+            (Support::OneHot, VarType::OneHot { .. }) => true,
             _ => false,
         };
         if !ok {
-            let fits = match family {
-                Family::Bernoulli => {
-                    "`binary[D]` (or `unit[D]` for an observed variable with values in [0, 1])"
-                }
-                Family::Categorical => "`onehot[K]` or `onehot[G, K]`",
-                _ => "`real[D]` or `unit[D]`",
-            };
+            let fits = support.fits();
             self.err(
                 Diagnostic::new(
                     Code::SupportMismatch,
@@ -505,7 +479,7 @@ impl Ck {
             );
             return None;
         }
-        if family == Family::Flat && (var.role == Role::Observed || block == Block::Q) {
+        if family.spec().improper && (var.role == Role::Observed || block == Block::Q) {
             self.err(Diagnostic::new(Code::ImproperLikelihood, if block == Block::Q { format!("q samples `{}` from the improper Flat distribution", var.name) } else { format!("the observed `{}` has an improper Flat likelihood", var.name) })
                 .label(span, "improper")
                 .help("Flat is only a prior of a latent (e.g. a MaxEnt RL action prior); give q or the likelihood a normalised distribution"));
@@ -532,4 +506,17 @@ pub fn dist_reads(d: &Dist) -> Vec<Read> {
         }
     }
     out
+}
+
+/// The families with a `.split(head)` form, as a help line lists them: "A, B and C".
+fn split_families() -> String {
+    let names: Vec<&str> = crate::family::FAMILIES
+        .iter()
+        .filter(|s| s.split)
+        .map(|s| s.name)
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }

@@ -48,6 +48,7 @@ pub fn check(ast: &ModelAst) -> Result<Checked, Vec<Diagnostic>> {
     // Unused-name warnings are noise while errors hide reads.
     if !ck.diags.has_errors() {
         ck.unused();
+        ck.unused_modifiers();
     }
     let has_errors = ck.diags.has_errors();
     let diags = ck.diags.sorted();

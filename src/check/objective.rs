@@ -1,10 +1,11 @@
-//! The `objective { … }` block: KL weight and annealing, free nats, KL balancing, IWAE,
-//! overshooting, per-term scales, and the horizon/batch of control problems.
+//! The `objective { … }` block: one block, each setting once, and the settings that are not
+//! term modifiers (IWAE, overshooting, the horizon/batch of control problems). The modifiers
+//! (KL weight and annealing, free nats, KL balancing, per-term scales) parse and check
+//! themselves in `crate::objective`, one file each; `W005` warns when one acts on no term.
 
-use super::env::{Ck, Sym};
+use super::env::Ck;
 use crate::diag::{Code, Diagnostic};
-use crate::ir::*;
-use crate::parse::ast::{Arg, ExprKind, Item, SettingAst};
+use crate::parse::ast::{Item, SettingAst};
 use crate::span::Span;
 
 const SETTINGS: &str =
@@ -49,7 +50,31 @@ impl Ck {
         }
     }
 
-    fn bad_setting(&mut self, s: &SettingAst, why: &str, help: &str) {
+    /// `W005`: a modifier the objective block sets that acts on no term of this model (free
+    /// nats and KL balancing shape closed-form KL terms only; see `crate::objective`).
+    pub fn unused_modifiers(&mut self) {
+        let Some(span) = self.spans.objective else {
+            return;
+        };
+        let elbo = crate::derive::derive(&self.model);
+        let computes: Vec<_> = elbo.terms.iter().map(|t| t.compute).collect();
+        for spec in crate::objective::unused(&self.model.objective, &computes) {
+            let key = spec.key;
+            self.err(
+                Diagnostic::new(
+                    Code::ModifierUnused,
+                    format!("`{key}` acts on no term of this model"),
+                )
+                .label(Span::new(span.lo, span.lo + 9), format!("sets `{key}`"))
+                .help(format!(
+                    "`{key}` acts on {}; this model has none (a family pair without a closed-form KL, a Flat prior or IWAE makes a Monte Carlo log-ratio or an entropy): remove it",
+                    spec.acts_on
+                )),
+            );
+        }
+    }
+
+    pub(crate) fn bad_setting(&mut self, s: &SettingAst, why: &str, help: &str) {
         self.err(
             Diagnostic::new(Code::BadSetting, format!("invalid `{}`: {why}", s.key.name))
                 .label(s.value.span, why.to_string())
@@ -93,98 +118,12 @@ impl Ck {
             );
             return;
         }
+        // The objective modifiers parse and check themselves (`crate::objective`).
+        if let Some(m) = crate::objective::MODIFIERS.iter().find(|m| m.key == key) {
+            (m.parse)(self, s);
+            return;
+        }
         match key {
-            "kl_weight" => {
-                if let ExprKind::Call { fun, args } = &s.value.kind {
-                    if fun.name == "anneal" {
-                        let mut pos = vec![];
-                        let mut steps = None;
-                        for a in args {
-                            match a {
-                                Arg::Pos(e) => pos.push(self.scalar_eval(e)),
-                                Arg::Kw(k) if k.name.name == "steps" => {
-                                    steps = self.scalar_eval(&k.value)
-                                }
-                                Arg::Kw(k) => {
-                                    self.bad_setting(
-                                        s,
-                                        &format!("unknown argument `{}`", k.name.name),
-                                        "write `anneal(from, to, steps = N)`",
-                                    );
-                                    return;
-                                }
-                            }
-                        }
-                        match (pos.as_slice(), steps) {
-                            ([Some(a), Some(b)], Some(n)) if *a >= 0.0 && *b >= 0.0 && n >= 1.0 && n.fract() == 0.0 => {
-                                self.model.objective.kl_weight = KlWeight::Anneal { from: *a, to: *b, steps: n as u64 };
-                            }
-                            _ => self.bad_setting(s, "anneal needs from ≥ 0, to ≥ 0 and a whole `steps = N ≥ 1`", "write `kl_weight = anneal(0, 1, steps = 5000)`: linear from 0 to 1 over 5000 steps"),
-                        }
-                        return;
-                    }
-                }
-                if let Some(w) = self.scalar_eval(&s.value) {
-                    if w >= 0.0 {
-                        self.model.objective.kl_weight = KlWeight::Fixed(w);
-                    } else {
-                        self.bad_setting(
-                            s,
-                            "a KL weight is ≥ 0",
-                            "write a number ≥ 0 or `anneal(from, to, steps = N)`",
-                        );
-                    }
-                }
-            }
-            "free_nats" => {
-                let Some(n) = self.scalar_eval(&s.value) else {
-                    return;
-                };
-                if n < 0.0 {
-                    self.bad_setting(
-                        s,
-                        "free nats are ≥ 0",
-                        "e.g. `free_nats = 3.0` (PlaNet) or `1.0` (Dreamer)",
-                    );
-                    return;
-                }
-                // The clamp runs in f32: a larger bound is infinite there (and panicked).
-                if n > f64::from(f32::MAX) {
-                    self.bad_setting(
-                        s,
-                        &format!("{n:e} is beyond the largest f32 ({:e})", f32::MAX),
-                        "e.g. `free_nats = 3.0` (PlaNet) or `1.0` (Dreamer)",
-                    );
-                    return;
-                }
-                let mut placement = FreeNatsPlacement::AfterMean;
-                for o in &s.opts {
-                    let val = match &o.value.kind {
-                        ExprKind::Name(id) => FreeNatsPlacement::parse(&id.name),
-                        _ => None,
-                    };
-                    match (o.name.name.as_str(), val) {
-                        ("placement", Some(p)) => placement = p,
-                        _ => {
-                            self.err(Diagnostic::new(Code::BadSetting, "invalid free-nats placement")
-                                .label(o.name.span.to(o.value.span), "expected `placement = per_element | after_mean | per_step`")
-                                .help("per_element clamps each latent dimension, after_mean clamps the batch-and-time mean (Dreamer), per_step clamps each step's KL (PlaNet)"));
-                            return;
-                        }
-                    }
-                }
-                self.model.objective.free_nats = Some(FreeNats { nats: n, placement });
-            }
-            "kl_balance" => {
-                let Some(b) = self.scalar_eval(&s.value) else {
-                    return;
-                };
-                if (0.0..=1.0).contains(&b) {
-                    self.model.objective.kl_balance = Some(b);
-                } else {
-                    self.bad_setting(s, &format!("{b} is outside [0, 1]"), "the balance is the weight of the prior side, e.g. `kl_balance = 0.8` (DreamerV2)");
-                }
-            }
             "iwae" => {
                 if let Some(k) = self.count(s, "the number of importance samples, e.g. `iwae = 5`")
                 {
@@ -212,39 +151,6 @@ impl Ck {
                 {
                     self.model.objective.batch = Some(k);
                 }
-            }
-            "scale" => {
-                let Some(sub) = &s.subject else {
-                    self.bad_setting(
-                        s,
-                        "no term named",
-                        "write `scale <variable> = <number>`, e.g. `scale o = 0.5`",
-                    );
-                    return;
-                };
-                let Some(sym) = self.resolve(sub) else { return };
-                let owner = match sym {
-                    Sym::Var(v)
-                        if matches!(self.model.vars[v].role, Role::Observed | Role::Latent) =>
-                    {
-                        VarOrOpt::Var(v)
-                    }
-                    Sym::Opt(o) => VarOrOpt::Opt(o),
-                    other => {
-                        self.err(Diagnostic::new(Code::BadSetting, format!("`{}` is {} and has no ELBO term to scale", sub.name, match other { Sym::Var(v) => self.model.vars[v].role.keyword(), o => o.describe() }))
-                            .label(sub.span, "no term")
-                            .help("scale an observed variable's likelihood, a latent's KL, or an optimality variable's reward"));
-                        return;
-                    }
-                };
-                let Some(w) = self.scalar_eval(&s.value) else {
-                    return;
-                };
-                if w < 0.0 {
-                    self.bad_setting(s, "a scale is ≥ 0", "e.g. `scale o = 0.5`");
-                    return;
-                }
-                self.model.objective.scales.push((owner, w));
             }
             other => {
                 let help = match SETTINGS

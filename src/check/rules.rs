@@ -3,6 +3,7 @@
 
 use super::env::{Ck, Sym};
 use crate::diag::{Code, Diagnostic};
+use crate::family::Bounded;
 use crate::ir::*;
 use crate::span::Span;
 use std::collections::HashSet;
@@ -41,7 +42,7 @@ impl Ck {
             if var.role == Role::Latent && !tried_q {
                 for &fi in fs {
                     let f = &self.model.factors[fi];
-                    let flat = matches!(&f.body, FactorBody::Sample(d) if d.family == Family::Flat);
+                    let flat = matches!(&f.body, FactorBody::Sample(d) if d.family.spec().improper);
                     if f.block == Block::P && flat && !q.iter().any(|g| overlaps(g.case, f.case)) {
                         errs.push(Diagnostic::new(Code::ImproperLikelihood, format!("latent `{}` has an improper Flat prior and no q factor to draw it from", var.name))
                             .label(self.spans.factors[fi], "Flat prior, no q factor")
@@ -509,15 +510,15 @@ pub(super) fn constant(e: &Expr) -> Option<f64> {
 /// Why KL(q ‖ p) is +∞ for every parameter value, if it is.
 fn kl_infinite(q: &Dist, p: &Dist) -> Option<String> {
     let bounded = |d: &Dist| -> Option<(Option<f64>, Option<f64>)> {
-        match (&d.family, &d.args) {
-            (Family::Uniform, DistArgs::Bounds { low, high }) => {
+        match (d.family.spec().bounded, &d.args) {
+            (Bounded::ByParams, DistArgs::Bounds { low, high }) => {
                 Some((constant(low), constant(high)))
             }
-            (Family::TanhNormal, _) => Some((Some(-1.0), Some(1.0))),
+            (Bounded::Fixed(lo, hi), _) => Some((Some(f64::from(lo)), Some(f64::from(hi)))),
             _ => None,
         }
     };
-    let unbounded = |d: &Dist| matches!(d.family, Family::Normal | Family::Flat);
+    let unbounded = |d: &Dist| d.family.spec().bounded == Bounded::Unbounded;
     match (bounded(q), bounded(p)) {
         (None, Some(_)) if unbounded(q) => Some(format!(
             "q is a {} on all of ℝ, p is a {} on an interval",

@@ -9,6 +9,12 @@ pub const ENUMERATE_MAX: u64 = 16;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LatentEstimator {
     pub var: String,
+    /// The latent, as an id (lower reads this, never the name).
+    #[serde(skip)]
+    pub var_id: VarId,
+    /// The estimator, typed (lower reads this; `estimator` is its keyword for display).
+    #[serde(skip)]
+    pub kind: Estimator,
     pub estimator: &'static str,
     /// `q`, or `p` when the latent has no q factor and is sampled from the prior.
     pub sampled_from: &'static str,
@@ -41,12 +47,9 @@ pub fn choose_estimator(m: &Model, v: VarId) -> LatentEstimator {
     let (est, why) = if let Some(e) = var.estimator {
         (e, format!("annotated `via {}`", e.keyword()))
     } else {
-        match family {
-            Family::Normal => (Estimator::Reparam, "location-scale: z = μ + σ·ε, ε ~ N(0, I)".to_string()),
-            Family::TanhNormal => (Estimator::Reparam, "transformed location-scale: z = tanh(μ + σ·ε)".to_string()),
-            Family::Uniform => (Estimator::Reparam, "location-scale: z = a + (b − a)·u, u ~ U(0, 1)".to_string()),
-            Family::Flat => (Estimator::Reparam, "Flat is never sampled (checked)".to_string()),
-            Family::Bernoulli | Family::Categorical => match var.ty.support_size() {
+        match family.spec().reparam {
+            Some(why) => (Estimator::Reparam, why.to_string()),
+            None => match var.ty.support_size() {
                 Some(n) if n <= ENUMERATE_MAX && !var.timed => {
                     (Estimator::Enumerate, format!("discrete with {n} values (≤ {ENUMERATE_MAX}): exact sum, no sampling noise"))
                 }
@@ -68,6 +71,8 @@ pub fn choose_estimator(m: &Model, v: VarId) -> LatentEstimator {
     };
     LatentEstimator {
         var: var.name.clone(),
+        var_id: v,
+        kind: est,
         estimator: est.keyword(),
         sampled_from,
         family: family.name(),

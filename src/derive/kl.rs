@@ -14,6 +14,8 @@ pub enum KlForm {
     CategoricalCategorical,
     /// log((b_p − a_p)/(b_q − a_q)) when [a_q, b_q] ⊆ [a_p, b_p], +∞ otherwise.
     UniformUniform,
+    /// Σ log(bp/bq) + |μq − μp|/bp + (bq/bp)·exp(−|μq − μp|/bq) − 1.
+    LaplaceLaplace,
 }
 
 impl KlForm {
@@ -26,6 +28,9 @@ impl KlForm {
             KlForm::CategoricalCategorical => "Σ_g Σ_k πq,gk (log πq,gk − log πp,gk)",
             KlForm::UniformUniform => {
                 "Σᵢ log((bp,ᵢ − ap,ᵢ)/(bq,ᵢ − aq,ᵢ))  (q's interval inside p's)"
+            }
+            KlForm::LaplaceLaplace => {
+                "Σᵢ log(bp,ᵢ/bq,ᵢ) + |μq,ᵢ − μp,ᵢ|/bp,ᵢ + (bq,ᵢ/bp,ᵢ)·exp(−|μq,ᵢ − μp,ᵢ|/bq,ᵢ) − 1"
             }
         }
     }
@@ -45,6 +50,9 @@ impl KlForm {
                 r"\sum_g \sum_k \pi_{q,gk} (\log \pi_{q,gk} - \log \pi_{p,gk})"
             }
             KlForm::UniformUniform => r"\sum_i \log\frac{b_{p,i} - a_{p,i}}{b_{q,i} - a_{q,i}}",
+            KlForm::LaplaceLaplace => {
+                r"\sum_i \log\frac{b_{p,i}}{b_{q,i}} + \frac{|\mu_{q,i} - \mu_{p,i}|}{b_{p,i}} + \frac{b_{q,i}}{b_{p,i}} e^{-|\mu_{q,i} - \mu_{p,i}|/b_{q,i}} - 1"
+            }
         }
     }
 }
@@ -52,11 +60,5 @@ impl KlForm {
 /// The closed form of `KL(q ‖ p)` for two families, if there is one. (`Flat` priors are
 /// handled as entropies by the caller.)
 pub fn closed_form(q: Family, p: Family) -> Option<KlForm> {
-    match (q, p) {
-        (Family::Normal, Family::Normal) => Some(KlForm::NormalNormal),
-        (Family::Bernoulli, Family::Bernoulli) => Some(KlForm::BernoulliBernoulli),
-        (Family::Categorical, Family::Categorical) => Some(KlForm::CategoricalCategorical),
-        (Family::Uniform, Family::Uniform) => Some(KlForm::UniformUniform),
-        _ => None,
-    }
+    q.kl_with(p)
 }

@@ -17,8 +17,11 @@
 mod estimator;
 mod kl;
 
+pub use crate::objective::Modifiers;
 pub use estimator::{choose_estimator, LatentEstimator};
 pub use kl::{closed_form, KlForm};
+
+use crate::family::EntropyForm;
 
 use crate::ir::*;
 use serde::Serialize;
@@ -122,19 +125,6 @@ impl TermKind {
     }
 }
 
-/// The modifiers the objective block applies to a term.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Modifiers {
-    /// Per-term scale (`scale x = …`).
-    pub scale: f64,
-    /// KL weight (and annealing) for KL-like terms.
-    #[serde(serialize_with = "ser_kl_weight")]
-    pub kl_weight: Option<KlWeight>,
-    pub free_nats: Option<FreeNats>,
-    /// KL balancing: `b·KL(sg(q) ‖ p) + (1 − b)·KL(q ‖ sg(p))`.
-    pub kl_balance: Option<f64>,
-}
-
 /// `{"kind": "fixed", "value": α}` or `{"kind": "auto", "target": …, "init": …}`. (serde cannot
 /// write the IR's internally tagged `Fixed(f64)` newtype variant.)
 fn ser_alpha<S: serde::Serializer>(a: &Alpha, s: S) -> Result<S::Ok, S::Error> {
@@ -154,28 +144,6 @@ fn ser_alpha<S: serde::Serializer>(a: &Alpha, s: S) -> Result<S::Ok, S::Error> {
     m.end()
 }
 
-/// `null`, `{"kind": "fixed", "value": β}` or `{"kind": "anneal", "from", "to", "steps"}`.
-fn ser_kl_weight<S: serde::Serializer>(w: &Option<KlWeight>, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let Some(w) = w else {
-        return s.serialize_none();
-    };
-    let mut m = s.serialize_map(None)?;
-    match *w {
-        KlWeight::Fixed(v) => {
-            m.serialize_entry("kind", "fixed")?;
-            m.serialize_entry("value", &v)?;
-        }
-        KlWeight::Anneal { from, to, steps } => {
-            m.serialize_entry("kind", "anneal")?;
-            m.serialize_entry("from", &from)?;
-            m.serialize_entry("to", &to)?;
-            m.serialize_entry("steps", &steps)?;
-        }
-    }
-    m.end()
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
@@ -185,11 +153,49 @@ pub enum Method {
     MonteCarlo,
 }
 
+/// How a term is computed: decided once by derive (from the family table, the bound and the
+/// objective), read by `lower` and `fused::build`, which dispatch on it and never decide again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compute {
+    /// `log p(x | …)` at the data.
+    LogLikelihood,
+    /// `KL(q ‖ p)` in this closed form (the rows are the non-negative KL).
+    Kl(KlForm),
+    /// `log p(z) − log q(z)` at q's sample (Monte Carlo).
+    LogRatio,
+    /// `H[q]` in this closed form.
+    Entropy(EntropyForm),
+    /// `−log q(z)` at q's sample (Monte Carlo entropy).
+    EntropyMc,
+    /// `r / α`.
+    Reward,
+}
+
+impl Compute {
+    /// A closed-form KL: the only kind the KL-shaping modifiers (free nats, balancing) act on.
+    pub fn is_closed_kl(self) -> bool {
+        matches!(self, Compute::Kl(_))
+    }
+    /// One of the terms standing for `−KL(q ‖ p)` (closed form, log-ratio or entropy).
+    pub fn is_kl_like(self) -> bool {
+        matches!(
+            self,
+            Compute::Kl(_) | Compute::LogRatio | Compute::Entropy(_) | Compute::EntropyMc
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Term {
     pub kind: TermKind,
-    /// The variable (or optimality variable) the term belongs to.
+    /// The variable (or optimality variable) the term belongs to, for display.
     pub owner: String,
+    /// The owner as an id: what `lower` and `fused` read.
+    #[serde(skip)]
+    pub owner_id: VarOrOpt,
+    /// How the term is computed, decided here once.
+    #[serde(skip)]
+    pub compute: Compute,
     pub range: Range,
     /// The q-sampled latents the term's expectation is over (after substituting states).
     pub under: Vec<String>,
@@ -251,11 +257,17 @@ pub fn derive(m: &Model) -> Elbo {
                             p: view(m, fi, range),
                         },
                         owner: var.name.clone(),
+                        owner_id: VarOrOpt::Var(v),
+                        compute: Compute::LogLikelihood,
                         range,
                         under: under(m, &[fi], range),
                         method: Method::MonteCarlo,
                         why: "expectation over q's samples of its latent parents".into(),
-                        modifiers: modifiers(m, VarOrOpt::Var(v), false),
+                        modifiers: crate::objective::attach(
+                            &m.objective,
+                            VarOrOpt::Var(v),
+                            Compute::LogLikelihood,
+                        ),
                     });
                 }
             }
@@ -275,34 +287,38 @@ pub fn derive(m: &Model) -> Elbo {
                         };
                         covered.push(range);
                         let (qv, pv) = (view(m, qi, range), view(m, pi, range));
-                        let (kind, method, why) = match (pd.family, closed_form(qd.family, pd.family)) {
-                            (Family::Flat, _) => {
-                                let cf = qd.family == Family::Normal && !iwae;
+                        let (kind, compute, why) = match (pd.family.spec().improper, closed_form(qd.family, pd.family)) {
+                            (true, _) => {
+                                // IWAE needs per-sample log weights: −log q at the sample.
+                                let form = qd.family.spec().entropy.filter(|_| !iwae);
                                 (
-                                    TermKind::Entropy { q: qv, closed_form: cf },
-                                    if cf { Method::Analytic } else { Method::MonteCarlo },
-                                    if cf {
-                                        "p is Flat: KL(q ‖ Flat) = −H[q]; Normal entropy in closed form".to_string()
-                                    } else {
-                                        format!("p is Flat: KL(q ‖ Flat) = −H[q]; H[{}] by Monte Carlo (−log q at the sample)", qd.family.name())
+                                    TermKind::Entropy { q: qv, closed_form: form.is_some() },
+                                    form.map_or(Compute::EntropyMc, Compute::Entropy),
+                                    match form {
+                                        Some(_) => format!("p is Flat: KL(q ‖ Flat) = −H[q]; {} entropy in closed form", qd.family.name()),
+                                        None => format!("p is Flat: KL(q ‖ Flat) = −H[q]; H[{}] by Monte Carlo (−log q at the sample)", qd.family.name()),
                                     },
                                 )
                             }
-                            (_, Some(form)) if !iwae => (
+                            (false, Some(form)) if !iwae => (
                                 TermKind::Kl { q: qv, p: pv, form },
-                                Method::Analytic,
+                                Compute::Kl(form),
                                 format!("{} ‖ {} has a closed form", qd.family.name(), pd.family.name()),
                             ),
-                            (_, Some(_)) => (
+                            (false, Some(_)) => (
                                 TermKind::LogRatio { q: qv, p: pv },
-                                Method::MonteCarlo,
+                                Compute::LogRatio,
                                 format!("IWAE with K = {} needs per-sample log weights, so the closed form is not used", m.objective.iwae),
                             ),
-                            (_, None) => (
+                            (false, None) => (
                                 TermKind::LogRatio { q: qv, p: pv },
-                                Method::MonteCarlo,
+                                Compute::LogRatio,
                                 format!("{} ‖ {} has no closed form: log p − log q at q's sample", qd.family.name(), pd.family.name()),
                             ),
+                        };
+                        let method = match compute {
+                            Compute::Kl(_) | Compute::Entropy(_) => Method::Analytic,
+                            _ => Method::MonteCarlo,
                         };
                         // A Monte Carlo log-ratio or entropy is also an expectation over
                         // the latent's own sample.
@@ -313,11 +329,17 @@ pub fn derive(m: &Model) -> Elbo {
                         terms.push(Term {
                             kind,
                             owner: var.name.clone(),
+                            owner_id: VarOrOpt::Var(v),
+                            compute,
                             range,
                             under: over,
                             method,
                             why,
-                            modifiers: modifiers(m, VarOrOpt::Var(v), true),
+                            modifiers: crate::objective::attach(
+                                &m.objective,
+                                VarOrOpt::Var(v),
+                                compute,
+                            ),
                         });
                     }
                     for range in uncovered(pf.case, &covered) {
@@ -350,11 +372,13 @@ pub fn derive(m: &Model) -> Elbo {
                 alpha: o.alpha,
             },
             owner: o.name.clone(),
+            owner_id: VarOrOpt::Opt(oi),
+            compute: Compute::Reward,
             range,
             under: lat.iter().map(|&v| m.vars[v].name.clone()).collect(),
             method: Method::MonteCarlo,
             why: "log p(O = 1 | r) = r / α, averaged over sampled trajectories".into(),
-            modifiers: modifiers(m, VarOrOpt::Opt(oi), false),
+            modifiers: crate::objective::attach(&m.objective, VarOrOpt::Opt(oi), Compute::Reward),
         });
     }
     // Canonical order: the evidence first (observed log-likelihoods, then rewards), then the
@@ -429,24 +453,6 @@ fn uncovered(case: TimeCase, covered: &[Range]) -> Vec<Range> {
             }
             out
         }
-    }
-}
-
-fn modifiers(m: &Model, owner: VarOrOpt, kl: bool) -> Modifiers {
-    let scale = m
-        .objective
-        .scales
-        .iter()
-        .find(|(o, _)| *o == owner)
-        .map(|(_, s)| *s)
-        .unwrap_or(1.0);
-    Modifiers {
-        scale,
-        kl_weight: kl
-            .then_some(m.objective.kl_weight)
-            .filter(|w| *w != KlWeight::Fixed(1.0)),
-        free_nats: if kl { m.objective.free_nats } else { None },
-        kl_balance: if kl { m.objective.kl_balance } else { None },
     }
 }
 

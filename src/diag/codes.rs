@@ -131,4 +131,5 @@ codes! {
     NeverInferred = "W002", "latent read by nothing";
     ResumeChanged = "W003", "resumed with different settings";
     AlreadyTrained = "W004", "the resumed run already reached --steps";
+    ModifierUnused = "W005", "objective modifier acts on no term";
 }

@@ -12,10 +12,12 @@
 //! clamp bounds) is reported as [`Unsupported`] and the caller falls back to it.
 
 use super::graph::*;
-use crate::derive::{Range, TermKind};
+use crate::derive::{Compute, KlForm, Range, TermKind};
+use crate::family::EntropyForm;
 use crate::ir::*;
 use crate::lower::plan::ChainVar;
 use crate::lower::{net_prefix, param_name, Program};
+use crate::objective::{free_nats, kl_balance};
 use std::collections::HashMap;
 
 /// Why a model runs on the reference path.
@@ -1196,12 +1198,9 @@ impl Builder<'_> {
                 At::Step(t) => (1, t as usize - 1),
                 At::Static => (1, 0),
             };
-            let owner_timed = match &term.kind {
-                TermKind::Reward { .. } => true,
-                _ => m
-                    .var_id(&term.owner)
-                    .map(|v| m.vars[v].timed)
-                    .unwrap_or(true),
+            let owner_timed = match term.owner_id {
+                VarOrOpt::Var(v) => m.vars[v].timed,
+                VarOrOpt::Opt(_) => true,
             };
             let maskable = owner_timed && !matches!(term.range, Range::Static);
             let (rows, head) = match &term.kind {
@@ -1227,23 +1226,13 @@ impl Builder<'_> {
                         return unsup("a KL of an unsampled latent");
                     };
                     let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
-                    if let TermKind::Kl { .. } = term.kind {
-                        let (Family::Normal, Family::Normal, Some(ps)) = (r.family, pd.family, ps)
-                        else {
-                            return unsup("a closed-form KL other than Normal ‖ Normal");
+                    if let Compute::Kl(form) = term.compute {
+                        let (KlForm::NormalNormal, Some(ps)) = (form, ps) else {
+                            return unsup(format!("the closed-form KL {form:?}"));
                         };
                         let mods = &term.modifiers;
-                        let (gq, gp) = match mods.kl_balance {
-                            Some(bal) => ((1.0 - bal) as f32, bal as f32),
-                            None => (1.0, 1.0),
-                        };
-                        let floor = match mods.free_nats {
-                            Some(FreeNats {
-                                nats,
-                                placement: FreeNatsPlacement::PerElement,
-                            }) => Some(nats as f32),
-                            _ => None,
-                        };
+                        let (gq, gp) = kl_balance::gradient_weights(mods);
+                        let floor = free_nats::per_element(mods);
                         let o = self.temp(ql.rows, 1, true);
                         self.op(Op::NormalKl {
                             ql,
@@ -1274,19 +1263,19 @@ impl Builder<'_> {
                         return unsup("an entropy of an unsampled latent");
                     };
                     let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
-                    let rows = match r.family {
-                        Family::Normal => {
+                    let rows = match term.compute {
+                        Compute::Entropy(EntropyForm::Normal) => {
                             let o = self.temp(qs.rows, 1, true);
                             self.op(Op::NormalEntropy { scale: qs, out: o });
                             o
                         }
-                        Family::TanhNormal => {
+                        Compute::EntropyMc => {
                             let z = self.values(v, term.range)?;
                             let pre = r.pre.map(|p| self.rec_rows(p, at));
                             let lq = self.log_prob(r.family, z, ql, Some(qs), pre)?;
                             self.unary(Un::Affine(-1.0, 0.0), lq)
                         }
-                        f => return unsup(format!("the entropy of {}", f.name())),
+                        c => return unsup(format!("the entropy {c:?}")),
                     };
                     (rows, Head::Entropy)
                 }

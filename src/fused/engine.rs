@@ -6,9 +6,10 @@
 use super::build::{build, Built, Head, ParamIndex, TermOut, Unsupported};
 use super::graph::{BufKind, Op};
 use super::kernels::Worker;
-use crate::derive::TermKind;
-use crate::ir::{Alpha, FreeNats, FreeNatsPlacement};
+use crate::derive::Compute;
+use crate::ir::Alpha;
 use crate::lower::{Batch, Program, ALPHA_PARAM};
+use crate::objective::{free_nats, kl_weight};
 use crate::runtime::nets::params::ParamStore;
 use crate::runtime::rng::Rng;
 use rand::Rng as _;
@@ -299,28 +300,16 @@ impl Engine {
             terms.push(per_seq.iter().map(|x| f64::from(*x)).sum::<f64>() / b.max(1) as f64);
             // d(−objective)/d(row), before the mask.
             let mods = &term.modifiers;
-            let w = if mods.kl_weight.is_some() && term.kind.is_kl_like() {
-                weight
-            } else {
-                1.0
-            };
-            let scale = mods.scale as f32 * w;
-            self.seeds[ti] = match (head, &term.kind) {
+            let scale = mods.scale as f32 * kl_weight::factor(mods, weight);
+            self.seeds[ti] = match (head, term.compute) {
                 (_, _) if t0.rows.is_none() => Seed::None,
-                (Head::Kl, TermKind::Kl { .. }) => match mods.free_nats {
-                    Some(FreeNats {
-                        nats,
-                        placement: FreeNatsPlacement::PerStep,
-                    }) => Seed::Above(scale, nats as f32),
-                    Some(FreeNats {
-                        nats,
-                        placement: FreeNatsPlacement::AfterMean,
-                    }) => {
-                        let mean = total / (tp * b).max(1) as f64;
-                        Seed::All(if mean > nats { scale } else { 0.0 })
+                (Head::Kl, Compute::Kl(_)) => {
+                    let mean = total / (tp * b).max(1) as f64;
+                    match free_nats::seed(mods, scale, mean) {
+                        free_nats::Seed::All(c) => Seed::All(c),
+                        free_nats::Seed::Above(c, floor) => Seed::Above(c, floor),
                     }
-                    _ => Seed::All(scale),
-                },
+                }
                 _ => Seed::All(-sign * scale * mult),
             };
         }

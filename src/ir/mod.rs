@@ -318,35 +318,7 @@ impl TimeCase {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    Normal,
-    Bernoulli,
-    Categorical,
-    Uniform,
-    Flat,
-    TanhNormal,
-}
-
-impl Family {
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Normal => "Normal",
-            Family::Bernoulli => "Bernoulli",
-            Family::Categorical => "Categorical",
-            Family::Uniform => "Uniform",
-            Family::Flat => "Flat",
-            Family::TanhNormal => "TanhNormal",
-        }
-    }
-    /// Location-scale (or transformed location-scale) families: reparameterisable.
-    pub fn is_reparameterisable(self) -> bool {
-        matches!(self, Family::Normal | Family::TanhNormal | Family::Uniform)
-    }
-    pub fn is_discrete(self) -> bool {
-        matches!(self, Family::Bernoulli | Family::Categorical)
-    }
-}
+pub use crate::family::Family;
 
 /// How a `split` head's second half becomes a scale.
 #[derive(Clone, Copy, Debug, PartialEq)]

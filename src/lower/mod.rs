@@ -21,7 +21,7 @@ pub use error::LowerError;
 pub use eval::{net_prefix, num_op, param_name};
 pub use exec::{Batch, Forward};
 
-use crate::derive::{Elbo, TermKind};
+use crate::derive::Elbo;
 use crate::diag::{Code, Diagnostic};
 use crate::ir::*;
 use crate::runtime::nets::params::ParamStore;
@@ -47,10 +47,6 @@ pub struct Program {
     pub elbo: Elbo,
     pub plan: plan::Plan,
     pub estimators: HashMap<VarId, Estimator>,
-    /// The variable of each term (usize::MAX for rewards).
-    pub(crate) term_owner: Vec<usize>,
-    /// The optimality variable of each reward term.
-    term_opt: Vec<usize>,
     /// Target entropy of an auto-tuned α.
     pub auto_alpha: Option<f64>,
 }
@@ -145,10 +141,7 @@ impl Program {
         }
         let mut estimators = HashMap::new();
         for e in &elbo.estimators {
-            let Some(v) = model.var_id(&e.var) else {
-                continue;
-            };
-            let est = Estimator::parse(e.estimator).unwrap_or(Estimator::Reparam);
+            let (v, est) = (e.var_id, e.kind);
             if est == Estimator::Enumerate {
                 let var_span = spans.and_then(|s| s.vars.get(v).copied());
                 if let Some(why) = enumeration_blocker(model, v) {
@@ -194,32 +187,11 @@ impl Program {
         if !errs.is_empty() {
             return Err(errs);
         }
-        let term_owner = elbo
-            .terms
-            .iter()
-            .map(|t| match &t.kind {
-                TermKind::Reward { .. } => usize::MAX,
-                _ => model.var_id(&t.owner).unwrap_or(usize::MAX),
-            })
-            .collect();
-        let term_opt = elbo
-            .terms
-            .iter()
-            .map(|t| {
-                if let TermKind::Reward { opt, .. } = t.kind {
-                    opt
-                } else {
-                    0
-                }
-            })
-            .collect();
         Ok(Program {
             model: model.clone(),
             elbo: elbo.clone(),
             plan: plan::Plan::new(model),
             estimators,
-            term_owner,
-            term_opt,
             auto_alpha,
         })
     }
@@ -236,12 +208,7 @@ impl Program {
 
     /// The KL weight at an optimiser step.
     pub fn kl_weight(&self, step: u64) -> f64 {
-        match self.model.objective.kl_weight {
-            KlWeight::Fixed(w) => w,
-            KlWeight::Anneal { from, to, steps } => {
-                from + (to - from) * (step.min(steps) as f64 / steps as f64)
-            }
-        }
+        crate::objective::kl_weight::at(self.model.objective.kl_weight, step)
     }
 
     fn alpha_value<T, P: crate::runtime::nets::params::Params<T>>(

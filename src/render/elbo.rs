@@ -2,7 +2,7 @@
 
 use super::style::Style;
 use crate::derive::{Bound, Elbo, Method, Range, Term, TermKind};
-use crate::ir::{Alpha, KlWeight};
+use crate::ir::Alpha;
 use std::fmt::Write;
 
 /// The reward symbol of an optimality variable: `r[t]` when there is one, `r_O[t]` otherwise.
@@ -175,35 +175,7 @@ pub fn num(x: f64) -> String {
 }
 
 fn modifiers_text(t: &Term) -> String {
-    let m = &t.modifiers;
-    let mut parts = Vec::new();
-    if m.scale != 1.0 {
-        parts.push(format!("× {}", num(m.scale)));
-    }
-    match m.kl_weight {
-        Some(KlWeight::Fixed(w)) => parts.push(format!("KL weight {}", num(w))),
-        Some(KlWeight::Anneal { from, to, steps }) => parts.push(format!(
-            "KL weight {}→{} over {steps} steps",
-            num(from),
-            num(to)
-        )),
-        None => {}
-    }
-    if let Some(f) = m.free_nats {
-        parts.push(format!(
-            "free nats {} ({})",
-            num(f.nats),
-            f.placement.keyword()
-        ));
-    }
-    if let Some(b) = m.kl_balance {
-        parts.push(format!(
-            "KL balance {0}: {0}·KL(sg(q) ‖ p) + {1}·KL(q ‖ sg(p))",
-            num(b),
-            num(1.0 - b)
-        ));
-    }
-    parts.join("; ")
+    crate::objective::display(&t.modifiers)
 }
 
 /// `vic elbo` text: the equation, the terms table, the estimators, the cancellations.

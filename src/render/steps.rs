@@ -340,20 +340,23 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
                     s.text(&format!("({})", t.why))
                 )));
             }
-            TermKind::Entropy { q, closed_form } => {
+            TermKind::Entropy { q, .. } => {
                 let qf = s.factor(q);
                 cf.push(line(
                     s.kl(&qf, &s.text("Flat")),
                     format!("= {}{}", s.minus(), s.entropy(&qf)),
                 ));
-                if *closed_form {
+                if let crate::derive::Compute::Entropy(f) = t.compute {
+                    // The closed form derive chose (the family table's entropy).
+                    let (formula, note) = match f {
+                        crate::family::EntropyForm::Normal => {
+                            (s.normal_entropy().to_string(), "(Normal, D dimensions)")
+                        }
+                        _ => (s.text(f.formula()), "(closed form)"),
+                    };
                     cf.push(line(
                         s.entropy(&qf),
-                        format!(
-                            "= {}{sep}{}",
-                            s.normal_entropy(),
-                            s.text("(Normal, D dimensions)")
-                        ),
+                        format!("= {formula}{sep}{}", s.text(note)),
                     ));
                 } else {
                     cf.push(line(

@@ -191,8 +191,15 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             };
             let size = m.vars[v].ty.size();
             let pdist = w.dist(pd, At::Step(d as u32 + 1), size)?.fresh();
-            let (qfam, qdist, _) = self.recorded(v, Range::From { t: d as u32 + 1 })?;
-            let (mut r, _) = kl_rows(qfam, qdist.stop(self.p), pdist, 1, false)?;
+            let (_, qdist, _) = self.recorded(v, Range::From { t: d as u32 + 1 })?;
+            // `targets` keeps Normal latents only.
+            let (mut r, _) = kl_rows(
+                crate::derive::KlForm::NormalNormal,
+                qdist.stop(self.p),
+                pdist,
+                1,
+                false,
+            )?;
             if let Some(mk) = &batch.mask {
                 let mk = mk[d * b..tt * b].to_vec();
                 r = r * self.p.input(ops::from_host(self.p.device(), mk, bw, 1));

@@ -4,6 +4,7 @@
 pub mod bernoulli;
 pub mod categorical;
 pub mod flat;
+pub mod laplace;
 pub mod normal;
 pub mod tanh_normal;
 pub mod uniform;

@@ -367,3 +367,52 @@ fn tanh_normal_grads() {
         ATOL,
     );
 }
+
+#[test]
+fn laplace_grads() {
+    use crate::runtime::dist::laplace;
+    let mut rng = seeded(8);
+    let s = store_with(
+        &[
+            ("x", 3, 2, -2.0, 2.0),
+            ("ql", 3, 2, -1.0, 1.0),
+            ("qs", 3, 2, -1.0, 1.0),
+            ("pl", 3, 2, -1.0, 1.0),
+            ("ps", 3, 2, -1.0, 1.0),
+        ],
+        &mut rng,
+    );
+    let host = |n: &str| s.mat(n).unwrap().as_vec();
+    // |x − μ| and |μq − μp| have kinks at 0: finite differences need them away from it.
+    let gap = |a: &str, b: &str| {
+        host(a)
+            .iter()
+            .zip(host(b))
+            .fold(f32::MAX, |m, (x, y)| m.min((x - y).abs()))
+    };
+    assert!(gap("x", "ql") > 10.0 * H && gap("ql", "pl") > 10.0 * H);
+    let m = |p: &crate::runtime::nets::params::Traced, n: &str| p.mat(n).unwrap();
+    check_grads(
+        &s,
+        |p| laplace::log_prob(m(p, "x"), m(p, "ql"), pos(m(p, "qs"))),
+        H,
+        RTOL,
+        ATOL,
+    );
+    check_grads(&s, |p| laplace::entropy(pos(m(p, "qs"))), H, RTOL, ATOL);
+    check_grads(
+        &s,
+        |p| laplace::kl(m(p, "ql"), pos(m(p, "qs")), m(p, "pl"), pos(m(p, "ps"))),
+        H,
+        RTOL,
+        ATOL,
+    );
+    let eps = laplace::noise(&Dev::default(), &mut seeded(9), 3, 2);
+    check_grads(
+        &s,
+        |p| laplace::rsample(m(p, "ql"), pos(m(p, "qs")), eps.clone()),
+        H,
+        RTOL,
+        ATOL,
+    );
+}

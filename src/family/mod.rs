@@ -1,0 +1,347 @@
+//! Distribution families as data: one [`FamilySpec`] row per family, in one table.
+//!
+//! Every stage asks this table instead of matching on the family: the checker (names,
+//! parameter count and names, positive-scale and ordered-bounds constraints, support, `.split`,
+//! improper priors, bounded supports for KL support checks), derive (reparameterisable or
+//! not and why, closed-form entropy, closed-form KL partners), and the renderers (names).
+//! The reference kernels of a family (log-density, sampling, entropy, KL against each
+//! partner) live in one file under `src/runtime/dist/`; `src/lower/dist.rs` dispatches to
+//! them on the decision derive stored on the term. ARCHITECTURE.md walks through adding one.
+
+use crate::derive::KlForm;
+
+/// A distribution family of the language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Diagonal Normal(loc, scale).
+    Normal,
+    /// Independent Bernoulli(logits).
+    Bernoulli,
+    /// Categorical(logits) over each one-hot group.
+    Categorical,
+    /// Uniform(low, high), elementwise.
+    Uniform,
+    /// The improper flat density (a prior only: KL(q ‖ Flat) = −H[q]).
+    Flat,
+    /// tanh(Normal(loc, scale)), with the tanh Jacobian.
+    TanhNormal,
+    /// Laplace(loc, scale), elementwise.
+    Laplace,
+}
+
+/// How the parameters of a family are written and stored (`ir::DistArgs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgsKind {
+    /// `(loc, scale)`, or one `.split(head)` of size 2·D.
+    LocScale,
+    /// `(logits)`.
+    Logits,
+    /// `(low, high)`.
+    Bounds,
+    /// No parameters.
+    None,
+}
+
+/// A constraint on one parameter that the checker proves for literal values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Constraint {
+    /// Any real.
+    Real,
+    /// Strictly positive (a scale).
+    Positive,
+    /// Above the previous parameter (a `high` bound).
+    AbovePrevious,
+}
+
+/// One parameter of a family: its name in messages and its constraint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// As error messages name it (`loc`, `scale`, `logits`, `low`, `high`).
+    pub name: &'static str,
+    /// What the checker proves of literal values.
+    pub constraint: Constraint,
+}
+
+/// The value set of a family, against the variable types of the language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// Reals (`real[D]` or `unit[D]`).
+    Real,
+    /// `binary[D]`; an observed `unit[D]` too (grey pixels).
+    Binary,
+    /// `onehot[K]` or `onehot[G, K]`.
+    OneHot,
+}
+
+impl Support {
+    /// Which declarations fit, as a help line says it.
+    pub fn fits(self) -> &'static str {
+        match self {
+            Support::Real => "`real[D]` or `unit[D]`",
+            Support::Binary => {
+                "`binary[D]` (or `unit[D]` for an observed variable with values in [0, 1])"
+            }
+            Support::OneHot => "`onehot[K]` or `onehot[G, K]`",
+        }
+    }
+}
+
+/// The interval a family's values lie in, for the checker's KL support rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bounded {
+    /// All of ℝ.
+    Unbounded,
+    /// `[low, high]` from the parameters (Uniform).
+    ByParams,
+    /// A fixed interval (TanhNormal: (−1, 1)).
+    Fixed(i8, i8),
+    /// Not a real-valued family.
+    NotReal,
+}
+
+/// A closed-form entropy, chosen by derive and evaluated by lower's dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntropyForm {
+    /// Σ ½ + ½ log 2π + log σᵢ.
+    Normal,
+    /// Σ log(bᵢ − aᵢ).
+    Uniform,
+    /// Σ −π log π − (1 − π) log(1 − π), from logits.
+    Bernoulli,
+    /// Σ_g −Σ_k π_gk log π_gk, from logits.
+    Categorical,
+    /// Σ 1 + log 2bᵢ.
+    Laplace,
+}
+
+impl EntropyForm {
+    /// The formula in Unicode.
+    pub fn formula(self) -> &'static str {
+        match self {
+            EntropyForm::Normal => "Σᵢ ½ + ½ log 2π + log σᵢ",
+            EntropyForm::Uniform => "Σᵢ log(bᵢ − aᵢ)",
+            EntropyForm::Bernoulli => "Σᵢ −πᵢ log πᵢ − (1 − πᵢ) log(1 − πᵢ)",
+            EntropyForm::Categorical => "Σ_g −Σ_k π_gk log π_gk",
+            EntropyForm::Laplace => "Σᵢ 1 + log 2bᵢ",
+        }
+    }
+}
+
+/// One family, declared as data.
+#[derive(Clone, Copy, Debug)]
+pub struct FamilySpec {
+    /// The family.
+    pub family: Family,
+    /// As written in a `.vmodel` and in messages.
+    pub name: &'static str,
+    /// How the parameters are stored.
+    pub args: ArgsKind,
+    /// The positional parameters, in order.
+    pub params: &'static [ParamSpec],
+    /// Whether `.split(head, scale = …, min = …)` is accepted (loc-scale heads).
+    pub split: bool,
+    /// The value set.
+    pub support: Support,
+    /// Improper: only a prior of a latent, never a likelihood or a q factor.
+    pub improper: bool,
+    /// The interval of its values (KL support rule).
+    pub bounded: Bounded,
+    /// `Some(why)` when samples are reparameterised by default (the estimator's reason);
+    /// `None` for discrete families (enumeration or the score function).
+    pub reparam: Option<&'static str>,
+    /// The entropy in closed form, if there is one.
+    pub entropy: Option<EntropyForm>,
+    /// The closed forms of `KL(self ‖ p)`, by the family of `p`.
+    pub kl: &'static [(Family, KlForm)],
+    /// Event shape: the parameter size for a variable of flattened size `D` (every family
+    /// here is elementwise or per one-hot group, so parameters have the variable's size).
+    pub event: &'static str,
+}
+
+const LOC: ParamSpec = ParamSpec {
+    name: "loc",
+    constraint: Constraint::Real,
+};
+const SCALE: ParamSpec = ParamSpec {
+    name: "scale",
+    constraint: Constraint::Positive,
+};
+const LOGITS: ParamSpec = ParamSpec {
+    name: "logits",
+    constraint: Constraint::Real,
+};
+
+/// The table: one row per family, in the enum's order.
+pub const FAMILIES: [FamilySpec; 7] = [
+    FamilySpec {
+        family: Family::Normal,
+        name: "Normal",
+        args: ArgsKind::LocScale,
+        params: &[LOC, SCALE],
+        split: true,
+        support: Support::Real,
+        improper: false,
+        bounded: Bounded::Unbounded,
+        reparam: Some("location-scale: z = μ + σ·ε, ε ~ N(0, I)"),
+        entropy: Some(EntropyForm::Normal),
+        kl: &[(Family::Normal, KlForm::NormalNormal)],
+        event: "loc and scale of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::Bernoulli,
+        name: "Bernoulli",
+        args: ArgsKind::Logits,
+        params: &[LOGITS],
+        split: false,
+        support: Support::Binary,
+        improper: false,
+        bounded: Bounded::NotReal,
+        reparam: None,
+        entropy: Some(EntropyForm::Bernoulli),
+        kl: &[(Family::Bernoulli, KlForm::BernoulliBernoulli)],
+        event: "logits of size D",
+    },
+    FamilySpec {
+        family: Family::Categorical,
+        name: "Categorical",
+        args: ArgsKind::Logits,
+        params: &[LOGITS],
+        split: false,
+        support: Support::OneHot,
+        improper: false,
+        bounded: Bounded::NotReal,
+        reparam: None,
+        entropy: Some(EntropyForm::Categorical),
+        kl: &[(Family::Categorical, KlForm::CategoricalCategorical)],
+        event: "logits of size G·K, a softmax per group of K",
+    },
+    FamilySpec {
+        family: Family::Uniform,
+        name: "Uniform",
+        args: ArgsKind::Bounds,
+        params: &[
+            ParamSpec {
+                name: "low",
+                constraint: Constraint::Real,
+            },
+            ParamSpec {
+                name: "high",
+                constraint: Constraint::AbovePrevious,
+            },
+        ],
+        split: false,
+        support: Support::Real,
+        improper: false,
+        bounded: Bounded::ByParams,
+        reparam: Some("location-scale: z = a + (b − a)·u, u ~ U(0, 1)"),
+        entropy: Some(EntropyForm::Uniform),
+        kl: &[(Family::Uniform, KlForm::UniformUniform)],
+        event: "low and high of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::Flat,
+        name: "Flat",
+        args: ArgsKind::None,
+        params: &[],
+        split: false,
+        support: Support::Real,
+        improper: true,
+        bounded: Bounded::Unbounded,
+        reparam: Some("Flat is never sampled (checked)"),
+        entropy: None,
+        kl: &[],
+        event: "no parameters",
+    },
+    FamilySpec {
+        family: Family::TanhNormal,
+        name: "TanhNormal",
+        args: ArgsKind::LocScale,
+        params: &[LOC, SCALE],
+        split: true,
+        support: Support::Real,
+        improper: false,
+        bounded: Bounded::Fixed(-1, 1),
+        reparam: Some("transformed location-scale: z = tanh(μ + σ·ε)"),
+        entropy: None,
+        kl: &[],
+        event: "loc and scale of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::Laplace,
+        name: "Laplace",
+        args: ArgsKind::LocScale,
+        params: &[LOC, SCALE],
+        split: true,
+        support: Support::Real,
+        improper: false,
+        bounded: Bounded::Unbounded,
+        reparam: Some("location-scale: z = μ + b·ε, ε ~ Laplace(0, 1)"),
+        entropy: Some(EntropyForm::Laplace),
+        kl: &[(Family::Laplace, KlForm::LaplaceLaplace)],
+        event: "loc and scale of size D (or scalars that broadcast)",
+    },
+];
+
+impl Family {
+    /// This family's row of [`FAMILIES`].
+    pub fn spec(self) -> &'static FamilySpec {
+        &FAMILIES[self as usize]
+    }
+    /// The family written `name` in a `.vmodel`.
+    pub fn from_name(name: &str) -> Option<Family> {
+        FAMILIES.iter().find(|s| s.name == name).map(|s| s.family)
+    }
+    /// Every family's name, for a help line.
+    pub fn names() -> String {
+        FAMILIES
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    /// As written in a `.vmodel`.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+    /// Reparameterisable by default (location-scale or transformed location-scale).
+    pub fn is_reparameterisable(self) -> bool {
+        self.spec().reparam.is_some()
+    }
+    /// Discrete support (enumeration or the score function).
+    pub fn is_discrete(self) -> bool {
+        matches!(self.spec().support, Support::Binary | Support::OneHot)
+    }
+    /// The closed form of `KL(self ‖ p)`, if the table lists `p` as a partner.
+    pub fn kl_with(self, p: Family) -> Option<KlForm> {
+        self.spec()
+            .kl
+            .iter()
+            .find(|(f, _)| *f == p)
+            .map(|(_, form)| *form)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_in_the_enum_order() {
+        for (i, s) in FAMILIES.iter().enumerate() {
+            assert_eq!(s.family as usize, i, "row {i} is {}", s.name);
+            assert_eq!(Family::from_name(s.name), Some(s.family));
+        }
+        assert_eq!(Family::from_name("Gamma"), None);
+    }
+
+    #[test]
+    fn kl_partners_are_looked_up_by_p() {
+        assert_eq!(
+            Family::Normal.kl_with(Family::Normal),
+            Some(KlForm::NormalNormal)
+        );
+        assert_eq!(Family::Normal.kl_with(Family::Uniform), None);
+        assert_eq!(Family::TanhNormal.kl_with(Family::TanhNormal), None);
+    }
+}

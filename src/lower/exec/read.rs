@@ -1,0 +1,186 @@
+//! Reads of the chain's store: a variable at a step or over a range of steps (padded
+//! time-major tensors, row views), nets over time run once per pass, and q's recorded
+//! parameters stacked over a term's range.
+
+use super::*;
+
+impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
+    /// The padded time-major tensor of a timed variable: steps `1−k ..= T`.
+    pub(super) fn padded(&mut self, v: VarId) -> Result<T2<T>, RtError> {
+        if let Some(x) = self.s.padded.get(&v) {
+            return Ok(x.clone());
+        }
+        let (b, tt, k) = (self.s.b, self.s.tt, self.s.k);
+        let size = self.m().vars[v].ty.size();
+        let mut parts = Vec::with_capacity(tt + k);
+        for t in (1 - k as i64)..=(tt as i64) {
+            let x = match self.s.steps.get(&v).and_then(|s| s[idx(k, t)].clone()) {
+                Some(x) => x,
+                None => self.p.input(ops::full(self.p.device(), b, size, 0.0)),
+            };
+            parts.push(x);
+        }
+        let x = stack(parts)?;
+        self.s.padded.insert(v, x.clone());
+        Ok(x)
+    }
+
+    pub(super) fn read(&mut self, var: VarId, time: TimeRef, at: At) -> Result<T2<T>, RtError> {
+        let (b, tt, k) = (self.s.b, self.s.tt, self.s.k);
+        let timed = self.m().vars[var].timed;
+        match (time, at) {
+            (TimeRef::Static, At::Range(s)) => {
+                let x = self
+                    .s
+                    .statics
+                    .get(&var)
+                    .cloned()
+                    .ok_or_else(|| RtError::Shape(format!("static {var} unset")))?;
+                Ok(tile(x, tt + 1 - s as usize))
+            }
+            (TimeRef::Static, _) => self
+                .s
+                .statics
+                .get(&var)
+                .cloned()
+                .ok_or_else(|| RtError::Shape(format!("static {var} unset"))),
+            (TimeRef::Lag(j), At::Step(t)) => self.s.step(var, i64::from(t) - i64::from(j)),
+            (TimeRef::Step(s), _) if timed => self.s.step(var, s),
+            (TimeRef::Lag(j), At::Range(s)) => {
+                let x = self.padded(var)?;
+                let lo = (i64::from(s) - i64::from(j) + k as i64 - 1) as usize * b;
+                let hi = (tt as i64 - i64::from(j) + k as i64) as usize * b;
+                Ok(ops::rows(x, lo, hi))
+            }
+            _ => Err(RtError::Shape(format!(
+                "read of {var} at {time:?} in {}",
+                match at {
+                    At::Static => "a static context",
+                    At::Step(_) => "a step",
+                    At::Range(_) => "a range",
+                }
+            ))),
+        }
+    }
+
+    /// A net over time, run once per forward pass over the whole sequence.
+    pub(super) fn rnn(&mut self, e: &Expr, at: At) -> Result<T2<T>, RtError> {
+        let key: *const Expr = e;
+        if !self.s.rnn.contains_key(&key) {
+            let ExprKind::Rnn { net, seqs } = &e.kind else {
+                return Err(RtError::Shape("rnn cache of a non-rnn".into()));
+            };
+            let NetKind::Rnn {
+                hidden, reverse, ..
+            } = self.m().nets[*net].kind
+            else {
+                return Err(RtError::Shape("rnn of a non-rnn net".into()));
+            };
+            let (b, tt) = (self.s.b, self.s.tt);
+            let mut xs = Vec::with_capacity(tt);
+            for t in 1..=tt as i64 {
+                let mut acc: Option<T2<T>> = None;
+                for sq in seqs {
+                    let ExprKind::Var { var, .. } = sq.kind else {
+                        return Err(RtError::Shape("rnn argument is not a sequence".into()));
+                    };
+                    let x = self.s.step(var, t)?;
+                    acc = Some(match acc {
+                        None => x,
+                        Some(a) => ops::cat_cols(a, x),
+                    });
+                }
+                xs.push(acc.ok_or_else(|| RtError::Shape("rnn without inputs".into()))?);
+            }
+            let h0 = self.p.input(ops::full(self.p.device(), b, hidden, 0.0));
+            let outs = gru::rnn_scan(
+                self.p,
+                &super::super::eval::net_prefix(self.m(), *net),
+                h0,
+                xs,
+                reverse,
+            )?;
+            self.s.rnn.insert(key, (outs, None));
+        }
+        let tt = self.s.tt;
+        let entry = self.s.rnn.get_mut(&key).expect("inserted above");
+        match at {
+            At::Step(t) => Ok(entry.0[t as usize - 1].clone()),
+            At::Range(s) => {
+                if entry.1.is_none() {
+                    entry.1 = Some(stack(entry.0.clone())?);
+                }
+                let all = entry.1.clone().expect("set above");
+                let b = self.s.b;
+                Ok(ops::rows(all, (s as usize - 1) * b, tt * b))
+            }
+            At::Static => Err(RtError::Shape("a net over time in a static context".into())),
+        }
+    }
+
+    /// Recorded q parameters of a latent over a range, stacked.
+    pub(super) fn recorded(&mut self, v: VarId, range: Range) -> Result<Recorded<T>, RtError> {
+        let recs = self
+            .s
+            .recs
+            .get(&v)
+            .ok_or_else(|| RtError::Shape(format!("latent {v} not sampled")))?;
+        let steps: Vec<usize> = match range {
+            Range::Static => vec![0],
+            Range::At { t } => vec![t as usize - 1],
+            Range::From { t } => (t as usize - 1..self.s.tt).collect(),
+        };
+        let mut fam = Family::Normal;
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let mut pre = Vec::new();
+        let mut kind = 0;
+        for i in steps {
+            let r = recs.get(i).and_then(|r| r.as_ref()).ok_or_else(|| {
+                RtError::Shape(format!("latent {v} not sampled at step {}", i + 1))
+            })?;
+            fam = r.family;
+            match r.dist.clone_vals() {
+                DistVals::LocScale(x, y) => {
+                    kind = 1;
+                    a.push(x);
+                    b.push(y);
+                }
+                DistVals::Logits(x) => {
+                    kind = 2;
+                    a.push(x)
+                }
+                DistVals::Bounds(x, y) => {
+                    kind = 3;
+                    a.push(x);
+                    b.push(y);
+                }
+                DistVals::Flat => {}
+            }
+            if let Some(u) = &r.pre {
+                pre.push(u.clone());
+            }
+        }
+        let dv = match kind {
+            1 => DistVals::LocScale(stack(a)?, stack(b)?),
+            2 => DistVals::Logits(stack(a)?),
+            3 => DistVals::Bounds(stack(a)?, stack(b)?),
+            _ => DistVals::Flat,
+        };
+        let pre = if pre.is_empty() {
+            None
+        } else {
+            Some(stack(pre)?)
+        };
+        Ok((fam, dv, pre))
+    }
+
+    /// The sampled values of a chain variable over a range.
+    pub(super) fn values(&mut self, v: VarId, range: Range) -> Result<T2<T>, RtError> {
+        match range {
+            Range::Static => self.read(v, TimeRef::Static, At::Static),
+            Range::At { t } => self.s.step(v, i64::from(t)),
+            Range::From { t } => self.read(v, TimeRef::Lag(0), At::Range(t)),
+        }
+    }
+}
