@@ -22,7 +22,12 @@ fn main() -> ExitCode {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
     match cli::Cli::try_parse() {
-        Ok(args) => ExitCode::from(cli::run(args)),
+        Ok(args) => {
+            let code = cli::run(args);
+            // A distributed run: a failed rank aborts the job; success finalises MPI.
+            vic::train::distributed::finish(code);
+            ExitCode::from(code)
+        }
         Err(e) => ExitCode::from(cli::usage_error(e)),
     }
 }

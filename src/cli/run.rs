@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// Steps between held-out evaluations (0: only at the end).
     #[arg(long, default_value_t = 100)]
     pub eval_every: u64,
+    /// Train data-parallel over the ranks of an MPI job: `mpirun -n N vic run MODEL
+    /// --distributed` (a build with `--features mpi`); rank 0 writes the results.
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 /// Counts above this are a typo, not a request (they would exhaust memory).
@@ -269,6 +273,12 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     if let Some(h) = a.horizon {
         tr.program.model.objective.horizon = Some(h as u32);
     }
+    // Distributed hook: join the MPI job; rank 0 alone writes below.
+    if a.distributed {
+        if let Err(c) = super::distributed::join(&mut tr) {
+            return c;
+        }
+    }
     let total = match (a.steps, a.epochs, &tr.train) {
         (Some(s), _, _) => s,
         (None, Some(e), Some(d)) => e * (d.n.div_ceil(tr.cfg.batch.min(d.n).max(1)) as u64),
@@ -339,7 +349,11 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
-    let _lock = match super::rundir::claim(&out, a.resume.is_some(), a.force) {
+    let _lock = match tr
+        .is_lead()
+        .then(|| super::rundir::claim(&out, a.resume.is_some(), a.force))
+        .transpose()
+    {
         Ok(l) => l,
         Err(c) => return c,
     };
@@ -372,6 +386,10 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             Ok(_) => {}
         }
         eprintln!("resumed at step {} from {}", tr.step, path.display());
+    }
+    // Distributed hook: the other ranks step without writing.
+    if !tr.is_lead() {
+        return vic::train::distributed::follow(&mut tr, total, &stop);
     }
     let mut metrics = match std::fs::OpenOptions::new()
         .create(true)
@@ -410,7 +428,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     let t0 = std::time::Instant::now();
     let first = tr.step;
     while tr.step < total {
-        if stop.load(Ordering::SeqCst) {
+        if tr.any_rank(stop.load(Ordering::SeqCst)) {
             pb.finish_and_clear();
             let code = match tr.save(&ckpt) {
                 Ok(()) => {
@@ -553,6 +571,9 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     print!("{}", report.text());
     println!("checkpoint: {}", ckpt.display());
     println!("runtime: {}", tr.engine());
+    if let Some(d) = tr.distributed() {
+        println!("distributed: {d}");
+    }
     let mut groups = vec![(
         "ELBO per sequence".to_string(),
         vec![
