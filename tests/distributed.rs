@@ -132,13 +132,18 @@ mod mpi {
     /// containers), with a time limit so that a hang fails the test instead of the suite.
     fn mpirun(ranks: usize, args: &[String], env: &[(&str, &str)]) -> Option<Output> {
         let mut c = Command::new("mpirun");
-        c.args(["-n", &ranks.to_string(), "--oversubscribe", "--allow-run-as-root"])
-            .arg(env!("CARGO_BIN_EXE_vic"))
-            .args(args)
-            .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
-            .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-            // Compare the ranks' parameters after every step.
-            .env("VIC_CHECK_EVERY", "1");
+        c.args([
+            "-n",
+            &ranks.to_string(),
+            "--oversubscribe",
+            "--allow-run-as-root",
+        ])
+        .arg(env!("CARGO_BIN_EXE_vic"))
+        .args(args)
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        // Compare the ranks' parameters after every step.
+        .env("VIC_CHECK_EVERY", "1");
         for (k, v) in env {
             c.env(k, v);
         }
@@ -174,7 +179,10 @@ mod mpi {
                 moved |= (u - w).abs() > 1e-6;
             }
         }
-        assert!(moved, "{what}: no parameter moved: the comparison is vacuous");
+        assert!(
+            moved,
+            "{what}: no parameter moved: the comparison is vacuous"
+        );
         worst
     }
 
@@ -242,9 +250,15 @@ mod mpi {
         .expect("the job ends instead of hanging");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_ne!(out.status.code(), Some(0), "{err}");
-        assert!(err.contains("injected failure (VIC_FAIL_RANK=1:3)"), "{err}");
+        assert!(
+            err.contains("injected failure (VIC_FAIL_RANK=1:3)"),
+            "{err}"
+        );
         assert!(err.contains("rank 1 of 2 panicked"), "{err}");
-        eprintln!("[failure ended the job in {:.1} s]", t0.elapsed().as_secs_f64());
+        eprintln!(
+            "[failure ended the job in {:.1} s]",
+            t0.elapsed().as_secs_f64()
+        );
     }
 
     #[test]

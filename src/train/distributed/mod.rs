@@ -160,7 +160,7 @@ impl Shard {
     /// After step `step`: whether every rank holds parameters with the same fingerprint
     /// (checked every `check_every` steps; `None` when not checked or equal).
     pub fn check(&self, step: u64, print: u64) -> Option<(u64, u64)> {
-        if self.check_every == 0 || step % self.check_every != 0 {
+        if self.check_every == 0 || !step.is_multiple_of(self.check_every) {
             return None;
         }
         let (lo, hi) = self.comm.min_max(print);
@@ -254,7 +254,10 @@ mod tests {
         }
         fn min_max(&self, x: u64) -> (u64, u64) {
             let o = self.others.iter().map(|v| *v as u64);
-            (o.clone().chain([x]).min().unwrap(), o.chain([x]).max().unwrap())
+            (
+                o.clone().chain([x]).min().unwrap(),
+                o.chain([x]).max().unwrap(),
+            )
         }
         fn describe(&self) -> String {
             "fake".into()

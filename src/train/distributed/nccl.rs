@@ -33,9 +33,7 @@ pub fn connect() -> Result<Box<dyn Collective>, String> {
     let dev = CudaDevice::new(local).map_err(|e| format!("CUDA device {local}: {e:?}"))?;
     // Rank 0 creates the id; MPI broadcasts its bytes.
     let mut bytes = if rank == 0 {
-        *Id::new()
-            .map_err(|e| format!("NCCL id: {e:?}"))?
-            .internal()
+        *Id::new().map_err(|e| format!("NCCL id: {e:?}"))?.internal()
     } else {
         [0; 128]
     };

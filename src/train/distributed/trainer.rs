@@ -149,7 +149,10 @@ pub fn follow(tr: &mut Trainer, total: u64, stop: &AtomicBool) -> u8 {
             // reports it; anything else is this rank's own.
             if !matches!(e, TrainError::NonFinite { .. }) {
                 let rank = tr.shard.as_ref().map_or(0, Shard::rank);
-                eprintln!("vic: rank {rank}: training failed at step {}: {e}", tr.step + 1);
+                eprintln!(
+                    "vic: rank {rank}: training failed at step {}: {e}",
+                    tr.step + 1
+                );
             }
             return 1;
         }
