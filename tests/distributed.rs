@@ -12,8 +12,9 @@
 //! * Rank 0 alone writes: `metrics.jsonl` has one line per step, not one per rank.
 //! * Resume across a change of ranks: 4 steps on 2 ranks, resumed to 8 on 1, ends where the
 //!   straight 8-step single-process run ends (same tolerance).
-//! * A rank's failure (an injected panic on rank 1) ends the job with a non-zero exit and the
-//!   panic's message within a timeout, instead of leaving rank 0 waiting in an all-reduce.
+//! * A rank's failure (an injected panic, or an injected error, on rank 1) ends the job with a
+//!   non-zero exit and the rank's message within a timeout, instead of leaving rank 0 waiting
+//!   in an all-reduce.
 //! * Without `--features mpi`, `--distributed` is a usage error naming the feature.
 
 use std::path::{Path, PathBuf};
@@ -89,27 +90,6 @@ fn single(args: &[String]) -> Output {
     within(c, Duration::from_secs(300)).expect("a single-process run ends")
 }
 
-fn succeeded(what: &str, out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what}\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The per-step training ELBO of a run directory's `metrics.jsonl`.
-fn train_elbos(dir: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["split"] == "train" && v.get("final").is_none())
-        .map(|v| (v["step"].as_u64().unwrap(), v["elbo"].as_f64().unwrap()))
-        .collect()
-}
-
 #[cfg(not(feature = "mpi"))]
 #[test]
 fn without_the_feature_distributed_is_a_usage_error() {
@@ -127,6 +107,27 @@ mod mpi {
     use super::*;
     use vic::runtime::checkpoint::{self, Checkpoint};
     use vic::runtime::Dev;
+
+    fn succeeded(what: &str, out: &Output) {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{what}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The per-step training ELBO of a run directory's `metrics.jsonl`.
+    fn train_elbos(dir: &Path) -> Vec<(u64, f64)> {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["split"] == "train" && v.get("final").is_none())
+            .map(|v| (v["step"].as_u64().unwrap(), v["elbo"].as_f64().unwrap()))
+            .collect()
+    }
 
     /// `mpirun -n ranks vic …`, allowed to run as root and on more ranks than cores (CI
     /// containers), with a time limit so that a hang fails the test instead of the suite.
@@ -259,6 +260,24 @@ mod mpi {
             "[failure ended the job in {:.1} s]",
             t0.elapsed().as_secs_f64()
         );
+    }
+
+    #[test]
+    fn a_rank_whose_step_fails_ends_the_job_with_its_message() {
+        let dir = scratch("error");
+        let out = mpirun(
+            2,
+            &run_args(50, &dir.join("run"), &["--distributed"]),
+            &[("VIC_FAIL_RANK", "1:2:error")],
+        )
+        .expect("the job ends instead of hanging");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("rank 1: training failed (2 step(s) done): distributed training: injected error (VIC_FAIL_RANK=1:2:error)"),
+            "{err}"
+        );
+        assert!(err.contains("rank 1 of 2 failed (exit code 1)"), "{err}");
     }
 
     #[test]

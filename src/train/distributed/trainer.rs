@@ -122,7 +122,7 @@ impl Trainer {
     /// steps; all ranks fail together when they do not).
     pub(crate) fn check_ranks(&self) -> Result<(), TrainError> {
         let Some(s) = &self.shard else { return Ok(()) };
-        fault_injection(self);
+        fault_injection(self)?;
         let values: Vec<Vec<f32>> = self.store.iter().map(|(_, p)| p.to_host()).collect();
         let print = fingerprint(values.iter().map(Vec::as_slice));
         match s.check(self.step, print) {
@@ -150,8 +150,8 @@ pub fn follow(tr: &mut Trainer, total: u64, stop: &AtomicBool) -> u8 {
             if !matches!(e, TrainError::NonFinite { .. }) {
                 let rank = tr.shard.as_ref().map_or(0, Shard::rank);
                 eprintln!(
-                    "vic: rank {rank}: training failed at step {}: {e}",
-                    tr.step + 1
+                    "vic: rank {rank}: training failed ({} step(s) done): {e}",
+                    tr.step
                 );
             }
             return 1;
@@ -161,17 +161,25 @@ pub fn follow(tr: &mut Trainer, total: u64, stop: &AtomicBool) -> u8 {
 }
 
 /// Test hook (debug builds only): `VIC_FAIL_RANK=r:n` makes rank `r` panic after step `n`,
-/// to test that one rank's failure ends the whole job.
-fn fault_injection(tr: &Trainer) {
-    if !cfg!(debug_assertions) {
-        return;
+/// `VIC_FAIL_RANK=r:n:error` makes it fail with an error there (as an I/O or backend fault
+/// would), to test that one rank's failure ends the whole job.
+fn fault_injection(tr: &Trainer) -> Result<(), TrainError> {
+    let Some(s) = &tr.shard else { return Ok(()) };
+    let spec = match std::env::var("VIC_FAIL_RANK") {
+        Ok(spec) if cfg!(debug_assertions) => spec,
+        _ => return Ok(()),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (Some(r), Some(n)) = (parts.first(), parts.get(1)) else {
+        return Ok(());
+    };
+    if r.parse() != Ok(s.rank()) || n.parse() != Ok(tr.step) {
+        return Ok(());
     }
-    let Some(s) = &tr.shard else { return };
-    if let Ok(spec) = std::env::var("VIC_FAIL_RANK") {
-        if let Some((r, n)) = spec.split_once(':') {
-            if r.parse() == Ok(s.rank()) && n.parse() == Ok(tr.step) {
-                panic!("injected failure (VIC_FAIL_RANK={spec})");
-            }
-        }
+    if parts.get(2) == Some(&"error") {
+        return Err(TrainError::Distributed(format!(
+            "injected error (VIC_FAIL_RANK={spec})"
+        )));
     }
+    panic!("injected failure (VIC_FAIL_RANK={spec})");
 }
