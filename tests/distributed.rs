@@ -84,6 +84,15 @@ fn within(mut cmd: Command, limit: Duration) -> Option<Output> {
     }
 }
 
+/// A diagnostic's text with miette's line wrapping undone.
+fn flat(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn single(args: &[String]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vic"));
     c.args(args);
@@ -95,7 +104,7 @@ fn single(args: &[String]) -> Output {
 fn without_the_feature_distributed_is_a_usage_error() {
     let dir = scratch("no-mpi");
     let out = single(&run_args(2, &dir.join("run"), &["--distributed"]));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = flat(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("vic::E092"), "{err}");
     assert!(err.contains("--features mpi"), "{err}");
@@ -280,6 +289,38 @@ mod mpi {
         assert!(err.contains("rank 1 of 2 failed (exit code 1)"), "{err}");
     }
 
+    /// The reference runtime (the CUDA path) draws each rank's noise from its own stream, so
+    /// it is not compared with one process; what holds is that the ranks' parameters stay
+    /// identical (checked after every step: a gradient not summed over ranks fails it) and
+    /// the parameters move.
+    #[test]
+    fn the_reference_runtime_keeps_the_ranks_identical() {
+        let dir = scratch("reference");
+        let mut args = run_args(3, &dir.join("run"), &["--distributed"]);
+        let r = args.iter().position(|a| a == "fused").unwrap();
+        args[r] = "reference".into();
+        let out = mpirun(2, &args, &[]).expect("no hang");
+        succeeded("mpirun -n 2 --runtime reference", &out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("runtime: reference"), "{stdout}");
+        assert_eq!(train_elbos(&dir.join("run")).len(), 3);
+    }
+
+    #[test]
+    fn free_nats_after_the_mean_are_refused_on_the_reference_runtime() {
+        let dir = scratch("after-mean");
+        let model = root().join("models/rssm.vmodel");
+        let mut args = run_args(2, &dir.join("run"), &["--distributed"]);
+        args[1] = model.to_str().unwrap().into();
+        let r = args.iter().position(|a| a == "fused").unwrap();
+        args[r] = "reference".into();
+        let out = mpirun(2, &args, &[]).expect("no hang");
+        let err = flat(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains("vic::E200"), "{err}");
+        assert!(err.contains("free nats after the batch mean"), "{err}");
+    }
+
     #[test]
     fn a_batch_smaller_than_the_ranks_is_refused() {
         let dir = scratch("small-batch");
@@ -287,7 +328,7 @@ mod mpi {
         let b = args.iter().position(|a| a == "--batch").unwrap();
         args[b + 1] = "1".into();
         let out = mpirun(2, &args, &[]).expect("no hang");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = flat(&out.stderr);
         assert_ne!(out.status.code(), Some(0), "{err}");
         assert!(err.contains("vic::E200"), "{err}");
         assert!(err.contains("cannot be split over 2 ranks"), "{err}");
