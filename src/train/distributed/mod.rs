@@ -157,10 +157,16 @@ impl Shard {
         }
     }
 
+    /// Whether the parameters are compared across ranks after step `step` (every
+    /// `check_every` steps).
+    pub fn due(&self, step: u64) -> bool {
+        self.check_every != 0 && step.is_multiple_of(self.check_every)
+    }
+
     /// After step `step`: whether every rank holds parameters with the same fingerprint
-    /// (checked every `check_every` steps; `None` when not checked or equal).
+    /// (`None` when not [`Shard::due`] or equal).
     pub fn check(&self, step: u64, print: u64) -> Option<(u64, u64)> {
-        if self.check_every == 0 || !step.is_multiple_of(self.check_every) {
+        if !self.due(step) {
             return None;
         }
         let (lo, hi) = self.comm.min_max(print);
