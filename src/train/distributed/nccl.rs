@@ -1,8 +1,12 @@
 //! The NCCL transport for ranks on CUDA devices (`--features nccl`): MPI starts the job, gives
 //! the ranks and carries NCCL's unique id from rank 0 to the others (as Horovod and
-//! `torch.distributed` do); the gradient sum runs as `ncclAllReduce` on each rank's GPU
-//! (`OMPI_COMM_WORLD_LOCAL_RANK` picks it). The small forward statistics and agreements stay
-//! on MPI.
+//! `torch.distributed` do); the gradient sum runs as `ncclAllReduce` on each rank's GPU. The
+//! small forward statistics and agreements stay on MPI.
+//!
+//! A rank computes on dfdx's default device, the first GPU it sees, so each rank must see only
+//! its own: `mpirun -n 8 sh -c 'CUDA_VISIBLE_DEVICES=$OMPI_COMM_WORLD_LOCAL_RANK exec vic run
+//! … --distributed'`. A rank that sees several GPUs is refused (otherwise every rank would
+//! compute on GPU 0).
 //!
 //! The reference runtime hands gradients to the optimiser on the host, so the sum stages them
 //! host → device → NCCL → host. Type-checked only (`cargo check --features nccl,dfdx/ci-check`):
@@ -26,11 +30,13 @@ pub struct Nccl {
 pub fn connect() -> Result<Box<dyn Collective>, String> {
     let mpi = mpi_world::connect()?;
     let (rank, size) = (mpi.rank(), Collective::size(&mpi));
-    let local = std::env::var("OMPI_COMM_WORLD_LOCAL_RANK")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(0);
-    let dev = CudaDevice::new(local).map_err(|e| format!("CUDA device {local}: {e:?}"))?;
+    let visible = CudaDevice::count().map_err(|e| format!("CUDA devices: {e:?}"))?;
+    if size > 1 && visible > 1 {
+        return Err(format!(
+            "rank {rank} sees {visible} GPUs; each rank must see only its own (it computes on the first): start the ranks with CUDA_VISIBLE_DEVICES=$OMPI_COMM_WORLD_LOCAL_RANK"
+        ));
+    }
+    let dev = CudaDevice::new(0).map_err(|e| format!("CUDA device 0: {e:?}"))?;
     // Rank 0 creates the id; MPI broadcasts its bytes.
     let mut bytes = if rank == 0 {
         *Id::new().map_err(|e| format!("NCCL id: {e:?}"))?.internal()
