@@ -35,7 +35,12 @@ fn main() -> ExitCode {
         .try_get_matches()
         .and_then(|m| cli::Cli::from_arg_matches(&m))
     {
-        Ok(args) => ExitCode::from(cli::run(args)),
+        Ok(args) => {
+            let code = cli::run(args);
+            // A distributed run: a failed rank aborts the job; success finalises MPI.
+            vic::train::distributed::finish(code);
+            ExitCode::from(code)
+        }
         Err(e) => ExitCode::from(cli::usage_error(e, color)),
     }
 }

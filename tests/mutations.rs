@@ -448,6 +448,7 @@ fn train_outcome(t: &mut Tally, case: &str, e: &TrainError) {
         TrainError::NonFinite { .. } => t.count("vic::E201 (step)"),
         TrainError::Unsupported(_) => t.count("vic::E200 (fused)"),
         TrainError::Checkpoint(_) => t.count("vic::E093"),
+        TrainError::Distributed(_) => t.count("vic::E200 (distributed)"),
         TrainError::Runtime(r) => {
             t.count("vic::E204");
             t.backend.push(format!("{case}: {r}"));

@@ -3,6 +3,7 @@
 
 mod check;
 mod color;
+mod distributed;
 mod elbo;
 mod eval;
 mod io;

@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Steps between held-out evaluations (0: only at the end).
     #[arg(long, default_value_t = 100)]
     pub eval_every: u64,
+    /// Train data-parallel over the ranks of an MPI job: `mpirun -n N vic run MODEL
+    /// --distributed` (a build with `--features mpi`); rank 0 writes the results.
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 /// Counts above this are a typo, not a request (they would exhaust memory).
@@ -274,6 +278,12 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Ok(t) => t,
         Err(e) => return train_error(&e, "cannot set up the model"),
     };
+    // Distributed hook: join the MPI job; rank 0 alone writes below.
+    if a.distributed {
+        if let Err(c) = super::distributed::join(&mut tr) {
+            return c;
+        }
+    }
     let k = tr.program.model.objective.iwae.max(1) as usize;
     let eval_rows = tr
         .heldout
@@ -310,7 +320,11 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
-    let _lock = match super::rundir::claim(&out, a.resume.is_some(), a.force) {
+    let _lock = match tr
+        .is_lead()
+        .then(|| super::rundir::claim(&out, a.resume.is_some(), a.force))
+        .transpose()
+    {
         Ok(l) => l,
         Err(c) => return c,
     };
@@ -321,6 +335,29 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         data: data_path.as_deref(),
         engine: &tr.engine(),
     };
+    if !tr.is_lead() {
+        // Distributed hook: the other ranks resume, then step in lockstep with rank 0 (one
+        // `any_rank` agreement and one step per iteration, as `Trainer::run`), writing nothing.
+        if let Some(path) = &resume_path(&a) {
+            if let Err(e) = tr.resume(path) {
+                return train_error(&e, "cannot resume");
+            }
+        }
+        return match vic::train::distributed::follow(&mut tr, plan.total, &stop) {
+            Ok(true) => 130,
+            Ok(false) => 0,
+            Err(e) => {
+                if !matches!(e, TrainError::NonFinite { .. }) {
+                    eprintln!(
+                        "vic: rank {}: training failed ({} step(s) done): {e}",
+                        tr.rank(),
+                        tr.step
+                    );
+                }
+                FAILED
+            }
+        };
+    }
     if let Err(e) = super::rundir::write_record(&out, &record, &source) {
         super::session::coded(
             vic::diag::Code::CannotWrite,
@@ -330,13 +367,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         return FAILED;
     }
     let ckpt = out.join("checkpoint.safetensors");
-    let resume = a.resume.as_ref().map(|dir| {
-        if dir.is_dir() {
-            dir.join("checkpoint.safetensors")
-        } else {
-            dir.clone()
-        }
-    });
+    let resume = resume_path(&a);
     let labels = vic::render::label::term_labels(&tr.program.elbo);
     let mut progress = match Progress::new(
         &out.join("metrics.jsonl"),
@@ -391,6 +422,9 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     print!("{}", report.text());
     println!("checkpoint: {}", ckpt.display());
     println!("runtime: {}", tr.engine());
+    if let Some(d) = tr.distributed() {
+        println!("distributed: {d}");
+    }
     progress.plot(&out.join("elbo.svg"), &name, heldout);
     OK
 }
@@ -486,4 +520,15 @@ fn run_failed(e: &RunError, progress: &mut Progress, ckpt: &Path) -> u8 {
         ),
         RunError::Evaluation(error) => train_error(error, "the final evaluation failed"),
     }
+}
+
+/// The checkpoint `--resume` names (a run directory or the file itself).
+fn resume_path(a: &RunArgs) -> Option<std::path::PathBuf> {
+    a.resume.as_ref().map(|dir| {
+        if dir.is_dir() {
+            dir.join("checkpoint.safetensors")
+        } else {
+            dir.clone()
+        }
+    })
 }

@@ -129,6 +129,10 @@ pub fn train_error(e: &TrainError, what: &str) -> u8 {
             Code::Io,
             "check the path and its permissions",
         ),
+        TrainError::Distributed(_) => (
+            Code::Unsupported,
+            "train it in one process (without --distributed), or change what the message names; ranks that disagree on parameters are a fault in vic: please report it",
+        ),
         TrainError::Runtime(_) => (
             Code::Backend,
             "the checker accepted this model, so this is a fault in vic: please report it with the model file and the command",

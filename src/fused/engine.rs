@@ -53,6 +53,9 @@ pub struct Engine {
     seeds: Vec<Seed>,
     /// (H − target)·α for the auto-α gradient.
     alpha_grad: f32,
+    /// The batch's first row and rows in the global batch whose noise is drawn (a rank of a
+    /// distributed job computes part of it): `(0, b)` alone.
+    window: (usize, usize),
 }
 
 #[derive(Clone, Copy)]
@@ -62,6 +65,15 @@ enum Seed {
     All(f32),
     /// Rows above `floor` only.
     Above(f32, f32),
+    /// Free nats after the mean: `c` on every row if the batch mean `total / rows` is above
+    /// `nats`, else nothing; decided by [`Engine::settle`] (where a distributed job sums the
+    /// batch's totals over its ranks first).
+    AfterMean {
+        c: f32,
+        nats: f64,
+        total: f64,
+        rows: usize,
+    },
 }
 
 /// Matmul FLOPs of one forward pass of a graph.
@@ -168,6 +180,7 @@ impl Engine {
             alpha,
             seeds: vec![Seed::None; nterms],
             alpha_grad: 0.0,
+            window: (0, b),
         })
     }
 
@@ -186,6 +199,12 @@ impl Engine {
         let ops = self.shares.iter().map(|s| s.w.g.ops.len()).sum();
         let floats = self.shares.iter().map(|s| s.w.g.floats()).sum();
         (ops, floats)
+    }
+
+    /// This batch is rows `start..start + b` of a global batch of `total` rows: the noise of
+    /// all `total` rows is drawn (the single process's stream) and this batch's rows kept.
+    pub fn set_window(&mut self, start: usize, total: usize) {
+        self.window = (start, total.max(start + self.b));
     }
 
     /// Reload the parameter mirror from `store` (after a resume or load).
@@ -212,19 +231,21 @@ impl Engine {
                 }
             }
         }
-        // Noise: one (b, size) block per sampled variable and step, in the reference order.
+        // Noise: one (b, size) block per sampled variable and step, in the reference order
+        // (of the global batch, keeping this batch's rows).
+        let (g0, gb) = self.window;
         let nslots = self.shares[0].noise.len();
         let mut block = Vec::new();
         for j in 0..nslots {
             let v0 = self.shares[0].noise[j];
             let size = self.shares[0].w.g.bufs[v0.buf].cols;
             block.clear();
-            block.extend((0..b * size).map(|_| rng.sample::<f32, _>(StandardNormal)));
+            block.extend((0..gb * size).map(|_| rng.sample::<f32, _>(StandardNormal)));
             for sh in &mut self.shares {
                 let v = sh.noise[j];
                 let dst = sh.w.vals_mut(v.buf);
                 dst[v.r0 * size..(v.r0 + v.rows) * size]
-                    .copy_from_slice(&block[sh.start * size..(sh.start + sh.b) * size]);
+                    .copy_from_slice(&block[(g0 + sh.start) * size..(g0 + sh.start + sh.b) * size]);
             }
         }
     }
@@ -303,13 +324,19 @@ impl Engine {
             let scale = mods.scale as f32 * kl_weight::factor(mods, weight);
             self.seeds[ti] = match (head, term.compute) {
                 (_, _) if t0.rows.is_none() => Seed::None,
-                (Head::Kl, Compute::Kl(_)) => {
-                    let mean = total / (tp * b).max(1) as f64;
-                    match free_nats::seed(mods, scale, mean) {
+                (Head::Kl, Compute::Kl(_)) => match free_nats::after_mean(mods) {
+                    // Decided in `settle`, on the whole (global) batch's mean.
+                    Some(nats) => Seed::AfterMean {
+                        c: scale,
+                        nats,
+                        total,
+                        rows: tp * b,
+                    },
+                    None => match free_nats::seed(mods, scale, 0.0) {
                         free_nats::Seed::All(c) => Seed::All(c),
                         free_nats::Seed::Above(c, floor) => Seed::Above(c, floor),
-                    }
-                }
+                    },
+                },
                 _ => Seed::All(-sign * scale * mult),
             };
         }
@@ -325,9 +352,35 @@ impl Engine {
         }
     }
 
+    /// Decide the loss seeds that depend on batch means (free nats after the mean), with
+    /// `sum` applied to the batch's `[total, rows, …]` of those terms first (a distributed
+    /// job's sum over ranks; nothing for a single process). Called with the same number of
+    /// such terms on every rank; a no-op when there are none.
+    pub fn settle(&mut self, sum: impl FnOnce(&mut [f64])) {
+        let mut buf: Vec<f64> = Vec::new();
+        for s in &self.seeds {
+            if let Seed::AfterMean { total, rows, .. } = *s {
+                buf.extend([total, rows as f64]);
+            }
+        }
+        if buf.is_empty() {
+            return;
+        }
+        sum(&mut buf);
+        let mut at = buf.chunks(2);
+        for s in &mut self.seeds {
+            if let Seed::AfterMean { c, nats, .. } = *s {
+                let part = at.next().unwrap_or(&[0.0, 1.0]);
+                let mean = part[0] / part[1].max(1.0);
+                *s = Seed::All(free_nats::after_mean_gate(c, nats, mean));
+            }
+        }
+    }
+
     /// Backward from the loss of the last forward pass; sums the workers' parameter gradients
     /// into [`Engine::grads`].
     pub fn backward(&mut self, batch: &Batch) {
+        self.settle(|_| {});
         let b = self.b;
         let seeds = std::mem::take(&mut self.seeds);
         self.run_all(|sh| {

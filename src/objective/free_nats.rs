@@ -61,13 +61,14 @@ pub fn per_step(m: &Modifiers) -> Option<f32> {
     }
 }
 
-/// The floor of the mean over rows (`after_mean`), if attached.
-pub fn after_mean(m: &Modifiers) -> Option<f32> {
+/// The floor of the mean over rows (`after_mean`), if attached (a data-parallel run decides
+/// it on the global batch's mean, see `fused::Engine::settle`).
+pub fn after_mean(m: &Modifiers) -> Option<f64> {
     match m.free_nats {
         Some(FreeNats {
             nats,
             placement: FreeNatsPlacement::AfterMean,
-        }) => Some(nats as f32),
+        }) => Some(nats),
         _ => None,
     }
 }
@@ -91,9 +92,19 @@ pub fn seed(m: &Modifiers, scale: f32, mean: f64) -> Seed {
         placement: FreeNatsPlacement::AfterMean,
     }) = m.free_nats
     {
-        Seed::All(if mean > nats { scale } else { 0.0 })
+        Seed::All(after_mean_gate(scale, nats, mean))
     } else {
         Seed::All(scale)
+    }
+}
+
+/// `after_mean`'s gradient factor: the KL's mean is clamped at `nats`, so below it the term
+/// has no gradient.
+pub fn after_mean_gate(scale: f32, nats: f64, mean: f64) -> f32 {
+    if mean > nats {
+        scale
+    } else {
+        0.0
     }
 }
 

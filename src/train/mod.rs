@@ -10,6 +10,7 @@
 //! - the objective is summed over the batch (as Pyro's SVI loss); reports are per sequence.
 
 mod batch;
+pub mod distributed;
 pub mod params;
 mod plan;
 mod report;
@@ -138,6 +139,10 @@ pub enum TrainError {
     #[error("the fused runtime cannot run this model: {0}")]
     /// The fused runtime was asked for a model it cannot run.
     Unsupported(String),
+    #[error("distributed training: {0}")]
+    /// A data-parallel run failed (a setting it cannot split, ranks that disagree, a transport
+    /// fault).
+    Distributed(String),
 }
 
 /// What a checkpoint says of the run that wrote it.
@@ -174,6 +179,8 @@ pub struct Trainer {
     fused: Vec<crate::fused::Engine>,
     /// Why the fused runtime is not used, once known.
     fused_off: Option<String>,
+    /// Distributed hook: this process's part of a data-parallel job (`None`: the whole batch).
+    shard: Option<distributed::Shard>,
 }
 
 /// The rollout length when neither the configuration nor the model gives one.
@@ -233,6 +240,7 @@ impl Trainer {
             dev,
             fused: Vec::new(),
             fused_off: None,
+            shard: None,
         })
     }
 
@@ -255,9 +263,15 @@ impl Trainer {
         self.program.model.objective.iwae.max(1) as usize
     }
 
-    /// The batch for step `n`.
-    fn batch_at(&self, n: u64) -> Result<Batch, TrainError> {
+    /// The batch for step `n`: this rank's rows of the global batch, their first row and
+    /// the global batch's rows.
+    fn batch_at(&self, n: u64) -> Result<(Batch, usize, usize), TrainError> {
         let k = self.iwae();
+        // Distributed hook: the rows of the global batch this rank computes.
+        let part = |total: usize| match &self.shard {
+            Some(s) => s.rows(total),
+            None => 0..total,
+        };
         match &self.train {
             Some(d) => {
                 let mut r = stream(self.cfg.seed, n, 1);
@@ -278,13 +292,20 @@ impl Trainer {
                         perm[start..(start + b).min(d.n)].to_vec()
                     }
                 };
-                Ok(data_batch(&self.program, d, &idx, k))
+                let rows = part(idx.len());
+                let (start, total) = (rows.start, idx.len() * k);
+                Ok((data_batch(&self.program, d, &idx[rows], k), start, total))
             }
-            None => Ok(control_batch(
-                &self.program,
-                self.cfg.batch * k,
-                self.horizon(),
-            )),
+            None => {
+                let total = self.cfg.batch * k;
+                let rows = part(total);
+                let b = rows.len();
+                Ok((
+                    control_batch(&self.program, b, self.horizon()),
+                    rows.start,
+                    total,
+                ))
+            }
         }
     }
 
@@ -388,16 +409,30 @@ impl Trainer {
         };
     }
 
-    /// One step on a compiled program.
-    fn step_fused(&mut self, i: usize, batch: Batch) -> Result<StepStats, TrainError> {
+    /// One step on a compiled program: rows `start..start + batch.b` of a global batch of
+    /// `total` rows.
+    fn step_fused(
+        &mut self,
+        i: usize,
+        batch: Batch,
+        start: usize,
+        total: usize,
+    ) -> Result<StepStats, TrainError> {
         let n = self.step;
         let mut r = stream(self.cfg.seed, n, 3);
-        let fwd = self.fused[i].forward(&self.program, &batch, &mut r, n);
-        let elbo = mean(&fwd.elbo);
+        self.fused[i].set_window(start, total);
+        let mut fwd = self.fused[i].forward(&self.program, &batch, &mut r, n);
+        let elbo = self.global_stats(&fwd.elbo, &mut fwd.terms, total);
         self.check_forward(n, &fwd.terms, elbo)?;
         let lr = self.schedule().lr(self.cfg.lr, n);
         let eng = &mut self.fused[i];
+        if let Some(s) = &self.shard {
+            eng.settle(|v| s.sums(v)); // distributed hook: batch means over ranks
+        }
         eng.backward(&batch);
+        if let Some(s) = &self.shard {
+            s.grads(eng.grads.iter_mut()); // distributed hook: the sum over ranks
+        }
         let norm = crate::runtime::optim::norm_of(eng.grads.iter().map(|g| g.as_slice()));
         if !norm.is_finite() {
             return Err(TrainError::NonFinite {
@@ -446,6 +481,7 @@ impl Trainer {
             self.fused[j].pull(&self.store);
         }
         self.finish_step(n, elbo);
+        self.check_ranks()?;
         Ok(StepStats {
             step: self.step,
             elbo,
@@ -459,23 +495,27 @@ impl Trainer {
     /// One optimiser step.
     pub fn step(&mut self) -> Result<StepStats, TrainError> {
         let n = self.step;
-        let batch = self.batch_at(n)?;
+        let (batch, start, total) = self.batch_at(n)?;
         if let Some(i) = self.fused_for(batch.b, batch.t.max(1))? {
-            return self.step_fused(i, batch);
+            return self.step_fused(i, batch, start, total);
         }
-        let mut r = stream(self.cfg.seed, n, 3);
+        self.reference_distributable()?;
+        let mut r = self.reference_noise(n);
         let traced = self.store.trace();
         let fwd = self
             .program
             .forward(&traced, &batch, &mut r, n, self.baseline as f32)?;
         let elbo_host = fwd.elbo.as_vec();
-        let terms_host: Vec<f64> = fwd.terms.iter().map(|t| mean(&t.as_vec())).collect();
-        let elbo = mean(&elbo_host);
+        let mut terms_host: Vec<f64> = fwd.terms.iter().map(|t| mean(&t.as_vec())).collect();
+        let elbo = self.global_stats(&elbo_host, &mut terms_host, total);
         self.check_forward(n, &terms_host, elbo)?;
         drop(traced);
         let loss = fwd.objective.negate();
         let mut grads = backward(loss);
         let mut g = self.store.grads(&mut grads);
+        if let Some(s) = &self.shard {
+            s.grads(g.values_mut()); // distributed hook: the sum over ranks
+        }
         let norm = match self.cfg.clip {
             Some(c) => clip_global_norm(&mut g, c),
             None => crate::runtime::optim::global_norm(&g),
@@ -490,6 +530,7 @@ impl Trainer {
         let lr = self.schedule().lr(self.cfg.lr, n);
         self.adam.update(&mut self.store, &g, lr)?;
         self.finish_step(n, elbo);
+        self.check_ranks()?;
         Ok(StepStats {
             step: self.step,
             elbo,
@@ -609,6 +650,9 @@ impl Trainer {
 
     /// Save parameters, optimiser state and progress atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        if !self.is_lead() {
+            return Ok(()); // distributed hook: rank 0 alone writes
+        }
         checkpoint::save(path, &self.store, Some(&self.adam), &self.meta())
             .map_err(|e| TrainError::Checkpoint(e.to_string()))
     }

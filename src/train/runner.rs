@@ -141,7 +141,8 @@ impl Trainer {
             None => Ok(()),
         };
         while self.step < opts.total {
-            if obs.should_stop() {
+            // Collective in a distributed run: every rank agrees once per iteration.
+            if self.any_rank(obs.should_stop()) {
                 save(self, true)?;
                 return Ok(RunOutcome {
                     end: RunEnd::Interrupted,

@@ -332,7 +332,7 @@ fn kl_objective<T: LTape, P: Params<T>>(
     Ok(match free_nats::after_mean(mods) {
         Some(nats) => {
             let n = trained.shape().0 as f32;
-            ops::mean_all(trained).clamp(nats, f32::MAX) * n
+            ops::mean_all(trained).clamp(nats as f32, f32::MAX) * n
         }
         None => ops::sum_all(trained),
     })
