@@ -37,9 +37,9 @@ pub fn connect() -> Result<World, String> {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default(info);
-        // The process is about to be aborted: this line is the job's only trace of why.
-        #[allow(clippy::print_stderr)]
-        eprintln!("vic: rank {rank} of {size} panicked; aborting every rank of the job");
+        last_words(&format!(
+            "vic: rank {rank} of {size} panicked; aborting every rank of the job"
+        ));
         SimpleCommunicator::world().abort(101);
     }));
     Ok(World { world })
@@ -52,13 +52,11 @@ pub fn finish(code: u8) {
     // 130: every rank agreed to stop (Ctrl-C), so every rank finalises.
     if code != 0 && code != 130 {
         let world = SimpleCommunicator::world();
-        // MPI_Abort ends every rank without unwinding: say why first (the process's edge).
-        #[allow(clippy::print_stderr)]
-        eprintln!(
+        last_words(&format!(
             "vic: rank {} of {} failed (exit code {code}); aborting every rank of the job",
             world.rank(),
             world.size()
-        );
+        ));
         world.abort(i32::from(code));
     }
     drop(universe);
@@ -107,4 +105,11 @@ impl Collective for World {
             self.size()
         )
     }
+}
+
+/// The one line a rank prints before `MPI_Abort` ends every rank without unwinding: the job's
+/// only trace of why (the process's edge, so the library's no-printing rule does not apply).
+#[allow(clippy::print_stderr)]
+fn last_words(msg: &str) {
+    eprintln!("{msg}");
 }
