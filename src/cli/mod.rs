@@ -10,6 +10,7 @@ mod plot;
 mod predictive;
 mod run;
 mod rundir;
+mod sample_plot;
 mod session;
 
 use clap::{Parser, Subcommand};

@@ -1,7 +1,7 @@
 //! `vic run`: train with a progress bar, `metrics.jsonl`, atomic checkpoints, a final
 //! per-term report on the held-out split, and `elbo.svg`.
 
-use super::plot::{panels, Series};
+use super::plot::{training, Curves};
 use super::session::{checkpoint_error, flag_error, open, train_error};
 use super::{FAILED, OK};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -405,7 +405,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     pb.set_position(tr.step);
     let mut curve: Vec<(f64, f64)> = Vec::new();
     let mut term_curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); term_names.len()];
-    let mut held_curve: Vec<(f64, f64)> = Vec::new();
+    let mut held_curve: Vec<(f64, f64, f64)> = Vec::new();
     let mut running: Option<(f64, Vec<f64>)> = None;
     let t0 = std::time::Instant::now();
     let first = tr.step;
@@ -507,7 +507,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         pb.set_position(s.step);
         if a.eval_every > 0 && s.step % a.eval_every == 0 && tr.heldout.is_some() {
             if let Ok(r) = tr.evaluate(None, 1, a.seed) {
-                held_curve.push((s.step as f64, r.elbo));
+                held_curve.push((s.step as f64, r.elbo, r.stderr));
                 write_line(
                     &mut metrics,
                     &serde_json::json!({"step": s.step, "split": "heldout", "elbo": r.elbo, "stderr": r.stderr}),
@@ -535,7 +535,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     if report.non_finite().is_some() {
         return super::eval::non_finite_result(&report, "the trained parameters");
     }
-    held_curve.push((tr.step as f64, report.elbo));
+    held_curve.push((tr.step as f64, report.elbo, report.stderr));
     write_line(
         &mut metrics,
         &serde_json::json!({"step": tr.step, "split": if tr.heldout.is_some() { "heldout" } else { "train" }, "final": true, "elbo": report.elbo, "stderr": report.stderr, "terms": report.terms}),
@@ -553,39 +553,19 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     print!("{}", report.text());
     println!("checkpoint: {}", ckpt.display());
     println!("runtime: {}", tr.engine());
-    let mut groups = vec![(
-        "ELBO per sequence".to_string(),
-        vec![
-            Series {
-                name: "train (running mean)".into(),
-                points: curve,
-                dashed: false,
-            },
-            Series {
-                name: if tr.heldout.is_some() {
-                    "held-out".into()
-                } else {
-                    "evaluation".into()
-                },
-                points: held_curve,
-                dashed: true,
-            },
-        ],
-    )];
-    groups.push((
-        "terms (running mean per sequence)".to_string(),
-        term_names
-            .iter()
-            .cloned()
-            .zip(term_curves)
-            .map(|(n, p)| Series {
-                name: n,
-                points: p,
-                dashed: false,
-            })
-            .collect(),
-    ));
-    if let Err(e) = panels(&out.join("elbo.svg"), &format!("vic run {name}"), &groups) {
+    let terms: Vec<(String, Vec<(f64, f64)>)> = term_names.into_iter().zip(term_curves).collect();
+    let curves = Curves {
+        title: &format!("vic run {name}"),
+        train: &curve,
+        eval_name: if tr.heldout.is_some() {
+            "held-out"
+        } else {
+            "training data (evaluation)"
+        },
+        eval: &held_curve,
+        terms: &terms,
+    };
+    if let Err(e) = training(&out.join("elbo.svg"), &curves) {
         eprintln!("warning: could not write elbo.svg: {e}");
     }
     OK
