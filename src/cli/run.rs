@@ -557,10 +557,10 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     let curves = Curves {
         title: &format!("vic run {name}"),
         train: &curve,
-        eval_name: if tr.heldout.is_some() {
-            "held-out"
-        } else {
-            "training data (evaluation)"
+        eval_name: match (&tr.heldout, &tr.train) {
+            (Some(_), _) => "held-out",
+            (None, Some(_)) => "evaluation (training data)",
+            (None, None) => "evaluation",
         },
         eval: &held_curve,
         terms: &terms,

@@ -140,6 +140,11 @@ fn draw_panel(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), St
     if x1 - x0 < 1.0 {
         x0 -= 0.5;
         x1 += 0.5;
+    } else if p.lines.iter().any(|l| l.dots) {
+        // Room for the dots at the ends.
+        let pad = 0.015 * (x1 - x0);
+        x0 -= pad;
+        x1 += pad;
     }
     let caption = if y.clipped {
         format!("{} (y-axis cut to the converged part)", p.caption)
@@ -246,8 +251,7 @@ fn draw_legend(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), S
     let font = ("sans-serif", 13).into_font().color(&BLACK);
     let (x, mut yy) = (8i32, 44i32);
     let max_rows = ((PANEL_H as i32 - 60) / 20).max(1) as usize;
-    let mut rows = 0;
-    for l in &p.lines {
+    for (rows, l) in p.lines.iter().enumerate() {
         if rows == max_rows {
             area.draw(&Text::new(
                 format!("… and {} more", p.lines.len() - rows),
@@ -280,7 +284,6 @@ fn draw_legend(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), S
         area.draw(&Text::new(shorten(&l.name), (x + 42, yy - 7), font.clone()))
             .map_err(err)?;
         yy += 20;
-        rows += 1;
     }
     if let Some(m) = &p.marker {
         area.draw(&DashedPathElement::new(
