@@ -16,6 +16,8 @@ use vic::train::Trainer;
 const MAX_COLS: usize = 10;
 const MAX_PANELS: usize = 4;
 const MAX_PAIRS: usize = 4;
+/// Examples of a static scalar shown side by side.
+const MAX_EXAMPLES: usize = 50;
 
 fn report(res: Result<(), String>, plot: &Path) -> u8 {
     match res {
@@ -276,6 +278,37 @@ pub fn posterior(
                 plot,
                 &format!("posterior predictive of {name} ({k} draws per sequence)"),
                 &groups,
+            )
+        }
+        None if size == 1 => {
+            // A static scalar: x is the example; the mean with its 90% interval beside the data.
+            let n = seqs.min(MAX_EXAMPLES);
+            let at = |i: usize| s[i];
+            let series = |c: usize| -> Vec<(f64, f64)> {
+                (0..n)
+                    .filter_map(|i| at(i).map(|o| (i as f64 + 1.0, f64::from(o[c]))))
+                    .collect()
+            };
+            let mut mean = Line::new("mean, 90% interval", series(1), 0).dots_only();
+            mean.band = (0..n)
+                .filter_map(|i| at(i).map(|o| (i as f64 + 1.0, f64::from(o[2]), f64::from(o[5]))))
+                .collect();
+            let panel = Panel {
+                caption: if n == 1 {
+                    format!("{name}, example 1")
+                } else {
+                    format!("{name}, examples 1–{n}")
+                },
+                x_desc: "example".into(),
+                y_desc: name.to_string(),
+                lines: vec![mean, Line::new("data", series(0), 1).dots_only()],
+                marker: None,
+                clip_outliers: false,
+            };
+            panels(
+                plot,
+                &format!("posterior predictive of {name} ({k} draws per example)"),
+                &[panel],
             )
         }
         None => {

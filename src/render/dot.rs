@@ -3,8 +3,8 @@
 //! nodes double circles; each node names its distribution (`s[t] ~ Normal`, then q's). Every
 //! node sits in the batch plate (one sequence of N), the time-indexed ones in a time plate
 //! inside it. The edges between two nodes in one model (p or q) are one edge labelled with all
-//! their lags (`t-1, t-2`); self-loops of p and q leave opposite sides of the node. A legend
-//! explains the conventions used.
+//! their lags (`t-1, t-2`); self-loops of p and q leave opposite sides of the node (the time
+//! plate has a wide margin to hold them). A legend explains the conventions used.
 
 use crate::ir::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,7 +126,10 @@ pub fn graph(m: &Model) -> String {
     }
     if m.vars.iter().any(|x| x.timed) || m.optimality.iter().any(|o| o.timed) {
         let _ = writeln!(out, "    subgraph cluster_time {{");
-        let _ = writeln!(out, "      label=\"t = 1..T\"; labeljust=l; {plate};");
+        let _ = writeln!(
+            out,
+            "      label=\"t = 1..T\"; labeljust=l; margin=24; {plate};"
+        );
         for v in (0..m.vars.len()).filter(|v| m.vars[*v].timed) {
             node(&mut out, "      ", v);
         }

@@ -15,8 +15,10 @@ pub struct Line {
     /// Palette index: lines that belong together (a draw and its real series) share it.
     pub colour: usize,
     pub dashed: bool,
-    /// Points drawn as dots too (sparse evaluations).
+    /// Points drawn as dots too (sparse evaluations), with the band as error bars.
     pub dots: bool,
+    /// Points joined by a line (else dots only: values of separate examples).
+    pub joined: bool,
     /// A shaded band `(x, low, high)` around the line (an interval or ± a standard error).
     pub band: Vec<(f64, f64, f64)>,
 }
@@ -30,12 +32,23 @@ impl Line {
             colour,
             dashed: false,
             dots: false,
+            joined: true,
             band: Vec::new(),
         }
     }
     pub fn dashed(mut self) -> Line {
         self.dashed = true;
         self
+    }
+    /// Dots (with error bars from the band) and no line.
+    pub fn dots_only(mut self) -> Line {
+        self.dots = true;
+        self.joined = false;
+        self
+    }
+    /// Dots where a line could not be seen (a single point).
+    fn has_dots(&self) -> bool {
+        self.dots || self.points.len() == 1
     }
 }
 
@@ -174,7 +187,7 @@ fn draw_panel(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), St
         .draw()
         .map_err(err)?;
     // Bands first, under every line.
-    for l in &p.lines {
+    for l in p.lines.iter().filter(|l| l.joined) {
         let c = colour(l.colour);
         if l.band.len() >= 2 {
             let clamp = |v: f64| v.clamp(y.lo, y.hi);
@@ -202,7 +215,8 @@ fn draw_panel(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), St
     for l in &p.lines {
         let c = colour(l.colour);
         let style = c.stroke_width(2);
-        for piece in clip(&l.points, y.lo, y.hi) {
+        let joined = if l.joined { l.points.as_slice() } else { &[] };
+        for piece in clip(joined, y.lo, y.hi) {
             if l.dashed {
                 chart
                     .draw_series(DashedLineSeries::new(piece, 7, 5, style))
@@ -213,7 +227,7 @@ fn draw_panel(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), St
                     .map_err(err)?;
             }
         }
-        if l.dots {
+        if l.has_dots() {
             let inside = |v: f64| (y.lo..=y.hi).contains(&v);
             // Error bars of a sparse band: a vertical stroke with caps.
             let half = 0.006 * (x1 - x0);
@@ -262,7 +276,7 @@ fn draw_legend(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), S
             break;
         }
         let c = colour(l.colour);
-        if !l.band.is_empty() {
+        if !l.band.is_empty() && l.joined {
             area.draw(&Rectangle::new(
                 [(x, yy - 7), (x + 34, yy + 7)],
                 c.mix(0.18).filled(),
@@ -270,14 +284,23 @@ fn draw_legend(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), S
             .map_err(err)?;
         }
         let seg = vec![(x, yy), (x + 34, yy)];
-        if l.dashed {
+        if !l.joined {
+            if !l.band.is_empty() {
+                // An error bar.
+                area.draw(&PathElement::new(
+                    vec![(x + 17, yy - 7), (x + 17, yy + 7)],
+                    c.stroke_width(1),
+                ))
+                .map_err(err)?;
+            }
+        } else if l.dashed {
             area.draw(&DashedPathElement::new(seg, 7, 5, c.stroke_width(2)))
                 .map_err(err)?;
         } else {
             area.draw(&PathElement::new(seg, c.stroke_width(2)))
                 .map_err(err)?;
         }
-        if l.dots {
+        if l.has_dots() {
             area.draw(&Circle::new((x + 17, yy), 3, c.filled()))
                 .map_err(err)?;
         }
