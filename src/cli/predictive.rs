@@ -288,6 +288,7 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
             steps: *steps,
             size: *size,
             label,
+            one_step: *id >= nv,
         };
         return super::sample_plot::posterior(a, &x, &drawn, (seqs, k), plot);
     }

@@ -168,6 +168,8 @@ pub struct Summarised<'a> {
     pub steps: usize,
     pub size: usize,
     pub label: &'a str,
+    /// Filtered one-step predictions (`<name>_onestep`), not reconstructions.
+    pub one_step: bool,
 }
 
 /// The plot of `vic sample --posterior` for `seqs` sequences of `k` draws each.
@@ -178,7 +180,17 @@ pub fn posterior(
     (seqs, k): (usize, usize),
     plot: &Path,
 ) -> u8 {
-    let (s, vt, size, name) = (x.summary, x.steps, x.size, x.label);
+    let (s, vt, size) = (x.summary, x.steps, x.size);
+    let name = if x.one_step {
+        x.label.strip_suffix("_onestep").unwrap_or(x.label)
+    } else {
+        x.label
+    };
+    let what = if x.one_step {
+        "one-step predictions"
+    } else {
+        "posterior predictive"
+    };
     let res = match a.image_shape.as_deref().and_then(parse_shape) {
         Some((h, w)) if h * w == size => {
             // Columns: sequences (static) or the first steps of sequence 1 (timed).
@@ -225,7 +237,7 @@ pub fn posterior(
             ];
             image_grid(
                 plot,
-                &format!("posterior predictive of {name} ({k} draws each)"),
+                &format!("{what} of {name} ({k} draws each)"),
                 &heads,
                 &rows,
                 (h, w),
@@ -276,7 +288,7 @@ pub fn posterior(
                 .collect::<Vec<_>>();
             panels(
                 plot,
-                &format!("posterior predictive of {name} ({k} draws per sequence)"),
+                &format!("{what} of {name} ({k} draws per sequence)"),
                 &groups,
             )
         }
@@ -307,7 +319,7 @@ pub fn posterior(
             };
             panels(
                 plot,
-                &format!("posterior predictive of {name} ({k} draws per example)"),
+                &format!("{what} of {name} ({k} draws per example)"),
                 &[panel],
             )
         }
@@ -339,7 +351,7 @@ pub fn posterior(
                 .collect::<Vec<_>>();
             panels(
                 plot,
-                &format!("posterior predictive of {name} ({k} draws per sequence)"),
+                &format!("{what} of {name} ({k} draws per sequence)"),
                 &groups,
             )
         }
