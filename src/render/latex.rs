@@ -90,9 +90,9 @@ fn math_blocks(body: &str) -> Vec<Vec<(String, String)>> {
 }
 
 /// The preamble: packages; the widest `align*` block measured into `\vicw` (the widest left
-/// column plus the widest right column, as `align*` sets them); the page set from it
-/// (geometry), at least `min_cm` of text wide; and the page height cropped to the content at
-/// the end.
+/// column plus the widest right column, as `align*` sets them) or section heading; the page
+/// set from it (geometry), at least `min_cm` of text wide; and the page height cropped to the
+/// content at the end.
 fn preamble(body: &str, min_cm: u32) -> String {
     let mut out = String::new();
     out.push_str("\\documentclass{article}\n");
@@ -102,6 +102,13 @@ fn preamble(body: &str, min_cm: u32) -> String {
     out.push_str("\\newcommand{\\vicblock}{\\global\\vicl=0pt\\global\\vicr=0pt}\n");
     out.push_str("\\newcommand{\\vicrow}[2]{\\settowidth{\\vicx}{$\\displaystyle #1$}\\ifdim\\vicx>\\vicl \\global\\vicl=\\vicx\\fi\\settowidth{\\vicx}{$\\displaystyle {}#2$}\\ifdim\\vicx>\\vicr \\global\\vicr=\\vicx\\fi}\n");
     out.push_str("\\newcommand{\\vicendblock}{\\vicx=\\vicl\\advance\\vicx by \\vicr\\ifdim\\vicx>\\vicw \\global\\vicw=\\vicx\\fi}\n");
+    out.push_str("\\newcommand{\\vicheading}[1]{\\settowidth{\\vicx}{\\Large\\bfseries #1}\\ifdim\\vicx>\\vicw \\global\\vicw=\\vicx\\fi}\n");
+    for h in body
+        .lines()
+        .filter_map(|l| l.strip_prefix("\\section*{")?.strip_suffix('}'))
+    {
+        let _ = writeln!(out, "\\vicheading{{{h}}}");
+    }
     for block in math_blocks(body) {
         out.push_str("\\vicblock\n");
         for (l, r) in block {
@@ -202,6 +209,7 @@ mod tests {
             "\\vicblock\n\\vicrow{a }{= b}\n\\vicrow{}{\\quad - \\text{c \\& d}}\n\\vicendblock\n\\vicblock\n\\vicrow{}{x}\n\\vicendblock\n"
         ));
         assert!(pre.contains("\\ifdim\\vicw<6cm \\setlength{\\vicw}{6cm}\\fi"));
+        assert!(pre.contains("\\vicheading{x}\n"));
         assert!(!pre.contains("more"));
     }
 }
