@@ -198,7 +198,8 @@ pub fn graph(m: &Model) -> String {
             let _ = writeln!(out, "  {} -> {}{};", quote(from), quote(to), list(&attrs));
         }
     }
-    legend(&mut out, m);
+    let lagged = edges.values().flatten().any(|l| !l.is_empty());
+    legend(&mut out, m, lagged);
     let _ = writeln!(out, "}}");
     out
 }
@@ -211,8 +212,9 @@ fn list(attrs: &[String]) -> String {
     }
 }
 
-/// A legend cluster: p's and q's edges, and the node kinds the model has.
-fn legend(out: &mut String, m: &Model) {
+/// A legend cluster: p's and q's edges, what a lag label means (when an edge has one), and
+/// the node kinds the model has.
+fn legend(out: &mut String, m: &Model, lagged: bool) {
     let _ = writeln!(out, "  subgraph cluster_legend {{");
     let _ = writeln!(
         out,
@@ -232,6 +234,13 @@ fn legend(out: &mut String, m: &Model) {
     );
     let _ = writeln!(out, "    \"legend p0\" -> \"legend p1\";");
     let _ = writeln!(out, "    \"legend q0\" -> \"legend q1\" [style=dashed];");
+    if lagged {
+        let _ = writeln!(
+            out,
+            "    \"legend l0\" [shape=point, width=0.05]; \"legend l1\" [label=\"from k steps earlier\", shape=plaintext];"
+        );
+        let _ = writeln!(out, "    \"legend l0\" -> \"legend l1\" [label=\"t-k\"];");
+    }
     let kinds = [
         (Role::Observed, "observed"),
         (Role::Latent, "latent"),
