@@ -1,6 +1,7 @@
 //! The derived ELBO: reviewed snapshots of every model in `models/` in every output format
 //! (`tests/snapshots/elbo/<stem>.{text,steps,latex,json}.snap`), structural checks of the term
-//! lists against the seed papers, and a check that the LaTeX documents compile.
+//! lists against the seed papers, and a check that the LaTeX documents compile and fit their
+//! page (no overfull line).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -590,6 +591,19 @@ fn latex_documents_compile() {
                     .take(12)
                     .collect();
                 failures.push(format!("{job}.tex:\n{}", errors.join("\n")));
+                continue;
+            }
+            // The page fits the math: TeX reports no line wider than the text.
+            let log = std::fs::read_to_string(dir.join(format!("{job}.log"))).unwrap_or_default();
+            let overfull: Vec<&str> = log
+                .lines()
+                .filter(|l| l.starts_with("Overfull \\hbox"))
+                .collect();
+            if !overfull.is_empty() {
+                failures.push(format!(
+                    "{job}.tex is wider than its page:\n{}",
+                    overfull.join("\n")
+                ));
             }
         }
     }

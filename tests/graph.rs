@@ -97,19 +97,31 @@ fn drawing_conventions() {
         )
     };
     assert!(dot.starts_with("digraph \"g\" {\n") && dot.ends_with("}\n"));
-    // Nodes: observed shaded, latent plain ellipse, state boxed, input plain text.
-    has(r#""o" [label="o[t]", shape=ellipse, style=filled, fillcolor=gray80];"#);
-    has(r#""s" [label="s[t]", shape=ellipse];"#);
-    has(r#""h" [label="h[t]", shape=box];"#);
-    has(r#""a" [label="a[t]", shape=plaintext];"#);
-    // p edges solid, q edges dashed, lags labelled.
+    // Nodes: observed shaded, latent plain ellipse, state boxed, input plain text; each names
+    // p's family, and q's on a second line.
+    has(r#""o" [label="o[t] ~ Normal", shape=ellipse, style=filled, fillcolor=gray85];"#);
+    has(r#""s" [label="s[t] ~ Normal\nq: Normal", shape=ellipse];"#);
+    has(r#""h" [label="h[t] = f(·)", shape=box];"#);
+    has(r#""a" [label="a[t] (input)", shape=plaintext];"#);
+    // p edges solid, q edges dashed, lags labelled; the self-loop leaves the top.
     has(r#""s" -> "o";"#);
     has(r#""h" -> "s";"#);
     has(r#""h" -> "s" [style=dashed];"#);
     has(r#""o" -> "s" [style=dashed];"#);
-    has(r#""h" -> "h" [label="t-1"];"#);
+    has(r#""h" -> "h" [tailport=n, headport=n, label="t-1"];"#);
     has(r#""s" -> "h" [label="t-1"];"#);
     has(r#""a" -> "h" [label="t-1"];"#);
+    // Plates: every node in the batch plate, the timed ones in the time plate inside it.
+    let batch = dot.find("subgraph cluster_batch {").expect("a batch plate");
+    let time = dot.find("subgraph cluster_time {").expect("a time plate");
+    let o = dot.find(r#""o" [label"#).unwrap();
+    assert!(batch < time && time < o, "{dot}");
+    // The legend names p and q.
+    assert!(dot.contains(r#""legend p0" -> "legend p1";"#), "{dot}");
+    assert!(
+        dot.contains(r#""legend q0" -> "legend q1" [style=dashed];"#),
+        "{dot}"
+    );
     // No q edge into an observed node, and no solid edge from the observation to s.
     assert!(!dot.contains(r#""s" -> "o" [style=dashed]"#));
     assert!(!dot.lines().any(|l| l.trim() == r#""o" -> "s";"#));
@@ -134,10 +146,43 @@ fn optimality_nodes_are_double_circles() {
     .unwrap_or_else(|f| panic!("{f}"));
     let dot = m.graph();
     assert!(
-        dot.contains(r#""O" [label="O[t]", shape=doublecircle, style=filled, fillcolor=gray80];"#),
+        dot.contains(r#""O" [label="O[t]", shape=doublecircle, style=filled, fillcolor=gray85];"#),
         "{dot}"
     );
     assert!(dot.contains(r#""x" -> "O";"#) && dot.contains(r#""u" -> "O";"#));
     assert!(dot.contains(r#""x" -> "u" [style=dashed];"#));
     assert!(dot.contains(r#""u" -> "x" [label="t-1"];"#));
+}
+
+#[test]
+fn lags_of_one_edge_merge_and_self_loops_of_p_and_q_do_not_stack() {
+    let m = vic::compile(
+        "model l {
+           observed o[t] : real
+           latent   s[t] : real
+           init s[0] = 0
+           init s[-1] = 0
+           p {
+             s[t] ~ Normal(s[t-1] + s[t-2], 1)
+             o[t] ~ Normal(s[t], 1)
+           }
+           q { s[t] ~ Normal(s[t-1] + o[t], 1) }
+         }",
+        "l.vmodel",
+    )
+    .unwrap_or_else(|f| panic!("{f}"));
+    let dot = m.graph();
+    let loops: Vec<&str> = dot
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(r#""s" -> "s""#))
+        .collect();
+    assert_eq!(
+        loops,
+        [
+            r#""s" -> "s" [tailport=n, headport=n, label="t-1, t-2"];"#,
+            r#""s" -> "s" [style=dashed, tailport=s, headport=s, label="t-1"];"#,
+        ],
+        "{dot}"
+    );
 }

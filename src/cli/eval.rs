@@ -1,7 +1,6 @@
 //! `vic eval` (the ELBO of saved parameters, with its standard error, per term) and
 //! `vic sample` (draws from p to `.npz`, optionally plotted against real sequences).
 
-use super::plot::{panels, Series};
 use super::run::check_device;
 use super::session::{checkpoint_error, coded, flag_error, open, train_error};
 use super::{FAILED, OK};
@@ -99,7 +98,7 @@ pub struct SampleArgs {
     /// Draws per sequence for --posterior.
     #[arg(long, default_value_t = 100)]
     pub draws: usize,
-    /// Plot --posterior draws as an image grid of this shape (e.g. 8x8).
+    /// With --plot: draw a static observed variable as a grid of images of this shape (e.g. 8x8).
     #[arg(long, value_name = "HxW")]
     pub image_shape: Option<String>,
     /// cpu, or cuda (needs a build with `--features cuda`).
@@ -467,60 +466,7 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         a.out.display()
     );
     if let Some(plot) = &a.plot {
-        let Some((v, var)) =
-            m.vars.iter().enumerate().find(|(v, x)| {
-                x.role == vic::ir::Role::Observed && x.timed && drawn.contains_key(v)
-            })
-        else {
-            eprintln!("warning: --plot needs a time-indexed observed variable");
-            return OK;
-        };
-        let size = var.ty.size();
-        let mut groups = Vec::new();
-        for dim in 0..size.min(4) {
-            let mut series = Vec::new();
-            for i in 0..a.n.min(4) {
-                let pts = (0..t)
-                    .map(|s| {
-                        (
-                            s as f64 + 1.0,
-                            f64::from(drawn[&v][(i * t + s) * size + dim]),
-                        )
-                    })
-                    .collect();
-                series.push(Series {
-                    name: format!("sample {i}"),
-                    points: pts,
-                    dashed: false,
-                });
-                if let (Some(d), Some(real)) = (
-                    &tr.train,
-                    tr.train.as_ref().and_then(|d| d.array(&var.name)),
-                ) {
-                    let dt = d.t.unwrap_or(1);
-                    let j = i % d.n;
-                    let pts = (0..dt.min(t))
-                        .map(|s| (s as f64 + 1.0, f64::from(real[(j * dt + s) * size + dim])))
-                        .collect();
-                    series.push(Series {
-                        name: format!("real {j}"),
-                        points: pts,
-                        dashed: true,
-                    });
-                }
-            }
-            groups.push((format!("{}[t].{dim}", var.name), series));
-        }
-        let title = if a.condition > 0 {
-            format!("open loop after {} posterior steps", a.condition)
-        } else {
-            "prior predictive".into()
-        };
-        if let Err(e) = panels(plot, &title, &groups) {
-            eprintln!("warning: could not write the plot: {e}");
-        } else {
-            println!("plot: {}", plot.display());
-        }
+        return super::sample_plot::draws(&a, &tr, &drawn, t, plot);
     }
     OK
 }

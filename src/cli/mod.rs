@@ -13,6 +13,7 @@ mod predictive;
 mod progress;
 mod run;
 mod rundir;
+mod sample_plot;
 pub(crate) mod session;
 mod summary;
 

@@ -1,10 +1,9 @@
 //! `vic sample --posterior`: posterior predictive draws (reconstructions x̃ ~ p(x | z),
-//! z ~ q(z | x)) to `.npz`, their plot (time-series panels, or an image grid with
-//! `--image-shape HxW`), and a predictive check: the fraction of the data's observations inside
+//! z ~ q(z | x)) to `.npz` (plotted by [`super::sample_plot`]), and a predictive check: the fraction of the data's observations inside
 //! the draws' central 50% and 90% intervals.
 
 use super::eval::SampleArgs;
-use super::plot::{image_grid, panels, Series};
+use super::sample_plot::Summarised;
 use super::session::{coded, flag_error, train_error};
 use super::{FAILED, OK};
 use vic::diag::Code;
@@ -13,19 +12,22 @@ use vic::train::TrainError;
 use vic::train::Trainer;
 
 /// `HxW` → (H, W).
-fn parse_shape(s: &str) -> Option<(usize, usize)> {
+pub(super) fn parse_shape(s: &str) -> Option<(usize, usize)> {
     let (h, w) = s.split_once(['x', 'X', '×'])?;
     let (h, w) = (h.trim().parse().ok()?, w.trim().parse().ok()?);
     (h > 0 && w > 0).then_some((h, w))
 }
 
-/// Flag faults of `--posterior`, `--draws` and `--image-shape`.
+/// Flag faults of `--posterior`, `--one-step`, `--draws` and `--image-shape`.
 pub fn check_flags(a: &SampleArgs) -> Option<u8> {
+    if let Some(c) = check_shape(a) {
+        return Some(c);
+    }
     if !a.posterior {
-        return (a.image_shape.is_some() || a.one_step).then(|| {
+        return a.one_step.then(|| {
             flag_error(
-                "--image-shape and --one-step apply to --posterior".into(),
-                "add --posterior, or drop them",
+                "--one-step applies to --posterior".into(),
+                "add --posterior, or drop --one-step",
             )
         });
     }
@@ -44,6 +46,11 @@ pub fn check_flags(a: &SampleArgs) -> Option<u8> {
     if let Some(c) = super::run::too_large(&[("--draws", a.draws)]) {
         return Some(c);
     }
+    None
+}
+
+/// Flag faults of `--image-shape` (with or without --posterior).
+fn check_shape(a: &SampleArgs) -> Option<u8> {
     if let Some(s) = &a.image_shape {
         if parse_shape(s).is_none() {
             return Some(flag_error(
@@ -63,7 +70,7 @@ fn quantile(sorted: &[f32], q: f64) -> f32 {
 
 /// Per observation of one variable: (data value, mean, 5%, 25%, 75%, 95%), `None` where
 /// masked; indexed `(sequence · T + step) · size + element`.
-type Summary = Vec<Option<[f32; 6]>>;
+pub(super) type Summary = Vec<Option<[f32; 6]>>;
 
 fn summarise(
     drawn: &[f32],
@@ -271,114 +278,19 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
             .iter()
             .find(|x| a.one_step && x.0 >= nv)
             .or(summaries.first());
-        let Some((v, s, vt, size, name)) = chosen else {
+        let Some((id, summary, steps, size, label)) = chosen else {
             eprintln!("warning: --plot needs an observed variable in the data");
             return OK;
         };
-        let shape = a.image_shape.as_deref().and_then(parse_shape);
-        let res = match shape {
-            Some((h, w)) if h * w == *size => {
-                // Columns: sequences (static) or the first steps of sequence 0 (timed).
-                let cols: Vec<(usize, usize)> = if *vt == 1 {
-                    (0..seqs.min(10)).map(|i| (i, 0)).collect()
-                } else {
-                    (0..(*vt).min(10)).map(|t| (0, t)).collect()
-                };
-                let pick = |c: usize| -> Vec<Vec<f64>> {
-                    cols.iter()
-                        .map(|&(i, t)| {
-                            (0..*size)
-                                .map(|e| {
-                                    s[(i * vt + t) * size + e].map_or(0.0, |o| f64::from(o[c]))
-                                })
-                                .collect()
-                        })
-                        .collect()
-                };
-                let draw = |j: usize| -> Vec<Vec<f64>> {
-                    cols.iter()
-                        .map(|&(i, t)| {
-                            (0..*size)
-                                .map(|e| f64::from(drawn[v][((j * seqs + i) * vt + t) * size + e]))
-                                .collect()
-                        })
-                        .collect()
-                };
-                let rows = vec![
-                    ("data".to_string(), pick(0)),
-                    ("predictive mean".to_string(), pick(1)),
-                    ("draw 1".to_string(), draw(0)),
-                    ("draw 2".to_string(), draw(1)),
-                ];
-                image_grid(
-                    plot,
-                    &format!("posterior predictive of `{name}`"),
-                    &rows,
-                    h,
-                    w,
-                )
-            }
-            Some((h, w)) => {
-                return flag_error(
-                    format!(
-                        "--image-shape {h}x{w} has {} pixels but `{name}` has {size} elements",
-                        h * w
-                    ),
-                    "give the variable's image shape, e.g. 8x8 for 64 elements",
-                );
-            }
-            None => {
-                let mut groups = Vec::new();
-                for i in 0..seqs.min(2) {
-                    for e in 0..(*size).min(3) {
-                        // x: steps (timed) or elements (static, one panel per sequence).
-                        let (xs, at): (Vec<usize>, Box<dyn Fn(usize) -> usize>) = if *vt > 1 {
-                            (
-                                (0..*vt).collect(),
-                                Box::new(move |t| (i * vt + t) * size + e),
-                            )
-                        } else if e == 0 {
-                            ((0..*size).collect(), Box::new(move |x| i * size + x))
-                        } else {
-                            break;
-                        };
-                        let line = |c: usize, label: &str, dashed: bool| Series {
-                            name: label.to_string(),
-                            points: xs
-                                .iter()
-                                .filter_map(|&x| {
-                                    s[at(x)].map(|o| (x as f64 + 1.0, f64::from(o[c])))
-                                })
-                                .collect(),
-                            dashed,
-                        };
-                        let label = if *vt > 1 {
-                            format!("{name}[t].{e}, sequence {i}")
-                        } else {
-                            format!("{name}, sequence {i}")
-                        };
-                        groups.push((
-                            label,
-                            vec![
-                                line(0, "data", false),
-                                line(1, "predictive mean", false),
-                                line(2, "5%", true),
-                                line(5, "95%", true),
-                            ],
-                        ));
-                    }
-                }
-                panels(
-                    plot,
-                    &format!("posterior predictive of `{name}` ({k} draws)"),
-                    &groups,
-                )
-            }
+        let x = Summarised {
+            id: *id,
+            summary,
+            steps: *steps,
+            size: *size,
+            label,
+            one_step: *id >= nv,
         };
-        match res {
-            Ok(()) => println!("plot: {}", plot.display()),
-            Err(e) => eprintln!("warning: could not write the plot: {e}"),
-        }
+        return super::sample_plot::posterior(a, &x, &drawn, (seqs, k), plot);
     }
     OK
 }

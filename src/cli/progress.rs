@@ -9,7 +9,7 @@
 //! `policy_entropy`; evaluations add `stderr` and `terms_stderr`; the last line has
 //! `"final": true`; a failed step writes `{"step", "time", "error"}`.
 
-use super::plot::{panels, Series};
+use super::plot::{training, Curves};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 use std::io::Write;
@@ -29,7 +29,7 @@ pub struct Progress {
     running: Option<(f64, Vec<f64>)>,
     curve: Vec<(f64, f64)>,
     term_curves: Vec<Vec<(f64, f64)>>,
-    held_curve: Vec<(f64, f64)>,
+    held_curve: Vec<(f64, f64, f64)>,
 }
 
 /// Wall-clock time as Unix seconds (millisecond resolution), for `metrics.jsonl`.
@@ -108,7 +108,7 @@ impl Progress {
 
     /// The final evaluation's line.
     pub fn final_report(&mut self, step: u64, heldout: bool, r: &EvalReport) {
-        self.held_curve.push((step as f64, r.elbo));
+        self.held_curve.push((step as f64, r.elbo, r.stderr));
         let terms = keyed(&self.labels, r.terms.iter().map(|t| t.mean));
         let stderr = keyed(&self.labels, r.terms.iter().map(|t| t.stderr));
         self.write(json!({
@@ -122,43 +122,23 @@ impl Progress {
         }));
     }
 
-    /// Draws `elbo.svg`: the ELBO (running mean and evaluations) and each term.
-    pub fn plot(&mut self, path: &Path, name: &str, heldout: bool) {
-        let groups = vec![
-            (
-                "ELBO per sequence".to_string(),
-                vec![
-                    Series {
-                        name: "train (running mean)".into(),
-                        points: std::mem::take(&mut self.curve),
-                        dashed: false,
-                    },
-                    Series {
-                        name: if heldout {
-                            "held-out".into()
-                        } else {
-                            "evaluation".into()
-                        },
-                        points: std::mem::take(&mut self.held_curve),
-                        dashed: true,
-                    },
-                ],
-            ),
-            (
-                "terms (running mean per sequence)".to_string(),
-                self.labels
-                    .iter()
-                    .cloned()
-                    .zip(std::mem::take(&mut self.term_curves))
-                    .map(|(n, p)| Series {
-                        name: n,
-                        points: p,
-                        dashed: false,
-                    })
-                    .collect(),
-            ),
-        ];
-        if let Err(e) = panels(path, &format!("vic run {name}"), &groups) {
+    /// Draws `elbo.svg`: the ELBO (running mean and evaluations with their standard errors)
+    /// and each term; `eval_name` says what the evaluations scored.
+    pub fn plot(&mut self, path: &Path, name: &str, eval_name: &str) {
+        let terms: Vec<(String, Vec<(f64, f64)>)> = self
+            .labels
+            .iter()
+            .cloned()
+            .zip(std::mem::take(&mut self.term_curves))
+            .collect();
+        let curves = Curves {
+            title: &format!("vic run {name}"),
+            train: &self.curve,
+            eval_name,
+            eval: &self.held_curve,
+            terms: &terms,
+        };
+        if let Err(e) = training(path, &curves) {
             eprintln!("warning: could not write elbo.svg: {e}");
         }
     }
@@ -242,7 +222,7 @@ impl Observer for Progress {
     }
 
     fn evaluated(&mut self, step: u64, r: &EvalReport) {
-        self.held_curve.push((step as f64, r.elbo));
+        self.held_curve.push((step as f64, r.elbo, r.stderr));
         let terms = keyed(&self.labels, r.terms.iter().map(|t| t.mean));
         let stderr = keyed(&self.labels, r.terms.iter().map(|t| t.stderr));
         self.write(json!({"step": step, "split": "heldout", "elbo": r.elbo, "stderr": r.stderr, "terms": terms, "terms_stderr": stderr}));

@@ -425,7 +425,12 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     if let Some(d) = tr.distributed() {
         println!("distributed: {d}");
     }
-    progress.plot(&out.join("elbo.svg"), &name, heldout);
+    let eval_name = match (&tr.heldout, &tr.train) {
+        (Some(_), _) => "held-out",
+        (None, Some(_)) => "evaluation (training data)",
+        (None, None) => "evaluation",
+    };
+    progress.plot(&out.join("elbo.svg"), &name, eval_name);
     OK
 }
 

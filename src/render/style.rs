@@ -169,7 +169,8 @@ impl Style for Unicode {
     }
 }
 
-/// Escape text for LaTeX's text mode.
+/// Escape text for LaTeX's text mode (also inside `\\text{}` in math): the special
+/// characters, the glyphs OT1 fonts get wrong, and the Unicode math signs of the text style.
 pub fn tex_escape(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
@@ -181,6 +182,11 @@ pub fn tex_escape(s: &str) -> String {
             '~' => out.push_str("\\textasciitilde{}"),
             '^' => out.push_str("\\textasciicircum{}"),
             '\\' => out.push_str("\\textbackslash{}"),
+            // OT1 text fonts draw these as other glyphs (`—`, `¡`, `¿`, `”`).
+            '|' => out.push_str("\\textbar{}"),
+            '<' => out.push_str("\\textless{}"),
+            '>' => out.push_str("\\textgreater{}"),
+            '"' => out.push_str("''"),
             '‖' => out.push_str("$\\|$"),
             '≤' => out.push_str("$\\le$"),
             '≥' => out.push_str("$\\ge$"),
@@ -318,5 +324,22 @@ impl Style for Latex {
     }
     fn iwae_objective(&self) -> String {
         r"\mathbb{E}_{q}\left[ \log \frac{1}{K} \sum_{k=1}^{K} \exp w_{k} \right]".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tex_escape;
+
+    #[test]
+    fn text_escapes_the_characters_ot1_fonts_draw_wrong() {
+        assert_eq!(
+            tex_escape("p(a|b) < 1 > 0 \"x\""),
+            "p(a\\textbar{}b) \\textless{} 1 \\textgreater{} 0 ''x''"
+        );
+        assert_eq!(
+            tex_escape("a_b & 50% #1 {x}"),
+            "a\\_b \\& 50\\% \\#1 \\{x\\}"
+        );
     }
 }
