@@ -46,7 +46,10 @@ pub fn kl<T: RtTape>(qloc: T2<T>, qscale: T2<T>, ploc: T2<T>, pscale: T2<T>) -> 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ScaleLink {
     /// `softplus(raw) + min_scale`.
-    Softplus { min_scale: f32 },
+    Softplus {
+        /// Lower bound on the scale, added after the softplus (> 0 keeps densities finite).
+        min_scale: f32,
+    },
     /// `exp(raw)`.
     Exp,
 }
