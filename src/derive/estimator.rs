@@ -7,7 +7,7 @@ use serde::Serialize;
 pub const ENUMERATE_MAX: u64 = 16;
 
 /// The gradient estimator of one latent's samples, with the family it is drawn from and a
-/// one-line reason (shown by `vic elbo`, in the JSON, and read by `lower` through `var_id`, `kind`).
+/// one-line reason (shown by `vic elbo` and in the JSON; `lower` reads `var_id` and `kind`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LatentEstimator {
     /// The latent's name.

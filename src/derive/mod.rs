@@ -45,7 +45,8 @@ pub enum Range {
 }
 
 impl Range {
-    /// The range a factor's time case covers (`At(k)` → `At { t: k }`, `From(k)` → `From { t: k }`).
+    /// The range a factor's time case covers: `At(k)` → `At { t: k }`, `From(k)` →
+    /// `From { t: k }`.
     pub fn from_case(c: TimeCase) -> Range {
         match c {
             TimeCase::Static => Range::Static,
@@ -115,7 +116,7 @@ pub enum TermKind {
         /// The latent's p factor.
         p: FactorView,
     },
-    /// H[q(z | …)]: the prior is Flat, so KL(q ‖ Flat) = −H[q] (up to the improper constant).
+    /// `H[q(z | …)]`: the prior is Flat, so `KL(q ‖ Flat) = −H[q]` (up to the improper constant).
     Entropy {
         /// The latent's q factor.
         q: FactorView,
