@@ -480,8 +480,8 @@ impl Ck {
         }
     }
 
-    /// Check the `init x[k] = …` statements: the variable is a state declared over time, the index
-    /// is not declared twice, and the value has no variable reads and the variable's size.
+    /// Check the `init x[k] = …` statements: the name is a timed variable, the step `k` is ≤ 0
+    /// and given once, and the value reads no variable and has the variable's size.
     pub fn inits(&mut self, items: &[Item]) {
         for item in items {
             let Item::Init {

@@ -139,8 +139,8 @@ impl Ck {
         }
     }
 
-    /// The declared name closest to `name` within edit distance 2 (and shorter than the name),
-    /// for "did you mean" help.
+    /// The declared name closest to `name` (edit distance ≤ 2 and below the candidate's
+    /// length), for "did you mean" help.
     pub fn suggest(&self, name: &str) -> Option<String> {
         self.names
             .keys()

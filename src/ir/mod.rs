@@ -485,14 +485,15 @@ pub struct Factor {
     pub parents: Vec<Read>,
 }
 
-/// An `init x[k] = value` statement: a state's value before the sequence starts.
+/// An `init x[k] = value` statement: a timed variable's value at a step before the sequence
+/// starts, read by lags at the first steps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InitValue {
-    /// The state (timed).
+    /// The variable (timed).
     pub var: VarId,
     /// ≤ 0.
     pub step: i64,
-    /// The value; has the state's size and reads no variable.
+    /// The value; has the variable's size and reads no variable.
     pub value: Expr,
 }
 
@@ -599,7 +600,8 @@ pub struct Objective {
     pub overshooting: u32,
     /// Per-term scales, keyed by the variable the term belongs to.
     pub scales: Vec<(VarOrOpt, f64)>,
-    /// Default rollout length of a control problem (`vic run --horizon` overrides it).
+    /// Steps per sequence when there is no data (control problems); `vic run --horizon`
+    /// overrides it.
     pub horizon: Option<u32>,
     /// Default batch size (`vic run --batch` overrides it).
     pub batch: Option<u32>,
@@ -644,7 +646,7 @@ pub struct Model {
     pub nets: Vec<Net>,
     /// Variables, in declaration order.
     pub vars: Vec<Var>,
-    /// `init` values of states.
+    /// `init` values.
     pub inits: Vec<InitValue>,
     /// Factors of `p` and `q`, in source order.
     pub factors: Vec<Factor>,

@@ -42,7 +42,7 @@ pub const BASELINE_PARAM: &str = "baseline.offset";
 pub const ALPHA_PARAM: &str = "alpha.log";
 
 /// The reference tensor program of a checked model and its ELBO: what [`Program::forward`]
-/// runs on dfdx and what `fused::build` compiles. Built once by [`Program::new`]; immutable.
+/// runs on dfdx and what `fused::build` compiles. Built once by [`Program::new`].
 #[derive(Clone, Debug)]
 pub struct Program {
     /// The checked model IR.

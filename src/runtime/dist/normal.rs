@@ -47,7 +47,7 @@ pub fn kl<T: RtTape>(qloc: T2<T>, qscale: T2<T>, ploc: T2<T>, pscale: T2<T>) -> 
 pub enum ScaleLink {
     /// `softplus(raw) + min_scale`.
     Softplus {
-        /// Lower bound on the scale, added after the softplus (> 0 keeps densities finite).
+        /// Added to the softplus: the smallest scale the link can give.
         min_scale: f32,
     },
     /// `exp(raw)`.
