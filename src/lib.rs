@@ -58,19 +58,15 @@
 
 /// Environments, replay and returns for `vic agent` (issue 9, in progress).
 pub mod agent;
-#[allow(missing_docs)]
 pub mod check;
 pub mod data;
-#[allow(missing_docs)]
 pub mod derive;
 pub mod diag;
 pub mod evidence;
 pub mod family;
 pub mod fused;
-#[allow(missing_docs)]
 pub mod ir;
 pub mod limits;
-#[allow(missing_docs)]
 pub mod lower;
 pub mod objective;
 pub mod parse;

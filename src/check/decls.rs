@@ -223,6 +223,8 @@ impl Ck {
         }
     }
 
+    /// Check the `param`, `net` and variable declarations and add them to the IR (sizes, kinds,
+    /// initial values, estimator settings); consts and dims are already evaluated.
     pub fn declarations(&mut self, items: &[Item]) {
         for item in items {
             match item {
@@ -478,6 +480,8 @@ impl Ck {
         }
     }
 
+    /// Check the `init x[k] = …` statements: the name is a timed variable, the step `k` is ≤ 0
+    /// and given once, and the value reads no variable and has the variable's size.
     pub fn inits(&mut self, items: &[Item]) {
         for item in items {
             let Item::Init {
@@ -559,6 +563,8 @@ impl Ck {
         }
     }
 
+    /// Check the `optimality O[t] : reward = …` declarations: settings (`alpha`, `auto`,
+    /// `target`), and a reward that is a scalar.
     pub fn optimality(&mut self, items: &[Item]) {
         for item in items {
             let Item::Optimality {

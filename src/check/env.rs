@@ -9,15 +9,22 @@ use std::collections::{HashMap, HashSet};
 /// What a name refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Sym {
+    /// A `dim`; index into `Model::dims`.
     Dim(usize),
+    /// A `const`; index into `Model::consts`.
     Const(usize),
+    /// A `param`.
     Param(ParamId),
+    /// A `net`.
     Net(NetId),
+    /// A random variable (observed, latent, input or state).
     Var(VarId),
+    /// An optimality variable; index into `Model::optimality`.
     Opt(usize),
 }
 
 impl Sym {
+    /// The kind of declaration with its article ("a dim", "a net", …), for diagnostics.
     pub fn describe(self) -> &'static str {
         match self {
             Sym::Dim(_) => "a dim",
@@ -30,15 +37,24 @@ impl Sym {
     }
 }
 
+/// The checker's state for one model: the names, the IR built so far and the diagnostics.
+/// Each check pass is a method on it (see [`crate::check::check`] for the order).
 pub struct Ck {
+    /// Every error and warning found so far.
     pub diags: Diagnostics,
+    /// Every declared name, with what it refers to and where it was declared.
     pub names: HashMap<String, (Sym, Span)>,
+    /// Symbols read at least once (for the unused-name warnings).
     pub used: HashSet<Sym>,
+    /// The IR under construction.
     pub model: Model,
+    /// Spans of the IR's items, pushed in step with `model`'s tables.
     pub spans: ModelSpans,
     /// Dims and scalar consts whose value is known (evaluated in source order).
     pub scalar_values: HashMap<String, f64>,
+    /// Span of each dim's declaration, index-aligned with `Model::dims`.
     pub dim_spans: Vec<Span>,
+    /// Span of each const's declaration, index-aligned with `Model::consts`.
     pub const_spans: Vec<Span>,
     /// (block, variable) pairs that have a factor statement, even one whose body had errors,
     /// so a faulty factor does not also produce "no factor" errors.
@@ -52,6 +68,7 @@ pub struct Ck {
 }
 
 impl Ck {
+    /// An empty checker for the model `name` declared at `span`.
     pub fn new(name: &str, span: Span) -> Ck {
         Ck {
             diags: Diagnostics::default(),
@@ -83,6 +100,7 @@ impl Ck {
         }
     }
 
+    /// Record a diagnostic (error or warning).
     pub fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }
@@ -121,6 +139,8 @@ impl Ck {
         }
     }
 
+    /// The declared name closest to `name` (edit distance ≤ 2 and below the candidate's
+    /// length), for "did you mean" help.
     pub fn suggest(&self, name: &str) -> Option<String> {
         self.names
             .keys()
@@ -130,11 +150,13 @@ impl Ck {
             .map(|(_, k)| k.clone())
     }
 
+    /// The declaration of variable `v`.
     pub fn var(&self, v: VarId) -> &Var {
         &self.model.vars[v]
     }
 }
 
+/// Levenshtein distance between `a` and `b`, counted in chars.
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();

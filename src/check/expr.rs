@@ -32,6 +32,8 @@ pub struct Cx {
 const FUNCTIONS: &str = "exp, log, softplus, tanh, sigmoid, sin, cos, abs, sqrt, square, relu, sg, dot, sum, concat, clamp, zeros, ones, eye";
 
 impl Ck {
+    /// Check a source expression in context `cx` and lower it to a typed IR expression with its
+    /// shape; `None` after reporting an error (unknown name, wrong time index, size mismatch, …).
     pub fn expr(&mut self, e: &Expr, cx: Cx) -> Option<ir::Expr> {
         match &e.kind {
             ExprKind::Num(v) => Some(ir::Expr::num(*v)),
@@ -332,6 +334,9 @@ impl Ck {
         Some(ir::Expr::new(K::Var { var: v, time }, shape))
     }
 
+    /// The result shape of the elementwise operator `op` on operands of shapes `a` and `b`: equal
+    /// sizes (vector shapes of equal length count as equal), or one side a unit that broadcasts.
+    /// Otherwise reports `E050` at `span` (operands labelled at `la`, `lb`) and returns `None`.
     pub fn broadcast(
         &mut self,
         op: &str,

@@ -17,6 +17,9 @@ struct Pending<'a> {
 }
 
 impl Ck {
+    /// Check the `p { … }` and `q { … }` blocks: each statement's target, time case, family,
+    /// arguments (arity, shapes, parameter constraints, support) and parents, adding one
+    /// `Factor` per statement.
     pub fn blocks(&mut self, items: &[Item]) {
         let mut seen: BTreeMap<Block, Span> = BTreeMap::new();
         let mut pending = Vec::new();

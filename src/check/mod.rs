@@ -20,8 +20,11 @@ use crate::parse::ast::ModelAst;
 /// A model that passed the checker.
 #[derive(Clone, Debug)]
 pub struct Checked {
+    /// The model IR; satisfies every invariant in `crate::ir`'s module doc.
     pub model: Model,
+    /// Source spans of the IR's items, index-aligned with `model`'s tables.
     pub spans: ModelSpans,
+    /// Warnings only (errors make [`check`] return `Err`), sorted by position.
     pub warnings: Vec<Diagnostic>,
 }
 

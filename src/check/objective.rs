@@ -12,6 +12,8 @@ const SETTINGS: &str =
     "kl_weight, free_nats, kl_balance, iwae, overshooting, scale <term>, horizon, batch";
 
 impl Ck {
+    /// Check the `objective { … }` block (at most one) and store its settings in
+    /// `Model::objective`.
     pub fn objective(&mut self, items: &[Item]) {
         let mut first: Option<Span> = None;
         for item in items {

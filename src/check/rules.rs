@@ -19,6 +19,9 @@ impl Ck {
         by_var
     }
 
+    /// Check that every variable has the factors its role needs: an observed one a p factor, a
+    /// latent one a prior in p (and a q factor wherever that prior is improper), a state one
+    /// definition (in p or in q, not both).
     pub fn roles(&mut self) {
         let by_var = self.factors_by_var();
         for (v, fs) in by_var.iter().enumerate() {
@@ -382,6 +385,7 @@ impl Ck {
         }
     }
 
+    /// `E084`: the model needs an observed variable or an optimality variable.
     pub fn evidence(&mut self) {
         let has_obs = self.model.vars.iter().any(|v| v.role == Role::Observed);
         if !has_obs && self.model.optimality.is_empty() {
@@ -391,6 +395,7 @@ impl Ck {
         }
     }
 
+    /// Warn about declared names that nothing reads.
     pub fn unused(&mut self) {
         let mut warns = Vec::new();
         let read_vars: std::collections::HashSet<VarId> = self

@@ -6,8 +6,11 @@ use serde::Serialize;
 /// Supports up to this many values are summed exactly.
 pub const ENUMERATE_MAX: u64 = 16;
 
+/// The gradient estimator of one latent's samples, with the family it is drawn from and a
+/// one-line reason (shown by `vic elbo` and in the JSON; `lower` reads `var_id` and `kind`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LatentEstimator {
+    /// The latent's name.
     pub var: String,
     /// The latent, as an id (lower reads this, never the name).
     #[serde(skip)]
@@ -15,10 +18,13 @@ pub struct LatentEstimator {
     /// The estimator, typed (lower reads this; `estimator` is its keyword for display).
     #[serde(skip)]
     pub kind: Estimator,
+    /// `kind`'s keyword: `reparam`, `straight_through`, `enumerate` or `score_function`.
     pub estimator: &'static str,
     /// `q`, or `p` when the latent has no q factor and is sampled from the prior.
     pub sampled_from: &'static str,
+    /// The name of the family the latent is sampled from.
     pub family: &'static str,
+    /// One line: why this estimator.
     pub why: String,
 }
 

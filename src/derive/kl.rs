@@ -3,6 +3,8 @@
 use crate::ir::Family;
 use serde::Serialize;
 
+/// A closed-form `KL(q ‖ p)`: one per pair of families with a formula (the rows of the
+/// KL table). Each variant's doc is its formula, summed over the event's elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KlForm {
@@ -19,6 +21,7 @@ pub enum KlForm {
 }
 
 impl KlForm {
+    /// The formula in Unicode, as the step-by-step derivation (`render::steps`) shows it.
     pub fn formula(self) -> &'static str {
         match self {
             KlForm::NormalNormal => "Σᵢ log(σp,ᵢ/σq,ᵢ) + (σq,ᵢ² + (μq,ᵢ − μp,ᵢ)²)/(2σp,ᵢ²) − ½",

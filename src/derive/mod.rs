@@ -30,12 +30,23 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Range {
+    /// A static variable's term: no time axis.
     Static,
-    At { t: u32 },
-    From { t: u32 },
+    /// One base step.
+    At {
+        /// The step, 1-based.
+        t: u32,
+    },
+    /// Every step from `t` to the end of the sequence (the general case `[t]`).
+    From {
+        /// The first step covered, 1-based.
+        t: u32,
+    },
 }
 
 impl Range {
+    /// The range a factor's time case covers: `At(k)` → `At { t: k }`, `From(k)` →
+    /// `From { t: k }`.
     pub fn from_case(c: TimeCase) -> Range {
         match c {
             TimeCase::Static => Range::Static,
@@ -55,6 +66,7 @@ impl Range {
             _ => None,
         }
     }
+    /// Whether step `t` is in the range (`Static` covers every step).
     pub fn covers(self, t: u32) -> bool {
         match self {
             Range::Static => true,
@@ -68,32 +80,58 @@ impl Range {
 /// term's range (reads of `init` values at a base step are dropped: they are constants).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FactorView {
+    /// The factor in `Model::factors`.
     pub factor: FactorId,
+    /// Its block's letter: `"p"` or `"q"`.
     pub block: &'static str,
+    /// The variable at the range: `z`, `z[1]` (a base step) or `z[t]` (the general case).
     pub target: String,
+    /// The reads it conditions on, deduplicated, as displayed (`z[t-1]`, `a[1]`, `x`).
     pub given: Vec<String>,
 }
 
+/// What a term is, with the factors it is built from (for display and JSON; how it is
+/// computed is [`Term::compute`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TermKind {
     /// 𝔼_q[log p(x | …)] of an observed factor.
-    LogLikelihood { p: FactorView },
+    LogLikelihood {
+        /// The observed variable's p factor.
+        p: FactorView,
+    },
     /// KL(q ‖ p) in closed form.
     Kl {
+        /// The latent's q factor.
         q: FactorView,
+        /// The latent's p factor (its prior over the range).
         p: FactorView,
+        /// Which closed form (the pair of families).
         form: KlForm,
     },
     /// 𝔼_q[log p(z | …) − log q(z | …)], estimated by Monte Carlo.
-    LogRatio { q: FactorView, p: FactorView },
-    /// H[q(z | …)]: the prior is Flat, so KL(q ‖ Flat) = −H[q] (up to the improper constant).
-    Entropy { q: FactorView, closed_form: bool },
+    LogRatio {
+        /// The latent's q factor (the sample is drawn from it).
+        q: FactorView,
+        /// The latent's p factor.
+        p: FactorView,
+    },
+    /// `H[q(z | …)]`: the prior is Flat, so `KL(q ‖ Flat) = −H[q]` (up to the improper constant).
+    Entropy {
+        /// The latent's q factor.
+        q: FactorView,
+        /// `H[q]` has a closed form for q's family; otherwise it is `−log q(z)` at q's sample.
+        closed_form: bool,
+    },
     /// 𝔼_q[r / α] = log p(O = 1 | r).
     Reward {
+        /// Index into `Model::optimality`.
         opt: usize,
+        /// The optimality variable's name.
         name: String,
+        /// The reward expression, as displayed.
         reward: String,
+        /// The temperature: fixed, or auto-tuned towards a target entropy.
         #[serde(serialize_with = "ser_alpha")]
         alpha: Alpha,
     },
@@ -117,6 +155,7 @@ impl TermKind {
             TermKind::Reward { .. } => "reward",
         }
     }
+    /// A KL, log-ratio or entropy term: one of the forms of `−KL(q ‖ p)` on a latent.
     pub fn is_kl_like(&self) -> bool {
         matches!(
             self,
@@ -144,6 +183,8 @@ fn ser_alpha<S: serde::Serializer>(a: &Alpha, s: S) -> Result<S::Ok, S::Error> {
     m.end()
 }
 
+/// Whether a term is exact given its sampled ancestors or a Monte Carlo estimate (shown by
+/// `vic elbo`; [`Compute`] is what evaluation dispatches on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
@@ -185,8 +226,10 @@ impl Compute {
     }
 }
 
+/// One term of the ELBO over one time range of its owner.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Term {
+    /// What the term is and the factors it reads.
     pub kind: TermKind,
     /// The variable (or optimality variable) the term belongs to, for display.
     pub owner: String,
@@ -196,23 +239,31 @@ pub struct Term {
     /// How the term is computed, decided here once.
     #[serde(skip)]
     pub compute: Compute,
+    /// The time steps the term covers.
     pub range: Range,
     /// The q-sampled latents the term's expectation is over (after substituting states).
     pub under: Vec<String>,
+    /// Exact or Monte Carlo (for display).
     pub method: Method,
     /// One line: why this method.
     pub why: String,
+    /// The objective modifiers attached to the term (only where each applies; see
+    /// `objective::attach`).
     pub modifiers: Modifiers,
 }
 
 /// A latent range that q does not model: it is sampled from p and its log-ratio is zero.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cancellation {
+    /// The latent's name.
     pub var: String,
+    /// The steps q leaves out.
     pub range: Range,
+    /// The p factor the latent is sampled from over the range.
     pub p: FactorView,
 }
 
+/// Where the model's evidence comes from: observed data, optimality variables, or both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -224,17 +275,25 @@ pub enum Mode {
     Both,
 }
 
+/// The derived objective of a model: its terms in display order, the latent ranges sampled
+/// from p, each latent's estimator, and the bound. Built by [`derive()`]; `lower` reads it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Elbo {
+    /// The model's name.
     pub model: String,
+    /// Where the evidence comes from.
     pub mode: Mode,
+    /// The terms: observed log-likelihoods, rewards, then KL-like terms.
     pub terms: Vec<Term>,
+    /// Latent ranges with no q factor (sampled from p; no term).
     pub cancellations: Vec<Cancellation>,
+    /// One per latent, in declaration order: its gradient estimator and why.
     pub estimators: Vec<LatentEstimator>,
     /// What the ELBO bounds: `log p(o[1:T] | a[1:T-1])`, `log p(O[1:T] = 1)`, …
     pub bound: Bound,
     /// Importance samples; > 1 makes the bound the IWAE bound.
     pub iwae: u32,
+    /// Latent overshooting distance (1 = none); from `objective { overshooting = … }`.
     pub overshooting: u32,
 }
 
@@ -530,9 +589,11 @@ fn collect_latents(m: &Model, v: VarId, out: &mut Vec<VarId>, depth: usize) {
 /// `log p(evidence, optimality = 1 | given)`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Bound {
+    /// Observed variables, as displayed (`o[1:T]` for a timed one).
     pub evidence: Vec<String>,
     /// Optimality variables, each `= 1`.
     pub optimality: Vec<String>,
+    /// Input variables conditioned on, up to the last step any factor reads (`a[1:T-1]`).
     pub given: Vec<String>,
 }
 

@@ -13,6 +13,7 @@ fn num(v: f64) -> String {
 }
 
 impl Model {
+    /// A time reference as written after a name: `""`, `[t]`, `[t-2]`, `[3]`, `[t:]`, `[:t]`.
     pub fn show_time(&self, t: TimeRef) -> String {
         match t {
             TimeRef::Static => String::new(),
@@ -24,6 +25,7 @@ impl Model {
         }
     }
 
+    /// A read as written: `z[t-1]`.
     pub fn show_read(&self, r: Read) -> String {
         format!("{}{}", self.vars[r.var].name, self.show_time(r.time))
     }
@@ -38,6 +40,7 @@ impl Model {
         }
     }
 
+    /// An expression in source syntax, with only the parentheses precedence needs.
     pub fn show_expr(&self, e: &Expr) -> String {
         let mut s = String::new();
         self.write_expr(&mut s, e, 0);
@@ -153,6 +156,7 @@ impl Model {
         }
     }
 
+    /// A distribution as written: `Normal(loc, scale)`, `Normal.split(head)`, …
     pub fn show_dist(&self, d: &Dist) -> String {
         let fam = d.family.name();
         match &d.args {

@@ -17,25 +17,40 @@ pub enum TimeRef {
     Prefix,
 }
 
+/// An elementwise function of one operand (`-x` and the built-in functions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UnOp {
+    /// `-x`.
     Neg,
+    /// `exp(x)`.
     Exp,
+    /// `log(x)`, the natural logarithm.
     Log,
+    /// `softplus(x) = log(1 + eˣ)`.
     Softplus,
+    /// `tanh(x)`.
     Tanh,
+    /// `sigmoid(x) = 1 / (1 + e⁻ˣ)`.
     Sigmoid,
+    /// `sin(x)`, in radians.
     Sin,
+    /// `cos(x)`, in radians.
     Cos,
+    /// `abs(x)`.
     Abs,
+    /// `sqrt(x)`.
     Sqrt,
+    /// `square(x) = x²`.
     Square,
+    /// `relu(x) = max(0, x)`.
     Relu,
     /// Stop-gradient `sg(x)`.
     StopGrad,
 }
 
 impl UnOp {
+    /// The function of a call name (`exp`, `sg`, …); `None` if it is not unary (`-` is parsed
+    /// as an operator, not a name).
     pub fn parse(s: &str) -> Option<UnOp> {
         Some(match s {
             "exp" => UnOp::Exp,
@@ -71,6 +86,7 @@ impl UnOp {
             UnOp::StopGrad => x,
         }
     }
+    /// The function's source name (`-` for negation), for display.
     pub fn name(self) -> &'static str {
         match self {
             UnOp::Neg => "-",
@@ -92,71 +108,106 @@ impl UnOp {
 
 pub use crate::parse::ast::BinOp;
 
+/// A typed expression node; its shape is checked, so evaluation never sees a mismatch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expr {
+    /// The operation.
     pub kind: ExprKind,
+    /// The shape of the node's value.
     pub shape: Shape,
 }
 
+/// An expression node's operation; operand shapes are proven compatible by the checker.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
+    /// A number (scalar consts are folded in as numbers).
     Num(f64),
+    /// A `const` array.
     Const(ConstId),
+    /// A `param`.
     Param(ParamId),
+    /// A read of a variable.
     Var {
+        /// The variable.
         var: VarId,
+        /// Which step of it.
         time: TimeRef,
     },
+    /// An elementwise function.
     Unary {
+        /// The function.
         op: UnOp,
+        /// The operand.
         arg: Box<Expr>,
     },
     /// Elementwise `+ - * /` (a unit-sized operand broadcasts) or `@`.
     Binary {
+        /// The operator.
         op: BinOp,
+        /// Left operand.
         lhs: Box<Expr>,
+        /// Right operand.
         rhs: Box<Expr>,
     },
+    /// `dot(a, b)`: inner product of two equal-size vectors, a scalar.
     Dot(Box<Expr>, Box<Expr>),
+    /// `sum(x)`: the sum of all elements, a scalar.
     Sum(Box<Expr>),
+    /// `concat(a, b, …)`: vectors joined end to end.
     Concat(Vec<Expr>),
     /// Element `index` (0-based) of a vector.
     Select {
+        /// The vector.
         arg: Box<Expr>,
+        /// The index, `< size`.
         index: usize,
     },
+    /// `clamp(x, low, high)`: elementwise `min(max(x, low), high)`.
     Clamp {
+        /// The operand.
         arg: Box<Expr>,
+        /// Lower bound (broadcasts).
         low: Box<Expr>,
+        /// Upper bound (broadcasts).
         high: Box<Expr>,
     },
     /// A constant-filled vector or matrix (`zeros`, `ones`, `eye` is [`ExprKind::Eye`]).
     Fill(f64),
+    /// `eye(n)`: the identity matrix, of the node's shape.
     Eye,
     /// A literal array, row-major.
     Array(Vec<f64>),
     /// An MLP applied to the concatenation of `args`.
     Net {
+        /// The MLP.
         net: NetId,
+        /// The inputs, concatenated in order.
         args: Vec<Expr>,
     },
     /// A GRU cell step: `hidden` is the previous state, `args` concatenate to the input.
     Gru {
+        /// The GRU cell.
         net: NetId,
+        /// The previous hidden state.
         hidden: Box<Expr>,
+        /// The inputs, concatenated in order.
         args: Vec<Expr>,
     },
     /// A GRU over whole sequences (`TimeRef::Suffix`/`Prefix` reads), read at step `t`.
     Rnn {
+        /// The forward or reverse-time GRU.
         net: NetId,
+        /// The sequence reads (prefix or suffix), concatenated per step.
         seqs: Vec<Expr>,
     },
 }
 
 impl Expr {
+    /// A node of `kind` with `shape` (the caller has checked it).
     pub fn new(kind: ExprKind, shape: Shape) -> Self {
         Expr { kind, shape }
     }
+    /// The scalar number `v`.
     pub fn num(v: f64) -> Self {
         Expr::new(ExprKind::Num(v), Shape::scalar())
     }

@@ -18,10 +18,15 @@ mod expr;
 
 pub use expr::*;
 
+/// Index into `Model::vars`.
 pub type VarId = usize;
+/// Index into `Model::nets`.
 pub type NetId = usize;
+/// Index into `Model::params`.
 pub type ParamId = usize;
+/// Index into `Model::consts`.
 pub type ConstId = usize;
+/// Index into `Model::factors`.
 pub type FactorId = usize;
 
 /// A shape: `[]` scalar, `[n]` vector, `[r, c]` matrix.
@@ -29,12 +34,15 @@ pub type FactorId = usize;
 pub struct Shape(pub Vec<usize>);
 
 impl Shape {
+    /// The shape `[]`.
     pub fn scalar() -> Shape {
         Shape(vec![])
     }
+    /// The shape `[n]`.
     pub fn vector(n: usize) -> Shape {
         Shape(vec![n])
     }
+    /// The shape `[r, c]` (row-major).
     pub fn matrix(r: usize, c: usize) -> Shape {
         Shape(vec![r, c])
     }
@@ -42,6 +50,7 @@ impl Shape {
     pub fn numel(&self) -> usize {
         self.0.iter().product()
     }
+    /// Two dimensions.
     pub fn is_matrix(&self) -> bool {
         self.0.len() == 2
     }
@@ -67,6 +76,7 @@ impl std::fmt::Display for Shape {
     }
 }
 
+/// What a variable is to the model, from its declaration keyword.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     /// Data with a `p` factor: evidence.
@@ -80,6 +90,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The declaration keyword (`observed`, `input`, `latent`, `state`).
     pub fn keyword(self) -> &'static str {
         match self {
             Role::Observed => "observed",
@@ -93,19 +104,26 @@ impl Role {
 /// The value set of a variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VarType {
+    /// Unbounded reals.
     Real {
+        /// Number of elements.
         size: usize,
     },
     /// Reals in [0, 1] (grey pixels under a Bernoulli likelihood).
     Unit {
+        /// Number of elements.
         size: usize,
     },
+    /// Values in {0, 1}.
     Binary {
+        /// Number of elements.
         size: usize,
     },
     /// `groups` categoricals of `classes` classes each, one-hot, flattened.
     OneHot {
+        /// Number of categoricals.
         groups: usize,
+        /// Classes per categorical.
         classes: usize,
     },
 }
@@ -118,6 +136,7 @@ impl VarType {
             VarType::OneHot { groups, classes } => groups * classes,
         }
     }
+    /// Binary or one-hot: a finite support (enumerable, no reparameterisation).
     pub fn is_discrete(&self) -> bool {
         matches!(self, VarType::Binary { .. } | VarType::OneHot { .. })
     }
@@ -132,6 +151,7 @@ impl VarType {
             _ => None,
         }
     }
+    /// The type keyword as declared (`real`, `unit`, `binary`, `onehot`).
     pub fn keyword(&self) -> &'static str {
         match self {
             VarType::Real { .. } => "real",
@@ -142,15 +162,23 @@ impl VarType {
     }
 }
 
+/// How gradients flow through a latent's samples (the `via …` annotation, or the derivation's
+/// choice in `derive::LatentEstimator`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Estimator {
+    /// Reparameterisation: the sample is a differentiable function of parameter-free noise.
     Reparam,
+    /// Straight-through: a discrete sample in the forward pass, the probabilities' gradient in
+    /// the backward pass.
     StraightThrough,
+    /// Exact sum over every value of a small discrete support (no sampling).
     Enumerate,
+    /// Score function (REINFORCE) with a learned baseline.
     ScoreFunction,
 }
 
 impl Estimator {
+    /// The estimator of a `via` keyword; `None` for an unknown one.
     pub fn parse(s: &str) -> Option<Estimator> {
         Some(match s {
             "reparam" => Estimator::Reparam,
@@ -160,6 +188,7 @@ impl Estimator {
             _ => return None,
         })
     }
+    /// The `via` keyword: `reparam`, `straight_through`, `enumerate` or `score_function`.
     pub fn keyword(self) -> &'static str {
         match self {
             Estimator::Reparam => "reparam",
@@ -170,65 +199,92 @@ impl Estimator {
     }
 }
 
+/// A declared random or deterministic variable.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Var {
+    /// The declared name.
     pub name: String,
+    /// Observed, input, latent or state.
     pub role: Role,
     /// Declared `x[t]`.
     pub timed: bool,
+    /// Value set and flattened size.
     pub ty: VarType,
     /// An explicit `via …` annotation; `None` means the derivation chooses.
     pub estimator: Option<Estimator>,
 }
 
+/// A `dim`: a named size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dim {
+    /// The declared name.
     pub name: String,
+    /// The size (≥ 1).
     pub value: usize,
 }
 
 /// A constant array (scalars are folded into expressions as numbers).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Const {
+    /// The declared name.
     pub name: String,
+    /// The array's shape.
     pub shape: Shape,
     /// Row-major.
     pub values: Vec<f64>,
 }
 
+/// How a `param` is initialised.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamInit {
     /// Every element this value.
     Fill(f64),
     /// Row-major values.
     Values(Vec<f64>),
+    /// Independent draws from `N(mean, std²)`.
     Normal {
+        /// Mean.
         mean: f64,
+        /// Standard deviation (≥ 0).
         std: f64,
     },
+    /// Independent draws from `U(low, high)`.
     Uniform {
+        /// Lower bound.
         low: f64,
+        /// Upper bound.
         high: f64,
     },
 }
 
+/// A learned array declared with `param` (outside any net).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Param {
+    /// The declared name (stored as `param.<name>`).
     pub name: String,
+    /// The array's shape.
     pub shape: Shape,
+    /// Its initial value.
     pub init: ParamInit,
 }
 
+/// An MLP's hidden-layer activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Activation {
+    /// `max(0, x)`.
     Relu,
+    /// `tanh(x)`.
     Tanh,
+    /// `x` for `x > 0`, `eˣ − 1` otherwise.
     Elu,
+    /// `x · sigmoid(x)`.
     Silu,
+    /// No activation (`none`).
     Identity,
 }
 
 impl Activation {
+    /// The activation of a keyword (`none` and `identity` both give [`Activation::Identity`]).
     pub fn parse(s: &str) -> Option<Activation> {
         Some(match s {
             "relu" => Activation::Relu,
@@ -239,6 +295,7 @@ impl Activation {
             _ => return None,
         })
     }
+    /// The keyword (`Identity` is `none`).
     pub fn keyword(self) -> &'static str {
         match self {
             Activation::Relu => "relu",
@@ -250,24 +307,36 @@ impl Activation {
     }
 }
 
+/// The architecture of a declared `net`; sizes are flattened feature sizes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NetKind {
     /// Affine layers `sizes[0] -> … -> sizes[n]`, activation after each hidden layer.
     Mlp {
+        /// Layer sizes, input first, output last (at least two).
         sizes: Vec<usize>,
+        /// Applied after every hidden layer, never after the output.
         activation: Activation,
     },
     /// A GRU cell `input -> hidden`, called `cell(h_prev, x…)`.
-    Gru { input: usize, hidden: usize },
+    Gru {
+        /// Input features.
+        input: usize,
+        /// Hidden state size (the output size).
+        hidden: usize,
+    },
     /// A GRU run over a whole sequence, forward (`f(x[:t])`) or reverse-time (`f(x[t:])`).
     Rnn {
+        /// Input features per step.
         input: usize,
+        /// Hidden state size (the output size).
         hidden: usize,
+        /// Reverse-time (`f(x[t:])`) rather than forward (`f(x[:t])`).
         reverse: bool,
     },
 }
 
 impl NetKind {
+    /// Size of the net's output: the last layer of an MLP, the hidden size of a GRU.
     pub fn output_size(&self) -> usize {
         match self {
             NetKind::Mlp { sizes, .. } => *sizes.last().unwrap_or(&0),
@@ -276,19 +345,26 @@ impl NetKind {
     }
 }
 
+/// A declared neural network (weights stored under `net.<name>.`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Net {
+    /// The declared name.
     pub name: String,
+    /// Its architecture.
     pub kind: NetKind,
 }
 
+/// The block a factor is written in: the generative model `p` or the posterior `q`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Block {
+    /// The model `p { … }`.
     P,
+    /// The variational posterior `q { … }`.
     Q,
 }
 
 impl Block {
+    /// `"p"` or `"q"`.
     pub fn letter(self) -> &'static str {
         match self {
             Block::P => "p",
@@ -309,6 +385,7 @@ pub enum TimeCase {
 }
 
 impl TimeCase {
+    /// Whether the case covers step `step` (`Static` covers every step).
     pub fn covers(self, step: u32) -> bool {
         match self {
             TimeCase::Static => true,
@@ -324,99 +401,150 @@ pub use crate::family::Family;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ScaleFn {
     /// `softplus(x) + min`.
-    Softplus { min: f64 },
+    Softplus {
+        /// Lower bound on the scale (≥ 0).
+        min: f64,
+    },
     /// `exp(x) + min` (PyTorch-style `(μ, log σ)` heads).
-    Exp { min: f64 },
+    Exp {
+        /// Lower bound on the scale (≥ 0).
+        min: f64,
+    },
 }
 
+/// The arguments of a distribution, by parameterisation (the family table says which).
+/// Every argument expression has the variable's size or is a unit that broadcasts.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DistArgs {
+    /// A location and a scale (Normal, Laplace, TanhNormal).
     LocScale {
+        /// Location.
         loc: Expr,
+        /// Scale (> 0).
         scale: Expr,
     },
     /// One head of size `2·D`: loc = first half, scale = `scale_fn`(second half).
     Split {
+        /// The head: size `2·D` for an event of size `D`.
         head: Expr,
+        /// How the second half becomes a scale.
         scale_fn: ScaleFn,
     },
+    /// Logits (Bernoulli, Categorical): log-odds, or per-group unnormalised log-probabilities.
     Logits(Expr),
+    /// Interval bounds (Uniform), elementwise `low < high`.
     Bounds {
+        /// Lower bounds.
         low: Expr,
+        /// Upper bounds.
         high: Expr,
     },
+    /// No parameters (Flat).
     None,
 }
 
+/// A distribution: a family and its arguments.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dist {
+    /// The family (a row of `family::FAMILIES`).
     pub family: Family,
+    /// Its arguments; the checker proved their sizes and constraints.
     pub args: DistArgs,
 }
 
+/// What a factor does to its variable.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FactorBody {
+    /// `x ~ Dist(…)`: a random draw (or, for an observed variable, a likelihood).
     Sample(Dist),
+    /// `x = expr`: a deterministic definition (states only).
     Define(Expr),
 }
 
 /// One read of a variable by a factor, as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Read {
+    /// The variable read.
     pub var: VarId,
+    /// Which step of it.
     pub time: TimeRef,
 }
 
+/// One statement of a `p` or `q` block: draws or defines one variable over one time case.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Factor {
+    /// `p` or `q`.
     pub block: Block,
+    /// The variable it draws or defines.
     pub var: VarId,
+    /// The time steps it covers.
     pub case: TimeCase,
+    /// The right-hand side.
     pub body: FactorBody,
     /// The distinct reads of the body, in order of first appearance: the conditioning set.
     pub parents: Vec<Read>,
 }
 
+/// An `init x[k] = value` statement: a timed variable's value at a step before the sequence
+/// starts, read by lags at the first steps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InitValue {
+    /// The variable (timed).
     pub var: VarId,
     /// ≤ 0.
     pub step: i64,
+    /// The value; has the variable's size and reads no variable.
     pub value: Expr,
 }
 
+/// The temperature α of an optimality variable, `log p(O = 1 | r) = r / α`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Alpha {
+    /// A fixed α (> 0).
     Fixed(f64),
     /// Tuned to a target entropy (SAC), starting from `init`.
     Auto {
+        /// Target entropy of the policy.
         target: f64,
+        /// Initial α (> 0).
         init: f64,
     },
 }
 
+/// An optimality variable `O`: `log p(O = 1) = r / α`, the evidence of a control problem.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Optimality {
+    /// The declared name.
     pub name: String,
+    /// Declared `O[t]`: one reward per step.
     pub timed: bool,
+    /// The reward: a scalar expression.
     pub reward: Expr,
+    /// The distinct reads of the reward, in order of first appearance.
     pub parents: Vec<Read>,
+    /// The temperature.
     pub alpha: Alpha,
 }
 
+/// The weight on the KL-like terms (`objective { kl_weight = … }`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KlWeight {
+    /// A constant weight.
     Fixed(f64),
     /// Linear from `from` to `to` over `steps` optimiser steps, then constant.
     Anneal {
+        /// Weight at step 0.
         from: f64,
+        /// Weight from `steps` on.
         to: f64,
+        /// Optimiser steps over which the weight moves.
         steps: u64,
     },
 }
 
+/// Where the free-nats floor is applied (`free_nats = n per_element | after_mean | per_step`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FreeNatsPlacement {
@@ -429,6 +557,7 @@ pub enum FreeNatsPlacement {
 }
 
 impl FreeNatsPlacement {
+    /// The placement of a keyword; `None` for an unknown one.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "per_element" => Self::PerElement,
@@ -437,6 +566,7 @@ impl FreeNatsPlacement {
             _ => return None,
         })
     }
+    /// The keyword: `per_element`, `after_mean` or `per_step`.
     pub fn keyword(self) -> &'static str {
         match self {
             Self::PerElement => "per_element",
@@ -446,15 +576,21 @@ impl FreeNatsPlacement {
     }
 }
 
+/// A free-nats floor on closed-form KLs: a KL below `nats` gives no gradient.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct FreeNats {
+    /// The floor, in nats (≥ 0).
     pub nats: f64,
+    /// Where the floor is taken.
     pub placement: FreeNatsPlacement,
 }
 
+/// The `objective { … }` settings; the default is the plain ELBO.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Objective {
+    /// Weight on the KL-like terms.
     pub kl_weight: KlWeight,
+    /// Free nats on closed-form KLs (`None`: no floor).
     pub free_nats: Option<FreeNats>,
     /// Dreamer's KL balancing: weight on the prior side (`KL(sg(q) ‖ p)`).
     pub kl_balance: Option<f64>,
@@ -464,7 +600,10 @@ pub struct Objective {
     pub overshooting: u32,
     /// Per-term scales, keyed by the variable the term belongs to.
     pub scales: Vec<(VarOrOpt, f64)>,
+    /// Steps per sequence when there is no data (control problems); `vic run --horizon`
+    /// overrides it.
     pub horizon: Option<u32>,
+    /// Default batch size (`vic run --batch` overrides it).
     pub batch: Option<u32>,
 }
 
@@ -486,31 +625,45 @@ impl Default for Objective {
 /// A term's owner: a variable or an optimality variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VarOrOpt {
+    /// A variable.
     Var(VarId),
+    /// An optimality variable: index into `Model::optimality`.
     Opt(usize),
 }
 
 /// The checked model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
+    /// The model's name.
     pub name: String,
+    /// `dim` declarations.
     pub dims: Vec<Dim>,
+    /// `const` arrays (scalar consts are folded into expressions).
     pub consts: Vec<Const>,
+    /// `param` declarations.
     pub params: Vec<Param>,
+    /// `net` declarations.
     pub nets: Vec<Net>,
+    /// Variables, in declaration order.
     pub vars: Vec<Var>,
+    /// `init` values.
     pub inits: Vec<InitValue>,
+    /// Factors of `p` and `q`, in source order.
     pub factors: Vec<Factor>,
+    /// Optimality variables.
     pub optimality: Vec<Optimality>,
+    /// Objective settings.
     pub objective: Objective,
     /// The default data file, relative to the model file.
     pub data: Option<String>,
 }
 
 impl Model {
+    /// The id of the variable named `name`.
     pub fn var_id(&self, name: &str) -> Option<VarId> {
         self.vars.iter().position(|v| v.name == name)
     }
+    /// The factors of `var` in `block`, with their ids, in source order.
     pub fn factors_of(
         &self,
         var: VarId,
@@ -521,6 +674,7 @@ impl Model {
             .enumerate()
             .filter(move |(_, f)| f.var == var && f.block == block)
     }
+    /// Whether `var` has a factor in `q`.
     pub fn has_q(&self, var: VarId) -> bool {
         self.factors_of(var, Block::Q).next().is_some()
     }
@@ -552,12 +706,20 @@ impl Model {
 /// Source spans for the IR's parts, index-aligned with the `Model`'s vectors.
 #[derive(Clone, Debug, Default)]
 pub struct ModelSpans {
+    /// The whole model declaration.
     pub model: crate::span::Span,
+    /// Each variable's declaration.
     pub vars: Vec<crate::span::Span>,
+    /// Each `param` declaration.
     pub params: Vec<crate::span::Span>,
+    /// Each `net` declaration.
     pub nets: Vec<crate::span::Span>,
+    /// Each factor statement.
     pub factors: Vec<crate::span::Span>,
+    /// Each optimality declaration.
     pub optimality: Vec<crate::span::Span>,
+    /// Each `init` statement.
     pub inits: Vec<crate::span::Span>,
+    /// The `objective` block, if any.
     pub objective: Option<crate::span::Span>,
 }

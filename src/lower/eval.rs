@@ -28,10 +28,12 @@ pub trait Env<T> {
     fn rnn(&mut self, e: &ir::Expr) -> Result<T2<T>, RtError>;
 }
 
+/// The parameter-store name of `param` `p`: `param.<name>`.
 pub fn param_name(m: &ir::Model, p: ir::ParamId) -> String {
     format!("param.{}", m.params[p].name)
 }
 
+/// The parameter-store prefix of net `n`'s weights: `net.<name>`.
 pub fn net_prefix(m: &ir::Model, n: ir::NetId) -> String {
     format!("net.{}", m.nets[n].name)
 }

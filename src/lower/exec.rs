@@ -32,7 +32,9 @@ use dist::*;
 /// row `step·b + seq`.
 #[derive(Clone, Debug)]
 pub struct Batch {
+    /// Sequences in the batch.
     pub b: usize,
+    /// Steps per sequence (1 for a static model).
     pub t: usize,
     /// Timed variables `(t·b, size)`, static ones `(b, size)`, row-major host data.
     pub data: HashMap<VarId, Vec<f32>>,

@@ -41,11 +41,17 @@ pub const BASELINE_PARAM: &str = "baseline.offset";
 /// The parameter holding log α of an auto-tuned temperature.
 pub const ALPHA_PARAM: &str = "alpha.log";
 
+/// The reference tensor program of a checked model and its ELBO: what [`Program::forward`]
+/// runs on dfdx and what `fused::build` compiles. Built once by [`Program::new`].
 #[derive(Clone, Debug)]
 pub struct Program {
+    /// The checked model IR.
     pub model: Model,
+    /// The derived objective; its terms' `Compute` decide how each term is evaluated.
     pub elbo: Elbo,
+    /// Which variables run on the sequential chain, and in what order.
     pub plan: plan::Plan,
+    /// The gradient estimator of each latent (from `Elbo::estimators`), keyed by variable id.
     pub estimators: HashMap<VarId, Estimator>,
     /// Target entropy of an auto-tuned α.
     pub auto_alpha: Option<f64>,

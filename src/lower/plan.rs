@@ -8,12 +8,18 @@ use crate::ir::*;
 /// How a chain variable is produced at some step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Producer {
+    /// The factor (a sampling statement or a definition) that draws or computes the variable.
     pub factor: FactorId,
+    /// The block the factor is in: `Q` for a posterior draw or a q-side definition, `P` for a
+    /// prior draw (a case q leaves out) or a p-side definition.
     pub block: Block,
 }
 
+/// A variable on the sequential chain (a sampled latent or a deterministic state) and the
+/// factors that produce it, by time case.
 #[derive(Clone, Debug)]
 pub struct ChainVar {
+    /// The chain variable.
     pub var: VarId,
     /// Producers by case; the one covering step `t` is found by [`ChainVar::at`].
     pub producers: Vec<(TimeCase, Producer)>,
@@ -112,6 +118,8 @@ pub fn prior_order(m: &Model) -> (Vec<ChainVar>, Vec<ChainVar>) {
     })
 }
 
+/// The sequential part of a program: the chain variables, static then timed, each in
+/// topological order, and how far back reads go.
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// Static chain variables, in sampling order.
@@ -184,6 +192,8 @@ fn producers(m: &Model, v: VarId) -> Vec<(TimeCase, Producer)> {
 }
 
 impl Plan {
+    /// The plan of a checked model (whose dependency graph within a step is acyclic; the checker
+    /// proved it).
     pub fn new(m: &Model) -> Plan {
         let chain: Vec<VarId> = (0..m.vars.len())
             .filter(|&v| matches!(m.vars[v].role, Role::Latent | Role::State))

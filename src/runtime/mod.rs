@@ -25,7 +25,6 @@
 //!   input: impossible KLs are `Err(RtError::InfiniteKl)`, out-of-support log-densities `-inf`.
 
 pub mod checkpoint;
-#[allow(missing_docs)]
 pub mod dist;
 pub mod error;
 pub mod nets;

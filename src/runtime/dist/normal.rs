@@ -46,7 +46,10 @@ pub fn kl<T: RtTape>(qloc: T2<T>, qscale: T2<T>, ploc: T2<T>, pscale: T2<T>) -> 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ScaleLink {
     /// `softplus(raw) + min_scale`.
-    Softplus { min_scale: f32 },
+    Softplus {
+        /// Added to the softplus: the smallest scale the link can give.
+        min_scale: f32,
+    },
     /// `exp(raw)`.
     Exp,
 }
