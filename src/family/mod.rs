@@ -21,7 +21,7 @@ pub enum Family {
     Categorical,
     /// Uniform(low, high), elementwise.
     Uniform,
-    /// The improper flat density (a prior only: KL(q ‖ Flat) = −H[q]).
+    /// The improper flat density (a prior only: `KL(q ‖ Flat) = −H[q]`).
     Flat,
     /// tanh(Normal(loc, scale)), with the tanh Jacobian.
     TanhNormal,

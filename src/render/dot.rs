@@ -80,6 +80,8 @@ fn lag(time: TimeRef, case: TimeCase) -> Option<String> {
     }
 }
 
+/// The model's graph in Graphviz DOT: nodes (with their distributions) in batch and time
+/// plates, p's edges solid and q's dashed, lags as edge labels, and a legend.
 pub fn graph(m: &Model) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph {} {{", quote(&m.name));

@@ -5,14 +5,10 @@
 //! so they show the same terms in the same order; JSON carries a `version` field.
 //! Pure: no IO.
 
-// `dot` and `latex` are being reworked by the pictures helper; the lead documents them after
-// merging and drops these allows.
-#[allow(missing_docs)]
 pub mod dot;
 pub mod elbo;
 pub mod json;
 pub mod label;
-#[allow(missing_docs)]
 pub mod latex;
 pub mod steps;
 pub mod style;
