@@ -150,6 +150,19 @@ unsafe fn mm(
         small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, t, n);
         return;
     }
+    // A chain's per-step products (few rows, the same weight every step): AVX-512 loops that
+    // read the weight in place instead of `gemm` packing it on every call.
+    #[cfg(target_arch = "x86_64")]
+    if m <= super::small512::ROWS && a_cs == 1 && super::small512::available() {
+        if b_cs == 1 {
+            super::small512::rows_times_weight(m, n, k, dst, ldd, acc, a, a_rs, b, b_rs);
+            return;
+        }
+        if b_rs == 1 {
+            super::small512::rows_times_weight_t(m, n, k, dst, ldd, acc, a, a_rs, b, b_cs);
+            return;
+        }
+    }
     gemm::gemm(
         m,
         n,

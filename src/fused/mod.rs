@@ -18,6 +18,7 @@ pub mod graph;
 pub(crate) mod handoff;
 pub mod kernels;
 pub mod math;
+pub mod small512;
 
 pub use build::Unsupported;
 pub use engine::{Engine, Fwd};
