@@ -4,7 +4,7 @@
 //! `vic::agent::returns` computes it.
 
 use std::path::Path;
-use vic::derive::imagine::{ImaginedKind, Imagination, Learner, Trainable};
+use vic::derive::imagine::{Imagination, ImaginedKind, Learner, Trainable};
 use vic::derive::KlForm;
 
 fn load(stem: &str) -> vic::Model {
@@ -16,7 +16,9 @@ fn load(stem: &str) -> vic::Model {
 }
 
 fn imagination(m: &vic::Model) -> Imagination {
-    m.elbo().imagination.expect("the model has an imagine block")
+    m.elbo()
+        .imagination
+        .expect("the model has an imagine block")
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -33,10 +35,19 @@ fn dreamer_terms_weights_and_trained_nets() {
     let kinds: Vec<&str> = im.terms.iter().map(|t| t.kind.name()).collect();
     assert_eq!(
         kinds,
-        ["reward", "entropy", "bootstrap", "λ-correction", "critic loss"]
+        [
+            "reward",
+            "entropy",
+            "bootstrap",
+            "λ-correction",
+            "critic loss"
+        ]
     );
     // A Flat prior: −KL(q ‖ Flat) = H[q]; the TanhNormal has no closed-form entropy.
-    assert_eq!(im.terms[1].kind, ImaginedKind::Entropy { closed_form: false });
+    assert_eq!(
+        im.terms[1].kind,
+        ImaginedKind::Entropy { closed_form: false }
+    );
     // Discount weights γ^{τ−1}, τ = 1..15, on the reward and the entropy.
     for t in &im.terms[..2] {
         assert_eq!(t.weights.len(), 15);
@@ -50,14 +61,22 @@ fn dreamer_terms_weights_and_trained_nets() {
     // (1 − λ) γ^τ λ^{τ−1}, τ = 1..14: at τ = 1, 0.05 · 0.99.
     assert_eq!(im.terms[3].weights.len(), 14);
     assert!(close(im.terms[3].weights[0], 0.05 * 0.99));
-    assert!(close(im.terms[3].weights[13], 0.05 * 0.99f64.powi(14) * 0.95f64.powi(13)));
+    assert!(close(
+        im.terms[3].weights[13],
+        0.05 * 0.99f64.powi(14) * 0.95f64.powi(13)
+    ));
     assert_eq!(im.terms[4].weights, vec![1.0; 15]);
     // The actor's terms train the actor only; the critic loss the critic only.
     let actor = m.ir().nets.iter().position(|n| n.name == "actor").unwrap();
     let value = m.ir().nets.iter().position(|n| n.name == "value").unwrap();
     for t in &im.terms[..4] {
         assert_eq!(t.learner, Learner::Actor);
-        assert_eq!(t.train_ids, vec![Trainable::Net(actor)], "{}", t.kind.name());
+        assert_eq!(
+            t.train_ids,
+            vec![Trainable::Net(actor)],
+            "{}",
+            t.kind.name()
+        );
         assert_eq!(t.trains, ["actor"]);
     }
     assert_eq!(im.terms[4].learner, Learner::Critic);
@@ -102,7 +121,13 @@ fn marino_yue_learned_prior_is_trained_through_the_kl_only() {
 /// R^λ_1 exactly, for several (H, γ, λ), against `agent::returns::lambda_return`.
 #[test]
 fn actor_terms_sum_to_the_lambda_return() {
-    for (h, gamma, lambda) in [(15, 0.99, 0.95), (4, 0.9, 0.5), (1, 0.99, 0.95), (6, 0.8, 1.0), (5, 0.7, 0.0)] {
+    for (h, gamma, lambda) in [
+        (15, 0.99, 0.95),
+        (4, 0.9, 0.5),
+        (1, 0.99, 0.95),
+        (6, 0.8, 1.0),
+        (5, 0.7, 0.0),
+    ] {
         let src = format!(
             "model m {{
                observed o[t] : real
@@ -142,10 +167,18 @@ fn actor_terms_sum_to_the_lambda_return() {
         assert_eq!(w_r, w_e, "the reward and the KL share the discount");
         let w_b = weights(ImaginedKind::Bootstrap);
         let w_c = weights(ImaginedKind::LambdaCorrection);
-        assert_eq!(w_c.is_empty(), lambda == 1.0 || h == 1, "H = {h}, λ = {lambda}");
+        assert_eq!(
+            w_c.is_empty(),
+            lambda == 1.0 || h == 1,
+            "H = {h}, λ = {lambda}"
+        );
         // Arbitrary soft rewards r̃_1..H and values V_1..V_{H+1}.
-        let soft: Vec<f64> = (0..h).map(|k| ((k * 7 + 3) % 11) as f64 * 0.3 - 1.2).collect();
-        let val: Vec<f64> = (0..=h).map(|k| ((k * 5 + 1) % 9) as f64 * 0.4 - 1.0).collect();
+        let soft: Vec<f64> = (0..h)
+            .map(|k| ((k * 7 + 3) % 11) as f64 * 0.3 - 1.2)
+            .collect();
+        let val: Vec<f64> = (0..=h)
+            .map(|k| ((k * 5 + 1) % 9) as f64 * 0.4 - 1.0)
+            .collect();
         // G_τ, the λ = 1 return from τ (1-based), G_{H+1} = V_{H+1}.
         let mut g = vec![0.0; h + 2];
         g[h + 1] = val[h];
@@ -182,7 +215,10 @@ fn actor_terms_sum_to_the_lambda_return() {
 fn the_world_model_lowers_beside_an_imagine_block() {
     for stem in ["dreamer_pendulum", "marino_yue_agent"] {
         let m = load(stem);
-        assert!(vic::lower::Program::new(m.ir(), &m.elbo()).is_ok(), "{stem}");
+        assert!(
+            vic::lower::Program::new(m.ir(), &m.elbo()).is_ok(),
+            "{stem}"
+        );
     }
 }
 
@@ -193,7 +229,15 @@ fn run_trains_the_world_model_and_says_imagination_is_ignored() {
     let _ = std::fs::remove_dir_all(&dir);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vic"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "models/marino_yue_agent.vmodel", "--steps", "2", "--batch", "4", "--out"])
+        .args([
+            "run",
+            "models/marino_yue_agent.vmodel",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+        ])
         .arg(&dir)
         .output()
         .expect("vic runs");
@@ -201,7 +245,9 @@ fn run_trains_the_world_model_and_says_imagination_is_ignored() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "vic run failed: {stderr}");
     assert!(
-        stderr.contains("the `imagine` block (behaviour learning in imagination) is not run by the runtime yet"),
+        stderr.contains(
+            "the `imagine` block (behaviour learning in imagination) is not run by the runtime yet"
+        ),
         "{stderr}"
     );
 }

@@ -105,11 +105,17 @@ impl Ck {
                 ok = false;
                 continue;
             }
-            if reads.iter().any(|r| r.var == v && r.time == TimeRef::Lag(0)) {
+            if reads
+                .iter()
+                .any(|r| r.var == v && r.time == TimeRef::Lag(0))
+            {
                 self.err(
                     Diagnostic::new(
                         Code::ImagineNoPolicy,
-                        format!("the {word} of `{}[t]` reads `{}[t]` itself", target.name.name, target.name.name),
+                        format!(
+                            "the {word} of `{}[t]` reads `{}[t]` itself",
+                            target.name.name, target.name.name
+                        ),
                     )
                     .label(dist.span, "reads the action it draws")
                     .help("condition on the model state (`h[t]`, `s[t]`) or on earlier actions"),
@@ -177,15 +183,32 @@ impl Ck {
                 "alpha" => match self.scalar_eval(&s.value) {
                     Some(a) if a > 0.0 && a.is_finite() => alpha = a,
                     Some(a) => {
-                        self.bad_imagine(s, s.value.span, &format!("α = {a} is not > 0"), "the temperature α divides the reward: e.g. `alpha = 1.0`");
+                        self.bad_imagine(
+                            s,
+                            s.value.span,
+                            &format!("α = {a} is not > 0"),
+                            "the temperature α divides the reward: e.g. `alpha = 1.0`",
+                        );
                         ok = false;
                     }
                     None => ok = false,
                 },
                 "horizon" => match self.scalar_eval(&s.value) {
-                    Some(h) if h >= 1.0 && h.fract() == 0.0 && h <= crate::limits::MAX_COUNT as f64 => horizon = h as u32,
+                    Some(h)
+                        if h >= 1.0 && h.fract() == 0.0 && h <= crate::limits::MAX_COUNT as f64 =>
+                    {
+                        horizon = h as u32
+                    }
                     Some(h) => {
-                        self.bad_imagine(s, s.value.span, &format!("{h} is not a whole number from 1 to {}", crate::limits::MAX_COUNT), "the number of imagined steps, e.g. `horizon = 15` (Dreamer)");
+                        self.bad_imagine(
+                            s,
+                            s.value.span,
+                            &format!(
+                                "{h} is not a whole number from 1 to {}",
+                                crate::limits::MAX_COUNT
+                            ),
+                            "the number of imagined steps, e.g. `horizon = 15` (Dreamer)",
+                        );
                         ok = false;
                     }
                     None => ok = false,
@@ -199,7 +222,16 @@ impl Ck {
                         }
                     }
                     Some(x) => {
-                        self.bad_imagine(s, s.value.span, &format!("{x} is outside [0, 1]"), if key == "discount" { "the discount γ is in [0, 1], e.g. `discount = 0.99` (Dreamer)" } else { "λ of the λ-return is in [0, 1], e.g. `lambda = 0.95` (Dreamer)" });
+                        self.bad_imagine(
+                            s,
+                            s.value.span,
+                            &format!("{x} is outside [0, 1]"),
+                            if key == "discount" {
+                                "the discount γ is in [0, 1], e.g. `discount = 0.99` (Dreamer)"
+                            } else {
+                                "λ of the λ-return is in [0, 1], e.g. `lambda = 0.95` (Dreamer)"
+                            },
+                        );
                         ok = false;
                     }
                     None => ok = false,
@@ -212,9 +244,12 @@ impl Ck {
                 }
                 other => {
                     self.err(
-                        Diagnostic::new(Code::BadImagineSetting, format!("unknown imagination setting `{other}`"))
-                            .label(s.key.span, "unknown")
-                            .help(format!("settings: {SETTINGS}")),
+                        Diagnostic::new(
+                            Code::BadImagineSetting,
+                            format!("unknown imagination setting `{other}`"),
+                        )
+                        .label(s.key.span, "unknown")
+                        .help(format!("settings: {SETTINGS}")),
                     );
                     ok = false;
                 }
@@ -320,7 +355,10 @@ impl Ck {
 
     /// `E086` when `reads` include an observed variable: imagined steps have no data.
     fn no_data(&mut self, reads: &[Read], span: Span, what: &str) -> bool {
-        let Some(r) = reads.iter().find(|r| self.var(r.var).role == Role::Observed) else {
+        let Some(r) = reads
+            .iter()
+            .find(|r| self.var(r.var).role == Role::Observed)
+        else {
             return true;
         };
         let name = self.var(r.var).name.clone();
@@ -367,16 +405,26 @@ impl Ck {
             role == Role::Observed || role == Role::Input || Some(r.var) == action
         }) {
             let v = self.var(r.var);
-            return bad(self, format!("reads the {} `{}`; it values the model state only", v.role.keyword(), v.name));
+            return bad(
+                self,
+                format!(
+                    "reads the {} `{}`; it values the model state only",
+                    v.role.keyword(),
+                    v.name
+                ),
+            );
         }
         Some((e, n, reads))
     }
 
     fn bad_imagine(&mut self, s: &SettingAst, span: Span, why: &str, help: &str) {
         self.err(
-            Diagnostic::new(Code::BadImagineSetting, format!("invalid `{}`: {why}", s.key.name))
-                .label(span, why.to_string())
-                .help(help.to_string()),
+            Diagnostic::new(
+                Code::BadImagineSetting,
+                format!("invalid `{}`: {why}", s.key.name),
+            )
+            .label(span, why.to_string())
+            .help(help.to_string()),
         );
     }
 }

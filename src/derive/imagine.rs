@@ -290,7 +290,11 @@ pub fn derive(m: &Model, b: &Behaviour) -> Imagination {
             ImaginedKind::LogRatio,
             ImaginedCompute::LogRatio,
             Method::MonteCarlo,
-            format!("{} ‖ {} has no closed form: log p − log q at the policy's sample", qf.name(), pf.name()),
+            format!(
+                "{} ‖ {} has no closed form: log p − log q at the policy's sample",
+                qf.name(),
+                pf.name()
+            ),
         ),
     };
     let kl_ids = union(&policy_ids, &prior_ids);
@@ -323,7 +327,8 @@ pub fn derive(m: &Model, b: &Behaviour) -> Imagination {
             train_ids: policy_ids.clone(),
             compute: ImaginedCompute::Bootstrap,
             method: Method::MonteCarlo,
-            why: "the critic values the state after the horizon; its parameters are constants here".into(),
+            why: "the critic values the state after the horizon; its parameters are constants here"
+                .into(),
         },
     ];
     if lambda < 1.0 && h > 1 {
@@ -348,7 +353,8 @@ pub fn derive(m: &Model, b: &Behaviour) -> Imagination {
         train_ids: critic_ids.clone(),
         compute: ImaginedCompute::CriticRegression,
         method: Method::MonteCarlo,
-        why: "regression on the λ-return, a stop-gradient target: only the critic learns from it".into(),
+        why: "regression on the λ-return, a stop-gradient target: only the critic learns from it"
+            .into(),
     });
     let learned: Vec<Trainable> = union(&union(&policy_ids, &prior_ids), &critic_ids);
     let mut frozen: Vec<String> = Vec::new();

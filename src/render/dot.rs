@@ -279,7 +279,10 @@ fn legend(out: &mut String, m: &Model, lagged: bool) {
             out,
             "    \"legend i0\" [shape=point, width=0.05]; \"legend i1\" [label=\"imagination: policy, prior, reward, critic\", shape=plaintext];"
         );
-        let _ = writeln!(out, "    \"legend i0\" -> \"legend i1\" [style=dotted, color=blue];");
+        let _ = writeln!(
+            out,
+            "    \"legend i0\" -> \"legend i1\" [style=dotted, color=blue];"
+        );
     }
     if lagged {
         let _ = writeln!(

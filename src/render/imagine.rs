@@ -4,7 +4,7 @@
 use super::elbo::num;
 use super::steps::{Line, Step};
 use super::style::tex_escape;
-use crate::derive::imagine::{ImaginedKind, ImaginedTerm, Imagination, Learner};
+use crate::derive::imagine::{Imagination, ImaginedKind, ImaginedTerm, Learner};
 use crate::derive::Method;
 use crate::ir::{Model, Read, TimeRef};
 use std::fmt::Write;
@@ -76,7 +76,10 @@ impl Dialect {
         }
     }
     fn expect(self, body: &str) -> String {
-        self.pick(&format!("𝔼[ {body} ]"), &format!("\\mathbb{{E}}\\left[ {body} \\right]"))
+        self.pick(
+            &format!("𝔼[ {body} ]"),
+            &format!("\\mathbb{{E}}\\left[ {body} \\right]"),
+        )
     }
     fn pow(self, base: &str, exp: &str) -> String {
         if self.tex {
@@ -154,7 +157,11 @@ fn value(d: Dialect, m: &Model, sub: &str) -> String {
     let Some(b) = &m.behaviour else {
         return String::new();
     };
-    let args: Vec<String> = b.critic_parents.iter().map(|r| d.read(m, *r, sub)).collect();
+    let args: Vec<String> = b
+        .critic_parents
+        .iter()
+        .map(|r| d.read(m, *r, sub))
+        .collect();
     format!("V({})", args.join(", "))
 }
 
@@ -197,7 +204,11 @@ pub fn equation(d: Dialect, m: &Model, im: &Imagination) -> Vec<Line> {
             rhs: format!("+ {} {}", d.pow(&g, &h), d.expect(&value(d, m, &h1))),
         },
     ];
-    if im.terms.iter().any(|t| t.kind == ImaginedKind::LambdaCorrection) {
+    if im
+        .terms
+        .iter()
+        .any(|t| t.kind == ImaginedKind::LambdaCorrection)
+    {
         let hm1 = (im.horizon - 1).to_string();
         let body = format!(
             "(1 {} {l}) {} {} {}",
@@ -334,7 +345,12 @@ pub fn text(m: &Model, im: &Imagination) -> String {
         let _ = writeln!(out, "  {l}");
     }
     let _ = writeln!(out, "\nimagined terms");
-    let w_kind = im.terms.iter().map(|t| t.kind.name().chars().count()).max().unwrap_or(0);
+    let w_kind = im
+        .terms
+        .iter()
+        .map(|t| t.kind.name().chars().count())
+        .max()
+        .unwrap_or(0);
     let ws: Vec<String> = im.terms.iter().map(|t| weights_text(t, im)).collect();
     let w_w = ws.iter().map(|w| w.chars().count()).max().unwrap_or(0);
     let w_tr = im
@@ -394,9 +410,9 @@ pub fn steps(d: Dialect, m: &Model, im: &Imagination) -> Vec<Step> {
         },
         Step {
             title: "Control as inference over the horizon".into(),
-            why: "One optimality variable per imagined step, log p(O_τ = 1 | ·) = r_τ/α, and the action prior p; Jensen's inequality with the policy as the posterior over actions gives a lower bound, discounted by γ (a termination probability 1 − γ per step).".into(),
+            why: "One optimality variable per imagined step, log p(O_τ = 1 | ·) = r_τ/α, and the action prior p; Jensen's inequality with the policy as the posterior over actions gives a lower bound, discounted by γ: p_γ is the imagined process that ends with probability 1 − γ at each step (for γ = 1, p itself).".into(),
             math: vec![one(
-                d.pick(&format!("log p(O_{{1..{h}}} = 1)"), &format!("\\log p(O_{{1:{h}}} = 1)")),
+                d.pick(&format!("log p_γ(O_{{1..{h}}} = 1)"), &format!("\\log p_{{\\gamma}}(O_{{1:{h}}} = 1)")),
                 format!(
                     "{} {}",
                     d.pick("≥", "\\geq"),
@@ -455,9 +471,21 @@ pub fn steps(d: Dialect, m: &Model, im: &Imagination) -> Vec<Step> {
         title: "What each objective trains".into(),
         why: format!(
             "The actor's objective trains {}{}; the world model ({}) is frozen.",
-            if trains.is_empty() { "nothing".into() } else { trains.join(", ") },
-            if im.learned_prior { " (the learned prior through the KL only)" } else { "" },
-            if im.frozen.is_empty() { "nothing".into() } else { im.frozen.join(", ") }
+            if trains.is_empty() {
+                "nothing".into()
+            } else {
+                trains.join(", ")
+            },
+            if im.learned_prior {
+                " (the learned prior through the KL only)"
+            } else {
+                ""
+            },
+            if im.frozen.is_empty() {
+                "nothing".into()
+            } else {
+                im.frozen.join(", ")
+            }
         ),
         math: vec![],
     });
@@ -506,7 +534,12 @@ pub fn latex(m: &Model, im: &Imagination, with_steps: bool) -> String {
         let _ = writeln!(out, "\\subsection*{{Derivation}}");
         let _ = writeln!(out, "\\begin{{enumerate}}");
         for st in steps(d, m, im) {
-            let _ = writeln!(out, "\\item \\textbf{{{}}}. {}", tex_escape(&st.title), tex_escape(&st.why));
+            let _ = writeln!(
+                out,
+                "\\item \\textbf{{{}}}. {}",
+                tex_escape(&st.title),
+                tex_escape(&st.why)
+            );
             if st.math.is_empty() {
                 continue;
             }
