@@ -251,3 +251,24 @@ fn run_trains_the_world_model_and_says_imagination_is_ignored() {
         "{stderr}"
     );
 }
+
+/// `vic graph` draws the policy and the prior into the action, and the critic and the imagined
+/// reward as their own nodes, all dotted; rssm (no imagine block) has none of them.
+#[test]
+fn graph_shows_the_policy_and_the_critic() {
+    let dot = load("dreamer_pendulum").graph();
+    for line in [
+        "\"h\" -> \"a\" [style=dotted, color=blue, label=\"policy\"];",
+        "\"s\" -> \"a\" [style=dotted, color=blue, label=\"policy\"];",
+        "\"h\" -> \"imagine critic\" [style=dotted, color=blue];",
+        "\"s\" -> \"imagine reward\" [style=dotted, color=blue];",
+        "\"imagine critic\" [label=\"V = value(h[t], s[t])\"",
+    ] {
+        assert!(dot.contains(line), "missing {line}\n{dot}");
+    }
+    // A Flat prior reads nothing: no prior edge.
+    assert!(!dot.contains("label=\"prior\""));
+    let habit = load("marino_yue_agent").graph();
+    assert!(habit.contains("\"s\" -> \"a\" [style=dotted, color=blue, label=\"prior\"];"));
+    assert!(!load("rssm").graph().contains("imagine"));
+}
