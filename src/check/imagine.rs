@@ -289,7 +289,18 @@ impl Ck {
         }
         let (action, policy, policy_parents) = policy?;
         let (prior, prior_parents) = match prior? {
-            (v, d, reads, _) if v == action => (d, reads),
+            (v, d, reads, span) if v == action => {
+                if let Some(why) = super::rules::kl_infinite(&policy, &d) {
+                    let name = self.var(action).name.clone();
+                    self.err(
+                        Diagnostic::new(Code::InfiniteKl, format!("KL(q ‖ p) for the action `{name}` is infinite: {why}"))
+                            .label(span, format!("the prior is {}", d.family.name()))
+                            .help("the policy must put no mass where the prior has none: use a policy with bounded support (TanhNormal) under a bounded prior, or widen the prior"),
+                    );
+                    return None;
+                }
+                (d, reads)
+            }
             (v, _, _, span) => {
                 let (a, b) = (self.var(action).name.clone(), self.var(v).name.clone());
                 self.err(
