@@ -86,6 +86,7 @@ impl Ck {
                 optimality: vec![],
                 objective: Objective::default(),
                 data: None,
+                behaviour: None,
             },
             spans: ModelSpans {
                 model: span,

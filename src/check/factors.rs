@@ -250,7 +250,13 @@ impl Ck {
         Some(e)
     }
 
-    fn dist(&mut self, v: VarId, block: Block, d: &ast::DistAst, cx: Cx) -> Option<Dist> {
+    pub(super) fn dist(
+        &mut self,
+        v: VarId,
+        block: Block,
+        d: &ast::DistAst,
+        cx: Cx,
+    ) -> Option<Dist> {
         let var = self.var(v).clone();
         let Some(family) = Family::from_name(&d.family.name) else {
             self.err(

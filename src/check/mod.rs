@@ -10,6 +10,7 @@ mod decls;
 pub mod env;
 mod expr;
 mod factors;
+mod imagine;
 mod objective;
 mod rules;
 
@@ -38,6 +39,7 @@ pub fn check(ast: &ModelAst) -> Result<Checked, Vec<Diagnostic>> {
     ck.blocks(&ast.items);
     ck.optimality(&ast.items);
     ck.objective(&ast.items);
+    ck.imagine(&ast.items);
     // Whole-model rules only make sense on a structurally complete IR.
     let structural_errors = ck.diags.has_errors();
     ck.roles();

@@ -513,7 +513,7 @@ pub(super) fn constant(e: &Expr) -> Option<f64> {
 }
 
 /// Why KL(q ‖ p) is +∞ for every parameter value, if it is.
-fn kl_infinite(q: &Dist, p: &Dist) -> Option<String> {
+pub(super) fn kl_infinite(q: &Dist, p: &Dist) -> Option<String> {
     let bounded = |d: &Dist| -> Option<(Option<f64>, Option<f64>)> {
         match (d.family.spec().bounded, &d.args) {
             (Bounded::ByParams, DistArgs::Bounds { low, high }) => {

@@ -242,6 +242,11 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Ok(s) => s,
         Err(c) => return c,
     };
+    if session.model.ir().behaviour.is_some() {
+        eprintln!(
+            "note: `vic run` trains the world model's ELBO only; the `imagine` block (behaviour learning in imagination) is not run by the runtime yet and is ignored here (`vic elbo` shows its objectives)"
+        );
+    }
     let data = match session.load_data(a.data.as_deref()) {
         Ok(d) => d,
         Err(c) => return c,

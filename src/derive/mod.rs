@@ -15,6 +15,7 @@
 //! Pure: no IO.
 
 mod estimator;
+pub mod imagine;
 mod kl;
 
 pub use crate::objective::Modifiers;
@@ -295,6 +296,8 @@ pub struct Elbo {
     pub iwae: u32,
     /// Latent overshooting distance (1 = none); from `objective { overshooting = … }`.
     pub overshooting: u32,
+    /// The behaviour objectives of an `imagine` block, beside the world model's ELBO.
+    pub imagination: Option<imagine::Imagination>,
 }
 
 /// Derive the ELBO of a checked model.
@@ -464,6 +467,7 @@ pub fn derive(m: &Model) -> Elbo {
         bound: bound(m),
         iwae: m.objective.iwae,
         overshooting: m.objective.overshooting,
+        imagination: m.behaviour.as_ref().map(|b| imagine::derive(m, b)),
     }
 }
 

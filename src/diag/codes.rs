@@ -90,6 +90,11 @@ codes! {
     BadSetting = "E082", "objective setting has an invalid value";
     BadOptimality = "E083", "malformed optimality declaration";
     NoEvidence = "E084", "the model has no evidence";
+    // imagination (behaviour learning)
+    ImagineNoPolicy = "E085", "imagination block without a policy on an action";
+    ImagineReadsData = "E086", "imagination reads observed data";
+    BadCritic = "E087", "the critic is not a net over the model state";
+    BadImagineSetting = "E088", "imagination setting missing or invalid";
     // files and flags (the CLI)
     Io = "E090", "cannot read a file";
     NotUtf8 = "E091", "file is not UTF-8";

@@ -300,6 +300,30 @@ impl Model {
         if let Some(d) = &self.data {
             let _ = writeln!(s, "  data {d:?}");
         }
+        if let Some(b) = &self.behaviour {
+            let a = &self.vars[b.action].name;
+            let _ = writeln!(s, "  imagine {{");
+            let _ = writeln!(s, "    policy {a}[t] ~ {}", self.show_dist(&b.policy));
+            let _ = writeln!(s, "    prior {a}[t] ~ {}", self.show_dist(&b.prior));
+            let _ = writeln!(
+                s,
+                "    reward = {}, alpha = {}",
+                self.show_expr(&b.reward),
+                num(b.alpha)
+            );
+            let _ = writeln!(
+                s,
+                "    critic = {} (net {})",
+                self.show_expr(&b.critic),
+                self.nets[b.critic_net].name
+            );
+            let _ = writeln!(
+                s,
+                "    horizon = {}, discount = {}, lambda = {}, start = {:?}",
+                b.horizon, b.discount, b.lambda, b.start
+            );
+            let _ = writeln!(s, "  }}");
+        }
         s
     }
 }

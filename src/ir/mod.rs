@@ -622,6 +622,52 @@ impl Default for Objective {
     }
 }
 
+/// Where imagined rollouts start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImagineStart {
+    /// From the posterior states q(s_t | …) of the data's sequences (Dreamer).
+    Posterior,
+}
+
+/// Behaviour learning in imagination (`imagine { … }`): from posterior states of the data,
+/// roll the learned p forward `horizon` steps with actions from the policy, the world model's
+/// parameters frozen, and maximise the discounted control-as-inference bound, bootstrapped by
+/// the critic through Dreamer's λ-return; the critic regresses on the λ-return.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Behaviour {
+    /// The action: a time-indexed `input` of the world model (data), a latent in imagination.
+    pub action: VarId,
+    /// The policy q(a_t | model state).
+    pub policy: Dist,
+    /// What the policy reads.
+    pub policy_parents: Vec<Read>,
+    /// The action prior p(a_t | …): `Flat`, a fixed distribution, or a learned one.
+    pub prior: Dist,
+    /// What the prior reads.
+    pub prior_parents: Vec<Read>,
+    /// The reward r_t of the imagined optimality variable, log p(O_t = 1 | …) = r_t / α.
+    pub reward: Expr,
+    /// What the reward reads.
+    pub reward_parents: Vec<Read>,
+    /// The temperature α > 0.
+    pub alpha: f64,
+    /// The critic V(model state): a call of `critic_net`, output size 1.
+    pub critic: Expr,
+    /// The critic's net.
+    pub critic_net: NetId,
+    /// What the critic reads.
+    pub critic_parents: Vec<Read>,
+    /// The imagination horizon H ≥ 1.
+    pub horizon: u32,
+    /// The discount γ ∈ [0, 1].
+    pub discount: f64,
+    /// λ of the λ-return, in [0, 1].
+    pub lambda: f64,
+    /// Where rollouts start.
+    pub start: ImagineStart,
+}
+
 /// A term's owner: a variable or an optimality variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VarOrOpt {
@@ -656,6 +702,8 @@ pub struct Model {
     pub objective: Objective,
     /// The default data file, relative to the model file.
     pub data: Option<String>,
+    /// Behaviour learning in imagination (`imagine { … }`), if the model declares it.
+    pub behaviour: Option<Behaviour>,
 }
 
 impl Model {

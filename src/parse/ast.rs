@@ -203,6 +203,26 @@ pub struct SettingAst {
     pub span: Span,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The role of a factor statement in an `imagine` block.
+pub enum ImagineRole {
+    /// `policy a[t] ~ …`: the policy q(a_t | model state).
+    Policy,
+    /// `prior a[t] ~ …`: the action prior p(a_t | …).
+    Prior,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+/// A factor statement of an `imagine` block: `policy a[t] ~ TanhNormal.split(actor(h[t], s[t]))`.
+pub struct ImagineFactor {
+    /// Policy or prior.
+    pub role: ImagineRole,
+    /// The `policy` / `prior` keyword.
+    pub role_span: Span,
+    /// The statement (always a `Sample`).
+    pub stmt: StmtAst,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 /// A top-level item of a model.
 pub enum Item {
@@ -286,6 +306,15 @@ pub enum Item {
     /// `objective { … }`.
     Objective {
         /// Its settings.
+        settings: Vec<SettingAst>,
+        /// The block.
+        span: Span,
+    },
+    /// `imagine { … }`: behaviour learning in imagination.
+    Imagine {
+        /// The `policy` and `prior` statements, in source order.
+        factors: Vec<ImagineFactor>,
+        /// The settings (`reward`, `alpha`, `critic`, `horizon`, `discount`, `lambda`, `start`).
         settings: Vec<SettingAst>,
         /// The block.
         span: Span,

@@ -152,6 +152,32 @@ fn item(p: Pair<Rule>) -> R<Item> {
             settings: inner.map(setting).collect::<R<_>>()?,
             span: sp,
         },
+        Rule::imagine => {
+            let mut factors = Vec::new();
+            let mut settings = Vec::new();
+            for q in inner {
+                if q.as_rule() == Rule::imagine_factor {
+                    let mut parts = q.into_inner();
+                    let role = parts.next().expect("factor role");
+                    factors.push(ImagineFactor {
+                        role: if role.as_str() == "policy" {
+                            ImagineRole::Policy
+                        } else {
+                            ImagineRole::Prior
+                        },
+                        role_span: span(&role),
+                        stmt: stmt(parts.next().expect("imagine statement"))?,
+                    });
+                } else {
+                    settings.push(setting(q)?);
+                }
+            }
+            Item::Imagine {
+                factors,
+                settings,
+                span: sp,
+            }
+        }
         r => unreachable!("item rule {r:?}"),
     })
 }

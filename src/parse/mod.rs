@@ -98,6 +98,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::data_decl => "`data`",
         Rule::block | Rule::block_kind => "a `p` or `q` block",
         Rule::objective => "`objective`",
+        Rule::imagine_factor | Rule::factor_role => "`policy a[t] ~ …` or `prior a[t] ~ …`",
         Rule::sample_stmt | Rule::assign_stmt | Rule::target => {
             "a statement `x[t] ~ …` or `h[t] = …`"
         }

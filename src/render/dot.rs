@@ -138,6 +138,19 @@ pub fn graph(m: &Model) -> String {
         for o in m.optimality.iter().filter(|o| o.timed) {
             optimality(&mut out, "      ", o);
         }
+        if let Some(b) = &m.behaviour {
+            // Imagination: the critic and the imagined optimality variable, dotted.
+            let _ = writeln!(
+                out,
+                "      \"imagine critic\" [label={}, shape=box, style=\"rounded,dotted\"];",
+                quote(&format!("V = {}", m.show_expr(&b.critic)))
+            );
+            let _ = writeln!(
+                out,
+                "      \"imagine reward\" [label={}, shape=doublecircle, style=dotted];",
+                quote(&format!("O[τ]: r = {}", m.show_expr(&b.reward)))
+            );
+        }
         let _ = writeln!(out, "    }}");
     }
     let _ = writeln!(out, "  }}");
@@ -200,6 +213,31 @@ pub fn graph(m: &Model) -> String {
             let _ = writeln!(out, "  {} -> {}{};", quote(from), quote(to), list(&attrs));
         }
     }
+    if let Some(b) = &m.behaviour {
+        // Imagination's edges: the policy and the prior into the action, the reads of the
+        // imagined reward and of the critic; dotted, one per (parent, child).
+        let action = quote(&m.vars[b.action].name);
+        let mut seen: BTreeSet<(String, String, &str)> = BTreeSet::new();
+        let groups: [(&[Read], &str, &str); 4] = [
+            (&b.policy_parents, action.as_str(), "policy"),
+            (&b.prior_parents, action.as_str(), "prior"),
+            (&b.reward_parents, "\"imagine reward\"", ""),
+            (&b.critic_parents, "\"imagine critic\"", ""),
+        ];
+        for (reads, to, label) in groups {
+            for r in reads {
+                let from = quote(&m.vars[r.var].name);
+                if seen.insert((from.clone(), to.to_string(), label)) {
+                    let l = if label.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", label={}", quote(label))
+                    };
+                    let _ = writeln!(out, "  {from} -> {to} [style=dotted, color=blue{l}];");
+                }
+            }
+        }
+    }
     let lagged = edges.values().flatten().any(|l| !l.is_empty());
     legend(&mut out, m, lagged);
     let _ = writeln!(out, "}}");
@@ -236,6 +274,16 @@ fn legend(out: &mut String, m: &Model, lagged: bool) {
     );
     let _ = writeln!(out, "    \"legend p0\" -> \"legend p1\";");
     let _ = writeln!(out, "    \"legend q0\" -> \"legend q1\" [style=dashed];");
+    if m.behaviour.is_some() {
+        let _ = writeln!(
+            out,
+            "    \"legend i0\" [shape=point, width=0.05]; \"legend i1\" [label=\"imagination: policy, prior, reward, critic\", shape=plaintext];"
+        );
+        let _ = writeln!(
+            out,
+            "    \"legend i0\" -> \"legend i1\" [style=dotted, color=blue];"
+        );
+    }
     if lagged {
         let _ = writeln!(
             out,

@@ -29,6 +29,16 @@ struct JsonStep {
 }
 
 #[derive(Serialize)]
+struct JsonImagination<'a> {
+    #[serde(flatten)]
+    imagination: &'a crate::derive::imagine::Imagination,
+    text: Vec<String>,
+    latex: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<Vec<JsonStep>>,
+}
+
+#[derive(Serialize)]
 struct Doc<'a> {
     version: u32,
     model: &'a str,
@@ -42,6 +52,8 @@ struct Doc<'a> {
     latents: &'a [crate::derive::LatentEstimator],
     #[serde(skip_serializing_if = "Option::is_none")]
     steps: Option<Vec<JsonStep>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imagination: Option<JsonImagination<'a>>,
 }
 
 /// The ELBO (and optionally the derivation) as a JSON document.
@@ -80,6 +92,27 @@ pub fn document(m: &Model, elbo: &Elbo, with_steps: bool) -> String {
         cancellations: &elbo.cancellations,
         latents: &elbo.estimators,
         steps,
+        imagination: elbo.imagination.as_ref().map(|im| {
+            use super::imagine::{equation, steps as im_steps, Dialect};
+            let (u, l) = (Dialect { tex: false }, Dialect { tex: true });
+            JsonImagination {
+                imagination: im,
+                text: text_lines(&equation(u, m, im)),
+                latex: latex_lines(&equation(l, m, im)),
+                steps: with_steps.then(|| {
+                    im_steps(u, m, im)
+                        .into_iter()
+                        .zip(im_steps(l, m, im))
+                        .map(|(a, b)| JsonStep {
+                            title: a.title,
+                            why: a.why,
+                            text: text_lines(&a.math),
+                            latex: latex_lines(&b.math),
+                        })
+                        .collect()
+                }),
+            }
+        }),
     };
     // Plain data with string keys; a failure is a bug in a serialiser (never print nothing).
     serde_json::to_string_pretty(&doc).expect("the ELBO serialises to JSON") + "\n"

@@ -40,6 +40,9 @@ pub fn document(m: &Model, elbo: &Elbo, with_steps: bool) -> String {
         }
         let _ = writeln!(body, "\\end{{enumerate}}");
     }
+    if let Some(im) = &elbo.imagination {
+        body.push_str(&super::imagine::latex(m, im, with_steps));
+    }
     let mut out = preamble(&body, if with_steps { 14 } else { 6 });
     out.push_str("\\begin{document}\n");
     out.push_str(&body);

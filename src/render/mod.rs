@@ -7,6 +7,7 @@
 
 pub mod dot;
 pub mod elbo;
+pub mod imagine;
 pub mod json;
 pub mod label;
 pub mod latex;
@@ -37,6 +38,12 @@ pub fn render(m: &Model, elbo: &Elbo, format: Format, with_steps: bool) -> Strin
             }
             s.push_str(&elbo::text(elbo));
             s.push_str(&evidence_line(m));
+            if let Some(im) = &elbo.imagination {
+                if with_steps {
+                    s.push_str(&imagine::steps_text(m, im, 1));
+                }
+                s.push_str(&imagine::text(m, im));
+            }
             s
         }
         Format::Latex => latex::document(m, elbo, with_steps),
