@@ -218,6 +218,15 @@ impl Replay {
                     .map_err(|e| bad(e.to_string()))
             })
             .transpose()?;
+        if let Some(m) = &mask {
+            if m.dim() != (n, t) {
+                return Err(bad(format!(
+                    "`mask` has shape {:?}, the episodes {:?}",
+                    m.dim(),
+                    (n, t)
+                )));
+            }
+        }
         let mut r = Replay::new(o, a);
         for i in 0..n {
             let len = match &mask {
@@ -311,6 +320,20 @@ mod tests {
         let ds = load(&path, &specs, 1).expect("loads");
         assert_eq!(ds.seq_lens(), Some(vec![4, 3]));
         assert_eq!(ds.array("r").unwrap()[4..8], [20.0, 21.0, 22.0, 0.0]);
+        // A mask of the wrong shape is a diagnostic, not an index panic.
+        {
+            use ndarray::{Array2, Array3};
+            let f = std::fs::File::create(&path).unwrap();
+            let mut w = ndarray_npy::NpzWriter::new(f);
+            w.add_array("o", &Array3::<f32>::zeros((2, 4, 2))).unwrap();
+            w.add_array("a", &Array3::<f32>::zeros((2, 4, 1))).unwrap();
+            w.add_array("r", &Array2::<f32>::zeros((2, 4))).unwrap();
+            w.add_array("mask", &Array2::<f32>::ones((1, 4))).unwrap();
+            w.finish().unwrap();
+            let e = Replay::load(&path, &names()).unwrap_err();
+            assert_eq!(e.code, Code::BadCheckpoint);
+            assert!(e.message.contains("mask"), "{}", e.message);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -420,16 +420,10 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
             return FAILED;
         }
     };
-    let file = match std::fs::File::create(&a.out) {
-        Ok(f) => f,
-        Err(e) => {
-            return flag_error(
-                format!("cannot write `{}`: {e}", a.out.display()),
-                "choose another --out",
-            )
-        }
+    let mut npz = match super::io::create_npz(&a.out) {
+        Ok(w) => w,
+        Err(c) => return c,
     };
-    let mut npz = ndarray_npy::NpzWriter::new(file);
     let mut names = Vec::new();
     for (v, var) in m.vars.iter().enumerate() {
         let Some(host) = drawn.get(&v) else { continue };

@@ -57,3 +57,15 @@ pub fn load_model(path: &Path, color: bool) -> Result<vic::Model, u8> {
         }
     }
 }
+
+/// Creates `path` for an `.npz` of draws (`vic sample`'s `--out`), or reports why not (exit 2).
+pub fn create_npz(path: &Path) -> Result<ndarray_npy::NpzWriter<std::fs::File>, u8> {
+    std::fs::File::create(path)
+        .map(ndarray_npy::NpzWriter::new)
+        .map_err(|e| {
+            super::session::flag_error(
+                format!("cannot write `{}`: {e}", path.display()),
+                "choose another --out",
+            )
+        })
+}

@@ -169,16 +169,10 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
         }
     }
     // The .npz: draws (K, S, T, size) or (K, S, size); the data `<name>_data` beside them.
-    let file = match std::fs::File::create(&a.out) {
-        Ok(f) => f,
-        Err(e) => {
-            return flag_error(
-                format!("cannot write `{}`: {e}", a.out.display()),
-                "choose another --out",
-            )
-        }
+    let mut npz = match super::io::create_npz(&a.out) {
+        Ok(w) => w,
+        Err(c) => return c,
     };
-    let mut npz = ndarray_npy::NpzWriter::new(file);
     let mut names = Vec::new();
     let mut summaries = Vec::new();
     let entries = m

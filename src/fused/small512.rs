@@ -190,54 +190,26 @@ mod tests {
                 .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1)
                 .collect();
             let want = naive(m, n, k, &a, |p, j| b[p * n + j]);
-            for acc in [false, true] {
-                let mut c = vec![1.0f32; m * n];
-                unsafe {
-                    rows_times_weight(
-                        m,
-                        n,
-                        k,
-                        c.as_mut_ptr(),
-                        n,
-                        acc,
-                        a.as_ptr(),
-                        k,
-                        b.as_ptr(),
-                        n,
-                    )
-                };
-                for (x, w) in c.iter().zip(&want) {
-                    let w = w + if acc { 1.0 } else { 0.0 };
-                    assert!(
-                        (*x as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
-                        "{m}×{n}×{k}: {x} vs {w}"
-                    );
-                }
-            }
-            // The transposed form: w stored (n, k) = bᵀ.
+            // The transposed form reads w stored (n, k) = bᵀ.
             let wt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-            for acc in [false, true] {
-                let mut c = vec![1.0f32; m * n];
-                unsafe {
-                    rows_times_weight_t(
-                        m,
-                        n,
-                        k,
-                        c.as_mut_ptr(),
-                        n,
-                        acc,
-                        a.as_ptr(),
-                        k,
-                        wt.as_ptr(),
-                        k,
-                    )
-                };
-                for (x, w) in c.iter().zip(&want) {
-                    let w = w + if acc { 1.0 } else { 0.0 };
-                    assert!(
-                        (*x as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
-                        "ᵀ {m}×{n}×{k}: {x} vs {w}"
-                    );
+            for (name, transposed) in [("a·b", false), ("a·wᵀ", true)] {
+                for acc in [false, true] {
+                    let mut c = vec![1.0f32; m * n];
+                    let (cp, ap) = (c.as_mut_ptr(), a.as_ptr());
+                    unsafe {
+                        if transposed {
+                            rows_times_weight_t(m, n, k, cp, n, acc, ap, k, wt.as_ptr(), k)
+                        } else {
+                            rows_times_weight(m, n, k, cp, n, acc, ap, k, b.as_ptr(), n)
+                        }
+                    };
+                    for (x, w) in c.iter().zip(&want) {
+                        let w = w + if acc { 1.0 } else { 0.0 };
+                        assert!(
+                            (*x as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
+                            "{name} {m}×{n}×{k}: {x} vs {w}"
+                        );
+                    }
                 }
             }
         }

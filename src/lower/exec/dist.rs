@@ -98,6 +98,23 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
         })
     }
 
+    /// The p side of a KL-like term: the variable of p's factor `factor`, its family, its
+    /// classes and its distribution at `at` (fresh values: p's parameters, not q's samples).
+    pub(super) fn prior_of(
+        &mut self,
+        factor: FactorId,
+        at: At,
+    ) -> Result<(VarId, Family, usize, DistVals<T>), RtError> {
+        let m = self.m();
+        let f = &m.factors[factor];
+        let FactorBody::Sample(pd) = &f.body else {
+            return Err(RtError::Shape("KL against a definition".into()));
+        };
+        let size = m.vars[f.var].ty.size();
+        let pdist = self.dist(pd, at, size)?.fresh();
+        Ok((f.var, pd.family, self.classes(f.var), pdist))
+    }
+
     pub(super) fn classes(&self, v: VarId) -> usize {
         match self.m().vars[v].ty {
             VarType::OneHot { classes, .. } => classes,

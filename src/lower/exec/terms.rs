@@ -134,14 +134,7 @@ impl Program {
                     (per_seq(lp, b, tp), None)
                 }
                 (Compute::Kl(form), TermKind::Kl { p: pv, .. }) => {
-                    let f = &m.factors[pv.factor];
-                    let v = f.var;
-                    let FactorBody::Sample(pd) = &f.body else {
-                        return Err(RtError::Shape("KL against a definition".into()));
-                    };
-                    let size = m.vars[v].ty.size();
-                    let kk = cx.classes(v);
-                    let pdist = cx.dist(pd, at, size)?.fresh();
+                    let (v, _, kk, pdist) = cx.prior_of(pv.factor, at)?;
                     let (_, qdist, _) = cx.recorded(v, term.range)?;
                     let plain = {
                         let (r, el) =
@@ -154,17 +147,10 @@ impl Program {
                     (per_seq(plain, b, tp), Some(total_kl.negate() * scale))
                 }
                 (Compute::LogRatio, TermKind::LogRatio { p: pv, .. }) => {
-                    let f = &m.factors[pv.factor];
-                    let v = f.var;
-                    let FactorBody::Sample(pd) = &f.body else {
-                        return Err(RtError::Shape("KL against a definition".into()));
-                    };
-                    let size = m.vars[v].ty.size();
-                    let kk = cx.classes(v);
-                    let pdist = cx.dist(pd, at, size)?.fresh();
+                    let (v, pfam, kk, pdist) = cx.prior_of(pv.factor, at)?;
                     let (qfam, qdist, pre) = cx.recorded(v, term.range)?;
                     let z = cx.values(v, term.range)?;
-                    let lp = log_prob(pd.family, z.clone(), pdist, kk, None)?;
+                    let lp = log_prob(pfam, z.clone(), pdist, kk, None)?;
                     let lq = log_prob(qfam, ops::fresh(z), qdist, kk, pre)?;
                     (per_seq(masked(lp - lq), b, tp), None)
                 }

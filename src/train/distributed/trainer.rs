@@ -4,7 +4,6 @@
 //! write ([`follow`]).
 
 use super::{fingerprint, Collective, Shard};
-use crate::ir::FreeNatsPlacement;
 use crate::train::{stream, EngineChoice, Sampling, TrainError, Trainer};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -98,11 +97,11 @@ impl Trainer {
 
     /// Whether a term has free nats after the batch mean.
     fn after_mean(&self) -> bool {
-        self.program.elbo.terms.iter().any(|t| {
-            t.modifiers
-                .free_nats
-                .is_some_and(|f| f.placement == FreeNatsPlacement::AfterMean)
-        })
+        self.program
+            .elbo
+            .terms
+            .iter()
+            .any(|t| crate::objective::free_nats::after_mean(&t.modifiers).is_some())
     }
 
     /// Whether the reference path can take a distributed step: it clamps free nats after the
