@@ -10,9 +10,13 @@
 //! stored episodes follows the simulator's convention (`obs[t]` is seen before `act[t]`,
 //! `rew[t]` is the reward of that step).
 
+pub mod act;
+pub mod behaviour;
 pub mod bridge;
+pub mod emit;
 pub mod env;
 pub mod episodes;
+pub mod learn;
 pub mod pendulum;
 pub mod replay;
 pub mod returns;

@@ -59,6 +59,18 @@ pub fn episode(
     seed: u64,
     max_steps: usize,
 ) -> Result<Outcome, Diagnostic> {
+    episode_in(env, policy, seed, max_steps, |a| a.to_vec())
+}
+
+/// [`episode`] with the policy's actions mapped by `to_env` before the environment sees them
+/// (the replay keeps the policy's actions).
+pub fn episode_in(
+    env: &mut dyn Env,
+    policy: &mut dyn Policy,
+    seed: u64,
+    max_steps: usize,
+    to_env: impl Fn(&[f32]) -> Vec<f32>,
+) -> Result<Outcome, Diagnostic> {
     let (o_dim, a_dim) = (env.spec().obs.dim(), env.spec().act.dim());
     let mut obs = env.reset(seed)?;
     let mut ep = Episode {
@@ -69,7 +81,7 @@ pub fn episode(
     let mut terminated = false;
     for t in 0..max_steps {
         let a = policy.act(&obs, t == 0)?;
-        let st = env.step(&a)?;
+        let st = env.step(&to_env(&a))?;
         debug_assert_eq!(obs.len(), o_dim);
         debug_assert_eq!(a.len(), a_dim);
         ep.obs.extend_from_slice(&obs);

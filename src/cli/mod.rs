@@ -1,6 +1,7 @@
 //! Subcommands. Exit codes: 0 success, 1 the input has errors (a model, a data file, a
 //! training run that diverged), 2 usage or IO errors (clap's own usage errors also exit 2).
 
+mod agent;
 mod check;
 mod color;
 mod distributed;
@@ -118,6 +119,17 @@ pub enum Command {
 The run directory (default runs/<model>) holds config.json, model.vmodel, metrics.jsonl,
 checkpoint.safetensors and elbo.svg. Ctrl-C saves a checkpoint; continue with --resume.")]
     Run(run::RunArgs),
+    /// Learn to act: collect episodes, fit the world model on the replay, learn behaviour in
+    /// imagination (the model's `imagine` block), evaluate with the policy's mode.
+    #[command(after_long_help = "Examples:
+  vic agent models/dreamer_pendulum.vmodel --env pendulum --env-steps 20000 --out runs/agent
+  vic agent models/dreamer_pendulum.vmodel --env gym:Pendulum-v1 --out runs/agent-gym
+  vic agent models/dreamer_pendulum.vmodel --out runs/agent --env-steps 40000 --resume
+
+The run directory holds episodes.jsonl (one line per episode: env_step, return, length, eval),
+metrics.jsonl (one line per update), checkpoint.safetensors, replay.npz (the episodes, in
+vic's dataset layout), agent.json and returns.svg. Ctrl-C saves; continue with --resume.")]
+    Agent(agent::AgentArgs),
     /// Estimate the ELBO of saved parameters on data, with its standard error, per term.
     #[command(after_long_help = "Examples:
   vic eval models/ssm.vmodel --params runs/ssm                    # the held-out split
@@ -240,6 +252,7 @@ pub fn run(cli: Cli) -> u8 {
         } => elbo::run(&file, format, steps, color),
         Command::Graph { file } => elbo::graph(&file, color),
         Command::Run(a) => run::run(a, color),
+        Command::Agent(a) => agent::agent(a, color),
         Command::Eval(a) => eval::eval(a, color),
         Command::Sample(a) => eval::sample(a, color),
         Command::Params(a) => params::run(a, color),

@@ -84,6 +84,11 @@ pub struct Built {
     pub noise: Vec<View>,
     /// Where each ELBO term is read.
     pub terms: Vec<TermOut>,
+    /// Each timed chain variable's buffer: step `s` at rows `(s + k − 1)·b ..` (behaviour
+    /// learning reads the posterior states of the data from it).
+    pub chain: Vec<(VarId, BufId)>,
+    /// Padding steps before step 1 (the largest lag).
+    pub k: usize,
 }
 
 /// Parameter name → (index, rows, cols) as the program lays parameters out.
@@ -198,11 +203,18 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
     let mut ops = std::mem::take(&mut bd.pre);
     ops.append(&mut bd.g.ops);
     bd.g.ops = ops;
+    let mut chain: Vec<(VarId, BufId)> = (bd.vars.iter())
+        .filter(|(v, _)| m.vars[**v].timed && matches!(m.vars[**v].role, Role::Latent | Role::State))
+        .map(|(v, b)| (*v, *b))
+        .collect();
+    chain.sort();
     Ok(Built {
         g: bd.g,
         data: bd.data,
         noise: bd.noise,
         terms,
+        chain,
+        k: bd.k,
     })
 }
 

@@ -25,6 +25,8 @@ struct Share {
     /// First sequence of the batch and number of sequences.
     start: usize,
     b: usize,
+    chain: Vec<(crate::ir::VarId, super::graph::BufId)>,
+    k: usize,
 }
 
 /// The result of a forward pass.
@@ -144,6 +146,8 @@ impl Engine {
                 data,
                 noise,
                 terms,
+                chain,
+                k,
             } = if workers == 1 {
                 build(prog, &index, b, tt)?
             } else {
@@ -163,6 +167,8 @@ impl Engine {
                 params,
                 start,
                 b: bw,
+                chain,
+                k,
             });
             start += bw;
         }
@@ -205,6 +211,26 @@ impl Engine {
     /// all `total` rows is drawn (the single process's stream) and this batch's rows kept.
     pub fn set_window(&mut self, start: usize, total: usize) {
         self.window = (start, total.max(start + self.b));
+    }
+
+    /// Whether the program reads parameter `i` (a parameter it does not read has no gradient
+    /// and is left alone by its optimiser step).
+    pub fn reads(&self, i: usize) -> bool {
+        self.shares.iter().any(|s| s.params.iter().any(|(p, _)| *p == i))
+    }
+
+    /// The values a timed latent or state took in the last forward pass, all steps of all
+    /// sequences (`T·b` rows of its size; the order of rows is the same for every variable),
+    /// or `None` for a variable not on the chain.
+    pub fn chain_values(&self, var: crate::ir::VarId) -> Option<Vec<f32>> {
+        let mut out = Vec::new();
+        for sh in &self.shares {
+            let &(_, buf) = sh.chain.iter().find(|(v, _)| *v == var)?;
+            let cols = sh.w.g.bufs[buf].cols;
+            let vals = sh.w.vals(buf);
+            out.extend_from_slice(&vals[sh.k * sh.b * cols..(sh.k + self.tt) * sh.b * cols]);
+        }
+        Some(out)
     }
 
     /// Reload the parameter mirror from `store` (after a resume or load).

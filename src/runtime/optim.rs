@@ -98,6 +98,12 @@ impl Adam {
         self.coefficients(lr)
     }
 
+    /// The coefficients of an update at the current step count, without counting a step
+    /// (a second learner stepping alongside the one that called [`Adam::begin`]).
+    pub fn at_step(&self, lr: f64) -> AdamStep {
+        self.coefficients(lr.max(0.0))
+    }
+
     /// The moments of `(name, size)` in that order, created on first use.
     pub fn moments<'a>(&'a mut self, params: &[(&str, usize)]) -> Vec<&'a mut Moments> {
         for (name, n) in params {

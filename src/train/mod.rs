@@ -452,6 +452,8 @@ impl Trainer {
         // Adam in place, half the parameters on each worker thread; then the new values into
         // the store (whose tensors need not be shareable across threads: CUDA's are not).
         let workers = eng.workers();
+        // A parameter the program does not read (an actor's, say) is not this optimiser's.
+        let read: Vec<bool> = (0..eng.values.len()).map(|p| eng.reads(p)).collect();
         let crate::fused::Engine {
             names,
             values,
@@ -459,13 +461,16 @@ impl Trainer {
             ..
         } = eng;
         let k = self.adam.begin(lr);
-        let sizes: Vec<(&str, usize)> = names
-            .iter()
-            .zip(values.iter())
-            .map(|(n, v)| (n.as_str(), v.len()))
+        let sizes: Vec<(&str, usize)> = (names.iter().zip(values.iter()).zip(&read))
+            .filter(|(_, r)| **r)
+            .map(|((n, v), _)| (n.as_str(), v.len()))
             .collect();
         let moments = self.adam.moments(&sizes);
-        let items: Vec<_> = values.iter_mut().zip(grads.iter()).zip(moments).collect();
+        let items: Vec<_> = (values.iter_mut().zip(grads.iter()).zip(&read))
+            .filter(|(_, r)| **r)
+            .map(|(vg, _)| vg)
+            .zip(moments)
+            .collect();
         let update = |((v, g), m): ((&mut Vec<f32>, &Vec<f32>), _)| k.apply(v, g, m);
         if workers > 1 {
             crate::fused::handoff::each(items, |((v, _), _)| v.len(), update);
@@ -490,6 +495,24 @@ impl Trainer {
             grad_norm: norm,
             policy_entropy: fwd.policy_entropy.map(f64::from),
         })
+    }
+
+    /// One optimiser step on a batch the caller drew (an agent's replay windows), on the
+    /// fused runtime: the step counter, noise streams and checks are [`Trainer::step`]'s.
+    pub fn step_batch(&mut self, batch: Batch) -> Result<StepStats, TrainError> {
+        let total = batch.b;
+        match self.fused_for(batch.b, batch.t.max(1))? {
+            Some(i) => self.step_fused(i, batch, 0, total),
+            None => Err(TrainError::Unsupported(self.fused_off.clone().unwrap_or_else(
+                || "the reference runtime was chosen".into(),
+            ))),
+        }
+    }
+
+    /// The compiled program for batches of `b` sequences of `t` steps, once a step has built
+    /// it (its parameter mirror is the authoritative copy while training).
+    pub fn compiled(&self, b: usize, t: usize) -> Option<&crate::fused::Engine> {
+        self.fused.iter().find(|e| e.shape() == (b, t))
     }
 
     /// One optimiser step.

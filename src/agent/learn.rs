@@ -1,0 +1,541 @@
+//! The agent's loop (Dreamer's): act in the environment from the filtered posterior, store
+//! the episodes in the replay, and alternate world-model updates (the ELBO on replay windows)
+//! with behaviour updates (imagination from the posterior states of the same windows);
+//! evaluate with the policy's mode every so many environment steps; checkpoint after every
+//! episode.
+//!
+//! Input: a checked model with an `imagine` block, an environment, an [`AgentConfig`] and a
+//! run directory. Output (in the directory): `episodes.jsonl`, `metrics.jsonl` (one line per
+//! update), `checkpoint.safetensors` (every parameter and every Adam moment), `replay.npz`,
+//! `agent.json` (the loop's counters, for resume). The library owns the loop; the caller sees
+//! it through an [`AgentObserver`].
+
+use super::act::{to_box, Filtered};
+use super::behaviour::{Behaviour, BehaviourConfig, BehaviourStats};
+use super::env::Env;
+use super::episodes::{self, Record};
+use super::replay::{Episode, Names, Replay};
+use super::rollout::{episode_in, Policy, Random};
+use crate::diag::{Code, Diagnostic};
+use crate::fused::build::ParamIndex;
+use crate::ir::{Role, VarId};
+use crate::lower::{Batch, Program};
+use crate::train::{EngineChoice, TrainConfig, Trainer};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How the agent learns (defaults: Dreamer's, scaled to a 20k-step budget).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// Training environment steps.
+    pub env_steps: u64,
+    /// Steps of uniformly random actions before learning starts.
+    pub prefill: u64,
+    /// Environment steps per update (Dreamer: 1000 steps, 100 updates → 10).
+    pub train_every: u64,
+    /// World-model batch: windows per update.
+    pub batch: usize,
+    /// World-model batch: steps per window.
+    pub length: usize,
+    /// The world model's Adam learning rate (Dreamer: 6·10⁻⁴).
+    pub model_lr: f64,
+    /// The world model's gradient-norm clipping (Dreamer: 100).
+    pub model_clip: f64,
+    /// The actor's and critic's optimisers.
+    pub behaviour: BehaviourConfig,
+    /// Environment steps between evaluations.
+    pub eval_every: u64,
+    /// Episodes per evaluation (the policy's mode).
+    pub eval_episodes: usize,
+    /// Seeds the parameters, the environment's resets, the replay windows and the noise.
+    pub seed: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            env_steps: 20_000,
+            prefill: 1_000,
+            train_every: 10,
+            batch: 16,
+            length: 50,
+            model_lr: 6e-4,
+            model_clip: 100.0,
+            behaviour: BehaviourConfig::default(),
+            eval_every: 2_000,
+            eval_episodes: 5,
+            seed: 0,
+        }
+    }
+}
+
+/// The loop's counters (`agent.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// Training environment steps taken.
+    pub env_steps: u64,
+    /// Training episodes finished.
+    pub episodes: u64,
+    /// Updates done.
+    pub updates: u64,
+    /// Evaluations done.
+    pub evals: u64,
+    /// Seconds of wall-clock time spent, summed over sessions.
+    pub seconds: f64,
+}
+
+/// What the loop tells its caller.
+pub trait AgentObserver {
+    /// Whether to stop (checkpointed first).
+    fn should_stop(&mut self) -> bool {
+        false
+    }
+    /// An episode ended (training or evaluation).
+    fn episode(&mut self, _rec: &Record, _progress: &Progress) {}
+    /// An update was done.
+    fn updated(&mut self, _progress: &Progress, _elbo: f64, _b: &BehaviourStats) {}
+}
+
+impl AgentObserver for () {}
+
+/// One metrics line.
+#[derive(Serialize)]
+struct Metric<'a> {
+    update: u64,
+    env_step: u64,
+    elbo: f64,
+    #[serde(flatten)]
+    behaviour: &'a BehaviourStats,
+    time: f64,
+}
+
+/// The agent: world-model trainer, behaviour learner, acting policy, replay.
+pub struct Agent {
+    /// The world model's trainer (its store holds every parameter).
+    pub trainer: Trainer,
+    behaviour: Option<Behaviour>,
+    policy: Filtered,
+    /// Every episode lived.
+    pub replay: Replay,
+    names: Names,
+    obs_var: VarId,
+    rew_var: VarId,
+    act_var: VarId,
+    index: ParamIndex,
+    /// All parameter values (index order); the actor's and critic's are authoritative here.
+    values: Vec<Vec<f32>>,
+    /// The configuration.
+    pub cfg: AgentConfig,
+    /// The loop's counters.
+    pub progress: Progress,
+    dir: PathBuf,
+}
+
+fn diag(code: Code, msg: impl Into<String>, help: &str) -> Diagnostic {
+    Diagnostic::new(code, msg.into()).help(help.to_string())
+}
+
+/// The observation and reward variables of a model for an environment with `obs_dim`
+/// observation values: the timed observed variables, one of that size and one scalar.
+fn io_vars(p: &Program, obs_dim: usize) -> Result<(VarId, VarId), Diagnostic> {
+    let m = &p.model;
+    let observed: Vec<VarId> = (0..m.vars.len())
+        .filter(|&v| m.vars[v].role == Role::Observed && m.vars[v].timed)
+        .collect();
+    let help = "an agent's model observes two timed variables: the observation (of the \
+                environment's size) and the scalar reward, e.g. `observed o[t] : real[3]` and \
+                `observed r[t] : real`";
+    if observed.len() != 2 {
+        return Err(diag(
+            Code::EnvSpace,
+            format!(
+                "`{}` observes {} timed variables; an agent needs the observation and the reward",
+                m.name,
+                observed.len()
+            ),
+            help,
+        ));
+    }
+    let size = |v: VarId| m.vars[v].ty.size();
+    let (a, b) = (observed[0], observed[1]);
+    match (size(a), size(b)) {
+        (x, 1) if x == obs_dim => Ok((a, b)),
+        (1, x) if x == obs_dim => Ok((b, a)),
+        (x, y) => Err(diag(
+            Code::EnvSpace,
+            format!(
+                "the environment observes {obs_dim} values; `{}` observes `{}` ({x}) and `{}` ({y})",
+                m.name, m.vars[a].name, m.vars[b].name
+            ),
+            help,
+        )),
+    }
+}
+
+/// The parameter layout of a store (as the compiled programs lay it out) and its values.
+pub fn param_index(store: &crate::runtime::nets::params::ParamStore) -> (ParamIndex, Vec<Vec<f32>>) {
+    let mut index = ParamIndex::new();
+    let mut values = Vec::new();
+    for (i, (name, p)) in store.iter().enumerate() {
+        let shape = p.shape();
+        let (r, c) = if shape.len() == 2 {
+            (shape[0], shape[1])
+        } else {
+            (1, shape[0])
+        };
+        index.insert(name.clone(), (i, r, c));
+        values.push(p.to_host());
+    }
+    (index, values)
+}
+
+fn stream(seed: u64, k: u64, purpose: u64) -> crate::runtime::rng::Rng {
+    crate::runtime::rng::Rng::seed_from_u64(
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03)
+            ^ purpose.wrapping_mul(0x94D0_49BB_1331_11EB),
+    )
+}
+
+impl Agent {
+    /// A new agent for `program` acting in an environment of `spec`, writing to `dir`; with
+    /// `resume`, the state saved in `dir` is loaded.
+    pub fn new(
+        program: Program,
+        spec: &super::EnvSpec,
+        cfg: AgentConfig,
+        dir: &Path,
+        resume: bool,
+    ) -> Result<Agent, Diagnostic> {
+        let m = &program.model;
+        let Some(b) = &m.behaviour else {
+            return Err(diag(
+                Code::Unsupported,
+                format!("`{}` has no `imagine` block", m.name),
+                "an agent learns its behaviour in imagination: add an `imagine { … }` block \
+                 (see models/dreamer_pendulum.vmodel)",
+            ));
+        };
+        let act_var = b.action;
+        if m.vars[act_var].ty.size() != spec.act.dim() {
+            return Err(diag(
+                Code::EnvSpace,
+                format!(
+                    "the environment's action has {} values; `{}` has {}",
+                    spec.act.dim(),
+                    m.vars[act_var].name,
+                    m.vars[act_var].ty.size()
+                ),
+                "choose the model whose action size matches the environment",
+            ));
+        }
+        let (obs_var, rew_var) = io_vars(&program, spec.obs.dim())?;
+        let names = Names {
+            obs: m.vars[obs_var].name.clone(),
+            act: m.vars[act_var].name.clone(),
+            rew: m.vars[rew_var].name.clone(),
+        };
+        let tc = TrainConfig {
+            batch: cfg.batch,
+            lr: cfg.model_lr,
+            clip: Some(cfg.model_clip),
+            seed: cfg.seed,
+            holdout: 0.0,
+            engine: EngineChoice::Fused,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(program, None, tc).map_err(|e| {
+            diag(Code::Backend, e.to_string(), "report this with the model file")
+        })?;
+        let mut progress = Progress::default();
+        let mut replay = Replay::new(spec.obs.dim(), spec.act.dim());
+        if resume {
+            let ck = dir.join("checkpoint.safetensors");
+            trainer.resume(&ck).map_err(|e| {
+                diag(
+                    Code::BadCheckpoint,
+                    format!("cannot resume from `{}`: {e}", ck.display()),
+                    "resume with the model and settings that wrote the run, or start a new one",
+                )
+            })?;
+            let text = std::fs::read_to_string(dir.join("agent.json")).map_err(|e| {
+                diag(
+                    Code::BadCheckpoint,
+                    format!("cannot read `{}`: {e}", dir.join("agent.json").display()),
+                    "the run directory is incomplete; start a new run",
+                )
+            })?;
+            progress = serde_json::from_str(&text).map_err(|e| {
+                diag(
+                    Code::BadCheckpoint,
+                    format!("`agent.json`: {e}"),
+                    "the run directory is damaged; start a new run",
+                )
+            })?;
+            replay = Replay::load(&dir.join("replay.npz"), &names)?;
+        }
+        let (index, values) = param_index(&trainer.store);
+        let policy = Filtered::new(&trainer.program.model, &index, obs_var, values.clone(), cfg.seed)
+            .map_err(|u| {
+                diag(
+                    Code::Unsupported,
+                    format!("cannot act with `{}`: {}", trainer.program.model.name, u.0),
+                    "the agent runs MLP and GRU nets, Normal and TanhNormal draws",
+                )
+            })?;
+        Ok(Agent {
+            trainer,
+            behaviour: None,
+            policy,
+            replay,
+            names,
+            obs_var,
+            rew_var,
+            act_var,
+            index,
+            values,
+            cfg,
+            progress,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn batch(&self, w: &super::replay::Batch) -> Batch {
+        let (b, t) = (self.cfg.batch, self.cfg.length);
+        let mut data = HashMap::new();
+        let tm = |src: &[f32], size: usize| {
+            let mut out = vec![0.0f32; b * t * size];
+            for i in 0..b {
+                for s in 0..t {
+                    let from = (i * t + s) * size;
+                    let to = (s * b + i) * size;
+                    out[to..to + size].copy_from_slice(&src[from..from + size]);
+                }
+            }
+            out
+        };
+        data.insert(self.obs_var, tm(&w.obs, self.replay.obs_dim));
+        data.insert(self.act_var, tm(&w.act, self.replay.act_dim));
+        data.insert(self.rew_var, tm(&w.rew, 1));
+        Batch {
+            b,
+            t,
+            data,
+            mask: None,
+        }
+    }
+
+    /// One world-model update and one behaviour update.
+    fn update(&mut self) -> Result<(f64, BehaviourStats), Diagnostic> {
+        let n = self.progress.updates;
+        let (b, t) = (self.cfg.batch, self.cfg.length);
+        let mut rng = stream(self.cfg.seed, n, 1);
+        let w = self.replay.sample(b, t, &mut rng).ok_or_else(|| {
+            diag(
+                Code::EnvSpace,
+                format!("no episode has {t} steps to train on"),
+                "lower `--length` below the environment's episode length",
+            )
+        })?;
+        let batch = self.batch(&w);
+        let stats = self.trainer.step_batch(batch).map_err(|e| {
+            diag(
+                Code::NonFinite,
+                format!("world-model update {}: {e}", n + 1),
+                "lower `--model-lr` or resume from the last checkpoint",
+            )
+        })?;
+        let eng = self
+            .trainer
+            .compiled(b, t)
+            .expect("the step compiled the program");
+        if self.behaviour.is_none() {
+            let im = (self.trainer.program.elbo.imagination.clone())
+                .expect("a model with an imagine block derives its imagination");
+            let bh = Behaviour::new(
+                &self.trainer.program.model,
+                &im,
+                &self.index,
+                b * t,
+                eng.workers(),
+                self.cfg.behaviour.clone(),
+            )
+            .map_err(|u| {
+                diag(
+                    Code::Unsupported,
+                    format!("cannot imagine with `{}`: {}", self.trainer.program.model.name, u.0),
+                    "imagination runs MLP and GRU nets, Normal and TanhNormal draws",
+                )
+            })?;
+            self.behaviour = Some(bh);
+        }
+        let bh = self.behaviour.as_mut().expect("built above");
+        let starts: Vec<Vec<f32>> = bh
+            .state_vars
+            .iter()
+            .map(|&v| eng.chain_values(v).expect("a chain variable"))
+            .collect();
+        // The world model's current parameters; the actor's and critic's are ours.
+        let own: std::collections::HashSet<usize> =
+            bh.actor_params.iter().chain(&bh.critic_params).copied().collect();
+        for (i, v) in eng.values.iter().enumerate() {
+            if !own.contains(&i) {
+                self.values[i].copy_from_slice(v);
+            }
+        }
+        let mut r = stream(self.cfg.seed, n, 2);
+        let bs = bh
+            .update(&starts, &mut self.values, &mut self.trainer.adam, &mut r)
+            .map_err(|e| {
+                diag(
+                    Code::NonFinite,
+                    format!("behaviour update {}: {e}", n + 1),
+                    "lower `--actor-lr`/`--critic-lr` or resume from the last checkpoint",
+                )
+            })?;
+        self.progress.updates += 1;
+        Ok((stats.elbo, bs))
+    }
+
+    fn episode(&mut self, random: bool, greedy: bool, seed: u64, env: &mut dyn Env) -> Result<Episode, Diagnostic> {
+        let spec = env.spec().clone();
+        let max = spec.max_steps.unwrap_or(1000);
+        let (low, high) = (spec.act.low.clone(), spec.act.high.clone());
+        let map = move |a: &[f32]| to_box(a, &low, &high);
+        let out = if random {
+            let d = spec.act.dim();
+            let mut pi = Random::new(&vec![-1.0; d], &vec![1.0; d], seed);
+            episode_in(env, &mut pi, seed, max, map)?
+        } else {
+            self.policy.set_values(&self.values);
+            self.policy.greedy = greedy;
+            self.policy.reseed(seed ^ 0x5EED);
+            episode_in(env, &mut self.policy as &mut dyn Policy, seed, max, map)?
+        };
+        Ok(out.episode)
+    }
+
+    /// Writes the checkpoint, the replay and the counters.
+    pub fn save(&mut self) -> Result<(), Diagnostic> {
+        for (v, (_, p)) in self.values.iter().zip(self.trainer.store.iter_mut()) {
+            p.set_host(v);
+        }
+        self.trainer
+            .save(&self.dir.join("checkpoint.safetensors"))
+            .map_err(|e| {
+                diag(
+                    Code::CannotWrite,
+                    e.to_string(),
+                    "check that the run directory is writable and the disk is not full",
+                )
+            })?;
+        self.replay.save(&self.dir.join("replay.npz"), &self.names)?;
+        let tmp = self.dir.join("agent.json.tmp");
+        let text = serde_json::to_string_pretty(&self.progress).expect("serialises");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, self.dir.join("agent.json")))
+            .map_err(|e| {
+                diag(
+                    Code::CannotWrite,
+                    format!("cannot write `agent.json`: {e}"),
+                    "check that the run directory is writable and the disk is not full",
+                )
+            })
+    }
+
+    fn evaluate(&mut self, env: &mut dyn Env, obs: &mut impl AgentObserver) -> Result<(), Diagnostic> {
+        let path = self.dir.join("episodes.jsonl");
+        for k in 0..self.cfg.eval_episodes as u64 {
+            let seed = 1_000_000 + self.progress.evals * 1000 + k;
+            let ep = self.episode(false, true, seed, env)?;
+            let rec = Record {
+                env_step: self.progress.env_steps,
+                ret: ep.ret(),
+                length: ep.len() as u64,
+                eval: true,
+                seed,
+            };
+            episodes::append(&path, &rec)?;
+            obs.episode(&rec, &self.progress);
+        }
+        self.progress.evals += 1;
+        Ok(())
+    }
+
+    /// Runs the loop until `cfg.env_steps` training steps (or the observer stops it).
+    pub fn run(&mut self, env: &mut dyn Env, obs: &mut impl AgentObserver) -> Result<(), Diagnostic> {
+        let t0 = Instant::now();
+        let secs0 = self.progress.seconds;
+        let ep_path = self.dir.join("episodes.jsonl");
+        let metrics = self.dir.join("metrics.jsonl");
+        let mut mfile = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&metrics)
+            .map_err(|e| {
+                diag(
+                    Code::CannotWrite,
+                    format!("cannot open `{}`: {e}", metrics.display()),
+                    "check that the run directory is writable",
+                )
+            })?;
+        if self.progress.env_steps == 0 && self.progress.evals == 0 && self.cfg.eval_every > 0 {
+            // The untrained policy's returns, at step 0.
+            self.evaluate(env, obs)?;
+        }
+        while self.progress.env_steps < self.cfg.env_steps {
+            if obs.should_stop() {
+                break;
+            }
+            let random = self.progress.env_steps < self.cfg.prefill;
+            let seed = self.cfg.seed * 1_000_003 + self.progress.episodes;
+            let ep = self.episode(random, false, seed, env)?;
+            let before = self.progress.env_steps;
+            self.progress.env_steps += ep.len() as u64;
+            self.progress.episodes += 1;
+            let rec = Record {
+                env_step: self.progress.env_steps,
+                ret: ep.ret(),
+                length: ep.len() as u64,
+                eval: false,
+                seed,
+            };
+            self.replay.push(ep);
+            episodes::append(&ep_path, &rec)?;
+            obs.episode(&rec, &self.progress);
+            if self.progress.env_steps >= self.cfg.prefill {
+                let every = self.cfg.train_every.max(1);
+                let start = before.max(self.cfg.prefill);
+                let mut due = (self.progress.env_steps - start) / every;
+                if before < self.cfg.prefill {
+                    // Dreamer trains once on the prefill before acting.
+                    due += self.cfg.prefill / every;
+                }
+                for _ in 0..due {
+                    let (elbo, bs) = self.update()?;
+                    let line = serde_json::to_string(&Metric {
+                        update: self.progress.updates,
+                        env_step: self.progress.env_steps,
+                        elbo,
+                        behaviour: &bs,
+                        time: secs0 + t0.elapsed().as_secs_f64(),
+                    })
+                    .expect("serialises");
+                    use std::io::Write;
+                    let _ = writeln!(mfile, "{line}");
+                    obs.updated(&self.progress, elbo, &bs);
+                }
+            }
+            let every = self.cfg.eval_every;
+            if every > 0 && self.progress.env_steps / every > before / every {
+                self.evaluate(env, obs)?;
+            }
+            self.progress.seconds = secs0 + t0.elapsed().as_secs_f64();
+            self.save()?;
+        }
+        Ok(())
+    }
+}

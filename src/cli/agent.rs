@@ -1,0 +1,295 @@
+//! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
+//! the loop itself is the library's ([`vic::agent::learn::Agent`]).
+
+use super::session::{flag_error, open};
+use super::{FAILED, OK};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use vic::agent::behaviour::{BehaviourConfig, BehaviourStats};
+use vic::agent::episodes::{self, Record};
+use vic::agent::learn::{Agent, AgentConfig, AgentObserver, Progress};
+
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The model file (`.vmodel`) with an `imagine` block.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The environment: `pendulum` (built in) or `gym:ID` (Gymnasium through the bridge).
+    #[arg(long, default_value = "pendulum")]
+    pub env: String,
+    /// Training environment steps in all, counting resumed ones.
+    #[arg(long, default_value_t = 20_000)]
+    pub env_steps: u64,
+    /// Output directory (episodes.jsonl, metrics.jsonl, checkpoint, replay.npz, returns.svg).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over in a directory that already holds a run.
+    #[arg(long)]
+    pub force: bool,
+    /// Random seed: parameters, environment resets, replay windows, noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Environment steps of uniformly random actions before learning.
+    #[arg(long, default_value_t = 1_000)]
+    pub prefill: u64,
+    /// Environment steps per update (one world-model and one behaviour update).
+    #[arg(long, default_value_t = 10)]
+    pub train_every: u64,
+    /// World-model batch: replay windows per update.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// World-model batch: steps per window (every step's posterior starts an imagined rollout).
+    #[arg(long, default_value_t = 50)]
+    pub length: usize,
+    /// The world model's Adam learning rate.
+    #[arg(long, default_value_t = 6e-4)]
+    pub model_lr: f64,
+    /// The actor's Adam learning rate.
+    #[arg(long, default_value_t = 8e-5)]
+    pub actor_lr: f64,
+    /// The critic's Adam learning rate.
+    #[arg(long, default_value_t = 8e-5)]
+    pub critic_lr: f64,
+    /// Training environment steps between evaluations (0: none).
+    #[arg(long, default_value_t = 2_000)]
+    pub eval_every: u64,
+    /// Episodes per evaluation, acting with the policy's mode.
+    #[arg(long, default_value_t = 5)]
+    pub eval_episodes: usize,
+}
+
+struct Lines {
+    stop: Arc<AtomicBool>,
+    start: Instant,
+    last: Option<(u64, f64)>,
+    evals: Vec<f64>,
+    stats: Option<BehaviourStats>,
+    elbo: f64,
+    tty: bool,
+}
+
+impl AgentObserver for Lines {
+    fn should_stop(&mut self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    fn episode(&mut self, rec: &Record, p: &Progress) {
+        let t = self.start.elapsed().as_secs_f64();
+        if rec.eval {
+            self.evals.push(rec.ret);
+            return;
+        }
+        if !self.evals.is_empty() {
+            let n = self.evals.len() as f64;
+            let mean = self.evals.iter().sum::<f64>() / n;
+            let sd = (self.evals.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+                / (n - 1.0).max(1.0))
+            .sqrt();
+            println!(
+                "{:>8.0}s  env step {:>6}  evaluation: mean return {mean:>8.1} ± {:.1} ({} episodes)",
+                t,
+                rec.env_step - rec.length,
+                sd / n.sqrt(),
+                self.evals.len()
+            );
+            self.evals.clear();
+        }
+        let extra = match &self.stats {
+            Some(s) => format!(
+                "  ELBO {:>9.2}  imagined return {:>8.2}  critic loss {:>8.3}",
+                self.elbo, s.objective, s.critic_loss
+            ),
+            None => String::new(),
+        };
+        println!(
+            "{:>8.0}s  env step {:>6}  episode {:>4}  return {:>8.1}{extra}",
+            t, rec.env_step, p.episodes, rec.ret
+        );
+        let _ = self.tty;
+        self.last = Some((rec.env_step, rec.ret));
+    }
+    fn updated(&mut self, _p: &Progress, elbo: f64, b: &BehaviourStats) {
+        self.elbo = elbo;
+        self.stats = Some(b.clone());
+    }
+}
+
+fn flush_evals(l: &mut Lines, step: u64) {
+    if l.evals.is_empty() {
+        return;
+    }
+    let n = l.evals.len() as f64;
+    let mean = l.evals.iter().sum::<f64>() / n;
+    println!(
+        "{:>8.0}s  env step {step:>6}  evaluation: mean return {mean:>8.1} ({} episodes)",
+        l.start.elapsed().as_secs_f64(),
+        l.evals.len()
+    );
+    l.evals.clear();
+}
+
+/// `returns.svg`: training returns and evaluation means against environment steps.
+pub fn plot_returns(dir: &Path, title: &str) -> Result<PathBuf, String> {
+    use super::plot::{panels, Line, Panel};
+    let recs = episodes::read(&dir.join("episodes.jsonl")).map_err(|d| d.message)?;
+    let train: Vec<(f64, f64)> = recs
+        .iter()
+        .filter(|r| !r.eval)
+        .map(|r| (r.env_step as f64, r.ret))
+        .collect();
+    let curve = episodes::eval_curve(&recs);
+    let mut evals = Line::new(
+        "evaluation (policy mode), mean",
+        curve.iter().map(|(s, m, _)| (*s as f64, *m)).collect(),
+        1,
+    );
+    evals.dots = true;
+    let path = dir.join("returns.svg");
+    panels(
+        &path,
+        title,
+        &[Panel {
+            caption: "episode return".into(),
+            x_desc: "environment steps".into(),
+            y_desc: "return".into(),
+            lines: vec![Line::new("training episode", train, 0).dots_only(), evals],
+            marker: None,
+            clip_outliers: false,
+        }],
+    )?;
+    Ok(path)
+}
+
+pub fn agent(a: AgentArgs, color: bool) -> u8 {
+    let session = match open(&a.file, color) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    if session.model.ir().behaviour.is_none() {
+        return flag_error(
+            format!("`{}` has no `imagine` block", a.file.display()),
+            "an agent learns behaviour in imagination: see models/dreamer_pendulum.vmodel",
+        );
+    }
+    for (name, v) in [("--batch", a.batch), ("--length", a.length)] {
+        if v == 0 {
+            return flag_error(format!("{name} must be at least 1"), "pass a positive number");
+        }
+    }
+    for (name, v) in [
+        ("--model-lr", a.model_lr),
+        ("--actor-lr", a.actor_lr),
+        ("--critic-lr", a.critic_lr),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            return flag_error(
+                format!("{name} must be a positive number, not {v}"),
+                "Dreamer's rates: --model-lr 6e-4 --actor-lr 8e-5 --critic-lr 8e-5",
+            );
+        }
+    }
+    let mut env = match vic::agent::open(&a.env) {
+        Ok(e) => e,
+        Err(d) => {
+            super::session::coded(d.code, d.message, &d.help);
+            return FAILED;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&a.out) {
+        return flag_error(
+            format!("cannot create `{}`: {e}", a.out.display()),
+            "choose another --out directory",
+        );
+    }
+    let _lock = match super::rundir::claim(&a.out, a.resume, a.force) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    if a.force && !a.resume {
+        for f in [
+            "episodes.jsonl",
+            "metrics.jsonl",
+            "checkpoint.safetensors",
+            "replay.npz",
+            "agent.json",
+            "returns.svg",
+        ] {
+            let _ = std::fs::remove_file(a.out.join(f));
+        }
+    }
+    let cfg = AgentConfig {
+        env_steps: a.env_steps,
+        prefill: a.prefill,
+        train_every: a.train_every,
+        batch: a.batch,
+        length: a.length,
+        model_lr: a.model_lr,
+        model_clip: 100.0,
+        behaviour: BehaviourConfig {
+            actor_lr: a.actor_lr,
+            critic_lr: a.critic_lr,
+            clip: 100.0,
+        },
+        eval_every: a.eval_every,
+        eval_episodes: a.eval_episodes,
+        seed: a.seed,
+    };
+    let spec = env.spec().clone();
+    let name = session.model.ir().name.clone();
+    let mut agent = match Agent::new(session.program, &spec, cfg, &a.out, a.resume) {
+        Ok(x) => x,
+        Err(d) => {
+            super::session::coded(d.code, d.message, &d.help);
+            return FAILED;
+        }
+    };
+    let _ = std::fs::write(a.out.join("model.vmodel"), &session.model.source);
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    println!(
+        "agent {name} in {}: {} environment steps ({} done), an update every {} steps, evaluation every {}",
+        spec.id, a.env_steps, agent.progress.env_steps, a.train_every, a.eval_every
+    );
+    let mut lines = Lines {
+        stop: stop.clone(),
+        start: Instant::now(),
+        last: None,
+        evals: Vec::new(),
+        stats: None,
+        elbo: f64::NAN,
+        tty: std::io::stdout().is_terminal(),
+    };
+    let result = agent.run(env.as_mut(), &mut lines);
+    flush_evals(&mut lines, agent.progress.env_steps);
+    let code = match result {
+        Ok(()) => OK,
+        Err(d) => {
+            super::session::coded(d.code, d.message, &d.help);
+            FAILED
+        }
+    };
+    match plot_returns(&a.out, &format!("{name} in {}", spec.id)) {
+        Ok(p) => println!("returns: {}", p.display()),
+        Err(e) => eprintln!("warning: cannot draw returns.svg: {e}"),
+    }
+    if stop.load(Ordering::SeqCst) {
+        println!(
+            "interrupted at env step {}: checkpoint saved to {}\nto continue: vic agent {} --env {} --env-steps {} --out {} --resume",
+            agent.progress.env_steps,
+            a.out.display(),
+            a.file.display(),
+            a.env,
+            a.env_steps,
+            a.out.display()
+        );
+    }
+    code
+}

@@ -1,0 +1,313 @@
+//! Behaviour learning in imagination, run (issue 9): the compiled actor and critic programs
+//! against an independent f64 rollout of a tiny linear world model written out by hand here
+//! (value of the imagined λ-return bound, the critic's loss and its gradient), and the actor's
+//! gradient against central finite differences of the objective — on the linear model and on a
+//! small Dreamer-shaped one (GRU, ELU layers, TanhNormal policy, Flat prior).
+
+use rand::Rng as _;
+use rand_distr::StandardNormal;
+use vic::agent::behaviour::{Behaviour, BehaviourConfig};
+use vic::agent::learn::param_index;
+use vic::lower::Program;
+use vic::runtime::{rng, Dev};
+
+const LINEAR: &str = "model tiny_agent {
+  dim O = 2, A = 1, S = 2
+  observed o[t] : real[O]
+  observed r[t] : real
+  input    a[t] : real[A]
+  latent   s[t] : real[S]
+  init s[0] = 0
+  init a[0] = 0
+  net trans  = mlp(S + A -> 2*S)
+  net post   = mlp(S + A + O -> 2*S)
+  net dec    = mlp(S -> O)
+  net rew    = mlp(S + A -> 1)
+  net policy = mlp(S -> 2*A)
+  net habit  = mlp(S -> 2*A)
+  net value  = mlp(S -> 1)
+  p {
+    s[t] ~ Normal.split(trans(s[t-1], a[t-1]), min = 0.1)
+    o[t] ~ Normal(dec(s[t]), 1)
+    r[t] ~ Normal(rew(s[t], a[t]), 1)
+  }
+  q {
+    s[t] ~ Normal.split(post(s[t-1], a[t-1], o[t]), min = 0.1)
+  }
+  imagine {
+    policy a[t] ~ Normal.split(policy(s[t]), min = 0.01)
+    prior  a[t] ~ Normal.split(habit(s[t]), min = 0.01)
+    reward   = rew(s[t], a[t])
+    alpha    = 0.5
+    critic   = value(s[t])
+    horizon  = 3
+    discount = 0.9
+    lambda   = 0.8
+    start    = posterior
+  }
+}";
+
+const DREAMER: &str = "model tiny_dreamer {
+  dim O = 2, A = 1, S = 2, D = 3, H = 4
+  observed o[t] : real[O]
+  observed r[t] : real
+  input    a[t] : real[A]
+  latent   s[t] : real[S]
+  state    h[t] : real[D]
+  init h[0] = 0
+  init s[0] = 0
+  init a[0] = 0
+  net cell  = gru(S + A -> D)
+  net prior = mlp(D -> H -> 2*S, elu)
+  net post  = mlp(D + O -> H -> 2*S, elu)
+  net dec   = mlp(D + S -> O)
+  net rew   = mlp(D + S -> H -> 1, elu)
+  net actor = mlp(D + S -> H -> 2*A, elu)
+  net value = mlp(D + S -> 1)
+  p {
+    h[t] = cell(h[t-1], s[t-1], a[t-1])
+    s[t] ~ Normal.split(prior(h[t]), min = 0.1)
+    o[t] ~ Normal(dec(h[t], s[t]), 1)
+    r[t] ~ Normal(rew(h[t], s[t]), 1)
+  }
+  q {
+    s[t] ~ Normal.split(post(h[t], o[t]), min = 0.1)
+  }
+  imagine {
+    policy a[t] ~ TanhNormal.split(actor(h[t], s[t]))
+    prior  a[t] ~ Flat
+    reward   = rew(h[t], s[t])
+    alpha    = 0.1
+    critic   = value(h[t], s[t])
+    horizon  = 4
+    discount = 0.95
+    lambda   = 0.9
+    start    = posterior
+  }
+}";
+
+struct Setup {
+    _program: Program,
+    bh: Behaviour,
+    values: Vec<Vec<f32>>,
+    names: Vec<String>,
+    starts: Vec<Vec<f32>>,
+}
+
+fn setup(src: &str, n: usize) -> Setup {
+    let m = vic::compile(src, "tiny.vmodel").expect("compiles");
+    let program = Program::new(m.ir(), &m.elbo()).expect("lowers");
+    let store = program
+        .init_params(&Dev::default(), &mut rng::seeded(3))
+        .expect("params");
+    let (index, mut values) = param_index(&store);
+    let mut names = vec![String::new(); index.len()];
+    for (k, v) in &index {
+        names[v.0] = k.clone();
+    }
+    // Biases away from zero, so that every path carries a gradient.
+    let mut r = rng::seeded(5);
+    for (v, name) in values.iter_mut().zip(&names) {
+        if name.ends_with(".b") || name.ends_with(".b_i") || name.ends_with(".b_h") {
+            for x in v.iter_mut() {
+                *x = 0.3 * r.sample::<f32, _>(StandardNormal);
+            }
+        }
+    }
+    let im = program.elbo.imagination.clone().expect("an imagine block");
+    let bh = Behaviour::new(&program.model, &im, &index, n, 1, BehaviourConfig::default())
+        .expect("compiles the behaviour programs");
+    let starts = bh
+        .state_vars
+        .iter()
+        .map(|&v| {
+            let size = program.model.vars[v].ty.size();
+            (0..n * size).map(|_| r.sample::<f32, _>(StandardNormal)).collect()
+        })
+        .collect();
+    Setup {
+        _program: program,
+        bh,
+        values,
+        names,
+        starts,
+    }
+}
+
+fn param<'a>(s: &'a Setup, name: &str) -> &'a [f32] {
+    let i = s.names.iter().position(|n| n == name).expect(name);
+    &s.values[i]
+}
+
+fn softplus(x: f64) -> f64 {
+    if x > 20.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// `y = x·W + b` with `W` stored `(in, out)` row-major.
+fn affine(x: &[f64], w: &[f32], b: &[f32]) -> Vec<f64> {
+    let out = b.len();
+    (0..out)
+        .map(|j| {
+            b[j] as f64
+                + x.iter()
+                    .enumerate()
+                    .map(|(i, xi)| xi * w[i * out + j] as f64)
+                    .sum::<f64>()
+        })
+        .collect()
+}
+
+/// The linear model's imagined objective, the critic's loss and the critic's gradient
+/// (dW, db), rolled out by hand in f64 with the noise the programs draw (per step: the
+/// action's, then the latent's, each `n × size` in row order).
+fn hand(s: &Setup, n: usize, seed: u64) -> (f64, f64, Vec<f64>, Vec<f64>) {
+    let (h, gamma, lambda, alpha) = (3usize, 0.9f64, 0.8f64, 0.5f64);
+    let k = 1.0 / (1.0 - gamma);
+    let mut r = rng::seeded(seed);
+    let mut eps_a = Vec::new();
+    let mut eps_s = Vec::new();
+    for _ in 0..h {
+        eps_a.push((0..n).map(|_| r.sample::<f32, _>(StandardNormal) as f64).collect::<Vec<_>>());
+        eps_s.push(
+            (0..2 * n)
+                .map(|_| r.sample::<f32, _>(StandardNormal) as f64)
+                .collect::<Vec<_>>(),
+        );
+    }
+    let p = |name: &str| param(s, name);
+    let (mut obj, mut closs) = (0.0, 0.0);
+    let (mut dw, mut db) = (vec![0.0; 2], vec![0.0; 1]);
+    for i in 0..n {
+        let mut st: Vec<Vec<f64>> = vec![s.starts[0][2 * i..2 * i + 2].iter().map(|&x| x as f64).collect()];
+        let (mut soft, mut vals) = (Vec::new(), vec![0.0]);
+        for tau in 0..h {
+            let x = &st[tau];
+            let hq = affine(x, p("net.policy.l0.w"), p("net.policy.l0.b"));
+            let (lq, sq) = (hq[0], softplus(hq[1]) + 0.01);
+            let a = lq + sq * eps_a[tau][i];
+            let hp = affine(x, p("net.habit.l0.w"), p("net.habit.l0.b"));
+            let (lp, sp) = (hp[0], softplus(hp[1]) + 0.01);
+            let kl = (sp / sq).ln() + (sq * sq + (lq - lp) * (lq - lp)) / (2.0 * sp * sp) - 0.5;
+            let xa = [x[0], x[1], a];
+            let rew = affine(&xa, p("net.rew.l0.w"), p("net.rew.l0.b"))[0];
+            soft.push(rew - alpha * kl);
+            let ht = affine(&xa, p("net.trans.l0.w"), p("net.trans.l0.b"));
+            let next: Vec<f64> = (0..2)
+                .map(|d| ht[d] + (softplus(ht[2 + d]) + 0.1) * eps_s[tau][2 * i + d])
+                .collect();
+            vals.push(k * affine(&next, p("net.value.l0.w"), p("net.value.l0.b"))[0]);
+            st.push(next);
+        }
+        let mut ret = vec![0.0; h + 1];
+        ret[h] = vals[h];
+        for tau in (0..h).rev() {
+            ret[tau] = soft[tau] + gamma * ((1.0 - lambda) * vals[tau + 1] + lambda * ret[tau + 1]);
+        }
+        obj += ret[0];
+        for tau in 0..h {
+            let v = k * affine(&st[tau], p("net.value.l0.w"), p("net.value.l0.b"))[0];
+            let e = v - ret[tau];
+            closs += 0.5 * e * e;
+            for d in 0..2 {
+                dw[d] += k * e * st[tau][d];
+            }
+            db[0] += k * e;
+        }
+    }
+    let nn = n as f64;
+    (
+        obj / nn,
+        closs / nn,
+        dw.iter().map(|x| x / nn).collect(),
+        db.iter().map(|x| x / nn).collect(),
+    )
+}
+
+fn close(what: &str, got: f64, want: f64, rel: f64, abs: f64) {
+    assert!(
+        (got - want).abs() <= abs + rel * want.abs(),
+        "{what}: got {got}, want {want}"
+    );
+}
+
+#[test]
+fn the_imagined_bound_and_the_critic_match_a_hand_rollout_of_a_linear_world_model() {
+    let n = 7;
+    let mut s = setup(LINEAR, n);
+    let (st, _, gc) = s
+        .bh
+        .gradients(&s.starts, &s.values, &mut rng::seeded(42))
+        .expect("finite");
+    let (obj, closs, dw, db) = hand(&s, n, 42);
+    // f32 programs against an f64 hand computation: rounding only.
+    close("α·R^λ_1", st.objective, obj, 1e-4, 1e-5);
+    close("critic loss", st.critic_loss, closs, 1e-4, 1e-5);
+    // The critic's gradient: ∂/∂θ ½ Σ_τ (V(s_τ) − sg(R^λ_τ))², by hand.
+    let ids = &s.bh.critic_params;
+    for (&p, g) in ids.iter().zip(&gc) {
+        let want: &[f64] = if s.names[p].ends_with(".w") { &dw } else { &db };
+        for (a, b) in g.iter().zip(want) {
+            close(&s.names[p], *a as f64, *b, 1e-4, 1e-5);
+        }
+    }
+    assert!(st.objective.abs() > 1e-3, "a non-trivial objective");
+}
+
+/// The actor's gradient of −mean α·R^λ_1 against central differences of the same objective
+/// (the same noise: the generator is re-seeded for every evaluation).
+fn actor_gradient_matches_finite_differences(src: &str, n: usize) {
+    let mut s = setup(src, n);
+    let seed = 9;
+    let (st, ga, _) = s
+        .bh
+        .gradients(&s.starts, &s.values, &mut rng::seeded(seed))
+        .expect("finite");
+    assert!(st.actor_grad_norm > 1e-4, "a gradient to check");
+    let ids = s.bh.actor_params.clone();
+    let mut checked = 0;
+    let mut worst: f64 = 0.0;
+    for (j, &p) in ids.iter().enumerate() {
+        for e in 0..s.values[p].len() {
+            let x0 = s.values[p][e];
+            let h = 1e-2f32;
+            let mut at = |x: f32, s: &mut Setup| {
+                s.values[p][e] = x;
+                let (st, _, _) = s
+                    .bh
+                    .gradients(&s.starts, &s.values, &mut rng::seeded(seed))
+                    .expect("finite");
+                -st.objective
+            };
+            let up = at(x0 + h, &mut s);
+            let down = at(x0 - h, &mut s);
+            s.values[p][e] = x0;
+            let fd = (up - down) / (2.0 * h as f64);
+            let g = ga[j][e] as f64;
+            // f32 forward passes: the difference quotient carries ~1e-6·|J|/h of rounding.
+            let tol = 2e-3 + 2e-2 * fd.abs();
+            assert!(
+                (g - fd).abs() <= tol,
+                "{}[{e}]: backward {g}, finite differences {fd}",
+                s.names[p]
+            );
+            worst = worst.max((g - fd).abs());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "checked {checked} parameters");
+    let _ = worst;
+}
+
+#[test]
+fn the_actors_gradient_matches_finite_differences_on_a_linear_world_model() {
+    actor_gradient_matches_finite_differences(LINEAR, 5);
+}
+
+#[test]
+fn the_actors_gradient_matches_finite_differences_through_a_gru_and_a_tanh_policy() {
+    actor_gradient_matches_finite_differences(DREAMER, 5);
+}
