@@ -52,6 +52,9 @@ pub struct AgentConfig {
     pub eval_episodes: usize,
     /// Seeds the parameters, the environment's resets, the replay windows and the noise.
     pub seed: u64,
+    /// Workers (0: one per core, at most 2).
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl Default for AgentConfig {
@@ -68,6 +71,7 @@ impl Default for AgentConfig {
             eval_every: 2_000,
             eval_episodes: 5,
             seed: 0,
+            threads: 0,
         }
     }
 }
@@ -245,6 +249,7 @@ impl Agent {
             seed: cfg.seed,
             holdout: 0.0,
             engine: EngineChoice::Fused,
+            threads: cfg.threads,
             ..TrainConfig::default()
         };
         let mut trainer = Trainer::new(program, None, tc).map_err(|e| {

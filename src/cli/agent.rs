@@ -24,11 +24,11 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 20_000)]
     pub env_steps: u64,
     /// Output directory (episodes.jsonl, metrics.jsonl, checkpoint, replay.npz, returns.svg).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Continue the run in --out from its checkpoint.
-    #[arg(long)]
-    pub resume: bool,
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint (its replay and counters too).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     /// Start over in a directory that already holds a run.
     #[arg(long)]
     pub force: bool,
@@ -62,6 +62,9 @@ pub struct AgentArgs {
     /// Episodes per evaluation, acting with the policy's mode.
     #[arg(long, default_value_t = 5)]
     pub eval_episodes: usize,
+    /// Worker threads (0: one per core, at most 2).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 struct Lines {
@@ -166,6 +169,18 @@ pub fn plot_returns(dir: &Path, title: &str) -> Result<PathBuf, String> {
 }
 
 pub fn agent(a: AgentArgs, color: bool) -> u8 {
+    let resume = a.resume.is_some();
+    let Some(out) = a.resume.clone().or_else(|| a.out.clone()) else {
+        return flag_error("pass --out DIR".into(), "the run directory is required");
+    };
+    if let (Some(r), Some(o)) = (&a.resume, &a.out) {
+        if r != o {
+            return flag_error(
+                format!("--resume {} and --out {} differ", r.display(), o.display()),
+                "a resumed run continues in its own directory: drop --out",
+            );
+        }
+    }
     let session = match open(&a.file, color) {
         Ok(s) => s,
         Err(c) => return c,
@@ -200,17 +215,17 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             return FAILED;
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&a.out) {
+    if let Err(e) = std::fs::create_dir_all(&out) {
         return flag_error(
-            format!("cannot create `{}`: {e}", a.out.display()),
+            format!("cannot create `{}`: {e}", out.display()),
             "choose another --out directory",
         );
     }
-    let _lock = match super::rundir::claim(&a.out, a.resume, a.force) {
+    let _lock = match super::rundir::claim(&out, resume, a.force) {
         Ok(l) => l,
         Err(c) => return c,
     };
-    if a.force && !a.resume {
+    if a.force && !resume {
         for f in [
             "episodes.jsonl",
             "metrics.jsonl",
@@ -219,7 +234,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             "agent.json",
             "returns.svg",
         ] {
-            let _ = std::fs::remove_file(a.out.join(f));
+            let _ = std::fs::remove_file(out.join(f));
         }
     }
     let cfg = AgentConfig {
@@ -238,17 +253,18 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         eval_every: a.eval_every,
         eval_episodes: a.eval_episodes,
         seed: a.seed,
+        threads: a.threads,
     };
     let spec = env.spec().clone();
     let name = session.model.ir().name.clone();
-    let mut agent = match Agent::new(session.program, &spec, cfg, &a.out, a.resume) {
+    let mut agent = match Agent::new(session.program, &spec, cfg, &out, resume) {
         Ok(x) => x,
         Err(d) => {
             super::session::coded(d.code, d.message, &d.help);
             return FAILED;
         }
     };
-    let _ = std::fs::write(a.out.join("model.vmodel"), &session.model.source);
+    let _ = std::fs::write(out.join("model.vmodel"), &session.model.source);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -276,19 +292,19 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             FAILED
         }
     };
-    match plot_returns(&a.out, &format!("{name} in {}", spec.id)) {
+    match plot_returns(&out, &format!("{name} in {}", spec.id)) {
         Ok(p) => println!("returns: {}", p.display()),
         Err(e) => eprintln!("warning: cannot draw returns.svg: {e}"),
     }
     if stop.load(Ordering::SeqCst) {
         println!(
-            "interrupted at env step {}: checkpoint saved to {}\nto continue: vic agent {} --env {} --env-steps {} --out {} --resume",
+            "interrupted at env step {}: checkpoint saved to {}\nto continue: vic agent {} --env {} --env-steps {} --resume {}",
             agent.progress.env_steps,
-            a.out.display(),
+            out.display(),
             a.file.display(),
             a.env,
             a.env_steps,
-            a.out.display()
+            out.display()
         );
     }
     code

@@ -124,7 +124,7 @@ checkpoint.safetensors and elbo.svg. Ctrl-C saves a checkpoint; continue with --
     #[command(after_long_help = "Examples:
   vic agent models/dreamer_pendulum.vmodel --env pendulum --env-steps 20000 --out runs/agent
   vic agent models/dreamer_pendulum.vmodel --env gym:Pendulum-v1 --out runs/agent-gym
-  vic agent models/dreamer_pendulum.vmodel --out runs/agent --env-steps 40000 --resume
+  vic agent models/dreamer_pendulum.vmodel --env-steps 40000 --resume runs/agent
 
 The run directory holds episodes.jsonl (one line per episode: env_step, return, length, eval),
 metrics.jsonl (one line per update), checkpoint.safetensors, replay.npz (the episodes, in
