@@ -59,7 +59,11 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
     assert!(stdout.contains("evaluation: mean return"), "{stdout}");
     // 3 training episodes of 200 steps; evaluations at step 0 and 400 (one episode each).
     let recs = episodes::read(&a.join("episodes.jsonl")).expect("episodes.jsonl");
-    let train: Vec<u64> = recs.iter().filter(|r| !r.eval).map(|r| r.env_step).collect();
+    let train: Vec<u64> = recs
+        .iter()
+        .filter(|r| !r.eval)
+        .map(|r| r.env_step)
+        .collect();
     let evals: Vec<u64> = recs.iter().filter(|r| r.eval).map(|r| r.env_step).collect();
     assert_eq!(train, [200, 400, 600]);
     assert_eq!(evals, [0, 400]);
@@ -69,7 +73,14 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
     assert_eq!(m.len(), 24);
     for (i, l) in m.iter().enumerate() {
         assert_eq!(l["update"], (i + 1) as u64);
-        for k in ["elbo", "objective", "reward", "neg_kl", "critic_loss", "actor_grad_norm"] {
+        for k in [
+            "elbo",
+            "objective",
+            "reward",
+            "neg_kl",
+            "critic_loss",
+            "actor_grad_norm",
+        ] {
             assert!(l[k].as_f64().is_some_and(f64::is_finite), "{k} in {l}");
         }
     }
@@ -80,7 +91,10 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
     };
     let replay = Replay::load(&a.join("replay.npz"), &names).expect("replay.npz loads");
     assert_eq!(replay.episodes.len(), 3);
-    assert!(replay.episodes.iter().all(|e| e.act.iter().all(|x| (-1.0..=1.0).contains(x))));
+    assert!(replay
+        .episodes
+        .iter()
+        .all(|e| e.act.iter().all(|x| (-1.0..=1.0).contains(x))));
     let svg = std::fs::read_to_string(a.join("returns.svg")).expect("returns.svg");
     assert!(svg.contains("<svg") && svg.contains("environment steps"));
     for f in ["checkpoint.safetensors", "agent.json", "model.vmodel"] {
@@ -90,7 +104,10 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
     // Continue to 800 steps; the same from scratch: the same updates, the same returns.
     run(&a, 800, &["--resume", a.to_str().expect("utf-8")]);
     run(&b, 800, &[]);
-    let (ma, mb) = (lines(&a.join("metrics.jsonl")), lines(&b.join("metrics.jsonl")));
+    let (ma, mb) = (
+        lines(&a.join("metrics.jsonl")),
+        lines(&b.join("metrics.jsonl")),
+    );
     assert_eq!(ma.len(), 32);
     let strip = |v: &serde_json::Value| {
         let mut v = v.clone();

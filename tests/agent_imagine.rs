@@ -115,14 +115,23 @@ fn setup(src: &str, n: usize) -> Setup {
         }
     }
     let im = program.elbo.imagination.clone().expect("an imagine block");
-    let bh = Behaviour::new(&program.model, &im, &index, n, 1, BehaviourConfig::default())
-        .expect("compiles the behaviour programs");
+    let bh = Behaviour::new(
+        &program.model,
+        &im,
+        &index,
+        n,
+        1,
+        BehaviourConfig::default(),
+    )
+    .expect("compiles the behaviour programs");
     let starts = bh
         .state_vars
         .iter()
         .map(|&v| {
             let size = program.model.vars[v].ty.size();
-            (0..n * size).map(|_| r.sample::<f32, _>(StandardNormal)).collect()
+            (0..n * size)
+                .map(|_| r.sample::<f32, _>(StandardNormal))
+                .collect()
         })
         .collect();
     Setup {
@@ -171,7 +180,11 @@ fn hand(s: &Setup, n: usize, seed: u64) -> (f64, f64, Vec<f64>, Vec<f64>) {
     let mut eps_a = Vec::new();
     let mut eps_s = Vec::new();
     for _ in 0..h {
-        eps_a.push((0..n).map(|_| r.sample::<f32, _>(StandardNormal) as f64).collect::<Vec<_>>());
+        eps_a.push(
+            (0..n)
+                .map(|_| r.sample::<f32, _>(StandardNormal) as f64)
+                .collect::<Vec<_>>(),
+        );
         eps_s.push(
             (0..2 * n)
                 .map(|_| r.sample::<f32, _>(StandardNormal) as f64)
@@ -182,7 +195,10 @@ fn hand(s: &Setup, n: usize, seed: u64) -> (f64, f64, Vec<f64>, Vec<f64>) {
     let (mut obj, mut closs) = (0.0, 0.0);
     let (mut dw, mut db) = (vec![0.0; 2], vec![0.0; 1]);
     for i in 0..n {
-        let mut st: Vec<Vec<f64>> = vec![s.starts[0][2 * i..2 * i + 2].iter().map(|&x| x as f64).collect()];
+        let mut st: Vec<Vec<f64>> = vec![s.starts[0][2 * i..2 * i + 2]
+            .iter()
+            .map(|&x| x as f64)
+            .collect()];
         let (mut soft, mut vals) = (Vec::new(), vec![0.0]);
         for tau in 0..h {
             let x = &st[tau];
@@ -238,10 +254,9 @@ fn close(what: &str, got: f64, want: f64, rel: f64, abs: f64) {
 fn the_imagined_bound_and_the_critic_match_a_hand_rollout_of_a_linear_world_model() {
     let n = 7;
     let mut s = setup(LINEAR, n);
-    let (st, _, gc) = s
-        .bh
-        .gradients(&s.starts, &s.values, &mut rng::seeded(42))
-        .expect("finite");
+    let (st, _, gc) =
+        s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(42))
+            .expect("finite");
     let (obj, closs, dw, db) = hand(&s, n, 42);
     // f32 programs against an f64 hand computation: rounding only.
     close("α·R^λ_1", st.objective, obj, 1e-4, 1e-5);
@@ -262,31 +277,29 @@ fn the_imagined_bound_and_the_critic_match_a_hand_rollout_of_a_linear_world_mode
 fn actor_gradient_matches_finite_differences(src: &str, n: usize) {
     let mut s = setup(src, n);
     let seed = 9;
-    let (st, ga, _) = s
-        .bh
-        .gradients(&s.starts, &s.values, &mut rng::seeded(seed))
-        .expect("finite");
+    let (st, ga, _) =
+        s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(seed))
+            .expect("finite");
     assert!(st.actor_grad_norm > 1e-4, "a gradient to check");
     let ids = s.bh.actor_params.clone();
     let mut checked = 0;
     let mut worst: f64 = 0.0;
     for (j, &p) in ids.iter().enumerate() {
-        for e in 0..s.values[p].len() {
+        for (e, &g) in ga[j].iter().enumerate() {
             let x0 = s.values[p][e];
             let h = 1e-2f32;
-            let mut at = |x: f32, s: &mut Setup| {
+            let at = |x: f32, s: &mut Setup| {
                 s.values[p][e] = x;
-                let (st, _, _) = s
-                    .bh
-                    .gradients(&s.starts, &s.values, &mut rng::seeded(seed))
-                    .expect("finite");
+                let (st, _, _) =
+                    s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(seed))
+                        .expect("finite");
                 -st.objective
             };
             let up = at(x0 + h, &mut s);
             let down = at(x0 - h, &mut s);
             s.values[p][e] = x0;
             let fd = (up - down) / (2.0 * h as f64);
-            let g = ga[j][e] as f64;
+            let g = g as f64;
             // f32 forward passes: the difference quotient carries ~1e-6·|J|/h of rounding.
             let tol = 2e-3 + 2e-2 * fd.abs();
             assert!(

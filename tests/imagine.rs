@@ -246,7 +246,7 @@ fn run_trains_the_world_model_and_says_imagination_is_ignored() {
     assert!(out.status.success(), "vic run failed: {stderr}");
     assert!(
         stderr.contains(
-            "the `imagine` block (behaviour learning in imagination) is not run by the runtime yet"
+            "the `imagine` block (behaviour learning in imagination) is run by `vic agent`"
         ),
         "{stderr}"
     );

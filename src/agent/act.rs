@@ -52,7 +52,10 @@ pub struct Filtered {
 }
 
 fn build(m: &Model, index: &ParamIndex, obs_var: VarId, t0: i64) -> R<Step> {
-    let b = m.behaviour.as_ref().ok_or_else(|| Unsupported("no `imagine` block".into()))?;
+    let b = m
+        .behaviour
+        .as_ref()
+        .ok_or_else(|| Unsupported("no `imagine` block".into()))?;
     let none = HashSet::new();
     let mut e = Emit::new(m, index, &none, 1);
     let plan = Plan::new(m);
@@ -133,7 +136,10 @@ impl Filtered {
     ) -> R<Filtered> {
         let first = build(m, index, obs_var, 1)?;
         let later = build(m, index, obs_var, 2)?;
-        let b = m.behaviour.as_ref().ok_or_else(|| Unsupported("no `imagine` block".into()))?;
+        let b = m
+            .behaviour
+            .as_ref()
+            .ok_or_else(|| Unsupported("no `imagine` block".into()))?;
         let inits = first
             .prev
             .iter()

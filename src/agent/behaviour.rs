@@ -23,7 +23,7 @@
 
 use super::emit::{DistV, Draw, Emit, Unsupported, R};
 use super::returns;
-use crate::derive::imagine::{ImaginedCompute, Imagination, Learner, Trainable};
+use crate::derive::imagine::{Imagination, ImaginedCompute, Learner, Trainable};
 use crate::family::Family;
 use crate::fused::build::ParamIndex;
 use crate::fused::graph::View;
@@ -205,7 +205,9 @@ impl Behaviour {
             (kl_compute, &b.prior.args)
         {
             let (ExprKind::Num(l), ExprKind::Num(h)) = (&low.kind, &high.kind) else {
-                return Err(Unsupported("Uniform action prior bounds other than numbers".into()));
+                return Err(Unsupported(
+                    "Uniform action prior bounds other than numbers".into(),
+                ));
             };
             let size = m.vars[b.action].ty.size() as f32;
             klconst = -size * ((h - l) as f32).ln();
@@ -300,7 +302,11 @@ impl Behaviour {
             lambda: b.lambda as f32,
             alpha: b.alpha as f32,
             klconst,
-            vscale: if b.discount < 1.0 { 1.0 / (1.0 - b.discount as f32) } else { 1.0 },
+            vscale: if b.discount < 1.0 {
+                1.0 / (1.0 - b.discount as f32)
+            } else {
+                1.0
+            },
             actor_params,
             critic_params,
             state_vars,
@@ -342,8 +348,18 @@ impl Behaviour {
         let (st, ga, gc) = self.gradients(starts, values, rng)?;
         let clip = self.cfg.clip;
         for (ids, mut grads, norm, lr) in [
-            (&self.actor_params, ga, st.actor_grad_norm, self.cfg.actor_lr),
-            (&self.critic_params, gc, st.critic_grad_norm, self.cfg.critic_lr),
+            (
+                &self.actor_params,
+                ga,
+                st.actor_grad_norm,
+                self.cfg.actor_lr,
+            ),
+            (
+                &self.critic_params,
+                gc,
+                st.critic_grad_norm,
+                self.cfg.critic_lr,
+            ),
         ] {
             let f = crate::runtime::optim::clip_factor(norm, clip) as f32;
             let k = adam.at_step(lr);
@@ -453,10 +469,15 @@ impl Behaviour {
             let nw = sh.n;
             st.objective += sh.ret[..nw].iter().map(|&x| x as f64).sum::<f64>();
             for tau in 0..h {
-                st.reward += sh.actor.view(sh.rew[tau]).iter().map(|&x| x as f64).sum::<f64>();
+                st.reward += sh
+                    .actor
+                    .view(sh.rew[tau])
+                    .iter()
+                    .map(|&x| x as f64)
+                    .sum::<f64>();
                 for p in &sh.kl[tau] {
-                    st.neg_kl += (p.coef as f64)
-                        * sh.actor.view(p.v).iter().map(|&x| x as f64).sum::<f64>();
+                    st.neg_kl +=
+                        (p.coef as f64) * sh.actor.view(p.v).iter().map(|&x| x as f64).sum::<f64>();
                 }
             }
             st.neg_kl += (klconst as f64) * (h * nw) as f64;
@@ -484,9 +505,9 @@ impl Behaviour {
                     let mut g = vec![0.0f32; values[p].len()];
                     for sh in shares {
                         let w = if critic { &sh.critic } else { &sh.actor };
-                        if let Some(bi) = (0..w.g.bufs.len()).find(|&b| {
-                            w.g.bufs[b].kind == crate::fused::graph::BufKind::Param(p)
-                        }) {
+                        if let Some(bi) = (0..w.g.bufs.len())
+                            .find(|&b| w.g.bufs[b].kind == crate::fused::graph::BufKind::Param(p))
+                        {
                             for (a, x) in g.iter_mut().zip(w.grad(bi)) {
                                 *a += x;
                             }

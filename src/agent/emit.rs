@@ -67,7 +67,12 @@ pub struct Emit<'a> {
 
 impl<'a> Emit<'a> {
     /// An empty graph over `rows` rows; parameters in `learn` get gradients.
-    pub fn new(m: &'a Model, index: &'a ParamIndex, learn: &'a HashSet<usize>, rows: usize) -> Self {
+    pub fn new(
+        m: &'a Model,
+        index: &'a ParamIndex,
+        learn: &'a HashSet<usize>,
+        rows: usize,
+    ) -> Self {
         Emit {
             m,
             index,
@@ -115,7 +120,9 @@ impl<'a> Emit<'a> {
     /// The buffer of parameter `name`.
     pub fn param(&mut self, name: &str) -> R<BufId> {
         let Some(&(i, r, c)) = self.index.get(name) else {
-            return unsup(format!("parameter `{name}` is not in the world model's program"));
+            return unsup(format!(
+                "parameter `{name}` is not in the world model's program"
+            ));
         };
         if let Some(b) = self.pbuf.get(&i) {
             return Ok(*b);
@@ -134,7 +141,12 @@ impl<'a> Emit<'a> {
         let s = match time {
             TimeRef::Lag(k) => t - k as i64,
             TimeRef::Step(k) => k,
-            _ => return unsup(format!("the read of `{}` (lags only)", self.m.vars[var].name)),
+            _ => {
+                return unsup(format!(
+                    "the read of `{}` (lags only)",
+                    self.m.vars[var].name
+                ))
+            }
         };
         match self.at.get(&(var, s)) {
             Some(v) => Ok(*v),
@@ -231,9 +243,8 @@ impl<'a> Emit<'a> {
                 let wh = self.param(&format!("{prefix}.w_h"))?;
                 let bi = self.param(&format!("{prefix}.b_i"))?;
                 let bh = self.param(&format!("{prefix}.b_h"))?;
-                let grad = self.grad(h)
-                    || xs.iter().any(|(v, _)| self.grad(*v))
-                    || self.g.bufs[wi].grad;
+                let grad =
+                    self.grad(h) || xs.iter().any(|(v, _)| self.grad(*v)) || self.g.bufs[wi].grad;
                 let out = self.temp(hd, grad);
                 let gates = self.temp(3 * hd, false);
                 let ghn = self.temp(hd, false);
@@ -288,7 +299,10 @@ impl<'a> Emit<'a> {
                 ))
             }
         };
-        if !matches!(d.family, Family::Normal | Family::TanhNormal | Family::Uniform) {
+        if !matches!(
+            d.family,
+            Family::Normal | Family::TanhNormal | Family::Uniform
+        ) {
             return unsup(format!("{} in imagination", d.family.name()));
         }
         // A scalar argument broadcast to the event.
@@ -378,7 +392,9 @@ impl<'a> Emit<'a> {
 
     /// `Σ_cols KL(N(q) ‖ N(p))` → one column.
     pub fn normal_kl(&mut self, q: DistV, p: DistV) -> View {
-        let grad = [q.loc, q.scale, p.loc, p.scale].iter().any(|v| self.grad(*v));
+        let grad = [q.loc, q.scale, p.loc, p.scale]
+            .iter()
+            .any(|v| self.grad(*v));
         let out = self.temp(1, grad);
         self.g.ops.push(Op::NormalKl {
             ql: q.loc,

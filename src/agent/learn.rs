@@ -180,7 +180,9 @@ fn io_vars(p: &Program, obs_dim: usize) -> Result<(VarId, VarId), Diagnostic> {
 }
 
 /// The parameter layout of a store (as the compiled programs lay it out) and its values.
-pub fn param_index(store: &crate::runtime::nets::params::ParamStore) -> (ParamIndex, Vec<Vec<f32>>) {
+pub fn param_index(
+    store: &crate::runtime::nets::params::ParamStore,
+) -> (ParamIndex, Vec<Vec<f32>>) {
     let mut index = ParamIndex::new();
     let mut values = Vec::new();
     for (i, (name, p)) in store.iter().enumerate() {
@@ -253,7 +255,11 @@ impl Agent {
             ..TrainConfig::default()
         };
         let mut trainer = Trainer::new(program, None, tc).map_err(|e| {
-            diag(Code::Backend, e.to_string(), "report this with the model file")
+            diag(
+                Code::Backend,
+                e.to_string(),
+                "report this with the model file",
+            )
         })?;
         let mut progress = Progress::default();
         let mut replay = Replay::new(spec.obs.dim(), spec.act.dim());
@@ -283,14 +289,20 @@ impl Agent {
             replay = Replay::load(&dir.join("replay.npz"), &names)?;
         }
         let (index, values) = param_index(&trainer.store);
-        let policy = Filtered::new(&trainer.program.model, &index, obs_var, values.clone(), cfg.seed)
-            .map_err(|u| {
-                diag(
-                    Code::Unsupported,
-                    format!("cannot act with `{}`: {}", trainer.program.model.name, u.0),
-                    "the agent runs MLP and GRU nets, Normal and TanhNormal draws",
-                )
-            })?;
+        let policy = Filtered::new(
+            &trainer.program.model,
+            &index,
+            obs_var,
+            values.clone(),
+            cfg.seed,
+        )
+        .map_err(|u| {
+            diag(
+                Code::Unsupported,
+                format!("cannot act with `{}`: {}", trainer.program.model.name, u.0),
+                "the agent runs MLP and GRU nets, Normal and TanhNormal draws",
+            )
+        })?;
         Ok(Agent {
             trainer,
             behaviour: None,
@@ -371,7 +383,10 @@ impl Agent {
             .map_err(|u| {
                 diag(
                     Code::Unsupported,
-                    format!("cannot imagine with `{}`: {}", self.trainer.program.model.name, u.0),
+                    format!(
+                        "cannot imagine with `{}`: {}",
+                        self.trainer.program.model.name, u.0
+                    ),
                     "imagination runs MLP and GRU nets, Normal and TanhNormal draws",
                 )
             })?;
@@ -384,8 +399,12 @@ impl Agent {
             .map(|&v| eng.chain_values(v).expect("a chain variable"))
             .collect();
         // The world model's current parameters; the actor's and critic's are ours.
-        let own: std::collections::HashSet<usize> =
-            bh.actor_params.iter().chain(&bh.critic_params).copied().collect();
+        let own: std::collections::HashSet<usize> = bh
+            .actor_params
+            .iter()
+            .chain(&bh.critic_params)
+            .copied()
+            .collect();
         for (i, v) in eng.values.iter().enumerate() {
             if !own.contains(&i) {
                 self.values[i].copy_from_slice(v);
@@ -405,7 +424,13 @@ impl Agent {
         Ok((stats.elbo, bs))
     }
 
-    fn episode(&mut self, random: bool, greedy: bool, seed: u64, env: &mut dyn Env) -> Result<Episode, Diagnostic> {
+    fn episode(
+        &mut self,
+        random: bool,
+        greedy: bool,
+        seed: u64,
+        env: &mut dyn Env,
+    ) -> Result<Episode, Diagnostic> {
         let spec = env.spec().clone();
         let max = spec.max_steps.unwrap_or(1000);
         let (low, high) = (spec.act.low.clone(), spec.act.high.clone());
@@ -437,7 +462,8 @@ impl Agent {
                     "check that the run directory is writable and the disk is not full",
                 )
             })?;
-        self.replay.save(&self.dir.join("replay.npz"), &self.names)?;
+        self.replay
+            .save(&self.dir.join("replay.npz"), &self.names)?;
         let tmp = self.dir.join("agent.json.tmp");
         let text = serde_json::to_string_pretty(&self.progress).expect("serialises");
         std::fs::write(&tmp, text)
@@ -451,7 +477,11 @@ impl Agent {
             })
     }
 
-    fn evaluate(&mut self, env: &mut dyn Env, obs: &mut impl AgentObserver) -> Result<(), Diagnostic> {
+    fn evaluate(
+        &mut self,
+        env: &mut dyn Env,
+        obs: &mut impl AgentObserver,
+    ) -> Result<(), Diagnostic> {
         let path = self.dir.join("episodes.jsonl");
         for k in 0..self.cfg.eval_episodes as u64 {
             let seed = 1_000_000 + self.progress.evals * 1000 + k;
@@ -471,7 +501,11 @@ impl Agent {
     }
 
     /// Runs the loop until `cfg.env_steps` training steps (or the observer stops it).
-    pub fn run(&mut self, env: &mut dyn Env, obs: &mut impl AgentObserver) -> Result<(), Diagnostic> {
+    pub fn run(
+        &mut self,
+        env: &mut dyn Env,
+        obs: &mut impl AgentObserver,
+    ) -> Result<(), Diagnostic> {
         let t0 = Instant::now();
         let secs0 = self.progress.seconds;
         let ep_path = self.dir.join("episodes.jsonl");

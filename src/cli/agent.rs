@@ -193,7 +193,10 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
     }
     for (name, v) in [("--batch", a.batch), ("--length", a.length)] {
         if v == 0 {
-            return flag_error(format!("{name} must be at least 1"), "pass a positive number");
+            return flag_error(
+                format!("{name} must be at least 1"),
+                "pass a positive number",
+            );
         }
     }
     for (name, v) in [

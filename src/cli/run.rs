@@ -244,7 +244,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     };
     if session.model.ir().behaviour.is_some() {
         eprintln!(
-            "note: `vic run` trains the world model's ELBO only; the `imagine` block (behaviour learning in imagination) is not run by the runtime yet and is ignored here (`vic elbo` shows its objectives)"
+            "note: `vic run` trains the world model's ELBO on the data only; the `imagine` block (behaviour learning in imagination) is run by `vic agent`, which collects its own episodes (docs/agent.md)"
         );
     }
     let data = match session.load_data(a.data.as_deref()) {

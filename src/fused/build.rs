@@ -204,7 +204,9 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
     ops.append(&mut bd.g.ops);
     bd.g.ops = ops;
     let mut chain: Vec<(VarId, BufId)> = (bd.vars.iter())
-        .filter(|(v, _)| m.vars[**v].timed && matches!(m.vars[**v].role, Role::Latent | Role::State))
+        .filter(|(v, _)| {
+            m.vars[**v].timed && matches!(m.vars[**v].role, Role::Latent | Role::State)
+        })
         .map(|(v, b)| (*v, *b))
         .collect();
     chain.sort();

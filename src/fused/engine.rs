@@ -216,7 +216,9 @@ impl Engine {
     /// Whether the program reads parameter `i` (a parameter it does not read has no gradient
     /// and is left alone by its optimiser step).
     pub fn reads(&self, i: usize) -> bool {
-        self.shares.iter().any(|s| s.params.iter().any(|(p, _)| *p == i))
+        self.shares
+            .iter()
+            .any(|s| s.params.iter().any(|(p, _)| *p == i))
     }
 
     /// The values a timed latent or state took in the last forward pass, all steps of all

@@ -503,9 +503,11 @@ impl Trainer {
         let total = batch.b;
         match self.fused_for(batch.b, batch.t.max(1))? {
             Some(i) => self.step_fused(i, batch, 0, total),
-            None => Err(TrainError::Unsupported(self.fused_off.clone().unwrap_or_else(
-                || "the reference runtime was chosen".into(),
-            ))),
+            None => Err(TrainError::Unsupported(
+                self.fused_off
+                    .clone()
+                    .unwrap_or_else(|| "the reference runtime was chosen".into()),
+            )),
         }
     }
 
