@@ -10,7 +10,7 @@ set -euo pipefail
 out=${1:-runs/agent-pendulum}
 vic=${VIC:-target/release/vic}
 mkdir -p "$out"
-flags=(--env-steps 20000 --train-every 5 --actor-lr 2e-4 --critic-lr 5e-4 --eval-every 2000 --eval-episodes 10)
+flags=(--env-steps 20000 --train-every 5 --actor-lr 2e-4 --critic-lr 5e-4 --eval-every 2000 --eval-episodes 20)
 for seed in 0 1 2; do
   /usr/bin/time -f "%e s wall, %M KiB max RSS" -o "$out/seed$seed.time" \
     "$vic" agent models/dreamer_pendulum.vmodel --env pendulum --seed "$seed" "${flags[@]}" \

@@ -484,7 +484,9 @@ impl Agent {
     ) -> Result<(), Diagnostic> {
         let path = self.dir.join("episodes.jsonl");
         for k in 0..self.cfg.eval_episodes as u64 {
-            let seed = 1_000_000 + self.progress.evals * 1000 + k;
+            // The same initial states at every evaluation (common random numbers: the curve
+            // compares policies, not draws of initial states).
+            let seed = 1_000_000 + k;
             let ep = self.episode(false, true, seed, env)?;
             let rec = Record {
                 env_step: self.progress.env_steps,

@@ -3,7 +3,6 @@
 
 use super::session::{flag_error, open};
 use super::{FAILED, OK};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -70,11 +69,9 @@ pub struct AgentArgs {
 struct Lines {
     stop: Arc<AtomicBool>,
     start: Instant,
-    last: Option<(u64, f64)>,
     evals: Vec<f64>,
     stats: Option<BehaviourStats>,
     elbo: f64,
-    tty: bool,
 }
 
 impl AgentObserver for Lines {
@@ -88,17 +85,11 @@ impl AgentObserver for Lines {
             return;
         }
         if !self.evals.is_empty() {
-            let n = self.evals.len() as f64;
-            let mean = self.evals.iter().sum::<f64>() / n;
-            let sd = (self.evals.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
-                / (n - 1.0).max(1.0))
-            .sqrt();
             println!(
-                "{:>8.0}s  env step {:>6}  evaluation: mean return {mean:>8.1} ± {:.1} ({} episodes)",
+                "{:>8.0}s  env step {:>6}  evaluation: {}",
                 t,
                 rec.env_step - rec.length,
-                sd / n.sqrt(),
-                self.evals.len()
+                eval_summary(&self.evals)
             );
             self.evals.clear();
         }
@@ -113,8 +104,6 @@ impl AgentObserver for Lines {
             "{:>8.0}s  env step {:>6}  episode {:>4}  return {:>8.1}{extra}",
             t, rec.env_step, p.episodes, rec.ret
         );
-        let _ = self.tty;
-        self.last = Some((rec.env_step, rec.ret));
     }
     fn updated(&mut self, _p: &Progress, elbo: f64, b: &BehaviourStats) {
         self.elbo = elbo;
@@ -122,16 +111,26 @@ impl AgentObserver for Lines {
     }
 }
 
+/// `mean return −123.4 ± 5.6 (10 episodes)`: the mean and its standard error.
+fn eval_summary(returns: &[f64]) -> String {
+    let n = returns.len() as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let var = returns.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    format!(
+        "mean return {mean:>8.1} ± {:.1} ({} episodes)",
+        (var / n).sqrt(),
+        returns.len()
+    )
+}
+
 fn flush_evals(l: &mut Lines, step: u64) {
     if l.evals.is_empty() {
         return;
     }
-    let n = l.evals.len() as f64;
-    let mean = l.evals.iter().sum::<f64>() / n;
     println!(
-        "{:>8.0}s  env step {step:>6}  evaluation: mean return {mean:>8.1} ({} episodes)",
+        "{:>8.0}s  env step {step:>6}  evaluation: {}",
         l.start.elapsed().as_secs_f64(),
-        l.evals.len()
+        eval_summary(&l.evals)
     );
     l.evals.clear();
 }
@@ -280,11 +279,9 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
     let mut lines = Lines {
         stop: stop.clone(),
         start: Instant::now(),
-        last: None,
         evals: Vec::new(),
         stats: None,
         elbo: f64::NAN,
-        tty: std::io::stdout().is_terminal(),
     };
     let result = agent.run(env.as_mut(), &mut lines);
     flush_evals(&mut lines, agent.progress.env_steps);
