@@ -125,6 +125,23 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
             .expect("json");
     assert_eq!(progress["env_steps"], 800);
     assert_eq!(progress["updates"], 32);
+    // Resuming with other settings says which; resuming a finished run says there is nothing
+    // left; neither changes the run.
+    let o = vic(&[
+        "agent",
+        MODEL,
+        "--env-steps",
+        "800",
+        "--train-every",
+        "10",
+        "--resume",
+        a.to_str().expect("utf-8"),
+    ]);
+    let (_, e) = text(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("W003") && e.contains("train_every 25 → 10"), "{e}");
+    assert!(e.contains("W004"), "{e}");
+    assert_eq!(lines(&a.join("metrics.jsonl")).len(), 32);
 }
 
 #[test]

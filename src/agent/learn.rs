@@ -89,6 +89,9 @@ pub struct Progress {
     pub evals: u64,
     /// Seconds of wall-clock time spent, summed over sessions.
     pub seconds: f64,
+    /// The settings of the session that wrote it.
+    #[serde(default)]
+    pub config: Option<AgentConfig>,
 }
 
 /// What the loop tells its caller.
@@ -135,6 +138,8 @@ pub struct Agent {
     pub cfg: AgentConfig,
     /// The loop's counters.
     pub progress: Progress,
+    /// On resume: the settings that differ from the saved run's (`train_every 5 → 10`).
+    pub changed: Vec<String>,
     dir: PathBuf,
 }
 
@@ -288,6 +293,20 @@ impl Agent {
             })?;
             replay = Replay::load(&dir.join("replay.npz"), &names)?;
         }
+        let mut changed = Vec::new();
+        if let Some(then) = progress.config.take() {
+            let (a, b) = (
+                serde_json::to_value(&then).unwrap_or_default(),
+                serde_json::to_value(&cfg).unwrap_or_default(),
+            );
+            if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
+                for (k, v) in a {
+                    if k != "env_steps" && k != "threads" && b.get(k) != Some(v) {
+                        changed.push(format!("{k} {v} → {}", b.get(k).cloned().unwrap_or_default()));
+                    }
+                }
+            }
+        }
         let (index, values) = param_index(&trainer.store);
         let policy = Filtered::new(
             &trainer.program.model,
@@ -316,6 +335,7 @@ impl Agent {
             values,
             cfg,
             progress,
+            changed,
             dir: dir.to_path_buf(),
         })
     }
@@ -465,6 +485,7 @@ impl Agent {
         self.replay
             .save(&self.dir.join("replay.npz"), &self.names)?;
         let tmp = self.dir.join("agent.json.tmp");
+        self.progress.config = Some(self.cfg.clone());
         let text = serde_json::to_string_pretty(&self.progress).expect("serialises");
         std::fs::write(&tmp, text)
             .and_then(|_| std::fs::rename(&tmp, self.dir.join("agent.json")))

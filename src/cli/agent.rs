@@ -146,11 +146,24 @@ pub fn plot_returns(dir: &Path, title: &str) -> Result<PathBuf, String> {
         .collect();
     let curve = episodes::eval_curve(&recs);
     let mut evals = Line::new(
-        "evaluation (policy mode), mean",
+        "evaluation (policy mode), mean ± s.e.",
         curve.iter().map(|(s, m, _)| (*s as f64, *m)).collect(),
         1,
     );
     evals.dots = true;
+    evals.band = curve
+        .iter()
+        .map(|&(step, mean, n)| {
+            let rs: Vec<f64> = (recs.iter())
+                .filter(|r| r.eval && r.env_step == step)
+                .map(|r| r.ret)
+                .collect();
+            let var = rs.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+                / (n as f64 - 1.0).max(1.0);
+            let se = (var / n as f64).sqrt();
+            (step as f64, mean - se, mean + se)
+        })
+        .collect();
     let path = dir.join("returns.svg");
     panels(
         &path,
@@ -267,6 +280,34 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         }
     };
     let _ = std::fs::write(out.join("model.vmodel"), &session.model.source);
+    if !agent.changed.is_empty() {
+        eprintln!(
+            "{:?}",
+            miette::Report::new(
+                miette::MietteDiagnostic::new(format!(
+                    "resumed with settings that differ from the run's: {}",
+                    agent.changed.join(", ")
+                ))
+                .with_code(vic::diag::Code::ResumeChanged.as_str())
+                .with_severity(miette::Severity::Warning)
+                .with_help("the run continues with the new settings; pass the original flags to continue it exactly")
+            )
+        );
+    }
+    if resume && agent.progress.env_steps >= a.env_steps {
+        eprintln!(
+            "{:?}",
+            miette::Report::new(
+                miette::MietteDiagnostic::new(format!(
+                    "the run is at environment step {}, and --env-steps asks for {} in all: there is nothing left to do",
+                    agent.progress.env_steps, a.env_steps
+                ))
+                .with_code(vic::diag::Code::AlreadyTrained.as_str())
+                .with_severity(miette::Severity::Warning)
+                .with_help("--env-steps counts every step, resumed ones included: pass a larger total")
+            )
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
