@@ -142,6 +142,20 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
     assert!(e.contains("W003") && e.contains("train_every 25 → 10"), "{e}");
     assert!(e.contains("W004"), "{e}");
     assert_eq!(lines(&a.join("metrics.jsonl")).len(), 32);
+    // Evaluating a run acts and prints, and writes nothing.
+    let before = std::fs::read(a.join("episodes.jsonl")).expect("episodes");
+    let o = vic(&[
+        "agent",
+        MODEL,
+        "--resume",
+        a.to_str().expect("utf-8"),
+        "--evaluate",
+        "3",
+    ]);
+    let (out, e) = text(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(out.contains("(3 episodes)") && out.contains("environment step 800"), "{out}");
+    assert_eq!(std::fs::read(a.join("episodes.jsonl")).expect("episodes"), before);
 }
 
 #[test]
@@ -163,6 +177,11 @@ fn agent_faults_are_diagnostics() {
     let (_, e) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("E092") && e.contains("--actor-lr"), "{e}");
+    // --evaluate needs a run to evaluate.
+    let o = vic(&["agent", MODEL, "--evaluate", "3", "--out", out]);
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("E092") && e.contains("--resume"), "{e}");
     // A directory that holds a run, neither resumed nor forced.
     std::fs::write(dir.join("checkpoint.safetensors"), b"x").expect("write");
     let o = vic(&["agent", MODEL, "--env-steps", "10", "--out", out]);

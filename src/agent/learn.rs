@@ -523,6 +523,14 @@ impl Agent {
         Ok(())
     }
 
+    /// `n` episodes acting with the policy's mode from reset seeds `2_000_000 + k` (apart
+    /// from the in-run evaluations' starts), nothing learned or written: their returns.
+    pub fn evaluate_only(&mut self, env: &mut dyn Env, n: usize) -> Result<Vec<f64>, Diagnostic> {
+        (0..n as u64)
+            .map(|k| Ok(self.episode(false, true, 2_000_000 + k, env)?.ret()))
+            .collect()
+    }
+
     /// Runs the loop until `cfg.env_steps` training steps (or the observer stops it).
     pub fn run(
         &mut self,

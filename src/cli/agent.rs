@@ -64,6 +64,10 @@ pub struct AgentArgs {
     /// Worker threads (0: one per core, at most 2).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// With --resume: only act N episodes with the policy's mode in --env (reset seeds
+    /// 2,000,000 + k) and print their mean return; nothing is trained or written.
+    #[arg(long, value_name = "N", requires = "resume")]
+    pub evaluate: Option<usize>,
 }
 
 struct Lines {
@@ -279,6 +283,26 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             return FAILED;
         }
     };
+    if let Some(n) = a.evaluate {
+        return match agent.evaluate_only(env.as_mut(), n.max(1)) {
+            Ok(returns) => {
+                let lo = returns.iter().cloned().fold(f64::MAX, f64::min);
+                let hi = returns.iter().cloned().fold(f64::MIN, f64::max);
+                println!(
+                    "{name} from {} (environment step {}) in {}: {}, min {lo:.1}, max {hi:.1}",
+                    out.display(),
+                    agent.progress.env_steps,
+                    spec.id,
+                    eval_summary(&returns)
+                );
+                OK
+            }
+            Err(d) => {
+                super::session::coded(d.code, d.message, &d.help);
+                FAILED
+            }
+        };
+    }
     let _ = std::fs::write(out.join("model.vmodel"), &session.model.source);
     if !agent.changed.is_empty() {
         eprintln!(

@@ -125,6 +125,7 @@ checkpoint.safetensors and elbo.svg. Ctrl-C saves a checkpoint; continue with --
   vic agent models/dreamer_pendulum.vmodel --env pendulum --env-steps 20000 --out runs/agent
   vic agent models/dreamer_pendulum.vmodel --env gym:Pendulum-v1 --out runs/agent-gym
   vic agent models/dreamer_pendulum.vmodel --env-steps 40000 --resume runs/agent
+  vic agent models/dreamer_pendulum.vmodel --resume runs/agent --evaluate 100 --env gym:Pendulum-v1
 
 The run directory holds episodes.jsonl (one line per episode: env_step, return, length, eval),
 metrics.jsonl (one line per update), checkpoint.safetensors, replay.npz (the episodes, in
