@@ -51,12 +51,12 @@ def main():
         s, m, se = curve(p)
         ax.errorbar(s, m, yerr=se, label=label, color=c, marker="o", ms=4, capsize=3,
                     ls="--" if d.startswith("gym") else "-")
-    ax.axhline(RANDOM, color="grey", ls=":", label="random policy")
+    ax.axhline(RANDOM, color="grey", ls=":", label="random policy (200 episodes)")
     if not math.isnan(known):
-        ax.axhline(known, color="black", ls="-.", label="pendulum_control (known dynamics)")
+        ax.axhline(known, color="black", ls="-.", label="pendulum_control, known dynamics (did not learn)")
     ax.axhline(TARGET, color="#E69F00", lw=1, label="target −200")
     ax.set_xlabel("environment steps (training episodes)")
-    ax.set_ylabel("mean evaluation return (policy mode, 10 episodes, ± s.e.)")
+    ax.set_ylabel("mean evaluation return (policy mode, 20 fixed starts, ± s.e.)")
     ax.set_title("vic agent models/dreamer_pendulum.vmodel")
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)

@@ -175,6 +175,51 @@ fn main() {
     let theirs = other.join().expect("thread");
     let step = mine.max(theirs);
     let budget = 1.0 / (2.0 * jax);
+    // Per shape: the share of the FLOPs and the rate of that shape alone on two threads.
+    let mut shapes: Vec<(usize, usize, usize, bool, bool)> = list
+        .iter()
+        .map(|p| (p.m, p.k, p.n, p.ta, p.tb))
+        .collect();
+    shapes.sort();
+    shapes.dedup();
+    let mut rows: Vec<(f64, String)> = Vec::new();
+    for sh in shapes {
+        let group: Vec<Product> = list
+            .iter()
+            .copied()
+            .filter(|p| (p.m, p.k, p.n, p.ta, p.tb) == sh)
+            .collect();
+        let f: f64 = group.iter().map(|p| 2.0 * (p.m * p.k * p.n) as f64).sum::<f64>() * 2.0;
+        if f / flops < 0.02 {
+            continue;
+        }
+        let reps = (2e8 / f).clamp(5.0, 2000.0) as usize;
+        run(&group, 2);
+        let (g2, b2) = (group.clone(), Arc::new(Barrier::new(2)));
+        let b3 = b2.clone();
+        let th = std::thread::spawn(move || {
+            b3.wait();
+            run(&g2, reps)
+        });
+        b2.wait();
+        let t = run(&group, reps).max(th.join().expect("thread"));
+        rows.push((
+            f / flops,
+            format!(
+                "  {:>5.1}% of the FLOPs: {} × ({}×{} · {}×{}{}{}) per worker at {:.0} GFLOP/s",
+                100.0 * f / flops,
+                group.len(),
+                sh.0,
+                sh.1,
+                sh.1,
+                sh.2,
+                if sh.3 { ", A transposed" } else { "" },
+                if sh.4 { ", B transposed" } else { "" },
+                f / t / 1e9
+            ),
+        ));
+    }
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
     println!(
         "{which}: {} products per worker, {:.3e} FLOPs per step (both workers); products alone on two threads: {:.2} ms per step = {:.0} GFLOP/s; twice JAX ({jax} steps/s) leaves {:.2} ms per step: the products alone take {:.0}% of it",
         list.len(),
@@ -184,4 +229,7 @@ fn main() {
         budget * 1e3,
         100.0 * step / budget
     );
+    for (_, r) in rows {
+        println!("{r}");
+    }
 }
