@@ -33,7 +33,11 @@ fn products(g: &vic::fused::graph::Graph) -> Vec<Product> {
     for op in &g.ops {
         match op {
             Op::Dense {
-                xs, w, out: o, wgrad, ..
+                xs,
+                w,
+                out: o,
+                wgrad,
+                ..
             } => {
                 let (m, n) = (o.rows, g.cols(*o));
                 for (x, _) in xs {
@@ -176,10 +180,8 @@ fn main() {
     let step = mine.max(theirs);
     let budget = 1.0 / (2.0 * jax);
     // Per shape: the share of the FLOPs and the rate of that shape alone on two threads.
-    let mut shapes: Vec<(usize, usize, usize, bool, bool)> = list
-        .iter()
-        .map(|p| (p.m, p.k, p.n, p.ta, p.tb))
-        .collect();
+    let mut shapes: Vec<(usize, usize, usize, bool, bool)> =
+        list.iter().map(|p| (p.m, p.k, p.n, p.ta, p.tb)).collect();
     shapes.sort();
     shapes.dedup();
     let mut rows: Vec<(f64, String)> = Vec::new();
@@ -189,7 +191,11 @@ fn main() {
             .copied()
             .filter(|p| (p.m, p.k, p.n, p.ta, p.tb) == sh)
             .collect();
-        let f: f64 = group.iter().map(|p| 2.0 * (p.m * p.k * p.n) as f64).sum::<f64>() * 2.0;
+        let f: f64 = group
+            .iter()
+            .map(|p| 2.0 * (p.m * p.k * p.n) as f64)
+            .sum::<f64>()
+            * 2.0;
         if f / flops < 0.02 {
             continue;
         }

@@ -139,7 +139,10 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
     ]);
     let (_, e) = text(&o);
     assert!(o.status.success(), "{e}");
-    assert!(e.contains("W003") && e.contains("train_every 25 → 10"), "{e}");
+    assert!(
+        e.contains("W003") && e.contains("train_every 25 → 10"),
+        "{e}"
+    );
     assert!(e.contains("W004"), "{e}");
     assert_eq!(lines(&a.join("metrics.jsonl")).len(), 32);
     // Evaluating a run acts and prints, and writes nothing.
@@ -154,8 +157,14 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
     ]);
     let (out, e) = text(&o);
     assert!(o.status.success(), "{e}");
-    assert!(out.contains("(3 episodes)") && out.contains("environment step 800"), "{out}");
-    assert_eq!(std::fs::read(a.join("episodes.jsonl")).expect("episodes"), before);
+    assert!(
+        out.contains("(3 episodes)") && out.contains("environment step 800"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(a.join("episodes.jsonl")).expect("episodes"),
+        before
+    );
 }
 
 #[test]

@@ -302,7 +302,10 @@ impl Agent {
             if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
                 for (k, v) in a {
                     if k != "env_steps" && k != "threads" && b.get(k) != Some(v) {
-                        changed.push(format!("{k} {v} → {}", b.get(k).cloned().unwrap_or_default()));
+                        changed.push(format!(
+                            "{k} {v} → {}",
+                            b.get(k).cloned().unwrap_or_default()
+                        ));
                     }
                 }
             }

@@ -162,8 +162,8 @@ pub fn plot_returns(dir: &Path, title: &str) -> Result<PathBuf, String> {
                 .filter(|r| r.eval && r.env_step == step)
                 .map(|r| r.ret)
                 .collect();
-            let var = rs.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
-                / (n as f64 - 1.0).max(1.0);
+            let var =
+                rs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0).max(1.0);
             let se = (var / n as f64).sqrt();
             (step as f64, mean - se, mean + se)
         })
