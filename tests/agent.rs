@@ -56,7 +56,7 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
     let dir = tmp("agent-loop");
     let (a, b) = (dir.join("a"), dir.join("b"));
     let (stdout, _) = run(&a, 600, &[]);
-    assert!(stdout.contains("evaluation: mean return"), "{stdout}");
+    assert!(stdout.contains("evaluation: return"), "{stdout}");
     // 3 training episodes of 200 steps; evaluations at step 0 and 400 (one episode each).
     let recs = episodes::read(&a.join("episodes.jsonl")).expect("episodes.jsonl");
     let train: Vec<u64> = recs

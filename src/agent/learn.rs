@@ -526,6 +526,21 @@ impl Agent {
         Ok(())
     }
 
+    /// Updates due after `env_steps` training steps: none during the prefill, then one per
+    /// `train_every` steps counted from the start (the prefill's at once when it ends).
+    fn updates_due(&self) -> u64 {
+        let (e, p, every) = (
+            self.progress.env_steps,
+            self.cfg.prefill,
+            self.cfg.train_every.max(1),
+        );
+        if e < p {
+            0
+        } else {
+            p / every + (e - p) / every
+        }
+    }
+
     /// `n` episodes acting with the policy's mode from reset seeds `2_000_000 + k` (apart
     /// from the in-run evaluations' starts), nothing learned or written: their returns.
     pub fn evaluate_only(&mut self, env: &mut dyn Env, n: usize) -> Result<Vec<f64>, Diagnostic> {
@@ -555,18 +570,44 @@ impl Agent {
                     "check that the run directory is writable",
                 )
             })?;
-        if self.progress.env_steps == 0 && self.progress.evals == 0 && self.cfg.eval_every > 0 {
-            // The untrained policy's returns, at step 0.
-            self.evaluate(env, obs)?;
-        }
-        while self.progress.env_steps < self.cfg.env_steps {
-            if obs.should_stop() {
+        loop {
+            // The updates due at this many steps (Dreamer trains on the prefill once before
+            // the policy first acts), one at a time so that Ctrl-C is heard between them; an
+            // interrupted run resumes with the rest.
+            while self.progress.updates < self.updates_due() {
+                if obs.should_stop() {
+                    self.progress.seconds = secs0 + t0.elapsed().as_secs_f64();
+                    return self.save();
+                }
+                let (elbo, bs) = self.update()?;
+                let line = serde_json::to_string(&Metric {
+                    update: self.progress.updates,
+                    env_step: self.progress.env_steps,
+                    elbo,
+                    behaviour: &bs,
+                    time: secs0 + t0.elapsed().as_secs_f64(),
+                })
+                .expect("serialises");
+                use std::io::Write;
+                let _ = writeln!(mfile, "{line}");
+                obs.updated(&self.progress, elbo, &bs);
+            }
+            // The evaluation due (the untrained policy at step 0, then every `eval_every`).
+            if self.cfg.eval_every > 0 {
+                let due = self.progress.env_steps / self.cfg.eval_every + 1;
+                if self.progress.evals < due {
+                    self.evaluate(env, obs)?;
+                    self.progress.evals = due;
+                }
+            }
+            self.progress.seconds = secs0 + t0.elapsed().as_secs_f64();
+            self.save()?;
+            if self.progress.env_steps >= self.cfg.env_steps || obs.should_stop() {
                 break;
             }
             let random = self.progress.env_steps < self.cfg.prefill;
             let seed = self.cfg.seed * 1_000_003 + self.progress.episodes;
             let ep = self.episode(random, false, seed, env)?;
-            let before = self.progress.env_steps;
             self.progress.env_steps += ep.len() as u64;
             self.progress.episodes += 1;
             let rec = Record {
@@ -579,35 +620,6 @@ impl Agent {
             self.replay.push(ep);
             episodes::append(&ep_path, &rec)?;
             obs.episode(&rec, &self.progress);
-            if self.progress.env_steps >= self.cfg.prefill {
-                let every = self.cfg.train_every.max(1);
-                let start = before.max(self.cfg.prefill);
-                let mut due = (self.progress.env_steps - start) / every;
-                if before < self.cfg.prefill {
-                    // Dreamer trains once on the prefill before acting.
-                    due += self.cfg.prefill / every;
-                }
-                for _ in 0..due {
-                    let (elbo, bs) = self.update()?;
-                    let line = serde_json::to_string(&Metric {
-                        update: self.progress.updates,
-                        env_step: self.progress.env_steps,
-                        elbo,
-                        behaviour: &bs,
-                        time: secs0 + t0.elapsed().as_secs_f64(),
-                    })
-                    .expect("serialises");
-                    use std::io::Write;
-                    let _ = writeln!(mfile, "{line}");
-                    obs.updated(&self.progress, elbo, &bs);
-                }
-            }
-            let every = self.cfg.eval_every;
-            if every > 0 && self.progress.env_steps / every > before / every {
-                self.evaluate(env, obs)?;
-            }
-            self.progress.seconds = secs0 + t0.elapsed().as_secs_f64();
-            self.save()?;
         }
         Ok(())
     }

@@ -76,6 +76,8 @@ struct Lines {
     evals: Vec<f64>,
     stats: Option<BehaviourStats>,
     elbo: f64,
+    /// When the last line was printed (a long run of updates prints one every 10 s).
+    last_line: Instant,
 }
 
 impl AgentObserver for Lines {
@@ -108,10 +110,23 @@ impl AgentObserver for Lines {
             "{:>8.0}s  env step {:>6}  episode {:>4}  return {:>8.1}{extra}",
             t, rec.env_step, p.episodes, rec.ret
         );
+        self.last_line = Instant::now();
     }
-    fn updated(&mut self, _p: &Progress, elbo: f64, b: &BehaviourStats) {
+    fn updated(&mut self, p: &Progress, elbo: f64, b: &BehaviourStats) {
         self.elbo = elbo;
         self.stats = Some(b.clone());
+        if self.last_line.elapsed().as_secs_f64() >= 10.0 {
+            println!(
+                "{:>8.0}s  env step {:>6}  update {:>5}  ELBO {:>9.2}  imagined return {:>8.2}  critic loss {:>8.3}",
+                self.start.elapsed().as_secs_f64(),
+                p.env_steps,
+                p.updates,
+                elbo,
+                b.objective,
+                b.critic_loss
+            );
+            self.last_line = Instant::now();
+        }
     }
 }
 
@@ -119,7 +134,10 @@ impl AgentObserver for Lines {
 fn eval_summary(returns: &[f64]) -> String {
     let n = returns.len() as f64;
     let mean = returns.iter().sum::<f64>() / n;
-    let var = returns.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    if returns.len() < 2 {
+        return format!("return {mean:>8.1} (1 episode)");
+    }
+    let var = returns.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
     format!(
         "mean return {mean:>8.1} ± {:.1} ({} episodes)",
         (var / n).sqrt(),
@@ -347,6 +365,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         evals: Vec::new(),
         stats: None,
         elbo: f64::NAN,
+        last_line: Instant::now(),
     };
     let result = agent.run(env.as_mut(), &mut lines);
     flush_evals(&mut lines, agent.progress.env_steps);
