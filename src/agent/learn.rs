@@ -593,8 +593,8 @@ impl Agent {
                 obs.updated(&self.progress, elbo, &bs);
             }
             // The evaluation due (the untrained policy at step 0, then every `eval_every`).
-            if self.cfg.eval_every > 0 {
-                let due = self.progress.env_steps / self.cfg.eval_every + 1;
+            if let Some(due) = self.progress.env_steps.checked_div(self.cfg.eval_every) {
+                let due = due + 1;
                 if self.progress.evals < due {
                     self.evaluate(env, obs)?;
                     self.progress.evals = due;
