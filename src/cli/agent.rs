@@ -157,6 +157,26 @@ fn flush_evals(l: &mut Lines, step: u64) {
     l.evals.clear();
 }
 
+/// This command line with `--out DIR` (or `--resume DIR`) as `--resume DIR` and no `--force`:
+/// the command that continues the run with the same settings.
+fn resume_command(out: &Path) -> String {
+    let mut parts = vec!["vic".to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--out" | "--resume" => {
+                args.next();
+            }
+            "--force" => {}
+            _ if a.starts_with("--out=") || a.starts_with("--resume=") => {}
+            _ => parts.push(a),
+        }
+    }
+    parts.push("--resume".into());
+    parts.push(out.display().to_string());
+    parts.join(" ")
+}
+
 /// `returns.svg`: training returns and evaluation means against environment steps.
 pub fn plot_returns(dir: &Path, title: &str) -> Result<PathBuf, String> {
     use super::plot::{panels, Line, Panel};
@@ -382,13 +402,10 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
     }
     if stop.load(Ordering::SeqCst) {
         println!(
-            "interrupted at env step {}: checkpoint saved to {}\nto continue: vic agent {} --env {} --env-steps {} --resume {}",
+            "interrupted at env step {}: checkpoint saved to {}\nto continue: {}",
             agent.progress.env_steps,
             out.display(),
-            a.file.display(),
-            a.env,
-            a.env_steps,
-            out.display()
+            resume_command(&out)
         );
     }
     code
