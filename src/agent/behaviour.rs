@@ -26,7 +26,7 @@ use super::returns;
 use crate::derive::imagine::{Imagination, ImaginedCompute, Learner, Trainable};
 use crate::family::Family;
 use crate::fused::build::ParamIndex;
-use crate::fused::graph::View;
+use crate::fused::graph::{BufId, BufKind, View};
 use crate::fused::kernels::Worker;
 use crate::ir::*;
 use crate::lower::plan::prior_order;
@@ -102,6 +102,19 @@ struct Share {
     critic_out: View,
     /// Host: R^λ (H × n) of the last forward pass.
     ret: Vec<f32>,
+    /// `(parameter, buffer)` of the parameters each program trains.
+    actor_pbufs: Vec<(usize, BufId)>,
+    critic_pbufs: Vec<(usize, BufId)>,
+}
+
+/// `(parameter, buffer)` of the parameter buffers of `w` that have a gradient.
+fn trained_bufs(w: &Worker) -> Vec<(usize, BufId)> {
+    (w.g.bufs.iter().enumerate())
+        .filter_map(|(b, buf)| match buf.kind {
+            BufKind::Param(p) if buf.grad => Some((p, b)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The compiled behaviour learner.
@@ -274,6 +287,7 @@ impl Behaviour {
             }
             let critic_out = c.eval(&b.critic, 0)?;
             let critic = Worker::new(c.g);
+            let (actor_pbufs, critic_pbufs) = (trained_bufs(&actor), trained_bufs(&critic));
             shares.push(Share {
                 actor,
                 critic,
@@ -288,6 +302,8 @@ impl Behaviour {
                 critic_in,
                 critic_out,
                 ret: vec![0.0; h * nw],
+                actor_pbufs,
+                critic_pbufs,
             });
             start += nw;
         }
@@ -504,10 +520,12 @@ impl Behaviour {
                 .map(|&p| {
                     let mut g = vec![0.0f32; values[p].len()];
                     for sh in shares {
-                        let w = if critic { &sh.critic } else { &sh.actor };
-                        if let Some(bi) = (0..w.g.bufs.len())
-                            .find(|&b| w.g.bufs[b].kind == crate::fused::graph::BufKind::Param(p))
-                        {
+                        let (w, bufs) = if critic {
+                            (&sh.critic, &sh.critic_pbufs)
+                        } else {
+                            (&sh.actor, &sh.actor_pbufs)
+                        };
+                        if let Some(&(_, bi)) = bufs.iter().find(|(q, _)| *q == p) {
                             for (a, x) in g.iter_mut().zip(w.grad(bi)) {
                                 *a += x;
                             }

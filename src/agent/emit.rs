@@ -196,12 +196,8 @@ impl<'a> Emit<'a> {
                 let NetKind::Mlp { sizes, activation } = &self.m.nets[*net].kind else {
                     return unsup("a net call of a non-MLP");
                 };
-                let act = match activation {
-                    Activation::Relu => Act::Relu,
-                    Activation::Tanh => Act::Tanh,
-                    Activation::Elu => Act::Elu,
-                    Activation::Identity => Act::Id,
-                    Activation::Silu => return unsup("SiLU"),
+                let Some(act) = Act::of(*activation) else {
+                    return unsup("SiLU");
                 };
                 let prefix = net_prefix(self.m, *net);
                 let mut xs = self.inputs(args, t)?;

@@ -184,24 +184,7 @@ fn io_vars(p: &Program, obs_dim: usize) -> Result<(VarId, VarId), Diagnostic> {
     }
 }
 
-/// The parameter layout of a store (as the compiled programs lay it out) and its values.
-pub fn param_index(
-    store: &crate::runtime::nets::params::ParamStore,
-) -> (ParamIndex, Vec<Vec<f32>>) {
-    let mut index = ParamIndex::new();
-    let mut values = Vec::new();
-    for (i, (name, p)) in store.iter().enumerate() {
-        let shape = p.shape();
-        let (r, c) = if shape.len() == 2 {
-            (shape[0], shape[1])
-        } else {
-            (1, shape[0])
-        };
-        index.insert(name.clone(), (i, r, c));
-        values.push(p.to_host());
-    }
-    (index, values)
-}
+pub use crate::fused::build::param_index;
 
 fn stream(seed: u64, k: u64, purpose: u64) -> crate::runtime::rng::Rng {
     crate::runtime::rng::Rng::seed_from_u64(

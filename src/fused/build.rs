@@ -94,6 +94,25 @@ pub struct Built {
 /// Parameter name → (index, rows, cols) as the program lays parameters out.
 pub type ParamIndex = HashMap<String, (usize, usize, usize)>;
 
+/// The layout of `store`'s parameters (a vector is one row) and their values, in store order.
+pub fn param_index(
+    store: &crate::runtime::nets::params::ParamStore,
+) -> (ParamIndex, Vec<Vec<f32>>) {
+    let mut index = ParamIndex::new();
+    let mut values = Vec::new();
+    for (i, (name, p)) in store.iter().enumerate() {
+        let shape = p.shape();
+        let (r, c) = if shape.len() == 2 {
+            (shape[0], shape[1])
+        } else {
+            (1, shape[0])
+        };
+        index.insert(name.clone(), (i, r, c));
+        values.push(p.to_host());
+    }
+    (index, values)
+}
+
 #[derive(Clone, Copy)]
 enum At {
     Static,
@@ -715,12 +734,8 @@ impl Builder<'_> {
                 let NetKind::Mlp { sizes, activation } = &self.m.nets[*net].kind else {
                     return unsup("a net call of a non-MLP");
                 };
-                let act = match activation {
-                    Activation::Relu => Act::Relu,
-                    Activation::Tanh => Act::Tanh,
-                    Activation::Elu => Act::Elu,
-                    Activation::Identity => Act::Id,
-                    Activation::Silu => return unsup("SiLU"),
+                let Some(act) = Act::of(*activation) else {
+                    return unsup("SiLU");
                 };
                 let prefix = net_prefix(self.m, *net);
                 let layers = sizes.len() - 1;

@@ -3,7 +3,7 @@
 //! (term values per sequence, masks, free nats, KL weights, α) on the host between the
 //! parallel forward and backward passes, and the summed gradients.
 
-use super::build::{build, Built, Head, ParamIndex, TermOut, Unsupported};
+use super::build::{build, Built, Head, TermOut, Unsupported};
 use super::graph::{BufKind, Op};
 use super::kernels::Worker;
 use crate::derive::Compute;
@@ -55,6 +55,8 @@ pub struct Engine {
     seeds: Vec<Seed>,
     /// (H − target)·α for the auto-α gradient.
     alpha_grad: f32,
+    /// Per parameter: whether the program reads it (decided once, at compile time).
+    reads: Vec<bool>,
     /// The batch's first row and rows in the global batch whose noise is drawn (a rank of a
     /// distributed job computes part of it): `(0, b)` alone.
     window: (usize, usize),
@@ -112,20 +114,8 @@ impl Engine {
         tt: usize,
         threads: usize,
     ) -> Result<Engine, Unsupported> {
-        let mut index = ParamIndex::new();
-        let mut names = Vec::new();
-        let mut values = Vec::new();
-        for (i, (name, p)) in store.iter().enumerate() {
-            let shape = p.shape();
-            let (r, c) = if shape.len() == 2 {
-                (shape[0], shape[1])
-            } else {
-                (1, shape[0])
-            };
-            index.insert(name.clone(), (i, r, c));
-            names.push(name.clone());
-            values.push(p.to_host());
-        }
+        let (index, values) = super::build::param_index(store);
+        let names: Vec<String> = store.iter().map(|(n, _)| n.clone()).collect();
         let one = build(prog, &index, b, tt)?;
         // Two workers at most (the split is in two). Automatic: one per core, but one where
         // the work per step is too small to pay for the hand-off (W3: a few hundred FLOPs).
@@ -174,6 +164,12 @@ impl Engine {
         }
         drop(one);
         let grads = values.iter().map(|v| vec![0.0; v.len()]).collect();
+        let mut reads = vec![false; values.len()];
+        for sh in &shares {
+            for &(p, _) in &sh.params {
+                reads[p] = true;
+            }
+        }
         let alpha = names.iter().position(|n| n == ALPHA_PARAM);
         let nterms = prog.elbo.terms.len();
         Ok(Engine {
@@ -186,6 +182,7 @@ impl Engine {
             alpha,
             seeds: vec![Seed::None; nterms],
             alpha_grad: 0.0,
+            reads,
             window: (0, b),
         })
     }
@@ -216,9 +213,7 @@ impl Engine {
     /// Whether the program reads parameter `i` (a parameter it does not read has no gradient
     /// and is left alone by its optimiser step).
     pub fn reads(&self, i: usize) -> bool {
-        self.shares
-            .iter()
-            .any(|s| s.params.iter().any(|(p, _)| *p == i))
+        self.reads.get(i).copied().unwrap_or(false)
     }
 
     /// The values a timed latent or state took in the last forward pass, all steps of all

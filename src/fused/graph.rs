@@ -68,6 +68,20 @@ pub enum Act {
     Elu,
 }
 
+impl Act {
+    /// The kernel of a net's hidden activation; `None` for one without a fused kernel (SiLU).
+    pub fn of(a: crate::ir::Activation) -> Option<Act> {
+        use crate::ir::Activation as A;
+        match a {
+            A::Relu => Some(Act::Relu),
+            A::Tanh => Some(Act::Tanh),
+            A::Elu => Some(Act::Elu),
+            A::Identity => Some(Act::Id),
+            A::Silu => None,
+        }
+    }
+}
+
 /// Elementwise unary maps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Un {
