@@ -170,7 +170,12 @@ impl Engine {
                 reads[p] = true;
             }
         }
+        // The loss head reads the automatic temperature (its gradient is set in `backward`),
+        // though no op of the graph does: it is this program's parameter to update.
         let alpha = names.iter().position(|n| n == ALPHA_PARAM);
+        if let Some(i) = alpha {
+            reads[i] = true;
+        }
         let nterms = prog.elbo.terms.len();
         Ok(Engine {
             shares,

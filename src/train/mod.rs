@@ -177,7 +177,7 @@ pub struct Trainer {
     dev: Dev,
     /// Compiled programs by batch shape (at most two: the full batch and an epoch's last).
     fused: Vec<crate::fused::Engine>,
-    /// Why the fused runtime is not used, once known.
+    /// Why the fused runtime is not used (decided in [`Trainer::new`], before any step).
     fused_off: Option<String>,
     /// Distributed hook: this process's part of a data-parallel job (`None`: the whole batch).
     shard: Option<distributed::Shard>,
@@ -210,6 +210,7 @@ impl Trainer {
         data: Option<Dataset>,
         cfg: TrainConfig,
     ) -> Result<Trainer, TrainError> {
+        let fused_off = decide_runtime(&program, cfg.engine)?;
         let dev = Dev::default();
         let mut init_rng = stream(cfg.seed, u64::MAX, 0);
         let store = program.init_params(&dev, &mut init_rng)?;
@@ -239,7 +240,7 @@ impl Trainer {
             baseline: 0.0,
             dev,
             fused: Vec::new(),
-            fused_off: None,
+            fused_off,
             shard: None,
         })
     }
@@ -326,7 +327,8 @@ impl Trainer {
         format!("term {} ({kind} of {}{range})", i + 1, t.owner)
     }
 
-    /// Which runtime the next step uses: `"fused"` or `"reference"` (with the reason).
+    /// Which runtime trains: `"fused"` or `"reference"` (with the reason). Decided when the
+    /// trainer is made, so it is the same before the first step and after the last.
     pub fn engine(&self) -> String {
         match (&self.fused_off, self.fused.last()) {
             (Some(why), _) => format!("reference ({why})"),
@@ -349,27 +351,24 @@ impl Trainer {
         if self.cfg.engine == EngineChoice::Reference || self.fused_off.is_some() {
             return Ok(None);
         }
-        if cfg!(feature = "cuda") {
-            self.fused_off = Some("the fused runtime is CPU-only".into());
-            return Ok(None);
-        }
         if let Some(i) = self.fused.iter().position(|e| e.shape() == (b, t)) {
             return Ok(Some(i));
         }
-        match crate::fused::Engine::new(&self.program, &self.store, b, t, self.cfg.threads) {
-            Ok(e) => {
-                if self.fused.len() >= 2 {
-                    self.fused.remove(0);
-                }
-                self.fused.push(e);
-                Ok(Some(self.fused.len() - 1))
-            }
-            Err(u) if self.cfg.engine == EngineChoice::Fused => Err(TrainError::Unsupported(u.0)),
-            Err(u) => {
-                self.fused_off = Some(u.0);
-                Ok(None)
-            }
+        // The capability table accepted the program, so building it cannot fail: a failure is
+        // a fault in vic, reported as one (not a silent change of runtime mid-run).
+        let e = crate::fused::Engine::new(&self.program, &self.store, b, t, self.cfg.threads)
+            .map_err(|u| {
+                TrainError::Runtime(RtError::Fault(format!(
+                    "the fused runtime could not build a model its capability table accepts \
+                     ({}); `--runtime reference` runs it",
+                    u.0
+                )))
+            })?;
+        if self.fused.len() >= 2 {
+            self.fused.remove(0);
         }
+        self.fused.push(e);
+        Ok(Some(self.fused.len() - 1))
     }
 
     /// Parameters changed outside a step (resume, load): refresh the compiled programs.
@@ -779,6 +778,28 @@ impl Trainer {
         } else {
             self.train = Some(all);
         }
+    }
+}
+
+/// The runtime a trainer of `program` uses, decided once from the capability table
+/// ([`crate::fused::support`]): `None` for the fused runtime (or the reference one, when it
+/// was chosen), else why the reference runtime runs. Asking for the fused runtime for a program
+/// it does not run is [`TrainError::Unsupported`].
+pub fn decide_runtime(
+    program: &Program,
+    choice: EngineChoice,
+) -> Result<Option<String>, TrainError> {
+    if choice == EngineChoice::Reference {
+        return Ok(None);
+    }
+    let why = if cfg!(feature = "cuda") {
+        Some("is CPU-only".to_string())
+    } else {
+        (crate::fused::support(program).err()).map(|u| format!("lacks {}", u.0))
+    };
+    match (why, choice) {
+        (Some(why), EngineChoice::Fused) => Err(TrainError::Unsupported(format!("it {why}"))),
+        (why, _) => Ok(why.map(|w| format!("the fused runtime {w}"))),
     }
 }
 
