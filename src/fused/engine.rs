@@ -9,7 +9,7 @@ use super::kernels::Worker;
 use crate::derive::Compute;
 use crate::ir::Alpha;
 use crate::lower::{Batch, Program, ALPHA_PARAM};
-use crate::objective::{free_nats, kl_weight};
+use crate::objective::{free_nats, shaping, Floor, Shaping};
 use crate::runtime::nets::params::ParamStore;
 use crate::runtime::rng::Rng;
 use rand::Rng as _;
@@ -348,24 +348,27 @@ impl Engine {
             }
             terms.push(per_seq.iter().map(|x| f64::from(*x)).sum::<f64>() / b.max(1) as f64);
             // d(−objective)/d(row), before the mask.
-            let mods = &term.modifiers;
-            let scale = mods.scale as f32 * kl_weight::factor(mods, weight);
+            // The loss head applies the factor and the row and mean floors; balancing and
+            // per-element floors are in the KL op (`build`).
+            let Shaping {
+                factor,
+                floor,
+                balance: _,
+            } = shaping(&term.modifiers, weight);
             self.seeds[ti] = match (head, term.compute) {
                 (_, _) if t0.rows.is_none() => Seed::None,
-                (Head::Kl, Compute::Kl(_)) => match free_nats::after_mean(mods) {
+                (Head::Kl, Compute::Kl(_)) => match floor {
                     // Decided in `settle`, on the whole (global) batch's mean.
-                    Some(nats) => Seed::AfterMean {
-                        c: scale,
+                    Some(Floor::Mean(nats)) => Seed::AfterMean {
+                        c: factor,
                         nats,
                         total,
                         rows: tp * b,
                     },
-                    None => match free_nats::seed(mods, scale, 0.0) {
-                        free_nats::Seed::All(c) => Seed::All(c),
-                        free_nats::Seed::Above(c, floor) => Seed::Above(c, floor),
-                    },
+                    Some(Floor::Row(n)) => Seed::Above(factor, n),
+                    Some(Floor::Element(_)) | None => Seed::All(factor),
                 },
-                _ => Seed::All(-sign * scale * mult),
+                _ => Seed::All(-sign * factor * mult),
             };
         }
         let policy_entropy = (ent_rows > 0).then(|| (ent_sum / ent_rows as f64) as f32);

@@ -17,6 +17,7 @@ pub const SPEC: ModifierSpec = ModifierSpec {
     is_set: |o| o.kl_balance.is_some(),
     attach,
     display,
+    shape: |m, _, s| s.balance = m.kl_balance.is_some().then(|| gradient_weights(m)),
 };
 
 /// Closed-form KL terms only.

@@ -17,6 +17,7 @@ pub const SPEC: ModifierSpec = ModifierSpec {
     is_set: |o| o.kl_weight != KlWeight::Fixed(1.0),
     attach,
     display,
+    shape: |m, w, s| s.factor *= factor(m, w),
 };
 
 /// Every term that stands for −KL(q ‖ p).

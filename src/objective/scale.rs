@@ -19,6 +19,7 @@ pub const SPEC: ModifierSpec = ModifierSpec {
     is_set: |o| !o.scales.is_empty(),
     attach,
     display,
+    shape: |m, _, s| s.factor *= m.scale as f32,
 };
 
 /// Every term kind is scaled.
