@@ -215,6 +215,21 @@ impl Engine {
         self.window = (start, total.max(start + self.b));
     }
 
+    /// The parameter values and the summed gradients of the last backward pass, lent to the
+    /// optimiser; [`Engine::give_back`] returns them (the values updated).
+    pub fn lend(&mut self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        (
+            std::mem::take(&mut self.values),
+            std::mem::take(&mut self.grads),
+        )
+    }
+
+    /// Take back what [`Engine::lend`] lent.
+    pub fn give_back(&mut self, values: Vec<Vec<f32>>, grads: Vec<Vec<f32>>) {
+        self.values = values;
+        self.grads = grads;
+    }
+
     /// Whether the program reads parameter `i` (a parameter it does not read has no gradient
     /// and is left alone by its optimiser step).
     pub fn reads(&self, i: usize) -> bool {

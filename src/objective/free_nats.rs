@@ -5,8 +5,8 @@
 
 use super::{num, Floor, ModifierSpec, Modifiers, Shaping};
 use crate::check::env::Ck;
-use crate::derive::Compute;
 use crate::diag::{Code, Diagnostic};
+use crate::forms::Compute;
 use crate::ir::{FreeNats, FreeNatsPlacement, Objective, VarOrOpt};
 use crate::parse::ast::{ExprKind, SettingAst};
 

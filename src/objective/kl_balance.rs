@@ -4,7 +4,7 @@
 
 use super::{num, ModifierSpec, Modifiers};
 use crate::check::env::Ck;
-use crate::derive::Compute;
+use crate::forms::Compute;
 use crate::ir::{Objective, VarOrOpt};
 use crate::parse::ast::SettingAst;
 

@@ -25,7 +25,7 @@ pub mod kl_balance;
 pub mod kl_weight;
 pub mod scale;
 
-use crate::derive::Compute;
+use crate::forms::Compute;
 use crate::ir::{FreeNats, KlWeight, Objective, VarOrOpt};
 use serde::Serialize;
 

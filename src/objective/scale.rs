@@ -4,8 +4,8 @@
 use super::{num, ModifierSpec, Modifiers};
 use crate::check::env::Ck;
 use crate::check::env::Sym;
-use crate::derive::Compute;
 use crate::diag::{Code, Diagnostic};
+use crate::forms::Compute;
 use crate::ir::Role;
 use crate::ir::{Objective, VarOrOpt};
 use crate::parse::ast::SettingAst;
