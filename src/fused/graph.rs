@@ -444,6 +444,9 @@ pub enum Op {
         gi: View,
         /// Scratch `(steps·b, 3H)`: hidden-side pre-activations (their gradients in backward).
         gh: View,
+        /// Scratch `(3H, H)`: `W_hᵀ` in backward (each step's `dh += dgh·W_hᵀ` then reads
+        /// rows of it, the faster form of the small product).
+        wht: View,
     },
     /// `out = min(max(x, lo), hi)` elementwise with tensor bounds (all `out`-shaped), with
     /// dfdx's gradients of `maximum`/`minimum` (ties split ½–½).

@@ -56,6 +56,7 @@ impl Builder<'_> {
                 let ghn = self.temp(rows, hd, false);
                 let gi = self.temp(rows, 3 * hd, false);
                 let gh = self.temp(rows, 3 * hd, false);
+                let wht = self.temp(3 * hd, hd, false);
                 self.op(Op::Rnn {
                     xs,
                     wi,
@@ -68,6 +69,7 @@ impl Builder<'_> {
                     ghn,
                     gi,
                     gh,
+                    wht,
                 });
                 self.precomp.insert(key, out.buf);
                 out.buf

@@ -80,6 +80,7 @@ impl Worker {
             ghn,
             gi,
             gh,
+            ..
         } = op
         else {
             return;
@@ -146,21 +147,15 @@ impl Worker {
             let y =
                 unsafe { std::slice::from_raw_parts_mut(op_.add(st.block(t) * b * hd), b * hd) };
             for r in 0..b {
-                let o3 = (s0 + r) * h3;
-                let oh = (s0 + r) * hd;
-                for j in 0..hd {
-                    let ar = giw[o3 + j] + bis[j] + ghw[o3 + j] + bhs[j];
-                    let az = giw[o3 + hd + j] + bis[hd + j] + ghw[o3 + hd + j] + bhs[hd + j];
-                    let ghn_v = ghw[o3 + 2 * hd + j] + bhs[2 * hd + j];
-                    let rr = math::sigmoid(ar);
-                    let zz = math::sigmoid(az);
-                    let nn = math::tanh(giw[o3 + 2 * hd + j] + bis[2 * hd + j] + rr * ghn_v);
-                    gv[o3 + j] = rr;
-                    gv[o3 + hd + j] = zz;
-                    gv[o3 + 2 * hd + j] = nn;
-                    nv[oh + j] = ghn_v;
-                    y[r * hd + j] = nn + zz * (hv[r * hd + j] - nn);
-                }
+                let (o3, oh) = ((s0 + r) * h3, (s0 + r) * hd);
+                cell_fwd(
+                    hd,
+                    [&giw[o3..o3 + h3], &ghw[o3..o3 + h3], bis, bhs],
+                    &hv[r * hd..(r + 1) * hd],
+                    &mut gv[o3..o3 + h3],
+                    &mut nv[oh..oh + hd],
+                    &mut y[r * hd..(r + 1) * hd],
+                );
             }
         }
     }
@@ -180,6 +175,7 @@ impl Worker {
             ghn,
             gi,
             gh,
+            wht,
         } = op
         else {
             return;
@@ -191,6 +187,14 @@ impl Worker {
         let hd = self.cols(*out);
         let h3 = 3 * hd;
         let b = st.b;
+        // W_hᵀ once, so each step's dh += dgh·W_hᵀ reads contiguous weight rows.
+        let (w, wt) = (self.rd(self.whole(*wh)), self.wr(*wht));
+        for (j, row) in w.chunks_exact(h3).enumerate() {
+            for (p, v) in row.iter().enumerate() {
+                wt[p * hd + j] = *v;
+            }
+        }
+        let wtp = self.ptr(*wht);
         let (dgi, dgh) = (self.wr(*gi), self.wr(*gh));
         let (gv, nv) = (self.rd(*gates), self.rd(*ghn));
         let (vo, go) = (self.ptr(*out), self.gptr(*out));
@@ -207,27 +211,18 @@ impl Worker {
             let mut dh =
                 (!first).then(|| unsafe { std::slice::from_raw_parts_mut(go.add(pb), b * hd) });
             for r in 0..b {
-                let o3 = (s0 + r) * h3;
-                let oh = (s0 + r) * hd;
-                for j in 0..hd {
-                    let (rr, zz, nn) = (gv[o3 + j], gv[o3 + hd + j], gv[o3 + 2 * hd + j]);
-                    let gg = g[r * hd + j];
-                    let hp = hv[r * hd + j];
-                    let dz = gg * (hp - nn);
-                    let dn = gg * (1.0 - zz);
-                    let dan = dn * (1.0 - nn * nn);
-                    let dar = dan * nv[oh + j] * rr * (1.0 - rr);
-                    let daz = dz * zz * (1.0 - zz);
-                    dgi[o3 + j] = dar;
-                    dgi[o3 + hd + j] = daz;
-                    dgi[o3 + 2 * hd + j] = dan;
-                    dgh[o3 + j] = dar;
-                    dgh[o3 + hd + j] = daz;
-                    dgh[o3 + 2 * hd + j] = dan * rr;
-                    if let Some(dh) = dh.as_deref_mut() {
-                        dh[r * hd + j] += gg * zz;
-                    }
-                }
+                let (o3, oh) = ((s0 + r) * h3, (s0 + r) * hd);
+                let rh = r * hd..(r + 1) * hd;
+                cell_bwd(
+                    hd,
+                    &g[rh.clone()],
+                    &hv[rh.clone()],
+                    &gv[o3..o3 + h3],
+                    &nv[oh..oh + hd],
+                    &mut dgi[o3..o3 + h3],
+                    &mut dgh[o3..o3 + h3],
+                    dh.as_deref_mut().map(|d| &mut d[rh]),
+                );
             }
             if !first {
                 unsafe {
@@ -241,9 +236,9 @@ impl Worker {
                         dgh.as_ptr().add(s0 * h3),
                         h3,
                         1,
-                        self.vp[*wh],
+                        wtp,
+                        hd,
                         1,
-                        h3,
                     )
                 };
             }
@@ -315,6 +310,87 @@ impl Worker {
             if let Some(gh) = gh.as_deref_mut() {
                 gh[i] += dh;
             }
+        }
+    }
+}
+
+/// Splits a `3H` row into its `[r | z | n]` blocks.
+#[inline(always)]
+fn three(x: &[f32], hd: usize) -> [&[f32]; 3] {
+    [&x[..hd], &x[hd..2 * hd], &x[2 * hd..3 * hd]]
+}
+
+/// One row of the cell forward (the slices are cut to their exact lengths first, so the loop
+/// has no bounds checks and vectorises): `[gi, gh, b_i, b_h]` (`3H` each), the previous state
+/// `h`; writes `r, z, n`, `gh_n` and the new state `y`.
+#[inline(always)]
+fn cell_fwd(
+    hd: usize,
+    [gi, gh, bi, bh]: [&[f32]; 4],
+    h: &[f32],
+    gates: &mut [f32],
+    ghn: &mut [f32],
+    y: &mut [f32],
+) {
+    let [gir, giz, gin] = three(gi, hd);
+    let [ghr, ghz, ghn_] = three(gh, hd);
+    let [bir, biz, bin] = three(bi, hd);
+    let [bhr, bhz, bhn] = three(bh, hd);
+    let (h, ghn, y) = (&h[..hd], &mut ghn[..hd], &mut y[..hd]);
+    let (gr, rest) = gates[..3 * hd].split_at_mut(hd);
+    let (gz, gn) = rest.split_at_mut(hd);
+    for j in 0..hd {
+        let rr = math::sigmoid(gir[j] + bir[j] + ghr[j] + bhr[j]);
+        let zz = math::sigmoid(giz[j] + biz[j] + ghz[j] + bhz[j]);
+        let hn = ghn_[j] + bhn[j];
+        let nn = math::tanh(gin[j] + bin[j] + rr * hn);
+        gr[j] = rr;
+        gz[j] = zz;
+        gn[j] = nn;
+        ghn[j] = hn;
+        y[j] = nn + zz * (h[j] - nn);
+    }
+}
+
+/// One row of the cell backward: from the state's gradient `g`, the previous state `h`, the
+/// kept `r, z, n` and `gh_n`, writes the gate pre-activations' gradients (input and hidden
+/// side) and adds `g·z` to the previous state's gradient `dh`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn cell_bwd(
+    hd: usize,
+    g: &[f32],
+    h: &[f32],
+    gates: &[f32],
+    ghn: &[f32],
+    dgi: &mut [f32],
+    dgh: &mut [f32],
+    dh: Option<&mut [f32]>,
+) {
+    let [gr, gz, gn] = three(gates, hd);
+    let (g, h, ghn) = (&g[..hd], &h[..hd], &ghn[..hd]);
+    let (ir, rest) = dgi[..3 * hd].split_at_mut(hd);
+    let (iz, in_) = rest.split_at_mut(hd);
+    let (hr, rest) = dgh[..3 * hd].split_at_mut(hd);
+    let (hz, hn) = rest.split_at_mut(hd);
+    for j in 0..hd {
+        let (rr, zz, nn) = (gr[j], gz[j], gn[j]);
+        let gg = g[j];
+        let dz = gg * (h[j] - nn);
+        let dn = gg * (1.0 - zz);
+        let dan = dn * (1.0 - nn * nn);
+        let dar = dan * ghn[j] * rr * (1.0 - rr);
+        let daz = dz * zz * (1.0 - zz);
+        ir[j] = dar;
+        iz[j] = daz;
+        in_[j] = dan;
+        hr[j] = dar;
+        hz[j] = daz;
+        hn[j] = dan * rr;
+    }
+    if let Some(dh) = dh {
+        for (d, (gg, zz)) in dh[..hd].iter_mut().zip(g.iter().zip(gz)) {
+            *d += gg * zz;
         }
     }
 }
