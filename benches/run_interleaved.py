@@ -16,10 +16,14 @@ Run it with the peers' venv Python (it imports the peers' common.py, which needs
 
 Peers: numpyro, jax, torch, pyro, with an optional flag filter after a colon, e.g.
 `numpyro:--fuse` (the scan-fused rows), `numpyro:--loop` (W2 unrolled), `pyro:--jit`.
-W4 (Dreamer RSSM) and W5 (SAC-form control) have only `jax` and `torch` peers
-(w4_jax.py, w4_torch.py, w5_jax.py, w5_torch.py); their issue targets are against `jax`:
+W4 (Dreamer RSSM), W5 (SAC-form control) and W6 (Deep Markov Model) have only `jax` and
+`torch` peers (w4_jax.py, w4_torch.py, w5_jax.py, w5_torch.py, w6_jax.py, w6_torch.py); their
+issue targets are against `jax` (W6: >= 3x JAX-jit):
 
-    $PEERS_VENV/bin/python benches/run_interleaved.py --workloads W4 W5 --peers jax
+    $PEERS_VENV/bin/python benches/run_interleaved.py --workloads W4 W5 W6 --peers jax
+
+A workload the peers' driver.py RUNS table has no rows for yet (W6) runs each peer's script
+with its defaults (`w6_jax.py`, `w6_torch.py`).
 
 `--dry-run` prints the commands of one pass without running anything; `--summarize
 FILE.jsonl` reprints the summary of an earlier run without running anything.
@@ -65,10 +69,14 @@ def parse():
     return ap.parse_args()
 
 
-def peer_runs(driver_runs, workload, spec):
-    """The driver.RUNS entries (script, args) for one peer spec on one workload."""
+def peer_runs(driver_runs, workload, spec, peers_dir=None):
+    """The driver.RUNS entries (script, args) for one peer spec on one workload; a script
+    driver.RUNS does not list (W6) runs with its defaults."""
     lib, _, flag = spec.partition(":")
     script = f"{workload.lower()}_{lib}.py"
+    if (peers_dir and not any(s == script for s, _ in driver_runs)
+            and os.path.exists(os.path.join(peers_dir, script))):
+        return [(script, flag.split())]
     out = []
     for s, args in driver_runs:
         if s != script:
@@ -207,7 +215,7 @@ def main():
         """vic, then each peer's driver.RUNS rows, for workload w."""
         plan = [("vic", [vic, "bench", w, "--json", "--wait-quiet", a.wait_quiet, *a.vic_args.split()], REPO)]
         for spec in a.peers:
-            runs = peer_runs(driver.RUNS, w, spec)
+            runs = peer_runs(driver.RUNS, w, spec, peers_dir)
             if not runs:
                 print(f"# no peer run for {spec} on {w}", file=sys.stderr)
             for script, args in runs:

@@ -126,6 +126,36 @@ fn bench_w4_smoke() {
     assert!(v.get("alpha").is_none());
 }
 
+/// W6 (Deep Markov Model, reverse GRU posterior): runs fused, the FLOP count matches the
+/// peers' 2.009e8 (NOTES.md "W6 DMM"), the initial loss is in the peers' range.
+#[test]
+fn bench_w6_smoke() {
+    let Some(dir) = peers_data() else {
+        eprintln!("skipped: no shared/bench/peers/data/pendulum.npz");
+        return;
+    };
+    let v = bench_json(&[
+        "W6",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--loss-window",
+        "2",
+        "--data-dir",
+        &dir,
+    ]);
+    assert_eq!(v["workload"], "W6");
+    assert_eq!(v["batch"], 32);
+    assert_eq!(v["finite"], true);
+    // 1600 rows × (GRU 2·(3·192 + 64·192) + emit 9984 + trans 3072 + comb_z 1024 +
+    // comb_out 2048) × 3
+    assert_eq!(v["flops_per_step"].as_f64().unwrap(), 200_908_800.0);
+    // initial −ELBO per sequence ≈ 255–285 at the peers' and vic's inits (NOTES.md)
+    let l = v["initial_loss"].as_f64().unwrap();
+    assert!((150.0..450.0).contains(&l), "initial loss {l}");
+}
+
 /// W5 (SAC-form control, no data): a few steps run, the FLOP count matches the peers'
 /// 5.112e9, and the reported −ELBO per rollout equals −(return / α + T · entropy per step).
 #[test]

@@ -34,7 +34,12 @@ fn setup_with(file: &str, extra: &str, b: usize, horizon: usize) -> (Program, Pa
         let end = src.rfind('}').expect("closing brace");
         src.insert_str(end, extra);
     }
-    let m = vic::compile(&src, file).expect("compiles");
+    setup_src(&src, file, b, horizon)
+}
+
+/// A model given as source (its data path relative to `models/`).
+fn setup_src(src: &str, file: &str, b: usize, horizon: usize) -> (Program, ParamStore, Batch) {
+    let m = vic::compile(src, file).expect("compiles");
     let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
     let store = p
         .init_params(&Dev::default(), &mut rng::seeded(11))
@@ -310,5 +315,171 @@ fn gradients_match_finite_differences() {
             checked += 1;
         }
         assert!(checked >= 4.min(coords.len()));
+    }
+}
+
+// ---- Nets over time, SiLU, tensor clamp bounds ----------------------------------------------
+
+/// A small smoothing model over the pendulum observations: q reads `ARG` through the net
+/// `NET` over time (declared `DECL`), hidden layers use `ACT`, and the emission location is
+/// `LOC`.
+fn seq_model(decl: &str, arg: &str, act: &str, loc: &str) -> String {
+    format!(
+        r#"model seq_test {{
+  dim O = 3, Z = 4, R = 8
+  data "data/pendulum_std.npz"
+  observed o[t] : real[O]
+  latent   z[t] : real[Z]
+  param w : real[O] = 0.5
+  init z[0] = 0
+  net trans = mlp(Z -> 16 -> 2*Z, {act})
+  net emit  = mlp(Z -> 16 -> O, {act})
+  net seq   = {decl}
+  net comb  = mlp(R + Z -> 16 -> 2*Z, {act})
+  p {{
+    z[t] ~ Normal.split(trans(z[t-1]))
+    o[t] ~ Normal({loc}, 0.5)
+  }}
+  q {{
+    z[t] ~ Normal.split(comb(seq({arg}), z[t-1]))
+  }}
+}}
+"#
+    )
+}
+
+/// The models of the tests below: (name, source).
+fn seq_models() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "reverse rnn",
+            seq_model("rnn(O -> R, reverse)", "o[t:]", "relu", "emit(z[t])"),
+        ),
+        (
+            "forward rnn",
+            seq_model("rnn(O -> R)", "o[:t]", "tanh", "emit(z[t])"),
+        ),
+        (
+            "reverse rnn over expressions",
+            seq_model(
+                "rnn(2*O -> R, reverse)",
+                "0.1 * o[t:], w * tanh(o[t:]) + 1",
+                "relu",
+                "emit(z[t])",
+            ),
+        ),
+        (
+            "silu",
+            seq_model("rnn(O -> R)", "o[:t]", "silu", "emit(z[t])"),
+        ),
+        (
+            "tensor clamp bounds",
+            seq_model(
+                "rnn(O -> R, reverse)",
+                "o[t:]",
+                "elu",
+                "clamp(emit(z[t]), -softplus(w), w * z[t].0 + 1)",
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn dmm_matches_reference() {
+    compare("dmm.vmodel", 6, 10, 1, TOL);
+    compare("dmm.vmodel", 6, 10, 2, TOL);
+    let (p, store, batch) = setup("dmm.vmodel", 6, 10);
+    compare_tensors("dmm", &p, &store, &batch, "net.back.");
+}
+
+#[test]
+fn seq_models_match_reference() {
+    for (what, src) in seq_models() {
+        let (p, store, batch) = setup_src(&src, what, 6, 8);
+        Engine::new(&p, &store, batch.b, batch.t, 1)
+            .unwrap_or_else(|u| panic!("{what}: runs fused, not on the reference path ({})", u.0));
+        compare_on(what, &p, &store, &batch, 1, TOL);
+        compare_on(what, &p, &store, &batch, 2, TOL);
+        compare_tensors(what, &p, &store, &batch, "net.seq.");
+    }
+}
+
+/// The gradients of the parameters named `prefix…` against the reference, each relative to
+/// its own largest entry (the net over time's gradients are small beside the emission's).
+fn compare_tensors(what: &str, p: &Program, store: &ParamStore, batch: &Batch, prefix: &str) {
+    let (_, rg) = reference(p, store, batch);
+    let (_, eng) = fused(p, store, batch, 2);
+    let mut n = 0;
+    for (name, g) in rg.iter().filter(|(n, _)| n.starts_with(prefix)) {
+        let i = eng
+            .names
+            .iter()
+            .position(|x| x == name)
+            .expect("same parameters");
+        let err = rel_err(&eng.grads[i], g, 1e-6);
+        eprintln!("{what}: {name} gradient rel err {err:.2e}");
+        assert!(err < TOL, "{what}: gradient of {name} differs: {err:e}");
+        n += 1;
+    }
+    assert_eq!(n, 4, "{what}: the four GRU tensors of `{prefix}`");
+}
+
+/// Central differences of the fused loss (−Σ ELBO) against its backward at the largest
+/// gradient coordinate of every parameter tensor (so the net over time's weights are checked
+/// even where other nets' gradients are larger). Tolerance as above, per tensor.
+fn fd_every_tensor(what: &str, p: &Program, store: &ParamStore, batch: &Batch) {
+    let mut e = Engine::new(p, store, batch.b, batch.t.max(1), 2).expect("fused builds");
+    let loss = |e: &mut Engine| -> f64 {
+        let f = e.forward(p, batch, &mut rng::seeded(5), 0);
+        -f.elbo.iter().map(|x| f64::from(*x)).sum::<f64>()
+    };
+    loss(&mut e);
+    e.backward(batch);
+    let grads = e.grads.clone();
+    let mut checked = 0;
+    for (i, g) in grads.iter().enumerate() {
+        let gmax = g.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let Some(j) = g.iter().position(|v| v.abs() == gmax) else {
+            continue;
+        };
+        let x0 = e.values[i][j];
+        let mut central = |h: f32| {
+            e.values[i][j] = x0 + h;
+            let up = loss(&mut e);
+            e.values[i][j] = x0 - h;
+            let down = loss(&mut e);
+            e.values[i][j] = x0;
+            (up - down) / (2.0 * f64::from(h))
+        };
+        // Richardson's extrapolation of two steps cancels the h² term (the emission's scale
+        // floor makes the loss strongly curved).
+        let h = 1e-2 * x0.abs().max(1.0);
+        let (f1, f2) = (central(h), central(h / 2.0));
+        let fd = (4.0 * f2 - f1) / 3.0;
+        let gj = f64::from(g[j]);
+        eprintln!(
+            "{what} {}[{j}]: backward {gj:.5}, differences {fd:.5}",
+            e.names[i]
+        );
+        assert!(
+            (fd - gj).abs() <= 0.02 * gj.abs() + 1e-2,
+            "{what} {}[{j}]: {gj} vs {fd}",
+            e.names[i]
+        );
+        checked += 1;
+    }
+    assert!(
+        checked == grads.len(),
+        "{what}: a parameter without gradient"
+    );
+}
+
+#[test]
+fn seq_gradients_match_finite_differences() {
+    let (p, store, batch) = setup_with("dmm.vmodel", "-objective", 4, 6);
+    fd_every_tensor("dmm", &p, &store, &batch);
+    for (what, src) in seq_models() {
+        let (p, store, batch) = setup_src(&src, what, 4, 6);
+        fd_every_tensor(what, &p, &store, &batch);
     }
 }

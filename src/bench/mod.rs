@@ -1,4 +1,4 @@
-//! `vic bench W1|…|W5`: the workloads of the performance issues, run exactly as the
+//! `vic bench W1|…|W6`: the workloads of the performance issues, run exactly as the
 //! peer scripts in `shared/bench/peers/` run them (same model, data, batch, learning rate,
 //! init scheme, minibatches drawn with replacement each step, loss summed over the batch for
 //! the optimiser), timed the same way as their `common.run`:
@@ -53,6 +53,10 @@ pub enum Workload {
     /// B = 256 rollouts of T = 50, Adam 1e-3, 300 steps.
     #[value(name = "W5", alias = "w5")]
     W5,
+    /// Deep Markov Model with a reverse-time GRU posterior (models/dmm.vmodel) on standardized
+    /// pendulum observations, B = 32 sequences of T = 50, Adam 1e-3, 1000 steps.
+    #[value(name = "W6", alias = "w6")]
+    W6,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,7 +64,7 @@ pub struct BenchArgs {
     /// The workload to run.
     #[arg(value_enum)]
     pub workload: Workload,
-    /// Optimiser steps of the fixed run (default: W1 2000, W2 1000, W3 5000, W4/W5 300, as
+    /// Optimiser steps of the fixed run (default: W1 2000, W2/W6 1000, W3 5000, W4/W5 300, as
     /// the peers).
     #[arg(long)]
     pub steps: Option<u64>,
@@ -70,7 +74,7 @@ pub struct BenchArgs {
     /// The timed window lasts at least this long (seconds); 0 times the fixed run only.
     #[arg(long, default_value_t = 10.0)]
     pub min_time: f64,
-    /// Minibatches averaged for the final loss (default: W1 100, W2 100, W3 200, W4/W5 50,
+    /// Minibatches averaged for the final loss (default: W1/W2/W6 100, W3 200, W4/W5 50,
     /// or the timed part of the fixed run if that is shorter).
     #[arg(long)]
     pub loss_window: Option<usize>,
@@ -204,6 +208,20 @@ fn spec(w: Workload) -> Spec {
             lr: 1e-3,
             steps: 300,
             window: 50,
+            rows: Rows::Steps,
+            rows_of: &[],
+        },
+        // w6_*.py (NOTES.md "W6 DMM"): the reverse GRU, trans (p(z_1) from z_0 = 0 included),
+        // emit and the combiner all run on T·B rows; the file's `a` is unused.
+        Workload::W6 => Spec {
+            name: "dmm",
+            source: include_str!("../../models/dmm.vmodel"),
+            data: Source::Pendulum { reward: false },
+            unit: "per sequence",
+            batch: 32,
+            lr: 1e-3,
+            steps: 1000,
+            window: 100,
             rows: Rows::Steps,
             rows_of: &[],
         },
@@ -378,7 +396,7 @@ fn row_flops(kind: &NetKind) -> f64 {
 /// rows(net) is how many (batch × time) rows the net is applied to per step (the spec's
 /// `rows` / `rows_of`): W1: enc and dec on B rows; W2: filter on T·B rows (the posterior
 /// chain, t = 1..T), trans on (T−1)·B rows, emit on T·B rows; W3: no matmuls; W4: the GRU,
-/// post, prior, dec and rew on T·B rows; W5: the actor on T·B rows.
+/// post, prior, dec and rew on T·B rows; W5: the actor on T·B rows; W6: every net on T·B rows.
 fn fwd_flops(sp: &Spec, program: &Program, b: usize, t: usize) -> f64 {
     program
         .model

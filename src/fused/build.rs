@@ -8,8 +8,7 @@
 //! `t ≥ 2` reads one contiguous view. The data-only inputs of a chain net's first layer
 //! (observed/input reads) are multiplied for all steps at once before the loop.
 //! What the reference path runs and this does not (IWAE, enumeration, score-function and
-//! straight-through estimators, discrete or uniform latents, nets over time, SiLU, tensor
-//! clamp bounds) is reported as [`Unsupported`] and the caller falls back to it.
+//! straight-through estimators, discrete or uniform latents) is reported as [`Unsupported`] and the caller falls back to it.
 
 use super::graph::*;
 use crate::derive::{Compute, KlForm, Range, TermKind};
@@ -19,6 +18,8 @@ use crate::lower::plan::ChainVar;
 use crate::lower::{net_prefix, param_name, Program};
 use crate::objective::{shaping, Floor, Shaping};
 use std::collections::HashMap;
+
+mod rnn;
 
 /// Why a model runs on the reference path.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +163,7 @@ struct Builder<'a> {
     recs: HashMap<VarId, Rec>,
     pbuf: HashMap<usize, BufId>,
     consts: HashMap<(usize, usize, u32), BufId>,
+    /// Per call site: a chain net's first-layer data share, or a net over time's output.
     precomp: HashMap<*const Expr, BufId>,
     /// Per-step net calls of the chain: buffers stacked over steps, so the parameter
     /// gradients of all steps are one product after the loop.
@@ -184,16 +186,6 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
     for (v, e) in &prog.estimators {
         if *e != Estimator::Reparam {
             return unsup(format!("the estimator of `{}`", m.vars[*v].name));
-        }
-    }
-    for n in &m.nets {
-        match &n.kind {
-            NetKind::Rnn { .. } => return unsup("a net over time"),
-            NetKind::Mlp {
-                activation: Activation::Silu,
-                ..
-            } => return unsup("SiLU"),
-            _ => {}
         }
     }
     let mut bd = Builder {
@@ -398,6 +390,10 @@ impl Builder<'_> {
             }
             (TimeRef::Lag(j), At::Step(t)) => self.step_view(var, i64::from(t) - i64::from(j)),
             (TimeRef::Step(s), _) if timed => self.step_view(var, s),
+            // A sequence read in an argument of a net over time: each step's own value.
+            (TimeRef::Suffix | TimeRef::Prefix, At::Step(_) | At::Range(_)) if timed => {
+                self.read(var, TimeRef::Lag(0), at)
+            }
             (TimeRef::Lag(j), At::Range(s)) => {
                 let first = self.step_view(var, i64::from(s) - i64::from(j))?;
                 Ok(View {
@@ -503,16 +499,17 @@ impl Builder<'_> {
                 let lo = self.eval(low, at)?;
                 let hi = self.eval(high, at)?;
                 let (Val::Num(lo), Val::Num(hi)) = (lo, hi) else {
-                    return unsup("clamp with tensor bounds");
+                    return Ok(Val::Rows(self.clamp_tensor(arg, lo, hi, at)?));
                 };
                 match self.eval(arg, at)? {
-                    Val::Num(v) => Val::Num(v.clamp(lo, hi)),
+                    // `f32::clamp` panics on reversed or NaN bounds.
+                    Val::Num(v) => Val::Num(v.max(lo).min(hi)),
                     Val::Rows(x) => Val::Rows(self.unary(Un::Clamp(lo, hi), x)),
                     Val::Un(x) => Val::Un(self.unary(Un::Clamp(lo, hi), x)),
                 }
             }
             ExprKind::Net { .. } | ExprKind::Gru { .. } => Val::Rows(self.net(e, at, None)?),
-            ExprKind::Rnn { .. } => return unsup("a net over time"),
+            ExprKind::Rnn { .. } => Val::Rows(self.rnn(e, at)?),
         })
     }
 

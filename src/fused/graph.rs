@@ -66,10 +66,12 @@ pub enum Act {
     Tanh,
     /// x for x > 0, else eˣ − 1.
     Elu,
+    /// x·σ(x); the op's `scratch` keeps the pre-activation for backward.
+    Silu,
 }
 
 impl Act {
-    /// The kernel of a net's hidden activation; `None` for one without a fused kernel (SiLU).
+    /// The kernel of a net's hidden activation (`None` for one without a fused kernel).
     pub fn of(a: crate::ir::Activation) -> Option<Act> {
         use crate::ir::Activation as A;
         match a {
@@ -77,7 +79,7 @@ impl Act {
             A::Tanh => Some(Act::Tanh),
             A::Elu => Some(Act::Elu),
             A::Identity => Some(Act::Id),
-            A::Silu => None,
+            A::Silu => Some(Act::Silu),
         }
     }
 }
@@ -409,6 +411,52 @@ pub enum Op {
         x: View,
         /// The logits.
         logits: View,
+        /// The output.
+        out: View,
+    },
+    /// A GRU over the whole sequence (`rnn`, forward or reverse) from a zero state, as
+    /// [`crate::runtime::nets::gru::rnn_scan`]: the input projection `Σ xᵢ·W_i[rowsᵢ]` of all
+    /// `steps` is one product, then one cell per step (PyTorch's `[r|z|n]`), then in backward
+    /// one product for each parameter gradient and for the inputs' gradient
+    /// (`super::kernels` `rnn.rs`).
+    Rnn {
+        /// Input blocks (`steps·b` rows, time-major) and the weight rows each multiplies.
+        xs: Vec<DenseIn>,
+        /// Input weights `(in, 3H)`.
+        wi: BufId,
+        /// Hidden weights `(H, 3H)`.
+        wh: BufId,
+        /// Input bias `(3H,)`.
+        bi: BufId,
+        /// Hidden bias `(3H,)`.
+        bh: BufId,
+        /// Whether the scan runs from the last step to the first.
+        reverse: bool,
+        /// `(steps + 1)·b` rows: step `t` (1-based) at block `t` (forward) or `t − 1`
+        /// (reverse); the remaining block stays zero, the initial state, so the previous
+        /// states of all steps are one contiguous view.
+        out: View,
+        /// `r, z, n` of every step.
+        gates: View,
+        /// `gh_n` of every step.
+        ghn: View,
+        /// Scratch `(steps·b, 3H)`: input-side pre-activations (their gradients in backward).
+        gi: View,
+        /// Scratch `(steps·b, 3H)`: hidden-side pre-activations (their gradients in backward).
+        gh: View,
+        /// Scratch `(3H, H)`: `W_hᵀ` in backward (each step's `dh += dgh·W_hᵀ` then reads
+        /// rows of it, the faster form of the small product).
+        wht: View,
+    },
+    /// `out = min(max(x, lo), hi)` elementwise with tensor bounds (all `out`-shaped), with
+    /// dfdx's gradients of `maximum`/`minimum` (ties split ½–½).
+    ClampT {
+        /// The input.
+        x: View,
+        /// The lower bound.
+        lo: View,
+        /// The upper bound.
+        hi: View,
         /// The output.
         out: View,
     },

@@ -11,6 +11,8 @@ use super::graph::*;
 use super::math;
 use crate::runtime::simd::avx2;
 
+mod rnn;
+
 const HALF_LN_2PI: f32 = 0.918_938_5;
 
 /// Values and gradients of one graph instance.
@@ -382,6 +384,7 @@ impl Worker {
                 add,
                 act,
                 out,
+                scratch,
                 ..
             } => {
                 let o = self.cols(*out);
@@ -424,6 +427,12 @@ impl Worker {
                     Act::Tanh => epilogue(y, o, bias, math::tanh),
                     Act::Elu => {
                         epilogue(y, o, bias, |v| if v > 0.0 { v } else { math::exp(v) - 1.0 })
+                    }
+                    Act::Silu => {
+                        // The pre-activation is kept in `scratch` for backward.
+                        epilogue(y, o, bias, |v| v);
+                        self.wr(*scratch).copy_from_slice(y);
+                        epilogue(y, o, None, |v| v * math::sigmoid(v));
                     }
                 }
             }
@@ -533,6 +542,8 @@ impl Worker {
                     }
                 }
             }
+            Op::Rnn { .. } => self.rnn_fwd(op),
+            Op::ClampT { x, lo, hi, out } => self.clamp_fwd(*x, *lo, *hi, *out),
             Op::Unary { op, x, out } => {
                 let (xs, ys) = (self.rd(*x), self.wr(*out));
                 unary_fwd(*op, xs, ys);
@@ -828,6 +839,13 @@ impl Worker {
                             dp[i] = g[i] * if y[i] > 0.0 { 1.0 } else { y[i] + 1.0 };
                         }
                     }
+                    Act::Silu => {
+                        // `dp` holds the pre-activation (forward left it there).
+                        for i in 0..rows * o {
+                            let s = math::sigmoid(dp[i]);
+                            dp[i] = g[i] * s * (1.0 + dp[i] * (1.0 - s));
+                        }
+                    }
                 }
                 if *wgrad {
                     self.dense_wgrad(xs, sv, *w, *b);
@@ -1031,6 +1049,8 @@ impl Worker {
                     };
                 }
             }
+            Op::Rnn { .. } => self.rnn_bwd(op),
+            Op::ClampT { x, lo, hi, out } => self.clamp_bwd(*x, *lo, *hi, *out),
             Op::Unary { op, x, out } => {
                 let Some(g) = self.gr(*out) else { return };
                 let Some(gx) = self.gr(*x) else { return };

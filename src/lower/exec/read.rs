@@ -46,6 +46,12 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                 .ok_or_else(|| RtError::Shape(format!("static {var} unset"))),
             (TimeRef::Lag(j), At::Step(t)) => self.s.step(var, i64::from(t) - i64::from(j)),
             (TimeRef::Step(s), _) if timed => self.s.step(var, s),
+            // A sequence read inside an argument of a net over time that is an expression
+            // (`back(0.1 * y[t:])`): the argument is evaluated over all steps, each step
+            // reading its own value.
+            (TimeRef::Suffix | TimeRef::Prefix, At::Range(_) | At::Step(_)) if timed => {
+                self.read(var, TimeRef::Lag(0), at)
+            }
             (TimeRef::Lag(j), At::Range(s)) => {
                 let x = self.padded(var)?;
                 let lo = (i64::from(s) - i64::from(j) + k as i64 - 1) as usize * b;
@@ -77,14 +83,29 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                 return Err(RtError::Shape("rnn of a non-rnn net".into()));
             };
             let (b, tt) = (self.s.b, self.s.tt);
+            // Each argument's values per step: a plain sequence read is the variable's step;
+            // any other expression of sequences is evaluated once over steps 1..=T and split.
+            let mut per_arg: Vec<std::vec::IntoIter<T2<T>>> = Vec::with_capacity(seqs.len());
+            for sq in seqs {
+                let steps = match sq.kind {
+                    ExprKind::Var { var, .. } => (1..=tt as i64)
+                        .map(|t| self.s.step(var, t))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    _ => {
+                        let n = sq.shape.numel();
+                        let x = self.eval_rows(sq, At::Range(1), n)?;
+                        gru::split_time(x, tt)?
+                    }
+                };
+                per_arg.push(steps.into_iter());
+            }
             let mut xs = Vec::with_capacity(tt);
-            for t in 1..=tt as i64 {
+            for _ in 1..=tt {
                 let mut acc: Option<T2<T>> = None;
-                for sq in seqs {
-                    let ExprKind::Var { var, .. } = sq.kind else {
-                        return Err(RtError::Shape("rnn argument is not a sequence".into()));
-                    };
-                    let x = self.s.step(var, t)?;
+                for it in per_arg.iter_mut() {
+                    let x = it
+                        .next()
+                        .ok_or_else(|| RtError::Shape("rnn argument without a step".into()))?;
                     acc = Some(match acc {
                         None => x,
                         Some(a) => ops::cat_cols(a, x),
