@@ -162,7 +162,6 @@ fn every_shipped_model_trains_alike_on_both_runtimes() {
     const NOT_FUSED: &[&str] = &[
         "cvae_imitation.vmodel",
         "discrete_vae.vmodel",
-        "dmm.vmodel",
         "pendulum_control.vmodel",
         "planet.vmodel",
     ];

@@ -48,30 +48,6 @@ pub const LACKS: &[Lack] = &[
         },
     },
     Lack {
-        feature: "a net over time",
-        find: |p| {
-            (p.model.nets.iter())
-                .find(|n| matches!(n.kind, NetKind::Rnn { .. }))
-                .map(|n| format!("`{}`", n.name))
-        },
-    },
-    Lack {
-        feature: "SiLU",
-        find: |p| {
-            (p.model.nets.iter())
-                .find(|n| {
-                    matches!(
-                        n.kind,
-                        NetKind::Mlp {
-                            activation: Activation::Silu,
-                            ..
-                        }
-                    )
-                })
-                .map(|n| format!("`{}`", n.name))
-        },
-    },
-    Lack {
         feature: "a family without fused kernels",
         find: |p| {
             p.model.factors.iter().find_map(|f| match &f.body {
@@ -110,21 +86,6 @@ pub const LACKS: &[Lack] = &[
             })
         },
     },
-    Lack {
-        feature: "clamp with tensor bounds",
-        find: |p| {
-            let mut found = None;
-            each_expr(&p.model, &mut |e| {
-                if let ExprKind::Clamp { low, high, .. } = &e.kind {
-                    let lit = |b: &Expr| matches!(b.kind, ExprKind::Num(_));
-                    if found.is_none() && !(lit(low) && lit(high)) {
-                        found = Some(String::new());
-                    }
-                }
-            });
-            found
-        },
-    },
 ];
 
 /// Whether the fused runtime has the kernels `f` needs for `family`: Normal and TanhNormal
@@ -135,29 +96,6 @@ fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
         Family::Normal | Family::TanhNormal | Family::Flat => true,
         Family::Bernoulli => matches!(m.vars[f.var].role, Role::Observed),
         _ => false,
-    }
-}
-
-/// Every expression of the model: factor bodies and their distributions' arguments, rewards.
-fn each_expr<'a>(m: &'a Model, visit: &mut impl FnMut(&'a Expr)) {
-    let mut roots: Vec<&Expr> = Vec::new();
-    for f in &m.factors {
-        match &f.body {
-            FactorBody::Define(e) => roots.push(e),
-            FactorBody::Sample(d) => match &d.args {
-                DistArgs::LocScale { loc, scale } => roots.extend([loc, scale]),
-                DistArgs::Split { head, .. } => roots.push(head),
-                DistArgs::Logits(l) => roots.push(l),
-                DistArgs::Bounds { low, high } => roots.extend([low, high]),
-                DistArgs::None => {}
-            },
-        }
-    }
-    for o in &m.optimality {
-        roots.push(&o.reward);
-    }
-    for r in roots {
-        r.walk(visit);
     }
 }
 
