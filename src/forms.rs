@@ -1,5 +1,6 @@
 //! The bottom layer of forms: how a term is computed ([`Compute`]), the closed-form KLs
-//! ([`KlForm`]) and entropies ([`EntropyForm`]), each with its formula.
+//! ([`KlForm`]) and entropies ([`EntropyForm`]), each with its formula, and the one
+//! [`Activation`] enum the IR, the reference nets and the fused kernels share.
 //!
 //! Input: nothing (plain data). Output: the vocabulary `family` (whose rows name their closed
 //! forms), `derive` (which decides each term's computation), `objective` (whose modifiers say
@@ -124,5 +125,45 @@ impl Compute {
             self,
             Compute::Kl(_) | Compute::LogRatio | Compute::Entropy(_) | Compute::EntropyMc
         )
+    }
+}
+
+/// An MLP's hidden-layer activation: the IR's, the reference nets' (`runtime::nets::mlp`) and
+/// the fused kernels' (`fused::graph::Act`) one enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// `max(0, x)`.
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+    /// `x` for `x > 0`, `eˣ − 1` otherwise.
+    Elu,
+    /// `x · sigmoid(x)`.
+    Silu,
+    /// No activation (`none`).
+    Identity,
+}
+
+impl Activation {
+    /// The activation of a keyword (`none` and `identity` both give [`Activation::Identity`]).
+    pub fn parse(s: &str) -> Option<Activation> {
+        Some(match s {
+            "relu" => Activation::Relu,
+            "tanh" => Activation::Tanh,
+            "elu" => Activation::Elu,
+            "silu" => Activation::Silu,
+            "none" | "identity" => Activation::Identity,
+            _ => return None,
+        })
+    }
+    /// The keyword (`Identity` is `none`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Elu => "elu",
+            Activation::Silu => "silu",
+            Activation::Identity => "none",
+        }
     }
 }

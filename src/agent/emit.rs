@@ -196,9 +196,7 @@ impl<'a> Emit<'a> {
                 let NetKind::Mlp { sizes, activation } = &self.m.nets[*net].kind else {
                     return unsup("a net call of a non-MLP");
                 };
-                let Some(act) = Act::of(*activation) else {
-                    return unsup("SiLU");
-                };
+                let act = *activation;
                 let prefix = net_prefix(self.m, *net);
                 let mut xs = self.inputs(args, t)?;
                 let mut grad = xs.iter().any(|(v, _)| self.grad(*v));
@@ -219,7 +217,7 @@ impl<'a> Emit<'a> {
                         w,
                         b: Some(b),
                         add: None,
-                        act: if i + 1 == layers { Act::Id } else { act },
+                        act: if i + 1 == layers { Act::Identity } else { act },
                         out,
                         scratch,
                         wgrad: true,

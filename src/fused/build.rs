@@ -731,9 +731,7 @@ impl Builder<'_> {
                 let NetKind::Mlp { sizes, activation } = &self.m.nets[*net].kind else {
                     return unsup("a net call of a non-MLP");
                 };
-                let Some(act) = Act::of(*activation) else {
-                    return unsup("SiLU");
-                };
+                let act = *activation;
                 let prefix = net_prefix(self.m, *net);
                 let layers = sizes.len() - 1;
                 let split = matches!(at, At::Step(_)) && args.iter().any(|a| self.data_only(a));
@@ -761,7 +759,7 @@ impl Builder<'_> {
                                 w,
                                 b: Some(bias),
                                 add: None,
-                                act: Act::Id,
+                                act: Act::Identity,
                                 out,
                                 scratch,
                                 wgrad: true,
@@ -867,7 +865,7 @@ impl Builder<'_> {
                         w,
                         b,
                         add: a,
-                        act: if last { Act::Id } else { act },
+                        act: if last { Act::Identity } else { act },
                         out,
                         scratch,
                         wgrad,

@@ -55,34 +55,9 @@ pub struct Buf {
     pub init: Option<Vec<f32>>,
 }
 
-/// Hidden-layer activations, differentiated from their output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Act {
-    /// Identity.
-    Id,
-    /// max(0, x).
-    Relu,
-    /// tanh x.
-    Tanh,
-    /// x for x > 0, else eˣ − 1.
-    Elu,
-    /// x·σ(x); the op's `scratch` keeps the pre-activation for backward.
-    Silu,
-}
-
-impl Act {
-    /// The kernel of a net's hidden activation (`None` for one without a fused kernel).
-    pub fn of(a: crate::ir::Activation) -> Option<Act> {
-        use crate::ir::Activation as A;
-        match a {
-            A::Relu => Some(Act::Relu),
-            A::Tanh => Some(Act::Tanh),
-            A::Elu => Some(Act::Elu),
-            A::Identity => Some(Act::Id),
-            A::Silu => Some(Act::Silu),
-        }
-    }
-}
+/// Hidden-layer activations, differentiated from their output (SiLU's op keeps the
+/// pre-activation in its `scratch` for backward): the IR's enum.
+pub use crate::forms::Activation as Act;
 
 /// Elementwise unary maps.
 #[derive(Clone, Copy, Debug, PartialEq)]

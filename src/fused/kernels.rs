@@ -422,7 +422,7 @@ impl Worker {
                 }
                 let bias = b.map(|b| self.rd(self.whole(b)));
                 match act {
-                    Act::Id => epilogue(y, o, bias, |v| v),
+                    Act::Identity => epilogue(y, o, bias, |v| v),
                     Act::Relu => epilogue(y, o, bias, |v| v.max(0.0)),
                     Act::Tanh => epilogue(y, o, bias, math::tanh),
                     Act::Elu => {
@@ -823,7 +823,7 @@ impl Worker {
                 let dp = self.wr(sv);
                 let y = self.rd(*out);
                 match act {
-                    Act::Id => dp.copy_from_slice(g),
+                    Act::Identity => dp.copy_from_slice(g),
                     Act::Relu => {
                         for i in 0..rows * o {
                             dp[i] = if y[i] > 0.0 { g[i] } else { 0.0 };

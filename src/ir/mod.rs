@@ -268,44 +268,7 @@ pub struct Param {
     pub init: ParamInit,
 }
 
-/// An MLP's hidden-layer activation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Activation {
-    /// `max(0, x)`.
-    Relu,
-    /// `tanh(x)`.
-    Tanh,
-    /// `x` for `x > 0`, `eˣ − 1` otherwise.
-    Elu,
-    /// `x · sigmoid(x)`.
-    Silu,
-    /// No activation (`none`).
-    Identity,
-}
-
-impl Activation {
-    /// The activation of a keyword (`none` and `identity` both give [`Activation::Identity`]).
-    pub fn parse(s: &str) -> Option<Activation> {
-        Some(match s {
-            "relu" => Activation::Relu,
-            "tanh" => Activation::Tanh,
-            "elu" => Activation::Elu,
-            "silu" => Activation::Silu,
-            "none" | "identity" => Activation::Identity,
-            _ => return None,
-        })
-    }
-    /// The keyword (`Identity` is `none`).
-    pub fn keyword(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::Tanh => "tanh",
-            Activation::Elu => "elu",
-            Activation::Silu => "silu",
-            Activation::Identity => "none",
-        }
-    }
-}
+pub use crate::forms::Activation;
 
 /// The architecture of a declared `net`; sizes are flattened feature sizes.
 #[derive(Clone, Debug, PartialEq)]

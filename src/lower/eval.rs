@@ -38,16 +38,6 @@ pub fn net_prefix(m: &ir::Model, n: ir::NetId) -> String {
     format!("net.{}", m.nets[n].name)
 }
 
-fn activation(a: ir::Activation) -> mlp::Activation {
-    match a {
-        ir::Activation::Relu => mlp::Activation::Relu,
-        ir::Activation::Tanh => mlp::Activation::Tanh,
-        ir::Activation::Elu => mlp::Activation::Elu,
-        ir::Activation::Silu => mlp::Activation::Silu,
-        ir::Activation::Identity => mlp::Activation::None,
-    }
-}
-
 /// A constant host vector or matrix as a tensor on the tape.
 fn constant<T: LTape, P: Params<T>>(p: &P, shape: &ir::Shape, values: &[f64]) -> Val<T> {
     let v: Vec<f32> = values.iter().map(|x| *x as f32).collect();
@@ -319,7 +309,7 @@ impl<'a, T: LTape, P: Params<T>> Evaluator<'a, T, P> {
                     p,
                     &net_prefix(self.m, *net),
                     x,
-                    activation_of(*activation),
+                    *activation,
                     sizes.len() - 1,
                 )?)
             }
@@ -400,8 +390,4 @@ fn apply<T: LTape>(op: BinOp, x: T2<T>, y: T2<T>) -> T2<T> {
         BinOp::Mul => x * y,
         _ => x / y,
     }
-}
-
-pub fn activation_of(a: ir::Activation) -> mlp::Activation {
-    activation(a)
 }

@@ -10,20 +10,7 @@ use crate::runtime::{RtError, T2};
 
 use super::params::{ParamStore, Params};
 
-/// Hidden-layer activation (the output layer is always linear).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// max(0, x).
-    Relu,
-    /// tanh x.
-    Tanh,
-    /// x for x > 0, else eˣ − 1.
-    Elu,
-    /// x · σ(x).
-    Silu,
-    /// No activation (a linear output layer).
-    None,
-}
+pub use crate::forms::Activation;
 
 /// Applies `act` elementwise.
 pub fn activate<T: RtTape>(x: T2<T>, act: Activation) -> T2<T> {
@@ -39,7 +26,7 @@ pub fn activate<T: RtTape>(x: T2<T>, act: Activation) -> T2<T> {
             let (a, b) = fork(x);
             a * b.sigmoid()
         }
-        Activation::None => x,
+        Activation::Identity => x,
     }
 }
 
