@@ -20,6 +20,9 @@ use crate::lower::{net_prefix, param_name, Program};
 use crate::objective::{free_nats, kl_balance};
 use std::collections::HashMap;
 
+mod families;
+mod overshoot;
+
 /// Why a model runs on the reference path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unsupported(pub String);
@@ -57,6 +60,9 @@ pub enum Head {
         /// The optimality variable.
         opt: usize,
     },
+    /// A latent-overshooting KL (after the ELBO's terms; not part of the ELBO, trained with
+    /// `kl_weight / D`).
+    Overshoot,
 }
 
 /// One ELBO term's output.
@@ -82,6 +88,9 @@ pub struct Built {
     pub data: Vec<DataSlot>,
     /// Noise views in the order the reference path draws them.
     pub noise: Vec<View>,
+    /// Per noise view: what it holds and the number of `b`-row blocks it spans (a block is
+    /// drawn for the global batch and this share's rows kept, block by block).
+    pub noise_meta: Vec<(super::families::Noise, usize)>,
     /// Where each ELBO term is read.
     pub terms: Vec<TermOut>,
     /// Each timed chain variable's buffer: step `s` at rows `(s + k − 1)·b ..` (behaviour
@@ -168,19 +177,16 @@ struct Builder<'a> {
     sites: HashMap<*const Expr, Site>,
     in_chain: bool,
     noise: Vec<View>,
+    noise_meta: Vec<(super::families::Noise, usize)>,
     noise_bufs: HashMap<VarId, BufId>,
     data: Vec<DataSlot>,
+    /// Set while lowering an overshooting window ([`overshoot`]).
+    win: Option<overshoot::Win>,
 }
 
 /// Lower `prog` for `b` sequences of `tt` steps.
 pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Built> {
     let m = &prog.model;
-    if m.objective.overshooting > 1 {
-        return unsup("latent overshooting (the reference path runs it)");
-    }
-    if m.objective.iwae > 1 {
-        return unsup("IWAE");
-    }
     for (v, e) in &prog.estimators {
         if *e != Estimator::Reparam {
             return unsup(format!("the estimator of `{}`", m.vars[*v].name));
@@ -213,11 +219,14 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         sites: HashMap::new(),
         in_chain: false,
         noise: Vec::new(),
+        noise_meta: Vec::new(),
         noise_bufs: HashMap::new(),
         data: Vec::new(),
+        win: None,
     };
     bd.run()?;
-    let terms = bd.terms()?;
+    let mut terms = bd.terms()?;
+    terms.extend(bd.overshooting()?);
     // Data-only first-layer products run before everything else.
     let mut ops = std::mem::take(&mut bd.pre);
     ops.append(&mut bd.g.ops);
@@ -233,6 +242,7 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         g: bd.g,
         data: bd.data,
         noise: bd.noise,
+        noise_meta: bd.noise_meta,
         terms,
         chain,
         k: bd.k,
@@ -276,6 +286,9 @@ impl Builder<'_> {
     }
 
     fn step_view(&mut self, v: VarId, s: i64) -> R<View> {
+        if let Some(view) = self.win_view(v, s)? {
+            return Ok(view);
+        }
         let buf = self.var_buf(v);
         let i = s + self.k as i64 - 1;
         if i < 0 || i as usize >= self.k + self.tt {
@@ -739,7 +752,9 @@ impl Builder<'_> {
                 };
                 let prefix = net_prefix(self.m, *net);
                 let layers = sizes.len() - 1;
-                let split = matches!(at, At::Step(_)) && args.iter().any(|a| self.data_only(a));
+                let split = self.win.is_none()
+                    && matches!(at, At::Step(_))
+                    && args.iter().any(|a| self.data_only(a));
                 let keep = |s: &Self, a: &Expr| !split || !s.data_only(a);
                 let first = args.iter().all(|a| !keep(self, a) || self.plain_read(a));
                 let site = self.site(e, at, &sizes[1..], true, first);
@@ -1019,7 +1034,7 @@ impl Builder<'_> {
                 let v = self.eval(l, at)?;
                 Ok((self.as_rows(v, rows, size)?, None))
             }
-            _ => unsup(format!("{} parameters", d.family.name())),
+            _ => self.dist_other(d, at, size, dest),
         }
     }
 
@@ -1086,9 +1101,9 @@ impl Builder<'_> {
             FactorBody::Define(e) => self.eval_into(e, at, slot),
             FactorBody::Sample(d) => {
                 let size = self.m.vars[cv.var].ty.size();
-                if !matches!(d.family, Family::Normal | Family::TanhNormal) {
+                let Some(kind) = families::noise_of(d.family) else {
                     return unsup(format!("sampling a {} latent", d.family.name()));
-                }
+                };
                 let r = self.rec(cv.var, d.family);
                 if r.family != d.family {
                     return unsup("a latent whose family changes over time");
@@ -1105,6 +1120,7 @@ impl Builder<'_> {
                 });
                 let eps = self.rec_rows(nb, at);
                 self.noise.push(eps);
+                self.noise_meta.push((kind, 1));
                 match (d.family, r.pre) {
                     (Family::TanhNormal, Some(p)) => {
                         let u = self.rec_rows(p, at);
@@ -1116,12 +1132,13 @@ impl Builder<'_> {
                             y: slot,
                         });
                     }
-                    _ => self.op(Op::NormalSample {
+                    (Family::Normal, _) => self.op(Op::NormalSample {
                         loc: dl,
                         scale: ds,
                         eps,
                         out: slot,
                     }),
+                    (f, _) => self.sample_other(f, dl, ds, eps, slot)?,
                 }
                 Ok(())
             }
@@ -1196,7 +1213,7 @@ impl Builder<'_> {
                 logits: loc,
                 out,
             }),
-            _ => return unsup(format!("the log-density of {}", fam.name())),
+            _ => return self.log_prob_other(fam, x, loc, scale, out),
         }
         Ok(out)
     }
@@ -1256,11 +1273,19 @@ impl Builder<'_> {
                     };
                     let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
                     if let Compute::Kl(form) = term.compute {
-                        let (KlForm::NormalNormal, Some(ps)) = (form, ps) else {
-                            return unsup(format!("the closed-form KL {form:?}"));
-                        };
                         let mods = &term.modifiers;
                         let (gq, gp) = kl_balance::gradient_weights(mods);
+                        let (KlForm::NormalNormal, Some(ps)) = (form, ps) else {
+                            let o = self.kl_other(form, (ql, qs), (pl, ps), (gq, gp))?;
+                            out.push(TermOut {
+                                rows: Some(o),
+                                tp,
+                                step0,
+                                maskable,
+                                head: Head::Kl,
+                            });
+                            continue;
+                        };
                         let floor = free_nats::per_element(mods);
                         let o = self.temp(ql.rows, 1, true);
                         self.op(Op::NormalKl {
@@ -1304,6 +1329,7 @@ impl Builder<'_> {
                             let lq = self.log_prob(r.family, z, ql, Some(qs), pre)?;
                             self.unary(Un::Affine(-1.0, 0.0), lq)
                         }
+                        Compute::Entropy(form) => self.entropy_other(form, ql, qs)?,
                         c => return unsup(format!("the entropy {c:?}")),
                     };
                     (rows, Head::Entropy)

@@ -14,6 +14,7 @@
 
 pub mod build;
 pub mod engine;
+pub mod families;
 pub mod graph;
 pub(crate) mod handoff;
 pub mod kernels;
