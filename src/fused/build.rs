@@ -185,6 +185,9 @@ struct Builder<'a> {
     data: Vec<DataSlot>,
     /// Set while lowering an overshooting window ([`overshoot`]).
     win: Option<overshoot::Win>,
+    /// p's `(loc, scale)` over a KL-like term's range, by p factor, and the range's first
+    /// step (an overshooting window reuses them).
+    pviews: HashMap<FactorId, (View, View, u32)>,
 }
 
 /// Lower `prog` for `b` sequences of `tt` steps.
@@ -226,6 +229,7 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         noise_bufs: HashMap::new(),
         data: Vec::new(),
         win: None,
+        pviews: HashMap::new(),
     };
     bd.run()?;
     let mut terms = bd.terms()?;
@@ -1093,6 +1097,9 @@ impl Builder<'_> {
                 self.m.vars[cv.var].name
             ));
         };
+        if self.win_shares(cv.var, t) {
+            return Ok(());
+        }
         let slot = match at {
             At::Step(t) => self.step_view(cv.var, i64::from(t))?,
             _ => {
@@ -1112,7 +1119,9 @@ impl Builder<'_> {
                     return unsup("a latent whose family changes over time");
                 }
                 let (dl, ds) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
-                self.dist(d, at, size, Some((dl, ds)))?;
+                if !self.win_dist(prod.factor, t, (dl, ds)) {
+                    self.dist(d, at, size, Some((dl, ds)))?;
+                }
                 let nb = *self.noise_bufs.entry(cv.var).or_insert_with(|| {
                     let rows = if self.m.vars[cv.var].timed {
                         self.tt * self.b
@@ -1271,6 +1280,9 @@ impl Builder<'_> {
                     };
                     let size = m.vars[v].ty.size();
                     let (pl, ps) = self.dist(pd, at, size, None)?;
+                    if let (At::Range(t0), Some(ps)) = (at, ps) {
+                        self.pviews.insert(p.factor, (pl, ps, t0));
+                    }
                     let Some(r) = self.recs.get(&v).copied() else {
                         return unsup("a KL of an unsampled latent");
                     };

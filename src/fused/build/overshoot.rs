@@ -22,6 +22,12 @@ pub(super) struct Win {
     b: usize,
     /// The main program's variable buffers.
     vars: HashMap<VarId, BufId>,
+    /// States whose window step 2 equals the main chain's step `s + 1` (p's definition on
+    /// the posterior at `s`: an RSSM's `h`), read from the main buffer and not recomputed.
+    shared: Vec<VarId>,
+    /// p factors whose window-step-2 parameters are rows of the main KL term's (every read
+    /// is of data, of step 1 or of a shared state), with those views.
+    pviews: HashMap<FactorId, (View, View, u32)>,
 }
 
 /// p's time-indexed chain in sampling order, general cases only, relabelled to cover every
@@ -49,7 +55,7 @@ impl Builder<'_> {
     pub(super) fn win_view(&self, v: VarId, s: i64) -> R<Option<View>> {
         let Some(w) = &self.win else { return Ok(None) };
         let data = matches!(self.m.vars[v].role, Role::Observed | Role::Input);
-        if !data && s > 1 {
+        if !data && s > 1 && !(s == 2 && w.shared.contains(&v)) {
             return Ok(None);
         }
         let (Some(&buf), i) = (w.vars.get(&v), s + self.k as i64 - 1) else {
@@ -68,6 +74,79 @@ impl Builder<'_> {
         }))
     }
 
+    /// Whether window step `t` of `v` is the main chain's (nothing to compute).
+    pub(super) fn win_shares(&self, v: VarId, t: u32) -> bool {
+        self.win
+            .as_ref()
+            .is_some_and(|w| t == 2 && w.shared.contains(&v))
+    }
+
+    /// At window step 2, copy p factor `f`'s parameters from the main KL term's views into
+    /// `dest`; `false` where they are not shared (the caller evaluates them).
+    pub(super) fn win_dist(&mut self, f: FactorId, t: u32, dest: (View, View)) -> bool {
+        let Some(w) = &self.win else { return false };
+        let Some(&(pl, ps, t0)) = w.pviews.get(&f) else {
+            return false;
+        };
+        if t != 2 || t0 > 2 {
+            return false;
+        }
+        let off = (2 - t0 as usize) * w.b;
+        if off + self.b > pl.rows {
+            return false;
+        }
+        let at = |v: View| View {
+            buf: v.buf,
+            r0: v.r0 + off,
+            rows: dest.0.rows,
+        };
+        self.copy_into(at(pl), dest.0);
+        self.copy_into(at(ps), dest.1);
+        true
+    }
+
+    /// Which states and p factors an open-loop window can take from the main program at its
+    /// step 2: a factor whose reads are all data, lagged (window step 1 is the posterior) or
+    /// shared states; a state, when the main chain computes it with that same factor at
+    /// every step `2 … T`.
+    fn window_sharing(
+        &self,
+        order: &[ChainVar],
+    ) -> (Vec<VarId>, HashMap<FactorId, (View, View, u32)>) {
+        let m = self.m;
+        let mut shared: Vec<VarId> = Vec::new();
+        let reads_ok = |f: FactorId, shared: &[VarId]| {
+            m.factors[f].parents.iter().all(|r| {
+                matches!(m.vars[r.var].role, Role::Observed | Role::Input)
+                    || matches!(r.time, TimeRef::Lag(j) if j >= 1)
+                    || (r.time == TimeRef::Lag(0) && shared.contains(&r.var))
+            })
+        };
+        let mut factors = Vec::new();
+        for cv in order {
+            let Some(prod) = cv.at(2) else { continue };
+            if !reads_ok(prod.factor, &shared) {
+                continue;
+            }
+            factors.push(prod.factor);
+            if m.vars[cv.var].role != Role::State {
+                continue;
+            }
+            let main = self.prog.plan.timed.iter().find(|c| c.var == cv.var);
+            let same = main.is_some_and(|c| {
+                (2..=self.tt as u32).all(|t| c.at(t).is_some_and(|p| p.factor == prod.factor))
+            });
+            if same {
+                shared.push(cv.var);
+            }
+        }
+        let pviews = (self.pviews.iter())
+            .filter(|(f, _)| factors.contains(f))
+            .map(|(f, v)| (*f, *v))
+            .collect();
+        (shared, pviews)
+    }
+
     /// The overshooting terms of every distance (empty without `overshooting`).
     pub(super) fn overshooting(&mut self) -> R<Vec<TermOut>> {
         let m = self.m;
@@ -81,6 +160,7 @@ impl Builder<'_> {
         }
         let targets = crate::lower::overshoot_targets(m);
         let order = open_loop_order(m);
+        let (shared, pviews) = self.window_sharing(&order);
         let tt = self.tt;
         for d in 2..=dmax {
             if tt <= d {
@@ -110,7 +190,10 @@ impl Builder<'_> {
                 win: Some(Win {
                     b: self.b,
                     vars: self.vars.clone(),
+                    shared: shared.clone(),
+                    pviews: pviews.clone(),
                 }),
+                pviews: HashMap::new(),
             };
             let res = w.window(d, &order, &targets);
             self.g = std::mem::take(&mut w.g);
