@@ -187,8 +187,11 @@ struct Builder<'a> {
     win: Option<overshoot::Win>,
     /// p's `(loc, scale)` over a KL-like term's range, by p factor, and the range's first
     /// step (an overshooting window reuses them).
-    pviews: HashMap<FactorId, (View, View, u32)>,
+    pviews: PViews,
 }
+
+/// p's `(loc, scale)` views over a term's range and the range's first step, by p factor.
+type PViews = HashMap<FactorId, (View, View, u32)>;
 
 /// Lower `prog` for `b` sequences of `tt` steps.
 pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Built> {

@@ -27,7 +27,7 @@ pub(super) struct Win {
     shared: Vec<VarId>,
     /// p factors whose window-step-2 parameters are rows of the main KL term's (every read
     /// is of data, of step 1 or of a shared state), with those views.
-    pviews: HashMap<FactorId, (View, View, u32)>,
+    pviews: PViews,
 }
 
 /// p's time-indexed chain in sampling order, general cases only, relabelled to cover every
@@ -109,10 +109,7 @@ impl Builder<'_> {
     /// step 2: a factor whose reads are all data, lagged (window step 1 is the posterior) or
     /// shared states; a state, when the main chain computes it with that same factor at
     /// every step `2 … T`.
-    fn window_sharing(
-        &self,
-        order: &[ChainVar],
-    ) -> (Vec<VarId>, HashMap<FactorId, (View, View, u32)>) {
+    fn window_sharing(&self, order: &[ChainVar]) -> (Vec<VarId>, PViews) {
         let m = self.m;
         let mut shared: Vec<VarId> = Vec::new();
         let reads_ok = |f: FactorId, shared: &[VarId]| {
