@@ -549,5 +549,9 @@ model laplace_toy {
     // The fused runtime's Laplace kernels give the same term.
     let mut e = crate::fused::Engine::new(&p, &store, 4, 1, 1).expect("fused Laplace kernels");
     let f = e.forward(&p, &batch, &mut seeded(1), 0);
-    close(f.terms[ti], exact, "fused KL(Laplace(0.3, 0.5) ‖ Laplace(0, 1)) term");
+    close(
+        f.terms[ti],
+        exact,
+        "fused KL(Laplace(0.3, 0.5) ‖ Laplace(0, 1)) term",
+    );
 }
