@@ -124,6 +124,12 @@ fn compare_on(
     let (p, store, batch) = (p.clone(), store.clone(), batch.clone());
     let (re, rg) = reference(&p, &store, &batch);
     let (fe, eng) = fused(&p, &store, &batch, threads);
+    assert!(
+        fe.iter().chain(&re).all(|x| x.is_finite()),
+        "{file}: a non-finite ELBO (fused {:?} vs ref {:?})",
+        &fe[..fe.len().min(4)],
+        &re[..re.len().min(4)]
+    );
     let e_err = rel_err(&fe, &re, 1.0);
     let mut worst = (0.0f32, String::new());
     let all_ref: Vec<f32> = rg.iter().flat_map(|(_, g)| g.iter().copied()).collect();
@@ -277,7 +283,33 @@ fn gradients_match_finite_differences() {
         ("lqr.vmodel", "-objective", 4, 5),
     ] {
         let (p, store, batch) = setup_with(file, extra, b, t);
-        let mut e = Engine::new(&p, &store, batch.b, batch.t.max(1), 2).expect("fused builds");
+        finite_differences(file, &p, &store, &batch, &[]);
+    }
+}
+
+/// The new families' kernels (Laplace and Uniform log-densities, samplers, closed-form KLs
+/// and entropies, log-ratios) against central differences of the fused loss.
+#[test]
+fn family_gradients_match_finite_differences() {
+    let (p, store, batch) = setup_inline(FAMILIES, 4, 4);
+    // Beside the largest gradients, the largest of each parameter that only the new kernels
+    // reach: Uniform bounds (KL, sampler), Laplace q (log-ratio against a Normal p; entropy
+    // under a Flat p), the Laplace `.split` head (sampler, closed-form KL).
+    let also = [
+        "param.lo",
+        "param.hi",
+        "param.mv",
+        "param.sv",
+        "param.mw",
+        "net.enc.l1.b",
+    ];
+    finite_differences("families", &p, &store, &batch, &also);
+}
+
+fn finite_differences(file: &str, p: &Program, store: &ParamStore, batch: &Batch, also: &[&str]) {
+    {
+        let (p, batch) = (p.clone(), batch.clone());
+        let mut e = Engine::new(&p, store, batch.b, batch.t.max(1), 2).expect("fused builds");
         let loss = |e: &mut Engine| -> f64 {
             let f = e.forward(&p, &batch, &mut rng::seeded(5), 0);
             -f.elbo.iter().map(|x| f64::from(*x)).sum::<f64>()
@@ -292,8 +324,19 @@ fn gradients_match_finite_differences() {
             .flat_map(|(i, g)| g.iter().enumerate().map(move |(j, v)| (i, j, *v)))
             .collect();
         coords.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
+        let mut picked: Vec<(usize, usize, f32)> = coords.iter().take(6).copied().collect();
+        for name in also {
+            let i = e.names.iter().position(|n| n == name).expect("a parameter");
+            let top = coords
+                .iter()
+                .find(|c| c.0 == i)
+                .copied()
+                .expect("a coordinate");
+            assert!(top.2 != 0.0, "{file}: {name} has no gradient");
+            picked.push(top);
+        }
         let mut checked = 0;
-        for &(i, j, g) in coords.iter().take(6) {
+        for &(i, j, g) in &picked {
             let x0 = e.values[i][j];
             let h = 1e-2 * x0.abs().max(1.0);
             e.values[i][j] = x0 + h;
@@ -482,4 +525,156 @@ fn seq_gradients_match_finite_differences() {
         let (p, store, batch) = setup_src(&src, what, 4, 6);
         fd_every_tensor(what, &p, &store, &batch);
     }
+}
+
+/// An inline model with a synthetic batch: every observed or input variable filled with a
+/// smooth deterministic pattern in (−1, 1).
+fn setup_inline(src: &str, b: usize, t: usize) -> (Program, ParamStore, Batch) {
+    let m = vic::compile(src, "inline.vmodel").expect("compiles");
+    let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
+    let store = p
+        .init_params(&Dev::default(), &mut rng::seeded(11))
+        .expect("params");
+    let mut data = std::collections::HashMap::new();
+    for (v, var) in p.model.vars.iter().enumerate() {
+        if !matches!(var.role, vic::ir::Role::Observed | vic::ir::Role::Input) {
+            continue;
+        }
+        let n = if var.timed { t * b } else { b } * var.ty.size();
+        let vals = (0..n)
+            .map(|i| (0.37 * i as f32 + 0.11 * v as f32).sin() * 0.9)
+            .collect();
+        data.insert(v, vals);
+    }
+    let batch = Batch {
+        b,
+        t,
+        data,
+        mask: None,
+    };
+    (p, store, batch)
+}
+
+/// Laplace as a latent (closed-form KL, sampled from its `.split` head) and as a likelihood;
+/// Uniform as a latent (against a Normal p: a log-ratio) and as a likelihood with bounds that
+/// depend on a latent; a Laplace q against a Normal p (log-ratio), a Laplace q under a Flat
+/// prior (closed-form entropy), a Uniform q inside a Uniform p (closed-form KL).
+const FAMILIES: &str = r#"
+model families {
+  dim H = 6
+  observed x[t] : real[2]
+  observed y[t] : real[2]
+  latent   z[t] : real[2]
+  latent   u[t] : real[2]
+  latent   v : real[3]
+  latent   w : real[2]
+  latent   c : real[2]
+  init z[0] = 0
+  net enc = mlp(4 -> H -> 4, tanh)
+  net dec = mlp(2 -> H -> 2, tanh)
+  param mv : real[3] = [0.1, -0.2, 0.3]
+  param sv : real[3] = [0.2, 0.1, -0.3]
+  param mw : real[2] = [0.4, -0.1]
+  param lo : real[2] = [-0.5, -0.3]
+  param hi : real[2] = [0.4, 0.6]
+  p {
+    z[t] ~ Laplace(0.9 * z[t-1], 0.5)
+    u[t] ~ Normal(z[t], 1)
+    x[t] ~ Laplace(dec(z[t]) + c, 0.3)
+    y[t] ~ Uniform(u[t] - 20, u[t] + 20)
+    v ~ Normal(0, 1)
+    w ~ Flat
+    c ~ Uniform(-2, 2)
+  }
+  q {
+    z[t] ~ Laplace.split(enc(x[t], z[t-1]), scale = softplus, min = 0.05)
+    u[t] ~ Uniform(z[t] - 0.5, z[t] + 0.5)
+    v ~ Laplace(mv, softplus(sv))
+    w ~ Laplace(0.3, softplus(mw))
+    c ~ Uniform(lo, hi)
+  }
+}
+"#;
+
+#[test]
+fn families_match_reference() {
+    let (p, store, batch) = setup_inline(FAMILIES, 6, 5);
+    compare_on("families", &p, &store, &batch, 1, TOL);
+    compare_on("families", &p, &store, &batch, 2, TOL);
+}
+
+#[test]
+fn pendulum_control_matches_reference() {
+    // TanhNormal policy against a Uniform(−1, 1) action prior: a Monte Carlo log-ratio.
+    compare("pendulum_control.vmodel", 4, 12, 1, TOL);
+    compare("pendulum_control.vmodel", 4, 12, 2, TOL);
+}
+
+#[test]
+fn iwae_matches_reference() {
+    let k = 4;
+    for (file, src, b, t) in [
+        ("ssm.vmodel", None, 3, 6),
+        ("families", Some(FAMILIES), 3, 4),
+        ("pendulum_control.vmodel", None, 2, 8),
+    ] {
+        let (p, store, batch) = match src {
+            None => setup_with(file, "", b, t),
+            Some(s) => setup_inline(s, b, t),
+        };
+        // The same model with `iwae = K` (derive turns every KL into a log-ratio).
+        let mut m = p.model.clone();
+        m.objective.iwae = k as u32;
+        let elbo = vic::derive::derive(&m);
+        let p = Program::new(&m, &elbo).expect("lowers with IWAE");
+        // The trainer's layout: K copies of the batch, block-major.
+        let mut tiled = batch.clone();
+        tiled.b = batch.b * k;
+        for (v, host) in tiled.data.iter_mut() {
+            let size = p.model.vars[*v].ty.size();
+            let steps = if p.model.vars[*v].timed { batch.t } else { 1 };
+            host.clear();
+            for s in 0..steps {
+                for _ in 0..k {
+                    let src = &batch.data[v][s * batch.b * size..(s + 1) * batch.b * size];
+                    host.extend_from_slice(src);
+                }
+            }
+        }
+        let name = format!("{file} with iwae = {k}");
+        compare_on(&name, &p, &store, &tiled, 1, TOL);
+        compare_on(&name, &p, &store, &tiled, 2, TOL);
+    }
+}
+
+#[test]
+fn planet_matches_reference() {
+    // Latent overshooting (D = 3) on PlaNet's RSSM, with per-step free nats.
+    compare("planet.vmodel", 3, 7, 1, TOL);
+    compare("planet.vmodel", 3, 7, 2, TOL);
+    // Ragged sequences: the mask reaches the overshooting terms too.
+    let (p, store, mut batch) = setup("planet.vmodel", 4, 8);
+    let mut mask = vec![0.0f32; batch.t * batch.b];
+    for t in 0..batch.t {
+        for i in 0..batch.b {
+            mask[t * batch.b + i] = f32::from(u8::from(t + 2 * i < batch.t));
+        }
+    }
+    batch.mask = Some(mask);
+    compare_on("planet.vmodel (masked)", &p, &store, &batch, 2, TOL);
+    // Overshooting must change the gradient here, or this compares nothing new.
+    let mut m = p.model.clone();
+    m.objective.overshooting = 1;
+    let plain = Program::new(&m, &vic::derive::derive(&m)).expect("lowers");
+    let (_, g0) = reference(&plain, &store, &batch);
+    let (_, g1) = reference(&p, &store, &batch);
+    let diff = g0
+        .iter()
+        .zip(&g1)
+        .map(|((_, a), (_, b))| rel_err(b, a, 1e-3))
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff > 1e-3,
+        "overshooting did not change the gradient ({diff:e})"
+    );
 }

@@ -39,7 +39,8 @@ struct Spec {
     rnn: u8,
     input: bool,
     state: bool,
-    /// 0 none, 1 kl_weight, 2 free nats per step, 3 kl balance, 4 iwae 2, 5 scale o.
+    /// 0 none, 1 kl_weight, 2 free nats per step, 3 kl balance, 4 iwae 2, 5 scale o,
+    /// 6 overshooting 2 (sequential models).
     modifier: u8,
     /// p's first step: `init z[0] = 0` (false) or a base case `z[1] ~ Normal(0, 1)`.
     base_case: bool,
@@ -54,7 +55,7 @@ fn spec() -> impl Strategy<Value = Spec> {
             0u8..4,
             0u8..7,
         ),
-        (0u8..5, any::<bool>(), any::<bool>(), 0u8..6, any::<bool>()),
+        (0u8..5, any::<bool>(), any::<bool>(), 0u8..7, any::<bool>()),
     )
         .prop_map(
             |(
@@ -212,6 +213,7 @@ fn source(s: &Spec) -> String {
         3 => "kl_balance = 0.8",
         4 => "iwae = 2",
         5 => "scale o = 2",
+        6 if s.seq => "overshooting = 2",
         _ => "",
     };
     let mut src = String::from("model gen {\n");

@@ -107,20 +107,26 @@ fn overshooting_terms_match_the_closed_form() {
 }
 
 #[test]
-fn overshooting_trains_on_the_reference_path() {
-    let p = program(3);
-    let d = data(&p);
-    let cfg = TrainConfig {
-        holdout: 0.0,
-        batch: 8,
-        ..TrainConfig::default()
-    };
-    let mut tr = Trainer::new(p, Some(d), cfg).expect("trainer");
-    for _ in 0..20 {
-        let s = tr.step().expect("a finite step");
-        assert!(s.elbo.is_finite());
+fn overshooting_trains_on_both_runtimes() {
+    for (engine, name) in [
+        (vic::train::EngineChoice::Auto, "fused"),
+        (vic::train::EngineChoice::Reference, "reference"),
+    ] {
+        let p = program(3);
+        let d = data(&p);
+        let cfg = TrainConfig {
+            holdout: 0.0,
+            batch: 8,
+            engine,
+            ..TrainConfig::default()
+        };
+        let mut tr = Trainer::new(p, Some(d), cfg).expect("trainer");
+        for _ in 0..20 {
+            let s = tr.step().expect("a finite step");
+            assert!(s.elbo.is_finite());
+        }
+        assert!(tr.engine().starts_with(name), "{}", tr.engine());
     }
-    assert!(tr.engine().starts_with("reference"), "{}", tr.engine());
 }
 
 /// The overshooting terms train p: the gradient of the objective with respect to a learned

@@ -7,8 +7,11 @@
 //! zeros); q's recorded parameters are `(T·b)` buffers written step by step, so a KL over
 //! `t ≥ 2` reads one contiguous view. The data-only inputs of a chain net's first layer
 //! (observed/input reads) are multiplied for all steps at once before the loop.
-//! What the reference path runs and this does not (IWAE, enumeration, score-function and
-//! straight-through estimators, discrete or uniform latents) is reported as [`Unsupported`] and the caller falls back to it.
+//! Nets over time are lowered in `build/rnn.rs`, the families beside Normal and TanhNormal
+//! in `build/families.rs`, latent overshooting's windows in `build/overshoot.rs` (after the
+//! terms); IWAE needs nothing here (the engine's loss head takes the log-mean-exp over the
+//! tiled batch). Whether a program runs here is decided before `build` by the capability
+//! table (`super::caps`); an `Unsupported` from `build` on a program it accepts is a fault.
 
 use super::graph::*;
 use crate::derive::{Compute, KlForm, Range, TermKind};
@@ -19,6 +22,8 @@ use crate::lower::{net_prefix, param_name, Program};
 use crate::objective::{shaping, Floor, Shaping};
 use std::collections::HashMap;
 
+mod families;
+mod overshoot;
 mod rnn;
 
 /// Why a model runs on the reference path.
@@ -58,6 +63,9 @@ pub enum Head {
         /// The optimality variable.
         opt: usize,
     },
+    /// A latent-overshooting KL (after the ELBO's terms; not part of the ELBO, trained with
+    /// `kl_weight / D`).
+    Overshoot,
 }
 
 /// One ELBO term's output.
@@ -83,6 +91,9 @@ pub struct Built {
     pub data: Vec<DataSlot>,
     /// Noise views in the order the reference path draws them.
     pub noise: Vec<View>,
+    /// Per noise view: what it holds and the number of `b`-row blocks it spans (a block is
+    /// drawn for the global batch and this share's rows kept, block by block).
+    pub noise_meta: Vec<(super::families::Noise, usize)>,
     /// Where each ELBO term is read.
     pub terms: Vec<TermOut>,
     /// Each timed chain variable's buffer: step `s` at rows `(s + k − 1)·b ..` (behaviour
@@ -170,19 +181,22 @@ struct Builder<'a> {
     sites: HashMap<*const Expr, Site>,
     in_chain: bool,
     noise: Vec<View>,
+    noise_meta: Vec<(super::families::Noise, usize)>,
     noise_bufs: HashMap<VarId, BufId>,
     data: Vec<DataSlot>,
+    /// Set while lowering an overshooting window ([`overshoot`]).
+    win: Option<overshoot::Win>,
+    /// p's `(loc, scale)` over a KL-like term's range, by p factor, and the range's first
+    /// step (an overshooting window reuses them).
+    pviews: PViews,
 }
+
+/// p's `(loc, scale)` views over a term's range and the range's first step, by p factor.
+type PViews = HashMap<FactorId, (View, View, u32)>;
 
 /// Lower `prog` for `b` sequences of `tt` steps.
 pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Built> {
     let m = &prog.model;
-    if m.objective.overshooting > 1 {
-        return unsup("latent overshooting (the reference path runs it)");
-    }
-    if m.objective.iwae > 1 {
-        return unsup("IWAE");
-    }
     for (v, e) in &prog.estimators {
         if *e != Estimator::Reparam {
             return unsup(format!("the estimator of `{}`", m.vars[*v].name));
@@ -205,11 +219,15 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         sites: HashMap::new(),
         in_chain: false,
         noise: Vec::new(),
+        noise_meta: Vec::new(),
         noise_bufs: HashMap::new(),
         data: Vec::new(),
+        win: None,
+        pviews: HashMap::new(),
     };
     bd.run()?;
-    let terms = bd.terms()?;
+    let mut terms = bd.terms()?;
+    terms.extend(bd.overshooting()?);
     // Data-only first-layer products run before everything else.
     let mut ops = std::mem::take(&mut bd.pre);
     ops.append(&mut bd.g.ops);
@@ -225,6 +243,7 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         g: bd.g,
         data: bd.data,
         noise: bd.noise,
+        noise_meta: bd.noise_meta,
         terms,
         chain,
         k: bd.k,
@@ -268,6 +287,9 @@ impl Builder<'_> {
     }
 
     fn step_view(&mut self, v: VarId, s: i64) -> R<View> {
+        if let Some(view) = self.win_view(v, s)? {
+            return Ok(view);
+        }
         let buf = self.var_buf(v);
         let i = s + self.k as i64 - 1;
         if i < 0 || i as usize >= self.k + self.tt {
@@ -734,7 +756,9 @@ impl Builder<'_> {
                 let act = *activation;
                 let prefix = net_prefix(self.m, *net);
                 let layers = sizes.len() - 1;
-                let split = matches!(at, At::Step(_)) && args.iter().any(|a| self.data_only(a));
+                let split = self.win.is_none()
+                    && matches!(at, At::Step(_))
+                    && args.iter().any(|a| self.data_only(a));
                 let keep = |s: &Self, a: &Expr| !split || !s.data_only(a);
                 let first = args.iter().all(|a| !keep(self, a) || self.plain_read(a));
                 let site = self.site(e, at, &sizes[1..], true, first);
@@ -1014,7 +1038,7 @@ impl Builder<'_> {
                 let v = self.eval(l, at)?;
                 Ok((self.as_rows(v, rows, size)?, None))
             }
-            _ => unsup(format!("{} parameters", d.family.name())),
+            _ => self.dist_other(d, at, size, dest),
         }
     }
 
@@ -1070,6 +1094,9 @@ impl Builder<'_> {
                 self.m.vars[cv.var].name
             ));
         };
+        if self.win_shares(cv.var, t) {
+            return Ok(());
+        }
         let slot = match at {
             At::Step(t) => self.step_view(cv.var, i64::from(t))?,
             _ => {
@@ -1081,15 +1108,17 @@ impl Builder<'_> {
             FactorBody::Define(e) => self.eval_into(e, at, slot),
             FactorBody::Sample(d) => {
                 let size = self.m.vars[cv.var].ty.size();
-                if !matches!(d.family, Family::Normal | Family::TanhNormal) {
+                let Some(kind) = families::noise_of(d.family) else {
                     return unsup(format!("sampling a {} latent", d.family.name()));
-                }
+                };
                 let r = self.rec(cv.var, d.family);
                 if r.family != d.family {
                     return unsup("a latent whose family changes over time");
                 }
                 let (dl, ds) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
-                self.dist(d, at, size, Some((dl, ds)))?;
+                if !self.win_dist(prod.factor, t, (dl, ds)) {
+                    self.dist(d, at, size, Some((dl, ds)))?;
+                }
                 let nb = *self.noise_bufs.entry(cv.var).or_insert_with(|| {
                     let rows = if self.m.vars[cv.var].timed {
                         self.tt * self.b
@@ -1100,6 +1129,7 @@ impl Builder<'_> {
                 });
                 let eps = self.rec_rows(nb, at);
                 self.noise.push(eps);
+                self.noise_meta.push((kind, 1));
                 match (d.family, r.pre) {
                     (Family::TanhNormal, Some(p)) => {
                         let u = self.rec_rows(p, at);
@@ -1111,12 +1141,13 @@ impl Builder<'_> {
                             y: slot,
                         });
                     }
-                    _ => self.op(Op::NormalSample {
+                    (Family::Normal, _) => self.op(Op::NormalSample {
                         loc: dl,
                         scale: ds,
                         eps,
                         out: slot,
                     }),
+                    (f, _) => self.sample_other(f, dl, ds, eps, slot)?,
                 }
                 Ok(())
             }
@@ -1191,7 +1222,7 @@ impl Builder<'_> {
                 logits: loc,
                 out,
             }),
-            _ => return unsup(format!("the log-density of {}", fam.name())),
+            _ => return self.log_prob_other(fam, x, loc, scale, out),
         }
         Ok(out)
     }
@@ -1246,14 +1277,14 @@ impl Builder<'_> {
                     };
                     let size = m.vars[v].ty.size();
                     let (pl, ps) = self.dist(pd, at, size, None)?;
+                    if let (At::Range(t0), Some(ps)) = (at, ps) {
+                        self.pviews.insert(p.factor, (pl, ps, t0));
+                    }
                     let Some(r) = self.recs.get(&v).copied() else {
                         return unsup("a KL of an unsampled latent");
                     };
                     let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
                     if let Compute::Kl(form) = term.compute {
-                        let (KlForm::NormalNormal, Some(ps)) = (form, ps) else {
-                            return unsup(format!("the closed-form KL {form:?}"));
-                        };
                         // The KL op applies balancing and per-element free nats; the factor
                         // and the other floors are the loss head's (`engine`).
                         let Shaping {
@@ -1265,6 +1296,17 @@ impl Builder<'_> {
                         let floor = match floor {
                             Some(Floor::Element(n)) => Some(n),
                             Some(Floor::Row(_) | Floor::Mean(_)) | None => None,
+                        };
+                        let (KlForm::NormalNormal, Some(ps)) = (form, ps) else {
+                            let o = self.kl_other(form, (ql, qs), (pl, ps), (gq, gp))?;
+                            out.push(TermOut {
+                                rows: Some(o),
+                                tp,
+                                step0,
+                                maskable,
+                                head: Head::Kl,
+                            });
+                            continue;
                         };
                         let o = self.temp(ql.rows, 1, true);
                         self.op(Op::NormalKl {
@@ -1308,6 +1350,7 @@ impl Builder<'_> {
                             let lq = self.log_prob(r.family, z, ql, Some(qs), pre)?;
                             self.unary(Un::Affine(-1.0, 0.0), lq)
                         }
+                        Compute::Entropy(form) => self.entropy_other(form, ql, qs)?,
                         c => return unsup(format!("the entropy {c:?}")),
                     };
                     (rows, Head::Entropy)

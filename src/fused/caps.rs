@@ -28,12 +28,41 @@ pub struct Lack {
 /// The features the fused runtime does not run, in the order they are reported.
 pub const LACKS: &[Lack] = &[
     Lack {
-        feature: "latent overshooting",
-        find: |p| (p.model.objective.overshooting > 1).then(String::new),
+        feature: "latent overshooting of static or non-Normal latents",
+        find: |p| {
+            let m = &p.model;
+            if m.objective.overshooting < 2 {
+                return None;
+            }
+            if let Some(v) = m.vars.iter().find(|v| !v.timed) {
+                return Some(format!("`{}` is static", v.name));
+            }
+            m.factors.iter().find_map(|f| match &f.body {
+                FactorBody::Sample(d)
+                    if f.block == Block::P
+                        && m.vars[f.var].role == Role::Latent
+                        && d.family != Family::Normal =>
+                {
+                    Some(format!("`{}` is {}", m.vars[f.var].name, d.family.name()))
+                }
+                _ => None,
+            })
+        },
     },
     Lack {
-        feature: "IWAE",
-        find: |p| (p.model.objective.iwae > 1).then(String::new),
+        feature: "a latent whose q family changes over time",
+        find: |p| {
+            let m = &p.model;
+            (0..m.vars.len()).find_map(|v| {
+                let mut fams = m.factors.iter().filter_map(|f| match &f.body {
+                    FactorBody::Sample(d) if f.var == v && f.block == Block::Q => Some(d.family),
+                    _ => None,
+                });
+                let first = fams.next()?;
+                fams.any(|f| f != first)
+                    .then(|| format!("`{}`", m.vars[v].name))
+            })
+        },
     },
     Lack {
         feature: "a gradient estimator other than reparameterisation",
@@ -64,7 +93,12 @@ pub const LACKS: &[Lack] = &[
         feature: "a closed-form KL or entropy without fused kernels",
         find: |p| {
             p.elbo.terms.iter().find_map(|t| match t.compute {
-                Compute::Kl(KlForm::NormalNormal) | Compute::Entropy(EntropyForm::Normal) => None,
+                Compute::Kl(
+                    KlForm::NormalNormal | KlForm::UniformUniform | KlForm::LaplaceLaplace,
+                )
+                | Compute::Entropy(
+                    EntropyForm::Normal | EntropyForm::Uniform | EntropyForm::Laplace,
+                ) => None,
                 Compute::Kl(form) => Some(format!("{form:?}")),
                 Compute::Entropy(form) => Some(format!("{form:?}")),
                 _ => None,
@@ -88,12 +122,13 @@ pub const LACKS: &[Lack] = &[
     },
 ];
 
-/// Whether the fused runtime has the kernels `f` needs for `family`: Normal and TanhNormal
-/// everywhere, Bernoulli as a likelihood of observed data; a Flat prior needs none (its term
-/// is q's entropy).
+/// Whether the fused runtime has the kernels `f` needs for `family`: Normal, TanhNormal,
+/// Uniform, Laplace and Flat everywhere, Bernoulli as a likelihood of observed data.
 fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
     match family {
-        Family::Normal | Family::TanhNormal | Family::Flat => true,
+        Family::Normal | Family::TanhNormal | Family::Uniform | Family::Laplace | Family::Flat => {
+            true
+        }
         Family::Bernoulli => matches!(m.vars[f.var].role, Role::Observed),
         _ => false,
     }

@@ -12,13 +12,12 @@ use crate::lower::{Batch, Program, ALPHA_PARAM};
 use crate::objective::{free_nats, shaping, Floor, Shaping};
 use crate::runtime::nets::params::ParamStore;
 use crate::runtime::rng::Rng;
-use rand::Rng as _;
-use rand_distr::StandardNormal;
 
 struct Share {
     w: Worker,
     data: Vec<super::build::DataSlot>,
     noise: Vec<super::graph::View>,
+    noise_meta: Vec<(super::families::Noise, usize)>,
     terms: Vec<TermOut>,
     /// `(parameter, buffer)` of every parameter the program reads.
     params: Vec<(usize, super::graph::BufId)>,
@@ -51,8 +50,12 @@ pub struct Engine {
     /// Summed gradients of the last backward pass.
     pub grads: Vec<Vec<f32>>,
     alpha: Option<usize>,
-    /// Per term: the loss seed factor of the last forward pass (without the mask).
+    /// Per term (then per overshooting output): the loss seed factor of the last forward pass
+    /// (without the mask).
     seeds: Vec<Seed>,
+    /// IWAE: each row's self-normalised importance weight in the last forward pass (the
+    /// gradient of the log-mean-exp), multiplying the seeds of the ELBO's terms.
+    iwae_w: Option<Vec<f32>>,
     /// (H − target)·α for the auto-α gradient.
     alpha_grad: f32,
     /// Per parameter: whether the program reads it (decided once, at compile time).
@@ -135,6 +138,7 @@ impl Engine {
                 g,
                 data,
                 noise,
+                noise_meta,
                 terms,
                 chain,
                 k,
@@ -153,6 +157,7 @@ impl Engine {
                 w: Worker::new(g),
                 data,
                 noise,
+                noise_meta,
                 terms,
                 params,
                 start,
@@ -176,7 +181,7 @@ impl Engine {
         if let Some(i) = alpha {
             reads[i] = true;
         }
-        let nterms = prog.elbo.terms.len();
+        let nterms = shares[0].terms.len();
         Ok(Engine {
             shares,
             b,
@@ -186,6 +191,7 @@ impl Engine {
             grads,
             alpha,
             seeds: vec![Seed::None; nterms],
+            iwae_w: None,
             alpha_grad: 0.0,
             reads,
             window: (0, b),
@@ -281,14 +287,18 @@ impl Engine {
         let mut block = Vec::new();
         for j in 0..nslots {
             let v0 = self.shares[0].noise[j];
+            let (kind, blocks) = self.shares[0].noise_meta[j];
             let size = self.shares[0].w.g.bufs[v0.buf].cols;
             block.clear();
-            block.extend((0..gb * size).map(|_| rng.sample::<f32, _>(StandardNormal)));
+            block.extend((0..blocks * gb * size).map(|_| kind.draw(rng)));
             for sh in &mut self.shares {
                 let v = sh.noise[j];
                 let dst = sh.w.vals_mut(v.buf);
-                dst[v.r0 * size..(v.r0 + v.rows) * size]
-                    .copy_from_slice(&block[(g0 + sh.start) * size..(g0 + sh.start + sh.b) * size]);
+                // Block `q` of the global draw: this share's rows, after the block's first.
+                for q in 0..blocks {
+                    let (src0, dst0) = ((q * gb + g0 + sh.start) * size, (v.r0 + q * sh.b) * size);
+                    dst[dst0..dst0 + sh.b * size].copy_from_slice(&block[src0..src0 + sh.b * size]);
+                }
             }
         }
     }
@@ -386,6 +396,7 @@ impl Engine {
                 _ => Seed::All(-sign * factor * mult),
             };
         }
+        let elbo = self.iwae_head(prog, elbo, weight);
         let policy_entropy = (ent_rows > 0).then(|| (ent_sum / ent_rows as f64) as f32);
         self.alpha_grad = match (prog.auto_alpha, policy_entropy, alpha_val) {
             (Some(target), Some(h), Some(a)) => a * (h - target as f32),
@@ -396,6 +407,60 @@ impl Engine {
             terms,
             policy_entropy,
         }
+    }
+
+    /// The loss head's last part: latent overshooting's seeds (`kl_weight / D` on every row of
+    /// each distance) and IWAE's log-mean-exp over the `K` copies of each sequence (block
+    /// `k` of the batch is copy `k`, as the trainer tiles it): returns the ELBO per sequence
+    /// (`log (1/K) Σ_k e^{w_k}` under IWAE) and keeps each row's normalised weight for the
+    /// seeds of the ELBO's terms (their modifiers do not apply: IWAE's objective is the
+    /// log-mean-exp alone, as on the reference path).
+    fn iwae_head(&mut self, prog: &Program, elbo: Vec<f32>, weight: f32) -> Vec<f32> {
+        let nterms = prog.elbo.terms.len();
+        let dmax = prog.model.objective.overshooting.max(1) as f32;
+        for (ti, s) in self.seeds.iter_mut().enumerate().skip(nterms) {
+            let has = self.shares[0].terms[ti].rows.is_some();
+            *s = if has {
+                Seed::All(weight / dmax)
+            } else {
+                Seed::None
+            };
+        }
+        let kk = prog.model.objective.iwae.max(1) as usize;
+        if kk < 2 {
+            self.iwae_w = None;
+            return elbo;
+        }
+        let n = elbo.len() / kk;
+        let mut w = vec![0.0f32; elbo.len()];
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let mx = (0..kk)
+                .map(|k| elbo[k * n + i])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = (0..kk).map(|k| f64::from(elbo[k * n + i] - mx).exp()).sum();
+            let lse = f64::from(mx) + sum.ln();
+            for k in 0..kk {
+                w[k * n + i] = (f64::from(elbo[k * n + i]) - lse).exp() as f32;
+            }
+            out.push((lse - (kk as f64).ln()) as f32);
+        }
+        for (ti, term) in prog.elbo.terms.iter().enumerate() {
+            if let Seed::All(_) | Seed::Above(..) | Seed::AfterMean { .. } = self.seeds[ti] {
+                let mult = match self.shares[0].terms[ti].head {
+                    Head::Reward { opt } => match prog.model.optimality[opt].alpha {
+                        Alpha::Fixed(a) => 1.0 / a as f32,
+                        Alpha::Auto { .. } => {
+                            1.0 / self.alpha.map_or(1.0, |i| self.values[i][0].exp())
+                        }
+                    },
+                    _ => 1.0,
+                };
+                self.seeds[ti] = Seed::All(-f32::from(term.kind.sign()) * mult);
+            }
+        }
+        self.iwae_w = Some(w);
+        out
     }
 
     /// Decide the loss seeds that depend on batch means (free nats after the mean), with
@@ -429,6 +494,7 @@ impl Engine {
         self.settle(|_| {});
         let b = self.b;
         let seeds = std::mem::take(&mut self.seeds);
+        let iwae_w = self.iwae_w.take();
         self.run_all(|sh| {
             sh.w.zero_grads();
             for (ti, t) in sh.terms.iter().enumerate() {
@@ -439,9 +505,13 @@ impl Engine {
                 }
                 let mask = batch.mask.as_ref().filter(|_| t.maskable);
                 let (bw, start) = (sh.b, sh.start);
+                let iw = iwae_w.as_deref().filter(|_| t.head != Head::Overshoot);
                 sh.w.seed(v, |r, val| {
                     let (s, i) = (r / bw, r % bw);
-                    let mk = mask.map_or(1.0, |mk| mk[(t.step0 + s) * b + start + i]);
+                    let mut mk = mask.map_or(1.0, |mk| mk[(t.step0 + s) * b + start + i]);
+                    if let Some(w) = iw {
+                        mk *= w[start + i];
+                    }
                     match seed {
                         Seed::All(c) => c * mk,
                         Seed::Above(c, floor) if val > floor => c * mk,
@@ -452,6 +522,7 @@ impl Engine {
             sh.w.backward();
         });
         self.seeds = seeds;
+        self.iwae_w = iwae_w;
         // Sum the workers' parameter gradients, half the parameters on each thread.
         let parts: Vec<Vec<&[f32]>> = {
             let mut parts: Vec<Vec<&[f32]>> = vec![Vec::new(); self.grads.len()];

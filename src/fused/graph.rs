@@ -435,6 +435,8 @@ pub enum Op {
         /// The output.
         out: View,
     },
+    /// A kernel of another family (Uniform, Laplace, …: [`super::families`]).
+    Fam(super::families::FamOp),
 }
 
 /// A program: buffers and ops.

@@ -286,7 +286,7 @@ impl Worker {
         &self.grads[b]
     }
 
-    fn cols(&self, v: View) -> usize {
+    pub(super) fn cols(&self, v: View) -> usize {
         self.g.bufs[v.buf].cols
     }
     fn has_grad(&self, v: View) -> bool {
@@ -299,15 +299,15 @@ impl Worker {
     fn gptr(&self, v: View) -> *mut f32 {
         unsafe { self.gp[v.buf].add(v.r0 * self.cols(v)) }
     }
-    fn rd(&self, v: View) -> &[f32] {
+    pub(super) fn rd(&self, v: View) -> &[f32] {
         unsafe { std::slice::from_raw_parts(self.ptr(v), v.rows * self.cols(v)) }
     }
     #[allow(clippy::mut_from_ref)]
-    fn wr(&self, v: View) -> &mut [f32] {
+    pub(super) fn wr(&self, v: View) -> &mut [f32] {
         unsafe { std::slice::from_raw_parts_mut(self.ptr(v), v.rows * self.cols(v)) }
     }
     #[allow(clippy::mut_from_ref)]
-    fn gr(&self, v: View) -> Option<&mut [f32]> {
+    pub(super) fn gr(&self, v: View) -> Option<&mut [f32]> {
         self.has_grad(v)
             .then(|| unsafe { std::slice::from_raw_parts_mut(self.gptr(v), v.rows * self.cols(v)) })
     }
@@ -706,6 +706,7 @@ impl Worker {
                 let (xv, l, y) = (self.rd(*x), self.rd(*logits), self.wr(*out));
                 row_sums(y, c, [xv, l], |[x, l]| x * l - math::softplus(l));
             }
+            Op::Fam(f) => super::families::fwd(self, f),
         }
     }
 
@@ -1324,6 +1325,7 @@ impl Worker {
                     each(gx, c, g, ops, |[_, l], g| g * l);
                 }
             }
+            Op::Fam(f) => super::families::bwd(self, f),
         }
     }
 }
@@ -1332,7 +1334,7 @@ impl Worker {
 /// per-row gradient `g` (one pass per target, no branches or bounds checks in the loop, so it
 /// vectorises).
 #[inline(always)]
-fn each<const N: usize>(
+pub(super) fn each<const N: usize>(
     acc: &mut [f32],
     c: usize,
     g: &[f32],
@@ -1363,7 +1365,12 @@ fn each<const N: usize>(
 /// `y[r] = Σ_j f(x₀[r, j], x₁[r, j], …)` over rows of `c` columns, eight partial sums per
 /// row so the loop vectorises (the order of the additions differs from a left fold).
 #[inline(always)]
-fn row_sums<const N: usize>(y: &mut [f32], c: usize, xs: [&[f32]; N], f: impl Fn([f32; N]) -> f32) {
+pub(super) fn row_sums<const N: usize>(
+    y: &mut [f32],
+    c: usize,
+    xs: [&[f32]; N],
+    f: impl Fn([f32; N]) -> f32,
+) {
     let rows = y.len();
     for x in &xs {
         assert!(

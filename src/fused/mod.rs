@@ -15,6 +15,7 @@
 pub mod build;
 pub mod caps;
 pub mod engine;
+pub mod families;
 pub mod graph;
 pub(crate) mod handoff;
 pub mod kernels;

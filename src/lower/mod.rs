@@ -19,6 +19,8 @@ pub mod plan;
 
 pub use error::LowerError;
 pub use eval::{net_prefix, num_op, param_name};
+/// The latents that get latent-overshooting terms (for the fused runtime).
+pub(crate) use exec::overshoot::targets as overshoot_targets;
 pub use exec::{Batch, Forward};
 
 use crate::derive::Elbo;

@@ -1,6 +1,6 @@
 //! Latent overshooting (PlaNet: Hafner et al. 2019, "Learning Latent Dynamics for Planning
-//! from Pixels", §4), run by the reference forward pass only (the fused runtime reports it
-//! as unsupported and falls back here).
+//! from Pixels", §4), the definition; the fused runtime lowers the same windows
+//! (`fused/build/overshoot.rs`, checked against this by `tests/fused.rs`).
 //!
 //! For a distance `d ≥ 2` and every step `t > d`, the d-step open-loop prior of a latent is
 //! p's transition applied `d` times from the posterior sample at `t − d`: the chain variables

@@ -507,8 +507,7 @@ fn laplace_density_entropy_kl_and_sampling() {
 
 /// A Laplace latent end to end: the spec row makes `Laplace ‖ Laplace` a closed-form KL term,
 /// the lowering evaluates it with the family's kernel (against the KL computed here in f64),
-/// and the fused runtime, which has no Laplace kernels, answers `Unsupported` (the reference
-/// path runs).
+/// and so does the fused runtime's kernel (`fused::families`).
 #[test]
 fn laplace_kl_term_through_the_lowering() {
     use crate::derive::{Compute, KlForm};
@@ -547,8 +546,12 @@ model laplace_toy {
     for v in host(fwd.terms[ti].clone()) {
         close(v, exact, "KL(Laplace(0.3, 0.5) ‖ Laplace(0, 1)) term");
     }
-    assert!(
-        crate::fused::Engine::new(&p, &store, 4, 1, 1).is_err(),
-        "the fused runtime has no Laplace kernels"
+    // The fused runtime's Laplace kernels give the same term.
+    let mut e = crate::fused::Engine::new(&p, &store, 4, 1, 1).expect("fused Laplace kernels");
+    let f = e.forward(&p, &batch, &mut seeded(1), 0);
+    close(
+        f.terms[ti],
+        exact,
+        "fused KL(Laplace(0.3, 0.5) ‖ Laplace(0, 1)) term",
     );
 }
