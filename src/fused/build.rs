@@ -20,6 +20,8 @@ use crate::lower::{net_prefix, param_name, Program};
 use crate::objective::{free_nats, kl_balance};
 use std::collections::HashMap;
 
+mod discrete;
+
 /// Why a model runs on the reference path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unsupported(pub String);
@@ -89,6 +91,11 @@ pub struct Built {
     pub chain: Vec<(VarId, BufId)>,
     /// Padding steps before step 1 (the largest lag).
     pub k: usize,
+    /// Copies of the batch (the values of an enumerated latent; 1 without): a static noise
+    /// view holds `tiles` blocks of the share's rows.
+    pub tiles: usize,
+    /// Σ log q of each score-function draw, `(b, 1)` per draw (the surrogate's rows).
+    pub sf: Vec<View>,
 }
 
 /// Parameter name → (index, rows, cols) as the program lays parameters out.
@@ -170,6 +177,8 @@ struct Builder<'a> {
     noise: Vec<View>,
     noise_bufs: HashMap<VarId, BufId>,
     data: Vec<DataSlot>,
+    /// Discrete latents: records, enumeration, score-function rows (`build/discrete.rs`).
+    disc: discrete::Disc,
 }
 
 /// Lower `prog` for `b` sequences of `tt` steps.
@@ -181,11 +190,7 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
     if m.objective.iwae > 1 {
         return unsup("IWAE");
     }
-    for (v, e) in &prog.estimators {
-        if *e != Estimator::Reparam {
-            return unsup(format!("the estimator of `{}`", m.vars[*v].name));
-        }
-    }
+    let disc = discrete::Disc::new(prog, b)?;
     for n in &m.nets {
         match &n.kind {
             NetKind::Rnn { .. } => return unsup("a net over time"),
@@ -202,7 +207,7 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         params,
         g: Graph::default(),
         pre: Vec::new(),
-        b,
+        b: disc.rows(b),
         tt,
         k: prog.lag_steps(),
         vars: HashMap::new(),
@@ -215,6 +220,7 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         noise: Vec::new(),
         noise_bufs: HashMap::new(),
         data: Vec::new(),
+        disc,
     };
     bd.run()?;
     let terms = bd.terms()?;
@@ -236,6 +242,8 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         terms,
         chain,
         k: bd.k,
+        tiles: bd.disc.tiles(),
+        sf: std::mem::take(&mut bd.disc.sf),
     })
 }
 
@@ -266,8 +274,10 @@ impl Builder<'_> {
         let grad = matches!(var.role, Role::Latent | Role::State);
         let rows = if var.timed {
             (self.k + self.tt) * self.b
-        } else {
+        } else if grad {
             self.b
+        } else {
+            self.disc.base_rows(self.b)
         };
         let kind = if grad { BufKind::Temp } else { BufKind::Data };
         let buf = self.g.buf(rows, size, kind, grad);
@@ -394,7 +404,8 @@ impl Builder<'_> {
             }
             (TimeRef::Static, _) => {
                 let buf = self.var_buf(var);
-                Ok(self.g.all(buf))
+                let x = self.g.all(buf);
+                Ok(self.enum_data(var, x))
             }
             (TimeRef::Lag(j), At::Step(t)) => self.step_view(var, i64::from(t) - i64::from(j)),
             (TimeRef::Step(s), _) if timed => self.step_view(var, s),
@@ -410,6 +421,9 @@ impl Builder<'_> {
     }
 
     fn eval(&mut self, e: &Expr, at: At) -> R<Val> {
+        if let Some(v) = self.enum_base(e, at)? {
+            return Ok(v);
+        }
         Ok(match &e.kind {
             ExprKind::Num(v) => Val::Num(*v as f32),
             ExprKind::Const(c) => {
@@ -779,6 +793,8 @@ impl Builder<'_> {
                         rows: self.b,
                     };
                     (self.dense_inputs(args, at, keep)?, Some(add))
+                } else if let Some((xs, add)) = self.enum_split(args, at, &prefix, sizes[1])? {
+                    (xs, Some(add))
                 } else {
                     (self.dense_inputs(args, at, |_, _| true)?, None)
                 };
@@ -1084,6 +1100,9 @@ impl Builder<'_> {
         };
         match &self.m.factors[prod.factor].body {
             FactorBody::Define(e) => self.eval_into(e, at, slot),
+            FactorBody::Sample(d) if d.family == Family::Categorical => {
+                self.produce_categorical(cv.var, d, at, slot)
+            }
             FactorBody::Sample(d) => {
                 let size = self.m.vars[cv.var].ty.size();
                 if !matches!(d.family, Family::Normal | Family::TanhNormal) {
@@ -1233,6 +1252,7 @@ impl Builder<'_> {
             };
             let maskable = owner_timed && !matches!(term.range, Range::Static);
             let (rows, head) = match &term.kind {
+                _ if self.discrete_term_applies(term) => self.discrete_term(term, at)?,
                 TermKind::LogLikelihood { p } => {
                     let f = &m.factors[p.factor];
                     let FactorBody::Sample(d) = &f.body else {
@@ -1315,6 +1335,7 @@ impl Builder<'_> {
                     (self.as_rows(r, rows, 1)?, Head::Reward { opt: *opt })
                 }
             };
+            let rows = self.enum_fold(term, rows)?;
             out.push(TermOut {
                 rows: Some(rows),
                 tp,

@@ -284,7 +284,7 @@ impl Worker {
         &self.grads[b]
     }
 
-    fn cols(&self, v: View) -> usize {
+    pub(super) fn cols(&self, v: View) -> usize {
         self.g.bufs[v.buf].cols
     }
     fn has_grad(&self, v: View) -> bool {
@@ -297,15 +297,15 @@ impl Worker {
     fn gptr(&self, v: View) -> *mut f32 {
         unsafe { self.gp[v.buf].add(v.r0 * self.cols(v)) }
     }
-    fn rd(&self, v: View) -> &[f32] {
+    pub(super) fn rd(&self, v: View) -> &[f32] {
         unsafe { std::slice::from_raw_parts(self.ptr(v), v.rows * self.cols(v)) }
     }
     #[allow(clippy::mut_from_ref)]
-    fn wr(&self, v: View) -> &mut [f32] {
+    pub(super) fn wr(&self, v: View) -> &mut [f32] {
         unsafe { std::slice::from_raw_parts_mut(self.ptr(v), v.rows * self.cols(v)) }
     }
     #[allow(clippy::mut_from_ref)]
-    fn gr(&self, v: View) -> Option<&mut [f32]> {
+    pub(super) fn gr(&self, v: View) -> Option<&mut [f32]> {
         self.has_grad(v)
             .then(|| unsafe { std::slice::from_raw_parts_mut(self.gptr(v), v.rows * self.cols(v)) })
     }
@@ -690,6 +690,12 @@ impl Worker {
                     *v += k;
                 }
             }
+            Op::CatSample { .. }
+            | Op::CatLogProb { .. }
+            | Op::CatKl { .. }
+            | Op::EnumWeight { .. }
+            | Op::Fold { .. }
+            | Op::CatEntropy { .. } => super::discrete::fwd(self, op),
             Op::BernoulliLogProb { x, logits, out } => {
                 let c = self.cols(*x);
                 let (xv, l, y) = (self.rd(*x), self.rd(*logits), self.wr(*out));
@@ -1293,6 +1299,12 @@ impl Worker {
                     }
                 }
             }
+            Op::CatSample { .. }
+            | Op::CatLogProb { .. }
+            | Op::CatKl { .. }
+            | Op::EnumWeight { .. }
+            | Op::Fold { .. }
+            | Op::CatEntropy { .. } => super::discrete::bwd(self, op),
             Op::BernoulliLogProb { x, logits, out } => {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*x);

@@ -13,6 +13,7 @@
 //! this runtime lacks are [`build::Unsupported`] and train on the reference path.
 
 pub mod build;
+pub mod discrete;
 pub mod engine;
 pub mod graph;
 pub(crate) mod handoff;
