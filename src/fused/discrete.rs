@@ -5,13 +5,15 @@
 //! Input: views of a [`Worker`]'s buffers; logits are `(R, G·C)`, group `g` in columns
 //! `g·C .. (g + 1)·C` (as `runtime::dist::categorical`). Output: the op's output view in
 //! forward; gradients accumulated (`+=`) into the inputs that have them in backward.
-//! Invariants: the softmax and log-softmax are computed as dfdx computes them (max
-//! subtracted, `exp`/`ln` of the standard library, sums left to right), and a draw is the
-//! first class whose running sum of probabilities exceeds the row's uniform — the reference
-//! sampler's rule — so the same logits and noise give the same one-hot values.
+//! Invariants: a draw's softmax is computed as dfdx computes it (max subtracted, `exp` of
+//! the standard library, sums left to right) and the draw is the first class whose running
+//! sum of probabilities exceeds the row's uniform — the reference sampler's rule — so the
+//! same logits and noise give the same one-hot values; densities, KLs, entropies and
+//! enumeration weights use the fast `exp`/`ln` of `fused::math` (float rounding apart).
 
 use super::graph::*;
 use super::kernels::Worker;
+use super::math;
 
 /// Digit of group `g` (of `groups`, `classes` each) in value `k` of a one-hot latent: the
 /// last group is the least significant (`lower::exec::dist::enum_value`'s order).
@@ -21,21 +23,6 @@ pub fn digit(k: usize, g: usize, groups: usize, classes: usize) -> usize {
         k /= classes;
     }
     k % classes
-}
-
-/// `out = l − ln Σ exp(l − max) − max` (dfdx's log-softmax).
-#[inline(always)]
-fn log_softmax(l: &[f32], out: &mut [f32]) {
-    let m = l.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-    let mut s = 0.0f32;
-    for (o, &x) in out.iter_mut().zip(l) {
-        *o = x - m;
-        s += o.exp();
-    }
-    let lse = s.ln();
-    for o in out.iter_mut() {
-        *o -= lse;
-    }
 }
 
 /// `out = exp(l − max) / Σ exp(l − max)` (dfdx's softmax).
@@ -52,7 +39,68 @@ fn softmax(l: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `lsm = log_softmax(l)` and `p = softmax(l)` of one group with the fast `exp`/`ln` of
+/// [`super::math`] (the densities and KLs; within float rounding of dfdx's).
+#[inline(always)]
+fn stats(l: &[f32], lsm: &mut [f32], p: &mut [f32]) {
+    let m = l.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+    let mut s = 0.0f32;
+    for ((o, e), &x) in lsm.iter_mut().zip(p.iter_mut()).zip(l) {
+        *o = x - m;
+        *e = math::exp(*o);
+        s += *e;
+    }
+    let (lse, inv) = (math::ln(s), 1.0 / s);
+    for (o, e) in lsm.iter_mut().zip(p.iter_mut()) {
+        *o -= lse;
+        *e *= inv;
+    }
+}
+
+/// [`stats`] of every group of one row (`G·c` logits), the exponentials in one flat loop
+/// over the row (vectorised).
+#[inline(always)]
+fn row_stats(l: &[f32], c: usize, lsm: &mut [f32], p: &mut [f32]) {
+    for (lg, og) in l.chunks_exact(c).zip(lsm.chunks_exact_mut(c)) {
+        let m = lg.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+        for (o, &x) in og.iter_mut().zip(lg) {
+            *o = x - m;
+        }
+    }
+    for (e, &t) in p.iter_mut().zip(lsm.iter()) {
+        *e = math::exp(t);
+    }
+    for (og, eg) in lsm.chunks_exact_mut(c).zip(p.chunks_exact_mut(c)) {
+        let s: f32 = eg.iter().sum();
+        let (lse, inv) = (math::ln(s), 1.0 / s);
+        for o in og.iter_mut() {
+            *o -= lse;
+        }
+        for e in eg.iter_mut() {
+            *e *= inv;
+        }
+    }
+}
+
+/// The class the inverse CDF picks for uniform `u`, and whether a running sum lies within
+/// `tol` of `u` (then rounding could change the pick).
+#[inline(always)]
+fn pick(p: &[f32], u: f32, tol: f32) -> (usize, bool) {
+    let mut acc = 0.0f32;
+    for (j, &pj) in p.iter().enumerate() {
+        acc += pj;
+        if (u - acc).abs() < tol {
+            return (j, true);
+        }
+        if u < acc {
+            return (j, false);
+        }
+    }
+    (p.len() - 1, false)
+}
+
 /// Forward of the ops of this module.
+#[inline(always)]
 pub(super) fn fwd(w: &Worker, op: &Op) {
     match op {
         Op::CatSample {
@@ -64,26 +112,30 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
             ..
         } => {
             let c = *classes;
+            let cols = w.cols(*logits);
             let (l, uv) = (w.rd(*logits), w.rd(*u));
             let (p, y) = (w.wr(*probs), w.wr(*out));
-            for (((lg, pg), yg), &ug) in l
-                .chunks_exact(c)
-                .zip(p.chunks_exact_mut(c))
-                .zip(y.chunks_exact_mut(c))
-                .zip(uv)
+            let mut lsm = vec![0.0f32; cols];
+            let mut exact = vec![0.0f32; c];
+            for ((lr, pr), yr) in l
+                .chunks_exact(cols)
+                .zip(p.chunks_exact_mut(cols))
+                .zip(y.chunks_exact_mut(cols))
             {
-                softmax(lg, pg);
-                let mut acc = 0.0f32;
-                let mut pick = c - 1;
-                for (j, &pj) in pg.iter().enumerate() {
-                    acc += pj;
-                    if ug < acc {
-                        pick = j;
-                        break;
+                row_stats(lr, c, &mut lsm, pr);
+                yr.fill(0.0);
+                let r = (lr.as_ptr() as usize - l.as_ptr() as usize) / (4 * cols);
+                for (g, (lg, pg)) in lr.chunks_exact(c).zip(pr.chunks_exact(c)).enumerate() {
+                    let ug = uv[r * (cols / c) + g];
+                    // Fast probabilities; where a running sum is this close to u, the pick
+                    // is redone on dfdx's softmax (the reference's draw, bit for bit).
+                    let (mut j, close) = pick(pg, ug, 1e-5);
+                    if close {
+                        softmax(lg, &mut exact);
+                        j = pick(&exact, ug, 0.0).0;
                     }
+                    yr[g * c + j] = 1.0;
                 }
-                yg.fill(0.0);
-                yg[pick] = 1.0;
             }
         }
         Op::CatLogProb {
@@ -95,12 +147,12 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
             let c = *classes;
             let cols = w.cols(*logits);
             let (xv, l, o) = (w.rd(*x), w.rd(*logits), w.wr(*out));
-            let mut lsm = vec![0.0f32; c];
+            let (mut lsm, mut p) = (vec![0.0f32; c], vec![0.0f32; c]);
             for r in 0..out.rows {
                 let mut s = 0.0f32;
                 for g in 0..cols / c {
                     let a = r * cols + g * c;
-                    log_softmax(&l[a..a + c], &mut lsm);
+                    stats(&l[a..a + c], &mut lsm, &mut p);
                     for j in 0..c {
                         s += xv[a + j] * lsm[j];
                     }
@@ -112,16 +164,15 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
             let c = *classes;
             let cols = w.cols(*q);
             let (qv, pv, o) = (w.rd(*q), w.rd(*p), w.wr(*out));
-            let (mut lq, mut lp) = (vec![0.0f32; c], vec![0.0f32; c]);
+            let (mut lq, mut lp) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+            let (mut pq, mut pp) = (vec![0.0f32; cols], vec![0.0f32; cols]);
             for r in 0..out.rows {
+                let a = r * cols;
+                row_stats(&qv[a..a + cols], c, &mut lq, &mut pq);
+                row_stats(&pv[a..a + cols], c, &mut lp, &mut pp);
                 let mut s = 0.0f32;
-                for g in 0..cols / c {
-                    let a = r * cols + g * c;
-                    log_softmax(&qv[a..a + c], &mut lq);
-                    log_softmax(&pv[a..a + c], &mut lp);
-                    for j in 0..c {
-                        s += lq[j].exp() * (lq[j] - lp[j]);
-                    }
+                for j in 0..cols {
+                    s += pq[j] * (lq[j] - lp[j]);
                 }
                 o[r] = s;
             }
@@ -134,14 +185,14 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
             let c = *classes;
             let cols = w.cols(*logits);
             let (l, o) = (w.rd(*logits), w.wr(*out));
-            let mut lsm = vec![0.0f32; c];
+            let (mut lsm, mut p) = (vec![0.0f32; c], vec![0.0f32; c]);
             for r in 0..out.rows {
                 let mut s = 0.0f32;
                 for g in 0..cols / c {
                     let a = r * cols + g * c;
-                    log_softmax(&l[a..a + c], &mut lsm);
-                    for v in &lsm {
-                        s += v.exp() * v;
+                    stats(&l[a..a + c], &mut lsm, &mut p);
+                    for (v, pj) in lsm.iter().zip(&p) {
+                        s += pj * v;
                     }
                 }
                 o[r] = -s;
@@ -158,18 +209,22 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
             let rows = logits.rows;
             let n = out.rows / rows.max(1);
             let (l, o) = (w.rd(*logits), w.wr(*out));
-            let mut lsm = vec![0.0f32; cols];
+            let (mut lsm, mut p) = (vec![0.0f32; cols], vec![0.0f32; cols]);
             for i in 0..rows {
                 for g in 0..groups {
                     let a = g * c;
-                    log_softmax(&l[i * cols + a..i * cols + a + c], &mut lsm[a..a + c]);
+                    stats(
+                        &l[i * cols + a..i * cols + a + c],
+                        &mut lsm[a..a + c],
+                        &mut p[a..a + c],
+                    );
                 }
                 for k in 0..n {
                     let mut s = 0.0f32;
                     for g in 0..groups {
                         s += lsm[g * c + digit(k, g, groups, c)];
                     }
-                    o[k * rows + i] = s.exp();
+                    o[k * rows + i] = math::exp(s);
                 }
             }
         }
@@ -188,6 +243,7 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
 }
 
 /// Backward of the ops of this module.
+#[inline(always)]
 pub(super) fn bwd(w: &Worker, op: &Op) {
     match op {
         Op::CatSample {
@@ -225,12 +281,12 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
             let cols = w.cols(*logits);
             let (xv, l) = (w.rd(*x), w.rd(*logits));
             let (mut gl, mut gx) = (w.gr(*logits), w.gr(*x));
-            let mut lsm = vec![0.0f32; c];
+            let (mut lsm, mut p) = (vec![0.0f32; c], vec![0.0f32; c]);
             for r in 0..out.rows {
                 let d = g[r];
                 for gi in 0..cols / c {
                     let a = r * cols + gi * c;
-                    log_softmax(&l[a..a + c], &mut lsm);
+                    stats(&l[a..a + c], &mut lsm, &mut p);
                     if let Some(gx) = gx.as_deref_mut() {
                         for j in 0..c {
                             gx[a + j] += d * lsm[j];
@@ -239,7 +295,7 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
                     if let Some(gl) = gl.as_deref_mut() {
                         let sx: f32 = xv[a..a + c].iter().sum();
                         for j in 0..c {
-                            gl[a + j] += d * (xv[a + j] - lsm[j].exp() * sx);
+                            gl[a + j] += d * (xv[a + j] - p[j] * sx);
                         }
                     }
                 }
@@ -254,21 +310,25 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
             let c = *classes;
             let cols = w.cols(*q);
             let (qv, pv) = (w.rd(*q), w.rd(*p));
-            let (mut lq, mut lp) = (vec![0.0f32; c], vec![0.0f32; c]);
+            let (mut lq, mut lp) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+            let (mut pq, mut pp) = (vec![0.0f32; cols], vec![0.0f32; cols]);
             for r in 0..out.rows {
                 let d = g[r];
+                let a0 = r * cols;
+                row_stats(&qv[a0..a0 + cols], c, &mut lq, &mut pq);
+                row_stats(&pv[a0..a0 + cols], c, &mut lp, &mut pp);
                 for gi in 0..cols / c {
-                    let a = r * cols + gi * c;
-                    log_softmax(&qv[a..a + c], &mut lq);
-                    log_softmax(&pv[a..a + c], &mut lp);
-                    let kl: f32 = (0..c).map(|j| lq[j].exp() * (lq[j] - lp[j])).sum();
-                    for j in 0..c {
-                        let qj = lq[j].exp();
-                        if let Some(gq) = gq.as_deref_mut() {
-                            gq[a + j] += d * qj * (lq[j] - lp[j] - kl);
+                    let b = gi * c;
+                    let a = a0 + b;
+                    let kl: f32 = (b..b + c).map(|j| pq[j] * (lq[j] - lp[j])).sum();
+                    if let Some(gq) = gq.as_deref_mut() {
+                        for j in 0..c {
+                            gq[a + j] += d * pq[b + j] * (lq[b + j] - lp[b + j] - kl);
                         }
-                        if let Some(gp) = gp.as_deref_mut() {
-                            gp[a + j] += d * (lp[j].exp() - qj);
+                    }
+                    if let Some(gp) = gp.as_deref_mut() {
+                        for j in 0..c {
+                            gp[a + j] += d * (pp[b + j] - pq[b + j]);
                         }
                     }
                 }
@@ -284,15 +344,15 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
             let c = *classes;
             let cols = w.cols(*logits);
             let l = w.rd(*logits);
-            let mut lsm = vec![0.0f32; c];
+            let (mut lsm, mut p) = (vec![0.0f32; c], vec![0.0f32; c]);
             for r in 0..out.rows {
                 let d = g[r];
                 for gi in 0..cols / c {
                     let a = r * cols + gi * c;
-                    log_softmax(&l[a..a + c], &mut lsm);
-                    let h: f32 = -lsm.iter().map(|v| v.exp() * v).sum::<f32>();
+                    stats(&l[a..a + c], &mut lsm, &mut p);
+                    let h: f32 = -lsm.iter().zip(&p).map(|(v, pj)| pj * v).sum::<f32>();
                     for j in 0..c {
-                        gl[a + j] -= d * lsm[j].exp() * (lsm[j] + h);
+                        gl[a + j] -= d * p[j] * (lsm[j] + h);
                     }
                 }
             }
@@ -310,11 +370,15 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
             let rows = logits.rows;
             let n = out.rows / rows.max(1);
             let (l, o) = (w.rd(*logits), w.rd(*out));
-            let mut p = vec![0.0f32; cols];
+            let (mut lsm, mut p) = (vec![0.0f32; cols], vec![0.0f32; cols]);
             for i in 0..rows {
                 for gi in 0..groups {
                     let a = gi * c;
-                    softmax(&l[i * cols + a..i * cols + a + c], &mut p[a..a + c]);
+                    stats(
+                        &l[i * cols + a..i * cols + a + c],
+                        &mut lsm[a..a + c],
+                        &mut p[a..a + c],
+                    );
                 }
                 let row = &mut gl[i * cols..(i + 1) * cols];
                 // d w_k / d l_{g,j} = w_k (1[j = digit_g(k)] − p_{g,j}).
