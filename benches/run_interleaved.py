@@ -21,6 +21,12 @@ W4 (Dreamer RSSM) and W5 (SAC-form control) have only `jax` and `torch` peers
 
     $PEERS_VENV/bin/python benches/run_interleaved.py --workloads W4 W5 --peers jax
 
+W7 (discrete VAE: c enumerated, z straight-through) has `jax` and `torch` peers (w7_jax.py,
+w7_torch.py) that driver.py's RUNS table does not list yet (EXTRA_RUNS adds them); the
+target is >= 1.5x `jax`:
+
+    $PEERS_VENV/bin/python benches/run_interleaved.py --workloads W7 --peers jax
+
 `--dry-run` prints the commands of one pass without running anything; `--summarize
 FILE.jsonl` reprints the summary of an earlier run without running anything.
 """
@@ -65,12 +71,22 @@ def parse():
     return ap.parse_args()
 
 
+# Peer runs of workloads newer than driver.py's RUNS table (used only when RUNS has no row
+# for the script).
+EXTRA_RUNS = [
+    ("w7_jax.py", []),
+    ("w7_torch.py", []),
+]
+
+
 def peer_runs(driver_runs, workload, spec):
     """The driver.RUNS entries (script, args) for one peer spec on one workload."""
     lib, _, flag = spec.partition(":")
     script = f"{workload.lower()}_{lib}.py"
     out = []
-    for s, args in driver_runs:
+    known = {s for s, _ in driver_runs}
+    runs = list(driver_runs) + [r for r in EXTRA_RUNS if r[0] not in known]
+    for s, args in runs:
         if s != script:
             continue
         if flag and flag not in args:

@@ -318,7 +318,11 @@ fn gradients_match_finite_differences() {
 
 /// An inline model and a batch of `b` rows of its (static) data, drawn from `gen(i, j)`
 /// for row `i`, column `j` of each data variable.
-fn setup_src(src: &str, b: usize, gen: impl Fn(&str, usize, usize) -> f32) -> (Program, ParamStore, Batch) {
+fn setup_src(
+    src: &str,
+    b: usize,
+    gen: impl Fn(&str, usize, usize) -> f32,
+) -> (Program, ParamStore, Batch) {
     let m = vic::compile(src, "inline.vmodel").expect("compiles");
     let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
     let store = p
@@ -326,10 +330,7 @@ fn setup_src(src: &str, b: usize, gen: impl Fn(&str, usize, usize) -> f32) -> (P
         .expect("params");
     let mut data = std::collections::HashMap::new();
     for (v, var) in p.model.vars.iter().enumerate() {
-        if matches!(
-            var.role,
-            vic::ir::Role::Observed | vic::ir::Role::Input
-        ) {
+        if matches!(var.role, vic::ir::Role::Observed | vic::ir::Role::Input) {
             let size = var.ty.size();
             let host = (0..b * size)
                 .map(|k| gen(&var.name, k / size, k % size))
@@ -366,7 +367,11 @@ fn compare_baseline(file: &str, p: &Program, store: &ParamStore, batch: &Batch, 
         .flat_map(|(_, g)| g.iter())
         .fold(1e-3f32, |m, x| m.max(x.abs()));
     for (name, g) in &rg {
-        let i = e.names.iter().position(|n| n == name).expect("same parameters");
+        let i = e
+            .names
+            .iter()
+            .position(|n| n == name)
+            .expect("same parameters");
         let err = e.grads[i]
             .iter()
             .zip(g)
@@ -493,7 +498,11 @@ fn enumeration_gradient_matches_finite_differences() {
     let gmax = grads.iter().flatten().fold(0.0f32, |m, g| m.max(g.abs()));
     let mut checked = 0;
     for (i, name) in e.names.clone().iter().enumerate() {
-        let take = if name.starts_with("net.enc") { usize::MAX } else { 4 };
+        let take = if name.starts_with("net.enc") {
+            usize::MAX
+        } else {
+            4
+        };
         for j in 0..grads[i].len().min(take) {
             let g = grads[i][j];
             let x0 = e.values[i][j];

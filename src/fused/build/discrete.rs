@@ -226,13 +226,7 @@ impl Builder<'_> {
     }
 
     /// Draw (or enumerate) a categorical latent at `at` into `slot`.
-    pub(super) fn produce_categorical(
-        &mut self,
-        v: VarId,
-        d: &Dist,
-        at: At,
-        slot: View,
-    ) -> R<()> {
+    pub(super) fn produce_categorical(&mut self, v: VarId, d: &Dist, at: At, slot: View) -> R<()> {
         let var = &self.m.vars[v];
         let VarType::OneHot { groups, classes } = var.ty else {
             return unsup(format!("a categorical draw of `{}`", var.name));
@@ -398,11 +392,7 @@ impl Builder<'_> {
     }
 
     /// A term of a categorical likelihood or latent: its rows and head.
-    pub(super) fn discrete_term(
-        &mut self,
-        term: &crate::derive::Term,
-        at: At,
-    ) -> R<(View, Head)> {
+    pub(super) fn discrete_term(&mut self, term: &crate::derive::Term, at: At) -> R<(View, Head)> {
         let m = self.m;
         let mods = &term.modifiers;
         if mods.free_nats.is_some() || mods.kl_balance.is_some() {
@@ -427,7 +417,10 @@ impl Builder<'_> {
                     return unsup("a KL against a definition");
                 };
                 if pd.family != Family::Categorical {
-                    return unsup(format!("a KL of a categorical against {}", pd.family.name()));
+                    return unsup(format!(
+                        "a KL of a categorical against {}",
+                        pd.family.name()
+                    ));
                 }
                 let size = m.vars[v].ty.size();
                 let k = self.classes(v);
