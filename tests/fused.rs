@@ -503,8 +503,7 @@ fn enumeration_gradient_matches_finite_differences() {
         } else {
             4
         };
-        for j in 0..grads[i].len().min(take) {
-            let g = grads[i][j];
+        for (j, &g) in grads[i].iter().enumerate().take(take) {
             let x0 = e.values[i][j];
             let h = 1e-2 * x0.abs().max(1.0);
             e.values[i][j] = x0 + h;

@@ -11,6 +11,8 @@
 //! same logits and noise give the same one-hot values; densities, KLs, entropies and
 //! enumeration weights use the fast `exp`/`ln` of `fused::math` (float rounding apart).
 
+#![allow(clippy::needless_range_loop)] // kernels index rows and columns of several buffers at once
+
 use super::graph::*;
 use super::kernels::Worker;
 use super::math;
