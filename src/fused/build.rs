@@ -7,9 +7,10 @@
 //! zeros); q's recorded parameters are `(T·b)` buffers written step by step, so a KL over
 //! `t ≥ 2` reads one contiguous view. The data-only inputs of a chain net's first layer
 //! (observed/input reads) are multiplied for all steps at once before the loop.
-//! What the reference path runs and this does not (IWAE, enumeration, score-function and
-//! straight-through estimators, discrete or uniform latents, nets over time, SiLU, tensor
-//! clamp bounds) is reported as [`Unsupported`] and the caller falls back to it.
+//! Discrete latents (categorical draws, exact enumeration) are lowered in `build/discrete.rs`.
+//! What the reference path runs and this does not (IWAE, enumeration in timed models,
+//! Bernoulli or uniform latents, nets over time, SiLU, tensor clamp bounds) is reported as
+//! [`Unsupported`] and the caller falls back to it.
 
 use super::graph::*;
 use crate::derive::{Compute, KlForm, Range, TermKind};
