@@ -230,6 +230,52 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
                 }
             }
         }
+        Op::EnumAdd {
+            x,
+            w: wb,
+            off,
+            groups,
+            classes,
+            n,
+            bias,
+            out,
+        } => {
+            let h = w.cols(*out);
+            let wv = w.rd(w.g.all(*wb));
+            let bv = bias.map(|b| w.rd(w.g.all(b)));
+            let o = w.wr(*out);
+            let n = *n;
+            let rows = out.rows / n.max(1);
+            let xv = x.map(|x| w.rd(x));
+            let mut r = vec![0.0f32; h];
+            for k in 0..n {
+                match bv {
+                    Some(b) => r.copy_from_slice(b),
+                    None => r.fill(0.0),
+                }
+                for g in 0..*groups {
+                    let j = off + g * classes + digit(k, g, *groups, *classes);
+                    for (a, v) in r.iter_mut().zip(&wv[j * h..(j + 1) * h]) {
+                        *a += v;
+                    }
+                }
+                let blk = &mut o[k * rows * h..(k + 1) * rows * h];
+                match xv {
+                    Some(xv) => {
+                        for (orow, xrow) in blk.chunks_exact_mut(h).zip(xv.chunks_exact(h)) {
+                            for ((a, xx), rr) in orow.iter_mut().zip(xrow).zip(&r) {
+                                *a = xx + rr;
+                            }
+                        }
+                    }
+                    None => {
+                        for orow in blk.chunks_exact_mut(h) {
+                            orow.copy_from_slice(&r);
+                        }
+                    }
+                }
+            }
+        }
         Op::Fold { x, out } => {
             let (xv, o) = (w.rd(*x), w.wr(*out));
             let len = o.len();
@@ -394,6 +440,56 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
                 }
                 for (r, pj) in row.iter_mut().zip(&p) {
                     *r -= total * pj;
+                }
+            }
+        }
+        Op::EnumAdd {
+            x,
+            w: wb,
+            off,
+            groups,
+            classes,
+            n,
+            bias,
+            out,
+        } => {
+            let Some(g) = w.gr(*out) else { return };
+            let h = w.cols(*out);
+            let n = *n;
+            let rows = out.rows / n.max(1);
+            let mut gx = x.and_then(|x| w.gr(x));
+            let mut gw = w.gr(w.g.all(*wb));
+            let gb = bias.and_then(|b| w.gr(w.g.all(b)));
+            let mut s = vec![0.0f32; h];
+            let mut total = vec![0.0f32; h];
+            for k in 0..n {
+                s.fill(0.0);
+                let blk = &g[k * rows * h..(k + 1) * rows * h];
+                for (i, grow) in blk.chunks_exact(h).enumerate() {
+                    for (a, v) in s.iter_mut().zip(grow) {
+                        *a += v;
+                    }
+                    if let Some(gx) = gx.as_deref_mut() {
+                        for (a, v) in gx[i * h..(i + 1) * h].iter_mut().zip(grow) {
+                            *a += v;
+                        }
+                    }
+                }
+                if let Some(gw) = gw.as_deref_mut() {
+                    for gi in 0..*groups {
+                        let j = off + gi * classes + digit(k, gi, *groups, *classes);
+                        for (a, v) in gw[j * h..(j + 1) * h].iter_mut().zip(&s) {
+                            *a += v;
+                        }
+                    }
+                }
+                for (a, v) in total.iter_mut().zip(&s) {
+                    *a += v;
+                }
+            }
+            if let Some(gb) = gb {
+                for (a, v) in gb.iter_mut().zip(&total) {
+                    *a += v;
                 }
             }
         }

@@ -482,6 +482,27 @@ pub enum Op {
         /// The output.
         out: View,
     },
+    /// The enumerated latent's share of a first layer, without a product: block `k` of `out`
+    /// (`n·R` rows) is `x[i] + Σ_g W[off + g·classes + digit_g(k)] + b` (the one-hot value k
+    /// times its weight rows; `x`: `R` base rows, or none).
+    EnumAdd {
+        /// The base rows added to every block.
+        x: Option<View>,
+        /// The layer's weight `(in, out)`.
+        w: BufId,
+        /// The first weight row of the latent's input block.
+        off: usize,
+        /// Groups of the latent.
+        groups: usize,
+        /// Classes per group.
+        classes: usize,
+        /// Values of the latent (blocks of `out`).
+        n: usize,
+        /// The layer's bias.
+        bias: Option<BufId>,
+        /// The output.
+        out: View,
+    },
 }
 
 /// A program: buffers and ops.

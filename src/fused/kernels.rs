@@ -695,7 +695,8 @@ impl Worker {
             | Op::CatKl { .. }
             | Op::EnumWeight { .. }
             | Op::Fold { .. }
-            | Op::CatEntropy { .. } => super::discrete::fwd(self, op),
+            | Op::CatEntropy { .. }
+            | Op::EnumAdd { .. } => super::discrete::fwd(self, op),
             Op::BernoulliLogProb { x, logits, out } => {
                 let c = self.cols(*x);
                 let (xv, l, y) = (self.rd(*x), self.rd(*logits), self.wr(*out));
@@ -1304,7 +1305,8 @@ impl Worker {
             | Op::CatKl { .. }
             | Op::EnumWeight { .. }
             | Op::Fold { .. }
-            | Op::CatEntropy { .. } => super::discrete::bwd(self, op),
+            | Op::CatEntropy { .. }
+            | Op::EnumAdd { .. } => super::discrete::bwd(self, op),
             Op::BernoulliLogProb { x, logits, out } => {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*x);

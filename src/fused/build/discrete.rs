@@ -178,9 +178,11 @@ impl Builder<'_> {
         }))
     }
 
-    /// The first layer of a net call that mixes data and the enumerated latent: the data
-    /// share `Σ xᵢ·W[rowsᵢ] + b` on the base rows, tiled; returns the other inputs and the
-    /// tiled share (the layer's `add`; it has the bias).
+    /// The first layer of a net call on the tiled batch that reads data or the enumerated
+    /// latent `c` itself: the data share `Σ xᵢ·W[rowsᵢ] + b` on the base rows, plus `c`'s
+    /// share as the weight rows of each block's value (no product: `c` is one-hot and the
+    /// same in every row of a block); returns the other inputs and the sum, tiled (the
+    /// layer's `add`; it has the bias).
     pub(super) fn enum_split(
         &mut self,
         args: &[Expr],
@@ -188,33 +190,74 @@ impl Builder<'_> {
         prefix: &str,
         width: usize,
     ) -> R<Option<(Vec<DenseIn>, View)>> {
-        if self.disc.en.is_none() || self.disc.base_mode || !matches!(at, At::Static) {
+        let Some(en) = self.disc.en else {
+            return Ok(None);
+        };
+        if self.disc.base_mode || !matches!(at, At::Static) {
             return Ok(None);
         }
-        if !args.iter().any(|a| self.base_only(a)) {
+        let mut c_arg: Option<(&Expr, usize)> = None;
+        let mut off = 0;
+        for a in args {
+            if c_arg.is_none()
+                && matches!(a.kind, ExprKind::Var { var, time: TimeRef::Static } if var == en.var)
+            {
+                c_arg = Some((a, off));
+            }
+            off += a.shape.numel();
+        }
+        let any_base = args.iter().any(|a| self.base_only(a));
+        if !any_base && c_arg.is_none() {
             return Ok(None);
         }
         let w = self.param(&format!("{prefix}.l0.w"))?;
         let bias = self.param(&format!("{prefix}.l0.b"))?;
-        let share = self.in_base(|s| {
-            let xs = s.dense_inputs(args, at, |s, a| s.base_only(a))?;
-            let rows = s.rows(at);
-            let out = s.temp(rows, width, true);
-            let scratch = s.temp(rows, width, false);
-            s.op(Op::Dense {
-                xs,
-                w,
-                b: Some(bias),
-                add: None,
-                act: Act::Id,
-                out,
-                scratch,
-                wgrad: true,
-            });
-            Ok(out)
+        let share = if any_base {
+            Some(self.in_base(|s| {
+                let xs = s.dense_inputs(args, at, |s, a| s.base_only(a))?;
+                let rows = s.rows(at);
+                let out = s.temp(rows, width, true);
+                let scratch = s.temp(rows, width, false);
+                s.op(Op::Dense {
+                    xs,
+                    w,
+                    b: Some(bias),
+                    add: None,
+                    act: Act::Id,
+                    out,
+                    scratch,
+                    wgrad: true,
+                });
+                Ok(out)
+            })?)
+        } else {
+            None
+        };
+        let add = match (c_arg, share) {
+            (Some((_, off)), share) => {
+                let VarType::OneHot { groups, classes } = self.m.vars[en.var].ty else {
+                    return unsup("an enumerated latent that is not one-hot");
+                };
+                let out = self.temp(en.n * en.base, width, true);
+                self.op(Op::EnumAdd {
+                    x: share,
+                    w,
+                    off,
+                    groups,
+                    classes,
+                    n: en.n,
+                    bias: share.is_none().then_some(bias),
+                    out,
+                });
+                out
+            }
+            (None, Some(share)) => self.tile_rows(share),
+            (None, None) => return Ok(None),
+        };
+        let skip: *const Expr = c_arg.map_or(std::ptr::null(), |(a, _)| a);
+        let xs = self.dense_inputs(args, at, |s, a| {
+            !s.base_only(a) && !std::ptr::eq(a as *const Expr, skip)
         })?;
-        let add = self.tile_rows(share);
-        let xs = self.dense_inputs(args, at, |s, a| !s.base_only(a))?;
         Ok(Some((xs, add)))
     }
 
