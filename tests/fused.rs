@@ -442,8 +442,9 @@ model sf_groups {
   net enc = mlp(X + 3 -> H -> G*C, relu)
   net dec = mlp(G*C -> H -> 2*X, relu)
   net cls = mlp(G*C -> H -> 3, relu)
+  param pz : real[6] = [0.1, -0.2, 0.3, 0.0, 0.5, -0.4]
   p {
-    z ~ Categorical(zeros(G*C))
+    z ~ Categorical(pz)
     x ~ Normal.split(dec(z), min = 0.05)
     y ~ Categorical(cls(z))
   }

@@ -168,10 +168,16 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
             let (qv, pv, o) = (w.rd(*q), w.rd(*p), w.wr(*out));
             let (mut lq, mut lp) = (vec![0.0f32; cols], vec![0.0f32; cols]);
             let (mut pq, mut pp) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+            let one = p.rows == 1;
+            if one {
+                row_stats(pv, c, &mut lp, &mut pp);
+            }
             for r in 0..out.rows {
                 let a = r * cols;
                 row_stats(&qv[a..a + cols], c, &mut lq, &mut pq);
-                row_stats(&pv[a..a + cols], c, &mut lp, &mut pp);
+                if !one {
+                    row_stats(&pv[a..a + cols], c, &mut lp, &mut pp);
+                }
                 let mut s = 0.0f32;
                 for j in 0..cols {
                     s += pq[j] * (lq[j] - lp[j]);
@@ -360,11 +366,18 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
             let (qv, pv) = (w.rd(*q), w.rd(*p));
             let (mut lq, mut lp) = (vec![0.0f32; cols], vec![0.0f32; cols]);
             let (mut pq, mut pp) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+            let one = p.rows == 1;
+            if one {
+                row_stats(pv, c, &mut lp, &mut pp);
+            }
             for r in 0..out.rows {
                 let d = g[r];
                 let a0 = r * cols;
                 row_stats(&qv[a0..a0 + cols], c, &mut lq, &mut pq);
-                row_stats(&pv[a0..a0 + cols], c, &mut lp, &mut pp);
+                if !one {
+                    row_stats(&pv[a0..a0 + cols], c, &mut lp, &mut pp);
+                }
+                let p0 = if one { 0 } else { a0 };
                 for gi in 0..cols / c {
                     let b = gi * c;
                     let a = a0 + b;
@@ -376,7 +389,7 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
                     }
                     if let Some(gp) = gp.as_deref_mut() {
                         for j in 0..c {
-                            gp[a + j] += d * (pp[b + j] - pq[b + j]);
+                            gp[p0 + b + j] += d * (pp[b + j] - pq[b + j]);
                         }
                     }
                 }

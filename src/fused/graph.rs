@@ -447,7 +447,7 @@ pub enum Op {
     CatKl {
         /// q's logits.
         q: View,
-        /// p's logits.
+        /// p's logits (one row: the same for every row).
         p: View,
         /// Classes per group.
         classes: usize,

@@ -409,11 +409,19 @@ impl Builder<'_> {
         out
     }
 
-    /// p's logits of a categorical factor at `at` (on the base rows where `base`).
-    fn cat_logits(&mut self, d: &Dist, at: At, size: usize, base: bool) -> R<View> {
+    /// p's logits of a categorical factor at `at` (on the base rows where `base`; with
+    /// `one_row`, logits that are the same for every row as one row).
+    fn cat_logits(&mut self, d: &Dist, at: At, size: usize, base: bool, one_row: bool) -> R<View> {
         let DistArgs::Logits(l) = &d.args else {
             return unsup("categorical parameters");
         };
+        if one_row && l.reads().is_empty() {
+            if let Val::Un(x) = self.eval(l, at)? {
+                if x.rows == 1 && self.g.cols(x) == size {
+                    return Ok(x);
+                }
+            }
+        }
         if base && self.base_only(l) {
             return self.in_base(|s| {
                 let lv = s.eval(l, at)?;
@@ -448,7 +456,7 @@ impl Builder<'_> {
                     return unsup("a likelihood of a definition");
                 };
                 let size = m.vars[f.var].ty.size();
-                let logits = self.cat_logits(d, at, size, false)?;
+                let logits = self.cat_logits(d, at, size, false, false)?;
                 let x = self.values(f.var, term.range)?;
                 let k = self.classes(f.var);
                 Ok((self.cat_log_prob(x, logits, k), Head::Plain))
@@ -471,8 +479,9 @@ impl Builder<'_> {
                     return unsup("a KL of an unsampled latent");
                 };
                 let base = self.disc.en.is_some_and(|e| e.var == v);
-                let pl = self.cat_logits(pd, at, size, base)?;
-                let q = if pl.rows == q.rows {
+                let closed = matches!(term.compute, Compute::Kl(_));
+                let pl = self.cat_logits(pd, at, size, base, closed)?;
+                let q = if pl.rows == q.rows || pl.rows == 1 {
                     q
                 } else {
                     self.full_rows(q)
