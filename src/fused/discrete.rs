@@ -119,14 +119,14 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
             let (p, y) = (w.wr(*probs), w.wr(*out));
             let mut lsm = vec![0.0f32; cols];
             let mut exact = vec![0.0f32; c];
-            for ((lr, pr), yr) in l
+            for (r, ((lr, pr), yr)) in l
                 .chunks_exact(cols)
                 .zip(p.chunks_exact_mut(cols))
                 .zip(y.chunks_exact_mut(cols))
+                .enumerate()
             {
                 row_stats(lr, c, &mut lsm, pr);
                 yr.fill(0.0);
-                let r = (lr.as_ptr() as usize - l.as_ptr() as usize) / (4 * cols);
                 for (g, (lg, pg)) in lr.chunks_exact(c).zip(pr.chunks_exact(c)).enumerate() {
                     let ug = uv[r * (cols / c) + g];
                     // Fast probabilities; where a running sum is this close to u, the pick

@@ -261,11 +261,17 @@ impl Builder<'_> {
         Ok(Some((xs, add)))
     }
 
-    fn classes(&self, v: VarId) -> usize {
-        match self.m.vars[v].ty {
+    /// Classes per group of a categorical variable (a plain vector is one group); `None`
+    /// for an empty one.
+    fn classes(&self, v: VarId) -> R<usize> {
+        let c = match self.m.vars[v].ty {
             VarType::OneHot { classes, .. } => classes,
             ref t => t.size(),
+        };
+        if c == 0 || self.m.vars[v].ty.size() % c != 0 {
+            return unsup(format!("the categorical `{}`", self.m.vars[v].name));
         }
+        Ok(c)
     }
 
     /// Draw (or enumerate) a categorical latent at `at` into `slot`.
@@ -274,6 +280,9 @@ impl Builder<'_> {
         let VarType::OneHot { groups, classes } = var.ty else {
             return unsup(format!("a categorical draw of `{}`", var.name));
         };
+        if groups == 0 || classes == 0 {
+            return unsup(format!("an empty one-hot `{}`", var.name));
+        }
         let DistArgs::Logits(l) = &d.args else {
             return unsup("categorical parameters");
         };
@@ -458,7 +467,7 @@ impl Builder<'_> {
                 let size = m.vars[f.var].ty.size();
                 let logits = self.cat_logits(d, at, size, false, false)?;
                 let x = self.values(f.var, term.range)?;
-                let k = self.classes(f.var);
+                let k = self.classes(f.var)?;
                 Ok((self.cat_log_prob(x, logits, k), Head::Plain))
             }
             TermKind::Kl { p, .. } | TermKind::LogRatio { p, .. } => {
@@ -474,7 +483,7 @@ impl Builder<'_> {
                     ));
                 }
                 let size = m.vars[v].ty.size();
-                let k = self.classes(v);
+                let k = self.classes(v)?;
                 let Some(q) = self.cat_rows(v, at) else {
                     return unsup("a KL of an unsampled latent");
                 };
@@ -515,7 +524,7 @@ impl Builder<'_> {
             }
             TermKind::Entropy { q, .. } => {
                 let v = m.factors[q.factor].var;
-                let k = self.classes(v);
+                let k = self.classes(v)?;
                 let Some(ql) = self.cat_rows(v, at) else {
                     return unsup("an entropy of an unsampled latent");
                 };
