@@ -101,6 +101,51 @@ fn pick(p: &[f32], u: f32, tol: f32) -> (usize, bool) {
     (p.len() - 1, false)
 }
 
+/// The class of a one-hot group (its first entry ≥ ½).
+#[inline(always)]
+fn hot_index(z: &[f32]) -> usize {
+    z.iter().position(|v| *v >= 0.5).unwrap_or(0)
+}
+
+/// Backward of a one-hot input read as weight rows: `dW[picked rows] += g` row by row, and
+/// the input's gradient `g · W_blockᵀ` (the straight-through path).
+#[inline(always)]
+fn hot_bwd(w: &Worker, hh: &Hot, wb: BufId, g: &[f32], h: usize) {
+    let hc = hh.groups * hh.classes;
+    let rows = hh.x.rows;
+    let zv = w.rd(hh.x);
+    if let Some(gw) = w.gr(w.g.all(wb)) {
+        for (zr, grow) in zv.chunks_exact(hc).zip(g.chunks_exact(h)) {
+            for (gi, zg) in zr.chunks_exact(hh.classes).enumerate() {
+                let j = hh.off + gi * hh.classes + hot_index(zg);
+                for (a, v) in gw[j * h..(j + 1) * h].iter_mut().zip(grow) {
+                    *a += v;
+                }
+            }
+        }
+    }
+    if let Some(gz) = w.gr(hh.x) {
+        let wv = w.rd(w.g.all(wb));
+        // SAFETY: `gz` is rows × hc, `g` rows × h, the weight block hc rows of h from `off`.
+        unsafe {
+            super::kernels::mm(
+                rows,
+                hc,
+                h,
+                gz.as_mut_ptr(),
+                hc,
+                true,
+                g.as_ptr(),
+                h,
+                1,
+                wv.as_ptr().add(hh.off * h),
+                1,
+                h,
+            )
+        };
+    }
+}
+
 /// Forward of the ops of this module.
 #[inline(always)]
 pub(super) fn fwd(w: &Worker, op: &Op) {
@@ -237,6 +282,7 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
             }
         }
         Op::EnumAdd {
+            hot,
             x,
             w: wb,
             off,
@@ -248,6 +294,7 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
         } => {
             let h = w.cols(*out);
             let wv = w.rd(w.g.all(*wb));
+            let hv = hot.map(|hh| (hh, w.rd(hh.x)));
             let bv = bias.map(|b| w.rd(w.g.all(b)));
             let o = w.wr(*out);
             let n = *n;
@@ -277,6 +324,18 @@ pub(super) fn fwd(w: &Worker, op: &Op) {
                     None => {
                         for orow in blk.chunks_exact_mut(h) {
                             orow.copy_from_slice(&r);
+                        }
+                    }
+                }
+                if let Some((hh, zv)) = hv {
+                    let hc = hh.groups * hh.classes;
+                    for (i, orow) in blk.chunks_exact_mut(h).enumerate() {
+                        let zr = &zv[(k * rows + i) * hc..(k * rows + i + 1) * hc];
+                        for (g, zg) in zr.chunks_exact(hh.classes).enumerate() {
+                            let j = hh.off + g * hh.classes + hot_index(zg);
+                            for (a, v) in orow.iter_mut().zip(&wv[j * h..(j + 1) * h]) {
+                                *a += v;
+                            }
                         }
                     }
                 }
@@ -457,6 +516,7 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
             }
         }
         Op::EnumAdd {
+            hot,
             x,
             w: wb,
             off,
@@ -467,6 +527,9 @@ pub(super) fn bwd(w: &Worker, op: &Op) {
             out,
         } => {
             let Some(g) = w.gr(*out) else { return };
+            if let Some(hh) = hot {
+                hot_bwd(w, hh, *wb, g, w.cols(*out));
+            }
             let h = w.cols(*out);
             let n = *n;
             let rows = out.rows / n.max(1);

@@ -484,8 +484,11 @@ pub enum Op {
     },
     /// The enumerated latent's share of a first layer, without a product: block `k` of `out`
     /// (`n·R` rows) is `x[i] + Σ_g W[off + g·classes + digit_g(k)] + b` (the one-hot value k
-    /// times its weight rows; `x`: `R` base rows, or none).
+    /// times its weight rows; `x`: `R` base rows, or none), plus the weight rows a sampled
+    /// one-hot input `hot` picks in each row.
     EnumAdd {
+        /// A drawn one-hot input (all rows) and its weight rows.
+        hot: Option<Hot>,
         /// The base rows added to every block.
         x: Option<View>,
         /// The layer's weight `(in, out)`.
@@ -503,6 +506,20 @@ pub enum Op {
         /// The output.
         out: View,
     },
+}
+
+/// A one-hot input of a layer read as the weight rows it picks (a categorical draw: exactly
+/// one 1 per group).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hot {
+    /// The one-hot values.
+    pub x: View,
+    /// The first weight row of its input block.
+    pub off: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Classes per group.
+    pub classes: usize,
 }
 
 /// A program: buffers and ops.

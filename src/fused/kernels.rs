@@ -99,7 +99,7 @@ const SMALL: usize = 16 * 1024;
 /// and column stride (a transpose swaps the strides).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn mm(
+pub(super) unsafe fn mm(
     m: usize,
     n: usize,
     k: usize,

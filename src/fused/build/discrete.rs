@@ -210,6 +210,41 @@ impl Builder<'_> {
         if !any_base && c_arg.is_none() {
             return Ok(None);
         }
+        // A drawn one-hot latent read whole (exactly one 1 per group): its weight rows.
+        let mut hot_arg: Option<(&Expr, Hot)> = None;
+        if c_arg.is_some() {
+            let mut off = 0;
+            for a in args {
+                if let ExprKind::Var {
+                    var,
+                    time: TimeRef::Static,
+                } = a.kind
+                {
+                    let drawn = matches!(
+                        self.prog.estimators.get(&var),
+                        Some(Estimator::StraightThrough | Estimator::ScoreFunction)
+                    );
+                    if let (true, None, VarType::OneHot { groups, classes }, Some(_)) = (
+                        drawn && var != en.var,
+                        hot_arg,
+                        self.m.vars[var].ty,
+                        self.disc.cats.get(&var),
+                    ) {
+                        let x = self.read(var, TimeRef::Static, at)?;
+                        hot_arg = Some((
+                            a,
+                            Hot {
+                                x,
+                                off,
+                                groups,
+                                classes,
+                            },
+                        ));
+                    }
+                }
+                off += a.shape.numel();
+            }
+        }
         let w = self.param(&format!("{prefix}.l0.w"))?;
         let bias = self.param(&format!("{prefix}.l0.b"))?;
         let share = if any_base {
@@ -240,6 +275,7 @@ impl Builder<'_> {
                 };
                 let out = self.temp(en.n * en.base, width, true);
                 self.op(Op::EnumAdd {
+                    hot: hot_arg.map(|(_, h)| h),
                     x: share,
                     w,
                     off,
@@ -255,8 +291,10 @@ impl Builder<'_> {
             (None, None) => return Ok(None),
         };
         let skip: *const Expr = c_arg.map_or(std::ptr::null(), |(a, _)| a);
+        let skip_hot: *const Expr = hot_arg.map_or(std::ptr::null(), |(a, _)| a);
         let xs = self.dense_inputs(args, at, |s, a| {
-            !s.base_only(a) && !std::ptr::eq(a as *const Expr, skip)
+            let p = a as *const Expr;
+            !s.base_only(a) && !std::ptr::eq(p, skip) && !std::ptr::eq(p, skip_hot)
         })?;
         Ok(Some((xs, add)))
     }
