@@ -306,7 +306,7 @@ impl Builder<'_> {
             VarType::OneHot { classes, .. } => classes,
             ref t => t.size(),
         };
-        if c == 0 || self.m.vars[v].ty.size() % c != 0 {
+        if c == 0 || !self.m.vars[v].ty.size().is_multiple_of(c) {
             return unsup(format!("the categorical `{}`", self.m.vars[v].name));
         }
         Ok(c)
