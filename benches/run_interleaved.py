@@ -25,6 +25,12 @@ issue targets are against `jax` (W6: >= 3x JAX-jit):
 A workload the peers' driver.py RUNS table has no rows for yet (W6) runs each peer's script
 with its defaults (`w6_jax.py`, `w6_torch.py`).
 
+W7 (discrete VAE: c enumerated, z straight-through) has `jax` and `torch` peers (w7_jax.py,
+w7_torch.py) that driver.py's RUNS table does not list yet (EXTRA_RUNS adds them); the
+target is >= 1.5x `jax`:
+
+    $PEERS_VENV/bin/python benches/run_interleaved.py --workloads W7 --peers jax
+
 `--dry-run` prints the commands of one pass without running anything; `--summarize
 FILE.jsonl` reprints the summary of an earlier run without running anything.
 """
@@ -69,6 +75,14 @@ def parse():
     return ap.parse_args()
 
 
+# Peer runs of workloads newer than driver.py's RUNS table (used only when RUNS has no row
+# for the script).
+EXTRA_RUNS = [
+    ("w7_jax.py", []),
+    ("w7_torch.py", []),
+]
+
+
 def peer_runs(driver_runs, workload, spec, peers_dir=None):
     """The driver.RUNS entries (script, args) for one peer spec on one workload; a script
     driver.RUNS does not list (W6) runs with its defaults."""
@@ -78,7 +92,9 @@ def peer_runs(driver_runs, workload, spec, peers_dir=None):
             and os.path.exists(os.path.join(peers_dir, script))):
         return [(script, flag.split())]
     out = []
-    for s, args in driver_runs:
+    known = {s for s, _ in driver_runs}
+    runs = list(driver_runs) + [r for r in EXTRA_RUNS if r[0] not in known]
+    for s, args in runs:
         if s != script:
             continue
         if flag and flag not in args:

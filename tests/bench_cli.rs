@@ -184,3 +184,37 @@ fn bench_w5_smoke() {
         "−ELBO {f} vs return {ret}, entropy {h}"
     );
 }
+
+/// W7 (discrete VAE: c enumerated, z straight-through) runs on the fused runtime; the FLOP
+/// count is the peers' 4.314e8 (enc_c on B rows, enc_z and dec on 10·B rows, × 3).
+#[test]
+fn bench_w7_smoke() {
+    let Some(dir) = peers_data() else {
+        eprintln!("skipped: no shared/bench/peers/data");
+        return;
+    };
+    let v = bench_json(&[
+        "W7",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--loss-window",
+        "2",
+        "--data-dir",
+        &dir,
+    ]);
+    assert_eq!(v["workload"], "W7");
+    assert_eq!(v["batch"], 128);
+    assert_eq!(v["n_data"], 1797);
+    assert_eq!(v["finite"], true);
+    assert_eq!(v["flops_per_step"].as_f64().unwrap(), 431_357_952.0);
+    // initial −ELBO per image ≈ 44.3–44.5 at the peers' and vic's inits (NOTES.md)
+    let l = v["initial_loss"].as_f64().unwrap();
+    assert!((40.0..50.0).contains(&l), "initial loss {l}");
+    assert!(
+        v["runtime"].as_str().unwrap_or("").starts_with("fused"),
+        "runtime {}",
+        v["runtime"]
+    );
+}

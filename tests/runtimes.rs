@@ -159,7 +159,7 @@ fn compare(file: &str) -> Result<(), String> {
 /// runtime does not run yet, and exactly those (the list shrinks as the runtime grows).
 #[test]
 fn every_shipped_model_trains_alike_on_both_runtimes() {
-    const NOT_FUSED: &[&str] = &["cvae_imitation.vmodel", "discrete_vae.vmodel"];
+    const NOT_FUSED: &[&str] = &[];
     let mut files: Vec<String> = std::fs::read_dir(models_dir())
         .expect("models/")
         .filter_map(|e| e.ok())

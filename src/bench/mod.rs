@@ -1,4 +1,4 @@
-//! `vic bench W1|…|W6`: the workloads of the performance issues, run exactly as the
+//! `vic bench W1|…|W7`: the workloads of the performance issues, run exactly as the
 //! peer scripts in `shared/bench/peers/` run them (same model, data, batch, learning rate,
 //! init scheme, minibatches drawn with replacement each step, loss summed over the batch for
 //! the optimiser), timed the same way as their `common.run`:
@@ -57,6 +57,10 @@ pub enum Workload {
     /// pendulum observations, B = 32 sequences of T = 50, Adam 1e-3, 1000 steps.
     #[value(name = "W6", alias = "w6")]
     W6,
+    /// Discrete VAE on the 8×8 digits (models/discrete_vae.vmodel: c onehot[10] enumerated,
+    /// z onehot[4, 8] straight-through), B = 128, Adam 1e-3, 2000 steps.
+    #[value(name = "W7", alias = "w7")]
+    W7,
 }
 
 #[derive(clap::Args, Debug)]
@@ -64,8 +68,8 @@ pub struct BenchArgs {
     /// The workload to run.
     #[arg(value_enum)]
     pub workload: Workload,
-    /// Optimiser steps of the fixed run (default: W1 2000, W2/W6 1000, W3 5000, W4/W5 300, as
-    /// the peers).
+    /// Optimiser steps of the fixed run (default: W1/W7 2000, W2/W6 1000, W3 5000, W4/W5 300,
+    /// as the peers).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Steps before the timed window (the first is timed on its own as `first_call_s`).
@@ -74,7 +78,7 @@ pub struct BenchArgs {
     /// The timed window lasts at least this long (seconds); 0 times the fixed run only.
     #[arg(long, default_value_t = 10.0)]
     pub min_time: f64,
-    /// Minibatches averaged for the final loss (default: W1/W2/W6 100, W3 200, W4/W5 50,
+    /// Minibatches averaged for the final loss (default: W1/W2/W6/W7 100, W3 200, W4/W5 50,
     /// or the timed part of the fixed run if that is shorter).
     #[arg(long)]
     pub loss_window: Option<usize>,
@@ -126,6 +130,8 @@ enum Rows {
     Steps,
     /// (T−1)·B: transitions into t = 2..T.
     Transitions,
+    /// n·B: the batch tiled over the n values of an enumerated latent.
+    Tiled,
 }
 
 struct Spec {
@@ -224,6 +230,21 @@ fn spec(w: Workload) -> Spec {
             window: 100,
             rows: Rows::Steps,
             rows_of: &[],
+        },
+        // w7_*.py: the peers run enc_c once on the B images, enc_z and dec on the 10·B rows of
+        // the enumerated batch (vic's fused runtime does the same; its reference path runs
+        // enc_c on the tiled rows too).
+        Workload::W7 => Spec {
+            name: "discrete_vae",
+            source: include_str!("../../models/discrete_vae.vmodel"),
+            data: Source::Digits,
+            unit: "per image",
+            batch: 128,
+            lr: 1e-3,
+            steps: 2000,
+            window: 100,
+            rows: Rows::Tiled,
+            rows_of: &[("enc_c", Rows::Batch)],
         },
     }
 }
@@ -396,7 +417,8 @@ fn row_flops(kind: &NetKind) -> f64 {
 /// rows(net) is how many (batch × time) rows the net is applied to per step (the spec's
 /// `rows` / `rows_of`): W1: enc and dec on B rows; W2: filter on T·B rows (the posterior
 /// chain, t = 1..T), trans on (T−1)·B rows, emit on T·B rows; W3: no matmuls; W4: the GRU,
-/// post, prior, dec and rew on T·B rows; W5: the actor on T·B rows; W6: every net on T·B rows.
+/// post, prior, dec and rew on T·B rows; W5: the actor on T·B rows; W6: every net on T·B rows;
+/// W7: enc_c on B rows, enc_z and dec on 10·B rows (the peers' `w7_jax.flops()`).
 fn fwd_flops(sp: &Spec, program: &Program, b: usize, t: usize) -> f64 {
     program
         .model
@@ -411,6 +433,7 @@ fn fwd_flops(sp: &Spec, program: &Program, b: usize, t: usize) -> f64 {
                 Rows::Batch => b,
                 Rows::Steps => t * b,
                 Rows::Transitions => t.saturating_sub(1) * b,
+                Rows::Tiled => program.enumerated().map_or(1, |(_, n)| n) * b,
             };
             row_flops(&n.kind) * rows as f64
         })

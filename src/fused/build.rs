@@ -12,6 +12,7 @@
 //! terms); IWAE needs nothing here (the engine's loss head takes the log-mean-exp over the
 //! tiled batch). Whether a program runs here is decided before `build` by the capability
 //! table (`super::caps`); an `Unsupported` from `build` on a program it accepts is a fault.
+//! Discrete latents (categorical draws, exact enumeration) are lowered in `build/discrete.rs`.
 
 use super::graph::*;
 use crate::derive::{Compute, KlForm, Range, TermKind};
@@ -22,6 +23,7 @@ use crate::lower::{net_prefix, param_name, Program};
 use crate::objective::{shaping, Floor, Shaping};
 use std::collections::HashMap;
 
+mod discrete;
 mod families;
 mod overshoot;
 mod rnn;
@@ -101,6 +103,11 @@ pub struct Built {
     pub chain: Vec<(VarId, BufId)>,
     /// Padding steps before step 1 (the largest lag).
     pub k: usize,
+    /// Copies of the batch (the values of an enumerated latent; 1 without): a static noise
+    /// view holds `tiles` blocks of the share's rows.
+    pub tiles: usize,
+    /// Σ log q of each score-function draw, `(b, 1)` per draw (the surrogate's rows).
+    pub sf: Vec<View>,
 }
 
 /// Parameter name → (index, rows, cols) as the program lays parameters out.
@@ -189,6 +196,8 @@ struct Builder<'a> {
     /// p's `(loc, scale)` over a KL-like term's range, by p factor, and the range's first
     /// step (an overshooting window reuses them).
     pviews: PViews,
+    /// Discrete latents: records, enumeration, score-function rows (`build/discrete.rs`).
+    disc: discrete::Disc,
 }
 
 /// p's `(loc, scale)` views over a term's range and the range's first step, by p factor.
@@ -197,18 +206,14 @@ type PViews = HashMap<FactorId, (View, View, u32)>;
 /// Lower `prog` for `b` sequences of `tt` steps.
 pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Built> {
     let m = &prog.model;
-    for (v, e) in &prog.estimators {
-        if *e != Estimator::Reparam {
-            return unsup(format!("the estimator of `{}`", m.vars[*v].name));
-        }
-    }
+    let disc = discrete::Disc::new(prog, b)?;
     let mut bd = Builder {
         prog,
         m,
         params,
         g: Graph::default(),
         pre: Vec::new(),
-        b,
+        b: disc.rows(b),
         tt,
         k: prog.lag_steps(),
         vars: HashMap::new(),
@@ -224,6 +229,7 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         data: Vec::new(),
         win: None,
         pviews: HashMap::new(),
+        disc,
     };
     bd.run()?;
     let mut terms = bd.terms()?;
@@ -247,6 +253,8 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         terms,
         chain,
         k: bd.k,
+        tiles: bd.disc.tiles(),
+        sf: std::mem::take(&mut bd.disc.sf),
     })
 }
 
@@ -267,6 +275,15 @@ impl Builder<'_> {
         self.g.ops.push(op);
     }
 
+    /// A noise view, drawn before each forward pass in the reference order: one block of the
+    /// batch's rows, or one per enumerated value when the batch is tiled over them (the
+    /// reference draws for its whole tiled batch).
+    fn push_noise(&mut self, v: View, kind: super::families::Noise) {
+        let base = self.disc.en.as_ref().map_or(self.b, |e| e.base).max(1);
+        self.noise.push(v);
+        self.noise_meta.push((kind, (v.rows / base).max(1)));
+    }
+
     /// The buffer holding a variable's values (padded if timed).
     fn var_buf(&mut self, v: VarId) -> BufId {
         if let Some(b) = self.vars.get(&v) {
@@ -277,8 +294,10 @@ impl Builder<'_> {
         let grad = matches!(var.role, Role::Latent | Role::State);
         let rows = if var.timed {
             (self.k + self.tt) * self.b
-        } else {
+        } else if grad {
             self.b
+        } else {
+            self.disc.base_rows(self.b)
         };
         let kind = if grad { BufKind::Temp } else { BufKind::Data };
         let buf = self.g.buf(rows, size, kind, grad);
@@ -408,7 +427,8 @@ impl Builder<'_> {
             }
             (TimeRef::Static, _) => {
                 let buf = self.var_buf(var);
-                Ok(self.g.all(buf))
+                let x = self.g.all(buf);
+                Ok(self.enum_data(var, x))
             }
             (TimeRef::Lag(j), At::Step(t)) => self.step_view(var, i64::from(t) - i64::from(j)),
             (TimeRef::Step(s), _) if timed => self.step_view(var, s),
@@ -428,6 +448,9 @@ impl Builder<'_> {
     }
 
     fn eval(&mut self, e: &Expr, at: At) -> R<Val> {
+        if let Some(v) = self.enum_base(e, at)? {
+            return Ok(v);
+        }
         Ok(match &e.kind {
             ExprKind::Num(v) => Val::Num(*v as f32),
             ExprKind::Const(c) => {
@@ -798,6 +821,8 @@ impl Builder<'_> {
                         rows: self.b,
                     };
                     (self.dense_inputs(args, at, keep)?, Some(add))
+                } else if let Some((xs, add)) = self.enum_split(args, at, &prefix, sizes[1])? {
+                    (xs, Some(add))
                 } else {
                     (self.dense_inputs(args, at, |_, _| true)?, None)
                 };
@@ -1106,6 +1131,9 @@ impl Builder<'_> {
         };
         match &self.m.factors[prod.factor].body {
             FactorBody::Define(e) => self.eval_into(e, at, slot),
+            FactorBody::Sample(d) if d.family == Family::Categorical => {
+                self.produce_categorical(cv.var, d, at, slot)
+            }
             FactorBody::Sample(d) => {
                 let size = self.m.vars[cv.var].ty.size();
                 let Some(kind) = families::noise_of(d.family) else {
@@ -1128,8 +1156,7 @@ impl Builder<'_> {
                     self.g.buf(rows, size, BufKind::Noise, false)
                 });
                 let eps = self.rec_rows(nb, at);
-                self.noise.push(eps);
-                self.noise_meta.push((kind, 1));
+                self.push_noise(eps, kind);
                 match (d.family, r.pre) {
                     (Family::TanhNormal, Some(p)) => {
                         let u = self.rec_rows(p, at);
@@ -1259,6 +1286,7 @@ impl Builder<'_> {
             };
             let maskable = owner_timed && !matches!(term.range, Range::Static);
             let (rows, head) = match &term.kind {
+                _ if self.discrete_term_applies(term) => self.discrete_term(term, at)?,
                 TermKind::LogLikelihood { p } => {
                     let f = &m.factors[p.factor];
                     let FactorBody::Sample(d) = &f.body else {
@@ -1362,6 +1390,7 @@ impl Builder<'_> {
                     (self.as_rows(r, rows, 1)?, Head::Reward { opt: *opt })
                 }
             };
+            let rows = self.enum_fold(term, rows)?;
             out.push(TermOut {
                 rows: Some(rows),
                 tp,

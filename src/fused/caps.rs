@@ -65,15 +65,64 @@ pub const LACKS: &[Lack] = &[
         },
     },
     Lack {
-        feature: "a gradient estimator other than reparameterisation",
+        feature:
+            "a gradient estimator other than reparameterisation for a latent that is not one-hot",
         find: |p| {
-            let mut vs: Vec<_> = (p.estimators.iter())
-                .filter(|(_, e)| **e != Estimator::Reparam)
-                .map(|(v, _)| *v)
-                .collect();
-            vs.sort();
-            vs.first()
-                .map(|v| format!("the estimator of `{}`", p.model.vars[*v].name))
+            let m = &p.model;
+            sorted_estimators(p)
+                .find(|(v, e)| {
+                    *e != Estimator::Reparam && !matches!(m.vars[*v].ty, VarType::OneHot { .. })
+                })
+                .map(|(v, _)| format!("`{}`", m.vars[v].name))
+        },
+    },
+    Lack {
+        feature: "exact enumeration in a model with time-indexed variables",
+        find: |p| {
+            let m = &p.model;
+            if !m.vars.iter().any(|x| x.timed) {
+                return None;
+            }
+            sorted_estimators(p)
+                .find(|(_, e)| *e == Estimator::Enumerate)
+                .map(|(v, _)| format!("`{}`", m.vars[v].name))
+        },
+    },
+    Lack {
+        feature: "exact enumeration of more than 4096 values",
+        find: |p| {
+            let m = &p.model;
+            sorted_estimators(p)
+                .find(|(v, e)| {
+                    *e == Estimator::Enumerate
+                        && m.vars[*v].ty.support_size().is_none_or(|n| n > 4096)
+                })
+                .map(|(v, _)| format!("`{}`", m.vars[v].name))
+        },
+    },
+    Lack {
+        feature: "the score-function estimator under IWAE",
+        find: |p| {
+            (p.model.objective.iwae > 1)
+                .then(|| sorted_estimators(p).find(|(_, e)| *e == Estimator::ScoreFunction))
+                .flatten()
+                .map(|(v, _)| format!("`{}`", p.model.vars[v].name))
+        },
+    },
+    Lack {
+        feature: "free nats or KL balancing on a categorical term",
+        find: |p| {
+            let m = &p.model;
+            p.elbo.terms.iter().find_map(|t| match t.owner_id {
+                VarOrOpt::Var(v)
+                    if matches!(m.vars[v].ty, VarType::OneHot { .. })
+                        && (t.modifiers.free_nats.is_some()
+                            || t.modifiers.kl_balance.is_some()) =>
+                {
+                    Some(format!("`{}`", m.vars[v].name))
+                }
+                _ => None,
+            })
         },
     },
     Lack {
@@ -94,10 +143,16 @@ pub const LACKS: &[Lack] = &[
         find: |p| {
             p.elbo.terms.iter().find_map(|t| match t.compute {
                 Compute::Kl(
-                    KlForm::NormalNormal | KlForm::UniformUniform | KlForm::LaplaceLaplace,
+                    KlForm::NormalNormal
+                    | KlForm::UniformUniform
+                    | KlForm::LaplaceLaplace
+                    | KlForm::CategoricalCategorical,
                 )
                 | Compute::Entropy(
-                    EntropyForm::Normal | EntropyForm::Uniform | EntropyForm::Laplace,
+                    EntropyForm::Normal
+                    | EntropyForm::Uniform
+                    | EntropyForm::Laplace
+                    | EntropyForm::Categorical,
                 ) => None,
                 Compute::Kl(form) => Some(format!("{form:?}")),
                 Compute::Entropy(form) => Some(format!("{form:?}")),
@@ -123,15 +178,23 @@ pub const LACKS: &[Lack] = &[
 ];
 
 /// Whether the fused runtime has the kernels `f` needs for `family`: Normal, TanhNormal,
-/// Uniform, Laplace and Flat everywhere, Bernoulli as a likelihood of observed data.
+/// Uniform, Laplace and Flat everywhere, Categorical on one-hot variables, Bernoulli as a
+/// likelihood of observed data.
 fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
     match family {
         Family::Normal | Family::TanhNormal | Family::Uniform | Family::Laplace | Family::Flat => {
             true
         }
+        Family::Categorical => matches!(m.vars[f.var].ty, VarType::OneHot { .. }),
         Family::Bernoulli => matches!(m.vars[f.var].role, Role::Observed),
-        _ => false,
     }
+}
+
+/// The program's estimators in variable order (a stable report).
+fn sorted_estimators(p: &Program) -> impl Iterator<Item = (VarId, Estimator)> {
+    let mut v: Vec<(VarId, Estimator)> = p.estimators.iter().map(|(v, e)| (*v, *e)).collect();
+    v.sort_by_key(|(v, _)| *v);
+    v.into_iter()
 }
 
 /// Whether the fused runtime runs `p`: `Err` names the first feature of [`LACKS`] it uses.

@@ -8,7 +8,7 @@ use super::graph::{BufKind, Op};
 use super::kernels::Worker;
 use crate::derive::Compute;
 use crate::ir::Alpha;
-use crate::lower::{Batch, Program, ALPHA_PARAM};
+use crate::lower::{Batch, Program, ALPHA_PARAM, BASELINE_PARAM};
 use crate::objective::{free_nats, shaping, Floor, Shaping};
 use crate::runtime::nets::params::ParamStore;
 use crate::runtime::rng::Rng;
@@ -26,6 +26,8 @@ struct Share {
     b: usize,
     chain: Vec<(crate::ir::VarId, super::graph::BufId)>,
     k: usize,
+    /// Σ log q rows of the score-function draws.
+    sf: Vec<super::graph::View>,
 }
 
 /// The result of a forward pass.
@@ -63,6 +65,17 @@ pub struct Engine {
     /// The batch's first row and rows in the global batch whose noise is drawn (a rank of a
     /// distributed job computes part of it): `(0, b)` alone.
     window: (usize, usize),
+    /// The score-function surrogate: the trainer's moving-average baseline, the learned
+    /// offset's parameter, the last forward pass's d(loss)/d(Σ log q) per sequence.
+    sf: ScoreFunction,
+}
+
+/// The score-function surrogate's state (see [`Engine::set_baseline`]).
+#[derive(Default)]
+struct ScoreFunction {
+    baseline: f32,
+    offset: Option<usize>,
+    seeds: Vec<f32>,
 }
 
 #[derive(Clone, Copy)]
@@ -142,6 +155,8 @@ impl Engine {
                 terms,
                 chain,
                 k,
+                sf,
+                ..
             } = if workers == 1 {
                 build(prog, &index, b, tt)?
             } else {
@@ -164,6 +179,7 @@ impl Engine {
                 b: bw,
                 chain,
                 k,
+                sf,
             });
             start += bw;
         }
@@ -181,6 +197,11 @@ impl Engine {
         if let Some(i) = alpha {
             reads[i] = true;
         }
+        let offset = names.iter().position(|n| n == BASELINE_PARAM);
+        let offset = offset.filter(|_| !shares[0].sf.is_empty());
+        if let Some(i) = offset {
+            reads[i] = true;
+        }
         let nterms = shares[0].terms.len();
         Ok(Engine {
             shares,
@@ -195,7 +216,17 @@ impl Engine {
             alpha_grad: 0.0,
             reads,
             window: (0, b),
+            sf: ScoreFunction {
+                offset,
+                ..ScoreFunction::default()
+            },
         })
+    }
+
+    /// The score-function baseline (the trainer's moving average of the ELBO per sequence)
+    /// of the next forward pass; 0 until set.
+    pub fn set_baseline(&mut self, baseline: f32) {
+        self.sf.baseline = baseline;
     }
 
     /// The batch shape this program was built for.
@@ -398,6 +429,13 @@ impl Engine {
         }
         let elbo = self.iwae_head(prog, elbo, weight);
         let policy_entropy = (ent_rows > 0).then(|| (ent_sum / ent_rows as f64) as f32);
+        // Score function: the surrogate Σ (sg(ELBO) − baseline − sg(β))·Σ log q and β's
+        // regression −½ Σ (sg(ELBO) − baseline − β)², per sequence (`lower/exec/terms.rs`).
+        if let Some(i) = self.sf.offset {
+            let beta = self.values[i][0];
+            let base = self.sf.baseline;
+            self.sf.seeds = elbo.iter().map(|e| -((e - base) - beta)).collect();
+        }
         self.alpha_grad = match (prog.auto_alpha, policy_entropy, alpha_val) {
             (Some(target), Some(h), Some(a)) => a * (h - target as f32),
             _ => 0.0,
@@ -495,6 +533,7 @@ impl Engine {
         let b = self.b;
         let seeds = std::mem::take(&mut self.seeds);
         let iwae_w = self.iwae_w.take();
+        let sf_seeds = std::mem::take(&mut self.sf.seeds);
         self.run_all(|sh| {
             sh.w.zero_grads();
             for (ti, t) in sh.terms.iter().enumerate() {
@@ -518,6 +557,10 @@ impl Engine {
                         _ => 0.0,
                     }
                 });
+            }
+            for v in &sh.sf {
+                let (bw, start) = (sh.b, sh.start);
+                sh.w.seed(*v, |r, _| sf_seeds[start + r % bw]);
             }
             sh.w.backward();
         });
@@ -550,5 +593,10 @@ impl Engine {
         if let Some(i) = self.alpha {
             self.grads[i][0] += self.alpha_grad;
         }
+        // β's regression: d(loss)/dβ = Σ −(sg(ELBO) − baseline − β), the surrogate's seeds.
+        if let Some(i) = self.sf.offset {
+            self.grads[i][0] += sf_seeds.iter().sum::<f32>();
+        }
+        self.sf.seeds = sf_seeds;
     }
 }

@@ -38,6 +38,8 @@ pub enum BufKind {
     Noise,
     /// Filled once when the program is built.
     Const,
+    /// Uniform noise on `[0, 1)` drawn before each forward pass (categorical draws).
+    Uniform,
 }
 
 #[derive(Clone, Debug)]
@@ -437,6 +439,112 @@ pub enum Op {
     },
     /// A kernel of another family (Uniform, Laplace, …: [`super::families`]).
     Fam(super::families::FamOp),
+    /// A one-hot draw from `G` categoricals of `classes` classes (logits `(R, G·classes)`),
+    /// by inverse CDF with one uniform per row and group (`u`, `(R, G)`); `probs` keeps the
+    /// softmax. With `st` (straight-through) the gradient of `out` reaches the logits
+    /// through the softmax; without, the draw has no gradient. See [`super::discrete`].
+    CatSample {
+        /// The logits.
+        logits: View,
+        /// Uniform noise on `[0, 1)`, one per row and group.
+        u: View,
+        /// The softmax per group (kept for backward).
+        probs: View,
+        /// The one-hot draw.
+        out: View,
+        /// Classes per group.
+        classes: usize,
+        /// Straight-through gradient.
+        st: bool,
+    },
+    /// `Σ_cols x · log_softmax_group(l)` → `(R, 1)`.
+    CatLogProb {
+        /// The (one-hot) value.
+        x: View,
+        /// The logits.
+        logits: View,
+        /// Classes per group.
+        classes: usize,
+        /// The output.
+        out: View,
+    },
+    /// `Σ_groups KL(Cat(q) ‖ Cat(p))` from logits → `(R, 1)`.
+    CatKl {
+        /// q's logits.
+        q: View,
+        /// p's logits (one row: the same for every row).
+        p: View,
+        /// Classes per group.
+        classes: usize,
+        /// The output.
+        out: View,
+    },
+    /// Exact enumeration weights: `out[k·R + i] = q(value k | row i)` for the `n` values of a
+    /// one-hot latent (value `k`'s group digits as [`super::discrete::digit`]), from the
+    /// logits `(R, G·classes)` of its base rows; `out` is `(n·R, 1)`.
+    EnumWeight {
+        /// The logits (base rows).
+        logits: View,
+        /// Classes per group.
+        classes: usize,
+        /// The output.
+        out: View,
+    },
+    /// `out` (`R` rows) = the sum of the `x.rows / R` row blocks of `x` (a tiled batch folded
+    /// back; the adjoint of [`Op::Tile`]).
+    Fold {
+        /// The input.
+        x: View,
+        /// The output.
+        out: View,
+    },
+    /// `−Σ_cols softmax_group(l) · log_softmax_group(l)` → `(R, 1)`.
+    CatEntropy {
+        /// The logits.
+        logits: View,
+        /// Classes per group.
+        classes: usize,
+        /// The output.
+        out: View,
+    },
+    /// The enumerated latent's share of a first layer, without a product: block `k` of `out`
+    /// (`n·R` rows) is `x[i] + Σ_g W[off + g·classes + digit_g(k)] + b` (the one-hot value k
+    /// times its weight rows; `x`: `R` base rows, or none), plus the weight rows a sampled
+    /// one-hot input `hot` picks in each row.
+    EnumAdd {
+        /// A drawn one-hot input (all rows) and its weight rows.
+        hot: Option<Hot>,
+        /// The base rows added to every block.
+        x: Option<View>,
+        /// The layer's weight `(in, out)`.
+        w: BufId,
+        /// The first weight row of the latent's input block.
+        off: usize,
+        /// Groups of the latent.
+        groups: usize,
+        /// Classes per group.
+        classes: usize,
+        /// Values of the latent (blocks of `out`).
+        n: usize,
+        /// The layer's bias.
+        bias: Option<BufId>,
+        /// The output.
+        out: View,
+    },
+}
+
+/// A one-hot input of a layer read as the weight rows it picks (a categorical draw: exactly
+/// one 1 per group).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hot {
+    /// The one-hot values.
+    pub x: View,
+    /// The first weight row of its input block.
+    pub off: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Classes per group.
+    pub classes: usize,
 }
 
 /// A program: buffers and ops.

@@ -101,7 +101,7 @@ const SMALL: usize = 16 * 1024;
 /// and column stride (a transpose swaps the strides).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn mm(
+pub(super) unsafe fn mm(
     m: usize,
     n: usize,
     k: usize,
@@ -701,6 +701,13 @@ impl Worker {
                     *v += k;
                 }
             }
+            Op::CatSample { .. }
+            | Op::CatLogProb { .. }
+            | Op::CatKl { .. }
+            | Op::EnumWeight { .. }
+            | Op::Fold { .. }
+            | Op::CatEntropy { .. }
+            | Op::EnumAdd { .. } => super::discrete::fwd(self, op),
             Op::BernoulliLogProb { x, logits, out } => {
                 let c = self.cols(*x);
                 let (xv, l, y) = (self.rd(*x), self.rd(*logits), self.wr(*out));
@@ -1314,6 +1321,13 @@ impl Worker {
                     }
                 }
             }
+            Op::CatSample { .. }
+            | Op::CatLogProb { .. }
+            | Op::CatKl { .. }
+            | Op::EnumWeight { .. }
+            | Op::Fold { .. }
+            | Op::CatEntropy { .. }
+            | Op::EnumAdd { .. } => super::discrete::bwd(self, op),
             Op::BernoulliLogProb { x, logits, out } => {
                 let Some(g) = self.gr(*out) else { return };
                 let c = self.cols(*x);

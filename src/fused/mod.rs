@@ -6,14 +6,15 @@
 //! as the reference path ([`crate::lower::Program::forward`] on dfdx) defines them.
 //! Stages: [`build`] lowers the model to a [`graph::Graph`] (ops over views of planned
 //! buffers); [`kernels`] runs it (one forward and one hand-written backward per op, matrix
-//! products through `gemm`); [`engine`] splits the batch over workers, draws the noise in the
-//! reference order and applies the loss head.
+//! products through `gemm`; one-hot latents' kernels in [`discrete`]); [`engine`] splits the
+//! batch over workers, draws the noise in the reference order and applies the loss head.
 //! Invariants: the same seed gives the same noise as the reference path, so values and
 //! gradients agree with it up to float rounding (`tests/fused.rs`); whether a program runs
 //! here is decided once, from the table in [`caps`], before anything is built.
 
 pub mod build;
 pub mod caps;
+pub mod discrete;
 pub mod engine;
 pub mod families;
 pub mod graph;

@@ -551,6 +551,7 @@ impl Trainer {
         let n = self.step;
         let mut r = stream(self.cfg.seed, n, 3);
         self.fused[i].set_window(start, total);
+        self.fused[i].set_baseline(self.baseline as f32);
         let mut fwd = self.fused[i].forward(&self.program, batch, &mut r, n);
         let elbo = self.global_stats(&fwd.elbo, &mut fwd.terms, total);
         self.check_forward(n, &fwd.terms, elbo)?;

@@ -191,6 +191,9 @@ impl Builder<'_> {
                     pviews: pviews.clone(),
                 }),
                 pviews: HashMap::new(),
+                // Overshooting windows draw no discrete latents (the capability table sends
+                // overshooting of non-Normal latents to the reference runtime).
+                disc: Default::default(),
             };
             let res = w.window(d, &order, &targets);
             self.g = std::mem::take(&mut w.g);
