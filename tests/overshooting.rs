@@ -189,3 +189,49 @@ fn overshooting_gradient_matches_the_closed_form() {
         "not precise enough to see the overshooting terms"
     );
 }
+
+/// Latent overshooting of a model whose p transition reads a net over time: the open-loop
+/// window would scan the window's own sequences, which the fused lowering does not do; the
+/// capability table says so and the reference path trains it (no panic, no silent
+/// out-of-range read on the fused side).
+#[test]
+fn overshooting_with_a_net_over_time_trains_on_the_reference_path() {
+    let src = r#"
+model os_rnn {
+  observed x[t] : real
+  latent   z[t] : real
+  net back = rnn(1 -> 4)
+  net head = linear(4 -> 1)
+  p {
+    z[1] ~ Normal(0, 1)
+    z[t] ~ Normal(0.8 * z[t-1] + head(back(x[:t])), 0.6)
+    x[t] ~ Normal(z[t], 1)
+  }
+  q {
+    z[t] ~ Normal(0.4 * x[t], 0.5)
+  }
+  objective {
+    overshooting = 2
+  }
+}
+"#;
+    let m = vic::compile(src, "os_rnn.vmodel").expect("compiles");
+    let p = Program::new(m.ir(), &m.elbo()).expect("the reference path runs it");
+    let why = vic::fused::caps::support(&p).expect_err("not a fused feature");
+    assert!(why.0.contains("overshooting"), "{}", why.0);
+    let store = p
+        .init_params(&Dev::default(), &mut rng::seeded(0))
+        .expect("params");
+    assert!(vic::fused::Engine::new(&p, &store, 4, 6, 1).is_err());
+    let d = data(&p);
+    let cfg = TrainConfig {
+        holdout: 0.0,
+        batch: 4,
+        ..TrainConfig::default()
+    };
+    let mut tr = Trainer::new(p, Some(d), cfg).expect("trainer");
+    for _ in 0..3 {
+        assert!(tr.step().expect("a finite step").elbo.is_finite());
+    }
+    assert!(tr.engine().starts_with("reference"), "{}", tr.engine());
+}

@@ -436,6 +436,10 @@ impl Builder<'_> {
             (TimeRef::Suffix | TimeRef::Prefix, At::Step(_) | At::Range(_)) if timed => {
                 self.read(var, TimeRef::Lag(0), at)
             }
+            // A window's steps are not one contiguous view of its buffers.
+            (TimeRef::Lag(_), At::Range(_)) if self.win.is_some() => {
+                unsup("a read over a range in an overshooting window")
+            }
             (TimeRef::Lag(j), At::Range(s)) => {
                 let first = self.step_view(var, i64::from(s) - i64::from(j))?;
                 Ok(View {

@@ -28,7 +28,7 @@ pub struct Lack {
 /// The features the fused runtime does not run, in the order they are reported.
 pub const LACKS: &[Lack] = &[
     Lack {
-        feature: "latent overshooting of static or non-Normal latents",
+        feature: "latent overshooting of static or non-Normal latents, or with nets over time",
         find: |p| {
             let m = &p.model;
             if m.objective.overshooting < 2 {
@@ -36,6 +36,10 @@ pub const LACKS: &[Lack] = &[
             }
             if let Some(v) = m.vars.iter().find(|v| !v.timed) {
                 return Some(format!("`{}` is static", v.name));
+            }
+            // An open-loop window would scan its own sequences (`fused/build/overshoot.rs`).
+            if let Some(n) = (m.nets.iter()).find(|n| matches!(n.kind, NetKind::Rnn { .. })) {
+                return Some(format!("`{}` is a net over time", n.name));
             }
             m.factors.iter().find_map(|f| match &f.body {
                 FactorBody::Sample(d)

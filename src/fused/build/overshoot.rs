@@ -155,6 +155,9 @@ impl Builder<'_> {
         if m.vars.iter().any(|v| !v.timed) {
             return unsup("overshooting with static variables");
         }
+        if m.nets.iter().any(|n| matches!(n.kind, NetKind::Rnn { .. })) {
+            return unsup("overshooting with nets over time");
+        }
         let targets = crate::lower::overshoot_targets(m);
         let order = open_loop_order(m);
         let (shared, pviews) = self.window_sharing(&order);
