@@ -206,7 +206,7 @@ impl Worker {
             let g = unsafe { std::slice::from_raw_parts(go.add(st.block(t) * b * hd), b * hd) };
             let pb = st.prev(t) * b * hd;
             let hv = unsafe { std::slice::from_raw_parts(vo.add(pb), b * hd) };
-            let mut dh =
+            let dh =
                 (!first).then(|| unsafe { std::slice::from_raw_parts_mut(go.add(pb), b * hd) });
             let (a3, e3, ah) = (s0 * h3, (s0 + b) * h3, s0 * hd);
             cells_bwd(
@@ -214,7 +214,7 @@ impl Worker {
                 [g, hv, &gv[a3..e3], &nv[ah..ah + b * hd]],
                 &mut dgi[a3..e3],
                 &mut dgh[a3..e3],
-                dh.as_deref_mut(),
+                dh,
             );
             if !first {
                 unsafe {
