@@ -64,6 +64,7 @@ pub mod derive;
 pub mod diag;
 pub mod evidence;
 pub mod family;
+pub mod forms;
 pub mod fused;
 pub mod ir;
 pub mod limits;

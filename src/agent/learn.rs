@@ -242,12 +242,13 @@ impl Agent {
             threads: cfg.threads,
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(program, None, tc).map_err(|e| {
-            diag(
-                Code::Backend,
-                e.to_string(),
-                "report this with the model file",
-            )
+        let mut trainer = Trainer::new(program, None, tc).map_err(|e| match e {
+            crate::train::TrainError::Unsupported(why) => diag(
+                Code::Unsupported,
+                format!("the agent's world model needs the fused runtime, which lacks {why}"),
+                "write the world model with the features the fused runtime runs (ARCHITECTURE.md, `fused::caps`)",
+            ),
+            e => diag(Code::Backend, e.to_string(), "report this with the model file"),
         })?;
         let mut progress = Progress::default();
         let mut replay = Replay::new(spec.obs.dim(), spec.act.dim());

@@ -371,6 +371,8 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         );
         return FAILED;
     }
+    // Which runtime trains is decided before the first step: say it before the progress bar.
+    eprintln!("runtime: {}", tr.engine());
     let ckpt = out.join("checkpoint.safetensors");
     let resume = resume_path(&a);
     let labels = vic::render::label::term_labels(&tr.program.elbo);

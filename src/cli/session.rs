@@ -119,7 +119,7 @@ pub fn train_error(e: &TrainError, what: &str) -> u8 {
         ),
         TrainError::Unsupported(_) => (
             Code::Unsupported,
-            "run it on the reference engine, or simplify the model",
+            "drop `--runtime fused`: the reference runtime (`--runtime auto` or `reference`) runs every feature",
         ),
         TrainError::Checkpoint(_) | TrainError::Runtime(RtError::Checkpoint { .. }) => (
             Code::BadCheckpoint,

@@ -116,6 +116,14 @@ fn summary(path: &Path, batch: Option<usize>, color: bool) -> Result<String, u8>
         },
         if t == 1 { "" } else { "s" },
     ));
+    // The runtime `vic run` would train on, from the same table the trainer reads.
+    out.push_str(&format!(
+        "runtime   {}\n",
+        match vic::fused::support(&program) {
+            Ok(()) => "fused".to_string(),
+            Err(u) => format!("reference (the fused runtime lacks {})", u.0),
+        }
+    ));
     Ok(out)
 }
 

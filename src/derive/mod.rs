@@ -22,7 +22,7 @@ pub use crate::objective::Modifiers;
 pub use estimator::{choose_estimator, LatentEstimator};
 pub use kl::{closed_form, KlForm};
 
-use crate::family::EntropyForm;
+pub use crate::forms::Compute;
 
 use crate::ir::*;
 use serde::Serialize;
@@ -193,38 +193,6 @@ pub enum Method {
     Analytic,
     /// One (or K) Monte Carlo samples of the integrand.
     MonteCarlo,
-}
-
-/// How a term is computed: decided once by derive (from the family table, the bound and the
-/// objective), read by `lower` and `fused::build`, which dispatch on it and never decide again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Compute {
-    /// `log p(x | …)` at the data.
-    LogLikelihood,
-    /// `KL(q ‖ p)` in this closed form (the rows are the non-negative KL).
-    Kl(KlForm),
-    /// `log p(z) − log q(z)` at q's sample (Monte Carlo).
-    LogRatio,
-    /// `H[q]` in this closed form.
-    Entropy(EntropyForm),
-    /// `−log q(z)` at q's sample (Monte Carlo entropy).
-    EntropyMc,
-    /// `r / α`.
-    Reward,
-}
-
-impl Compute {
-    /// A closed-form KL: the only kind the KL-shaping modifiers (free nats, balancing) act on.
-    pub fn is_closed_kl(self) -> bool {
-        matches!(self, Compute::Kl(_))
-    }
-    /// One of the terms standing for `−KL(q ‖ p)` (closed form, log-ratio or entropy).
-    pub fn is_kl_like(self) -> bool {
-        matches!(
-            self,
-            Compute::Kl(_) | Compute::LogRatio | Compute::Entropy(_) | Compute::EntropyMc
-        )
-    }
 }
 
 /// One term of the ELBO over one time range of its owner.

@@ -8,7 +8,7 @@
 //! partner) live in one file under `src/runtime/dist/`; `src/lower/dist.rs` dispatches to
 //! them on the decision derive stored on the term. ARCHITECTURE.md walks through adding one.
 
-use crate::derive::KlForm;
+pub use crate::forms::{EntropyForm, KlForm};
 
 /// A distribution family of the language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,35 +97,6 @@ pub enum Bounded {
     Fixed(i8, i8),
     /// Not a real-valued family.
     NotReal,
-}
-
-/// A closed-form entropy, chosen by derive and evaluated by lower's dispatch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntropyForm {
-    /// Σ ½ + ½ log 2π + log σᵢ.
-    Normal,
-    /// Σ log(bᵢ − aᵢ).
-    Uniform,
-    /// Σ −π log π − (1 − π) log(1 − π), from logits.
-    Bernoulli,
-    /// Σ_g −Σ_k π_gk log π_gk, from logits.
-    Categorical,
-    /// Σ 1 + log 2bᵢ.
-    Laplace,
-}
-
-impl EntropyForm {
-    /// The formula in Unicode.
-    pub fn formula(self) -> &'static str {
-        match self {
-            EntropyForm::Normal => "Σᵢ ½ + ½ log 2π + log σᵢ",
-            EntropyForm::Uniform => "Σᵢ log(bᵢ − aᵢ)",
-            EntropyForm::Bernoulli => "Σᵢ −πᵢ log πᵢ − (1 − πᵢ) log(1 − πᵢ)",
-            EntropyForm::Categorical => "Σ_g −Σ_k π_gk log π_gk",
-            EntropyForm::Laplace => "Σᵢ 1 + log 2bᵢ",
-        }
-    }
 }
 
 /// One family, declared as data.

@@ -16,7 +16,7 @@ use crate::family::EntropyForm;
 use crate::ir::*;
 use crate::lower::plan::ChainVar;
 use crate::lower::{net_prefix, param_name, Program};
-use crate::objective::{free_nats, kl_balance};
+use crate::objective::{shaping, Floor, Shaping};
 use std::collections::HashMap;
 
 mod rnn;
@@ -1256,9 +1256,18 @@ impl Builder<'_> {
                         let (KlForm::NormalNormal, Some(ps)) = (form, ps) else {
                             return unsup(format!("the closed-form KL {form:?}"));
                         };
-                        let mods = &term.modifiers;
-                        let (gq, gp) = kl_balance::gradient_weights(mods);
-                        let floor = free_nats::per_element(mods);
+                        // The KL op applies balancing and per-element free nats; the factor
+                        // and the other floors are the loss head's (`engine`).
+                        let Shaping {
+                            factor: _,
+                            floor,
+                            balance,
+                        } = shaping(&term.modifiers, 1.0);
+                        let (gq, gp) = balance.unwrap_or((1.0, 1.0));
+                        let floor = match floor {
+                            Some(Floor::Element(n)) => Some(n),
+                            Some(Floor::Row(_) | Floor::Mean(_)) | None => None,
+                        };
                         let o = self.temp(ql.rows, 1, true);
                         self.op(Op::NormalKl {
                             ql,

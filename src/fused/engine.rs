@@ -9,7 +9,7 @@ use super::kernels::Worker;
 use crate::derive::Compute;
 use crate::ir::Alpha;
 use crate::lower::{Batch, Program, ALPHA_PARAM};
-use crate::objective::{free_nats, kl_weight};
+use crate::objective::{free_nats, shaping, Floor, Shaping};
 use crate::runtime::nets::params::ParamStore;
 use crate::runtime::rng::Rng;
 use rand::Rng as _;
@@ -177,7 +177,12 @@ impl Engine {
                 reads[p] = true;
             }
         }
+        // The loss head reads the automatic temperature (its gradient is set in `backward`),
+        // though no op of the graph does: it is this program's parameter to update.
         let alpha = names.iter().position(|n| n == ALPHA_PARAM);
+        if let Some(i) = alpha {
+            reads[i] = true;
+        }
         let nterms = prog.elbo.terms.len();
         Ok(Engine {
             shares,
@@ -215,6 +220,21 @@ impl Engine {
     /// all `total` rows is drawn (the single process's stream) and this batch's rows kept.
     pub fn set_window(&mut self, start: usize, total: usize) {
         self.window = (start, total.max(start + self.b));
+    }
+
+    /// The parameter values and the summed gradients of the last backward pass, lent to the
+    /// optimiser; [`Engine::give_back`] returns them (the values updated).
+    pub fn lend(&mut self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        (
+            std::mem::take(&mut self.values),
+            std::mem::take(&mut self.grads),
+        )
+    }
+
+    /// Take back what [`Engine::lend`] lent.
+    pub fn give_back(&mut self, values: Vec<Vec<f32>>, grads: Vec<Vec<f32>>) {
+        self.values = values;
+        self.grads = grads;
     }
 
     /// Whether the program reads parameter `i` (a parameter it does not read has no gradient
@@ -350,24 +370,27 @@ impl Engine {
             }
             terms.push(per_seq.iter().map(|x| f64::from(*x)).sum::<f64>() / b.max(1) as f64);
             // d(−objective)/d(row), before the mask.
-            let mods = &term.modifiers;
-            let scale = mods.scale as f32 * kl_weight::factor(mods, weight);
+            // The loss head applies the factor and the row and mean floors; balancing and
+            // per-element floors are in the KL op (`build`).
+            let Shaping {
+                factor,
+                floor,
+                balance: _,
+            } = shaping(&term.modifiers, weight);
             self.seeds[ti] = match (head, term.compute) {
                 (_, _) if t0.rows.is_none() => Seed::None,
-                (Head::Kl, Compute::Kl(_)) => match free_nats::after_mean(mods) {
+                (Head::Kl, Compute::Kl(_)) => match floor {
                     // Decided in `settle`, on the whole (global) batch's mean.
-                    Some(nats) => Seed::AfterMean {
-                        c: scale,
+                    Some(Floor::Mean(nats)) => Seed::AfterMean {
+                        c: factor,
                         nats,
                         total,
                         rows: tp * b,
                     },
-                    None => match free_nats::seed(mods, scale, 0.0) {
-                        free_nats::Seed::All(c) => Seed::All(c),
-                        free_nats::Seed::Above(c, floor) => Seed::Above(c, floor),
-                    },
+                    Some(Floor::Row(n)) => Seed::Above(factor, n),
+                    Some(Floor::Element(_)) | None => Seed::All(factor),
                 },
-                _ => Seed::All(-sign * scale * mult),
+                _ => Seed::All(-sign * factor * mult),
             };
         }
         let policy_entropy = (ent_rows > 0).then(|| (ent_sum / ent_rows as f64) as f32);

@@ -9,10 +9,11 @@
 //! products through `gemm`); [`engine`] splits the batch over workers, draws the noise in the
 //! reference order and applies the loss head.
 //! Invariants: the same seed gives the same noise as the reference path, so values and
-//! gradients agree with it up to float rounding (`tests/fused.rs`); models using a feature
-//! this runtime lacks are [`build::Unsupported`] and train on the reference path.
+//! gradients agree with it up to float rounding (`tests/fused.rs`); whether a program runs
+//! here is decided once, from the table in [`caps`], before anything is built.
 
 pub mod build;
+pub mod caps;
 pub mod engine;
 pub mod graph;
 pub(crate) mod handoff;
@@ -21,4 +22,5 @@ pub mod math;
 pub mod small512;
 
 pub use build::Unsupported;
+pub use caps::support;
 pub use engine::{Engine, Fwd};

@@ -3,10 +3,10 @@
 //! `after_mean` floors the batch-and-time mean of the summed KL (Dreamer, the default),
 //! `per_step` floors each step's KL (PlaNet). Acts on closed-form KL terms only.
 
-use super::{num, ModifierSpec, Modifiers};
+use super::{num, Floor, ModifierSpec, Modifiers, Shaping};
 use crate::check::env::Ck;
-use crate::derive::Compute;
 use crate::diag::{Code, Diagnostic};
+use crate::forms::Compute;
 use crate::ir::{FreeNats, FreeNatsPlacement, Objective, VarOrOpt};
 use crate::parse::ast::{ExprKind, SettingAst};
 
@@ -19,7 +19,16 @@ pub const SPEC: ModifierSpec = ModifierSpec {
     is_set: |o| o.free_nats.is_some(),
     attach,
     display,
+    shape,
 };
+
+fn shape(m: &Modifiers, _: f32, s: &mut Shaping) {
+    s.floor = m.free_nats.map(|f| match f.placement {
+        FreeNatsPlacement::PerElement => Floor::Element(f.nats as f32),
+        FreeNatsPlacement::PerStep => Floor::Row(f.nats as f32),
+        FreeNatsPlacement::AfterMean => Floor::Mean(f.nats),
+    });
+}
 
 /// Closed-form KL terms only.
 fn applies(c: Compute) -> bool {
@@ -37,65 +46,6 @@ fn display(m: &Modifiers) -> Option<String> {
         num(f.nats),
         f.placement.keyword()
     ))
-}
-
-/// The floor of each latent dimension's KL (`per_element`), if attached.
-pub fn per_element(m: &Modifiers) -> Option<f32> {
-    match m.free_nats {
-        Some(FreeNats {
-            nats,
-            placement: FreeNatsPlacement::PerElement,
-        }) => Some(nats as f32),
-        _ => None,
-    }
-}
-
-/// The floor of each row's (step's) KL (`per_step`), if attached.
-pub fn per_step(m: &Modifiers) -> Option<f32> {
-    match m.free_nats {
-        Some(FreeNats {
-            nats,
-            placement: FreeNatsPlacement::PerStep,
-        }) => Some(nats as f32),
-        _ => None,
-    }
-}
-
-/// The floor of the mean over rows (`after_mean`), if attached (a data-parallel run decides
-/// it on the global batch's mean, see `fused::Engine::settle`).
-pub fn after_mean(m: &Modifiers) -> Option<f64> {
-    match m.free_nats {
-        Some(FreeNats {
-            nats,
-            placement: FreeNatsPlacement::AfterMean,
-        }) => Some(nats),
-        _ => None,
-    }
-}
-
-/// How a KL row's loss gradient is seeded, given the rows' values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Seed {
-    /// Every row gets this factor.
-    All(f32),
-    /// Rows above the floor get the factor, the others none.
-    Above(f32, f32),
-}
-
-/// The seed of a closed-form KL term's rows for `d(loss)/d(row) = scale`, with `mean` the
-/// mean of the rows (for `after_mean`). `per_element` acts inside the KL kernel instead.
-pub fn seed(m: &Modifiers, scale: f32, mean: f64) -> Seed {
-    if let Some(floor) = per_step(m) {
-        Seed::Above(scale, floor)
-    } else if let Some(FreeNats {
-        nats,
-        placement: FreeNatsPlacement::AfterMean,
-    }) = m.free_nats
-    {
-        Seed::All(after_mean_gate(scale, nats, mean))
-    } else {
-        Seed::All(scale)
-    }
 }
 
 /// `after_mean`'s gradient factor: the KL's mean is clamped at `nats`, so below it the term

@@ -4,7 +4,7 @@
 
 use super::{num, ModifierSpec, Modifiers};
 use crate::check::env::Ck;
-use crate::derive::Compute;
+use crate::forms::Compute;
 use crate::ir::{Objective, VarOrOpt};
 use crate::parse::ast::SettingAst;
 
@@ -17,6 +17,7 @@ pub const SPEC: ModifierSpec = ModifierSpec {
     is_set: |o| o.kl_balance.is_some(),
     attach,
     display,
+    shape: |m, _, s| s.balance = m.kl_balance.is_some().then(|| gradient_weights(m)),
 };
 
 /// Closed-form KL terms only.

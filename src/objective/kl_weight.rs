@@ -4,7 +4,7 @@
 
 use super::{num, ModifierSpec, Modifiers};
 use crate::check::env::Ck;
-use crate::derive::Compute;
+use crate::forms::Compute;
 use crate::ir::{KlWeight, Objective, VarOrOpt};
 use crate::parse::ast::{Arg, ExprKind, SettingAst};
 
@@ -17,6 +17,7 @@ pub const SPEC: ModifierSpec = ModifierSpec {
     is_set: |o| o.kl_weight != KlWeight::Fixed(1.0),
     attach,
     display,
+    shape: |m, w, s| s.factor *= factor(m, w),
 };
 
 /// Every term that stands for −KL(q ‖ p).

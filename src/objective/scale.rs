@@ -4,8 +4,8 @@
 use super::{num, ModifierSpec, Modifiers};
 use crate::check::env::Ck;
 use crate::check::env::Sym;
-use crate::derive::Compute;
 use crate::diag::{Code, Diagnostic};
+use crate::forms::Compute;
 use crate::ir::Role;
 use crate::ir::{Objective, VarOrOpt};
 use crate::parse::ast::SettingAst;
@@ -19,6 +19,7 @@ pub const SPEC: ModifierSpec = ModifierSpec {
     is_set: |o| !o.scales.is_empty(),
     attach,
     display,
+    shape: |m, _, s| s.factor *= m.scale as f32,
 };
 
 /// Every term kind is scaled.

@@ -24,6 +24,9 @@ pub enum RtError {
     #[error("shape error: {0}")]
     /// Operands of incompatible shapes.
     Shape(String),
+    #[error("{0}")]
+    /// A fault in vic (an invariant that does not hold), on a model the checker accepted.
+    Fault(String),
     #[error("KL divergence is infinite: {0}")]
     /// A KL divergence that is infinite (disjoint supports).
     InfiniteKl(String),

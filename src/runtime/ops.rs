@@ -8,11 +8,19 @@ use super::{Dev, T0, T1, T2};
 /// ½·ln(2π).
 pub const HALF_LN_2PI: f32 = 0.918_938_5;
 
-/// Stable softplus `ln(1 + eˣ) = relu(x) + ln(1 + e^{−|x|})`.
+/// Stable softplus `ln(1 + eˣ) = ½x + ½|x| + ln(1 + e^{−|x|})`, with a derivative that is
+/// right everywhere, 0 included.
+///
+/// The value equals `relu(x) + ln(1 + e^{−|x|})` bit for bit (`½x + ½|x|` is `x` or `0`
+/// exactly). Written with `relu`, the derivative at exactly 0 came out 0 (dfdx gives `relu`
+/// and `abs` a zero derivative there), so a parameter initialised at 0 — the default — never
+/// moved. Here the two `|x|` terms' derivatives (`½·sign x` and `−σ(−|x|)·sign x`) cancel at
+/// 0, so dfdx's zero for `abs'(0)` gives the true ½.
 pub fn softplus<T: RtTape>(x: T2<T>) -> T2<T> {
     let (a, b) = fork(x);
-    let tail = (b.abs().negate().exp() + 1.0).ln();
-    a.relu() + tail
+    let (b1, b2) = fork(b.abs());
+    let tail = (b2.negate().exp() + 1.0).ln();
+    a * 0.5 + b1 * 0.5 + tail
 }
 
 /// `ln σ(x) = −softplus(−x)`.

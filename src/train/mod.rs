@@ -10,7 +10,9 @@
 //! - the objective is summed over the batch (as Pyro's SVI loss); reports are per sequence.
 
 mod batch;
+mod checkpoint;
 pub mod distributed;
+mod evaluate;
 pub mod params;
 mod plan;
 mod report;
@@ -24,14 +26,11 @@ pub use runner::{Observer, RunEnd, RunError, RunOptions, RunOutcome};
 
 use crate::data::Dataset;
 use crate::lower::{Batch, Program};
-use crate::runtime::checkpoint;
 use crate::runtime::nets::params::ParamStore;
-use crate::runtime::optim::{clip_global_norm, Adam, AdamConfig, LrSchedule};
+use crate::runtime::optim::{Adam, AdamConfig, LrSchedule};
 use crate::runtime::{backward, rng, Dev, RtError};
-use dfdx::prelude::NoneTape;
 use rand::{Rng as _, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// How minibatches are drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +155,18 @@ pub struct CheckpointInfo {
     pub seed: u64,
 }
 
+/// What a runtime hands the optimiser after one forward and backward pass: the batch's
+/// statistics, and every parameter's host values and loss gradient in the store's order.
+struct Pass {
+    elbo: f64,
+    terms: Vec<f64>,
+    policy_entropy: Option<f64>,
+    values: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
+    /// Which parameters this step updates (those the program reads).
+    update: Vec<bool>,
+}
+
 /// The training loop's state.
 pub struct Trainer {
     /// The lowered model.
@@ -177,7 +188,7 @@ pub struct Trainer {
     dev: Dev,
     /// Compiled programs by batch shape (at most two: the full batch and an epoch's last).
     fused: Vec<crate::fused::Engine>,
-    /// Why the fused runtime is not used, once known.
+    /// Why the fused runtime is not used (decided in [`Trainer::new`], before any step).
     fused_off: Option<String>,
     /// Distributed hook: this process's part of a data-parallel job (`None`: the whole batch).
     shard: Option<distributed::Shard>,
@@ -210,6 +221,7 @@ impl Trainer {
         data: Option<Dataset>,
         cfg: TrainConfig,
     ) -> Result<Trainer, TrainError> {
+        let fused_off = decide_runtime(&program, cfg.engine)?;
         let dev = Dev::default();
         let mut init_rng = stream(cfg.seed, u64::MAX, 0);
         let store = program.init_params(&dev, &mut init_rng)?;
@@ -239,7 +251,7 @@ impl Trainer {
             baseline: 0.0,
             dev,
             fused: Vec::new(),
-            fused_off: None,
+            fused_off,
             shard: None,
         })
     }
@@ -326,7 +338,8 @@ impl Trainer {
         format!("term {} ({kind} of {}{range})", i + 1, t.owner)
     }
 
-    /// Which runtime the next step uses: `"fused"` or `"reference"` (with the reason).
+    /// Which runtime trains: `"fused"` or `"reference"` (with the reason). Decided when the
+    /// trainer is made, so it is the same before the first step and after the last.
     pub fn engine(&self) -> String {
         match (&self.fused_off, self.fused.last()) {
             (Some(why), _) => format!("reference ({why})"),
@@ -349,27 +362,24 @@ impl Trainer {
         if self.cfg.engine == EngineChoice::Reference || self.fused_off.is_some() {
             return Ok(None);
         }
-        if cfg!(feature = "cuda") {
-            self.fused_off = Some("the fused runtime is CPU-only".into());
-            return Ok(None);
-        }
         if let Some(i) = self.fused.iter().position(|e| e.shape() == (b, t)) {
             return Ok(Some(i));
         }
-        match crate::fused::Engine::new(&self.program, &self.store, b, t, self.cfg.threads) {
-            Ok(e) => {
-                if self.fused.len() >= 2 {
-                    self.fused.remove(0);
-                }
-                self.fused.push(e);
-                Ok(Some(self.fused.len() - 1))
-            }
-            Err(u) if self.cfg.engine == EngineChoice::Fused => Err(TrainError::Unsupported(u.0)),
-            Err(u) => {
-                self.fused_off = Some(u.0);
-                Ok(None)
-            }
+        // The capability table accepted the program, so building it cannot fail: a failure is
+        // a fault in vic, reported as one (not a silent change of runtime mid-run).
+        let e = crate::fused::Engine::new(&self.program, &self.store, b, t, self.cfg.threads)
+            .map_err(|u| {
+                TrainError::Runtime(RtError::Fault(format!(
+                    "the fused runtime could not build a model its capability table accepts \
+                     ({}); `--runtime reference` runs it",
+                    u.0
+                )))
+            })?;
+        if self.fused.len() >= 2 {
+            self.fused.remove(0);
         }
+        self.fused.push(e);
+        Ok(Some(self.fused.len() - 1))
     }
 
     /// Parameters changed outside a step (resume, load): refresh the compiled programs.
@@ -409,32 +419,63 @@ impl Trainer {
         };
     }
 
-    /// One step on a compiled program: rows `start..start + batch.b` of a global batch of
-    /// `total` rows.
-    fn step_fused(
+    /// One optimiser step.
+    pub fn step(&mut self) -> Result<StepStats, TrainError> {
+        let (batch, start, total) = self.batch_at(self.step)?;
+        self.step_on(batch, start, total)
+    }
+
+    /// One optimiser step on a batch the caller drew (an agent's replay windows), on the
+    /// fused runtime: the step counter, noise streams and checks are [`Trainer::step`]'s.
+    pub fn step_batch(&mut self, batch: Batch) -> Result<StepStats, TrainError> {
+        if self.fused_for(batch.b, batch.t.max(1))?.is_none() {
+            return Err(TrainError::Unsupported(
+                self.fused_off
+                    .clone()
+                    .unwrap_or_else(|| "the reference runtime was chosen".into()),
+            ));
+        }
+        let total = batch.b;
+        self.step_on(batch, 0, total)
+    }
+
+    /// The compiled program for batches of `b` sequences of `t` steps, once a step has built
+    /// it (its parameter mirror is the authoritative copy while training).
+    pub fn compiled(&self, b: usize, t: usize) -> Option<&crate::fused::Engine> {
+        self.fused.iter().find(|e| e.shape() == (b, t))
+    }
+
+    /// The one optimiser loop body, whichever runtime computes the gradient: rows
+    /// `start..start + batch.b` of a global batch of `total` rows. The runtime runs the forward
+    /// and backward passes and hands over host gradients and values ([`Pass`]); the checks,
+    /// the clipping, Adam and the write-back are the same for both.
+    fn step_on(
         &mut self,
-        i: usize,
         batch: Batch,
         start: usize,
         total: usize,
     ) -> Result<StepStats, TrainError> {
         let n = self.step;
-        let mut r = stream(self.cfg.seed, n, 3);
-        self.fused[i].set_window(start, total);
-        let mut fwd = self.fused[i].forward(&self.program, &batch, &mut r, n);
-        let elbo = self.global_stats(&fwd.elbo, &mut fwd.terms, total);
-        self.check_forward(n, &fwd.terms, elbo)?;
-        let lr = self.schedule().lr(self.cfg.lr, n);
-        let eng = &mut self.fused[i];
+        let fused = self.fused_for(batch.b, batch.t.max(1))?;
+        let Pass {
+            elbo,
+            terms,
+            policy_entropy,
+            mut values,
+            mut grads,
+            update,
+        } = match fused {
+            Some(i) => self.fused_pass(i, &batch, start, total)?,
+            None => self.reference_pass(&batch, total)?,
+        };
         if let Some(s) = &self.shard {
-            eng.settle(|v| s.sums(v)); // distributed hook: batch means over ranks
+            s.grads(grads.iter_mut()); // distributed hook: the sum over ranks
         }
-        eng.backward(&batch);
-        if let Some(s) = &self.shard {
-            s.grads(eng.grads.iter_mut()); // distributed hook: the sum over ranks
-        }
-        let norm = crate::runtime::optim::norm_of(eng.grads.iter().map(|g| g.as_slice()));
+        let norm = crate::runtime::optim::norm_of(grads.iter().map(|g| g.as_slice()));
         if !norm.is_finite() {
+            if let Some(i) = fused {
+                self.fused[i].give_back(values, grads);
+            }
             return Err(TrainError::NonFinite {
                 step: n + 1,
                 what: "the gradient norm".into(),
@@ -444,320 +485,121 @@ impl Trainer {
         if let Some(c) = self.cfg.clip {
             let f = crate::runtime::optim::clip_factor(norm, c);
             if f < 1.0 {
-                for g in eng.grads.iter_mut().flatten() {
+                for g in grads.iter_mut().flatten() {
                     *g = (*g as f64 * f) as f32;
                 }
             }
         }
-        // Adam in place, half the parameters on each worker thread; then the new values into
-        // the store (whose tensors need not be shareable across threads: CUDA's are not).
-        let workers = eng.workers();
-        // A parameter the program does not read (an actor's, say) is not this optimiser's.
-        let read: Vec<bool> = (0..eng.values.len()).map(|p| eng.reads(p)).collect();
-        let crate::fused::Engine {
-            names,
-            values,
-            grads,
-            ..
-        } = eng;
-        let k = self.adam.begin(lr);
-        let sizes: Vec<(&str, usize)> = (names.iter().zip(values.iter()).zip(&read))
-            .filter(|(_, r)| **r)
-            .map(|((n, v), _)| (n.as_str(), v.len()))
-            .collect();
-        let moments = self.adam.moments(&sizes);
-        let items: Vec<_> = (values.iter_mut().zip(grads.iter()).zip(&read))
-            .filter(|(_, r)| **r)
-            .map(|(vg, _)| vg)
-            .zip(moments)
-            .collect();
-        let update = |((v, g), m): ((&mut Vec<f32>, &Vec<f32>), _)| k.apply(v, g, m);
-        if workers > 1 {
-            crate::fused::handoff::each(items, |((v, _), _)| v.len(), update);
-        } else {
-            items.into_iter().for_each(update);
+        // Adam in place, the parameters split over the fused runtime's workers; a parameter
+        // the program does not read (an actor's, say) is not this optimiser's.
+        let lr = self.schedule().lr(self.cfg.lr, n);
+        let workers = fused.map_or(1, |i| self.fused[i].workers());
+        {
+            let names: Vec<String> = self.store.iter().map(|(n, _)| n.clone()).collect();
+            let k = self.adam.begin(lr);
+            let sizes: Vec<(&str, usize)> = (names.iter().zip(values.iter()).zip(&update))
+                .filter(|(_, u)| **u)
+                .map(|((n, v), _)| (n.as_str(), v.len()))
+                .collect();
+            let moments = self.adam.moments(&sizes);
+            let items: Vec<_> = (values.iter_mut().zip(grads.iter()).zip(&update))
+                .filter(|(_, u)| **u)
+                .map(|(vg, _)| vg)
+                .zip(moments)
+                .collect();
+            let apply = |((v, g), m): ((&mut Vec<f32>, &Vec<f32>), _)| k.apply(v, g, m);
+            if workers > 1 {
+                crate::fused::handoff::each(items, |((v, _), _)| v.len(), apply);
+            } else {
+                items.into_iter().for_each(apply);
+            }
         }
-        for (v, (_, p)) in values.iter().zip(self.store.iter_mut()) {
-            p.set_host(v);
+        // The new values into the store (whose tensors need not be shareable across threads:
+        // CUDA's are not), then back to the program that owns them; other compiled shapes read
+        // the store's values on their next use.
+        for ((v, (_, p)), u) in values.iter().zip(self.store.iter_mut()).zip(&update) {
+            if *u {
+                p.set_host(v);
+            }
         }
-        // Other compiled shapes read the store's values on their next use.
-        let others: Vec<usize> = (0..self.fused.len()).filter(|j| *j != i).collect();
-        for j in others {
-            self.fused[j].pull(&self.store);
+        if let Some(i) = fused {
+            self.fused[i].give_back(values, grads);
+            for j in (0..self.fused.len()).filter(|j| *j != i) {
+                self.fused[j].pull(&self.store);
+            }
         }
         self.finish_step(n, elbo);
         self.check_ranks()?;
         Ok(StepStats {
             step: self.step,
             elbo,
-            terms: fwd.terms,
+            terms,
             lr,
             grad_norm: norm,
-            policy_entropy: fwd.policy_entropy.map(f64::from),
+            policy_entropy,
         })
     }
 
-    /// One optimiser step on a batch the caller drew (an agent's replay windows), on the
-    /// fused runtime: the step counter, noise streams and checks are [`Trainer::step`]'s.
-    pub fn step_batch(&mut self, batch: Batch) -> Result<StepStats, TrainError> {
-        let total = batch.b;
-        match self.fused_for(batch.b, batch.t.max(1))? {
-            Some(i) => self.step_fused(i, batch, 0, total),
-            None => Err(TrainError::Unsupported(
-                self.fused_off
-                    .clone()
-                    .unwrap_or_else(|| "the reference runtime was chosen".into()),
-            )),
-        }
-    }
-
-    /// The compiled program for batches of `b` sequences of `t` steps, once a step has built
-    /// it (its parameter mirror is the authoritative copy while training).
-    pub fn compiled(&self, b: usize, t: usize) -> Option<&crate::fused::Engine> {
-        self.fused.iter().find(|e| e.shape() == (b, t))
-    }
-
-    /// One optimiser step.
-    pub fn step(&mut self) -> Result<StepStats, TrainError> {
+    /// Forward and backward on compiled program `i`.
+    fn fused_pass(
+        &mut self,
+        i: usize,
+        batch: &Batch,
+        start: usize,
+        total: usize,
+    ) -> Result<Pass, TrainError> {
         let n = self.step;
-        let (batch, start, total) = self.batch_at(n)?;
-        if let Some(i) = self.fused_for(batch.b, batch.t.max(1))? {
-            return self.step_fused(i, batch, start, total);
+        let mut r = stream(self.cfg.seed, n, 3);
+        self.fused[i].set_window(start, total);
+        let mut fwd = self.fused[i].forward(&self.program, batch, &mut r, n);
+        let elbo = self.global_stats(&fwd.elbo, &mut fwd.terms, total);
+        self.check_forward(n, &fwd.terms, elbo)?;
+        let eng = &mut self.fused[i];
+        if let Some(s) = &self.shard {
+            eng.settle(|v| s.sums(v)); // distributed hook: batch means over ranks
         }
+        eng.backward(batch);
+        let update = (0..eng.values.len()).map(|p| eng.reads(p)).collect();
+        let (values, grads) = eng.lend();
+        Ok(Pass {
+            elbo,
+            terms: fwd.terms,
+            policy_entropy: fwd.policy_entropy.map(f64::from),
+            values,
+            grads,
+            update,
+        })
+    }
+
+    /// Forward and backward on the reference interpreter (dfdx).
+    fn reference_pass(&mut self, batch: &Batch, total: usize) -> Result<Pass, TrainError> {
+        let n = self.step;
         self.reference_distributable()?;
         let mut r = self.reference_noise(n);
         let traced = self.store.trace();
         let fwd = self
             .program
-            .forward(&traced, &batch, &mut r, n, self.baseline as f32)?;
+            .forward(&traced, batch, &mut r, n, self.baseline as f32)?;
         let elbo_host = fwd.elbo.as_vec();
-        let mut terms_host: Vec<f64> = fwd.terms.iter().map(|t| mean(&t.as_vec())).collect();
-        let elbo = self.global_stats(&elbo_host, &mut terms_host, total);
-        self.check_forward(n, &terms_host, elbo)?;
+        let mut terms: Vec<f64> = fwd.terms.iter().map(|t| mean(&t.as_vec())).collect();
+        let elbo = self.global_stats(&elbo_host, &mut terms, total);
+        self.check_forward(n, &terms, elbo)?;
         drop(traced);
-        let loss = fwd.objective.negate();
-        let mut grads = backward(loss);
-        let mut g = self.store.grads(&mut grads);
-        if let Some(s) = &self.shard {
-            s.grads(g.values_mut()); // distributed hook: the sum over ranks
+        let mut g = backward(fwd.objective.negate());
+        let mut by_name = self.store.grads(&mut g);
+        let (mut values, mut grads) = (Vec::new(), Vec::new());
+        for (name, p) in self.store.iter() {
+            values.push(p.to_host());
+            grads.push(by_name.remove(name).unwrap_or_else(|| vec![0.0; p.numel()]));
         }
-        let norm = match self.cfg.clip {
-            Some(c) => clip_global_norm(&mut g, c),
-            None => crate::runtime::optim::global_norm(&g),
-        };
-        if !norm.is_finite() {
-            return Err(TrainError::NonFinite {
-                step: n + 1,
-                what: "the gradient norm".into(),
-                value: norm,
-            });
-        }
-        let lr = self.schedule().lr(self.cfg.lr, n);
-        self.adam.update(&mut self.store, &g, lr)?;
-        self.finish_step(n, elbo);
-        self.check_ranks()?;
-        Ok(StepStats {
-            step: self.step,
+        let update = vec![true; values.len()];
+        Ok(Pass {
             elbo,
-            terms: terms_host,
-            lr,
-            grad_norm: norm,
+            terms,
             policy_entropy: fwd.policy_entropy.map(f64::from),
-        })
-    }
-
-    /// Estimate the ELBO on `data` (default: the held-out split, else the training data)
-    /// with `samples` draws per sequence; the standard error is over sequences × draws.
-    pub fn evaluate(
-        &self,
-        data: Option<&Dataset>,
-        samples: usize,
-        seed: u64,
-    ) -> Result<EvalReport, TrainError> {
-        let data = data.or(self.heldout.as_ref()).or(self.train.as_ref());
-        let samples = samples.max(1);
-        let k = self.iwae();
-        let mut vals: Vec<f64> = Vec::new();
-        let nterms = self.program.elbo.terms.len();
-        let mut term_vals: Vec<Vec<f64>> = vec![Vec::new(); nterms];
-        let mut seqs: Vec<usize> = Vec::new();
-        let mut r = stream(seed, u64::MAX - 1, 4);
-        let mut run = |batch: Batch| -> Result<(), TrainError> {
-            let fwd = self.program.forward::<NoneTape, _>(
-                &self.store,
-                &batch,
-                &mut r,
-                self.step,
-                self.baseline as f32,
-            )?;
-            vals.extend(fwd.elbo.as_vec().iter().map(|x| f64::from(*x)));
-            for (i, t) in fwd.terms.iter().enumerate() {
-                term_vals[i].extend(t.as_vec().iter().map(|x| f64::from(*x)));
-            }
-            Ok(())
-        };
-        match data {
-            Some(d) => {
-                let chunk = 256usize;
-                let all: Vec<usize> = (0..d.n).collect();
-                for part in all.chunks(chunk) {
-                    let idx: Vec<usize> = (0..samples).flat_map(|_| part.iter().copied()).collect();
-                    run(data_batch(&self.program, d, &idx, k))?;
-                    seqs.extend(&idx);
-                }
-            }
-            None => {
-                for _ in 0..samples {
-                    run(control_batch(
-                        &self.program,
-                        self.cfg.batch * k,
-                        self.horizon(),
-                    ))?;
-                }
-            }
-        }
-        let mut report = EvalReport::new(&self.program, &vals, &term_vals);
-        if seqs.len() == vals.len() {
-            report.draw_seq = seqs;
-        }
-        Ok(report)
-    }
-
-    /// The importance-weighted bound with `k` samples per draw (IWAE-k), estimated like
-    /// [`Trainer::evaluate`]: the model is re-derived and re-lowered with `iwae = k` (every
-    /// KL term becomes a Monte Carlo log-ratio, so each copy's sum is its log weight
-    /// log p(x, z) − log q(z | x)), and the log-mean-exp over the k copies is the bound.
-    /// A model that cannot be lowered with `iwae = k` is [`TrainError::Unsupported`].
-    pub fn evaluate_iwae(
-        &mut self,
-        k: usize,
-        data: Option<&Dataset>,
-        samples: usize,
-        seed: u64,
-    ) -> Result<EvalReport, TrainError> {
-        let mut m = self.program.model.clone();
-        m.objective.iwae = u32::try_from(k.max(1)).unwrap_or(u32::MAX);
-        let elbo = crate::derive::derive(&m);
-        let program = Program::new(&m, &elbo).map_err(|d| {
-            TrainError::Unsupported(
-                d.iter()
-                    .map(|d| d.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-        let own = std::mem::replace(&mut self.program, program);
-        let r = self.evaluate(data, samples, seed);
-        self.program = own;
-        r
-    }
-
-    /// A fingerprint of the checked model this trainer runs: its IR without the rollout
-    /// horizon (which `--horizon` may override; it is compared as configuration).
-    pub fn model_hash(&self) -> String {
-        let mut m = self.program.model.clone();
-        m.objective.horizon = None;
-        checkpoint::fingerprint(format!("{m:?}").as_bytes())
-    }
-
-    /// Metadata stored with a checkpoint (inside its checksum).
-    fn meta(&self) -> String {
-        serde_json::json!({
-            "model": self.program.model.name,
-            "model_hash": self.model_hash(),
-            "step": self.step,
-            "baseline": self.baseline,
-            "horizon": self.horizon(),
-            "config": self.cfg,
-        })
-        .to_string()
-    }
-
-    /// Save parameters, optimiser state and progress atomically.
-    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        if !self.is_lead() {
-            return Ok(()); // distributed hook: rank 0 alone writes
-        }
-        checkpoint::save(path, &self.store, Some(&self.adam), &self.meta())
-            .map_err(|e| TrainError::Checkpoint(e.to_string()))
-    }
-
-    /// Load a checkpoint written for this model (the same checked IR) and copy its
-    /// parameters into the store; returns it with its parsed metadata.
-    fn load_checkpoint(
-        &mut self,
-        path: &Path,
-    ) -> Result<(checkpoint::Checkpoint, serde_json::Value), TrainError> {
-        let ck =
-            checkpoint::load(path, &self.dev).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
-        let meta: serde_json::Value = serde_json::from_str(&ck.meta)
-            .map_err(|e| TrainError::Checkpoint(format!("bad metadata: {e}")))?;
-        let hash = self.model_hash();
-        if meta["model_hash"].as_str() != Some(hash.as_str()) {
-            return Err(TrainError::Checkpoint(format!(
-                "it was written for another model (`{}`, fingerprint {}; this `{}` is {hash})",
-                meta["model"].as_str().unwrap_or("?"),
-                meta["model_hash"].as_str().unwrap_or("none"),
-                self.program.model.name,
-            )));
-        }
-        self.store.assign_from(&ck.params).map_err(|e| {
-            TrainError::Checkpoint(format!(
-                "{e} (was the checkpoint written by another model?)"
-            ))
-        })?;
-        Ok((ck, meta))
-    }
-
-    /// Restore parameters, optimiser state and progress (the model must be the one the
-    /// checkpoint was written for). Returns the settings that differ from the checkpoint's
-    /// (`seed 0 → 1`): the run continues with the new ones, but is then not the run an
-    /// uninterrupted one would have been.
-    pub fn resume(&mut self, path: &Path) -> Result<Vec<String>, TrainError> {
-        let (ck, meta) = self.load_checkpoint(path)?;
-        self.step = meta["step"]
-            .as_u64()
-            .ok_or_else(|| TrainError::Checkpoint("metadata has no step".into()))?;
-        self.baseline = meta["baseline"].as_f64().unwrap_or(0.0);
-        if let Some(a) = ck.adam {
-            self.adam = a;
-        }
-        self.params_changed();
-        let mut changed = Vec::new();
-        let now = serde_json::to_value(&self.cfg).unwrap_or_default();
-        let then = &meta["config"];
-        for key in [
-            "seed",
-            "batch",
-            "lr",
-            "weight_decay",
-            "clip",
-            "warmup",
-            "cosine_total",
-            "holdout",
-            "sampling",
-        ] {
-            if then[key] != now[key] {
-                changed.push(format!("{key} {} → {}", then[key], now[key]));
-            }
-        }
-        if meta["horizon"].as_u64() != Some(self.horizon() as u64) {
-            changed.push(format!("horizon {} → {}", meta["horizon"], self.horizon()));
-        }
-        Ok(changed)
-    }
-
-    /// Load parameters only (for `vic eval` / `vic sample`); returns what the checkpoint
-    /// says of the run that wrote it.
-    pub fn load_params(&mut self, path: &Path) -> Result<CheckpointInfo, TrainError> {
-        let (_, meta) = self.load_checkpoint(path)?;
-        self.step = meta["step"].as_u64().unwrap_or(0);
-        self.params_changed();
-        let config = &meta["config"];
-        Ok(CheckpointInfo {
-            step: self.step,
-            holdout: config["holdout"].as_f64().unwrap_or(0.0),
-            seed: config["seed"].as_u64().unwrap_or(0),
+            values,
+            grads,
+            update,
         })
     }
 
@@ -779,6 +621,28 @@ impl Trainer {
         } else {
             self.train = Some(all);
         }
+    }
+}
+
+/// The runtime a trainer of `program` uses, decided once from the capability table
+/// ([`crate::fused::support`]): `None` for the fused runtime (or the reference one, when it
+/// was chosen), else why the reference runtime runs. Asking for the fused runtime for a program
+/// it does not run is [`TrainError::Unsupported`].
+pub fn decide_runtime(
+    program: &Program,
+    choice: EngineChoice,
+) -> Result<Option<String>, TrainError> {
+    if choice == EngineChoice::Reference {
+        return Ok(None);
+    }
+    let why = if cfg!(feature = "cuda") {
+        Some("is CPU-only".to_string())
+    } else {
+        (crate::fused::support(program).err()).map(|u| format!("lacks {}", u.0))
+    };
+    match (why, choice) {
+        (Some(why), EngineChoice::Fused) => Err(TrainError::Unsupported(format!("it {why}"))),
+        (why, _) => Ok(why.map(|w| format!("the fused runtime {w}"))),
     }
 }
 

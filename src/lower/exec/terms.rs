@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::derive::{Compute, KlForm, TermKind};
-use crate::objective::{free_nats, kl_balance, kl_weight, Modifiers};
+use crate::objective::{shaping, Floor, Shaping};
 
 /// Repeat every sequence of a batch `n` times, block-major (block k = copy k).
 fn tile_batch(m: &Model, batch: &Batch, n: usize) -> Batch {
@@ -120,7 +120,12 @@ impl Program {
                 Some(mk) => x * mk.clone(),
                 None => x,
             };
-            let mods = &term.modifiers;
+            // Every modifier's effect, each field applied below.
+            let Shaping {
+                factor,
+                floor,
+                balance,
+            } = shaping(&term.modifiers, weight);
             let (value, obj): (T2<T>, Option<T0<T>>) = match (term.compute, &term.kind) {
                 (Compute::LogLikelihood, TermKind::LogLikelihood { p: pv }) => {
                     let f = &m.factors[pv.factor];
@@ -142,9 +147,9 @@ impl Program {
                         debug_assert!(!el);
                         masked(r)
                     };
-                    let total_kl = kl_objective(p, form, qdist, pdist, kk, mods, &masked)?;
-                    let scale = mods.scale as f32 * kl_weight::factor(mods, weight);
-                    (per_seq(plain, b, tp), Some(total_kl.negate() * scale))
+                    let total_kl =
+                        kl_objective(p, form, qdist, pdist, kk, floor, balance, &masked)?;
+                    (per_seq(plain, b, tp), Some(total_kl.negate() * factor))
                 }
                 (Compute::LogRatio, TermKind::LogRatio { p: pv, .. }) => {
                     let (v, pfam, kk, pdist) = cx.prior_of(pv.factor, at)?;
@@ -212,10 +217,7 @@ impl Program {
             });
             match obj {
                 Some(o) => add(o),
-                None => {
-                    let scale = mods.scale as f32 * kl_weight::factor(mods, weight);
-                    add(ops::sum_all(value.clone()) * (sign * scale));
-                }
+                None => add(ops::sum_all(value.clone()) * (sign * factor)),
             }
             seqs.push(value);
         }
@@ -284,18 +286,27 @@ impl Program {
 }
 
 /// The training form of a closed-form KL term, summed (to be subtracted): KL balancing and
-/// free nats as attached to the term (`crate::objective`), the batch mask through `masked`.
+/// free nats as the term's [`Shaping`] says (`crate::objective`), the batch mask through
+/// `masked`.
+#[allow(clippy::too_many_arguments)]
 fn kl_objective<T: LTape, P: Params<T>>(
     p: &P,
     form: KlForm,
     qdist: DistVals<T>,
     pdist: DistVals<T>,
     kk: usize,
-    mods: &Modifiers,
+    floor: Option<Floor>,
+    balance: Option<(f32, f32)>,
     masked: &dyn Fn(T2<T>) -> T2<T>,
 ) -> Result<T0<T>, RtError> {
-    let per_el = free_nats::per_element(mods);
-    let per_step = free_nats::per_step(mods);
+    let per_el = match floor {
+        Some(Floor::Element(n)) => Some(n),
+        _ => None,
+    };
+    let per_step = match floor {
+        Some(Floor::Row(n)) => Some(n),
+        _ => None,
+    };
     let train_rows = |q: DistVals<T>, pp: DistVals<T>| -> Result<T2<T>, RtError> {
         let (r, elementwise) = kl_rows(form, q, pp, kk, per_el.is_some())?;
         let r = match (per_el, per_step) {
@@ -306,20 +317,19 @@ fn kl_objective<T: LTape, P: Params<T>>(
         };
         Ok(masked(r))
     };
-    let trained = match mods.kl_balance {
-        Some(_) => {
-            let (on_q, on_p) = kl_balance::gradient_weights(mods);
+    let trained = match balance {
+        Some((on_q, on_p)) => {
             let lhs = train_rows(qdist.stop(p), pdist.clone_vals())?;
             let rhs = train_rows(qdist, pdist.stop(p))?;
             lhs * on_p + rhs * on_q
         }
         None => train_rows(qdist, pdist)?,
     };
-    Ok(match free_nats::after_mean(mods) {
-        Some(nats) => {
+    Ok(match floor {
+        Some(Floor::Mean(nats)) => {
             let n = trained.shape().0 as f32;
             ops::mean_all(trained).clamp(nats as f32, f32::MAX) * n
         }
-        None => ops::sum_all(trained),
+        _ => ops::sum_all(trained),
     })
 }

@@ -6,7 +6,7 @@ use crate::runtime::dist::{bernoulli, categorical, normal, tanh_normal, uniform}
 use crate::runtime::nets::gru::{add_gru, gru_cell, rnn_scan};
 use crate::runtime::nets::mlp::{add_mlp, mlp_forward, Activation};
 use crate::runtime::nets::params::Params;
-use crate::runtime::ops::{from_host, softplus};
+use crate::runtime::ops::{from_host, log_sigmoid, softplus};
 use crate::runtime::rng::{normal_noise, seeded, uniform_noise};
 use crate::runtime::Dev;
 
@@ -30,6 +30,36 @@ fn softplus_grad() {
     let v = softplus(s.mat("x").unwrap().clone()).as_vec();
     // without log1p the value is accurate to ~1e-7 absolute (ln(1 + 9e-14) rounds to 0)
     assert!((v[0] - 9.357623e-14).abs() < 1e-7 && (v[1] - 30.0).abs() < 1e-5);
+}
+
+/// softplus and log σ are smooth: at exactly 0 (the default initial value of a parameter)
+/// their derivatives are σ(0) = ½ and σ(−0) = ½, against central differences and the closed
+/// form. Built from `relu` and `abs`, dfdx gave both a zero derivative there, and a parameter
+/// initialised at 0 inside `softplus` never trained.
+#[test]
+fn softplus_and_log_sigmoid_grad_at_zero() {
+    let mut rng = seeded(1);
+    let mut s = store_with(&[("x", 1, 5, -1.0, 1.0)], &mut rng);
+    s.get_mut("x")
+        .unwrap()
+        .set_host(&[0.0, -0.0, 1e-6, -1e-6, 0.5]);
+    check_grads(&s, |p| softplus(p.mat("x").unwrap()), H, RTOL, 1e-4);
+    check_grads(&s, |p| log_sigmoid(p.mat("x").unwrap()), H, RTOL, 1e-4);
+    for (f, want) in [(0usize, 0.5f32), (1, 0.5)] {
+        let tr = s.trace();
+        let y = if f == 0 {
+            softplus(tr.mat("x").unwrap())
+        } else {
+            log_sigmoid(tr.mat("x").unwrap())
+        };
+        let mut grads = crate::runtime::backward(crate::runtime::ops::sum_all(y));
+        let g = s.grads(&mut grads);
+        let gx = &g["x"];
+        assert!(
+            (gx[0] - want).abs() < 1e-6 && (gx[1] - want).abs() < 1e-6,
+            "d/dx at 0: {gx:?}, want {want}"
+        );
+    }
 }
 
 /// Smallest |pre-activation| over the hidden layers of `net` on input `x`.

@@ -97,11 +97,12 @@ impl Trainer {
 
     /// Whether a term has free nats after the batch mean.
     fn after_mean(&self) -> bool {
-        self.program
-            .elbo
-            .terms
-            .iter()
-            .any(|t| crate::objective::free_nats::after_mean(&t.modifiers).is_some())
+        self.program.elbo.terms.iter().any(|t| {
+            matches!(
+                crate::objective::shaping(&t.modifiers, 1.0).floor,
+                Some(crate::objective::Floor::Mean(_))
+            )
+        })
     }
 
     /// Whether the reference path can take a distributed step: it clamps free nats after the
