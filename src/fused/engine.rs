@@ -114,6 +114,13 @@ fn flops(g: &super::graph::Graph) -> f64 {
                 f += 2.0 * (out.rows * g.cols(*out) * h3) as f64;
             }
             Op::Gemm { a, out, .. } => f += 2.0 * (a.rows * g.cols(*a) * g.cols(*out)) as f64,
+            Op::Rnn { xs, gi, out, .. } => {
+                let h3 = 3 * g.cols(*out);
+                for (x, _) in xs {
+                    f += 2.0 * (gi.rows * g.cols(*x) * h3) as f64;
+                }
+                f += 2.0 * (gi.rows * g.cols(*out) * h3) as f64;
+            }
             _ => {}
         }
     }

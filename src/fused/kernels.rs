@@ -552,8 +552,19 @@ impl Worker {
                 let c = self.cols(*out);
                 let (av, bv, y) = (self.rd(a.v), self.rd(b.v), self.wr(*out));
                 if a.bc == Bc::Full && b.bc == Bc::Full {
-                    for ((y, x1), x2) in y.iter_mut().zip(av).zip(bv) {
-                        *y = bin(*op, *x1, *x2);
+                    // One loop per op (the match outside the loop: it vectorises).
+                    macro_rules! zip {
+                        ($f:expr) => {
+                            for ((y, x1), x2) in y.iter_mut().zip(av).zip(bv) {
+                                *y = $f(*x1, *x2);
+                            }
+                        };
+                    }
+                    match op {
+                        Bin::Add => zip!(|x: f32, y: f32| x + y),
+                        Bin::Sub => zip!(|x: f32, y: f32| x - y),
+                        Bin::Mul => zip!(|x: f32, y: f32| x * y),
+                        Bin::Div => zip!(|x: f32, y: f32| x / y),
                     }
                 } else {
                     for r in 0..out.rows {
@@ -1069,6 +1080,10 @@ impl Worker {
                 let c = self.cols(*out);
                 let (av, bv) = (self.rd(a.v), self.rd(b.v));
                 let (mut ga, mut gb) = (self.gr(a.v), self.gr(b.v));
+                if a.bc == Bc::Full && b.bc == Bc::Full {
+                    bin_bwd_full(*op, g, av, bv, ga, gb);
+                    return;
+                }
                 for r in 0..out.rows {
                     for j in 0..c {
                         let (ia, ib) = (bc_index(a.bc, r, j, c), bc_index(b.bc, r, j, c));
@@ -1430,6 +1445,45 @@ fn bin(op: Bin, x: f32, y: f32) -> f32 {
         Bin::Sub => x - y,
         Bin::Mul => x * y,
         Bin::Div => x / y,
+    }
+}
+
+/// [`Op::Binary`]'s backward on same-shaped operands: the generic loop's arithmetic, one
+/// loop per operand and op so that it vectorises.
+#[inline(always)]
+fn bin_bwd_full(
+    op: Bin,
+    g: &[f32],
+    av: &[f32],
+    bv: &[f32],
+    ga: Option<&mut [f32]>,
+    gb: Option<&mut [f32]>,
+) {
+    let n = g.len();
+    let (av, bv) = (&av[..n], &bv[..n]);
+    macro_rules! acc {
+        ($d:expr, $f:expr) => {
+            for i in 0..n {
+                $d[i] += $f(g[i], av[i], bv[i]);
+            }
+        };
+    }
+    if let Some(ga) = ga {
+        let ga = &mut ga[..n];
+        match op {
+            Bin::Add | Bin::Sub => acc!(ga, |gg: f32, _x: f32, _y: f32| gg),
+            Bin::Mul => acc!(ga, |gg: f32, _x: f32, y: f32| gg * y),
+            Bin::Div => acc!(ga, |gg: f32, _x: f32, y: f32| gg / y),
+        }
+    }
+    if let Some(gb) = gb {
+        let gb = &mut gb[..n];
+        match op {
+            Bin::Add => acc!(gb, |gg: f32, _x: f32, _y: f32| gg),
+            Bin::Sub => acc!(gb, |gg: f32, _x: f32, _y: f32| -gg),
+            Bin::Mul => acc!(gb, |gg: f32, x: f32, _y: f32| gg * x),
+            Bin::Div => acc!(gb, |gg: f32, x: f32, y: f32| -gg * x / (y * y)),
+        }
     }
 }
 
