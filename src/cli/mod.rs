@@ -161,8 +161,8 @@ vic's dataset layout), agent.json and returns.svg. Ctrl-C saves; continue with -
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Benchmark workload W1 (VAE), W2 (SSM), W3 (toy), W4 (RSSM), W5 (SAC control) or W6
-    /// (DMM) as the peer scripts run it:
+    /// Benchmark workload W1 (VAE), W2 (SSM), W3 (toy), W4 (RSSM), W5 (SAC control), W6
+    /// (DMM) or W7 (discrete VAE) as the peer scripts run it:
     /// steps/s with its spread, final loss, fraction of the sgemm peak, peak RSS.
     #[command(after_long_help = "Examples:
   vic bench W2

@@ -206,8 +206,21 @@ pub fn resolve_horizon(requested: Option<usize>, model: &crate::ir::Model) -> us
 
 /// A generator for one purpose at one step: independent streams, reproducible on resume.
 fn stream(seed: u64, step: u64, purpose: u64) -> rng::Rng {
-    let mut s = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
-    let a: u64 = s.gen();
+    // The run's key: one ChaCha block derived from the seed, the same for every stream of the
+    // run, so it is derived once per thread and seed (a tiny model's step draws two streams,
+    // and deriving the key each time was a few per cent of it).
+    thread_local! {
+        static KEY: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+    }
+    let a = KEY.with(|k| match k.get() {
+        Some((s0, a)) if s0 == seed => a,
+        _ => {
+            let mut s = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+            let a: u64 = s.gen();
+            k.set(Some((seed, a)));
+            a
+        }
+    });
     rng::seeded(
         a ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ purpose.wrapping_mul(0x94D0_49BB_1331_11EB),
     )
@@ -495,11 +508,11 @@ impl Trainer {
         let lr = self.schedule().lr(self.cfg.lr, n);
         let workers = fused.map_or(1, |i| self.fused[i].workers());
         {
-            let names: Vec<String> = self.store.iter().map(|(n, _)| n.clone()).collect();
             let k = self.adam.begin(lr);
-            let sizes: Vec<(&str, usize)> = (names.iter().zip(values.iter()).zip(&update))
+            let names = self.store.iter().map(|(n, _)| n.as_str());
+            let sizes: Vec<(&str, usize)> = (names.zip(values.iter()).zip(&update))
                 .filter(|(_, u)| **u)
-                .map(|((n, v), _)| (n.as_str(), v.len()))
+                .map(|((n, v), _)| (n, v.len()))
                 .collect();
             let moments = self.adam.moments(&sizes);
             let items: Vec<_> = (values.iter_mut().zip(grads.iter()).zip(&update))
