@@ -1022,7 +1022,8 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// A distribution's (loc, scale) or logits at `at`, into `dest` when given.
+    /// A distribution's (loc, scale), bounds (a Uniform's, in the same slots) or logits at
+    /// `at`, into `dest` when given.
     fn dist(
         &mut self,
         d: &Dist,
@@ -1032,7 +1033,11 @@ impl Builder<'_> {
     ) -> R<(View, Option<View>)> {
         let rows = self.rows(at);
         match &d.args {
-            DistArgs::LocScale { loc, scale } => {
+            DistArgs::LocScale { loc, scale }
+            | DistArgs::Bounds {
+                low: loc,
+                high: scale,
+            } => {
                 let l = self.eval(loc, at)?;
                 let l = self.as_rows(l, rows, size)?;
                 let s = self.eval(scale, at)?;

@@ -21,8 +21,8 @@ pub(super) fn noise_of(f: Family) -> Option<Noise> {
 }
 
 impl Builder<'_> {
-    /// Parameters of the families `dist` does not handle itself: Uniform bounds (in the
-    /// `(loc, scale)` slots) and Flat (no parameters: a zero view).
+    /// Parameters of the families `dist` does not handle itself: Flat (no parameters: a zero
+    /// view).
     pub(super) fn dist_other(
         &mut self,
         d: &Dist,
@@ -32,18 +32,6 @@ impl Builder<'_> {
     ) -> R<(View, Option<View>)> {
         let rows = self.rows(at);
         match &d.args {
-            DistArgs::Bounds { low, high } => {
-                let l = self.eval(low, at)?;
-                let l = self.as_rows(l, rows, size)?;
-                let h = self.eval(high, at)?;
-                let h = self.as_rows(h, rows, size)?;
-                if let Some((dl, dh)) = dest {
-                    self.copy_into(l, dl);
-                    self.copy_into(h, dh);
-                    return Ok((dl, Some(dh)));
-                }
-                Ok((l, Some(h)))
-            }
             DistArgs::None if dest.is_none() => Ok((self.fill(rows, size, 0.0), None)),
             _ => unsup(format!("{} parameters", d.family.name())),
         }
