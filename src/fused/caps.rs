@@ -69,8 +69,8 @@ pub const LACKS: &[Lack] = &[
         },
     },
     Lack {
-        feature:
-            "a gradient estimator other than reparameterisation for a latent that is not one-hot",
+        // The non-reparameterised latents that are not one-hot: Bernoulli (`binary`) ones.
+        feature: "discrete latents that are not one-hot (Bernoulli)",
         find: |p| {
             let m = &p.model;
             sorted_estimators(p)
