@@ -23,6 +23,7 @@ use crate::lower::{net_prefix, param_name, Program};
 use crate::objective::{shaping, Floor, Shaping};
 use std::collections::HashMap;
 
+mod bernoulli;
 mod discrete;
 mod families;
 mod overshoot;
@@ -1142,6 +1143,9 @@ impl Builder<'_> {
             FactorBody::Define(e) => self.eval_into(e, at, slot),
             FactorBody::Sample(d) if d.family == Family::Categorical => {
                 self.produce_categorical(cv.var, d, at, slot)
+            }
+            FactorBody::Sample(d) if d.family == Family::Bernoulli => {
+                self.produce_bernoulli(cv.var, d, at, slot)
             }
             FactorBody::Sample(d) => {
                 let size = self.m.vars[cv.var].ty.size();

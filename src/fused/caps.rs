@@ -12,8 +12,8 @@
 //! program. A feature given fused kernels loses its row here and its `unsup` in `build`.
 
 use super::build::Unsupported;
-use crate::derive::{Compute, KlForm, TermKind};
-use crate::family::{EntropyForm, Family};
+use crate::derive::TermKind;
+use crate::family::Family;
 use crate::ir::*;
 use crate::lower::Program;
 
@@ -69,13 +69,15 @@ pub const LACKS: &[Lack] = &[
         },
     },
     Lack {
-        // The non-reparameterised latents that are not one-hot: Bernoulli (`binary`) ones.
-        feature: "discrete latents that are not one-hot (Bernoulli)",
+        // Bernoulli (`binary`) latents are drawn (straight-through or score function); their
+        // values are not enumerated (`fused/build/bernoulli.rs`).
+        feature: "exact enumeration of Bernoulli latents",
         find: |p| {
             let m = &p.model;
             sorted_estimators(p)
                 .find(|(v, e)| {
-                    *e != Estimator::Reparam && !matches!(m.vars[*v].ty, VarType::OneHot { .. })
+                    !matches!(e, Estimator::StraightThrough | Estimator::ScoreFunction)
+                        && matches!(m.vars[*v].ty, VarType::Binary { .. })
                 })
                 .map(|(v, _)| format!("`{}`", m.vars[v].name))
         },
@@ -130,6 +132,23 @@ pub const LACKS: &[Lack] = &[
         },
     },
     Lack {
+        feature: "free nats or KL balancing on a Bernoulli latent's term",
+        find: |p| {
+            let m = &p.model;
+            p.elbo.terms.iter().find_map(|t| match t.owner_id {
+                VarOrOpt::Var(v)
+                    if matches!(m.vars[v].ty, VarType::Binary { .. })
+                        && m.vars[v].role != Role::Observed
+                        && (t.modifiers.free_nats.is_some()
+                            || t.modifiers.kl_balance.is_some()) =>
+                {
+                    Some(format!("`{}`", m.vars[v].name))
+                }
+                _ => None,
+            })
+        },
+    },
+    Lack {
         feature: "a family without fused kernels",
         find: |p| {
             p.model.factors.iter().find_map(|f| match &f.body {
@@ -138,28 +157,6 @@ pub const LACKS: &[Lack] = &[
                     d.family.name(),
                     p.model.vars[f.var].name
                 )),
-                _ => None,
-            })
-        },
-    },
-    Lack {
-        feature: "a closed-form KL or entropy without fused kernels",
-        find: |p| {
-            p.elbo.terms.iter().find_map(|t| match t.compute {
-                Compute::Kl(
-                    KlForm::NormalNormal
-                    | KlForm::UniformUniform
-                    | KlForm::LaplaceLaplace
-                    | KlForm::CategoricalCategorical,
-                )
-                | Compute::Entropy(
-                    EntropyForm::Normal
-                    | EntropyForm::Uniform
-                    | EntropyForm::Laplace
-                    | EntropyForm::Categorical,
-                ) => None,
-                Compute::Kl(form) => Some(format!("{form:?}")),
-                Compute::Entropy(form) => Some(format!("{form:?}")),
                 _ => None,
             })
         },
@@ -183,14 +180,18 @@ pub const LACKS: &[Lack] = &[
 
 /// Whether the fused runtime has the kernels `f` needs for `family`: Normal, TanhNormal,
 /// Uniform, Laplace and Flat everywhere, Categorical on one-hot variables, Bernoulli as a
-/// likelihood of observed data.
+/// likelihood of observed data and on binary latents.
 fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
     match family {
         Family::Normal | Family::TanhNormal | Family::Uniform | Family::Laplace | Family::Flat => {
             true
         }
         Family::Categorical => matches!(m.vars[f.var].ty, VarType::OneHot { .. }),
-        Family::Bernoulli => matches!(m.vars[f.var].role, Role::Observed),
+        Family::Bernoulli => {
+            matches!(m.vars[f.var].role, Role::Observed)
+                || (matches!(m.vars[f.var].ty, VarType::Binary { .. })
+                    && m.vars[f.var].role == Role::Latent)
+        }
     }
 }
 

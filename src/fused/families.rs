@@ -11,6 +11,7 @@
 
 use super::graph::View;
 use super::kernels::{each, row_sums, Worker};
+use super::math;
 use crate::runtime::rng::Rng;
 use rand::Rng as _;
 use rand_distr::StandardNormal;
@@ -140,6 +141,42 @@ pub enum FamOp {
         /// Gradient factor of p.
         gp: f32,
     },
+    /// A Bernoulli latent's 0/1 draw `out = [u < σ(l)]`, `σ` computed as dfdx computes it
+    /// (the reference sampler's rule, bit for bit); with `st` (straight-through) the
+    /// gradient of `out` reaches the logits as that of `σ(l)`, else the draw has none.
+    BernSample {
+        /// The logits.
+        logits: View,
+        /// Uniform noise on `[0, 1)`, one per element.
+        u: View,
+        /// The draw.
+        out: View,
+        /// Straight-through gradient.
+        st: bool,
+    },
+    /// `Σ_cols σ(a)(a − b) − softplus(a) + softplus(b)` (`KL(Bern(σ(a)) ‖ Bern(σ(b)))`) →
+    /// `(R, 1)`.
+    BernKl {
+        /// q's logits.
+        q: View,
+        /// p's logits.
+        p: View,
+        /// The output.
+        out: View,
+    },
+    /// `Σ_cols softplus(l) − σ(l)·l` → `(R, 1)`.
+    BernEntropy {
+        /// The logits.
+        logits: View,
+        /// The output.
+        out: View,
+    },
+}
+
+/// dfdx's sigmoid (the reference sampler's probabilities).
+#[inline(always)]
+fn sigmoid_exact(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
 }
 
 fn sgn(x: f32) -> f32 {
@@ -236,6 +273,24 @@ pub(super) fn fwd(w: &Worker, op: &FamOp) {
             let c = w.cols(*ql);
             let (a, b, cc, d, y) = (w.rd(*ql), w.rd(*qs), w.rd(*pl), w.rd(*ps), w.wr(*out));
             row_sums(y, c, [a, b, cc, d], |[a, b, c, d]| laplace_kl(a, b, c, d));
+        }
+        FamOp::BernSample { logits, u, out, .. } => {
+            let (l, uv, y) = (w.rd(*logits), w.rd(*u), w.wr(*out));
+            for i in 0..y.len() {
+                y[i] = if uv[i] < sigmoid_exact(l[i]) { 1.0 } else { 0.0 };
+            }
+        }
+        FamOp::BernKl { q, p, out } => {
+            let c = w.cols(*q);
+            let (a, b, y) = (w.rd(*q), w.rd(*p), w.wr(*out));
+            row_sums(y, c, [a, b], |[a, b]| {
+                math::sigmoid(a) * (a - b) - math::softplus(a) + math::softplus(b)
+            });
+        }
+        FamOp::BernEntropy { logits, out } => {
+            let c = w.cols(*logits);
+            let (l, y) = (w.rd(*logits), w.wr(*out));
+            row_sums(y, c, [l], |[l]| math::softplus(l) - math::sigmoid(l) * l);
         }
     }
 }
@@ -403,6 +458,48 @@ pub(super) fn bwd(w: &Worker, op: &FamOp) {
                         gp * g * (1.0 / d - dist / (d * d) - b * e / (d * d))
                     });
                 }
+            }
+        }
+        FamOp::BernSample {
+            logits,
+            out,
+            st: true,
+            ..
+        } => {
+            // out = s + σ(l) − sg(σ(l)): dout reaches σ(l).
+            let (Some(g), Some(gl)) = (w.gr(*out), w.gr(*logits)) else {
+                return;
+            };
+            let l = w.rd(*logits);
+            for i in 0..gl.len() {
+                let p = sigmoid_exact(l[i]);
+                gl[i] += g[i] * p * (1.0 - p);
+            }
+        }
+        FamOp::BernSample { .. } => {}
+        FamOp::BernKl { q, p, out } => {
+            let Some(g) = w.gr(*out) else { return };
+            let c = w.cols(*q);
+            let ops = [w.rd(*q), w.rd(*p)];
+            if let Some(a) = w.gr(*q) {
+                each(a, c, g, ops, |[a, b], g| {
+                    let s = math::sigmoid(a);
+                    g * s * (1.0 - s) * (a - b)
+                });
+            }
+            if let Some(a) = w.gr(*p) {
+                each(a, c, g, ops, |[a, b], g| g * (math::sigmoid(b) - math::sigmoid(a)));
+            }
+        }
+        FamOp::BernEntropy { logits, out } => {
+            let Some(g) = w.gr(*out) else { return };
+            let c = w.cols(*logits);
+            let ops = [w.rd(*logits)];
+            if let Some(a) = w.gr(*logits) {
+                each(a, c, g, ops, |[l], g| {
+                    let s = math::sigmoid(l);
+                    -g * s * (1.0 - s) * l
+                });
             }
         }
     }

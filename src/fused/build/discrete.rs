@@ -36,7 +36,7 @@ pub(super) struct Disc {
     tiled: HashMap<BufId, View>,
     /// Logits recorded for each categorical latent: static ones the rows, timed ones the
     /// whole `(T·b)` buffer.
-    cats: HashMap<VarId, View>,
+    pub(super) cats: HashMap<VarId, View>,
     /// The enumeration weights `(n·b, 1)`.
     weight: Option<View>,
     /// Σ log q rows of score-function draws.
@@ -58,7 +58,8 @@ impl Disc {
             let onehot = matches!(var.ty, VarType::OneHot { .. });
             match e {
                 Estimator::Reparam => {}
-                Estimator::StraightThrough | Estimator::ScoreFunction if onehot => {}
+                Estimator::StraightThrough | Estimator::ScoreFunction
+                    if onehot || matches!(var.ty, VarType::Binary { .. }) => {}
                 Estimator::Enumerate if onehot => {
                     if m.vars.iter().any(|x| x.timed) {
                         return unsup(format!(
@@ -418,7 +419,7 @@ impl Builder<'_> {
     }
 
     /// The recorded logits of categorical latent `v` at `at`.
-    fn cat_rows(&self, v: VarId, at: At) -> Option<View> {
+    pub(super) fn cat_rows(&self, v: VarId, at: At) -> Option<View> {
         let r = *self.disc.cats.get(&v)?;
         Some(if self.m.vars[v].timed {
             self.rec_rows(r.buf, at)
@@ -458,7 +459,7 @@ impl Builder<'_> {
 
     /// p's logits of a categorical factor at `at` (on the base rows where `base`; with
     /// `one_row`, logits that are the same for every row as one row).
-    fn cat_logits(&mut self, d: &Dist, at: At, size: usize, base: bool, one_row: bool) -> R<View> {
+    pub(super) fn cat_logits(&mut self, d: &Dist, at: At, size: usize, base: bool, one_row: bool) -> R<View> {
         let DistArgs::Logits(l) = &d.args else {
             return unsup("categorical parameters");
         };
@@ -492,6 +493,14 @@ impl Builder<'_> {
     /// A term of a categorical likelihood or latent: its rows and head.
     pub(super) fn discrete_term(&mut self, term: &crate::derive::Term, at: At) -> R<(View, Head)> {
         let m = self.m;
+        let owner = match &term.kind {
+            TermKind::Kl { p, .. } | TermKind::LogRatio { p, .. } => Some(m.factors[p.factor].var),
+            TermKind::Entropy { q, .. } => Some(m.factors[q.factor].var),
+            _ => None,
+        };
+        if owner.is_some_and(|v| self.is_bernoulli(v)) {
+            return self.bernoulli_term(term, at);
+        }
         let mods = &term.modifiers;
         if mods.free_nats.is_some() || mods.kl_balance.is_some() {
             return unsup("free nats or KL balancing on a categorical term");
