@@ -978,7 +978,11 @@ model bern_seq {
 
 #[test]
 fn bernoulli_latent_is_fused() {
-    for src in [BERN_ZERO.to_string(), bern_src("score_function", "relu"), BERN_TIMED.to_string()] {
+    for src in [
+        BERN_ZERO.to_string(),
+        bern_src("score_function", "relu"),
+        BERN_TIMED.to_string(),
+    ] {
         let m = vic::compile(&src, "inline.vmodel").expect("compiles");
         let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
         assert!(vic::fused::caps::support(&p).is_ok(), "{src}");

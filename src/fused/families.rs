@@ -277,7 +277,11 @@ pub(super) fn fwd(w: &Worker, op: &FamOp) {
         FamOp::BernSample { logits, u, out, .. } => {
             let (l, uv, y) = (w.rd(*logits), w.rd(*u), w.wr(*out));
             for i in 0..y.len() {
-                y[i] = if uv[i] < sigmoid_exact(l[i]) { 1.0 } else { 0.0 };
+                y[i] = if uv[i] < sigmoid_exact(l[i]) {
+                    1.0
+                } else {
+                    0.0
+                };
             }
         }
         FamOp::BernKl { q, p, out } => {
@@ -488,7 +492,9 @@ pub(super) fn bwd(w: &Worker, op: &FamOp) {
                 });
             }
             if let Some(a) = w.gr(*p) {
-                each(a, c, g, ops, |[a, b], g| g * (math::sigmoid(b) - math::sigmoid(a)));
+                each(a, c, g, ops, |[a, b], g| {
+                    g * (math::sigmoid(b) - math::sigmoid(a))
+                });
             }
         }
         FamOp::BernEntropy { logits, out } => {

@@ -459,7 +459,14 @@ impl Builder<'_> {
 
     /// p's logits of a categorical factor at `at` (on the base rows where `base`; with
     /// `one_row`, logits that are the same for every row as one row).
-    pub(super) fn cat_logits(&mut self, d: &Dist, at: At, size: usize, base: bool, one_row: bool) -> R<View> {
+    pub(super) fn cat_logits(
+        &mut self,
+        d: &Dist,
+        at: At,
+        size: usize,
+        base: bool,
+        one_row: bool,
+    ) -> R<View> {
         let DistArgs::Logits(l) = &d.args else {
             return unsup("categorical parameters");
         };
