@@ -1064,3 +1064,62 @@ fn bernoulli_gradients_match_finite_differences() {
     }
     assert!(checked >= 8 + 24 * 4, "checked {checked}");
 }
+
+/// Free nats (per element, per step, after the mean) and KL balancing on Bernoulli KLs, on a
+/// static and a time-indexed binary latent.
+#[test]
+fn bernoulli_kl_modifiers_match_reference() {
+    let with = |src: &str, extra: &str| {
+        let mut s = src.to_string();
+        let end = s.rfind('}').expect("closing brace");
+        s.insert_str(end, extra);
+        s
+    };
+    let st = bern_src("straight_through", "relu");
+    for (what, extra) in [
+        (
+            "free nats per element",
+            "objective {\n free_nats = 0.05, placement = per_element\n}\n",
+        ),
+        (
+            "free nats per step",
+            "objective {\n free_nats = 0.3, placement = per_step\n}\n",
+        ),
+        (
+            "free nats after the mean, balance",
+            "objective {\n kl_balance = 0.8\n free_nats = 0.5, placement = after_mean\n}\n",
+        ),
+        ("KL balancing", "objective {\n kl_balance = 0.7\n}\n"),
+    ] {
+        for (name, src, b, t) in [
+            ("bern_st", st.as_str(), 9, 1),
+            ("bern_seq", BERN_TIMED, 5, 4),
+        ] {
+            let (p, store, batch) = if t == 1 {
+                setup_gen(&with(src, extra), b, pseudo)
+            } else {
+                setup_inline(&with(src, extra), b, t)
+            };
+            assert!(vic::fused::caps::support(&p).is_ok(), "{name} with {what}");
+            eprintln!("{name} with {what}:");
+            compare_on(name, &p, &store, &batch, 2, TOL);
+            // The modifier must change the gradient here, or this compares nothing new.
+            let (p0, s0, b0) = if t == 1 {
+                setup_gen(src, b, pseudo)
+            } else {
+                setup_inline(src, b, t)
+            };
+            let (_, plain) = reference(&p0, &s0, &b0);
+            let (_, modified) = reference(&p, &store, &batch);
+            let diff = plain
+                .iter()
+                .zip(&modified)
+                .map(|((_, a), (_, b))| rel_err(b, a, 1e-3))
+                .fold(0.0f32, f32::max);
+            assert!(
+                diff > 1e-3,
+                "{name} with {what}: the modifier did not change the gradient ({diff:e})"
+            );
+        }
+    }
+}

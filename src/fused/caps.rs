@@ -132,23 +132,6 @@ pub const LACKS: &[Lack] = &[
         },
     },
     Lack {
-        feature: "free nats or KL balancing on a Bernoulli latent's term",
-        find: |p| {
-            let m = &p.model;
-            p.elbo.terms.iter().find_map(|t| match t.owner_id {
-                VarOrOpt::Var(v)
-                    if matches!(m.vars[v].ty, VarType::Binary { .. })
-                        && m.vars[v].role != Role::Observed
-                        && (t.modifiers.free_nats.is_some()
-                            || t.modifiers.kl_balance.is_some()) =>
-                {
-                    Some(format!("`{}`", m.vars[v].name))
-                }
-                _ => None,
-            })
-        },
-    },
-    Lack {
         feature: "a family without fused kernels",
         find: |p| {
             p.model.factors.iter().find_map(|f| match &f.body {

@@ -155,7 +155,8 @@ pub enum FamOp {
         st: bool,
     },
     /// `Σ_cols σ(a)(a − b) − softplus(a) + softplus(b)` (`KL(Bern(σ(a)) ‖ Bern(σ(b)))`) →
-    /// `(R, 1)`.
+    /// `(R, 1)`. Backward scales q's gradient by `gq` and p's by `gp` (KL balancing) and drops
+    /// elements whose KL is below `floor` (free nats per element), as `NormalKl`.
     BernKl {
         /// q's logits.
         q: View,
@@ -163,6 +164,12 @@ pub enum FamOp {
         p: View,
         /// The output.
         out: View,
+        /// Gradient factor of q.
+        gq: f32,
+        /// Gradient factor of p.
+        gp: f32,
+        /// Free nats per element: elements below it get no gradient.
+        floor: Option<f32>,
     },
     /// `Σ_cols softplus(l) − σ(l)·l` → `(R, 1)`.
     BernEntropy {
@@ -177,6 +184,12 @@ pub enum FamOp {
 #[inline(always)]
 fn sigmoid_exact(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
+}
+
+/// `KL(Bern(σ(a)) ‖ Bern(σ(b)))` of one element.
+#[inline(always)]
+fn bern_kl(a: f32, b: f32) -> f32 {
+    math::sigmoid(a) * (a - b) - math::softplus(a) + math::softplus(b)
 }
 
 fn sgn(x: f32) -> f32 {
@@ -284,12 +297,10 @@ pub(super) fn fwd(w: &Worker, op: &FamOp) {
                 };
             }
         }
-        FamOp::BernKl { q, p, out } => {
+        FamOp::BernKl { q, p, out, .. } => {
             let c = w.cols(*q);
             let (a, b, y) = (w.rd(*q), w.rd(*p), w.wr(*out));
-            row_sums(y, c, [a, b], |[a, b]| {
-                math::sigmoid(a) * (a - b) - math::softplus(a) + math::softplus(b)
-            });
+            row_sums(y, c, [a, b], |[a, b]| bern_kl(a, b));
         }
         FamOp::BernEntropy { logits, out } => {
             let c = w.cols(*logits);
@@ -481,19 +492,30 @@ pub(super) fn bwd(w: &Worker, op: &FamOp) {
             }
         }
         FamOp::BernSample { .. } => {}
-        FamOp::BernKl { q, p, out } => {
+        FamOp::BernKl {
+            q,
+            p,
+            out,
+            gq,
+            gp,
+            floor,
+        } => {
             let Some(g) = w.gr(*out) else { return };
             let c = w.cols(*q);
+            let (gq, gp) = (*gq, *gp);
             let ops = [w.rd(*q), w.rd(*p)];
-            if let Some(a) = w.gr(*q) {
-                each(a, c, g, ops, |[a, b], g| {
+            let fl = floor.unwrap_or(f32::NEG_INFINITY);
+            // The upstream gradient of one element: 0 under the free-nats floor.
+            let e = move |a: f32, b: f32, g: f32| if bern_kl(a, b) > fl { g } else { 0.0 };
+            if let Some(x) = w.gr(*q) {
+                each(x, c, g, ops, |[a, b], g| {
                     let s = math::sigmoid(a);
-                    g * s * (1.0 - s) * (a - b)
+                    gq * e(a, b, g) * s * (1.0 - s) * (a - b)
                 });
             }
-            if let Some(a) = w.gr(*p) {
-                each(a, c, g, ops, |[a, b], g| {
-                    g * (math::sigmoid(b) - math::sigmoid(a))
+            if let Some(x) = w.gr(*p) {
+                each(x, c, g, ops, |[a, b], g| {
+                    gp * e(a, b, g) * (math::sigmoid(b) - math::sigmoid(a))
                 });
             }
         }

@@ -8,8 +8,8 @@
 //! a score-function draw's `Σ log q` rows join [`super::discrete::Disc::sf`].
 //! Invariants: the semantics are the reference path's (`lower/exec/dist.rs`,
 //! `runtime/dist/bernoulli.rs`): one uniform per element in row-major order, `1` where
-//! `u < σ(l)`. Exact enumeration and free nats or KL balancing of these terms are not lowered
-//! (`fused::caps` sends them to the reference path).
+//! `u < σ(l)`; a closed-form KL takes balancing and free nats as a Normal one does. Exact
+//! enumeration is not lowered (`fused::caps` sends it to the reference path).
 
 use super::*;
 use crate::fused::families::{FamOp, Noise};
@@ -89,10 +89,6 @@ impl Builder<'_> {
     /// A KL-like or entropy term of a Bernoulli latent: its rows and head.
     pub(super) fn bernoulli_term(&mut self, term: &crate::derive::Term, at: At) -> R<(View, Head)> {
         let m = self.m;
-        let mods = &term.modifiers;
-        if mods.free_nats.is_some() || mods.kl_balance.is_some() {
-            return unsup("free nats or KL balancing on a discrete latent's term");
-        }
         match &term.kind {
             TermKind::Kl { p, .. } | TermKind::LogRatio { p, .. } => {
                 let f = &m.factors[p.factor];
@@ -113,8 +109,23 @@ impl Builder<'_> {
                 }
                 match term.compute {
                     Compute::Kl(KlForm::BernoulliBernoulli) => {
+                        // Balancing and per-element free nats here; the factor and the
+                        // other floors are the loss head's (`engine`), as for a Normal KL.
+                        let sh = shaping(&term.modifiers, 1.0);
+                        let (gq, gp) = sh.balance.unwrap_or((1.0, 1.0));
+                        let floor = match sh.floor {
+                            Some(Floor::Element(n)) => Some(n),
+                            Some(Floor::Row(_) | Floor::Mean(_)) | None => None,
+                        };
                         let out = self.temp(q.rows, 1, true);
-                        self.op(Op::Fam(FamOp::BernKl { q, p: pl, out }));
+                        self.op(Op::Fam(FamOp::BernKl {
+                            q,
+                            p: pl,
+                            out,
+                            gq,
+                            gp,
+                            floor,
+                        }));
                         Ok((out, Head::Kl))
                     }
                     Compute::LogRatio => {
