@@ -36,7 +36,8 @@ struct Spec {
     twist: u8,
     /// q's extra reads: 0 none, 1 `back(o[t:])`, 2 `back(0.1 * o[t:])`, 3 `fwd(o[:t])`,
     /// 4 `back(o[t:], a[t:])`. In a static model: a one-hot latent beside z, 1 enumerated,
-    /// 2 straight-through, 3 score-function (0 and 4: none).
+    /// 2 straight-through, 3 score-function; 4 a binary latent, score-function with `input`,
+    /// else straight-through (0: none).
     rnn: u8,
     input: bool,
     state: bool,
@@ -140,18 +141,26 @@ fn source(s: &Spec) -> String {
     } else {
         p.push("z ~ Normal(0, 1)".into());
     }
-    // A static model may have a one-hot latent c beside z, read by the emission and by z's
-    // posterior, with one of the three discrete estimators.
+    // A static model may have a discrete latent c beside z, read by the emission and by z's
+    // posterior: one-hot with one of the three discrete estimators, or binary, drawn
+    // straight-through or by the score function.
     let discrete = match (s.seq, s.rnn) {
         (false, 1) => Some("enumerate"),
         (false, 2) => Some("straight_through"),
         (false, 3) => Some("score_function"),
+        (false, 4) if s.input => Some("score_function"),
+        (false, 4) => Some("straight_through"),
         _ => None,
     };
+    let (cty, cfam) = if s.rnn == 4 {
+        ("binary", "Bernoulli")
+    } else {
+        ("onehot", "Categorical")
+    };
     if let Some(est) = discrete {
-        decl.push(format!("latent c : onehot[3] via {est}"));
+        decl.push(format!("latent c : {cty}[3] via {est}"));
         decl.push(format!("net encc = mlp(O -> H -> 3, {act})"));
-        p.push("c ~ Categorical(zeros(3))".into());
+        p.push(format!("c ~ {cfam}(zeros(3))"));
     }
     // p: the likelihood, through an emission net and a twist of its location.
     let ein = match (state, discrete) {
@@ -223,7 +232,7 @@ fn source(s: &Spec) -> String {
         ));
     } else if discrete.is_some() {
         decl.push(format!("net enc = mlp(O + 3 -> H -> 2*Z, {act})"));
-        q.push("c ~ Categorical(encc(o))".into());
+        q.push(format!("c ~ {cfam}(encc(o))"));
         q.push("z ~ Normal.split(enc(o, c), min = 0.05)".into());
     } else {
         decl.push(format!("net enc = mlp(O -> H -> 2*Z, {act})"));
