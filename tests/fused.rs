@@ -1123,3 +1123,34 @@ fn bernoulli_kl_modifiers_match_reference() {
         }
     }
 }
+
+/// The closed-form Bernoulli entropy, which no checked model reaches (a Flat cannot generate
+/// a `binary` variable, E070): the IR of `bern_st` with p's factor of `b` made Flat, so derive
+/// pairs q with the improper prior (an entropy term), on both runtimes.
+#[test]
+fn bernoulli_entropy_matches_reference() {
+    use vic::derive::Compute;
+    use vic::family::{EntropyForm, Family};
+    use vic::ir::{Block, DistArgs, FactorBody};
+    let (p, store, batch) = setup_gen(&bern_src("straight_through", "relu"), 9, pseudo);
+    let mut m = p.model.clone();
+    let b = m.vars.iter().position(|v| v.name == "b").expect("b");
+    let f = (m.factors.iter_mut())
+        .find(|f| f.block == Block::P && f.var == b)
+        .expect("p's factor of b");
+    let FactorBody::Sample(d) = &mut f.body else {
+        panic!("a draw")
+    };
+    d.family = Family::Flat;
+    d.args = DistArgs::None;
+    f.parents.clear();
+    let elbo = vic::derive::derive(&m);
+    assert!(elbo
+        .terms
+        .iter()
+        .any(|t| t.compute == Compute::Entropy(EntropyForm::Bernoulli)));
+    let p = Program::new(&m, &elbo).expect("lowers");
+    assert!(vic::fused::caps::support(&p).is_ok());
+    compare_on("bern_entropy", &p, &store, &batch, 1, TOL);
+    compare_on("bern_entropy", &p, &store, &batch, 2, TOL);
+}
