@@ -374,6 +374,8 @@ impl Engine {
         let mut elbo = vec![0.0f32; b];
         let mut terms = Vec::with_capacity(prog.elbo.terms.len());
         let (mut ent_sum, mut ent_rows) = (0.0f64, 0usize);
+        // Each term's value per row is `mult` times its rows (1/α for rewards, 1 elsewhere).
+        let mut mults = Vec::with_capacity(prog.elbo.terms.len());
         for (ti, term) in prog.elbo.terms.iter().enumerate() {
             let t0 = &self.shares[0].terms[ti];
             let (head, tp, step0, maskable) = (t0.head, t0.tp, t0.step0, t0.maskable);
@@ -385,6 +387,7 @@ impl Engine {
                 },
                 _ => 1.0,
             };
+            mults.push(mult);
             let mut per_seq = vec![0.0f32; b];
             let mut total = 0.0f64;
             for sh in &self.shares {
@@ -434,7 +437,8 @@ impl Engine {
                 _ => Seed::All(-sign * factor * mult),
             };
         }
-        let elbo = self.iwae_head(prog, elbo, weight);
+        self.overshooting_seeds(prog, weight);
+        let elbo = self.iwae_head(prog, elbo, &mults);
         let policy_entropy = (ent_rows > 0).then(|| (ent_sum / ent_rows as f64) as f32);
         // Score function: the surrogate Σ (sg(ELBO) − baseline − sg(β))·Σ log q and β's
         // regression −½ Σ (sg(ELBO) − baseline − β)², per sequence (`lower/exec/terms.rs`).
@@ -454,23 +458,26 @@ impl Engine {
         }
     }
 
-    /// The loss head's last part: latent overshooting's seeds (`kl_weight / D` on every row of
-    /// each distance) and IWAE's log-mean-exp over the `K` copies of each sequence (block
-    /// `k` of the batch is copy `k`, as the trainer tiles it): returns the ELBO per sequence
-    /// (`log (1/K) Σ_k e^{w_k}` under IWAE) and keeps each row's normalised weight for the
-    /// seeds of the ELBO's terms (their modifiers do not apply: IWAE's objective is the
-    /// log-mean-exp alone, as on the reference path).
-    fn iwae_head(&mut self, prog: &Program, elbo: Vec<f32>, weight: f32) -> Vec<f32> {
+    /// Latent overshooting's seeds: `kl_weight / D` on every row of each distance's KL (the
+    /// outputs after the ELBO's terms).
+    fn overshooting_seeds(&mut self, prog: &Program, weight: f32) {
         let nterms = prog.elbo.terms.len();
         let dmax = prog.model.objective.overshooting.max(1) as f32;
         for (ti, s) in self.seeds.iter_mut().enumerate().skip(nterms) {
-            let has = self.shares[0].terms[ti].rows.is_some();
-            *s = if has {
+            *s = if self.shares[0].terms[ti].rows.is_some() {
                 Seed::All(weight / dmax)
             } else {
                 Seed::None
             };
         }
+    }
+
+    /// IWAE's log-mean-exp over the `K` copies of each sequence (block `k` of the batch is
+    /// copy `k`, as the trainer tiles it): returns the ELBO per sequence
+    /// (`log (1/K) Σ_k e^{w_k}`) and keeps each row's normalised weight for the seeds of the
+    /// ELBO's terms, whose value per row is `mults[term]` times its rows (their modifiers do
+    /// not apply: IWAE's objective is the log-mean-exp alone, as on the reference path).
+    fn iwae_head(&mut self, prog: &Program, elbo: Vec<f32>, mults: &[f32]) -> Vec<f32> {
         let kk = prog.model.objective.iwae.max(1) as usize;
         if kk < 2 {
             self.iwae_w = None;
@@ -491,17 +498,8 @@ impl Engine {
             out.push((lse - (kk as f64).ln()) as f32);
         }
         for (ti, term) in prog.elbo.terms.iter().enumerate() {
-            if let Seed::All(_) | Seed::Above(..) | Seed::AfterMean { .. } = self.seeds[ti] {
-                let mult = match self.shares[0].terms[ti].head {
-                    Head::Reward { opt } => match prog.model.optimality[opt].alpha {
-                        Alpha::Fixed(a) => 1.0 / a as f32,
-                        Alpha::Auto { .. } => {
-                            1.0 / self.alpha.map_or(1.0, |i| self.values[i][0].exp())
-                        }
-                    },
-                    _ => 1.0,
-                };
-                self.seeds[ti] = Seed::All(-f32::from(term.kind.sign()) * mult);
+            if !matches!(self.seeds[ti], Seed::None) {
+                self.seeds[ti] = Seed::All(-f32::from(term.kind.sign()) * mults[ti]);
             }
         }
         self.iwae_w = Some(w);
