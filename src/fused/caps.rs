@@ -12,7 +12,6 @@
 //! program. A feature given fused kernels loses its row here and its `unsup` in `build`.
 
 use super::build::Unsupported;
-use crate::derive::TermKind;
 use crate::family::Family;
 use crate::ir::*;
 use crate::lower::Program;
@@ -141,21 +140,6 @@ pub const LACKS: &[Lack] = &[
                     p.model.vars[f.var].name
                 )),
                 _ => None,
-            })
-        },
-    },
-    Lack {
-        feature: "a likelihood or KL of a definition",
-        find: |p| {
-            p.elbo.terms.iter().find_map(|t| {
-                let f = match &t.kind {
-                    TermKind::LogLikelihood { p: f } => f,
-                    TermKind::Kl { p: f, .. } | TermKind::LogRatio { p: f, .. } => f,
-                    _ => return None,
-                };
-                let f = &p.model.factors[f.factor];
-                matches!(f.body, FactorBody::Define(_))
-                    .then(|| format!("`{}`", p.model.vars[f.var].name))
             })
         },
     },
