@@ -12,7 +12,7 @@
 //! enumeration is not lowered (`fused::caps` sends it to the reference path).
 
 use super::*;
-use crate::fused::families::{FamOp, Noise};
+use crate::fused::families::FamOp;
 
 impl Builder<'_> {
     /// Whether `v` is a Bernoulli (binary) latent.
@@ -35,35 +35,14 @@ impl Builder<'_> {
             Estimator::ScoreFunction => false,
             _ => return unsup(format!("the estimator of `{}`", var.name)),
         };
-        let timed = var.timed;
         let rows = self.rows(at);
         let lv = self.eval(l, at)?;
         let lv = self.as_rows(lv, rows, size)?;
-        let logits = if timed {
-            let rec = match self.disc.cats.get(&v) {
-                Some(r) => *r,
-                None => {
-                    let r = self.temp(self.tt * self.b, size, true);
-                    self.disc.cats.insert(v, r);
-                    r
-                }
-            };
-            let dst = self.rec_rows(rec.buf, at);
-            self.copy_into(lv, dst);
-            dst
-        } else {
-            self.disc.cats.insert(v, lv);
-            lv
-        };
-        let nb = *self.noise_bufs.entry(v).or_insert_with(|| {
-            let r = if timed { self.tt * self.b } else { self.b };
-            self.g.buf(r, size, BufKind::Uniform, false)
-        });
-        let u = self.rec_rows(nb, at);
+        let logits = self.record_logits(v, lv, at);
+        let u = self.draw_uniforms(v, size, at);
         if u.rows != slot.rows || self.g.cols(u) != self.g.cols(slot) {
             return unsup(format!("the draw of `{}`", self.m.vars[v].name));
         }
-        self.push_noise(u, Noise::Uniform);
         self.g.bufs[slot.buf].grad = st;
         self.op(Op::Fam(FamOp::BernSample {
             logits,

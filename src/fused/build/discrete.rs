@@ -369,29 +369,8 @@ impl Builder<'_> {
                 let rows = self.rows(at);
                 let lv = self.eval(l, at)?;
                 let lv = self.as_rows(lv, rows, size)?;
-                let timed = self.m.vars[v].timed;
-                let logits = if timed {
-                    let rec = match self.disc.cats.get(&v) {
-                        Some(r) => *r,
-                        None => {
-                            let r = self.temp(self.tt * self.b, size, true);
-                            self.disc.cats.insert(v, r);
-                            r
-                        }
-                    };
-                    let dst = self.rec_rows(rec.buf, at);
-                    self.copy_into(lv, dst);
-                    dst
-                } else {
-                    self.disc.cats.insert(v, lv);
-                    lv
-                };
-                let nb = *self.noise_bufs.entry(v).or_insert_with(|| {
-                    let r = if timed { self.tt * self.b } else { self.b };
-                    self.g.buf(r, groups, BufKind::Uniform, false)
-                });
-                let u = self.rec_rows(nb, at);
-                self.push_noise(u, crate::fused::families::Noise::Uniform);
+                let logits = self.record_logits(v, lv, at);
+                let u = self.draw_uniforms(v, groups, at);
                 let probs = self.temp(rows, size, false);
                 self.g.bufs[slot.buf].grad = st;
                 self.op(Op::CatSample {
@@ -495,6 +474,40 @@ impl Builder<'_> {
             Some(en) if x.rows == en.base && !self.disc.base_mode => self.tile_rows(x),
             _ => x,
         }
+    }
+
+    /// A drawn discrete latent's logits at `at`, recorded for its KL and entropy terms: a
+    /// timed latent's into its `(T·b)` record buffer, a static one's as they are.
+    pub(super) fn record_logits(&mut self, v: VarId, lv: View, at: At) -> View {
+        if !self.m.vars[v].timed {
+            self.disc.cats.insert(v, lv);
+            return lv;
+        }
+        let rec = match self.disc.cats.get(&v) {
+            Some(r) => *r,
+            None => {
+                let cols = self.g.cols(lv);
+                let r = self.temp(self.tt * self.b, cols, true);
+                self.disc.cats.insert(v, r);
+                r
+            }
+        };
+        let dst = self.rec_rows(rec.buf, at);
+        self.copy_into(lv, dst);
+        dst
+    }
+
+    /// The uniforms of a discrete draw of `v` at `at` (`cols` a row: one per group or
+    /// element), registered in the reference's noise order.
+    pub(super) fn draw_uniforms(&mut self, v: VarId, cols: usize, at: At) -> View {
+        let timed = self.m.vars[v].timed;
+        let nb = *self.noise_bufs.entry(v).or_insert_with(|| {
+            let r = if timed { self.tt * self.b } else { self.b };
+            self.g.buf(r, cols, BufKind::Uniform, false)
+        });
+        let u = self.rec_rows(nb, at);
+        self.push_noise(u, crate::fused::families::Noise::Uniform);
+        u
     }
 
     /// A term of a categorical likelihood or latent: its rows and head.
