@@ -527,9 +527,14 @@ fn seq_gradients_match_finite_differences() {
     }
 }
 
-/// An inline model with a synthetic batch: every observed or input variable filled with a
-/// smooth deterministic pattern in (−1, 1).
-fn setup_inline(src: &str, b: usize, t: usize) -> (Program, ParamStore, Batch) {
+/// An inline model with a synthetic batch of `b` sequences of `t` steps: each observed or
+/// input variable `v` filled, at flat index `i` of its host array, with `fill(v, var, i)`.
+fn setup_synthetic(
+    src: &str,
+    b: usize,
+    t: usize,
+    fill: impl Fn(usize, &vic::ir::Var, usize) -> f32,
+) -> (Program, ParamStore, Batch) {
     let m = vic::compile(src, "inline.vmodel").expect("compiles");
     let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
     let store = p
@@ -541,10 +546,7 @@ fn setup_inline(src: &str, b: usize, t: usize) -> (Program, ParamStore, Batch) {
             continue;
         }
         let n = if var.timed { t * b } else { b } * var.ty.size();
-        let vals = (0..n)
-            .map(|i| (0.37 * i as f32 + 0.11 * v as f32).sin() * 0.9)
-            .collect();
-        data.insert(v, vals);
+        data.insert(v, (0..n).map(|i| fill(v, var, i)).collect());
     }
     let batch = Batch {
         b,
@@ -553,6 +555,14 @@ fn setup_inline(src: &str, b: usize, t: usize) -> (Program, ParamStore, Batch) {
         mask: None,
     };
     (p, store, batch)
+}
+
+/// An inline model with a synthetic batch: every observed or input variable filled with a
+/// smooth deterministic pattern in (−1, 1).
+fn setup_inline(src: &str, b: usize, t: usize) -> (Program, ParamStore, Batch) {
+    setup_synthetic(src, b, t, |v, _, i| {
+        (0.37 * i as f32 + 0.11 * v as f32).sin() * 0.9
+    })
 }
 
 /// Laplace as a latent (closed-form KL, sampled from its `.split` head) and as a likelihood;
@@ -689,28 +699,10 @@ fn setup_gen(
     b: usize,
     gen: impl Fn(&str, usize, usize) -> f32,
 ) -> (Program, ParamStore, Batch) {
-    let m = vic::compile(src, "inline.vmodel").expect("compiles");
-    let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
-    let store = p
-        .init_params(&Dev::default(), &mut rng::seeded(11))
-        .expect("params");
-    let mut data = std::collections::HashMap::new();
-    for (v, var) in p.model.vars.iter().enumerate() {
-        if matches!(var.role, vic::ir::Role::Observed | vic::ir::Role::Input) {
-            let size = var.ty.size();
-            let host = (0..b * size)
-                .map(|k| gen(&var.name, k / size, k % size))
-                .collect();
-            data.insert(v, host);
-        }
-    }
-    let batch = Batch {
-        b,
-        t: 1,
-        data,
-        mask: None,
-    };
-    (p, store, batch)
+    setup_synthetic(src, b, 1, |_, var, k| {
+        let size = var.ty.size();
+        gen(&var.name, k / size, k % size)
+    })
 }
 
 /// Reference and fused with a score-function baseline.
