@@ -115,15 +115,8 @@ fn setup(src: &str, n: usize) -> Setup {
         }
     }
     let im = program.elbo.imagination.clone().expect("an imagine block");
-    let bh = Behaviour::new(
-        &program.model,
-        &im,
-        &index,
-        n,
-        1,
-        BehaviourConfig::default(),
-    )
-    .expect("compiles the behaviour programs");
+    let bh = Behaviour::new(&program, &im, &index, n, 1, BehaviourConfig::default())
+        .expect("compiles the behaviour programs");
     let starts = bh
         .state_vars
         .iter()

@@ -7,18 +7,19 @@
 //! is reached by [`to_box`]). Two one-row programs: the first step of an episode (lags read
 //! the `init` values) and every later step (lags read the previous step).
 
-use super::emit::{DistV, Emit, Unsupported, R};
 use super::rollout::Policy;
 use crate::diag::{Code, Diagnostic};
 use crate::family::Family;
 use crate::fused::build::ParamIndex;
+use crate::fused::build::{DistV, Stepper, Unsupported, R};
+use crate::fused::families::Noise;
 use crate::fused::graph::View;
 use crate::fused::kernels::Worker;
 use crate::ir::*;
 use crate::lower::plan::Plan;
+use crate::lower::Program;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
+use rand::SeedableRng;
 use std::collections::HashSet;
 
 struct Step {
@@ -31,7 +32,7 @@ struct Step {
     now: Vec<(VarId, View)>,
     policy: DistV,
     action: View,
-    noise: Vec<View>,
+    noise: Vec<(View, Noise)>,
 }
 
 /// A policy acting from the filtered posterior of the real observations.
@@ -51,25 +52,26 @@ pub struct Filtered {
     family: Family,
 }
 
-fn build(m: &Model, index: &ParamIndex, obs_var: VarId, t0: i64) -> R<Step> {
+fn build(prog: &Program, index: &ParamIndex, obs_var: VarId, t0: i64) -> R<Step> {
+    let m = &prog.model;
     let b = m
         .behaviour
         .as_ref()
         .ok_or_else(|| Unsupported("no `imagine` block".into()))?;
     let none = HashSet::new();
-    let mut e = Emit::new(m, index, &none, 1);
+    let mut e = Stepper::new(prog, index, &none, 1);
     let plan = Plan::new(m);
     let mut prev = Vec::new();
     for cv in &plan.timed {
         let d = e.data(m.vars[cv.var].ty.size());
-        e.at.insert((cv.var, t0 - 1), d);
+        e.set(cv.var, t0 - 1, d);
         prev.push((cv.var, d));
     }
     let asize = m.vars[b.action].ty.size();
     let pa = e.data(asize);
-    e.at.insert((b.action, t0 - 1), pa);
+    e.set(b.action, t0 - 1, pa);
     let obs = e.data(m.vars[obs_var].ty.size());
-    e.at.insert((obs_var, t0), obs);
+    e.set(obs_var, t0, obs);
     let mut now = Vec::new();
     for cv in &plan.timed {
         let Some(p) = cv.at(t0 as u32) else {
@@ -88,16 +90,16 @@ fn build(m: &Model, index: &ParamIndex, obs_var: VarId, t0: i64) -> R<Step> {
                 e.sample(dv)?.x
             }
         };
-        e.at.insert((cv.var, t0), x);
+        e.set(cv.var, t0, x);
         now.push((cv.var, x));
     }
     let policy = e
         .dist(&b.policy, asize, t0)?
         .ok_or_else(|| Unsupported("a Flat policy".into()))?;
     let action = e.sample(policy)?.x;
-    let noise = e.noise.clone();
+    let noise = e.noise();
     Ok(Step {
-        w: Worker::new(e.g),
+        w: Worker::new(e.into_graph()),
         prev,
         prev_action: Some(pa),
         obs,
@@ -128,14 +130,15 @@ impl Filtered {
     /// The acting programs of `m` (the observation variable `obs_var`) with parameter values
     /// `values` (index order of `index`).
     pub fn new(
-        m: &Model,
+        prog: &Program,
         index: &ParamIndex,
         obs_var: VarId,
         values: Vec<Vec<f32>>,
         seed: u64,
     ) -> R<Filtered> {
-        let first = build(m, index, obs_var, 1)?;
-        let later = build(m, index, obs_var, 2)?;
+        let m = &prog.model;
+        let first = build(prog, index, obs_var, 1)?;
+        let later = build(prog, index, obs_var, 2)?;
         let b = m
             .behaviour
             .as_ref()
@@ -205,9 +208,9 @@ impl Policy for Filtered {
             .help("choose the model whose observation size matches the environment"));
         }
         st.w.vals_mut(st.obs.buf).copy_from_slice(obs);
-        for nv in &st.noise {
+        for (nv, kind) in &st.noise {
             for x in st.w.vals_mut(nv.buf) {
-                *x = self.rng.sample(StandardNormal);
+                *x = kind.draw(&mut self.rng);
             }
         }
         let params: Vec<&[f32]> = self.values.iter().map(|v| v.as_slice()).collect();

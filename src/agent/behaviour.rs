@@ -21,20 +21,19 @@
 //! critic whose targets do not grow by 1/α (10⁴ for DreamerV2's α = 10⁻⁴).
 //! The start states are split over two workers (one per core), as the world model's batch.
 
-use super::emit::{DistV, Draw, Emit, Unsupported, R};
 use super::returns;
 use crate::derive::imagine::{Imagination, ImaginedCompute, Learner, Trainable};
 use crate::family::Family;
 use crate::fused::build::ParamIndex;
+use crate::fused::build::{DistV, Draw, Stepper, Unsupported, R};
+use crate::fused::families::Noise;
 use crate::fused::graph::{BufId, BufKind, View};
 use crate::fused::kernels::Worker;
 use crate::ir::*;
 use crate::lower::plan::prior_order;
-use crate::lower::{net_prefix, param_name};
+use crate::lower::{net_prefix, param_name, Program};
 use crate::runtime::optim::{norm_of, Adam};
 use crate::runtime::rng::Rng;
-use rand::Rng as _;
-use rand_distr::StandardNormal;
 use std::collections::HashSet;
 
 /// How the actor and the critic are optimised.
@@ -89,7 +88,7 @@ struct Share {
     start: usize,
     /// Start-state data views (actor program).
     starts: Vec<(VarId, View)>,
-    noise: Vec<View>,
+    noise: Vec<(View, Noise)>,
     /// Per τ = 1..H: the reward view, the KL-like parts.
     rew: Vec<View>,
     kl: Vec<Vec<KlPart>>,
@@ -181,13 +180,14 @@ impl Behaviour {
     /// Compile the learner for `n` start states. `index`: the world model's parameter layout
     /// (name → index, rows, cols).
     pub fn new(
-        m: &Model,
+        prog: &Program,
         im: &Imagination,
         index: &ParamIndex,
         n: usize,
         workers: usize,
         cfg: BehaviourConfig,
     ) -> R<Behaviour> {
+        let m = &prog.model;
         let Some(b) = &m.behaviour else {
             return Err(Unsupported("the model has no `imagine` block".into()));
         };
@@ -234,22 +234,29 @@ impl Behaviour {
         for w in 0..workers {
             let nw = n / workers + usize::from(w < n % workers);
             // The actor's program.
-            let mut e = Emit::new(m, index, &actor_set, nw);
+            let mut e = Stepper::new(prog, index, &actor_set, nw);
             let mut starts = Vec::new();
             for &v in &state_vars {
                 let d = e.data(m.vars[v].ty.size());
-                e.at.insert((v, 1), d);
+                e.set(v, 1, d);
                 starts.push((v, d));
             }
             let (mut rew, mut kl, mut val, mut states) = (vec![], vec![], vec![], vec![]);
             let asize = m.vars[b.action].ty.size();
             for tau in 1..=h as i64 {
-                states.push(state_vars.iter().map(|&v| (v, e.at[&(v, tau)])).collect());
+                let mut now = Vec::new();
+                for &v in &state_vars {
+                    let x = e.get(v, tau).ok_or_else(|| {
+                        Unsupported(format!("`{}` at step {tau}", m.vars[v].name))
+                    })?;
+                    now.push((v, x));
+                }
+                states.push(now);
                 let q = e
                     .dist(&b.policy, asize, tau)?
                     .ok_or_else(|| Unsupported("a Flat policy".into()))?;
                 let a = e.sample(q)?;
-                e.at.insert((b.action, tau), a.x);
+                e.set(b.action, tau, a.x);
                 let parts = kl_parts(&mut e, kl_compute, q, a, &b.prior, asize, tau)?;
                 kl.push(parts);
                 rew.push(e.eval(&b.reward, tau)?);
@@ -271,22 +278,22 @@ impl Behaviour {
                             e.sample(dv)?.x
                         }
                     };
-                    e.at.insert((cv.var, tau + 1), x);
+                    e.set(cv.var, tau + 1, x);
                 }
                 val.push(e.eval(&b.critic, tau + 1)?);
             }
-            let noise = e.noise.clone();
-            let actor = Worker::new(e.g);
+            let noise = e.noise();
+            let actor = Worker::new(e.into_graph());
             // The critic's program: the imagined states as data.
-            let mut c = Emit::new(m, index, &critic_set, nw * h);
+            let mut c = Stepper::new(prog, index, &critic_set, nw * h);
             let mut critic_in = Vec::new();
             for &v in &state_vars {
                 let d = c.data(m.vars[v].ty.size());
-                c.at.insert((v, 0), d);
+                c.set(v, 0, d);
                 critic_in.push((v, d));
             }
             let critic_out = c.eval(&b.critic, 0)?;
-            let critic = Worker::new(c.g);
+            let critic = Worker::new(c.into_graph());
             let (actor_pbufs, critic_pbufs) = (trained_bufs(&actor), trained_bufs(&critic));
             shares.push(Share {
                 actor,
@@ -414,9 +421,9 @@ impl Behaviour {
                 sh.actor.vals_mut(view.buf).copy_from_slice(src);
                 let _ = v;
             }
-            for nv in &sh.noise {
+            for (nv, kind) in &sh.noise {
                 for x in sh.actor.vals_mut(nv.buf) {
-                    *x = rng.sample(StandardNormal);
+                    *x = kind.draw(rng);
                 }
             }
         }
@@ -553,7 +560,7 @@ impl Behaviour {
 
 /// The KL-like parts of one step: how `−KL(q ‖ p)` of the action enters the soft reward.
 fn kl_parts(
-    e: &mut Emit,
+    e: &mut Stepper,
     compute: ImaginedCompute,
     q: DistV,
     a: Draw,
@@ -562,25 +569,20 @@ fn kl_parts(
     tau: i64,
 ) -> R<Vec<KlPart>> {
     Ok(match compute {
-        ImaginedCompute::Entropy(_) if q.family == Family::Normal => vec![KlPart {
-            v: e.normal_entropy(q),
+        ImaginedCompute::Entropy(form) => vec![KlPart {
+            v: e.entropy(form, q)?,
             coef: 1.0,
         }],
-        ImaginedCompute::Entropy(_) | ImaginedCompute::EntropyMc => vec![KlPart {
+        ImaginedCompute::EntropyMc => vec![KlPart {
             v: e.log_prob(q, a)?,
             coef: -1.0,
         }],
-        ImaginedCompute::Kl(_) => {
+        ImaginedCompute::Kl(form) => {
             let p = e
                 .dist(prior, asize, tau)?
                 .ok_or_else(|| Unsupported("a Flat prior with a KL".into()))?;
-            if q.family != Family::Normal || p.family != Family::Normal {
-                return Err(Unsupported(
-                    "closed-form KLs other than Normal ‖ Normal in imagination".into(),
-                ));
-            }
             vec![KlPart {
-                v: e.normal_kl(q, p),
+                v: e.kl(form, q, p)?,
                 coef: -1.0,
             }]
         }
@@ -589,19 +591,15 @@ fn kl_parts(
                 v: e.log_prob(q, a)?,
                 coef: -1.0,
             }];
+            // A Uniform prior's log-density is the constant `klconst`.
             if prior.family != Family::Uniform {
                 let p = e
                     .dist(prior, asize, tau)?
                     .ok_or_else(|| Unsupported("a Flat prior with a log-ratio".into()))?;
+                if p.family == Family::TanhNormal {
+                    return Err(Unsupported("a TanhNormal action prior".into()));
+                }
                 let x = Draw { x: a.x, pre: None };
-                let p = DistV {
-                    family: if p.family == Family::TanhNormal {
-                        return Err(Unsupported("a TanhNormal action prior".into()));
-                    } else {
-                        p.family
-                    },
-                    ..p
-                };
                 parts.push(KlPart {
                     v: e.log_prob(p, x)?,
                     coef: 1.0,

@@ -296,7 +296,7 @@ impl Agent {
         }
         let (index, values) = param_index(&trainer.store);
         let policy = Filtered::new(
-            &trainer.program.model,
+            &trainer.program,
             &index,
             obs_var,
             values.clone(),
@@ -306,7 +306,7 @@ impl Agent {
             diag(
                 Code::Unsupported,
                 format!("cannot act with `{}`: {}", trainer.program.model.name, u.0),
-                "the agent runs MLP and GRU nets, Normal and TanhNormal draws",
+                "acting runs the model one step at a time: nets over whole sequences (`rnn`), static latents and discrete draws are not available there",
             )
         })?;
         Ok(Agent {
@@ -380,7 +380,7 @@ impl Agent {
             let im = (self.trainer.program.elbo.imagination.clone())
                 .expect("a model with an imagine block derives its imagination");
             let bh = Behaviour::new(
-                &self.trainer.program.model,
+                &self.trainer.program,
                 &im,
                 &self.index,
                 b * t,
@@ -394,7 +394,7 @@ impl Agent {
                         "cannot imagine with `{}`: {}",
                         self.trainer.program.model.name, u.0
                     ),
-                    "imagination runs MLP and GRU nets, Normal and TanhNormal draws",
+                    "imagination runs the model one step at a time: nets over whole sequences (`rnn`), static latents and discrete draws are not available there",
                 )
             })?;
             self.behaviour = Some(bh);

@@ -13,7 +13,6 @@
 pub mod act;
 pub mod behaviour;
 pub mod bridge;
-pub mod emit;
 pub mod env;
 pub mod episodes;
 pub mod learn;

@@ -13,6 +13,8 @@
 //! tiled batch). Whether a program runs here is decided before `build` by the capability
 //! table (`super::caps`); an `Unsupported` from `build` on a program it accepts is a fault.
 //! Discrete latents (categorical draws, exact enumeration) are lowered in `build/discrete.rs`.
+//! The same builder, with each variable's value at a step placed by the caller, builds the
+//! agent's one-step programs (`build/step.rs`): there is one lowering of the IR to ops.
 
 use super::graph::*;
 use crate::derive::{Compute, KlForm, Range, TermKind};
@@ -21,19 +23,22 @@ use crate::ir::*;
 use crate::lower::plan::ChainVar;
 use crate::lower::{net_prefix, param_name, Program};
 use crate::objective::{shaping, Floor, Shaping};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 mod bernoulli;
 mod discrete;
 mod families;
 mod overshoot;
 mod rnn;
+mod step;
+
+pub use step::{DistV, Draw, Stepper};
 
 /// Why a model runs on the reference path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unsupported(pub String);
 
-type R<T> = Result<T, Unsupported>;
+pub(crate) type R<T> = Result<T, Unsupported>;
 
 fn unsup<T>(msg: impl Into<String>) -> R<T> {
     Err(Unsupported(msg.into()))
@@ -199,6 +204,11 @@ struct Builder<'a> {
     pviews: PViews,
     /// Discrete latents: records, enumeration, score-function rows (`build/discrete.rs`).
     disc: discrete::Disc,
+    /// A step program ([`Stepper`]): where each variable's value at each step lives, given
+    /// by the caller instead of planned here.
+    ext: Option<HashMap<(VarId, i64), View>>,
+    /// The parameters that get gradients (`None`: all of them).
+    learn: Option<&'a HashSet<usize>>,
 }
 
 /// p's `(loc, scale)` views over a term's range and the range's first step, by p factor.
@@ -208,30 +218,7 @@ type PViews = HashMap<FactorId, (View, View, u32)>;
 pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Built> {
     let m = &prog.model;
     let disc = discrete::Disc::new(prog, b)?;
-    let mut bd = Builder {
-        prog,
-        m,
-        params,
-        g: Graph::default(),
-        pre: Vec::new(),
-        b: disc.rows(b),
-        tt,
-        k: prog.lag_steps(),
-        vars: HashMap::new(),
-        recs: HashMap::new(),
-        pbuf: HashMap::new(),
-        consts: HashMap::new(),
-        precomp: HashMap::new(),
-        sites: HashMap::new(),
-        in_chain: false,
-        noise: Vec::new(),
-        noise_meta: Vec::new(),
-        noise_bufs: HashMap::new(),
-        data: Vec::new(),
-        win: None,
-        pviews: HashMap::new(),
-        disc,
-    };
+    let mut bd = Builder::blank(prog, params, disc.rows(b), tt, disc);
     bd.run()?;
     let mut terms = bd.terms()?;
     terms.extend(bd.overshooting()?);
@@ -257,6 +244,44 @@ pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Buil
         tiles: bd.disc.tiles(),
         sf: std::mem::take(&mut bd.disc.sf),
     })
+}
+
+impl<'a> Builder<'a> {
+    /// A builder with nothing built, for `b` rows of `tt` steps.
+    fn blank(
+        prog: &'a Program,
+        params: &'a ParamIndex,
+        b: usize,
+        tt: usize,
+        disc: discrete::Disc,
+    ) -> Self {
+        Builder {
+            prog,
+            m: &prog.model,
+            params,
+            g: Graph::default(),
+            pre: Vec::new(),
+            b,
+            tt,
+            k: prog.lag_steps(),
+            vars: HashMap::new(),
+            recs: HashMap::new(),
+            pbuf: HashMap::new(),
+            consts: HashMap::new(),
+            precomp: HashMap::new(),
+            sites: HashMap::new(),
+            in_chain: false,
+            noise: Vec::new(),
+            noise_meta: Vec::new(),
+            noise_bufs: HashMap::new(),
+            data: Vec::new(),
+            win: None,
+            pviews: HashMap::new(),
+            disc,
+            ext: None,
+            learn: None,
+        }
+    }
 }
 
 impl Builder<'_> {
@@ -307,6 +332,14 @@ impl Builder<'_> {
     }
 
     fn step_view(&mut self, v: VarId, s: i64) -> R<View> {
+        if let Some(ext) = &self.ext {
+            return ext.get(&(v, s)).copied().ok_or_else(|| {
+                Unsupported(format!(
+                    "`{}` at step {s} has no value here",
+                    self.m.vars[v].name
+                ))
+            });
+        }
         if let Some(view) = self.win_view(v, s)? {
             return Ok(view);
         }
@@ -329,7 +362,8 @@ impl Builder<'_> {
         if let Some(b) = self.pbuf.get(&i) {
             return Ok(*b);
         }
-        let b = self.g.buf(r, c, BufKind::Param(i), true);
+        let grad = self.learn.is_none_or(|l| l.contains(&i));
+        let b = self.g.buf(r, c, BufKind::Param(i), grad);
         self.pbuf.insert(i, b);
         Ok(b)
     }
@@ -416,6 +450,16 @@ impl Builder<'_> {
 
     fn read(&mut self, var: VarId, time: TimeRef, at: At) -> R<View> {
         let timed = self.m.vars[var].timed;
+        if self.ext.is_some() {
+            return match (time, at) {
+                (TimeRef::Lag(j), At::Step(t)) => self.step_view(var, i64::from(t) - i64::from(j)),
+                (TimeRef::Step(s), _) => self.step_view(var, s),
+                _ => unsup(format!(
+                    "the read of `{}` in a step program (lags and steps only)",
+                    self.m.vars[var].name
+                )),
+            };
+        }
         match (time, at) {
             (TimeRef::Static, At::Range(_)) => {
                 let buf = self.var_buf(var);
@@ -785,6 +829,7 @@ impl Builder<'_> {
                 let prefix = net_prefix(self.m, *net);
                 let layers = sizes.len() - 1;
                 let split = self.win.is_none()
+                    && self.ext.is_none()
                     && matches!(at, At::Step(_))
                     && args.iter().any(|a| self.data_only(a));
                 let keep = |s: &Self, a: &Expr| !split || !s.data_only(a);
@@ -877,9 +922,13 @@ impl Builder<'_> {
                     r0: 0,
                     rows,
                 };
+                // Whether a layer's output has a gradient: its inputs or a weight have one.
+                let mut grad =
+                    xs.iter().any(|(v, _)| self.g.grad(*v)) || add.is_some_and(|a| self.g.grad(a));
                 for i in 0..layers {
                     let w = self.param(&format!("{prefix}.l{i}.w"))?;
                     let bias = self.param(&format!("{prefix}.l{i}.b"))?;
+                    grad |= self.g.bufs[w].grad || self.g.bufs[bias].grad;
                     let last = i + 1 == layers;
                     let (out, scratch, wgrad) = match site {
                         Some((t, _)) => {
@@ -893,7 +942,7 @@ impl Builder<'_> {
                             )
                         }
                         None => (
-                            self.temp(rows, sizes[i + 1], true),
+                            self.temp(rows, sizes[i + 1], grad),
                             self.temp(rows, sizes[i + 1], false),
                             true,
                         ),
@@ -942,12 +991,15 @@ impl Builder<'_> {
                 let wh = self.param(&format!("{prefix}.w_h"))?;
                 let bi = self.param(&format!("{prefix}.b_i"))?;
                 let bh = self.param(&format!("{prefix}.b_h"))?;
+                let grad = self.g.grad(h)
+                    || xs.iter().any(|(v, _)| self.g.grad(*v))
+                    || [wi, wh, bi, bh].iter().any(|p| self.g.bufs[*p].grad);
                 let out = match dest {
                     Some(d) => {
                         self.g.bufs[d.buf].grad = true;
                         d
                     }
-                    None => self.temp(rows, hd, true),
+                    None => self.temp(rows, hd, grad),
                 };
                 let (gates, ghn, gi, gh, wgrad) = match site {
                     Some((t, created)) => {
@@ -1170,28 +1222,77 @@ impl Builder<'_> {
                 });
                 let eps = self.rec_rows(nb, at);
                 self.push_noise(eps, kind);
-                match (d.family, r.pre) {
-                    (Family::TanhNormal, Some(p)) => {
-                        let u = self.rec_rows(p, at);
-                        self.op(Op::TanhSample {
-                            loc: dl,
-                            scale: ds,
-                            eps,
-                            u,
-                            y: slot,
-                        });
-                    }
-                    (Family::Normal, _) => self.op(Op::NormalSample {
-                        loc: dl,
-                        scale: ds,
-                        eps,
-                        out: slot,
-                    }),
-                    (f, _) => self.sample_other(f, dl, ds, eps, slot)?,
-                }
-                Ok(())
+                let pre = r.pre.map(|p| self.rec_rows(p, at));
+                self.draw(d.family, (dl, ds), eps, slot, pre)
             }
         }
+    }
+
+    /// A reparameterised draw of a continuous family from its `(loc, scale)` (a Uniform's
+    /// bounds) and noise into `out`; `pre` holds a TanhNormal's pre-squash value.
+    fn draw(
+        &mut self,
+        f: Family,
+        (loc, scale): (View, View),
+        eps: View,
+        out: View,
+        pre: Option<View>,
+    ) -> R<()> {
+        match (f, pre) {
+            (Family::TanhNormal, Some(u)) => self.op(Op::TanhSample {
+                loc,
+                scale,
+                eps,
+                u,
+                y: out,
+            }),
+            (Family::Normal, _) => self.op(Op::NormalSample {
+                loc,
+                scale,
+                eps,
+                out,
+            }),
+            (f, _) => self.sample_other(f, loc, scale, eps, out)?,
+        }
+        Ok(())
+    }
+
+    /// A closed-form `KL(q ‖ p)` per row → `(rows, 1)`; `g`: the gradient factors of q and
+    /// p (KL balancing), `floor`: per-element free nats (Normal ‖ Normal only).
+    fn kl(
+        &mut self,
+        form: KlForm,
+        (ql, qs): (View, View),
+        (pl, ps): (View, Option<View>),
+        (gq, gp): (f32, f32),
+        floor: Option<f32>,
+    ) -> R<View> {
+        let (KlForm::NormalNormal, Some(ps)) = (form, ps) else {
+            return self.kl_other(form, (ql, qs), (pl, ps), (gq, gp));
+        };
+        let grad = [ql, qs, pl, ps].iter().any(|v| self.g.grad(*v));
+        let out = self.temp(ql.rows, 1, grad);
+        self.op(Op::NormalKl {
+            ql,
+            qs,
+            pl,
+            ps,
+            out,
+            gq,
+            gp,
+            floor,
+        });
+        Ok(out)
+    }
+
+    /// A closed-form entropy per row → `(rows, 1)`.
+    fn entropy(&mut self, form: EntropyForm, loc: View, scale: View) -> R<View> {
+        if form != EntropyForm::Normal {
+            return self.entropy_other(form, loc, scale);
+        }
+        let out = self.temp(scale.rows, 1, self.g.grad(scale));
+        self.op(Op::NormalEntropy { scale, out });
+        Ok(out)
     }
 
     fn run(&mut self) -> R<()> {
@@ -1338,8 +1439,8 @@ impl Builder<'_> {
                             Some(Floor::Element(n)) => Some(n),
                             Some(Floor::Row(_) | Floor::Mean(_)) | None => None,
                         };
-                        let (KlForm::NormalNormal, Some(ps)) = (form, ps) else {
-                            let o = self.kl_other(form, (ql, qs), (pl, ps), (gq, gp))?;
+                        if form != KlForm::NormalNormal {
+                            let o = self.kl(form, (ql, qs), (pl, ps), (gq, gp), floor)?;
                             out.push(TermOut {
                                 rows: Some(o),
                                 tp,
@@ -1348,19 +1449,11 @@ impl Builder<'_> {
                                 head: Head::Kl,
                             });
                             continue;
-                        };
-                        let o = self.temp(ql.rows, 1, true);
-                        self.op(Op::NormalKl {
-                            ql,
-                            qs,
-                            pl,
-                            ps,
-                            out: o,
-                            gq,
-                            gp,
-                            floor,
-                        });
-                        (o, Head::Kl)
+                        }
+                        (
+                            self.kl(form, (ql, qs), (pl, ps), (gq, gp), floor)?,
+                            Head::Kl,
+                        )
                     } else {
                         let z = self.values(v, term.range)?;
                         let lp = self.log_prob(pd.family, z, pl, ps, None)?;
@@ -1380,18 +1473,13 @@ impl Builder<'_> {
                     };
                     let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
                     let rows = match term.compute {
-                        Compute::Entropy(EntropyForm::Normal) => {
-                            let o = self.temp(qs.rows, 1, true);
-                            self.op(Op::NormalEntropy { scale: qs, out: o });
-                            o
-                        }
+                        Compute::Entropy(form) => self.entropy(form, ql, qs)?,
                         Compute::EntropyMc => {
                             let z = self.values(v, term.range)?;
                             let pre = r.pre.map(|p| self.rec_rows(p, at));
                             let lq = self.log_prob(r.family, z, ql, Some(qs), pre)?;
                             self.unary(Un::Affine(-1.0, 0.0), lq)
                         }
-                        Compute::Entropy(form) => self.entropy_other(form, ql, qs)?,
                         c => return unsup(format!("the entropy {c:?}")),
                     };
                     (rows, Head::Entropy)

@@ -168,35 +168,25 @@ impl Builder<'_> {
             }
             let starts = tt - d;
             let mut w = Builder {
-                prog: self.prog,
-                m,
-                params: self.params,
                 g: std::mem::take(&mut self.g),
-                pre: Vec::new(),
-                b: starts * self.b,
-                tt: d + 1,
                 k: self.k,
-                vars: HashMap::new(),
-                recs: HashMap::new(),
                 pbuf: std::mem::take(&mut self.pbuf),
                 consts: std::mem::take(&mut self.consts),
-                precomp: HashMap::new(),
-                sites: HashMap::new(),
-                in_chain: false,
-                noise: Vec::new(),
-                noise_meta: Vec::new(),
-                noise_bufs: HashMap::new(),
-                data: Vec::new(),
                 win: Some(Win {
                     b: self.b,
                     vars: self.vars.clone(),
                     shared: shared.clone(),
                     pviews: pviews.clone(),
                 }),
-                pviews: HashMap::new(),
                 // Overshooting windows draw no discrete latents (the capability table sends
                 // overshooting of non-Normal latents to the reference runtime).
-                disc: Default::default(),
+                ..Builder::blank(
+                    self.prog,
+                    self.params,
+                    starts * self.b,
+                    d + 1,
+                    Default::default(),
+                )
             };
             let res = w.window(d, &order, &targets);
             self.g = std::mem::take(&mut w.g);
