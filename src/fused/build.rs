@@ -29,9 +29,11 @@ mod bernoulli;
 mod discrete;
 mod families;
 mod overshoot;
+mod predictive;
 mod rnn;
 mod step;
 
+pub use predictive::{build_predictive, Predictive};
 pub use step::{DistV, Draw, Stepper};
 
 /// Why a model runs on the reference path.
@@ -216,37 +218,50 @@ type PViews = HashMap<FactorId, (View, View, u32)>;
 
 /// Lower `prog` for `b` sequences of `tt` steps.
 pub fn build(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Built> {
-    let m = &prog.model;
     let disc = discrete::Disc::new(prog, b)?;
     let mut bd = Builder::blank(prog, params, disc.rows(b), tt, disc);
     bd.run()?;
     let mut terms = bd.terms()?;
     terms.extend(bd.overshooting()?);
-    // Data-only first-layer products run before everything else.
-    let mut ops = std::mem::take(&mut bd.pre);
-    ops.append(&mut bd.g.ops);
-    bd.g.ops = ops;
-    let mut chain: Vec<(VarId, BufId)> = (bd.vars.iter())
-        .filter(|(v, _)| {
-            m.vars[**v].timed && matches!(m.vars[**v].role, Role::Latent | Role::State)
-        })
-        .map(|(v, b)| (*v, *b))
-        .collect();
-    chain.sort();
-    Ok(Built {
-        g: bd.g,
-        data: bd.data,
-        noise: bd.noise,
-        noise_meta: bd.noise_meta,
-        terms,
-        chain,
-        k: bd.k,
-        tiles: bd.disc.tiles(),
-        sf: std::mem::take(&mut bd.disc.sf),
-    })
+    Ok(bd.finish(terms))
 }
 
 impl<'a> Builder<'a> {
+    /// The program built, with `terms` read out of it.
+    fn finish(mut self, terms: Vec<TermOut>) -> Built {
+        let m = self.m;
+        // Data-only first-layer products run before everything else.
+        let mut ops = std::mem::take(&mut self.pre);
+        ops.append(&mut self.g.ops);
+        self.g.ops = ops;
+        let mut chain: Vec<(VarId, BufId)> = (self.vars.iter())
+            .filter(|(v, _)| {
+                m.vars[**v].timed && matches!(m.vars[**v].role, Role::Latent | Role::State)
+            })
+            .map(|(v, b)| (*v, *b))
+            .collect();
+        chain.sort();
+        Built {
+            tiles: self.disc.tiles(),
+            sf: std::mem::take(&mut self.disc.sf),
+            g: self.g,
+            data: self.data,
+            noise: self.noise,
+            noise_meta: self.noise_meta,
+            terms,
+            chain,
+            k: self.k,
+        }
+    }
+
+    /// A fresh noise buffer of `rows × cols`, drawn before each forward pass.
+    fn fresh_noise(&mut self, rows: usize, cols: usize, kind: super::families::Noise) -> View {
+        let buf = self.g.buf(rows, cols, BufKind::Noise, false);
+        let v = self.g.all(buf);
+        self.push_noise(v, kind);
+        v
+    }
+
     /// A builder with nothing built, for `b` rows of `tt` steps.
     fn blank(
         prog: &'a Program,

@@ -21,6 +21,7 @@ pub mod graph;
 pub(crate) mod handoff;
 pub mod kernels;
 pub mod math;
+pub mod predictive;
 pub mod small512;
 
 pub use build::Unsupported;

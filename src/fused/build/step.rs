@@ -114,11 +114,7 @@ impl<'a> Stepper<'a> {
         };
         let size = b.g.cols(d.loc);
         let grad = b.g.grad(d.loc) || b.g.grad(scale);
-        let eps = {
-            let buf = b.g.buf(b.b, size, BufKind::Noise, false);
-            b.g.all(buf)
-        };
-        b.push_noise(eps, kind);
+        let eps = b.fresh_noise(b.b, size, kind);
         let x = b.temp(b.b, size, grad);
         let pre = (d.family == Family::TanhNormal).then(|| b.temp(b.b, size, grad));
         b.draw(d.family, (d.loc, scale), eps, x, pre)?;
