@@ -2,14 +2,31 @@
 //! and the importance-weighted bound.
 //!
 //! Input: a [`Trainer`] (its program, parameters and splits), data, a number of draws and a
-//! seed. Output: an [`EvalReport`]. Invariants: evaluation changes nothing in the trainer (the
-//! IWAE bound re-lowers a copy of the model and puts the trainer's own program back); it runs
-//! on the reference interpreter, with its own noise stream, independent of the training steps.
+//! seed. Output: an [`EvalReport`]. Invariants: evaluation changes nothing in the trainer's
+//! parameters, optimiser or training programs (the IWAE bound evaluates a re-lowered copy of
+//! the model); it runs on the trainer's runtime — a forward-only pass of a fused
+//! [`crate::fused::Engine`] built for the evaluation's batch shape (kept in the trainer's
+//! evaluation cache) when the trainer trains fused and the capability table accepts the
+//! evaluated program, else the reference interpreter — decided once per evaluation
+//! ([`Trainer::eval_runtime`]); either way with its own noise stream, independent of the
+//! training steps, consumed in the same order, so both runtimes give the same report up to
+//! float rounding (`tests/evaluate.rs`).
 
-use super::{control_batch, data_batch, stream, EvalReport, TrainError, Trainer};
+use super::{control_batch, data_batch, stream, EngineChoice, EvalReport, TrainError, Trainer};
 use crate::data::Dataset;
 use crate::lower::{Batch, Program};
+use crate::runtime::rng::Rng;
 use dfdx::prelude::NoneTape;
+
+/// Compiled evaluation programs kept by a trainer (the full chunk and a last partial one).
+const EVAL_CACHE: usize = 2;
+
+/// A compiled program for evaluation: the model it was lowered from (the trainer's own, or
+/// its IWAE-k copy) and the engine for one batch shape.
+pub(super) struct EvalEngine {
+    model: crate::ir::Model,
+    engine: crate::fused::Engine,
+}
 
 impl Trainer {
     /// Estimate the ELBO on `data` (default: the held-out split, else the training data)
@@ -20,25 +37,86 @@ impl Trainer {
         samples: usize,
         seed: u64,
     ) -> Result<EvalReport, TrainError> {
+        self.evaluate_program(&self.program, data, samples, seed)
+    }
+
+    /// The importance-weighted bound with `k` samples per draw (IWAE-k), estimated like
+    /// [`Trainer::evaluate`]: the model is re-derived and re-lowered with `iwae = k` (every
+    /// KL term becomes a Monte Carlo log-ratio, so each copy's sum is its log weight
+    /// log p(x, z) − log q(z | x)), and the log-mean-exp over the k copies is the bound.
+    /// A model that cannot be lowered with `iwae = k` is [`TrainError::Unsupported`].
+    pub fn evaluate_iwae(
+        &self,
+        k: usize,
+        data: Option<&Dataset>,
+        samples: usize,
+        seed: u64,
+    ) -> Result<EvalReport, TrainError> {
+        let program = self.iwae_program(k)?;
+        self.evaluate_program(&program, data, samples, seed)
+    }
+
+    /// The runtime [`Trainer::evaluate`] (`iwae: None`) or [`Trainer::evaluate_iwae`]
+    /// (`Some(k)`) runs on: `"fused"` when the trainer trains on the fused runtime and the
+    /// capability table accepts the evaluated program, else `"reference"`.
+    pub fn eval_runtime(&self, iwae: Option<usize>) -> Result<&'static str, TrainError> {
+        let fused = match iwae {
+            None => self.evaluates_fused(&self.program),
+            Some(k) => self.evaluates_fused(&self.iwae_program(k)?),
+        };
+        Ok(if fused { "fused" } else { "reference" })
+    }
+
+    /// The trainer's model re-derived and re-lowered with `iwae = k`.
+    fn iwae_program(&self, k: usize) -> Result<Program, TrainError> {
+        let mut m = self.program.model.clone();
+        m.objective.iwae = u32::try_from(k.max(1)).unwrap_or(u32::MAX);
+        let elbo = crate::derive::derive(&m);
+        Program::new(&m, &elbo).map_err(|d| {
+            TrainError::Unsupported(
+                d.iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
+    }
+
+    /// Whether `program` is evaluated on the fused runtime: the trainer trains on it and the
+    /// capability table accepts `program` (the trainer's own program, or its IWAE-k copy).
+    fn evaluates_fused(&self, program: &Program) -> bool {
+        self.cfg.engine != EngineChoice::Reference
+            && self.fused_off.is_none()
+            && crate::fused::support(program).is_ok()
+    }
+
+    /// The one evaluation loop: `program`'s ELBO per draw and each term per row, on the
+    /// runtime [`Trainer::evaluates_fused`] picks, batch after batch from one noise stream.
+    fn evaluate_program(
+        &self,
+        program: &Program,
+        data: Option<&Dataset>,
+        samples: usize,
+        seed: u64,
+    ) -> Result<EvalReport, TrainError> {
         let data = data.or(self.heldout.as_ref()).or(self.train.as_ref());
         let samples = samples.max(1);
-        let k = self.iwae();
+        let k = program.model.objective.iwae.max(1) as usize;
+        let fused = self.evaluates_fused(program);
         let mut vals: Vec<f64> = Vec::new();
-        let nterms = self.program.elbo.terms.len();
+        let nterms = program.elbo.terms.len();
         let mut term_vals: Vec<Vec<f64>> = vec![Vec::new(); nterms];
         let mut seqs: Vec<usize> = Vec::new();
         let mut r = stream(seed, u64::MAX - 1, 4);
         let mut run = |batch: Batch| -> Result<(), TrainError> {
-            let fwd = self.program.forward::<NoneTape, _>(
-                &self.store,
-                &batch,
-                &mut r,
-                self.step,
-                self.baseline as f32,
-            )?;
-            vals.extend(fwd.elbo.as_vec().iter().map(|x| f64::from(*x)));
-            for (i, t) in fwd.terms.iter().enumerate() {
-                term_vals[i].extend(t.as_vec().iter().map(|x| f64::from(*x)));
+            let (elbo, terms) = if fused {
+                self.fused_forward(program, &batch, &mut r)?
+            } else {
+                self.reference_forward(program, &batch, &mut r)?
+            };
+            vals.extend(elbo.iter().map(|x| f64::from(*x)));
+            for (acc, t) in term_vals.iter_mut().zip(&terms) {
+                acc.extend(t.iter().map(|x| f64::from(*x)));
             }
             Ok(())
         };
@@ -48,53 +126,76 @@ impl Trainer {
                 let all: Vec<usize> = (0..d.n).collect();
                 for part in all.chunks(chunk) {
                     let idx: Vec<usize> = (0..samples).flat_map(|_| part.iter().copied()).collect();
-                    run(data_batch(&self.program, d, &idx, k))?;
+                    run(data_batch(program, d, &idx, k))?;
                     seqs.extend(&idx);
                 }
             }
             None => {
                 for _ in 0..samples {
-                    run(control_batch(
-                        &self.program,
-                        self.cfg.batch * k,
-                        self.horizon(),
-                    ))?;
+                    run(control_batch(program, self.cfg.batch * k, self.horizon()))?;
                 }
             }
         }
-        let mut report = EvalReport::new(&self.program, &vals, &term_vals);
+        let mut report = EvalReport::new(program, &vals, &term_vals);
         if seqs.len() == vals.len() {
             report.draw_seq = seqs;
         }
+        report.runtime = if fused { "fused" } else { "reference" };
         Ok(report)
     }
 
-    /// The importance-weighted bound with `k` samples per draw (IWAE-k), estimated like
-    /// [`Trainer::evaluate`]: the model is re-derived and re-lowered with `iwae = k` (every
-    /// KL term becomes a Monte Carlo log-ratio, so each copy's sum is its log weight
-    /// log p(x, z) − log q(z | x)), and the log-mean-exp over the k copies is the bound.
-    /// A model that cannot be lowered with `iwae = k` is [`TrainError::Unsupported`].
-    pub fn evaluate_iwae(
-        &mut self,
-        k: usize,
-        data: Option<&Dataset>,
-        samples: usize,
-        seed: u64,
-    ) -> Result<EvalReport, TrainError> {
-        let mut m = self.program.model.clone();
-        m.objective.iwae = u32::try_from(k.max(1)).unwrap_or(u32::MAX);
-        let elbo = crate::derive::derive(&m);
-        let program = Program::new(&m, &elbo).map_err(|d| {
-            TrainError::Unsupported(
-                d.iter()
-                    .map(|d| d.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-        let own = std::mem::replace(&mut self.program, program);
-        let r = self.evaluate(data, samples, seed);
-        self.program = own;
-        r
+    /// One evaluation batch on the reference interpreter: the ELBO per draw and each term per
+    /// row.
+    fn reference_forward(
+        &self,
+        program: &Program,
+        batch: &Batch,
+        r: &mut Rng,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>), TrainError> {
+        let fwd = program.forward::<NoneTape, _>(
+            &self.store,
+            batch,
+            r,
+            self.step,
+            self.baseline as f32,
+        )?;
+        let terms = fwd.terms.iter().map(|t| t.as_vec()).collect();
+        Ok((fwd.elbo.as_vec(), terms))
+    }
+
+    /// One evaluation batch forward (no backward) on a fused program for its shape, built on
+    /// first use and kept (at most [`EVAL_CACHE`]), its parameters refreshed from the store.
+    fn fused_forward(
+        &self,
+        program: &Program,
+        batch: &Batch,
+        r: &mut Rng,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>), TrainError> {
+        let shape = (batch.b, batch.t.max(1));
+        let mut cache = self.eval_fused.lock().unwrap_or_else(|p| p.into_inner());
+        let at = cache
+            .iter()
+            .position(|e| e.engine.shape() == shape && e.model == program.model);
+        let i = match at {
+            Some(i) => {
+                cache[i].engine.pull(&self.store);
+                i
+            }
+            None => {
+                let engine = self.build_fused(program, shape.0, shape.1)?;
+                if cache.len() >= EVAL_CACHE {
+                    cache.remove(0);
+                }
+                cache.push(EvalEngine {
+                    model: program.model.clone(),
+                    engine,
+                });
+                cache.len() - 1
+            }
+        };
+        let e = &mut cache[i].engine;
+        e.set_baseline(self.baseline as f32);
+        let fwd = e.forward(program, batch, r, self.step);
+        Ok((fwd.elbo, e.term_rows(program, batch)))
     }
 }

@@ -188,6 +188,8 @@ pub struct Trainer {
     dev: Dev,
     /// Compiled programs by batch shape (at most two: the full batch and an epoch's last).
     fused: Vec<crate::fused::Engine>,
+    /// Compiled evaluation programs by model and batch shape (forward only; `evaluate.rs`).
+    eval_fused: std::sync::Mutex<Vec<evaluate::EvalEngine>>,
     /// Why the fused runtime is not used (decided in [`Trainer::new`], before any step).
     fused_off: Option<String>,
     /// Distributed hook: this process's part of a data-parallel job (`None`: the whole batch).
@@ -264,6 +266,7 @@ impl Trainer {
             baseline: 0.0,
             dev,
             fused: Vec::new(),
+            eval_fused: std::sync::Mutex::new(Vec::new()),
             fused_off,
             shard: None,
         })
@@ -378,21 +381,31 @@ impl Trainer {
         if let Some(i) = self.fused.iter().position(|e| e.shape() == (b, t)) {
             return Ok(Some(i));
         }
-        // The capability table accepted the program, so building it cannot fail: a failure is
-        // a fault in vic, reported as one (not a silent change of runtime mid-run).
-        let e = crate::fused::Engine::new(&self.program, &self.store, b, t, self.cfg.threads)
-            .map_err(|u| {
-                TrainError::Runtime(RtError::Fault(format!(
-                    "the fused runtime could not build a model its capability table accepts \
-                     ({}); `--runtime reference` runs it",
-                    u.0
-                )))
-            })?;
+        let e = self.build_fused(&self.program, b, t)?;
         if self.fused.len() >= 2 {
             self.fused.remove(0);
         }
         self.fused.push(e);
         Ok(Some(self.fused.len() - 1))
+    }
+
+    /// `program` (the trainer's, or an evaluation's copy) compiled for batches of `b`
+    /// sequences of `t` steps, with the store's parameters.
+    fn build_fused(
+        &self,
+        program: &Program,
+        b: usize,
+        t: usize,
+    ) -> Result<crate::fused::Engine, TrainError> {
+        // The capability table accepted the program, so building it cannot fail: a failure is
+        // a fault in vic, reported as one (not a silent change of runtime mid-run).
+        crate::fused::Engine::new(program, &self.store, b, t, self.cfg.threads).map_err(|u| {
+            TrainError::Runtime(RtError::Fault(format!(
+                "the fused runtime could not build a model its capability table accepts \
+                 ({}); `--runtime reference` runs it",
+                u.0
+            )))
+        })
     }
 
     /// Parameters changed outside a step (resume, load): refresh the compiled programs.
