@@ -1,7 +1,9 @@
 //! Evaluation on the two runtimes: a trainer that trains on the fused runtime evaluates on it
 //! too (a forward-only pass of a fused program for the evaluation's batch shape), and its
-//! report is the reference interpreter's on the same parameters, data and seed — for every
-//! shipped model, and for the IWAE bound.
+//! report is the reference interpreter's on the same parameters, data and seed — every draw's
+//! ELBO, the mean ELBO and every term's mean — for every shipped model, and for the IWAE bound
+//! (which falls back to the reference interpreter where the capability table refuses the
+//! re-derived program).
 
 mod common;
 
@@ -15,10 +17,11 @@ const STEPS: usize = 3;
 const SAMPLES: usize = 2;
 /// The ELBO, every term's mean and every draw's ELBO: relative (of values ≥ 1 in size; absolute
 /// below). One forward pass from the same parameters and noise differs by float rounding only
-/// (different summation orders: the fused kernels' loops and products against dfdx's): the
-/// training comparison (`tests/runtimes.rs`) measures at most 3e-6 per step; 1e-4 leaves room
-/// for the longer sums of an evaluation batch and still fails on any difference in noise,
-/// masking, weighting or a term's sign (all of which move values by far more).
+/// (different summation orders: the fused kernels' loops and products against dfdx's).
+/// Measured worst on the shipped models: 1.6e-6 (PlaNet's IWAE-5; 1.4e-6 SAC's ELBO), as the
+/// training comparison's 3e-6 per step (`tests/runtimes.rs`); 1e-4 leaves room for longer sums
+/// of bigger evaluation batches and still fails on any difference in noise, masking,
+/// weighting or a term's sign (each moves values by far more).
 const TOL: f64 = 1e-4;
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -95,36 +98,50 @@ fn every_shipped_model_evaluates_alike_on_both_runtimes() {
     }
 }
 
-/// The IWAE-5 bound of models whose re-derived IWAE program the fused runtime runs:
-/// evaluated there, and the reference interpreter's.
+/// The IWAE-5 bound of every shipped model whose IWAE program lowers: evaluated on the
+/// fused runtime where the capability table accepts the re-derived program, and the reference
+/// interpreter's; on the reference interpreter where it does not (exactly these models: the
+/// list shrinks as the fused runtime grows).
 #[test]
 fn iwae_evaluates_alike_on_both_runtimes() {
-    for file in ["vae_digits.vmodel", "lgssm_filter.vmodel"] {
-        let mut tr = trainer(file, EngineChoice::Auto);
+    const IWAE_NOT_FUSED: &[&str] = &["cvae_imitation.vmodel"];
+    let mut fused = Vec::new();
+    let mut not_fused = Vec::new();
+    for file in shipped_models() {
+        let mut tr = trainer(&file, EngineChoice::Auto);
+        // A model whose IWAE copy does not lower (exact enumeration) has no IWAE bound.
+        let Ok(runtime) = tr.eval_runtime(Some(5)) else {
+            continue;
+        };
         for _ in 0..STEPS {
             tr.step().unwrap_or_else(|e| panic!("{file}: step: {e}"));
         }
-        assert_eq!(
-            tr.eval_runtime(Some(5)).expect("runtime"),
-            "fused",
-            "{file}"
-        );
-        let (f, r) = both(file, &mut tr, |t| {
+        let iwae = |t: &Trainer| {
             t.evaluate_iwae(5, None, SAMPLES, 13)
                 .unwrap_or_else(|e| panic!("{file}: evaluate_iwae: {e}"))
-        });
+        };
+        if runtime == "reference" {
+            // The trainer trains fused; its IWAE bound falls back to the reference path.
+            assert!(tr.engine().starts_with("fused"), "{file}: {}", tr.engine());
+            let r = iwae(&tr);
+            assert_eq!(r.runtime, "reference", "{file}");
+            assert!(r.elbo.is_finite(), "{file}: IWAE-5 {}", r.elbo);
+            not_fused.push(file);
+            continue;
+        }
+        let (f, r) = both(&file, &mut tr, iwae);
         let worst = agree(&format!("{file} (IWAE-5)"), &f, &r);
-        // The bound is above the ELBO on the same parameters (on average over the draws).
-        let elbo = tr.evaluate(None, SAMPLES, 13).expect("evaluate");
-        assert!(
-            f.elbo >= elbo.elbo - 3.0 * elbo.stderr,
-            "{file}: IWAE-5 {} < ELBO {}",
-            f.elbo,
-            elbo.elbo
-        );
         eprintln!(
             "{file}: IWAE-5 {} draws, worst relative difference {worst:.2e}",
             f.n
         );
+        fused.push(file);
     }
+    for file in ["vae_digits.vmodel", "lgssm_filter.vmodel"] {
+        assert!(fused.iter().any(|f| f == file), "{file}: {fused:?}");
+    }
+    assert_eq!(
+        not_fused, IWAE_NOT_FUSED,
+        "models whose IWAE bound the fused runtime does not run"
+    );
 }
