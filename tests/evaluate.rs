@@ -91,6 +91,13 @@ fn every_shipped_model_evaluates_alike_on_both_runtimes() {
         // Evaluation changed nothing: a second one (from its cached program) is the first.
         let again = tr.evaluate(None, SAMPLES, 11).expect("evaluate again");
         assert_eq!(again.draws, f.draws, "{file}: a second evaluation differs");
+        // Windows of the batch's rows (5 sequences of 8 steps, or 40 rows of a static
+        // model, and a last partial window) draw what one pass draws.
+        tr.cfg.eval_rows = 40;
+        let windows = tr.evaluate(None, SAMPLES, 11).expect("evaluate in windows");
+        tr.cfg.eval_rows = 0;
+        assert_eq!(windows.runtime, "fused", "{file}");
+        let worst = worst.max(agree(&format!("{file} (in windows)"), &windows, &r));
         eprintln!(
             "{file}: {} draws, worst relative difference {worst:.2e}",
             f.n

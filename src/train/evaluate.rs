@@ -9,8 +9,9 @@
 //! evaluation cache) when the trainer trains fused and the capability table accepts the
 //! evaluated program, else the reference interpreter — decided once per evaluation
 //! ([`Trainer::eval_runtime`]); either way with its own noise stream, independent of the
-//! training steps, consumed in the same order, so both runtimes give the same report up to
-//! float rounding (`tests/evaluate.rs`).
+//! training steps, consumed in the same order (a fused pass over a window of a big batch's
+//! rows draws the whole batch's noise and keeps its rows), so both runtimes give the same
+//! report up to float rounding (`tests/evaluate.rs`).
 
 use super::{control_batch, data_batch, stream, EngineChoice, EvalReport, TrainError, Trainer};
 use crate::data::Dataset;
@@ -18,8 +19,15 @@ use crate::lower::{Batch, Program};
 use crate::runtime::rng::Rng;
 use dfdx::prelude::NoneTape;
 
-/// Compiled evaluation programs kept by a trainer (the full chunk and a last partial one).
-const EVAL_CACHE: usize = 2;
+/// Compiled evaluation programs kept by a trainer (a full window and a last partial one, of a
+/// full batch and of the last partial one).
+const EVAL_CACHE: usize = 4;
+
+/// Rows × steps of one fused evaluation pass unless [`super::TrainConfig::eval_rows`] says
+/// otherwise: a fused program plans every intermediate value of every step (PlaNet's, at 256
+/// sequences × 10 draws × 50 steps, would plan 10 GB of values and gradients), so a bigger
+/// evaluation batch runs as windows of its rows (PlaNet: 327 sequences of 50 steps, 1.3 GB).
+pub const EVAL_ROWS: usize = 16384;
 
 /// A compiled program for evaluation: the model it was lowered from (the trainer's own, or
 /// its IWAE-k copy) and the engine for one batch shape.
@@ -163,12 +171,51 @@ impl Trainer {
         Ok((fwd.elbo.as_vec(), terms))
     }
 
-    /// One evaluation batch forward (no backward) on a fused program for its shape, built on
-    /// first use and kept (at most [`EVAL_CACHE`]), its parameters refreshed from the store.
+    /// One evaluation batch forward (no backward) on fused programs: whole, or in windows of
+    /// at most [`EVAL_ROWS`] rows × steps. Each window draws the whole batch's noise from a
+    /// copy of the stream and keeps its rows (as a rank of a distributed job does), so the
+    /// draws are those of one pass over the batch, and the stream ends where that pass leaves
+    /// it. IWAE's copies of a sequence are a whole batch of sequences apart and its bound needs
+    /// them all in one pass: an IWAE batch runs whole.
     fn fused_forward(
         &self,
         program: &Program,
         batch: &Batch,
+        r: &mut Rng,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>), TrainError> {
+        let (b, t) = (batch.b, batch.t.max(1));
+        let budget = match self.cfg.eval_rows {
+            0 => EVAL_ROWS,
+            n => n,
+        };
+        let w = (budget / t).clamp(1, b.max(1));
+        if w >= b || program.model.objective.iwae > 1 {
+            return self.fused_window(program, batch, 0, b, r);
+        }
+        let from = r.clone();
+        let mut elbo = Vec::with_capacity(b);
+        let mut terms = vec![Vec::with_capacity(b); program.elbo.terms.len()];
+        for start in (0..b).step_by(w) {
+            *r = from.clone();
+            let part = super::batch::rows_of(program, batch, start..(start + w).min(b));
+            let (e, ts) = self.fused_window(program, &part, start, b, r)?;
+            elbo.extend(e);
+            for (acc, t) in terms.iter_mut().zip(ts) {
+                acc.extend(t);
+            }
+        }
+        Ok((elbo, terms))
+    }
+
+    /// Rows `start..start + batch.b` of an evaluation batch of `total` rows forward on a fused
+    /// program for its shape, built on first use and kept (at most [`EVAL_CACHE`]), its
+    /// parameters refreshed from the store.
+    fn fused_window(
+        &self,
+        program: &Program,
+        batch: &Batch,
+        start: usize,
+        total: usize,
         r: &mut Rng,
     ) -> Result<(Vec<f32>, Vec<Vec<f32>>), TrainError> {
         let shape = (batch.b, batch.t.max(1));
@@ -194,6 +241,7 @@ impl Trainer {
             }
         };
         let e = &mut cache[i].engine;
+        e.set_window(start, total);
         e.set_baseline(self.baseline as f32);
         let fwd = e.forward(program, batch, r, self.step);
         Ok((fwd.elbo, e.term_rows(program, batch)))

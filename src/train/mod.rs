@@ -19,6 +19,7 @@ mod report;
 mod runner;
 
 pub use batch::{control_batch, data_batch, specs_of};
+pub use evaluate::EVAL_ROWS;
 pub use params::{named_params, NamedParam};
 pub use plan::{PlanError, RunFlags, RunPlan, DEFAULT_BATCH, DEFAULT_STEPS, MIN_ROWS_TO_SPLIT};
 pub use report::{mean_se, EvalReport, Evidence, Gap, StepStats, TermStat};
@@ -79,6 +80,10 @@ pub struct TrainConfig {
     /// Workers of the fused runtime (0: one per core, at most 2).
     #[serde(default, skip_serializing)]
     pub threads: usize,
+    /// Rows × steps of one fused evaluation pass (0: [`EVAL_ROWS`]); a bigger evaluation batch
+    /// runs as several passes over windows of its rows, with the same draws.
+    #[serde(default, skip_serializing)]
+    pub eval_rows: usize,
 }
 
 /// The runtime a [`Trainer`] steps with.
@@ -112,6 +117,7 @@ impl Default for TrainConfig {
             baseline_decay: 0.9,
             engine: EngineChoice::Auto,
             threads: 0,
+            eval_rows: 0,
         }
     }
 }
