@@ -402,7 +402,7 @@ fn lg_toy_gap_is_the_kl_to_the_exact_posterior() {
 #[test]
 fn iwae_approaches_the_exact_evidence_as_k_grows() {
     // At q = N(0.3, 1) the ELBO is −1.7089 and log p(x) = −1.5155 (closed forms).
-    let mut tr = lg_toy_trainer(0.3, 0.541_324_85);
+    let tr = lg_toy_trainer(0.3, 0.541_324_85);
     let exact = -0.5 * (4.0 * PI).ln() - 0.25;
     let elbo = -0.5 * (2.0 * PI).ln() - 0.5 * (0.49 + 1.0) - 0.5 * 0.09;
     let mut last = f64::NEG_INFINITY;

@@ -6,11 +6,10 @@
 //! fused runtime (its optimiser skipped a parameter no op reads) while every single-step
 //! comparison passed.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use vic::data::Dataset;
-use vic::lower::Program;
-use vic::train::{specs_of, EngineChoice, StepStats, TrainConfig, Trainer};
+use common::shipped::{shipped_models, trainer};
+use vic::train::{EngineChoice, StepStats, Trainer};
 
 const STEPS: usize = 20;
 /// The ELBO, terms, gradient norm and entropy at every step: relative (of values ≥ 1 in size;
@@ -19,68 +18,6 @@ const STEP_TOL: f64 = 2e-5;
 /// Each parameter tensor after the last step, relative to how far it moved. Measured worst:
 /// 2.3e-4 (an RSSM's prior net, through Adam's per-entry scaling of rounding-level gradients).
 const PARAM_TOL: f64 = 1e-3;
-/// Sequences kept of a shipped data set and steps kept of each (the test's size).
-const ROWS: usize = 24;
-const STEPS_T: usize = 8;
-
-fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
-}
-
-/// The first `rows` sequences of `d`, each cut to its first `t` steps (and its mask).
-fn truncate(d: &Dataset, rows: usize, t: usize) -> Dataset {
-    let idx: Vec<usize> = (0..rows.min(d.n)).collect();
-    let mut d = d.gather(&idx);
-    let Some(t0) = d.t else { return d };
-    if t0 <= t {
-        return d;
-    }
-    for (name, a) in d.arrays.iter_mut() {
-        let l = &d.layout[name];
-        if !l.timed {
-            continue;
-        }
-        let mut out = Vec::with_capacity(d.n * t * l.size);
-        for r in 0..d.n {
-            out.extend_from_slice(&a[r * t0 * l.size..(r * t0 + t) * l.size]);
-        }
-        *a = out;
-    }
-    if let Some(m) = &mut d.mask {
-        let mut out = Vec::with_capacity(d.n * t);
-        for r in 0..d.n {
-            out.extend_from_slice(&m[r * t0..r * t0 + t]);
-        }
-        *m = out;
-    }
-    d.t = Some(t);
-    d
-}
-
-fn trainer(file: &str, engine: EngineChoice) -> Trainer {
-    let path = models_dir().join(file);
-    let src = std::fs::read_to_string(&path).expect("model file");
-    let m = vic::compile(&src, file).expect("compiles");
-    let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
-    let data = p.model.data.as_ref().map(|rel| {
-        let d = vic::data::load(
-            path.parent().unwrap().join(rel),
-            &specs_of(&p),
-            p.plan.max_lag as usize + 1,
-        )
-        .expect("shipped data loads");
-        truncate(&d, ROWS, STEPS_T)
-    });
-    let cfg = TrainConfig {
-        batch: 6,
-        seed: 5,
-        holdout: 0.0,
-        horizon: Some(STEPS_T),
-        engine,
-        ..TrainConfig::default()
-    };
-    Trainer::new(p, data, cfg).expect("trainer")
-}
 
 fn norm(v: impl Iterator<Item = f32>) -> f64 {
     v.map(|x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt()
@@ -160,14 +97,7 @@ fn compare(file: &str) -> Result<(), String> {
 #[test]
 fn every_shipped_model_trains_alike_on_both_runtimes() {
     const NOT_FUSED: &[&str] = &[];
-    let mut files: Vec<String> = std::fs::read_dir(models_dir())
-        .expect("models/")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".vmodel"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 17, "{files:?}");
+    let files = shipped_models();
     let mut fell_back = Vec::new();
     for file in &files {
         if let Err(why) = compare(file) {

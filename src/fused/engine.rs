@@ -96,6 +96,18 @@ enum Seed {
     },
 }
 
+/// What a term's rows are multiplied by in its value: 1/α for a reward (the automatic α's
+/// current value `alpha`), 1 elsewhere.
+fn reward_mult(m: &crate::ir::Model, head: Head, alpha: Option<f32>) -> f32 {
+    match head {
+        Head::Reward { opt } => match m.optimality[opt].alpha {
+            Alpha::Fixed(a) => 1.0 / a as f32,
+            Alpha::Auto { .. } => 1.0 / alpha.unwrap_or(1.0),
+        },
+        _ => 1.0,
+    }
+}
+
 /// Matmul FLOPs of one forward pass of a graph.
 fn flops(g: &super::graph::Graph) -> f64 {
     let mut f = 0.0;
@@ -376,34 +388,13 @@ impl Engine {
         let (mut ent_sum, mut ent_rows) = (0.0f64, 0usize);
         // Each term's value per row is `mult` times its rows (1/α for rewards, 1 elsewhere).
         let mut mults = Vec::with_capacity(prog.elbo.terms.len());
+        let mut per_seq = vec![0.0f32; b];
         for (ti, term) in prog.elbo.terms.iter().enumerate() {
             let t0 = &self.shares[0].terms[ti];
-            let (head, tp, step0, maskable) = (t0.head, t0.tp, t0.step0, t0.maskable);
-            let mask = batch.mask.as_ref().filter(|_| maskable);
-            let mult = match head {
-                Head::Reward { opt } => match m.optimality[opt].alpha {
-                    Alpha::Fixed(a) => 1.0 / a as f32,
-                    Alpha::Auto { .. } => 1.0 / alpha_val.unwrap_or(1.0),
-                },
-                _ => 1.0,
-            };
+            let (head, tp) = (t0.head, t0.tp);
+            let mult = reward_mult(m, head, alpha_val);
             mults.push(mult);
-            let mut per_seq = vec![0.0f32; b];
-            let mut total = 0.0f64;
-            for sh in &self.shares {
-                let Some(v) = sh.terms[ti].rows else { continue };
-                let rows = sh.w.view(v);
-                for s in 0..tp {
-                    for i in 0..sh.b {
-                        let mut x = rows[s * sh.b + i];
-                        if let Some(mk) = mask {
-                            x *= mk[(step0 + s) * b + sh.start + i];
-                        }
-                        per_seq[sh.start + i] += x * mult;
-                        total += f64::from(x);
-                    }
-                }
-            }
+            let total = self.term_per_seq(ti, batch, mult, &mut per_seq);
             if head == Head::Entropy && prog.auto_alpha.is_some() {
                 ent_sum += total;
                 ent_rows += tp * b;
@@ -456,6 +447,50 @@ impl Engine {
             terms,
             policy_entropy,
         }
+    }
+
+    /// Term `ti`'s value per sequence of the last forward pass into `per_seq` (`b` rows): its
+    /// rows summed over its steps, masked, times `mult`; returns the sum of its masked rows
+    /// (without `mult`). The one reading of a term's rows, for the loss head and evaluation.
+    fn term_per_seq(&self, ti: usize, batch: &Batch, mult: f32, per_seq: &mut [f32]) -> f64 {
+        let b = self.b;
+        let t0 = &self.shares[0].terms[ti];
+        let (tp, step0) = (t0.tp, t0.step0);
+        let mask = batch.mask.as_ref().filter(|_| t0.maskable);
+        per_seq.fill(0.0);
+        let mut total = 0.0f64;
+        for sh in &self.shares {
+            let Some(v) = sh.terms[ti].rows else { continue };
+            let rows = sh.w.view(v);
+            for s in 0..tp {
+                for i in 0..sh.b {
+                    let mut x = rows[s * sh.b + i];
+                    if let Some(mk) = mask {
+                        x *= mk[(step0 + s) * b + sh.start + i];
+                    }
+                    per_seq[sh.start + i] += x * mult;
+                    total += f64::from(x);
+                }
+            }
+        }
+        total
+    }
+
+    /// Each ELBO term's value per row of the last forward pass on `batch` (`b` rows, the
+    /// reference path's `Forward::terms`: masked, summed over the term's steps, a reward
+    /// divided by α), whose means are [`Fwd::terms`]. Computed after [`Engine::forward`] from
+    /// the terms' outputs, so the training step does not pay for it (evaluation reads it).
+    pub fn term_rows(&self, prog: &Program, batch: &Batch) -> Vec<Vec<f32>> {
+        let alpha_val = self.alpha.map(|i| self.values[i][0].exp());
+        (0..prog.elbo.terms.len())
+            .map(|ti| {
+                let head = self.shares[0].terms[ti].head;
+                let mult = reward_mult(&prog.model, head, alpha_val);
+                let mut per_seq = vec![0.0f32; self.b];
+                self.term_per_seq(ti, batch, mult, &mut per_seq);
+                per_seq
+            })
+            .collect()
     }
 
     /// Latent overshooting's seeds: `kl_weight / D` on every row of each distance's KL (the

@@ -81,3 +81,24 @@ pub fn control_batch(p: &Program, b: usize, horizon: usize) -> Batch {
         mask: None,
     }
 }
+
+/// Rows `rows` of `batch` (a window of its sequences, every step; its mask too).
+pub(crate) fn rows_of(p: &Program, batch: &Batch, rows: std::ops::Range<usize>) -> Batch {
+    let (b, w) = (batch.b, rows.len());
+    let cut = |host: &[f32], size: usize| -> Vec<f32> {
+        let steps = host.len() / (b * size).max(1);
+        let mut out = Vec::with_capacity(steps * w * size);
+        for t in 0..steps {
+            out.extend_from_slice(&host[(t * b + rows.start) * size..(t * b + rows.end) * size]);
+        }
+        out
+    };
+    Batch {
+        b: w,
+        t: batch.t,
+        data: (batch.data.iter())
+            .map(|(v, host)| (*v, cut(host, p.model.vars[*v].ty.size())))
+            .collect(),
+        mask: batch.mask.as_deref().map(|m| cut(m, 1)),
+    }
+}

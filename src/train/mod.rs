@@ -19,6 +19,7 @@ mod report;
 mod runner;
 
 pub use batch::{control_batch, data_batch, specs_of};
+pub use evaluate::EVAL_ROWS;
 pub use params::{named_params, NamedParam};
 pub use plan::{PlanError, RunFlags, RunPlan, DEFAULT_BATCH, DEFAULT_STEPS, MIN_ROWS_TO_SPLIT};
 pub use report::{mean_se, EvalReport, Evidence, Gap, StepStats, TermStat};
@@ -79,6 +80,10 @@ pub struct TrainConfig {
     /// Workers of the fused runtime (0: one per core, at most 2).
     #[serde(default, skip_serializing)]
     pub threads: usize,
+    /// Rows × steps of one fused evaluation pass (0: [`EVAL_ROWS`]); a bigger evaluation batch
+    /// runs as several passes over windows of its rows, with the same draws.
+    #[serde(default, skip_serializing)]
+    pub eval_rows: usize,
 }
 
 /// The runtime a [`Trainer`] steps with.
@@ -112,6 +117,7 @@ impl Default for TrainConfig {
             baseline_decay: 0.9,
             engine: EngineChoice::Auto,
             threads: 0,
+            eval_rows: 0,
         }
     }
 }
@@ -188,6 +194,8 @@ pub struct Trainer {
     dev: Dev,
     /// Compiled programs by batch shape (at most two: the full batch and an epoch's last).
     fused: Vec<crate::fused::Engine>,
+    /// Compiled evaluation programs by model and batch shape (forward only; `evaluate.rs`).
+    eval_fused: std::sync::Mutex<Vec<evaluate::EvalEngine>>,
     /// Why the fused runtime is not used (decided in [`Trainer::new`], before any step).
     fused_off: Option<String>,
     /// Distributed hook: this process's part of a data-parallel job (`None`: the whole batch).
@@ -264,6 +272,7 @@ impl Trainer {
             baseline: 0.0,
             dev,
             fused: Vec::new(),
+            eval_fused: std::sync::Mutex::new(Vec::new()),
             fused_off,
             shard: None,
         })
@@ -378,21 +387,31 @@ impl Trainer {
         if let Some(i) = self.fused.iter().position(|e| e.shape() == (b, t)) {
             return Ok(Some(i));
         }
-        // The capability table accepted the program, so building it cannot fail: a failure is
-        // a fault in vic, reported as one (not a silent change of runtime mid-run).
-        let e = crate::fused::Engine::new(&self.program, &self.store, b, t, self.cfg.threads)
-            .map_err(|u| {
-                TrainError::Runtime(RtError::Fault(format!(
-                    "the fused runtime could not build a model its capability table accepts \
-                     ({}); `--runtime reference` runs it",
-                    u.0
-                )))
-            })?;
+        let e = self.build_fused(&self.program, b, t)?;
         if self.fused.len() >= 2 {
             self.fused.remove(0);
         }
         self.fused.push(e);
         Ok(Some(self.fused.len() - 1))
+    }
+
+    /// `program` (the trainer's, or an evaluation's copy) compiled for batches of `b`
+    /// sequences of `t` steps, with the store's parameters.
+    fn build_fused(
+        &self,
+        program: &Program,
+        b: usize,
+        t: usize,
+    ) -> Result<crate::fused::Engine, TrainError> {
+        // The capability table accepted the program, so building it cannot fail: a failure is
+        // a fault in vic, reported as one (not a silent change of runtime mid-run).
+        crate::fused::Engine::new(program, &self.store, b, t, self.cfg.threads).map_err(|u| {
+            TrainError::Runtime(RtError::Fault(format!(
+                "the fused runtime could not build a model its capability table accepts \
+                 ({}); `--runtime reference` runs it",
+                u.0
+            )))
+        })
     }
 
     /// Parameters changed outside a step (resume, load): refresh the compiled programs.

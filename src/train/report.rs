@@ -69,6 +69,9 @@ pub struct EvalReport {
     #[serde(skip)]
     /// The row of each draw.
     pub draw_seq: Vec<usize>,
+    /// The runtime that computed it: `"fused"` or `"reference"`.
+    #[serde(skip)]
+    pub runtime: &'static str,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -147,6 +150,7 @@ impl EvalReport {
             evidence_note: None,
             draws: elbo.to_vec(),
             draw_seq: Vec::new(),
+            runtime: "reference",
         }
     }
 

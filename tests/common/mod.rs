@@ -1,7 +1,9 @@
-//! Helpers shared by the command-line tests: run the `vic` binary, and a fresh temporary
-//! directory per test.
+//! Helpers shared by the tests: run the `vic` binary, a fresh temporary directory per test,
+//! and the shipped models as small trainers ([`shipped`]).
 
 #![allow(dead_code)]
+
+pub mod shipped;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
