@@ -140,14 +140,9 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
     let idx: Vec<usize> = (0..k).flat_map(|_| 0..seqs).collect();
     let batch = vic::train::data_batch(&tr.program, d, &idx, 1);
     let mut rng = vic::runtime::rng::seeded(a.seed);
-    let mut drawn = match tr.program.posterior_predictive(&tr.store, &batch, &mut rng) {
+    let mut drawn = match tr.posterior_predictive(&batch, &mut rng) {
         Ok(x) => x,
-        Err(e) => {
-            return train_error(
-                &TrainError::Runtime(e),
-                "posterior predictive sampling failed",
-            )
-        }
+        Err(e) => return train_error(&e, "posterior predictive sampling failed"),
     };
     // One-step predictions under ids past the model's variables (`<name>_onestep`).
     let nv = m.vars.len();

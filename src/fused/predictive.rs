@@ -31,7 +31,10 @@ pub fn posterior_predictive(
     for slot in &built.data {
         let size = m.vars[slot.var].ty.size();
         let Some(host) = batch.data.get(&slot.var) else {
-            return Err(Unsupported(format!("no data for `{}`", m.vars[slot.var].name)));
+            return Err(Unsupported(format!(
+                "no data for `{}`",
+                m.vars[slot.var].name
+            )));
         };
         let n = if slot.timed { tt * b } else { b } * size;
         let dst = w.vals_mut(slot.buf);

@@ -13,7 +13,7 @@
 //! rows draws the whole batch's noise and keeps its rows), so both runtimes give the same
 //! report up to float rounding (`tests/evaluate.rs`).
 
-use super::{control_batch, data_batch, stream, EngineChoice, EvalReport, TrainError, Trainer};
+use super::{control_batch, data_batch, stream, EvalReport, TrainError, Trainer};
 use crate::data::Dataset;
 use crate::lower::{Batch, Program};
 use crate::runtime::rng::Rng;
@@ -93,9 +93,7 @@ impl Trainer {
     /// Whether `program` is evaluated on the fused runtime: the trainer trains on it and the
     /// capability table accepts `program` (the trainer's own program, or its IWAE-k copy).
     fn evaluates_fused(&self, program: &Program) -> bool {
-        self.cfg.engine != EngineChoice::Reference
-            && self.fused_off.is_none()
-            && crate::fused::support(program).is_ok()
+        self.runs_fused() && crate::fused::support(program).is_ok()
     }
 
     /// The one evaluation loop: `program`'s ELBO per draw and each term per row, on the

@@ -15,6 +15,7 @@ pub mod distributed;
 mod evaluate;
 pub mod params;
 mod plan;
+mod predictive;
 mod report;
 mod runner;
 
@@ -358,6 +359,11 @@ impl Trainer {
             crate::derive::Range::From { t } => format!(" for t ≥ {t}"),
         };
         format!("term {} ({kind} of {}{range})", i + 1, t.owner)
+    }
+
+    /// Whether this trainer trains on the fused runtime (decided in [`Trainer::new`]).
+    pub fn runs_fused(&self) -> bool {
+        self.cfg.engine != EngineChoice::Reference && self.fused_off.is_none()
     }
 
     /// Which runtime trains: `"fused"` or `"reference"` (with the reason). Decided when the

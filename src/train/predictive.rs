@@ -23,9 +23,7 @@ impl Trainer {
         rng: &mut Rng,
     ) -> Result<HashMap<VarId, Vec<f32>>, TrainError> {
         if self.predictive_runtime() == "reference" {
-            return Ok(self
-                .program
-                .posterior_predictive(&self.store, batch, rng)?);
+            return Ok(self.program.posterior_predictive(&self.store, batch, rng)?);
         }
         crate::fused::predictive::posterior_predictive(&self.program, &self.store, batch, rng)
             .map_err(|u| {

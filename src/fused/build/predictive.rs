@@ -24,12 +24,7 @@ pub struct Predictive {
 }
 
 /// Lower `prog`'s posterior predictive for `b` sequences of `tt` steps.
-pub fn build_predictive(
-    prog: &Program,
-    params: &ParamIndex,
-    b: usize,
-    tt: usize,
-) -> R<Predictive> {
+pub fn build_predictive(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Predictive> {
     let disc = discrete::Disc::new(prog, b)?;
     if disc.en.is_some() {
         return unsup("posterior predictive draws of a model with an enumerated latent");
