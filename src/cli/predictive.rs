@@ -8,7 +8,6 @@ use super::session::{coded, flag_error, train_error};
 use super::{FAILED, OK};
 use vic::diag::Code;
 use vic::ir::Role;
-use vic::train::TrainError;
 use vic::train::Trainer;
 
 /// `HxW` → (H, W).
@@ -153,14 +152,9 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
                 "drop --one-step (the reconstructions need no open-loop step)",
             );
         }
-        match tr.program.one_step_predictive(&tr.store, &batch, &mut rng) {
+        match tr.one_step_predictive(&batch, &mut rng) {
             Ok(x) => drawn.extend(x.into_iter().map(|(v, h)| (v + nv, h))),
-            Err(e) => {
-                return train_error(
-                    &TrainError::Runtime(e),
-                    "one-step predictive sampling failed",
-                )
-            }
+            Err(e) => return train_error(&e, "one-step predictive sampling failed"),
         }
     }
     // The .npz: draws (K, S, T, size) or (K, S, size); the data `<name>_data` beside them.

@@ -33,7 +33,7 @@ mod predictive;
 mod rnn;
 mod step;
 
-pub use predictive::{build_predictive, Predictive};
+pub use predictive::{build_one_step, build_predictive, one_step_lacks, Predictive};
 pub use step::{DistV, Draw, Stepper};
 
 /// Why a model runs on the reference path.

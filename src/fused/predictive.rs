@@ -7,9 +7,10 @@
 //! same values from the same seed. Invariants: the noise is drawn view by view in the order
 //! the lowering pushed it (the reference's), all rows of a view at once.
 
-use super::build::{build_predictive, param_index, Unsupported};
+use super::build::{build_one_step, build_predictive, param_index, Built, Unsupported};
+use super::graph::Graph;
 use super::kernels::Worker;
-use crate::ir::VarId;
+use crate::ir::{Role, VarId};
 use crate::lower::{Batch, Program};
 use crate::runtime::nets::params::ParamStore;
 use crate::runtime::rng::Rng;
@@ -25,31 +26,10 @@ pub fn posterior_predictive(
     let m = &prog.model;
     let (b, tt) = (batch.b, batch.t.max(1));
     let (index, values) = param_index(store);
-    let p = build_predictive(prog, &index, b, tt)?;
-    let built = p.built;
-    let mut w = Worker::new(built.g);
-    for slot in &built.data {
-        let size = m.vars[slot.var].ty.size();
-        let Some(host) = batch.data.get(&slot.var) else {
-            return Err(Unsupported(format!(
-                "no data for `{}`",
-                m.vars[slot.var].name
-            )));
-        };
-        let n = if slot.timed { tt * b } else { b } * size;
-        let dst = w.vals_mut(slot.buf);
-        dst[slot.row0 * size..slot.row0 * size + n].copy_from_slice(&host[..n]);
-    }
-    for (v, (kind, _)) in built.noise.iter().zip(&built.noise_meta) {
-        let cols = w.g.bufs[v.buf].cols;
-        let dst = &mut w.vals_mut(v.buf)[v.r0 * cols..(v.r0 + v.rows) * cols];
-        for x in dst {
-            *x = kind.draw(rng);
-        }
-    }
-    let params: Vec<&[f32]> = values.iter().map(|v| v.as_slice()).collect();
-    w.set_params(&params);
-    w.forward();
+    let mut p = build_predictive(prog, &index, b, tt)?;
+    let g = std::mem::take(&mut p.built.g);
+    let w = run(prog, g, &p.built, &values, batch, rng)?;
+    let built = &p.built;
     let mut out = HashMap::new();
     // Time-major rows (step-major blocks of b) to batch-major (b, t, size).
     let batch_major = |rows: &[f32], steps: usize, size: usize, host: &mut [f32], t0: usize| {
@@ -90,4 +70,81 @@ pub fn posterior_predictive(
         }
     }
     Ok(out)
+}
+
+/// One-step predictive draws of every time-indexed observed variable, batch-major
+/// `(b, t, size)`; step 1 (no posterior before it) is NaN — the layout of
+/// [`crate::lower::Program::one_step_predictive`], which draws the same values from the same
+/// seed.
+pub fn one_step_predictive(
+    prog: &Program,
+    store: &ParamStore,
+    batch: &Batch,
+    rng: &mut Rng,
+) -> Result<HashMap<VarId, Vec<f32>>, Unsupported> {
+    let m = &prog.model;
+    let (b, tt) = (batch.b, batch.t.max(1));
+    let (index, values) = param_index(store);
+    let mut p = build_one_step(prog, &index, b, tt)?;
+    let g = std::mem::take(&mut p.built.g);
+    let w = run(prog, g, &p.built, &values, batch, rng)?;
+    let mut out = HashMap::new();
+    for (v, var) in m.vars.iter().enumerate() {
+        if var.role == Role::Observed && var.timed {
+            out.insert(v, vec![f32::NAN; b * tt * var.ty.size()]);
+        }
+    }
+    for (v, x) in &p.draws {
+        let (Some(Some(x)), Some(host)) = (x.first(), out.get_mut(v)) else {
+            continue;
+        };
+        let size = m.vars[*v].ty.size();
+        let rows = w.view(*x);
+        for s in 1..tt {
+            for i in 0..b {
+                let src = ((s - 1) * b + i) * size;
+                let dst = (i * tt + s) * size;
+                host[dst..dst + size].copy_from_slice(&rows[src..src + size]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A worker of graph `g` (of `built`) with the batch's data, fresh noise and the parameter
+/// values in, run forward.
+fn run(
+    prog: &Program,
+    g: Graph,
+    built: &Built,
+    values: &[Vec<f32>],
+    batch: &Batch,
+    rng: &mut Rng,
+) -> Result<Worker, Unsupported> {
+    let m = &prog.model;
+    let (b, tt) = (batch.b, batch.t.max(1));
+    let mut w = Worker::new(g);
+    for slot in &built.data {
+        let size = m.vars[slot.var].ty.size();
+        let Some(host) = batch.data.get(&slot.var) else {
+            return Err(Unsupported(format!(
+                "no data for `{}`",
+                m.vars[slot.var].name
+            )));
+        };
+        let n = if slot.timed { tt * b } else { b } * size;
+        let dst = w.vals_mut(slot.buf);
+        dst[slot.row0 * size..slot.row0 * size + n].copy_from_slice(&host[..n]);
+    }
+    for (v, (kind, _)) in built.noise.iter().zip(&built.noise_meta) {
+        let cols = w.g.bufs[v.buf].cols;
+        let dst = &mut w.vals_mut(v.buf)[v.r0 * cols..(v.r0 + v.rows) * cols];
+        for x in dst {
+            *x = kind.draw(rng);
+        }
+    }
+    let params: Vec<&[f32]> = values.iter().map(|v| v.as_slice()).collect();
+    w.set_params(&params);
+    w.forward();
+    Ok(w)
 }

@@ -206,3 +206,24 @@ impl Plan {
         }
     }
 }
+
+/// p's time-indexed chain in sampling order with only its general cases, relabelled to
+/// cover every window step (window step 1 is always copied from the posterior): the open
+/// loop of latent overshooting and one-step predictions, on both runtimes; observed
+/// variables too when `observed`.
+pub fn open_loop_order(m: &Model, observed: bool) -> Vec<ChainVar> {
+    let (_, timed) = prior_order(m);
+    timed
+        .into_iter()
+        .filter(|cv| observed || m.vars[cv.var].role != Role::Observed)
+        .map(|cv| ChainVar {
+            var: cv.var,
+            producers: cv
+                .producers
+                .iter()
+                .filter(|(c, _)| matches!(c, TimeCase::From(_)))
+                .map(|(_, p)| (TimeCase::From(1), *p))
+                .collect(),
+        })
+        .collect()
+}

@@ -26,12 +26,22 @@ impl Trainer {
             return Ok(self.program.posterior_predictive(&self.store, batch, rng)?);
         }
         crate::fused::predictive::posterior_predictive(&self.program, &self.store, batch, rng)
-            .map_err(|u| {
-                TrainError::Runtime(RtError::Fault(format!(
-                    "the fused posterior predictive failed on a model the fused runtime trains: {}",
-                    u.0
-                )))
-            })
+            .map_err(|u| fault("posterior predictive", u))
+    }
+
+    /// One-step predictive draws (p one step open loop from the posterior at `t − 1`) of
+    /// every time-indexed observed variable; see [`crate::lower::Program::one_step_blocker`]
+    /// for the models that have none.
+    pub fn one_step_predictive(
+        &self,
+        batch: &Batch,
+        rng: &mut Rng,
+    ) -> Result<HashMap<VarId, Vec<f32>>, TrainError> {
+        if self.one_step_runtime() == "reference" {
+            return Ok(self.program.one_step_predictive(&self.store, batch, rng)?);
+        }
+        crate::fused::predictive::one_step_predictive(&self.program, &self.store, batch, rng)
+            .map_err(|u| fault("one-step predictive", u))
     }
 
     /// The runtime [`Trainer::posterior_predictive`] draws on: `"fused"` or `"reference"`.
@@ -42,4 +52,22 @@ impl Trainer {
             "reference"
         }
     }
+
+    /// The runtime [`Trainer::one_step_predictive`] draws on.
+    pub fn one_step_runtime(&self) -> &'static str {
+        match self.predictive_runtime() {
+            "fused" if crate::fused::build::one_step_lacks(&self.program.model).is_none() => {
+                "fused"
+            }
+            _ => "reference",
+        }
+    }
+}
+
+/// A fused lowering failure on a program the fused runtime trains.
+fn fault(what: &str, u: crate::fused::Unsupported) -> TrainError {
+    TrainError::Runtime(RtError::Fault(format!(
+        "the fused {what} failed on a model the fused runtime trains: {}",
+        u.0
+    )))
 }

@@ -13,8 +13,7 @@
 //! chain's, in the reference order (one `b`-row block per start).
 
 use super::*;
-use crate::ir::TimeCase;
-use crate::lower::plan::{prior_order, ChainVar};
+use crate::lower::plan::{open_loop_order, ChainVar};
 
 /// The main program a window reads.
 pub(super) struct Win {
@@ -28,25 +27,6 @@ pub(super) struct Win {
     /// p factors whose window-step-2 parameters are rows of the main KL term's (every read
     /// is of data, of step 1 or of a shared state), with those views.
     pviews: PViews,
-}
-
-/// p's time-indexed chain in sampling order, general cases only, relabelled to cover every
-/// window step (the reference's `open_loop_order` without observed variables).
-fn open_loop_order(m: &Model) -> Vec<ChainVar> {
-    let (_, timed) = prior_order(m);
-    timed
-        .into_iter()
-        .filter(|cv| m.vars[cv.var].role != Role::Observed)
-        .map(|cv| ChainVar {
-            var: cv.var,
-            producers: cv
-                .producers
-                .iter()
-                .filter(|(c, _)| matches!(c, TimeCase::From(_)))
-                .map(|(_, p)| (TimeCase::From(1), *p))
-                .collect(),
-        })
-        .collect()
 }
 
 impl Builder<'_> {
@@ -159,7 +139,7 @@ impl Builder<'_> {
             return unsup("overshooting with nets over time");
         }
         let targets = crate::lower::overshoot_targets(m);
-        let order = open_loop_order(m);
+        let order = open_loop_order(m, false);
         let (shared, pviews) = self.window_sharing(&order);
         let tt = self.tt;
         for d in 2..=dmax {
@@ -167,38 +147,8 @@ impl Builder<'_> {
                 continue;
             }
             let starts = tt - d;
-            let mut w = Builder {
-                g: std::mem::take(&mut self.g),
-                k: self.k,
-                pbuf: std::mem::take(&mut self.pbuf),
-                consts: std::mem::take(&mut self.consts),
-                win: Some(Win {
-                    b: self.b,
-                    vars: self.vars.clone(),
-                    shared: shared.clone(),
-                    pviews: pviews.clone(),
-                }),
-                // Overshooting windows draw no discrete latents (the capability table sends
-                // overshooting of non-Normal latents to the reference runtime).
-                ..Builder::blank(
-                    self.prog,
-                    self.params,
-                    starts * self.b,
-                    d + 1,
-                    Default::default(),
-                )
-            };
-            let res = w.window(d, &order, &targets);
-            self.g = std::mem::take(&mut w.g);
-            self.pbuf = std::mem::take(&mut w.pbuf);
-            self.consts = std::mem::take(&mut w.consts);
-            let pdists = res?;
-            if !w.pre.is_empty() {
-                return unsup("an overshooting window with precomputed products");
-            }
-            self.noise.append(&mut w.noise);
-            self.noise_meta
-                .extend(w.noise_meta.iter().map(|(kind, _)| (*kind, starts)));
+            let win = (shared.clone(), pviews.clone());
+            let pdists = self.in_window(d, win, |w| w.window(d, &order, &targets))?;
             // KL(sg(q) ‖ p_d) against q's records at steps d + 1 … T.
             for (v, pl, ps) in pdists {
                 let Some(r) = self.recs.get(&v).copied() else {
@@ -264,6 +214,53 @@ impl Builder<'_> {
             }
             out.push((v, pl, ps));
         }
+        Ok(out)
+    }
+
+    /// Run `f` on a window program of distance `d` (`(T − d)·b` rows of `d + 1` steps over
+    /// this program's buffers; `sharing`: what its step 2 takes from the main program) and
+    /// append what it built — its ops, and its noise after this program's, one `b`-row
+    /// block per start.
+    pub(super) fn in_window<T>(
+        &mut self,
+        d: usize,
+        (shared, pviews): (Vec<VarId>, PViews),
+        f: impl FnOnce(&mut Self) -> R<T>,
+    ) -> R<T> {
+        let starts = self.tt - d;
+        let mut w = Builder {
+            g: std::mem::take(&mut self.g),
+            k: self.k,
+            pbuf: std::mem::take(&mut self.pbuf),
+            consts: std::mem::take(&mut self.consts),
+            win: Some(Win {
+                b: self.b,
+                vars: self.vars.clone(),
+                shared,
+                pviews,
+            }),
+            learn: self.learn,
+            // Windows draw no discrete latents (the capability table sends overshooting of
+            // non-Normal latents to the reference runtime).
+            ..Builder::blank(
+                self.prog,
+                self.params,
+                starts * self.b,
+                d + 1,
+                Default::default(),
+            )
+        };
+        let res = f(&mut w);
+        self.g = std::mem::take(&mut w.g);
+        self.pbuf = std::mem::take(&mut w.pbuf);
+        self.consts = std::mem::take(&mut w.consts);
+        let out = res?;
+        if !w.pre.is_empty() {
+            return unsup("a window with precomputed products");
+        }
+        self.noise.append(&mut w.noise);
+        self.noise_meta
+            .extend(w.noise_meta.iter().map(|(kind, _)| (*kind, starts)));
         Ok(out)
     }
 }

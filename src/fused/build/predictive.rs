@@ -2,6 +2,9 @@
 //! it, then each observed variable drawn from its p factor given the posterior — the
 //! reconstructions x̃ ~ p(x | z), z ~ q(z | x) of `vic sample --posterior`.
 //!
+//! One-step predictions (`--one-step`) are a window of distance 1 after the chain (the
+//! windows of `overshoot.rs`): p run one step open loop from the posterior at `t − 1`.
+//!
 //! Input: the builder after [`Builder::run`] (the chain). Output: per observed variable one
 //! draw view per step (static: one), and the latents' buffers. Invariants: the draws' noise
 //! is pushed after the chain's, static variables first, then each timed one step by step —
@@ -10,7 +13,7 @@
 
 use super::*;
 use crate::fused::families::{FamOp, Noise};
-use crate::lower::plan::prior_order;
+use crate::lower::plan::{open_loop_order, prior_order};
 
 /// A lowered posterior predictive program.
 pub struct Predictive {
@@ -44,6 +47,37 @@ pub fn build_predictive(prog: &Program, params: &ParamIndex, b: usize, tt: usize
     })
 }
 
+/// Lower `prog`'s one-step predictive for `b` sequences of `tt` steps: a fresh posterior
+/// chain, then p one step open loop from each of its steps `s < T`; each draw (`draws`: one
+/// per time-indexed observed variable p draws) has `(T − 1)·b` rows, row `(s − 1)·b + i`
+/// predicting step `s + 1` of sequence `i` (none when `tt < 2`).
+pub fn build_one_step(prog: &Program, params: &ParamIndex, b: usize, tt: usize) -> R<Predictive> {
+    let disc = discrete::Disc::new(prog, b)?;
+    if disc.en.is_some() {
+        return unsup("one-step predictions of a model with an enumerated latent");
+    }
+    let mut bd = Builder::blank(prog, params, b, tt, disc);
+    bd.run()?;
+    let draws = if tt < 2 { Vec::new() } else { bd.one_step()? };
+    Ok(Predictive {
+        built: bd.finish(Vec::new()),
+        draws: draws.into_iter().map(|(v, x)| (v, vec![Some(x)])).collect(),
+        latents: Vec::new(),
+    })
+}
+
+/// What keeps the fused runtime from drawing `m`'s one-step predictions (its windows read
+/// no static variables and no nets over time), decided before anything is built.
+pub fn one_step_lacks(m: &Model) -> Option<&'static str> {
+    if m.vars.iter().any(|v| !v.timed) {
+        return Some("static variables");
+    }
+    if m.nets.iter().any(|n| matches!(n.kind, NetKind::Rnn { .. })) {
+        return Some("nets over time");
+    }
+    None
+}
+
 impl Builder<'_> {
     fn predictive_draws(&mut self) -> R<Vec<(VarId, Vec<Option<View>>)>> {
         let m = self.m;
@@ -70,7 +104,7 @@ impl Builder<'_> {
     }
 
     /// A draw of observed `v` from factor `f` at `at` (no gradient).
-    fn observed_draw(&mut self, v: VarId, f: FactorId, at: At) -> R<View> {
+    pub(super) fn observed_draw(&mut self, v: VarId, f: FactorId, at: At) -> R<View> {
         let m = self.m;
         let FactorBody::Sample(d) = &m.factors[f].body else {
             return unsup(format!("a draw of `{}` from a definition", m.vars[v].name));
@@ -116,5 +150,28 @@ impl Builder<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// One-step predictions: p one step open loop from the posterior at every step `s < T`
+    /// (a window of distance 1, nothing shared), each time-indexed observed variable drawn at
+    /// its step 2 in p's order; `(T − 1)·b` rows per variable, row `(s − 1)·b + i`
+    /// predicting step `s + 1` of sequence `i`.
+    pub(super) fn one_step(&mut self) -> R<Vec<(VarId, View)>> {
+        let m = self.m;
+        if let Some(why) = one_step_lacks(m) {
+            return unsup(format!("one-step predictions with {why}"));
+        }
+        let order = open_loop_order(m, true);
+        self.in_window(1, Default::default(), |w| {
+            let mut out = Vec::new();
+            for cv in &order {
+                if m.vars[cv.var].role != Role::Observed {
+                    w.produce(cv, At::Step(2))?;
+                } else if let Some(prod) = cv.at(2) {
+                    out.push((cv.var, w.observed_draw(cv.var, prod.factor, At::Step(2))?));
+                }
+            }
+            Ok(out)
+        })
     }
 }

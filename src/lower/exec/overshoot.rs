@@ -74,26 +74,6 @@ pub(crate) fn blocker(m: &Model) -> Option<String> {
     None
 }
 
-/// p's time-indexed chain in sampling order with only its general cases, relabelled to
-/// cover every window step (window step 1 is always copied from the posterior); observed
-/// variables too when `observed`.
-pub(super) fn open_loop_order(m: &Model, observed: bool) -> Vec<ChainVar> {
-    let (_, timed) = super::super::plan::prior_order(m);
-    timed
-        .into_iter()
-        .filter(|cv| observed || m.vars[cv.var].role != Role::Observed)
-        .map(|cv| ChainVar {
-            var: cv.var,
-            producers: cv
-                .producers
-                .iter()
-                .filter(|(c, _)| matches!(c, TimeCase::From(_)))
-                .map(|(_, p)| (TimeCase::From(1), *p))
-                .collect(),
-        })
-        .collect()
-}
-
 impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
     /// A window batch of `(T − d)·B` rows and `d + 1` steps: sequence `(s − 1)·B + i` is steps
     /// `s … s + d` of sequence `i` (data and inputs windowed, statics repeated), with window
@@ -168,7 +148,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
         let bw = starts * b;
         let mut w = self.window(batch, d)?;
         // Open loop: p's general cases at window steps 2 … d.
-        let order = open_loop_order(m, false);
+        let order = super::super::plan::open_loop_order(m, false);
         for u in 2..=d as u32 {
             for cv in &order {
                 w.produce(cv, At::Step(u), rng, false)?;

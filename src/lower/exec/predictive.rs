@@ -67,7 +67,7 @@ impl Program {
             return Ok(out);
         }
         let mut w = cx.window(batch, 1)?;
-        for cv in &super::overshoot::open_loop_order(m, true) {
+        for cv in &super::super::plan::open_loop_order(m, true) {
             w.produce(cv, At::Step(2), rng, false)?;
         }
         for &v in &observed {
