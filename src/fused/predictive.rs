@@ -7,8 +7,9 @@
 //! same values from the same seed. Invariants: the noise is drawn view by view in the order
 //! the lowering pushed it (the reference's), all rows of a view at once.
 
-use super::build::{build_one_step, build_predictive, param_index, Built, Unsupported};
-use super::graph::Graph;
+use super::build::{
+    build_one_step, build_predictive, param_index, ParamIndex, Predictive, Unsupported,
+};
 use super::kernels::Worker;
 use crate::ir::{Role, VarId};
 use crate::lower::{Batch, Program};
@@ -25,10 +26,7 @@ pub fn posterior_predictive(
 ) -> Result<HashMap<VarId, Vec<f32>>, Unsupported> {
     let m = &prog.model;
     let (b, tt) = (batch.b, batch.t.max(1));
-    let (index, values) = param_index(store);
-    let mut p = build_predictive(prog, &index, b, tt)?;
-    let g = std::mem::take(&mut p.built.g);
-    let w = run(prog, g, &p.built, &values, batch, rng)?;
+    let (p, w) = run(prog, store, batch, rng, build_predictive)?;
     let built = &p.built;
     let mut out = HashMap::new();
     // Time-major rows (step-major blocks of b) to batch-major (b, t, size).
@@ -84,10 +82,7 @@ pub fn one_step_predictive(
 ) -> Result<HashMap<VarId, Vec<f32>>, Unsupported> {
     let m = &prog.model;
     let (b, tt) = (batch.b, batch.t.max(1));
-    let (index, values) = param_index(store);
-    let mut p = build_one_step(prog, &index, b, tt)?;
-    let g = std::mem::take(&mut p.built.g);
-    let w = run(prog, g, &p.built, &values, batch, rng)?;
+    let (p, w) = run(prog, store, batch, rng, build_one_step)?;
     let mut out = HashMap::new();
     for (v, var) in m.vars.iter().enumerate() {
         if var.role == Role::Observed && var.timed {
@@ -111,19 +106,21 @@ pub fn one_step_predictive(
     Ok(out)
 }
 
-/// A worker of graph `g` (of `built`) with the batch's data, fresh noise and the parameter
-/// values in, run forward.
+/// The program `build` lowers for the batch's shape, run forward on one worker with the
+/// batch's data, fresh noise and the store's parameter values.
 fn run(
     prog: &Program,
-    g: Graph,
-    built: &Built,
-    values: &[Vec<f32>],
+    store: &ParamStore,
     batch: &Batch,
     rng: &mut Rng,
-) -> Result<Worker, Unsupported> {
+    build: impl FnOnce(&Program, &ParamIndex, usize, usize) -> Result<Predictive, Unsupported>,
+) -> Result<(Predictive, Worker), Unsupported> {
     let m = &prog.model;
     let (b, tt) = (batch.b, batch.t.max(1));
-    let mut w = Worker::new(g);
+    let (index, values) = param_index(store);
+    let mut p = build(prog, &index, b, tt)?;
+    let mut w = Worker::new(std::mem::take(&mut p.built.g));
+    let built = &p.built;
     for slot in &built.data {
         let size = m.vars[slot.var].ty.size();
         let Some(host) = batch.data.get(&slot.var) else {
@@ -146,5 +143,5 @@ fn run(
     let params: Vec<&[f32]> = values.iter().map(|v| v.as_slice()).collect();
     w.set_params(&params);
     w.forward();
-    Ok(w)
+    Ok((p, w))
 }
