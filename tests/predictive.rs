@@ -106,3 +106,71 @@ fn the_posterior_predictive_is_the_same_on_both_runtimes() {
     let fused: Vec<_> = one_step_models.iter().filter(|(_, f)| *f).collect();
     assert!(fused.len() >= 6, "{one_step_models:?}");
 }
+
+/// `vic sample`'s draws from p — the prior predictive (`condition = 0`, every shipped model,
+/// control problems from their inits) and, on models with data, q on the first 3 steps then
+/// p open loop — are the same on both runtimes.
+#[test]
+fn draws_from_p_are_the_same_on_both_runtimes() {
+    let mut fused = 0;
+    for file in shipped_models() {
+        let mut tr = trainer(&file, EngineChoice::Auto);
+        for _ in 0..STEPS {
+            tr.step().expect("trains");
+        }
+        let n = 5;
+        let batch = match tr.train.clone() {
+            Some(d) => {
+                let idx: Vec<usize> = (0..n).map(|i| i % d.n).collect();
+                data_batch(&tr.program, &d, &idx, 1)
+            }
+            None => vic::train::control_batch(&tr.program, n, common::shipped::STEPS_T),
+        };
+        let sequential = tr.program.model.is_sequential() && tr.train.is_some();
+        let runtime = tr.draws_runtime();
+        if runtime != "fused" {
+            // Both sides would be the reference interpreter.
+            continue;
+        }
+        fused += 1;
+        for condition in [0, 3].into_iter().filter(|c| *c == 0 || sequential) {
+            let f = tr.simulate(&batch, condition, &mut rng::seeded(13));
+            let engine = tr.cfg.engine;
+            tr.cfg.engine = EngineChoice::Reference;
+            let r = tr.simulate(&batch, condition, &mut rng::seeded(13));
+            tr.cfg.engine = engine;
+            let (f, r) = match (f, r) {
+                (Ok(f), Ok(r)) => (f, r),
+                (f, r) => panic!("{file}: fused {:?} vs reference {:?}", f.err(), r.err()),
+            };
+            let m = &tr.program.model;
+            let mut fk: Vec<_> = f.keys().map(|v| m.vars[*v].name.clone()).collect();
+            let mut rk: Vec<_> = r.keys().map(|v| m.vars[*v].name.clone()).collect();
+            fk.sort();
+            rk.sort();
+            assert_eq!(fk, rk, "{file} (condition {condition}): variables");
+            let mut worst = 0.0f64;
+            for (v, rv) in &r {
+                let fv = &f[v];
+                assert_eq!(fv.len(), rv.len(), "{file}: `{}`", m.vars[*v].name);
+                for (i, (a, b)) in fv.iter().zip(rv).enumerate() {
+                    let (a, b) = (f64::from(*a), f64::from(*b));
+                    let d = (a - b).abs() / a.abs().max(b.abs()).max(1.0);
+                    assert!(
+                        d <= TOL,
+                        "{file} (condition {condition}, {runtime}): `{}`[{i}] fused {a} vs reference {b}",
+                        m.vars[*v].name
+                    );
+                    worst = worst.max(d);
+                }
+            }
+            eprintln!(
+                "{file} (condition {condition}, {runtime}): {} variables, worst {worst:.1e}",
+                r.len()
+            );
+        }
+    }
+    // Every shipped model draws fused but the one with a net over time (`dmm`) and the two
+    // with a Flat prior (`lqr`, `sac`), which have no draws on any runtime.
+    assert!(fused >= 14, "{fused}");
+}

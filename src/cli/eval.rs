@@ -406,10 +406,7 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         return FAILED;
     }
     let mut rng = vic::runtime::rng::seeded(a.seed);
-    let drawn = match tr
-        .program
-        .simulate(&tr.store, &batch, a.condition, &mut rng)
-    {
+    let drawn = match tr.simulate(&batch, a.condition, &mut rng) {
         Ok(d) => d,
         Err(e) => {
             coded(

@@ -33,7 +33,9 @@ mod predictive;
 mod rnn;
 mod step;
 
-pub use predictive::{build_one_step, build_predictive, one_step_lacks, Predictive};
+pub use predictive::{
+    build_draws, build_one_step, build_predictive, draws_lack, one_step_lacks, Predictive,
+};
 pub use step::{DistV, Draw, Stepper};
 
 /// Why a model runs on the reference path.
@@ -211,6 +213,9 @@ struct Builder<'a> {
     ext: Option<HashMap<(VarId, i64), View>>,
     /// The parameters that get gradients (`None`: all of them).
     learn: Option<&'a HashSet<usize>>,
+    /// Drawing only (`vic sample`): every sampled variable, discrete or continuous, latent or
+    /// observed, is drawn from its factor with fresh noise; nothing is recorded or summed.
+    sampling: bool,
 }
 
 /// p's `(loc, scale)` views over a term's range and the range's first step, by p factor.
@@ -295,6 +300,7 @@ impl<'a> Builder<'a> {
             disc,
             ext: None,
             learn: None,
+            sampling: false,
         }
     }
 }
@@ -845,6 +851,7 @@ impl Builder<'_> {
                 let layers = sizes.len() - 1;
                 let split = self.win.is_none()
                     && self.ext.is_none()
+                    && !self.sampling
                     && matches!(at, At::Step(_))
                     && args.iter().any(|a| self.data_only(a));
                 let keep = |s: &Self, a: &Expr| !split || !s.data_only(a);
@@ -1208,6 +1215,7 @@ impl Builder<'_> {
         };
         match &self.m.factors[prod.factor].body {
             FactorBody::Define(e) => self.eval_into(e, at, slot),
+            FactorBody::Sample(d) if self.sampling => self.draw_into(cv.var, d, at, slot),
             FactorBody::Sample(d) if d.family == Family::Categorical => {
                 self.produce_categorical(cv.var, d, at, slot)
             }
@@ -1311,6 +1319,13 @@ impl Builder<'_> {
     }
 
     fn run(&mut self) -> R<()> {
+        let plan = &self.prog.plan;
+        self.chain(&plan.statics, |_| &plan.timed)
+    }
+
+    /// Data slots and `init` values, then the chain: `statics`, and at each step `t` the
+    /// variables of `timed(t)` in order.
+    fn chain<'p>(&mut self, statics: &[ChainVar], timed: impl Fn(u32) -> &'p [ChainVar]) -> R<()> {
         let m = self.m;
         for (v, var) in m.vars.iter().enumerate() {
             if matches!(var.role, Role::Observed | Role::Input) {
@@ -1327,13 +1342,13 @@ impl Builder<'_> {
             let dest = self.step_view(i.var, i.step)?;
             self.eval_into(&i.value, At::Static, dest)?;
         }
-        let plan = &self.prog.plan;
-        for cv in &plan.statics {
+        for cv in statics {
             self.produce(cv, At::Static)?;
         }
-        self.in_chain = true;
+        // Per-step net calls stack their buffers over steps (training's deferred products).
+        self.in_chain = !self.sampling;
         for t in 1..=self.tt as u32 {
-            for cv in &plan.timed {
+            for cv in timed(t) {
                 self.produce(cv, At::Step(t))?;
             }
         }

@@ -1,8 +1,9 @@
-//! The posterior predictive of a trainer's parameters (`vic sample --posterior`): draws on the
+//! Draws from a trainer's parameters (`vic sample`, with or without `--posterior`) on the
 //! runtime the trainer trains on.
 //!
 //! Input: a [`Trainer`], a data batch and the noise stream. Output: host draws of every
-//! observed variable and the posterior's latents, batch-major. Invariants: the fused and the
+//! observed variable and the posterior's latents (reconstructions, one-step predictions), or
+//! of every variable (draws from p, conditioned or not), batch-major. Invariants: the fused and the
 //! reference runtimes give the same draws from the same seed (`tests/predictive.rs`); a model
 //! with an enumerated latent draws on the reference runtime (decided before anything is
 //! built), and a fused lowering failure on any other model it trains is a fault.
@@ -42,6 +43,31 @@ impl Trainer {
         }
         crate::fused::predictive::one_step_predictive(&self.program, &self.store, batch, rng)
             .map_err(|u| fault("one-step predictive", u))
+    }
+
+    /// Draws from p on `batch` (`vic sample`): with `condition = k`, q on the first `k`
+    /// observed steps and p open loop after (`k = 0`: the prior predictive); every variable,
+    /// batch-major. Enumerated latents are drawn, not summed.
+    pub fn simulate(
+        &self,
+        batch: &Batch,
+        condition: usize,
+        rng: &mut Rng,
+    ) -> Result<HashMap<VarId, Vec<f32>>, TrainError> {
+        if self.draws_runtime() == "reference" {
+            return Ok(self.program.simulate(&self.store, batch, condition, rng)?);
+        }
+        crate::fused::predictive::draws(&self.program, &self.store, batch, condition, rng)
+            .map_err(|u| fault("draws", u))
+    }
+
+    /// The runtime [`Trainer::simulate`] draws on.
+    pub fn draws_runtime(&self) -> &'static str {
+        if self.runs_fused() && crate::fused::build::draws_lack(&self.program.model).is_none() {
+            "fused"
+        } else {
+            "reference"
+        }
     }
 
     /// The runtime [`Trainer::posterior_predictive`] draws on: `"fused"` or `"reference"`.

@@ -66,6 +66,58 @@ pub fn build_one_step(prog: &Program, params: &ParamIndex, b: usize, tt: usize) 
     })
 }
 
+/// Lower draws from p for `b` sequences of `tt` steps (`vic sample`): with `condition = k`,
+/// q's chain on the first `k` steps of the data and p open loop after; `k = 0` is the prior
+/// predictive. Every variable with a buffer is in `latents` (inputs and observed ones too):
+/// the reference's [`crate::lower::Program::simulate`] returns them all.
+pub fn build_draws(
+    prog: &Program,
+    params: &ParamIndex,
+    b: usize,
+    tt: usize,
+    condition: usize,
+) -> R<Predictive> {
+    let m = &prog.model;
+    if let Some(why) = draws_lack(m) {
+        return unsup(format!("draws with {why}"));
+    }
+    // Draws are draws: an enumerated latent is sampled, not summed over.
+    let mut bd = Builder::blank(prog, params, b, tt, Default::default());
+    bd.sampling = true;
+    let (prior_static, prior_timed) = prior_order(m);
+    let plan = &prog.plan;
+    if condition > 0 {
+        // Conditioned: static observed variables are the data's, never drawn.
+        bd.chain(&plan.statics, |t| {
+            if (t as usize) <= condition {
+                &plan.timed
+            } else {
+                &prior_timed
+            }
+        })?;
+    } else {
+        bd.chain(&prior_static, |_| &prior_timed)?;
+    }
+    let mut values: Vec<(VarId, BufId)> = bd.vars.iter().map(|(v, b)| (*v, *b)).collect();
+    values.sort();
+    Ok(Predictive {
+        built: bd.finish(Vec::new()),
+        draws: Vec::new(),
+        latents: values,
+    })
+}
+
+/// What keeps the fused runtime from drawing from `m`, decided before anything is built: a
+/// net over time reads whole sequences, which a draw writes step by step; an improper (Flat)
+/// factor of p has no draws on any runtime (the reference says so).
+pub fn draws_lack(m: &Model) -> Option<&'static str> {
+    if m.nets.iter().any(|n| matches!(n.kind, NetKind::Rnn { .. })) {
+        return Some("nets over time");
+    }
+    let flat = |f: &Factor| matches!(&f.body, FactorBody::Sample(d) if d.family == Family::Flat);
+    (m.factors.iter().any(|f| f.block == Block::P && flat(f))).then_some("a Flat prior")
+}
+
 /// What keeps the fused runtime from drawing `m`'s one-step predictions (its windows read
 /// no static variables and no nets over time), decided before anything is built.
 pub fn one_step_lacks(m: &Model) -> Option<&'static str> {
@@ -109,9 +161,18 @@ impl Builder<'_> {
         let FactorBody::Sample(d) = &m.factors[f].body else {
             return unsup(format!("a draw of `{}` from a definition", m.vars[v].name));
         };
+        let out = self.temp(self.rows(at), m.vars[v].ty.size(), false);
+        self.draw_into(v, d, at, out)?;
+        Ok(out)
+    }
+
+    /// A draw of `v` from `d` at `at` into `out`, with fresh noise and no gradient: a
+    /// continuous family reparameterised, a Bernoulli or categorical one by inverse CDF (as
+    /// the reference draws them: one uniform per element, or per row and group).
+    pub(super) fn draw_into(&mut self, v: VarId, d: &Dist, at: At, out: View) -> R<()> {
+        let m = self.m;
         let size = m.vars[v].ty.size();
         let rows = self.rows(at);
-        let out = self.temp(rows, size, false);
         match (d.family, &d.args, m.vars[v].ty) {
             (Family::Bernoulli, DistArgs::Logits(l), _) => {
                 let lv = self.eval(l, at)?;
@@ -149,7 +210,7 @@ impl Builder<'_> {
                 self.draw(fam, (l, s), eps, out, pre)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// One-step predictions: p one step open loop from the posterior at every step `s < T`
