@@ -1014,7 +1014,7 @@ fn lqr_gradient_matches_finite_differences() {
 // 6. Regression: a learned initial state (`init z[0] = <param vector>`, as Pyro's DMM z_0).
 // ---------------------------------------------------------------------------------------
 
-/// Bug in src/lower/exec.rs (`Ctx::padded` → `gru::stack_time`): the init value of a param
+/// Bug in src/reference/exec.rs (`Ctx::padded` → `gru::stack_time`): the init value of a param
 /// vector is a broadcast tensor (row stride 0) and dfdx's `stack` asserts equal strides, so the
 /// first training step panics when a term reads `z[t-1]` over its time range.
 #[test]
@@ -1055,7 +1055,7 @@ model learned_init {
 /// vendor/dfdx/PATCHES.md): dfdx 0.13's CPU `slice` backward *assigns* the
 /// output gradient into the input's gradient instead of adding it, and vic's `ops::rows`
 /// (src/runtime/ops.rs) slices the cached padded tensor of a variable (`Ctx::padded`,
-/// src/lower/exec.rs) once per read, so two reads of the same rows keep only one gradient:
+/// src/reference/exec.rs) once per read, so two reads of the same rows keep only one gradient:
 /// these come out at half the exact value. Same cause as lqr's σ converging to √2 × optimal.
 #[test]
 fn reward_gradient_through_repeated_timed_reads() {
@@ -1118,7 +1118,7 @@ model rep {{
 
 /// A timed latent whose q location is a parameter read directly (`u[t] ~ Normal(m, 1)`):
 /// training must not panic. Bug: the per-step q parameters recorded on the chain are the same
-/// tensor at every step, and stacking them for the batched entropy term (src/lower/exec.rs,
+/// tensor at every step, and stacking them for the batched entropy term (src/reference/exec.rs,
 /// `stack` → `gru::stack_time`) makes dfdx's `stack` backward see one tensor id twice
 /// (`assertion left != right` in dfdx `Gradients::many_and_ref`). `Normal(1 * m, 1)` works.
 #[test]

@@ -18,7 +18,7 @@ use super::kernels::Worker;
 use super::math;
 
 /// Digit of group `g` (of `groups`, `classes` each) in value `k` of a one-hot latent: the
-/// last group is the least significant (`lower::exec::dist::enum_value`'s order).
+/// last group is the least significant (`reference::exec::dist::enum_value`'s order).
 pub fn digit(k: usize, g: usize, groups: usize, classes: usize) -> usize {
     let mut k = k;
     for _ in g + 1..groups {

@@ -432,7 +432,7 @@ impl Engine {
         let elbo = self.iwae_head(prog, elbo, &mults);
         let policy_entropy = (ent_rows > 0).then(|| (ent_sum / ent_rows as f64) as f32);
         // Score function: the surrogate Σ (sg(ELBO) − baseline − sg(β))·Σ log q and β's
-        // regression −½ Σ (sg(ELBO) − baseline − β)², per sequence (`lower/exec/terms.rs`).
+        // regression −½ Σ (sg(ELBO) − baseline − β)², per sequence (`reference/exec/terms.rs`).
         if let Some(i) = self.sf.offset {
             let beta = self.values[i][0];
             let base = self.sf.baseline;

@@ -1,41 +1,25 @@
-//! Stage 5, lower: ELBO IR → a tensor program over a batch of sequences, run on dfdx.
+//! Stage 5, lower: ELBO IR → the backend-neutral [`Program`] every runtime builds from.
 //!
-//! Input: a checked [`Model`] and its [`Elbo`]. Output: a [`Program`] whose
-//! [`Program::forward`] evaluates every ELBO term on a [`Batch`], and whose
-//! [`Program::init_params`] builds the parameter store.
-//! Invariants:
-//! - only the chain of sampled latents and deterministic states runs step by step; every
-//!   other factor (likelihoods, priors given sampled parents, KLs, rewards) runs once over its
-//!   whole time range as batched ops (rows = steps × sequences, time-major);
-//! - q's distribution parameters computed on the chain are recorded and reused by the KL
-//!   terms, never recomputed;
-//! - no tensor op sees a shape the checker did not prove; two operands of one op never share
-//!   a tensor id (repeated leaves are refreshed).
+//! Input: a checked [`Model`] and its [`Elbo`]. Output: a [`Program`] — the model, its ELBO,
+//! the execution [`plan::Plan`] (which variables run on the sequential chain, in what order),
+//! each latent's estimator and the auto-α target — and what all backends share: the data
+//! [`Batch`], the parameter names, overshooting's targets ([`overshoot`]). Invariants: no
+//! tensors here (the reference runtime, `crate::reference`, interprets a `Program` on dfdx;
+//! the fused runtime, `crate::fused`, compiles it); what no backend runs is a diagnostic
+//! with a span, never a panic later.
 
+mod batch;
 mod error;
-mod eval;
-mod exec;
+pub mod overshoot;
 pub mod plan;
 
+pub use batch::Batch;
 pub use error::LowerError;
-pub use eval::{net_prefix, num_op, param_name};
-/// The latents that get latent-overshooting terms (for the fused runtime).
-pub(crate) use exec::overshoot::targets as overshoot_targets;
-pub use exec::{Batch, Forward};
 
 use crate::derive::Elbo;
 use crate::diag::{Code, Diagnostic};
 use crate::ir::*;
-use crate::runtime::nets::params::ParamStore;
-use crate::runtime::nets::{gru, mlp};
-use crate::runtime::rng::Rng;
-use crate::runtime::{Dev, RtError};
-use rand_distr::Distribution;
 use std::collections::HashMap;
-
-/// Tapes the lowering runs on: `NoneTape` (evaluation) and the shared training tape.
-pub trait LTape: crate::runtime::RtTape + Clone {}
-impl<T: crate::runtime::RtTape + Clone> LTape for T {}
 
 /// The learned offset of the score-function baseline.
 pub const BASELINE_PARAM: &str = "baseline.offset";
@@ -43,8 +27,9 @@ pub const BASELINE_PARAM: &str = "baseline.offset";
 /// The parameter holding log α of an auto-tuned temperature.
 pub const ALPHA_PARAM: &str = "alpha.log";
 
-/// The reference tensor program of a checked model and its ELBO: what [`Program::forward`]
-/// runs on dfdx and what `fused::build` compiles. Built once by [`Program::new`].
+/// The lowered program of a checked model and its ELBO: what the reference runtime
+/// (`Program::forward` on dfdx) interprets and what `fused::build` compiles. Built once by
+/// [`Program::new`].
 #[derive(Clone, Debug)]
 pub struct Program {
     /// The checked model IR.
@@ -136,7 +121,7 @@ impl Program {
         };
         let mut errs = Vec::new();
         if model.objective.overshooting > 1 {
-            if let Some(why) = exec::overshoot::blocker(model) {
+            if let Some(why) = overshoot::blocker(model) {
                 errs.push(at(
                     unsupported(
                         format!("latent overshooting cannot run for this model: {why}"),
@@ -219,61 +204,23 @@ impl Program {
         crate::objective::kl_weight::at(self.model.objective.kl_weight, step)
     }
 
-    fn alpha_value<T, P: crate::runtime::nets::params::Params<T>>(
-        &self,
-        p: &P,
-    ) -> Result<f32, RtError> {
-        Ok(p.vector(ALPHA_PARAM)?.as_vec()[0].exp())
+    /// Steps before the first that lags and inits reach.
+    pub(crate) fn lag_steps(&self) -> usize {
+        self.plan.max_lag.max(self.min_init_lag()) as usize
     }
+}
 
-    /// Every parameter, initialised from `rng` (nets: PyTorch's default, U(±1/√fan_in);
-    /// params: their declared initial values).
-    pub fn init_params(&self, dev: &Dev, rng: &mut Rng) -> Result<ParamStore, RtError> {
-        let m = &self.model;
-        let mut store = ParamStore::new(dev.clone());
-        for (i, n) in m.nets.iter().enumerate() {
-            let prefix = net_prefix(m, i);
-            match &n.kind {
-                NetKind::Mlp { sizes, .. } => mlp::add_mlp(&mut store, &prefix, sizes, rng)?,
-                NetKind::Gru { input, hidden } | NetKind::Rnn { input, hidden, .. } => {
-                    gru::add_gru(&mut store, &prefix, *input, *hidden, rng)?
-                }
-            }
-        }
-        for (i, prm) in m.params.iter().enumerate() {
-            let n = prm.shape.numel();
-            let values: Vec<f32> = match &prm.init {
-                ParamInit::Fill(v) => vec![*v as f32; n],
-                ParamInit::Values(vs) => vs.iter().map(|v| *v as f32).collect(),
-                ParamInit::Normal { mean, std } => {
-                    let d = rand_distr::Normal::new(*mean, *std)
-                        .map_err(|e| RtError::Shape(e.to_string()))?;
-                    (0..n).map(|_| d.sample(rng) as f32).collect()
-                }
-                ParamInit::Uniform { low, high } => {
-                    let d = rand_distr::Uniform::new(*low, *high);
-                    (0..n).map(|_| d.sample(rng) as f32).collect()
-                }
-            };
-            let shape: Vec<usize> = if prm.shape.0.is_empty() {
-                vec![1]
-            } else {
-                prm.shape.0.clone()
-            };
-            store.insert_host(&param_name(m, i), &shape, values)?;
-        }
-        if self
-            .estimators
-            .values()
-            .any(|e| *e == Estimator::ScoreFunction)
-        {
-            store.insert_host(BASELINE_PARAM, &[1], vec![0.0])?;
-        }
-        for o in &m.optimality {
-            if let Alpha::Auto { init, .. } = o.alpha {
-                store.insert_host(ALPHA_PARAM, &[1], vec![(init as f32).ln()])?;
-            }
-        }
-        Ok(store)
-    }
+/// The parameter-store name of `param` `p`: `param.<name>`.
+pub fn param_name(m: &Model, p: ParamId) -> String {
+    format!("param.{}", m.params[p].name)
+}
+
+/// The parameter-store prefix of net `n`'s weights: `net.<name>`.
+pub fn net_prefix(m: &Model, n: NetId) -> String {
+    format!("net.{}", m.nets[n].name)
+}
+
+/// A unary op on a folded number, in f32 as the tensors compute it.
+pub fn num_op(op: UnOp, x: f32) -> f32 {
+    op.eval(f64::from(x)) as f32
 }

@@ -4,7 +4,7 @@
 //! `check::objective` for its key), which term computations it acts on
 //! (`applies`), how it is attached to a term ([`attach`]), how it is displayed ([`display`]),
 //! and how it is applied (`shape`: its part of the term's [`Shaping`], the loss-shaping
-//! primitives that the reference loss (`lower::exec::terms`) and the fused runtime
+//! primitives that the reference loss (`reference::exec::terms`) and the fused runtime
 //! (`fused::build`'s KL op, `fused::engine`'s loss head) both apply).
 //!
 //! The one rule that keeps display and application in agreement: derive attaches a modifier

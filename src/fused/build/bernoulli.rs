@@ -6,7 +6,7 @@
 //! of `fused::families` (`BernSample`, `BernKl`, `BernEntropy`) and the shared
 //! `BernoulliLogProb`; the logits are recorded beside the categorical ones (`Disc::cats`) and
 //! a score-function draw's `Σ log q` rows join [`super::discrete::Disc::sf`].
-//! Invariants: the semantics are the reference path's (`lower/exec/dist.rs`,
+//! Invariants: the semantics are the reference path's (`reference/exec/dist.rs`,
 //! `runtime/dist/bernoulli.rs`): one uniform per element in row-major order, `1` where
 //! `u < σ(l)`; a closed-form KL takes balancing and free nats as a Normal one does. Exact
 //! enumeration is not lowered (`fused::caps` sends it to the reference path).

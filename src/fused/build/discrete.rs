@@ -5,7 +5,7 @@
 //! being produced, a term of a categorical latent or likelihood, an expression or net call
 //! while a latent is enumerated). Output: ops of `fused::discrete` over planned buffers,
 //! the score-function rows ([`Disc::sf`]) and the enumeration weights.
-//! Invariants: the semantics are the reference path's (`lower/exec/dist.rs`, `terms.rs`).
+//! Invariants: the semantics are the reference path's (`reference/exec/dist.rs`, `terms.rs`).
 //! With `c via enumerate` (static models only) the program's rows are the reference's tiled
 //! batch — block `k` (rows `k·b ..`) holds value `k` of `c` — but whatever reads only data
 //! (q(c | x), the data share of a net's first layer) runs once on the `b` base rows and is

@@ -1,5 +1,5 @@
 //! Latent overshooting (PlaNet) on the fused runtime: the same computation as
-//! `lower/exec/overshoot.rs`, lowered into the same graph after the terms.
+//! `reference/exec/overshoot.rs`, lowered into the same graph after the terms.
 //!
 //! Input: the main program's chain buffers (built by `run`) and q's records. Output: one
 //! [`TermOut`] per distance `d = 2 … D` and target latent, `(T − d)·b` rows of
@@ -138,7 +138,7 @@ impl Builder<'_> {
         if m.nets.iter().any(|n| matches!(n.kind, NetKind::Rnn { .. })) {
             return unsup("overshooting with nets over time");
         }
-        let targets = crate::lower::overshoot_targets(m);
+        let targets = crate::lower::overshoot::targets(m);
         let order = open_loop_order(m, false);
         let (shared, pviews) = self.window_sharing(&order);
         let tt = self.tt;

@@ -4,7 +4,7 @@
 //! Input: an `ExprKind::Rnn` (its argument expressions read sequences as `x[t:]` / `x[:t]`)
 //! or a `clamp` whose bounds are not numbers. Output: a view of the values at the read's
 //! `At` (a step, or steps `s ..= T`). Invariants: as the reference path
-//! (`lower::exec::read` `rnn`), a net over time runs once per forward pass per call site
+//! (`reference::exec::read` `rnn`), a net over time runs once per forward pass per call site
 //! (keyed by the expression, cached in `precomp`), from a zero state, over the arguments
 //! evaluated for every step (a sequence read at step t is that step's value), and step `t`
 //! of a forward net has seen steps `1 ..= t`, of a reverse one steps `t ..= T`. The scan is

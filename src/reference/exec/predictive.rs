@@ -26,7 +26,7 @@ impl Program {
         if m.max_lag() > 1 {
             return Some("p reads further back than one step (lag > 1)".into());
         }
-        let (_, timed) = super::super::plan::prior_order(m);
+        let (_, timed) = crate::lower::plan::prior_order(m);
         for cv in &timed {
             if !cv
                 .producers
@@ -67,7 +67,7 @@ impl Program {
             return Ok(out);
         }
         let mut w = cx.window(batch, 1)?;
-        for cv in &super::super::plan::open_loop_order(m, true) {
+        for cv in &crate::lower::plan::open_loop_order(m, true) {
             w.produce(cv, At::Step(2), rng, false)?;
         }
         for &v in &observed {
@@ -98,7 +98,7 @@ impl Program {
         let m = &self.model;
         let (b, tt, k) = (batch.b, batch.t.max(1), self.lag_steps());
         let mut cx = self.posterior_pass(p, batch, rng)?;
-        let (prior_static, prior_timed) = super::super::plan::prior_order(m);
+        let (prior_static, prior_timed) = crate::lower::plan::prior_order(m);
         let mut out = HashMap::new();
         for cv in prior_static
             .iter()

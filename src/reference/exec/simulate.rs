@@ -36,9 +36,9 @@ impl Program {
             cx.load(v, host, |t| input || t < condition)?;
         }
         cx.load_inits()?;
-        let (prior_static, prior_timed) = super::super::plan::prior_order(m);
+        let (prior_static, prior_timed) = crate::lower::plan::prior_order(m);
         let conditioned = condition > 0;
-        let statics: Vec<super::super::plan::ChainVar> = if conditioned {
+        let statics: Vec<crate::lower::plan::ChainVar> = if conditioned {
             self.plan.statics.clone()
         } else {
             prior_static.clone()

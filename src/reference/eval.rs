@@ -4,6 +4,7 @@
 
 use super::LTape;
 use crate::ir::{self, BinOp, ExprKind, NetKind, UnOp};
+use crate::lower::{net_prefix, num_op, param_name};
 use crate::runtime::nets::params::Params;
 use crate::runtime::nets::{gru, mlp};
 use crate::runtime::{ops, RtError, T2};
@@ -26,16 +27,6 @@ pub trait Env<T> {
     fn read(&mut self, var: ir::VarId, time: ir::TimeRef) -> Result<T2<T>, RtError>;
     /// The per-step outputs of a net over time, for this evaluation's rows.
     fn rnn(&mut self, e: &ir::Expr) -> Result<T2<T>, RtError>;
-}
-
-/// The parameter-store name of `param` `p`: `param.<name>`.
-pub fn param_name(m: &ir::Model, p: ir::ParamId) -> String {
-    format!("param.{}", m.params[p].name)
-}
-
-/// The parameter-store prefix of net `n`'s weights: `net.<name>`.
-pub fn net_prefix(m: &ir::Model, n: ir::NetId) -> String {
-    format!("net.{}", m.nets[n].name)
 }
 
 /// A constant host vector or matrix as a tensor on the tape.
@@ -97,11 +88,6 @@ fn unary<T: LTape, P: Params<T>>(p: &P, op: UnOp, x: T2<T>) -> T2<T> {
         UnOp::Relu => x.relu(),
         UnOp::StopGrad => p.input(ops::stop_gradient(&x)),
     }
-}
-
-/// A unary op on a folded number, in f32 as the tensors compute it.
-pub fn num_op(op: UnOp, x: f32) -> f32 {
-    op.eval(f64::from(x)) as f32
 }
 
 fn map<T: LTape>(v: Val<T>, f: impl FnOnce(T2<T>) -> T2<T>) -> Val<T> {

@@ -116,7 +116,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             let h0 = self.p.input(ops::full(self.p.device(), b, hidden, 0.0));
             let outs = gru::rnn_scan(
                 self.p,
-                &super::super::eval::net_prefix(self.m(), *net),
+                &crate::lower::net_prefix(self.m(), *net),
                 h0,
                 xs,
                 reverse,

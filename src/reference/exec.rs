@@ -7,11 +7,11 @@
 //! `simulate.rs` (draws from p for `vic sample`), `overshoot.rs`, `predictive.rs`.
 
 use super::eval::{to_rows, Env, Evaluator, Val};
-use super::plan::ChainVar;
 use super::LTape;
-use super::Program;
 use crate::derive::Range;
 use crate::ir::*;
+use crate::lower::plan::ChainVar;
+use crate::lower::{Batch, Program};
 use crate::runtime::nets::gru;
 use crate::runtime::nets::params::Params;
 use crate::runtime::rng::Rng;
@@ -27,20 +27,6 @@ mod simulate;
 mod terms;
 
 use dist::*;
-
-/// A batch of `b` sequences of `t` steps (`t = 1` for static models). Time-major layout:
-/// row `step·b + seq`.
-#[derive(Clone, Debug)]
-pub struct Batch {
-    /// Sequences in the batch.
-    pub b: usize,
-    /// Steps per sequence (1 for a static model).
-    pub t: usize,
-    /// Timed variables `(t·b, size)`, static ones `(b, size)`, row-major host data.
-    pub data: HashMap<VarId, Vec<f32>>,
-    /// `(t·b)`: 1 where the step is observed.
-    pub mask: Option<Vec<f32>>,
-}
 
 /// What the chain recorded when it sampled a latent at one step.
 struct Rec<T> {
@@ -164,11 +150,6 @@ impl<T: LTape, P: Params<T>> Env<T> for AtEnv<'_, '_, T, P> {
 }
 
 impl Program {
-    /// Steps before the first that lags and inits reach.
-    pub(crate) fn lag_steps(&self) -> usize {
-        self.plan.max_lag.max(self.min_init_lag()) as usize
-    }
-
     /// Data and inputs, init values (steps ≤ 0), then the chain: static variables, then one
     /// step at a time (q where it exists); with `record`, q's parameters are kept for the terms.
     fn chain_pass<'a, T: LTape, P: Params<T>>(
