@@ -268,30 +268,8 @@ fn with_evidence(
     mut r: vic::train::EvalReport,
     a: &EvalArgs,
 ) -> Result<vic::train::EvalReport, u8> {
-    let m = tr.program.model.clone();
-    r = match vic::evidence::structure(&m) {
-        Ok(method) => {
-            let data = tr.heldout.as_ref().or(tr.train.as_ref());
-            let exact = data.ok_or_else(|| "no data".to_string()).and_then(|d| {
-                let params = vic::evidence::param_values(&m, &tr.store)?;
-                vic::evidence::log_evidence(&m, &params, d)
-            });
-            match exact {
-                Ok(v) => r.with_exact(method.name(), &v),
-                Err(why) => {
-                    r.evidence_note = Some(why);
-                    r
-                }
-            }
-        }
-        Err(why) => {
-            r.evidence_note = Some(match a.iwae {
-                Some(_) => why,
-                None => format!("{why}; pass --iwae K to estimate it"),
-            });
-            r
-        }
-    };
+    let hint = a.iwae.is_none().then_some("pass --iwae K to estimate it");
+    r = tr.with_exact_evidence(r, None, hint);
     if let Some(k) = a.iwae {
         match tr.evaluate_iwae(k, None, a.samples, a.seed.wrapping_add(1)) {
             Ok(w) if w.non_finite().is_some() => {

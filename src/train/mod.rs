@@ -13,9 +13,11 @@ mod batch;
 mod checkpoint;
 pub mod distributed;
 mod evaluate;
+mod evidence;
 pub mod params;
 mod plan;
 mod report;
+pub mod rundir;
 mod runner;
 
 pub use batch::{control_batch, data_batch, specs_of};
