@@ -5,7 +5,7 @@
 //! write the same run directories. The exception classes are Python classes
 //! (`python/vic/_errors.py`), raised from here with their attributes.
 
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -231,9 +231,11 @@ fn raw_array(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Raw
     let data: Vec<f32> = match dtype.as_str() {
         "float32" => {
             let a: PyReadonlyArrayDyn<'_, f32> = arr.extract()?;
+            // `as_slice` also accepts Fortran order (memory order); copy a C-ordered array
+            // at once and read any other in logical (row-major) order.
             match a.as_slice() {
-                Ok(s) => s.to_vec(),
-                Err(_) => a.as_array().iter().copied().collect(),
+                Ok(s) if a.is_c_contiguous() => s.to_vec(),
+                _ => a.as_array().iter().copied().collect(),
             }
         }
         "float64" => {
@@ -628,6 +630,7 @@ impl Model {
             epochs,
         };
         let labels = vic::render::label::term_labels(&trainer.0.program.elbo);
+        let engine = trainer.0.engine();
         let mut history = Vec::new();
         let mut log = None;
         let ckpt = out.as_ref().map(|d| d.join(rundir::CHECKPOINT));
@@ -639,7 +642,7 @@ impl Model {
                 data: data_file.as_deref(),
                 plan: &plan,
                 settings: &settings,
-                engine: &trainer.0.engine(),
+                engine: &engine,
                 resumed_from: resume.then(|| dir.display().to_string()),
             };
             write_record(py, dir, &fit_record)?;
@@ -699,6 +702,7 @@ impl Model {
                 data_file,
                 plan,
                 settings,
+                engine,
                 history: obs.history,
                 report: Some(report),
                 seconds: outcome.seconds,
@@ -824,11 +828,13 @@ fn write_record(py: Python<'_>, dir: &Path, r: &FitRecord) -> PyResult<()> {
     })
 }
 
-fn read_history(path: &Path) -> Vec<Value> {
+/// The lines of a `metrics.jsonl` (none when it cannot be read).
+fn read_history(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
         .collect()
 }
 
@@ -839,7 +845,9 @@ struct PyObserver {
     total: u64,
     log_every: u64,
     callback: Option<PyObject>,
-    history: Vec<Value>,
+    /// The rows as JSON text, as `metrics.jsonl` holds them (Python's `json` reads them back
+    /// exactly; serde_json's default parser may not round-trip the last bit of a float).
+    history: Vec<String>,
     log: Option<MetricsLog>,
     error: Option<PyErr>,
 }
@@ -855,7 +863,7 @@ impl PyObserver {
                 l
             }
         };
-        self.history.push(line.clone());
+        self.history.push(line.to_string());
         line
     }
 }
@@ -928,7 +936,9 @@ struct FitState {
     data_file: Option<PathBuf>,
     plan: RunPlan,
     settings: Settings,
-    history: Vec<Value>,
+    /// The runtime when training started, as `config.json` records it.
+    engine: String,
+    history: Vec<String>,
     report: Option<EvalReport>,
     seconds: f64,
 }
@@ -969,8 +979,15 @@ impl Fit {
     }
 
     #[getter]
-    fn history(&self, py: Python<'_>) -> PyResult<PyObject> {
-        to_py(py, &Value::Array(self.lock().history.clone()))
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let loads = py.import("json")?.getattr("loads")?;
+        let rows = self
+            .lock()
+            .history
+            .iter()
+            .map(|l| loads.call1((l,)))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, rows)
     }
 
     #[getter]
@@ -1084,11 +1101,11 @@ impl Fit {
             data: st.data_file.as_deref(),
             plan: &st.plan,
             settings: &st.settings,
-            engine: &st.trainer.0.engine(),
+            engine: &st.engine,
             resumed_from: None,
         };
         write_record(py, &dir, &rec)?;
-        let text: String = st.history.iter().map(|v| format!("{v}\n")).collect();
+        let text: String = st.history.iter().map(|l| format!("{l}\n")).collect();
         let metrics = dir.join(rundir::METRICS);
         rundir::write_atomic(&metrics, text.as_bytes())
             .map_err(|e| io_error(py, format!("cannot write `{}`", metrics.display()), &e))
@@ -1174,6 +1191,10 @@ impl Fit {
         })?;
         let history = read_history(&dir.join(rundir::METRICS));
         let report = None;
+        let engine = config
+            .get("runtime")
+            .and_then(Value::as_str)
+            .map_or_else(|| trainer.engine(), str::to_string);
         Ok(Fit {
             st: Mutex::new(FitState {
                 trainer: Owned(trainer),
@@ -1182,6 +1203,7 @@ impl Fit {
                 data_file,
                 plan,
                 settings,
+                engine,
                 history,
                 report,
                 seconds: 0.0,
