@@ -1085,6 +1085,87 @@ impl Fit {
         to_py(py, &serde_json::to_value(&r).unwrap_or_default())
     }
 
+    #[pyo3(signature = (n = 16, *, condition = None, horizon = None, data = None, seed = None))]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        condition: Option<&Bound<'py, PyAny>>,
+        horizon: Option<usize>,
+        data: Option<&Bound<'py, PyAny>>,
+        seed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if n == 0 || n as u64 > vic::limits::MAX_COUNT {
+            return Err(flag_error(
+                py,
+                format!(
+                    "n={n}: draw between 1 and {} sequences",
+                    vic::limits::MAX_COUNT
+                ),
+                "e.g. n=16",
+            ));
+        }
+        if horizon == Some(0) {
+            return Err(flag_error(
+                py,
+                "horizon=0: draw at least one step".into(),
+                "e.g. horizon=50",
+            ));
+        }
+        // `condition`: a number of steps of the data, or the arrays to condition on.
+        let (steps, cond_data) = match condition {
+            None => (0, None),
+            Some(c) if c.is_none() => (0, None),
+            Some(c) => match c.extract::<usize>() {
+                Ok(k) => (k, None),
+                Err(_) => {
+                    if data.is_some_and(|d| !d.is_none()) {
+                        return Err(PyValueError::new_err(
+                            "pass the arrays to condition on as condition= or as data=, not both",
+                        ));
+                    }
+                    (usize::MAX, Some(c.clone()))
+                }
+            },
+        };
+        let st = self.lock();
+        let given = match cond_data.as_ref().or(data) {
+            None => None,
+            Some(d) => {
+                let arg = data_arg(py, Some(d))?;
+                match arg {
+                    DataArg::Default => None,
+                    arg => {
+                        let program = lower(py, &st.model)?;
+                        load_data(py, &st.model, st.file.as_deref(), &program, arg)?.0
+                    }
+                }
+            }
+        };
+        let tr = &st.trainer.0;
+        let d = given.as_ref().or(tr.train.as_ref()).or(tr.heldout.as_ref());
+        let condition = if steps == usize::MAX {
+            d.and_then(|d| d.t).unwrap_or(0)
+        } else {
+            steps
+        };
+        let seed = seed.unwrap_or(tr.cfg.seed);
+        let draws = tr.draw(n, horizon, condition, d, seed).map_err(|e| {
+            let code = match e {
+                vic::train::SampleError::ConditionTooLong { .. }
+                | vic::train::SampleError::ConditionNeedsData { .. } => Code::BadFlag,
+                _ => Code::CannotSample,
+            };
+            coded(py, "VicError", code.as_str(), e.to_string(), "")
+        })?;
+        let out = PyDict::new(py);
+        for (name, shape, values) in draws.named(&tr.program.model) {
+            let a = PyArray1::from_vec(py, values).reshape(shape)?;
+            out.set_item(name, a)?;
+        }
+        Ok(out)
+    }
+
     /// Writes the run directory (`config.json`, `model.vmodel`, `checkpoint.safetensors`,
     /// `metrics.jsonl`).
     fn save(&self, py: Python<'_>, dir: PathBuf) -> PyResult<()> {

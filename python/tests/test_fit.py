@@ -160,3 +160,31 @@ def test_control_problem_needs_no_data(root):
     m = vic.Model.from_file(root / "models" / "lqr.vmodel")
     f = m.fit(steps=3, batch=8, horizon=5)
     assert f.step == 3 and f.history[-1]["final"] is True
+
+
+def test_sample_equals_vic_sample(cli_run, root, run_vic, tmp_path):
+    h = vic.Fit.load(cli_run)
+    d = np.load(root / "models" / "data" / "pendulum_std.npz")
+    data = {"o": d["o"], "a": d["a"]}
+    for extra, kw in (([], {}), (["--condition", 5, "--horizon", 30], {"condition": 5, "horizon": 30})):
+        out = tmp_path / "draws.npz"
+        run_vic("sample", "models/ssm.vmodel", "--params", cli_run, "--n", 6, "--seed", 2,
+                "--out", out, *extra)
+        cli = np.load(out)
+        ours = h.sample(6, data=data, seed=2, **kw)
+        assert sorted(ours) == sorted(cli.files)
+        for k in cli.files:
+            assert ours[k].dtype == np.float32 and ours[k].shape == cli[k].shape, k
+            assert np.array_equal(ours[k], cli[k]), k
+
+
+def test_sample_conditioned_on_arrays(fit, root):
+    f, _ = fit
+    d = np.load(root / "models" / "data" / "pendulum_std.npz")
+    cond = {"o": d["o"][:4, :10], "a": d["a"][:4, :10]}
+    draws = f.sample(n=16, condition=cond, horizon=50)
+    assert draws["o"].shape == (16, 50, 3) and draws["s"].shape == (16, 50, 8)
+    # Follows the posterior on the 10 given steps, then p open loop.
+    with pytest.raises(vic.VicError) as info:
+        f.sample(n=2, condition=60, horizon=50)
+    assert info.value.code == "E092"
