@@ -486,7 +486,7 @@ impl Model {
         lr = 1e-3, samples = 10, holdout = None, horizon = None, clip = None,
         weight_decay = 0.0, warmup = 0, cosine = false, runtime = "auto", log_every = 10,
         eval_every = 100, checkpoint_every = 500, out = None, resume = false, force = false,
-        callback = None))]
+        callback = None, progress = None))]
     fn fit(
         &self,
         py: Python<'_>,
@@ -511,6 +511,7 @@ impl Model {
         resume: bool,
         force: bool,
         callback: Option<PyObject>,
+        progress: Option<bool>,
     ) -> PyResult<Fit> {
         // The checks of `vic run`'s flags.
         let positive = |name: &str, v: f64| -> PyResult<()> {
@@ -663,7 +664,12 @@ impl Model {
             final_samples: samples,
             resume: if resume { ckpt.clone() } else { None },
         };
+        let progress = match progress {
+            Some(p) => p,
+            None => interactive(py),
+        };
         let mut obs = PyObserver {
+            bar: progress.then(|| Bar::new(plan.total)),
             labels: labels.clone(),
             total: plan.total,
             log_every,
@@ -673,6 +679,9 @@ impl Model {
             error: None,
         };
         let outcome = py.allow_threads(|| trainer.get().run(&opts, &mut obs));
+        if let Some(bar) = &obs.bar {
+            bar.finish(py);
+        }
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
@@ -841,6 +850,8 @@ fn read_history(path: &Path) -> Vec<String> {
 /// Sees every step of a fit: `metrics.jsonl` rows into the history (and the file), the
 /// callback, and Python's signals (Ctrl-C) between steps.
 struct PyObserver {
+    /// The text progress bar, when asked for.
+    bar: Option<Bar>,
     labels: Vec<String>,
     total: u64,
     log_every: u64,
@@ -891,6 +902,9 @@ impl Observer for PyObserver {
             rundir::stamp(&mut l);
             l
         };
+        if let Some(bar) = &mut self.bar {
+            bar.stepped(s);
+        }
         if let Some(cb) = &self.callback {
             let r = Python::with_gil(|py| -> PyResult<()> {
                 let metrics = to_py(py, &line)?;
@@ -906,6 +920,84 @@ impl Observer for PyObserver {
     fn evaluated(&mut self, step: u64, r: &EvalReport) {
         let line = rundir::eval_line(&self.labels, step, r);
         self.record(line);
+    }
+}
+
+/// Whether a fit shows its progress by default: in a terminal or a Jupyter kernel.
+fn interactive(py: Python<'_>) -> bool {
+    let tty = py
+        .import("sys")
+        .and_then(|s| s.getattr("stderr"))
+        .and_then(|e| e.call_method0("isatty"))
+        .and_then(|t| t.extract::<bool>())
+        .unwrap_or(false);
+    let jupyter = py
+        .import("sys")
+        .and_then(|s| s.getattr("modules"))
+        .and_then(|m| m.contains("ipykernel"))
+        .unwrap_or(false);
+    tty || jupyter
+}
+
+/// A one-line progress bar on `sys.stderr` (redrawn with `\r`, which terminals and Jupyter
+/// both honour): steps, rate, ETA and the running mean of the ELBO.
+struct Bar {
+    total: u64,
+    every: u64,
+    start: std::time::Instant,
+    first: Option<u64>,
+    running: Option<f64>,
+}
+
+impl Bar {
+    fn new(total: u64) -> Bar {
+        Bar {
+            total,
+            every: (total / 200).max(1),
+            start: std::time::Instant::now(),
+            first: None,
+            running: None,
+        }
+    }
+
+    fn stepped(&mut self, s: &StepStats) {
+        let first = *self.first.get_or_insert(s.step.saturating_sub(1));
+        self.running = Some(match self.running {
+            None => s.elbo,
+            Some(r) => 0.95 * r + 0.05 * s.elbo,
+        });
+        if !(s.step.is_multiple_of(self.every) || s.step == self.total) {
+            return;
+        }
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        let rate = (s.step - first) as f64 / secs;
+        let left = self.total.saturating_sub(s.step) as f64 / rate.max(1e-9);
+        let width = 30usize;
+        let done = (width as u64 * s.step / self.total.max(1)) as usize;
+        let line = format!(
+            "\r[{}{}] {}/{} {:.0} steps/s ETA {:.0} s ELBO {:.3}",
+            "#".repeat(done.min(width)),
+            "-".repeat(width - done.min(width)),
+            s.step,
+            self.total,
+            rate,
+            left,
+            self.running.unwrap_or(s.elbo)
+        );
+        Python::with_gil(|py| write_stderr(py, &line));
+    }
+
+    fn finish(&self, py: Python<'_>) {
+        if self.first.is_some() {
+            write_stderr(py, "\n");
+        }
+    }
+}
+
+fn write_stderr(py: Python<'_>, text: &str) {
+    if let Ok(err) = py.import("sys").and_then(|s| s.getattr("stderr")) {
+        let _ = err.call_method1("write", (text,));
+        let _ = err.call_method0("flush");
     }
 }
 

@@ -105,6 +105,7 @@ class Model:
         resume: bool = False,
         force: bool = False,
         callback: Optional[Callable[[int, Dict[str, Any]], None]] = None,
+        progress: Optional[bool] = None,
     ) -> "Fit":
         """Train the model, exactly as ``vic run`` does with the same options.
 
@@ -118,6 +119,8 @@ class Model:
         The options are ``vic run``'s flags (``steps`` defaults to 1000 unless ``epochs``;
         ``batch`` to the model's ``batch``, else 128; ``holdout`` to 0.1). ``callback(step,
         metrics)`` is called after every step with that step's ``metrics.jsonl`` row.
+        ``progress``: a one-line progress bar on ``sys.stderr`` (steps, rate, ETA, running
+        ELBO); by default shown in a terminal or a Jupyter kernel.
         Training releases the GIL; Ctrl-C (or an exception in ``callback``) stops it between
         steps and is raised here — with ``out`` the checkpoint is written first, and
         ``fit(..., out=out, resume=True)`` (or ``vic run MODEL --resume out``) continues it.
