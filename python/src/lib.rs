@@ -389,7 +389,7 @@ fn format_of(format: &str) -> PyResult<vic::Format> {
     }
 }
 
-/// A compiled model (`vic.Model`).
+/// A compiled `.vmodel`: parsed, checked, its ELBO derived.
 #[pyclass(module = "vic._vic", name = "Model", frozen)]
 struct Model {
     inner: vic::Model,
@@ -408,6 +408,8 @@ struct Settings {
 
 #[pymethods]
 impl Model {
+    /// Compile model source text (`name` labels diagnostics); raises `vic.ModelError` with every
+    /// diagnostic when it does not compile.
     #[new]
     #[pyo3(signature = (source, name = "<string>"))]
     fn new(py: Python<'_>, source: &str, name: &str) -> PyResult<Self> {
@@ -417,6 +419,7 @@ impl Model {
         })
     }
 
+    /// Compile a `.vmodel` file; its `data "…"` is read relative to the file.
     #[staticmethod]
     fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let source = std::fs::read_to_string(&path).map_err(|e| {
@@ -435,21 +438,25 @@ impl Model {
         })
     }
 
+    /// The model's name (`model NAME { … }`).
     #[getter]
     fn name(&self) -> String {
         self.inner.ir().name.clone()
     }
 
+    /// The source text.
     #[getter]
     fn source(&self) -> String {
         self.inner.source.clone()
     }
 
+    /// The file the model was read from, if any.
     #[getter]
     fn file(&self) -> Option<PathBuf> {
         self.file.clone()
     }
 
+    /// The checker's warnings, as `ModelError.diagnostics` entries.
     #[getter]
     fn warnings<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         self.inner
@@ -460,16 +467,20 @@ impl Model {
             .collect()
     }
 
+    /// The derived ELBO term by term, as `vic elbo` prints it: `format` is "text", "latex" or
+    /// "json".
     #[pyo3(signature = (format = "text"))]
     fn elbo(&self, format: &str) -> PyResult<String> {
         Ok(self.inner.render_elbo(format_of(format)?, false))
     }
 
+    /// The ELBO with its numbered step-by-step derivation (`vic elbo --steps`).
     #[pyo3(signature = (format = "text"))]
     fn derivation(&self, format: &str) -> PyResult<String> {
         Ok(self.inner.render_elbo(format_of(format)?, true))
     }
 
+    /// The graphical model as Graphviz DOT (`vic graph`).
     fn graph(&self) -> String {
         self.inner.graph()
     }
@@ -481,6 +492,14 @@ impl Model {
         }
     }
 
+    /// Train the model exactly as `vic run` does with the same options and return a `vic.Fit`.
+    ///
+    /// `data`: None (the model's own `data "…"`), a data file, or a dict of numpy arrays by
+    /// variable name (float32/float64, C or Fortran order, optional `mask` (N, T)), validated as
+    /// files are. Options are `vic run`'s flags. `callback(step, metrics)` runs after every
+    /// step; `progress` shows a text bar. The GIL is released while training; Ctrl-C raises
+    /// KeyboardInterrupt between steps (with `out`, after writing a resumable checkpoint:
+    /// `fit(..., out=out, resume=True)` continues it).
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (data = None, *, steps = None, epochs = None, batch = None, seed = 0,
         lr = 1e-3, samples = 10, holdout = None, horizon = None, clip = None,
@@ -1035,7 +1054,7 @@ struct FitState {
     seconds: f64,
 }
 
-/// A trained model (`vic.Fit`).
+/// A trained model: parameters, training history, evaluation, draws, and its run directory.
 #[pyclass(module = "vic._vic", name = "Fit", frozen)]
 struct Fit {
     st: Mutex<FitState>,
@@ -1060,16 +1079,19 @@ fn params_dict<'py>(py: Python<'py>, st: &FitState, raw: bool) -> PyResult<Bound
 
 #[pymethods]
 impl Fit {
+    /// The learned values by name, float64, constraints applied (`vic params`' `value`).
     #[getter]
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         params_dict(py, &self.lock(), false)
     }
 
+    /// The unconstrained values the optimiser updates (`vic params`' `raw`).
     #[getter]
     fn raw_params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         params_dict(py, &self.lock(), true)
     }
 
+    /// The rows of `metrics.jsonl` as dicts (training rows, held-out evaluations, the final one).
     #[getter]
     fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let loads = py.import("json")?.getattr("loads")?;
@@ -1082,6 +1104,7 @@ impl Fit {
         PyList::new(py, rows)
     }
 
+    /// The final evaluation of the fit (None for a loaded fit).
     #[getter]
     fn report(&self, py: Python<'_>) -> PyResult<PyObject> {
         match &self.lock().report {
@@ -1090,21 +1113,25 @@ impl Fit {
         }
     }
 
+    /// Optimiser steps taken.
     #[getter]
     fn step(&self) -> u64 {
         self.lock().trainer.0.step
     }
 
+    /// The runtime that trains (fused or reference, and why).
     #[getter]
     fn runtime(&self) -> String {
         self.lock().trainer.0.engine()
     }
 
+    /// Wall-clock seconds of the training loop.
     #[getter]
     fn seconds(&self) -> f64 {
         self.lock().seconds
     }
 
+    /// The model.
     #[getter]
     fn model(&self) -> Model {
         let st = self.lock();
@@ -1114,11 +1141,15 @@ impl Fit {
         }
     }
 
+    /// The readable names of the ELBO's terms (the keys of `terms`).
     #[getter]
     fn term_labels(&self) -> Vec<String> {
         vic::render::label::term_labels(&self.lock().trainer.0.program.elbo)
     }
 
+    /// Estimate the ELBO with `samples` draws per sequence, as `vic eval --json`: elbo, stderr,
+    /// per-term means, and log_evidence and gap where p is linear-Gaussian (`iwae=K` adds the
+    /// IWAE-K bound). `data` as in `Model.fit`; by default the held-out split.
     #[pyo3(signature = (data = None, samples = 100, seed = None, iwae = None))]
     fn evaluate(
         &self,
@@ -1177,6 +1208,9 @@ impl Fit {
         to_py(py, &serde_json::to_value(&r).unwrap_or_default())
     }
 
+    /// Draw `n` sequences from p as `vic sample` does: `condition=K` follows the posterior on the
+    /// first K steps of the data (or `condition={arrays}`), then p runs open loop to `horizon`.
+    /// Returns {name: float32 array}.
     #[pyo3(signature = (n = 16, *, condition = None, horizon = None, data = None, seed = None))]
     fn sample<'py>(
         &self,
@@ -1284,6 +1318,8 @@ impl Fit {
             .map_err(|e| io_error(py, format!("cannot write `{}`", metrics.display()), &e))
     }
 
+    /// Load a run directory written by `Fit.save` or `vic run` (its data: the recorded file, or
+    /// `data`).
     #[staticmethod]
     #[pyo3(signature = (dir, data = None))]
     fn load(py: Python<'_>, dir: PathBuf, data: Option<&Bound<'_, PyAny>>) -> PyResult<Fit> {

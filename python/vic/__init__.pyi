@@ -178,6 +178,25 @@ class Fit:
         linear-Gaussian models) or ``evidence_note``; ``iwae=K`` adds the IWAE-K bound.
         ``data`` as in :meth:`Model.fit`; by default the held-out split (else the training
         data). ``seed`` defaults to the fit's."""
+    def sample(
+        self,
+        n: int = 16,
+        *,
+        condition: Union[None, int, Mapping[str, npt.ArrayLike]] = None,
+        horizon: Optional[int] = None,
+        data: _Data = None,
+        seed: Optional[int] = None,
+    ) -> Dict[str, np.ndarray]:
+        """Draw ``n`` sequences from p, as ``vic sample`` does (bit for bit with the same
+        data and seed): every latent, state and observed variable, float32, ``(n, T, size)``
+        for time-indexed variables and ``(n, size)`` for static ones.
+
+        ``condition=K`` follows the posterior on the first ``K`` steps of the data (default:
+        the fit's training split; ``data=`` another) and runs p open loop after;
+        ``condition={name: array, …}`` conditions on those arrays, all of their steps. The
+        data's rows (cycled) give the inputs, cut or padded with zeros to ``horizon``
+        (default: the data's length, else the model's horizon). ``seed`` defaults to the
+        fit's."""
     def save(self, dir: _Path) -> None:
         """Write the run directory ``vic run`` writes: ``config.json``, ``model.vmodel``,
         ``checkpoint.safetensors``, ``metrics.jsonl``."""
