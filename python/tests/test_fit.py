@@ -188,3 +188,43 @@ def test_sample_conditioned_on_arrays(fit, root):
     with pytest.raises(vic.VicError) as info:
         f.sample(n=2, condition=60, horizon=50)
     assert info.value.code == "E092"
+
+
+def test_training_releases_the_gil(root):
+    import threading
+    import time
+
+    m = vic.Model.from_file(root / "models" / "ssm.vmodel")
+    count = [0]
+    done = threading.Event()
+
+    def spin():
+        while not done.is_set():
+            count[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        t0 = time.perf_counter()
+        m.fit(steps=60, seed=0, batch=64, eval_every=1000, progress=False)
+        seconds = time.perf_counter() - t0
+    finally:
+        done.set()
+        t.join()
+    # The other thread ran while Rust trained (holding the GIL it would be starved).
+    assert count[0] > 1000 * seconds, (count[0], seconds)
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_does(root, tmp_path, fit):
+    full, _ = fit
+    m = vic.Model.from_file(root / "models" / "ssm.vmodel")
+    out = tmp_path / "again"
+
+    def interrupt(step, metrics):
+        if step == 7:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(steps=STEPS, seed=SEED, out=out, callback=interrupt)
+    resumed = m.fit(steps=STEPS, seed=SEED, out=out, resume=True)
+    assert strip_time(resumed.history) == strip_time(full.history)
