@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use vic::data::{DataError, Dataset, RawArray};
 use vic::diag::{Code, Diagnostic};
 use vic::train::rundir::{self, MetricsLog};
+
+mod agent;
 use vic::train::{
     EngineChoice, EvalReport, Observer, PlanError, RunEnd, RunError, RunFlags, RunOptions, RunPlan,
     StepStats, TrainConfig, TrainError, Trainer,
@@ -1436,5 +1438,6 @@ fn _vic(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Model>()?;
     m.add_class::<Fit>()?;
+    m.add_function(wrap_pyfunction!(agent::agent, m)?)?;
     Ok(())
 }

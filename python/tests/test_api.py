@@ -17,6 +17,8 @@ def stub_names():
                 n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AnnAssign))
                 for n in [n] if not isinstance(n, ast.AnnAssign)
             } | {n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
+        elif isinstance(node, ast.FunctionDef):
+            names[node.name] = set()
     return names
 
 

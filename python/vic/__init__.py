@@ -10,6 +10,6 @@ See docs/python.md.
 """
 
 from ._errors import DataError, ModelError, TrainError, VicError
-from ._vic import Fit, Model, __version__
+from ._vic import Fit, Model, __version__, agent
 
-__all__ = ["Model", "Fit", "VicError", "ModelError", "DataError", "TrainError", "__version__"]
+__all__ = ["Model", "Fit", "agent", "VicError", "ModelError", "DataError", "TrainError", "__version__"]

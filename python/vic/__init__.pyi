@@ -204,3 +204,39 @@ class Fit:
     def load(dir: _Path, data: _Data = None) -> "Fit":
         """Load a run directory written by :meth:`save` or ``vic run``; its data is the
         recorded data file (if it exists) unless ``data`` is given."""
+
+def agent(
+    model: Union[Model, _Path],
+    env: Any,
+    *,
+    out: _Path,
+    env_steps: int = 20000,
+    prefill: int = 1000,
+    train_every: int = 10,
+    batch: int = 16,
+    length: int = 50,
+    model_lr: float = 6e-4,
+    actor_lr: float = 8e-5,
+    critic_lr: float = 8e-5,
+    eval_every: int = 2000,
+    eval_episodes: int = 5,
+    seed: int = 0,
+    resume: bool = False,
+    force: bool = False,
+    callback: Optional[Callable[[Dict[str, Any]], None]] = None,
+    id: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Learn a world model and a behaviour in a Python environment, as ``vic agent`` does.
+
+    ``model``: a :class:`Model` (or a ``.vmodel`` path) with an ``imagine`` block; ``env``:
+    a Gymnasium environment object (``reset(seed=…)`` → ``(obs, info)``, ``step(action)`` →
+    ``(obs, reward, terminated, truncated, info)``, Box ``observation_space`` and
+    ``action_space``), stepped in-process. ``out`` is written as by ``vic agent --out``
+    (``episodes.jsonl``, ``metrics.jsonl``, ``checkpoint.safetensors``, ``replay.npz``,
+    ``agent.json``, ``model.vmodel``); a directory that holds a run is refused (``E095``)
+    unless ``resume`` (continue it) or ``force``. ``callback(record)`` sees every episode's
+    record. Ctrl-C stops the loop after a checkpoint (``KeyboardInterrupt``); an exception
+    of the environment is re-raised as it was. The environment is Python, so the loop holds
+    the GIL. Returns ``{"out", "progress", "episodes"}``: the loop's counters and every
+    episode record.
+    """
