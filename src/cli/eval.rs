@@ -6,7 +6,7 @@ use super::session::{checkpoint_error, coded, flag_error, open, train_error};
 use super::{FAILED, OK};
 use std::path::PathBuf;
 use vic::diag::Code;
-use vic::train::{CheckpointInfo, TrainConfig, Trainer};
+use vic::train::{CheckpointInfo, SampleError, TrainConfig, Trainer};
 
 /// `vic eval --split`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,30 +268,8 @@ fn with_evidence(
     mut r: vic::train::EvalReport,
     a: &EvalArgs,
 ) -> Result<vic::train::EvalReport, u8> {
-    let m = tr.program.model.clone();
-    r = match vic::evidence::structure(&m) {
-        Ok(method) => {
-            let data = tr.heldout.as_ref().or(tr.train.as_ref());
-            let exact = data.ok_or_else(|| "no data".to_string()).and_then(|d| {
-                let params = vic::evidence::param_values(&m, &tr.store)?;
-                vic::evidence::log_evidence(&m, &params, d)
-            });
-            match exact {
-                Ok(v) => r.with_exact(method.name(), &v),
-                Err(why) => {
-                    r.evidence_note = Some(why);
-                    r
-                }
-            }
-        }
-        Err(why) => {
-            r.evidence_note = Some(match a.iwae {
-                Some(_) => why,
-                None => format!("{why}; pass --iwae K to estimate it"),
-            });
-            r
-        }
-    };
+    let hint = a.iwae.is_none().then_some("pass --iwae K to estimate it");
+    r = tr.with_exact_evidence(r, None, hint);
     if let Some(k) = a.iwae {
         match tr.evaluate_iwae(k, None, a.samples, a.seed.wrapping_add(1)) {
             Ok(w) if w.non_finite().is_some() => {
@@ -347,76 +325,27 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
         return super::predictive::posterior(&a, &tr);
     }
     let m = &tr.program.model;
-    let t = a
-        .horizon
-        .or(tr.train.as_ref().and_then(|d| d.t))
-        .unwrap_or_else(|| vic::train::resolve_horizon(None, m));
-    if a.condition > t {
-        return condition_too_long(a.condition, t);
-    }
-    if a.condition > 0
-        && tr
-            .train
-            .as_ref()
-            .and_then(|d| d.t)
-            .map(|dt| a.condition > dt)
-            .unwrap_or(true)
-    {
-        return flag_error(
-            format!(
-                "--condition {} needs data with at least that many steps",
-                a.condition
-            ),
-            "pass --data with sequences at least as long as --condition",
-        );
-    }
-    let mut batch = match &tr.train {
-        Some(d) => {
-            let idx: Vec<usize> = (0..a.n).map(|i| i % d.n).collect();
-            vic::train::data_batch(&tr.program, d, &idx, 1)
-        }
-        None => vic::train::control_batch(&tr.program, a.n, t),
-    };
-    if m.is_sequential() && batch.t != t {
-        // Pad or cut the data's inputs to the requested horizon (inputs past the data are 0).
-        for (v, host) in batch.data.iter_mut() {
-            let size = m.vars[*v].ty.size();
-            if !m.vars[*v].timed {
-                continue;
-            }
-            let mut out = vec![0.0; t * batch.b * size];
-            let keep = t.min(batch.t) * batch.b * size;
-            out[..keep].copy_from_slice(&host[..keep]);
-            *host = out;
-        }
-        batch.t = t;
-    }
-    // p must have a draw for every variable it generates; a Flat prior (improper) has none.
-    if let Some(f) = m.factors.iter().find(|f| {
-        f.block == vic::ir::Block::P
-            && matches!(&f.body, vic::ir::FactorBody::Sample(d) if d.family == vic::ir::Family::Flat)
-    }) {
-        let var = &m.vars[f.var];
-        let name = format!("{}{}", var.name, if var.timed { "[t]" } else { "" });
-        coded(
-            Code::CannotSample,
-            format!("cannot draw from `{}`: `{}` has an improper prior (Flat) in p, which has no draws", m.name, var.name),
-            &format!("`vic sample` draws from p: give `{name}` a proper prior (e.g. `{name} ~ Normal(0, 1)`) to sample this model"),
-        );
-        return FAILED;
-    }
-    let mut rng = vic::runtime::rng::seeded(a.seed);
-    let drawn = match tr.simulate(&batch, a.condition, &mut rng) {
+    let draws = match tr.draw(a.n, a.horizon, a.condition, tr.train.as_ref(), a.seed) {
         Ok(d) => d,
         Err(e) => {
-            coded(
-                Code::CannotSample,
-                format!("cannot draw from `{}`: {e}", m.name),
-                "`vic sample` draws every latent and action from p: give each a proper prior (a Flat prior has no draws), or follow the posterior for the data's steps with --condition",
-            );
+            let help = match &e {
+                SampleError::ConditionTooLong { condition, t } => {
+                    return condition_too_long(*condition, *t)
+                }
+                SampleError::ConditionNeedsData { condition } => {
+                    return flag_error(
+                        format!("--condition {condition} needs data with at least that many steps"),
+                        "pass --data with sequences at least as long as --condition",
+                    )
+                }
+                SampleError::Improper { written: name, .. } => format!("`vic sample` draws from p: give `{name}` a proper prior (e.g. `{name} ~ Normal(0, 1)`) to sample this model"),
+                SampleError::Failed { .. } => "`vic sample` draws every latent and action from p: give each a proper prior (a Flat prior has no draws), or follow the posterior for the data's steps with --condition".to_string(),
+            };
+            coded(Code::CannotSample, e.to_string(), &help);
             return FAILED;
         }
     };
+    let (t, drawn) = (draws.t, draws.values);
     let mut npz = match super::io::create_npz(&a.out) {
         Ok(w) => w,
         Err(c) => return c,

@@ -11,17 +11,16 @@
 
 use super::plot::{training, Curves};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Map, Value};
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use vic::train::rundir::{error_line, eval_line, final_line, step_line, MetricsLog};
 use vic::train::{EvalReport, Observer, StepStats, TrainError};
 
 /// The observer of a `vic run`.
 pub struct Progress {
     bar: ProgressBar,
-    metrics: std::fs::File,
+    metrics: MetricsLog,
     labels: Vec<String>,
     total: u64,
     log_every: u64,
@@ -30,24 +29,6 @@ pub struct Progress {
     curve: Vec<(f64, f64)>,
     term_curves: Vec<Vec<(f64, f64)>>,
     held_curve: Vec<(f64, f64, f64)>,
-}
-
-/// Wall-clock time as Unix seconds (millisecond resolution), for `metrics.jsonl`.
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| (d.as_millis() as f64) / 1000.0)
-}
-
-/// `{label: value}` in the order of the terms.
-pub fn keyed(labels: &[String], values: impl IntoIterator<Item = f64>) -> Value {
-    Value::Object(
-        labels
-            .iter()
-            .cloned()
-            .zip(values.into_iter().map(|v| json!(v)))
-            .collect::<Map<String, Value>>(),
-    )
 }
 
 impl Progress {
@@ -60,12 +41,7 @@ impl Progress {
         log_every: u64,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<Progress> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(append)
-            .write(true)
-            .truncate(!append)
-            .open(metrics)?;
+        let file = MetricsLog::open(metrics, append)?;
         let bar = ProgressBar::new(total);
         bar.set_style(
             ProgressStyle::with_template(
@@ -88,14 +64,6 @@ impl Progress {
         })
     }
 
-    /// One metrics line in one write, so a line is never split between writes.
-    fn write(&mut self, mut v: Value) {
-        if let Value::Object(m) = &mut v {
-            m.insert("time".into(), json!(now()));
-        }
-        let _ = self.metrics.write_all(format!("{v}\n").as_bytes());
-    }
-
     /// Clears the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
@@ -103,23 +71,14 @@ impl Progress {
 
     /// The line of a failed step.
     pub fn error_line(&mut self, step: u64, error: &str) {
-        self.write(json!({"step": step, "error": error}));
+        self.metrics.write(error_line(step, error));
     }
 
     /// The final evaluation's line.
     pub fn final_report(&mut self, step: u64, heldout: bool, r: &EvalReport) {
         self.held_curve.push((step as f64, r.elbo, r.stderr));
-        let terms = keyed(&self.labels, r.terms.iter().map(|t| t.mean));
-        let stderr = keyed(&self.labels, r.terms.iter().map(|t| t.stderr));
-        self.write(json!({
-            "step": step,
-            "split": if heldout { "heldout" } else { "train" },
-            "final": true,
-            "elbo": r.elbo,
-            "stderr": r.stderr,
-            "terms": terms,
-            "terms_stderr": stderr,
-        }));
+        self.metrics
+            .write(final_line(&self.labels, step, heldout, r));
     }
 
     /// Draws `elbo.svg`: the ELBO (running mean and evaluations with their standard errors)
@@ -199,12 +158,7 @@ impl Observer for Progress {
         });
         let (re, rt) = self.running.clone().unwrap_or_default();
         if s.step.is_multiple_of(self.log_every) || s.step == self.total {
-            let terms = keyed(&self.labels, s.terms.iter().copied());
-            let mut line = json!({"step": s.step, "split": "train", "elbo": s.elbo, "terms": terms, "lr": s.lr, "grad_norm": s.grad_norm});
-            if let (Some(h), Value::Object(m)) = (s.policy_entropy, &mut line) {
-                m.insert("policy_entropy".into(), json!(h));
-            }
-            self.write(line);
+            self.metrics.write(step_line(&self.labels, s));
             self.curve.push((s.step as f64, re));
             for (c, v) in self.term_curves.iter_mut().zip(&rt) {
                 c.push((s.step as f64, *v));
@@ -223,9 +177,7 @@ impl Observer for Progress {
 
     fn evaluated(&mut self, step: u64, r: &EvalReport) {
         self.held_curve.push((step as f64, r.elbo, r.stderr));
-        let terms = keyed(&self.labels, r.terms.iter().map(|t| t.mean));
-        let stderr = keyed(&self.labels, r.terms.iter().map(|t| t.stderr));
-        self.write(json!({"step": step, "split": "heldout", "elbo": r.elbo, "stderr": r.stderr, "terms": terms, "terms_stderr": stderr}));
+        self.metrics.write(eval_line(&self.labels, step, r));
     }
 
     fn checkpoint_failed(&mut self, step: u64, error: &TrainError) {

@@ -21,17 +21,17 @@ pub const LOCK: &str = ".vic-run.lock";
 
 /// What a forced run replaces; other files in the directory are left alone.
 const OUTPUTS: &[&str] = &[
-    "checkpoint.safetensors",
-    "metrics.jsonl",
+    vic::train::rundir::CHECKPOINT,
+    vic::train::rundir::METRICS,
     "elbo.svg",
     CONFIG,
     SOURCE,
 ];
 
 /// The resolved configuration of the run.
-pub const CONFIG: &str = "config.json";
+pub const CONFIG: &str = vic::train::rundir::CONFIG;
 /// The copy of the model's source.
-pub const SOURCE: &str = "model.vmodel";
+pub const SOURCE: &str = vic::train::rundir::SOURCE;
 
 /// What `config.json` records.
 pub struct Record<'a> {
@@ -47,38 +47,26 @@ pub struct Record<'a> {
     pub engine: &'a str,
 }
 
-/// Writes `config.json` and `model.vmodel` into `dir` (each through a temporary file and a
-/// rename, so a reader never sees half of one).
+/// Writes `config.json` and `model.vmodel` into `dir` ([`vic::train::rundir::write_record`]
+/// with the flags of `vic run`).
 pub fn write_record(dir: &Path, r: &Record, source: &str) -> std::io::Result<()> {
     let a = r.args;
-    let config = serde_json::json!({
-        "vic_version": env!("CARGO_PKG_VERSION"),
-        "command": std::env::args().collect::<Vec<_>>(),
-        "model": r.model,
-        "model_file": a.file.display().to_string(),
-        "data": r.data.map(|d| d.display().to_string()),
-        "steps": r.plan.total,
-        "epochs": a.epochs,
-        "sequence_steps": r.plan.sequence_steps,
-        "train_rows": r.plan.train_rows,
-        "train": r.plan.config,
-        "runtime": r.engine,
-        "device": a.device,
-        "samples": a.samples,
-        "log_every": a.log_every,
-        "eval_every": a.eval_every,
-        "checkpoint_every": a.checkpoint_every,
-        "resumed_from": a.resume.as_ref().map(|p| p.display().to_string()),
-    });
-    let text = serde_json::to_string_pretty(&config).map_err(std::io::Error::other)?;
-    write_atomic(&dir.join(CONFIG), text.as_bytes())?;
-    write_atomic(&dir.join(SOURCE), source.as_bytes())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let record = vic::train::rundir::Record {
+        command: std::env::args().collect(),
+        model: r.model,
+        model_file: a.file.display().to_string(),
+        data: r.data,
+        plan: r.plan,
+        epochs: a.epochs,
+        engine: r.engine,
+        device: &a.device,
+        samples: a.samples,
+        log_every: a.log_every,
+        eval_every: a.eval_every,
+        checkpoint_every: a.checkpoint_every,
+        resumed_from: a.resume.as_ref().map(|p| p.display().to_string()),
+    };
+    vic::train::rundir::write_record(dir, &record, source)
 }
 
 /// Held while the run writes its directory; dropping it removes the lock file.

@@ -51,24 +51,12 @@ pub fn open(path: &Path, color: bool) -> Result<Session, u8> {
 impl Session {
     /// The data file: `--data`, else the model's `data "…"` (relative to the model file).
     pub fn data_path(&self, flag: Option<&Path>) -> Option<PathBuf> {
-        flag.map(Path::to_path_buf).or_else(|| {
-            self.model
-                .ir()
-                .data
-                .as_ref()
-                .map(|d| self.model_path.parent().unwrap_or(Path::new(".")).join(d))
-        })
+        vic::train::rundir::data_path(self.model.ir(), Some(&self.model_path), flag)
     }
 
     /// Load the data a fit model needs. `Ok(None)` for control problems.
     pub fn load_data(&self, flag: Option<&Path>) -> Result<Option<Dataset>, u8> {
-        let needs = self
-            .model
-            .ir()
-            .vars
-            .iter()
-            .any(|v| matches!(v.role, vic::ir::Role::Observed | vic::ir::Role::Input));
-        if !needs {
+        if !vic::train::rundir::needs_data(self.model.ir()) {
             return Ok(None);
         }
         let Some(path) = self.data_path(flag) else {

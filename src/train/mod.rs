@@ -13,11 +13,14 @@ mod batch;
 mod checkpoint;
 pub mod distributed;
 mod evaluate;
+mod evidence;
 pub mod params;
 mod plan;
 mod predictive;
 mod report;
+pub mod rundir;
 mod runner;
+mod sample;
 
 pub use batch::{control_batch, data_batch, specs_of};
 pub use evaluate::EVAL_ROWS;
@@ -25,6 +28,7 @@ pub use params::{named_params, NamedParam};
 pub use plan::{PlanError, RunFlags, RunPlan, DEFAULT_BATCH, DEFAULT_STEPS, MIN_ROWS_TO_SPLIT};
 pub use report::{mean_se, EvalReport, Evidence, Gap, StepStats, TermStat};
 pub use runner::{Observer, RunEnd, RunError, RunOptions, RunOutcome};
+pub use sample::{Draws, SampleError};
 
 use crate::data::Dataset;
 use crate::lower::{Batch, Program};

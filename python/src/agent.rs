@@ -1,0 +1,318 @@
+//! `vic.agent(model, env, …)`: `vic agent`'s loop (`vic::agent::learn::Agent`) acting in a
+//! Python environment object in-process — any object with Gymnasium's `reset(seed=…)`,
+//! `step(action)` and Box `observation_space`/`action_space` — with the same run directory
+//! (episodes, metrics, checkpoint, replay) and resume as `vic agent`. The environment is Python,
+//! so the loop holds the GIL; Ctrl-C is heard between updates and episodes.
+
+use super::{coded, flag_error, to_py, Model};
+use numpy::PyArray1;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use std::path::PathBuf;
+use vic::agent::behaviour::BehaviourConfig;
+use vic::agent::env::Space;
+use vic::agent::episodes::Record;
+use vic::agent::learn::{Agent, AgentConfig, AgentObserver, Progress};
+use vic::agent::{Env, EnvSpec, Step};
+use vic::diag::{Code, Diagnostic};
+
+/// A Python environment object as a [`vic::agent::Env`].
+struct PyEnv {
+    env: PyObject,
+    spec: EnvSpec,
+    /// The Python exception of the last failed call (re-raised as it was).
+    error: Option<PyErr>,
+}
+
+fn flat(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+    let np = obj.py().import("numpy")?;
+    np.call_method1("asarray", (obj, "float32"))?
+        .call_method0("ravel")?
+        .call_method0("tolist")?
+        .extract()
+}
+
+fn space(env: &Bound<'_, PyAny>, attr: &str) -> PyResult<Space> {
+    let sp = env.getattr(attr)?;
+    Ok(Space {
+        low: flat(&sp.getattr("low")?)?,
+        high: flat(&sp.getattr("high")?)?,
+    })
+}
+
+impl PyEnv {
+    fn new(env: &Bound<'_, PyAny>, id: Option<String>) -> PyResult<PyEnv> {
+        let obs = space(env, "observation_space")?;
+        let act = space(env, "action_space")?;
+        let spec_attr = env.getattr("spec").ok().filter(|s| !s.is_none());
+        let max_steps = spec_attr
+            .as_ref()
+            .and_then(|s| s.getattr("max_episode_steps").ok())
+            .and_then(|m| m.extract::<usize>().ok());
+        let id = id
+            .or_else(|| {
+                spec_attr
+                    .as_ref()
+                    .and_then(|s| s.getattr("id").ok())
+                    .and_then(|i| i.extract::<String>().ok())
+                    .map(|i| format!("python:{i}"))
+            })
+            .unwrap_or_else(|| "python".to_string());
+        Ok(PyEnv {
+            env: env.clone().unbind(),
+            spec: EnvSpec {
+                id,
+                obs,
+                act,
+                max_steps,
+            },
+            error: None,
+        })
+    }
+
+    fn fail(&mut self, what: &str, e: PyErr) -> Diagnostic {
+        let msg = format!("the environment's {what} failed: {e}");
+        self.error = Some(e);
+        Diagnostic::new(Code::EnvProtocol, msg)
+            .help("`reset(seed=…)` returns (obs, info); `step(action)` returns (obs, reward, terminated, truncated, info)")
+    }
+}
+
+impl Env for PyEnv {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    fn reset(&mut self, seed: u64) -> Result<Vec<f32>, Diagnostic> {
+        let r = Python::with_gil(|py| -> PyResult<Vec<f32>> {
+            let kw = PyDict::new(py);
+            kw.set_item("seed", seed)?;
+            let r = self.env.bind(py).call_method("reset", (), Some(&kw))?;
+            match r.downcast::<PyTuple>() {
+                Ok(t) => flat(&t.get_item(0)?),
+                Err(_) => flat(&r),
+            }
+        });
+        r.map_err(|e| self.fail("reset", e))
+    }
+
+    fn step(&mut self, action: &[f32]) -> Result<Step, Diagnostic> {
+        let r = Python::with_gil(|py| -> PyResult<Step> {
+            let a = PyArray1::from_slice(py, action);
+            let r = self.env.bind(py).call_method1("step", (a,))?;
+            let t = r.downcast::<PyTuple>()?;
+            let obs = flat(&t.get_item(0)?)?;
+            let reward: f64 = t.get_item(1)?.extract()?;
+            let (terminated, truncated) = match t.len() {
+                5 => (t.get_item(2)?.is_truthy()?, t.get_item(3)?.is_truthy()?),
+                // The older Gym API: (obs, reward, done, info).
+                _ => (t.get_item(2)?.is_truthy()?, false),
+            };
+            Ok(Step {
+                obs,
+                reward,
+                terminated,
+                truncated,
+            })
+        });
+        r.map_err(|e| self.fail("step", e))
+    }
+}
+
+/// Ctrl-C between updates and episodes; the callback sees every episode.
+struct PyAgentObserver {
+    callback: Option<PyObject>,
+    error: Option<PyErr>,
+}
+
+impl AgentObserver for PyAgentObserver {
+    fn should_stop(&mut self) -> bool {
+        if self.error.is_some() {
+            return true;
+        }
+        Python::with_gil(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                self.error = Some(e);
+                true
+            }
+        })
+    }
+
+    fn episode(&mut self, rec: &Record, _progress: &Progress) {
+        if let Some(cb) = &self.callback {
+            let r = Python::with_gil(|py| -> PyResult<()> {
+                let v = serde_json::to_value(rec).unwrap_or_default();
+                cb.call1(py, (to_py(py, &v)?,))?;
+                Ok(())
+            });
+            if let Err(e) = r {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+fn diag_error(py: Python<'_>, d: &Diagnostic) -> PyErr {
+    coded(py, "VicError", d.code.as_str(), d.message.clone(), &d.help)
+}
+
+/// Files of an agent's run directory (what `force` replaces).
+const OUTPUTS: [&str; 7] = [
+    "episodes.jsonl",
+    "metrics.jsonl",
+    "checkpoint.safetensors",
+    "replay.npz",
+    "agent.json",
+    "returns.svg",
+    "model.vmodel",
+];
+
+/// Learn a world model and a behaviour in a Python environment, as `vic agent` does.
+///
+/// `model`: a `vic.Model` or a `.vmodel` path with an `imagine` block; `env`: an object with
+/// Gymnasium's `reset(seed=…)`, `step(action)` and Box `observation_space`/`action_space`.
+/// Writes `out` as `vic agent --out` does (`episodes.jsonl`, `metrics.jsonl`, checkpoint,
+/// replay); `resume=True` continues it. Returns the loop's counters and the episode records.
+#[pyfunction]
+#[pyo3(signature = (model, env, *, out, env_steps = 20_000, prefill = 1_000, train_every = 10,
+    batch = 16, length = 50, model_lr = 6e-4, actor_lr = 8e-5, critic_lr = 8e-5,
+    eval_every = 2_000, eval_episodes = 5, seed = 0, resume = false, force = false,
+    callback = None, id = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn agent(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    env: &Bound<'_, PyAny>,
+    out: PathBuf,
+    env_steps: u64,
+    prefill: u64,
+    train_every: u64,
+    batch: usize,
+    length: usize,
+    model_lr: f64,
+    actor_lr: f64,
+    critic_lr: f64,
+    eval_every: u64,
+    eval_episodes: usize,
+    seed: u64,
+    resume: bool,
+    force: bool,
+    callback: Option<PyObject>,
+    id: Option<String>,
+) -> PyResult<PyObject> {
+    let model: Model = match model.extract::<PyRef<'_, Model>>() {
+        Ok(m) => Model {
+            inner: m.inner.clone(),
+            file: m.file.clone(),
+        },
+        Err(_) => Model::from_file(py, model.extract::<PathBuf>()?)?,
+    };
+    for (name, v) in [
+        ("env_steps", env_steps),
+        ("train_every", train_every),
+        ("batch", batch as u64),
+        ("length", length as u64),
+    ] {
+        if v == 0 {
+            return Err(flag_error(
+                py,
+                format!("{name} must be at least 1"),
+                "pass a positive number",
+            ));
+        }
+    }
+    for (name, v) in [
+        ("model_lr", model_lr),
+        ("actor_lr", actor_lr),
+        ("critic_lr", critic_lr),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(flag_error(
+                py,
+                format!("{name} must be a positive number, not {v}"),
+                "Dreamer's rates: model_lr=6e-4, actor_lr=8e-5, critic_lr=8e-5",
+            ));
+        }
+    }
+    let program = super::lower(py, &model.inner)?;
+    let mut env = PyEnv::new(env, id)?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| super::io_error(py, format!("cannot create `{}`", out.display()), &e))?;
+    let held: Vec<&str> = OUTPUTS
+        .iter()
+        .copied()
+        .filter(|f| out.join(f).exists())
+        .collect();
+    if !resume && !held.is_empty() {
+        if !force {
+            return Err(coded(
+                py,
+                "VicError",
+                Code::RunDirNotEmpty.as_str(),
+                format!(
+                    "`{}` already holds a run ({}): it would be overwritten",
+                    out.display(),
+                    held.join(", ")
+                ),
+                "continue it with resume=True, overwrite it with force=True, or pass another out=",
+            ));
+        }
+        for f in OUTPUTS {
+            let _ = std::fs::remove_file(out.join(f));
+        }
+    }
+    let cfg = AgentConfig {
+        env_steps,
+        prefill,
+        train_every,
+        batch,
+        length,
+        model_lr,
+        model_clip: 100.0,
+        behaviour: BehaviourConfig {
+            actor_lr,
+            critic_lr,
+            clip: 100.0,
+        },
+        eval_every,
+        eval_episodes,
+        seed,
+        threads: 0,
+    };
+    let spec = env.spec.clone();
+    let mut agent =
+        Agent::new(program, &spec, cfg, &out, resume).map_err(|d| diag_error(py, &d))?;
+    let _ = std::fs::write(out.join(vic::train::rundir::SOURCE), &model.inner.source);
+    let mut obs = PyAgentObserver {
+        callback,
+        error: None,
+    };
+    let result = agent.run(&mut env, &mut obs);
+    if let Some(e) = obs.error.take() {
+        return Err(e);
+    }
+    if let Err(d) = result {
+        return Err(env.error.take().unwrap_or_else(|| diag_error(py, &d)));
+    }
+    let summary = PyDict::new(py);
+    summary.set_item("out", out.clone())?;
+    summary.set_item(
+        "progress",
+        to_py(
+            py,
+            &serde_json::to_value(&agent.progress).unwrap_or_default(),
+        )?,
+    )?;
+    let loads = py.import("json")?.getattr("loads")?;
+    let episodes = PyList::empty(py);
+    for line in std::fs::read_to_string(out.join("episodes.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        episodes.append(loads.call1((line,))?)?;
+    }
+    summary.set_item("episodes", episodes)?;
+    Ok(summary.into_any().unbind())
+}
