@@ -1156,8 +1156,9 @@ impl Builder<'_> {
         };
         let loc = self.g.buf(rows, size, BufKind::Temp, true);
         let scale = self.g.buf(rows, size, BufKind::Temp, true);
-        let pre =
-            (family == Family::TanhNormal).then(|| self.g.buf(rows, size, BufKind::Temp, true));
+        // A TanhNormal's pre-squash value, or a StudentT's df (the third slot).
+        let pre = matches!(family, Family::TanhNormal | Family::StudentT)
+            .then(|| self.g.buf(rows, size, BufKind::Temp, true));
         let r = Rec {
             family,
             loc,
@@ -1226,6 +1227,10 @@ impl Builder<'_> {
                 let (dl, ds) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
                 if !self.win_dist(prod.factor, t, (dl, ds)) {
                     self.dist(d, at, size, Some((dl, ds)))?;
+                    if d.family == Family::StudentT {
+                        let df = r.pre.map(|p| self.rec_rows(p, at));
+                        self.third(d, at, size, df)?;
+                    }
                 }
                 let nb = *self.noise_bufs.entry(cv.var).or_insert_with(|| {
                     let rows = if self.m.vars[cv.var].timed {
@@ -1267,7 +1272,7 @@ impl Builder<'_> {
                 eps,
                 out,
             }),
-            (f, _) => self.sample_other(f, loc, scale, eps, out)?,
+            (f, third) => self.sample_other(f, loc, scale, eps, out, third)?,
         }
         Ok(())
     }
@@ -1300,10 +1305,16 @@ impl Builder<'_> {
         Ok(out)
     }
 
-    /// A closed-form entropy per row → `(rows, 1)`.
-    fn entropy(&mut self, form: EntropyForm, loc: View, scale: View) -> R<View> {
+    /// A closed-form entropy per row → `(rows, 1)` (`third`: a StudentT's df).
+    fn entropy(
+        &mut self,
+        form: EntropyForm,
+        loc: View,
+        scale: View,
+        third: Option<View>,
+    ) -> R<View> {
         if form != EntropyForm::Normal {
-            return self.entropy_other(form, loc, scale);
+            return self.entropy_other(form, loc, scale, third);
         }
         let out = self.temp(scale.rows, 1, self.g.grad(scale));
         self.op(Op::NormalEntropy { scale, out });
@@ -1378,7 +1389,7 @@ impl Builder<'_> {
                 logits: loc,
                 out,
             }),
-            _ => return self.log_prob_other(fam, x, loc, scale, out),
+            _ => return self.log_prob_other(fam, x, loc, scale, out, pre),
         }
         Ok(out)
     }
@@ -1423,8 +1434,9 @@ impl Builder<'_> {
                     };
                     let size = m.vars[f.var].ty.size();
                     let (l, s) = self.dist(d, at, size, None)?;
+                    let df = self.third(d, at, size, None)?;
                     let x = self.values(f.var, term.range)?;
-                    (self.log_prob(d.family, x, l, s, None)?, Head::Plain)
+                    (self.log_prob(d.family, x, l, s, df)?, Head::Plain)
                 }
                 TermKind::Kl { p, .. } | TermKind::LogRatio { p, .. } => {
                     let f = &m.factors[p.factor];
@@ -1471,7 +1483,8 @@ impl Builder<'_> {
                         )
                     } else {
                         let z = self.values(v, term.range)?;
-                        let lp = self.log_prob(pd.family, z, pl, ps, None)?;
+                        let pdf = self.third(pd, at, size, None)?;
+                        let lp = self.log_prob(pd.family, z, pl, ps, pdf)?;
                         let pre = r.pre.map(|p| self.rec_rows(p, at));
                         let lq = self.log_prob(r.family, z, ql, Some(qs), pre)?;
                         let rows = lp.rows;
@@ -1488,7 +1501,10 @@ impl Builder<'_> {
                     };
                     let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
                     let rows = match term.compute {
-                        Compute::Entropy(form) => self.entropy(form, ql, qs)?,
+                        Compute::Entropy(form) => {
+                            let third = r.pre.map(|p| self.rec_rows(p, at));
+                            self.entropy(form, ql, qs, third)?
+                        }
                         Compute::EntropyMc => {
                             let z = self.values(v, term.range)?;
                             let pre = r.pre.map(|p| self.rec_rows(p, at));

@@ -146,11 +146,15 @@ pub const LACKS: &[Lack] = &[
 ];
 
 /// Whether the fused runtime has the kernels `f` needs for `family`: Normal, TanhNormal,
-/// Uniform, Laplace and Flat everywhere, Categorical on one-hot variables, Bernoulli as a
+/// Uniform, Laplace, Flat, LogNormal, StudentT, Gamma, Beta and Poisson everywhere, Categorical on one-hot variables, Bernoulli as a
 /// likelihood of observed data and on binary latents.
 fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
     match family {
         Family::Normal | Family::TanhNormal | Family::Uniform | Family::Laplace | Family::Flat => {
+            true
+        }
+        // `fused::special` (a Poisson only ever observed: the checker refuses it on a latent).
+        Family::LogNormal | Family::StudentT | Family::Gamma | Family::Beta | Family::Poisson => {
             true
         }
         Family::Categorical => matches!(m.vars[f.var].ty, VarType::OneHot { .. }),

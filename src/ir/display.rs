@@ -176,6 +176,13 @@ impl Model {
             DistArgs::Bounds { low, high } => {
                 format!("{fam}({}, {})", self.show_expr(low), self.show_expr(high))
             }
+            DistArgs::Params(ps) => format!(
+                "{fam}({})",
+                ps.iter()
+                    .map(|e| self.show_expr(e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             DistArgs::None => fam.to_string(),
         }
     }

@@ -402,6 +402,9 @@ pub enum DistArgs {
         /// Upper bounds.
         high: Expr,
     },
+    /// The positional parameters in the family row's order (StudentT's df, loc, scale;
+    /// Gamma's concentration, rate; Beta's a, b; Poisson's rate).
+    Params(Vec<Expr>),
     /// No parameters (Flat).
     None,
 }

@@ -155,6 +155,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
         let mut a = Vec::new();
         let mut b = Vec::new();
         let mut pre = Vec::new();
+        let mut params: Vec<Vec<T2<T>>> = Vec::new();
         let mut kind = 0;
         for i in steps {
             let r = recs.get(i).and_then(|r| r.as_ref()).ok_or_else(|| {
@@ -176,6 +177,13 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                     a.push(x);
                     b.push(y);
                 }
+                DistVals::Params(ps) => {
+                    kind = 4;
+                    params.resize_with(ps.len(), Vec::new);
+                    for (acc, x) in params.iter_mut().zip(ps) {
+                        acc.push(x);
+                    }
+                }
                 DistVals::Flat => {}
             }
             if let Some(u) = &r.pre {
@@ -186,6 +194,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             1 => DistVals::LocScale(stack(a)?, stack(b)?),
             2 => DistVals::Logits(stack(a)?),
             3 => DistVals::Bounds(stack(a)?, stack(b)?),
+            4 => DistVals::Params(params.into_iter().map(stack).collect::<Result<_, _>>()?),
             _ => DistVals::Flat,
         };
         let pre = if pre.is_empty() {
