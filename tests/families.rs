@@ -1,0 +1,139 @@
+//! The families' surface: keyword parameters as torch.distributions names them, `probs =` on
+//! a Categorical or Bernoulli (the same model as its logits), and the chain of an HMM written
+//! with `probs =` checking clean. The kernels' values are tested against scipy in
+//! `src/runtime/tests/{special,families}.rs` and the fused kernels against the reference in
+//! `tests/fused.rs` (`special_families_match_reference`).
+
+use vic::lower::{Batch, Program};
+use vic::runtime::{rng, Dev};
+
+/// The reference ELBO per sequence of `src` on a batch of `b` rows filled by `fill`.
+fn elbo(src: &str, b: usize, t: usize, fill: impl Fn(&vic::ir::Var, usize) -> f32) -> Vec<f32> {
+    let m = vic::compile(src, "inline.vmodel").expect("compiles");
+    let p = Program::new(m.ir(), &m.elbo()).expect("lowers");
+    let store = p
+        .init_params(&Dev::default(), &mut rng::seeded(11))
+        .expect("params");
+    let mut data = std::collections::HashMap::new();
+    for (v, var) in p.model.vars.iter().enumerate() {
+        if var.role != vic::ir::Role::Observed {
+            continue;
+        }
+        let n = if var.timed { t * b } else { b } * var.ty.size();
+        data.insert(v, (0..n).map(|i| fill(var, i)).collect());
+    }
+    let batch = Batch {
+        b,
+        t,
+        data,
+        mask: None,
+    };
+    let traced = store.trace();
+    let fwd = p
+        .forward(&traced, &batch, &mut rng::seeded(5), 0, 0.0)
+        .expect("reference forward");
+    fwd.elbo.as_vec()
+}
+
+fn same(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+            "{what}: {a:?} vs {b:?}"
+        );
+    }
+}
+
+const CAT: &str = r#"
+model cat {
+  observed x : real[2]
+  observed y : binary[3]
+  latent   k : onehot[3]
+  param ql : real[3] = [0.1, -0.4, 0.3]
+  p {
+    k ~ Categorical(PRIOR)
+    x ~ Normal(dot(k, [0.0, 1.0, 2.0]), 1)
+    y ~ Bernoulli(BERN)
+  }
+  q {
+    k ~ Categorical(logits = ql)
+  }
+}
+"#;
+
+#[test]
+fn probs_are_the_model_with_their_logits() {
+    let fill = |var: &vic::ir::Var, i: usize| {
+        if var.name == "y" {
+            (i % 2) as f32
+        } else {
+            (0.37 * i as f32).sin()
+        }
+    };
+    let with = |prior: &str, bern: &str| {
+        elbo(
+            &CAT.replace("PRIOR", prior).replace("BERN", bern),
+            4,
+            1,
+            fill,
+        )
+    };
+    let probs = with("probs = [0.2, 0.3, 0.5]", "probs = [0.1, 0.5, 0.8]");
+    let logits = with(
+        "log([0.2, 0.3, 0.5])",
+        "logits = log([0.1, 0.5, 0.8]) - log(1 - [0.1, 0.5, 0.8])",
+    );
+    same(&probs, &logits, "probs = p vs logits = log p");
+    // Unnormalised probs are renormalised per group (torch's Categorical(probs)).
+    let scaled = with("probs = [2, 3, 5]", "probs = [0.1, 0.5, 0.8]");
+    same(&probs, &scaled, "probs renormalised");
+}
+
+#[test]
+fn keyword_parameters_name_torch_parameters() {
+    let src = |prior: &str| {
+        format!(
+            r#"
+model kw {{
+  observed x : real[2]
+  latent   g : real[2]
+  latent   z : real[2]
+  param a : real[2] = [0.3, -0.2]
+  p {{
+    g ~ {prior}
+    z ~ Normal(loc = 0, scale = 1)
+    x ~ Normal(z + g, scale = 0.5)
+  }}
+  q {{
+    g ~ Gamma(softplus(a) + 1, rate = 2)
+    z ~ Normal(a, 1)
+  }}
+}}
+"#
+        )
+    };
+    let fill = |_: &vic::ir::Var, i: usize| (0.37 * i as f32).sin();
+    let positional = elbo(&src("Gamma(2, 3)"), 3, 1, fill);
+    let named = elbo(&src("Gamma(rate = 3, concentration = 2)"), 3, 1, fill);
+    same(&positional, &named, "keywords in any order");
+}
+
+/// An HMM's chain written with `probs =` (a transition matrix times the previous one-hot)
+/// checks clean.
+#[test]
+fn an_hmm_chain_with_probs_checks() {
+    let src = r#"
+model hmm {
+  const P = [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]
+  observed y[t] : real
+  latent   k[t] : onehot[3]
+  p {
+    k[1] ~ Categorical(probs = [0.3, 0.3, 0.4])
+    k[t] ~ Categorical(probs = P @ k[t-1])
+    y[t] ~ Normal(dot(k[t], [0.0, 1.0, 2.0]), 1)
+  }
+}
+"#;
+    vic::compile(src, "hmm.vmodel").expect("checks");
+}
