@@ -29,6 +29,8 @@ pub enum KlForm {
     GammaGamma,
     /// Σ ln B(ap, bp) − ln B(aq, bq) + (aq − ap)ψ(aq) + (bq − bp)ψ(bq) + (ap − aq + bp − bq)ψ(aq + bq).
     BetaBeta,
+    /// ½(‖Lp⁻¹Lq‖²_F + ‖Lp⁻¹(μp − μq)‖² − D) + Σ ln Lp,ii − Σ ln Lq,ii.
+    MvnMvn,
 }
 
 impl KlForm {
@@ -48,6 +50,9 @@ impl KlForm {
             }
             KlForm::GammaGamma => {
                 "Σᵢ (αq,ᵢ − αp,ᵢ)ψ(αq,ᵢ) − log Γ(αq,ᵢ) + log Γ(αp,ᵢ) + αp,ᵢ log(βq,ᵢ/βp,ᵢ) + αq,ᵢ(βp,ᵢ − βq,ᵢ)/βq,ᵢ"
+            }
+            KlForm::MvnMvn => {
+                "½(‖Lp⁻¹Lq‖²_F + ‖Lp⁻¹(μp − μq)‖² − D) + Σᵢ log Lp,ᵢᵢ − Σᵢ log Lq,ᵢᵢ"
             }
             KlForm::BetaBeta => {
                 "Σᵢ log B(ap,ᵢ, bp,ᵢ) − log B(aq,ᵢ, bq,ᵢ) + (aq,ᵢ − ap,ᵢ)ψ(aq,ᵢ) + (bq,ᵢ − bp,ᵢ)ψ(bq,ᵢ) + (ap,ᵢ − aq,ᵢ + bp,ᵢ − bq,ᵢ)ψ(aq,ᵢ + bq,ᵢ)"
@@ -75,6 +80,9 @@ impl KlForm {
             }
             KlForm::GammaGamma => {
                 r"\sum_i (\alpha_{q,i} - \alpha_{p,i})\psi(\alpha_{q,i}) - \log\Gamma(\alpha_{q,i}) + \log\Gamma(\alpha_{p,i}) + \alpha_{p,i}\log\frac{\beta_{q,i}}{\beta_{p,i}} + \alpha_{q,i}\frac{\beta_{p,i} - \beta_{q,i}}{\beta_{q,i}}"
+            }
+            KlForm::MvnMvn => {
+                r"\tfrac{1}{2}\left(\|L_p^{-1}L_q\|_F^2 + \|L_p^{-1}(\mu_p - \mu_q)\|^2 - D\right) + \sum_i \log L_{p,ii} - \sum_i \log L_{q,ii}"
             }
             KlForm::BetaBeta => {
                 r"\sum_i \log\frac{B(a_{p,i}, b_{p,i})}{B(a_{q,i}, b_{q,i})} + (a_{q,i} - a_{p,i})\psi(a_{q,i}) + (b_{q,i} - b_{p,i})\psi(b_{q,i}) + (a_{p,i} - a_{q,i} + b_{p,i} - b_{q,i})\psi(a_{q,i} + b_{q,i})"
@@ -105,6 +113,8 @@ pub enum EntropyForm {
     Gamma,
     /// Σ log B(aᵢ, bᵢ) − (aᵢ − 1)ψ(aᵢ) − (bᵢ − 1)ψ(bᵢ) + (aᵢ + bᵢ − 2)ψ(aᵢ + bᵢ).
     Beta,
+    /// D/2·(1 + log 2π) + Σ log Lᵢᵢ.
+    MultivariateNormal,
 }
 
 impl EntropyForm {
@@ -120,6 +130,7 @@ impl EntropyForm {
             EntropyForm::StudentT => {
                 "Σᵢ (νᵢ+1)/2·(ψ((νᵢ+1)/2) − ψ(νᵢ/2)) + log(√νᵢ·B(νᵢ/2, ½)) + log σᵢ"
             }
+            EntropyForm::MultivariateNormal => "D/2·(1 + log 2π) + Σᵢ log Lᵢᵢ",
             EntropyForm::Gamma => "Σᵢ αᵢ − log βᵢ + log Γ(αᵢ) + (1 − αᵢ)ψ(αᵢ)",
             EntropyForm::Beta => {
                 "Σᵢ log B(aᵢ, bᵢ) − (aᵢ − 1)ψ(aᵢ) − (bᵢ − 1)ψ(bᵢ) + (aᵢ + bᵢ − 2)ψ(aᵢ + bᵢ)"

@@ -439,8 +439,21 @@ impl Ck {
         for (i, e) in pos.iter().enumerate() {
             let x = self.expr(e, cx);
             let Some(x) = x else { continue };
-            let ok =
-                !sized || ((x.shape.numel() == size || x.shape.is_unit()) && !x.shape.is_matrix());
+            let tril = spec.params[i].constraint == Constraint::ScaleTril;
+            let ok = !sized
+                || if tril {
+                    x.shape.numel() == size * size
+                        && (!x.shape.is_matrix() || x.shape.0 == [size, size])
+                } else {
+                    (x.shape.numel() == size || x.shape.is_unit()) && !x.shape.is_matrix()
+                };
+            if !ok && tril {
+                let pname = spec.params[i].name;
+                self.err(Diagnostic::new(Code::DistParamSize, format!("`{}` has size {size}, but the {pname} of its {fam} has shape {}", var.name, x.shape))
+                    .label(e.span, format!("shape {}", x.shape))
+                    .help(format!("{pname} is a {size}×{size} lower-triangular matrix (or its {} values, row-major)", size * size)));
+                continue;
+            }
             if !ok {
                 let pname = spec.params[i].name;
                 self.err(Diagnostic::new(Code::DistParamSize, format!("`{}` has size {size}, but the {pname} of its {fam} has size {}", var.name, x.shape))

@@ -37,6 +37,8 @@ pub enum Family {
     Beta,
     /// Poisson(rate), elementwise: a likelihood of observed counts only.
     Poisson,
+    /// MultivariateNormal(loc, scale_tril = L) over the whole event: `z = μ + L·ε`.
+    MultivariateNormal,
 }
 
 /// How the parameters of a family are written and stored (`ir::DistArgs`).
@@ -63,6 +65,19 @@ pub enum Constraint {
     Positive,
     /// Above the previous parameter (a `high` bound).
     AbovePrevious,
+    /// A `D × D` lower-triangular matrix (or its `D²` values, row-major) for an event of size
+    /// `D`: a MultivariateNormal's `scale_tril`.
+    ScaleTril,
+}
+
+impl ParamSpec {
+    /// The number of values this parameter holds per row, for a variable of size `size`.
+    pub fn width(&self, size: usize) -> usize {
+        match self.constraint {
+            Constraint::ScaleTril => size * size,
+            _ => size,
+        }
+    }
 }
 
 /// One parameter of a family: its name in messages and its constraint.
@@ -160,7 +175,7 @@ const LOGITS: ParamSpec = ParamSpec {
 };
 
 /// The table: one row per family, in the enum's order.
-pub const FAMILIES: [FamilySpec; 12] = [
+pub const FAMILIES: [FamilySpec; 13] = [
     FamilySpec {
         family: Family::Normal,
         name: "Normal",
@@ -384,6 +399,27 @@ pub const FAMILIES: [FamilySpec; 12] = [
         entropy: None,
         kl: &[],
         event: "rate of size D (or a scalar that broadcasts)",
+    },
+    FamilySpec {
+        family: Family::MultivariateNormal,
+        name: "MultivariateNormal",
+        args: ArgsKind::Params,
+        params: &[
+            LOC,
+            ParamSpec {
+                name: "scale_tril",
+                constraint: Constraint::ScaleTril,
+            },
+        ],
+        split: false,
+        support: Support::Real,
+        improper: false,
+        likelihood_only: false,
+        bounded: Bounded::Unbounded,
+        reparam: Some("location-scale: z = μ + L·ε, ε ~ N(0, I), L lower-triangular"),
+        entropy: Some(EntropyForm::MultivariateNormal),
+        kl: &[(Family::MultivariateNormal, KlForm::MvnMvn)],
+        event: "loc of size D (or a scalar that broadcasts) and scale_tril a D×D matrix (or its D² values, row-major) whose lower triangle is read",
     },
 ];
 

@@ -157,6 +157,9 @@ fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
         Family::LogNormal | Family::StudentT | Family::Gamma | Family::Beta | Family::Poisson => {
             true
         }
+        // Reference kernels only (`runtime::dist::mvn`): the fused builder's parameter slots
+        // are elementwise.
+        Family::MultivariateNormal => false,
         Family::Categorical => matches!(m.vars[f.var].ty, VarType::OneHot { .. }),
         Family::Bernoulli => {
             matches!(m.vars[f.var].role, Role::Observed)

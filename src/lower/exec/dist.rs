@@ -7,7 +7,7 @@ use super::*;
 use crate::derive::KlForm;
 use crate::family::EntropyForm;
 use crate::runtime::dist::{
-    bernoulli, beta, categorical, gamma, laplace, lognormal, normal, poisson, student_t,
+    bernoulli, beta, categorical, gamma, laplace, lognormal, mvn, normal, poisson, student_t,
     tanh_normal, uniform,
 };
 use crate::runtime::rng::{normal_noise, uniform_noise};
@@ -102,11 +102,14 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                 self.eval_rows(low, at, size)?,
                 self.eval_rows(high, at, size)?,
             ),
-            DistArgs::Params(ps) => DistVals::Params(
-                ps.iter()
-                    .map(|e| self.eval_rows(e, at, size))
-                    .collect::<Result<_, _>>()?,
-            ),
+            DistArgs::Params(ps) => {
+                let spec = d.family.spec();
+                DistVals::Params(
+                    (ps.iter().zip(spec.params))
+                        .map(|(e, ps)| self.eval_rows(e, at, ps.width(size)))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
             DistArgs::None => DistVals::Flat,
         })
     }
@@ -219,6 +222,11 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                 ps[1].clone(),
                 uniform_noise(&dev, rng, rows, size),
             ),
+            (DistVals::Params(ps), Family::MultivariateNormal) if ps.len() == 2 => mvn::rsample(
+                ps[0].clone(),
+                ps[1].clone(),
+                normal_noise(&dev, rng, rows, size),
+            ),
             (DistVals::Params(ps), Family::Poisson) if ps.len() == 1 => self.p.input(
                 poisson::sample(&ps[0], uniform_noise(&dev, rng, rows, size)),
             ),
@@ -304,6 +312,14 @@ pub(super) fn log_prob<T: LTape>(
             Ok([n, l, s]) => student_t::log_prob(x, n, l, s),
             Err(_) => return Err(RtError::Shape("StudentT takes 3 parameters".into())),
         },
+        (Family::MultivariateNormal, DistVals::Params(ps)) => match <[_; 2]>::try_from(ps) {
+            Ok([l, s]) => mvn::log_prob(x, l, s),
+            Err(_) => {
+                return Err(RtError::Shape(
+                    "MultivariateNormal takes 2 parameters".into(),
+                ))
+            }
+        },
         (Family::Poisson, DistVals::Params(ps)) => match <[_; 1]>::try_from(ps) {
             Ok([r]) => poisson::log_prob(x, r),
             Err(_) => return Err(RtError::Shape("Poisson takes 1 parameter".into())),
@@ -354,6 +370,16 @@ pub(super) fn kl_rows<T: LTape>(
                 _ => return Err(RtError::Shape("Gamma takes 2 parameters".into())),
             }
         }
+        (KlForm::MvnMvn, DistVals::Params(q), DistVals::Params(p)) => {
+            match (<[_; 2]>::try_from(q), <[_; 2]>::try_from(p)) {
+                (Ok([a, b]), Ok([c, d])) => (mvn::kl(a, b, c, d), false),
+                _ => {
+                    return Err(RtError::Shape(
+                        "MultivariateNormal takes 2 parameters".into(),
+                    ))
+                }
+            }
+        }
         (KlForm::BetaBeta, DistVals::Params(q), DistVals::Params(p)) => {
             match (<[_; 2]>::try_from(q), <[_; 2]>::try_from(p)) {
                 (Ok([a, b]), Ok([c, d])) => (beta::kl(a, b, c, d), false),
@@ -391,6 +417,10 @@ pub(super) fn entropy_rows<T: LTape>(
         (Some(EntropyForm::Beta), DistVals::Params(ps)) if ps.len() == 2 => {
             let [a, b] = <[_; 2]>::try_from(ps).unwrap_or_else(|_| unreachable!());
             beta::entropy(a, b)
+        }
+        (Some(EntropyForm::MultivariateNormal), DistVals::Params(ps)) if ps.len() == 2 => {
+            let [_, l] = <[_; 2]>::try_from(ps).unwrap_or_else(|_| unreachable!());
+            mvn::entropy(l)
         }
         (Some(EntropyForm::StudentT), DistVals::Params(ps)) if ps.len() == 3 => {
             let [n, _, s] = <[_; 3]>::try_from(ps).unwrap_or_else(|_| unreachable!());

@@ -8,6 +8,7 @@ pub mod flat;
 pub mod gamma;
 pub mod laplace;
 pub mod lognormal;
+pub mod mvn;
 pub mod normal;
 pub mod poisson;
 pub mod student_t;
