@@ -319,6 +319,7 @@ const SNIPPETS: &[&str] = &[
     "Beta(2, 2)",
     "Poisson(1)",
     "Categorical(probs = ones(4))",
+    "MultivariateNormal(0, scale_tril = eye(2))",
     "Uniform(0, 1)",
     "softplus(",
     "exp(",

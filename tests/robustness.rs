@@ -424,6 +424,8 @@ const KEYWORDS: &[&str] = &[
     "Beta",
     "Poisson",
     "probs",
+    "MultivariateNormal",
+    "scale_tril",
     "split",
     "mlp",
     "gru",

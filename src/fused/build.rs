@@ -428,6 +428,15 @@ impl Builder<'_> {
                     return unsup("a width mismatch");
                 }
             }
+            Val::Un(x) if x.rows > 1 && x.rows * self.g.cols(x) == n => {
+                // A matrix read as its values, row-major (a `scale_tril`).
+                let grad = self.g.grad(x);
+                let out = self.temp(rows, n, grad);
+                self.op(Op::Fam(super::families::FamOp::Special(
+                    super::special::SpecialOp::Flatten { x, out },
+                )));
+                out
+            }
             Val::Un(x) => {
                 let c = self.g.cols(x);
                 if x.rows != 1 {
@@ -1155,7 +1164,12 @@ impl Builder<'_> {
             self.b
         };
         let loc = self.g.buf(rows, size, BufKind::Temp, true);
-        let scale = self.g.buf(rows, size, BufKind::Temp, true);
+        // A MultivariateNormal's scale slot holds its `scale_tril`, D² values per row.
+        let swidth = match family {
+            Family::MultivariateNormal => size * size,
+            _ => size,
+        };
+        let scale = self.g.buf(rows, swidth, BufKind::Temp, true);
         // A TanhNormal's pre-squash value, or a StudentT's df (the third slot).
         let pre = matches!(family, Family::TanhNormal | Family::StudentT)
             .then(|| self.g.buf(rows, size, BufKind::Temp, true));

@@ -146,7 +146,8 @@ pub const LACKS: &[Lack] = &[
 ];
 
 /// Whether the fused runtime has the kernels `f` needs for `family`: Normal, TanhNormal,
-/// Uniform, Laplace, Flat, LogNormal, StudentT, Gamma, Beta and Poisson everywhere, Categorical on one-hot variables, Bernoulli as a
+/// Uniform, Laplace, Flat, LogNormal, StudentT, Gamma, Beta, Poisson and MultivariateNormal
+/// everywhere, Categorical on one-hot variables, Bernoulli as a
 /// likelihood of observed data and on binary latents.
 fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
     match family {
@@ -157,9 +158,7 @@ fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
         Family::LogNormal | Family::StudentT | Family::Gamma | Family::Beta | Family::Poisson => {
             true
         }
-        // Reference kernels only (`runtime::dist::mvn`): the fused builder's parameter slots
-        // are elementwise.
-        Family::MultivariateNormal => false,
+        Family::MultivariateNormal => true,
         Family::Categorical => matches!(m.vars[f.var].ty, VarType::OneHot { .. }),
         Family::Bernoulli => {
             matches!(m.vars[f.var].role, Role::Observed)

@@ -13,6 +13,7 @@
 
 use super::graph::View;
 use super::kernels::{each, row_sums, Worker};
+use crate::runtime::dist::mvn;
 use crate::runtime::special as sp;
 
 const HALF_LN_2PI: f32 = 0.918_938_5;
@@ -191,6 +192,60 @@ pub enum SpecialOp {
         /// The output.
         out: View,
     },
+    /// `out = loc + L·ε` per row (the lower triangle of `L`, `(R, D²)` row-major).
+    MvnSample {
+        /// Location `(R, D)`.
+        loc: View,
+        /// `scale_tril` `(R, D²)`.
+        l: View,
+        /// Normal noise `(R, D)`.
+        eps: View,
+        /// The sample `(R, D)`.
+        out: View,
+    },
+    /// `ln N(x; loc, L Lᵀ)` per row → `(R, 1)`.
+    MvnLogProb {
+        /// The value `(R, D)`.
+        x: View,
+        /// Location `(R, D)`.
+        loc: View,
+        /// `scale_tril` `(R, D²)`.
+        l: View,
+        /// The output.
+        out: View,
+    },
+    /// `Σ ln|L_ii| + D/2·(1 + ln 2π)` per row → `(R, 1)`.
+    MvnEntropy {
+        /// `scale_tril` `(R, D²)`.
+        l: View,
+        /// The output.
+        out: View,
+    },
+    /// `KL(N(μq, Lq Lqᵀ) ‖ N(μp, Lp Lpᵀ))` per row → `(R, 1)`.
+    MvnKl {
+        /// q's location.
+        ql: View,
+        /// q's `scale_tril`.
+        qs: View,
+        /// p's location.
+        pl: View,
+        /// p's `scale_tril`.
+        ps: View,
+        /// The output.
+        out: View,
+        /// Gradient factor of q.
+        gq: f32,
+        /// Gradient factor of p.
+        gp: f32,
+    },
+    /// Every row of `out` `(R, r·c)` is the unbatched `(r, c)` matrix `x`, row-major (a
+    /// matrix parameter read as a `scale_tril`).
+    Flatten {
+        /// The matrix.
+        x: View,
+        /// The rows.
+        out: View,
+    },
     /// A Poisson draw by inversion of the CDF (no gradient).
     PoissonSample {
         /// Rate λ.
@@ -200,6 +255,15 @@ pub enum SpecialOp {
         /// The draw.
         out: View,
     },
+}
+
+fn f64s(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| f64::from(v)).collect()
+}
+
+/// The dimension `D` of a `(R, D²)` scale_tril view.
+fn dim_of(w: &Worker, l: View) -> usize {
+    (w.cols(l) as f64).sqrt().round() as usize
 }
 
 fn lg(x: f32) -> f32 {
@@ -363,6 +427,68 @@ pub(super) fn fwd(w: &Worker, op: &SpecialOp) {
             let c = w.cols(*x);
             let (xv, r, y) = (w.rd(*x), w.rd(*rate), w.wr(*out));
             row_sums(y, c, [xv, r], |[k, r]| k * r.ln() - r - lg(k + 1.0));
+        }
+        SpecialOp::MvnSample { loc, l, eps, out } => {
+            let d = dim_of(w, *l);
+            let (m, lv, e, y) = (w.rd(*loc), w.rd(*l), w.rd(*eps), w.wr(*out));
+            for r in 0..y.len() / d.max(1) {
+                for j in 0..d {
+                    let mut s = m[r * d + j];
+                    for k in 0..=j {
+                        s += lv[r * d * d + j * d + k] * e[r * d + k];
+                    }
+                    y[r * d + j] = s;
+                }
+            }
+        }
+        SpecialOp::MvnLogProb { x, loc, l, out } => {
+            let d = dim_of(w, *l);
+            let (xv, m, lv, y) = (w.rd(*x), w.rd(*loc), w.rd(*l), w.wr(*out));
+            for (r, yr) in y.iter_mut().enumerate() {
+                let (v, ..) = mvn::lp_row(
+                    &f64s(&xv[r * d..(r + 1) * d]),
+                    &f64s(&m[r * d..(r + 1) * d]),
+                    &f64s(&lv[r * d * d..(r + 1) * d * d]),
+                );
+                *yr = v as f32;
+            }
+        }
+        SpecialOp::MvnEntropy { l, out } => {
+            let d = dim_of(w, *l);
+            let (lv, y) = (w.rd(*l), w.wr(*out));
+            for (r, yr) in y.iter_mut().enumerate() {
+                let mut s = 0.5 * d as f64 * (1.0 + 2.0 * f64::from(HALF_LN_2PI));
+                for j in 0..d {
+                    s += f64::from(lv[r * d * d + j * d + j]).abs().ln();
+                }
+                *yr = s as f32;
+            }
+        }
+        SpecialOp::MvnKl {
+            ql,
+            qs,
+            pl,
+            ps,
+            out,
+            ..
+        } => {
+            let d = dim_of(w, *qs);
+            let (a, b, c, e, y) = (w.rd(*ql), w.rd(*qs), w.rd(*pl), w.rd(*ps), w.wr(*out));
+            for (r, yr) in y.iter_mut().enumerate() {
+                let (v, _) = mvn::kl_row(
+                    &f64s(&a[r * d..(r + 1) * d]),
+                    &f64s(&b[r * d * d..(r + 1) * d * d]),
+                    &f64s(&c[r * d..(r + 1) * d]),
+                    &f64s(&e[r * d * d..(r + 1) * d * d]),
+                );
+                *yr = v as f32;
+            }
+        }
+        SpecialOp::Flatten { x, out } => {
+            let (xv, y) = (w.rd(*x), w.wr(*out));
+            for row in y.chunks_exact_mut(xv.len().max(1)) {
+                row.copy_from_slice(xv);
+            }
         }
         SpecialOp::PoissonSample { rate, u, out } => {
             let (r, uv, y) = (w.rd(*rate), w.rd(*u), w.wr(*out));
@@ -685,6 +811,104 @@ pub(super) fn bwd(w: &Worker, op: &SpecialOp) {
             }
             if let Some(gr) = w.gr(*rate) {
                 each(gr, c, g, ops, |[k, r], g| g * (k / r - 1.0));
+            }
+        }
+        SpecialOp::MvnSample { loc, l, eps, out } => {
+            let Some(g) = w.gr(*out) else { return };
+            let d = dim_of(w, *l);
+            if let Some(gm) = w.gr(*loc) {
+                for i in 0..gm.len() {
+                    gm[i] += g[i];
+                }
+            }
+            if let Some(gl) = w.gr(*l) {
+                let e = w.rd(*eps);
+                for r in 0..g.len() / d.max(1) {
+                    for j in 0..d {
+                        for k in 0..=j {
+                            gl[r * d * d + j * d + k] += g[r * d + j] * e[r * d + k];
+                        }
+                    }
+                }
+            }
+        }
+        SpecialOp::MvnLogProb { x, loc, l, out } => {
+            let Some(g) = w.gr(*out) else { return };
+            let d = dim_of(w, *l);
+            let (xv, m, lv) = (w.rd(*x), w.rd(*loc), w.rd(*l));
+            let (mut gx, mut gm, mut gl) = (w.gr(*x), w.gr(*loc), w.gr(*l));
+            for (r, &gr) in g.iter().enumerate() {
+                let (_, dx, dm, dl) = mvn::lp_row(
+                    &f64s(&xv[r * d..(r + 1) * d]),
+                    &f64s(&m[r * d..(r + 1) * d]),
+                    &f64s(&lv[r * d * d..(r + 1) * d * d]),
+                );
+                for (acc, dv, n) in [(&mut gx, &dx, d), (&mut gm, &dm, d), (&mut gl, &dl, d * d)] {
+                    if let Some(a) = acc.as_deref_mut() {
+                        for i in 0..n {
+                            a[r * n + i] += gr * dv[i] as f32;
+                        }
+                    }
+                }
+            }
+        }
+        SpecialOp::MvnEntropy { l, out } => {
+            let Some(g) = w.gr(*out) else { return };
+            let d = dim_of(w, *l);
+            let lv = w.rd(*l);
+            if let Some(gl) = w.gr(*l) {
+                for (r, &gr) in g.iter().enumerate() {
+                    for j in 0..d {
+                        let i = r * d * d + j * d + j;
+                        gl[i] += gr / lv[i];
+                    }
+                }
+            }
+        }
+        SpecialOp::MvnKl {
+            ql,
+            qs,
+            pl,
+            ps,
+            out,
+            gq,
+            gp,
+        } => {
+            let Some(g) = w.gr(*out) else { return };
+            let d = dim_of(w, *qs);
+            let (a, b, c, e) = (w.rd(*ql), w.rd(*qs), w.rd(*pl), w.rd(*ps));
+            let mut accs = [w.gr(*ql), w.gr(*qs), w.gr(*pl), w.gr(*ps)];
+            let factor = [*gq, *gq, *gp, *gp];
+            let width = [d, d * d, d, d * d];
+            for (r, &gr) in g.iter().enumerate() {
+                let (_, grads) = mvn::kl_row(
+                    &f64s(&a[r * d..(r + 1) * d]),
+                    &f64s(&b[r * d * d..(r + 1) * d * d]),
+                    &f64s(&c[r * d..(r + 1) * d]),
+                    &f64s(&e[r * d * d..(r + 1) * d * d]),
+                );
+                for i in 0..4 {
+                    if factor[i] == 0.0 {
+                        continue;
+                    }
+                    if let Some(acc) = accs[i].as_deref_mut() {
+                        let n = width[i];
+                        for j in 0..n {
+                            acc[r * n + j] += factor[i] * gr * grads[i][j] as f32;
+                        }
+                    }
+                }
+            }
+        }
+        SpecialOp::Flatten { x, out } => {
+            let (Some(g), Some(gx)) = (w.gr(*out), w.gr(*x)) else {
+                return;
+            };
+            let n = gx.len().max(1);
+            for row in g.chunks_exact(n) {
+                for (a, v) in gx.iter_mut().zip(row) {
+                    *a += v;
+                }
             }
         }
         SpecialOp::PoissonSample { .. } => {}

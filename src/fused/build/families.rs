@@ -18,7 +18,9 @@ use crate::fused::special::SpecialOp;
 /// The noise a family's sampler reads; `None` for a family the fused runtime cannot sample.
 pub(super) fn noise_of(f: Family) -> Option<Noise> {
     match f {
-        Family::Normal | Family::TanhNormal | Family::LogNormal => Some(Noise::Normal),
+        Family::Normal | Family::TanhNormal | Family::LogNormal | Family::MultivariateNormal => {
+            Some(Noise::Normal)
+        }
         // Inverse-CDF samplers (`runtime::special`).
         Family::Uniform | Family::Gamma | Family::Beta | Family::StudentT | Family::Poisson => {
             Some(Noise::Uniform)
@@ -48,12 +50,17 @@ impl Builder<'_> {
                 } else {
                     &ps[..]
                 };
+                // A MultivariateNormal's scale_tril has D² values per row.
+                let bw = match d.family {
+                    Family::MultivariateNormal => size * size,
+                    _ => size,
+                };
                 match (ps, dest) {
                     ([a, b], dest) => {
                         let av = self.eval(a, at)?;
                         let av = self.as_rows(av, rows, size)?;
                         let bv = self.eval(b, at)?;
-                        let bv = self.as_rows(bv, rows, size)?;
+                        let bv = self.as_rows(bv, rows, bw)?;
                         if let Some((da, db)) = dest {
                             self.copy_into(av, da);
                             self.copy_into(bv, db);
@@ -124,6 +131,12 @@ impl Builder<'_> {
                 out,
             }),
             (Family::Beta, _) => FamOp::Special(SpecialOp::BetaSample { a, b, u: eps, out }),
+            (Family::MultivariateNormal, _) => FamOp::Special(SpecialOp::MvnSample {
+                loc: a,
+                l: b,
+                eps,
+                out,
+            }),
             (Family::StudentT, Some(df)) => FamOp::Special(SpecialOp::StudentTSample {
                 df,
                 loc: a,
@@ -182,6 +195,9 @@ impl Builder<'_> {
                 out,
             }),
             (Family::Beta, Some(b)) => FamOp::Special(SpecialOp::BetaLogProb { x, a, b, out }),
+            (Family::MultivariateNormal, Some(l)) => {
+                FamOp::Special(SpecialOp::MvnLogProb { x, loc: a, l, out })
+            }
             (Family::StudentT, Some(s)) => {
                 let Some(df) = third else {
                     return unsup("the log-density of a StudentT without its df");
@@ -260,6 +276,15 @@ impl Builder<'_> {
                 gq,
                 gp,
             }),
+            KlForm::MvnMvn => FamOp::Special(SpecialOp::MvnKl {
+                ql,
+                qs,
+                pl,
+                ps,
+                out,
+                gq,
+                gp,
+            }),
             KlForm::BetaBeta => FamOp::Special(SpecialOp::BetaKl {
                 qa: ql,
                 qb: qs,
@@ -296,6 +321,9 @@ impl Builder<'_> {
                 out,
             }),
             (EntropyForm::Beta, _) => FamOp::Special(SpecialOp::BetaEntropy { a, b, out }),
+            (EntropyForm::MultivariateNormal, _) => {
+                FamOp::Special(SpecialOp::MvnEntropy { l: b, out })
+            }
             (EntropyForm::StudentT, Some(df)) => {
                 FamOp::Special(SpecialOp::StudentTEntropy { df, scale: b, out })
             }
