@@ -215,7 +215,9 @@ fn scale_tril_of_the_wrong_shape_is_refused() {
     let src = TRACK
         .replace("PRIOR", "MultivariateNormal(0, scale_tril = [0.3, 0.2])")
         .replace("POST", "Normal(0, 1)");
-    let err = vic::compile(&src, "track.vmodel").err().expect("refused");
+    let Err(err) = vic::compile(&src, "track.vmodel") else {
+        panic!("a 2-value scale_tril is refused")
+    };
     let text = format!("{err:?}");
     assert!(text.contains("2×2 lower-triangular"), "{text}");
 }

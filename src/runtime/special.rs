@@ -423,7 +423,7 @@ pub fn student_t_entropy(nu: f64) -> (f64, f64) {
 /// (bisection on the regularised upper incomplete gamma function).
 pub fn poisson_quantile(rate: f64, u: f32) -> f64 {
     let u = open_unit(u);
-    if !(rate > 0.0) {
+    if rate.is_nan() || rate <= 0.0 {
         return 0.0;
     }
     let cdf = |k: f64| 1.0 - gamma_p(k + 1.0, rate);
