@@ -626,10 +626,13 @@ fn iwae_matches_reference() {
     for (file, src, b, t) in [
         ("ssm.vmodel", None, 3, 6),
         ("families", Some(FAMILIES), 3, 4),
+        ("special", Some(SPECIAL), 3, 4),
+        ("mvn", Some(MVN), 3, 4),
         ("pendulum_control.vmodel", None, 2, 8),
     ] {
         let (p, store, batch) = match src {
             None => setup_with(file, "", b, t),
+            Some(_) if file == "special" => setup_special(b, t),
             Some(s) => setup_inline(s, b, t),
         };
         // The same model with `iwae = K` (derive turns every KL into a log-ratio).
