@@ -1286,3 +1286,86 @@ fn multivariate_normal_gradients_match_finite_differences() {
         &["param.L", "param.m", "net.head.l1.b"],
     );
 }
+
+/// A smoothing window over data in q: `y[t+1]` and `y[t+2]` read ahead (zeros past the last
+/// step), beside a filtering read of `z[t-1]`.
+const WINDOW: &str = r#"
+model window {
+  dim H = 6
+  observed y[t] : real[2]
+  latent   z[t] : real[2]
+  init z[0] = 0
+  net enc = mlp(8 -> H -> 4, tanh)
+  p {
+    z[t] ~ Normal(0.9 * z[t-1], 0.5)
+    y[t] ~ Normal(z[t], 0.3)
+  }
+  q {
+    z[t] ~ Normal.split(enc(y[t], y[t+1], 0.5 * y[t+2], z[t-1]), min = 0.05)
+  }
+}
+"#;
+
+/// The same q with the look-ahead passed as inputs: `u[t] = y[t+1]`, `w[t] = y[t+2]`, zeros
+/// past the end — the documented edge rule, written out by hand.
+const WINDOW_AS_INPUTS: &str = r#"
+model window {
+  dim H = 6
+  observed y[t] : real[2]
+  input    u[t] : real[2]
+  input    w[t] : real[2]
+  latent   z[t] : real[2]
+  init z[0] = 0
+  net enc = mlp(8 -> H -> 4, tanh)
+  p {
+    z[t] ~ Normal(0.9 * z[t-1], 0.5)
+    y[t] ~ Normal(z[t], 0.3)
+  }
+  q {
+    z[t] ~ Normal.split(enc(y[t], u[t], 0.5 * w[t], z[t-1]), min = 0.05)
+  }
+}
+"#;
+
+#[test]
+fn data_windows_in_q_match_reference_and_the_shifted_inputs() {
+    let (b, t) = (4, 5);
+    let (p, store, batch) = setup_inline(WINDOW, b, t);
+    assert!(vic::fused::caps::support(&p).is_ok());
+    compare_on("window", &p, &store, &batch, 1, TOL);
+    compare_on("window", &p, &store, &batch, 2, TOL);
+    // The edge rule: the same ELBO as the model fed the shifted data as inputs.
+    let m2 = vic::compile(WINDOW_AS_INPUTS, "window2.vmodel").expect("compiles");
+    let p2 = Program::new(m2.ir(), &m2.elbo()).expect("lowers");
+    let y = p.model.vars.iter().position(|v| v.name == "y").unwrap();
+    let yv = &batch.data[&y];
+    let shifted = |k: usize| -> Vec<f32> {
+        (0..t * b * 2)
+            .map(|i| {
+                let step = i / (b * 2);
+                if step + k < t {
+                    yv[i + k * b * 2]
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    };
+    let id = |n: &str| p2.model.vars.iter().position(|v| v.name == n).unwrap();
+    let mut data = std::collections::HashMap::new();
+    data.insert(id("y"), yv.clone());
+    data.insert(id("u"), shifted(1));
+    data.insert(id("w"), shifted(2));
+    let batch2 = Batch {
+        b,
+        t,
+        data,
+        mask: None,
+    };
+    let (e1, _) = reference(&p, &store, &batch);
+    let (e2, _) = reference(&p2, &store, &batch2);
+    assert!(
+        rel_err(&e1, &e2, 1.0) < 1e-6,
+        "window {e1:?} vs shifted inputs {e2:?}"
+    );
+}

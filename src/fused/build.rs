@@ -334,7 +334,7 @@ impl Builder<'_> {
         let size = var.ty.size();
         let grad = matches!(var.role, Role::Latent | Role::State);
         let rows = if var.timed {
-            (self.k + self.tt) * self.b
+            (self.k + self.tt + self.lead_of(v)) * self.b
         } else if grad {
             self.b
         } else {
@@ -344,6 +344,16 @@ impl Builder<'_> {
         let buf = self.g.buf(rows, size, kind, grad);
         self.vars.insert(v, buf);
         buf
+    }
+
+    /// The steps past the last one a data variable's buffer keeps (zeros, never written by
+    /// the data): the largest lead q reads (`y[t+k]`, a smoothing window).
+    fn lead_of(&self, v: VarId) -> usize {
+        if matches!(self.m.vars[v].role, Role::Observed | Role::Input) {
+            self.m.max_lead() as usize
+        } else {
+            0
+        }
     }
 
     fn step_view(&mut self, v: VarId, s: i64) -> R<View> {
@@ -360,7 +370,7 @@ impl Builder<'_> {
         }
         let buf = self.var_buf(v);
         let i = s + self.k as i64 - 1;
-        if i < 0 || i as usize >= self.k + self.tt {
+        if i < 0 || i as usize >= self.k + self.tt + self.lead_of(v) {
             return unsup(format!("step {s} of `{}`", self.m.vars[v].name));
         }
         Ok(View {
@@ -501,6 +511,18 @@ impl Builder<'_> {
             }
             (TimeRef::Lag(j), At::Step(t)) => self.step_view(var, i64::from(t) - i64::from(j)),
             (TimeRef::Step(s), _) if timed => self.step_view(var, s),
+            // A data variable ahead: its buffer's trailing steps are zeros.
+            (TimeRef::Lead(_), At::Range(_)) if self.win.is_some() => {
+                unsup("a read over a range in an overshooting window")
+            }
+            (TimeRef::Lead(j), At::Step(t)) => self.step_view(var, i64::from(t) + i64::from(j)),
+            (TimeRef::Lead(j), At::Range(s)) => {
+                let first = self.step_view(var, i64::from(s) + i64::from(j))?;
+                Ok(View {
+                    rows: self.rows(at),
+                    ..first
+                })
+            }
             // A sequence read in an argument of a net over time: each step's own value.
             (TimeRef::Suffix | TimeRef::Prefix, At::Step(_) | At::Range(_)) if timed => {
                 self.read(var, TimeRef::Lag(0), at)

@@ -36,6 +36,11 @@ pub const LACKS: &[Lack] = &[
             if let Some(v) = m.vars.iter().find(|v| !v.timed) {
                 return Some(format!("`{}` is static", v.name));
             }
+            // The windows' views of data are the main buffers', whose trailing steps a q
+            // that reads ahead would need per window.
+            if m.max_lead() > 0 {
+                return Some("q reads data ahead (a window)".into());
+            }
             // An open-loop window would scan its own sequences (`fused/build/overshoot.rs`).
             if let Some(n) = (m.nets.iter()).find(|n| matches!(n.kind, NetKind::Rnn { .. })) {
                 return Some(format!("`{}` is a net over time", n.name));

@@ -20,6 +20,7 @@ impl Model {
             TimeRef::Lag(0) => "[t]".into(),
             TimeRef::Lag(k) => format!("[t-{k}]"),
             TimeRef::Step(k) => format!("[{k}]"),
+            TimeRef::Lead(k) => format!("[t+{k}]"),
             TimeRef::Suffix => "[t:]".into(),
             TimeRef::Prefix => "[:t]".into(),
         }

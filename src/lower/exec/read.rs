@@ -25,10 +25,28 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
         Ok(x)
     }
 
+    /// A data variable at step `t`, zeros past the last step (a smoothing window's lead).
+    fn ahead(&mut self, v: VarId, t: i64) -> Result<T2<T>, RtError> {
+        if t <= self.s.tt as i64 {
+            return self.s.step(v, t);
+        }
+        let size = self.m().vars[v].ty.size();
+        Ok(self
+            .p
+            .input(ops::full(self.p.device(), self.s.b, size, 0.0)))
+    }
+
     pub(super) fn read(&mut self, var: VarId, time: TimeRef, at: At) -> Result<T2<T>, RtError> {
         let (b, tt, k) = (self.s.b, self.s.tt, self.s.k);
         let timed = self.m().vars[var].timed;
         match (time, at) {
+            (TimeRef::Lead(j), At::Step(t)) => self.ahead(var, i64::from(t) + i64::from(j)),
+            (TimeRef::Lead(j), At::Range(s)) => {
+                let parts = (i64::from(s)..=tt as i64)
+                    .map(|t| self.ahead(var, t + i64::from(j)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                stack(parts)
+            }
             (TimeRef::Static, At::Range(s)) => {
                 let x = self
                     .s
