@@ -302,7 +302,7 @@ impl Ck {
         let d = match cx.block {
             Some(Block::Q) => Diagnostic::new(Code::FutureInQ, format!("q reads the future `{name}[{at}]`"))
                 .label(span, "a later step")
-                .help(format!("q reads latents and states only up to step t; observed and input data it may read ahead in a general case (`y[t+1]`), or summarise the future with a reverse-time net: `net back = rnn(… , reverse)` and `back(y[t:])`")),
+                .help("q reads latents and states only up to step t; observed and input data it may read ahead in a general case (`y[t+1]`), or summarise the future with a reverse-time net: `net back = rnn(… , reverse)` and `back(y[t:])`"),
             _ => Diagnostic::new(Code::FutureInP, format!("the generative model reads the future `{name}[{at}]`"))
                 .label(span, "a later step")
                 .help("p factorises forward in time: a factor at step t may read steps ≤ t only"),
