@@ -330,13 +330,20 @@ fn central(f: impl Fn(f64) -> f64, x: f64) -> f64 {
     (f(x + h) - f(x - h)) / (2.0 * h)
 }
 
+/// The smallest positive draw (f32's smallest normal): as torch clamps Gamma and Beta draws
+/// to `finfo.tiny`, so a tiny concentration never draws an exact 0 (a −∞ log-density).
+pub const DRAW_MIN: f64 = 1.175_494_350_822_287_5e-38;
+
+/// The largest Beta draw below 1 that f32 keeps below 1 (`1 − 2⁻²⁴`).
+pub const BELOW_ONE: f64 = 1.0 - 5.960_464_477_539_063e-8;
+
 /// A Gamma(a, 1) draw from uniform noise by inversion, and `dz/da` (implicit
-/// reparameterisation: `−(∂P/∂a)(z) / p(z)`).
+/// reparameterisation: `−(∂P/∂a)(z) / p(z)`); draws are at least [`DRAW_MIN`].
 pub fn gamma_sample(a: f64, u: f32) -> (f64, f64) {
     let u = open_unit(u);
     let z = gamma_p_inv(a, u);
-    if z <= 0.0 {
-        return (z, 0.0);
+    if z <= DRAW_MIN {
+        return (DRAW_MIN, 0.0);
     }
     let pdf = gamma_pdf(a, z);
     let dz = if pdf > 0.0 {
@@ -347,12 +354,16 @@ pub fn gamma_sample(a: f64, u: f32) -> (f64, f64) {
     (z, if dz.is_finite() { dz } else { 0.0 })
 }
 
-/// A Beta(a, b) draw from uniform noise by inversion, and `(dz/da, dz/db)` (implicit).
+/// A Beta(a, b) draw from uniform noise by inversion, and `(dz/da, dz/db)` (implicit); draws
+/// lie in `[DRAW_MIN, BELOW_ONE]`, strictly inside (0, 1) in f32.
 pub fn beta_sample(a: f64, b: f64, u: f32) -> (f64, f64, f64) {
     let u = open_unit(u);
     let z = beta_i_inv(a, b, u);
-    if z <= 0.0 || z >= 1.0 {
-        return (z, 0.0, 0.0);
+    if z <= DRAW_MIN {
+        return (DRAW_MIN, 0.0, 0.0);
+    }
+    if z >= BELOW_ONE {
+        return (BELOW_ONE, 0.0, 0.0);
     }
     let pdf = beta_pdf(a, b, z);
     if pdf <= 0.0 || !pdf.is_finite() {

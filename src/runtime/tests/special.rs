@@ -118,3 +118,21 @@ fn student_t_entropy_derivative_matches_differences() {
         close(d, fd, 1e-6, &format!("dH/dν at {nu}"));
     }
 }
+
+/// Draws stay strictly inside the support in f32 at extreme parameters (clamped as torch
+/// clamps to `finfo.tiny`), so their log-densities are finite.
+#[test]
+fn extreme_draws_stay_inside_the_support() {
+    for &u in &[1e-7f32, 0.01, 0.5] {
+        let (z, _) = gamma_sample(0.01, u);
+        assert!(z as f32 > 0.0, "Gamma(0.01) draw {z} at u = {u}");
+    }
+    for &u in &[1e-7f32, 0.5, 0.9999999] {
+        let (z, _, _) = beta_sample(0.05, 0.05, u);
+        let z32 = z as f32;
+        assert!(
+            z32 > 0.0 && z32 < 1.0,
+            "Beta(0.05, 0.05) draw {z} at u = {u}"
+        );
+    }
+}
