@@ -25,6 +25,12 @@ pub enum KlForm {
     UniformUniform,
     /// Σ log(bp/bq) + |μq − μp|/bp + (bq/bp)·exp(−|μq − μp|/bq) − 1.
     LaplaceLaplace,
+    /// Σ (αq − αp)ψ(αq) − ln Γ(αq) + ln Γ(αp) + αp(ln βq − ln βp) + αq(βp − βq)/βq.
+    GammaGamma,
+    /// Σ ln B(ap, bp) − ln B(aq, bq) + (aq − ap)ψ(aq) + (bq − bp)ψ(bq) + (ap − aq + bp − bq)ψ(aq + bq).
+    BetaBeta,
+    /// ½(‖Lp⁻¹Lq‖²_F + ‖Lp⁻¹(μp − μq)‖² − D) + Σ ln Lp,ii − Σ ln Lq,ii.
+    MvnMvn,
 }
 
 impl KlForm {
@@ -41,6 +47,15 @@ impl KlForm {
             }
             KlForm::LaplaceLaplace => {
                 "Σᵢ log(bp,ᵢ/bq,ᵢ) + |μq,ᵢ − μp,ᵢ|/bp,ᵢ + (bq,ᵢ/bp,ᵢ)·exp(−|μq,ᵢ − μp,ᵢ|/bq,ᵢ) − 1"
+            }
+            KlForm::GammaGamma => {
+                "Σᵢ (αq,ᵢ − αp,ᵢ)ψ(αq,ᵢ) − log Γ(αq,ᵢ) + log Γ(αp,ᵢ) + αp,ᵢ log(βq,ᵢ/βp,ᵢ) + αq,ᵢ(βp,ᵢ − βq,ᵢ)/βq,ᵢ"
+            }
+            KlForm::MvnMvn => {
+                "½(‖Lp⁻¹Lq‖²_F + ‖Lp⁻¹(μp − μq)‖² − D) + Σᵢ log Lp,ᵢᵢ − Σᵢ log Lq,ᵢᵢ"
+            }
+            KlForm::BetaBeta => {
+                "Σᵢ log B(ap,ᵢ, bp,ᵢ) − log B(aq,ᵢ, bq,ᵢ) + (aq,ᵢ − ap,ᵢ)ψ(aq,ᵢ) + (bq,ᵢ − bp,ᵢ)ψ(bq,ᵢ) + (ap,ᵢ − aq,ᵢ + bp,ᵢ − bq,ᵢ)ψ(aq,ᵢ + bq,ᵢ)"
             }
         }
     }
@@ -63,6 +78,15 @@ impl KlForm {
             KlForm::LaplaceLaplace => {
                 r"\sum_i \log\frac{b_{p,i}}{b_{q,i}} + \frac{|\mu_{q,i} - \mu_{p,i}|}{b_{p,i}} + \frac{b_{q,i}}{b_{p,i}} e^{-|\mu_{q,i} - \mu_{p,i}|/b_{q,i}} - 1"
             }
+            KlForm::GammaGamma => {
+                r"\sum_i (\alpha_{q,i} - \alpha_{p,i})\psi(\alpha_{q,i}) - \log\Gamma(\alpha_{q,i}) + \log\Gamma(\alpha_{p,i}) + \alpha_{p,i}\log\frac{\beta_{q,i}}{\beta_{p,i}} + \alpha_{q,i}\frac{\beta_{p,i} - \beta_{q,i}}{\beta_{q,i}}"
+            }
+            KlForm::MvnMvn => {
+                r"\tfrac{1}{2}\left(\|L_p^{-1}L_q\|_F^2 + \|L_p^{-1}(\mu_p - \mu_q)\|^2 - D\right) + \sum_i \log L_{p,ii} - \sum_i \log L_{q,ii}"
+            }
+            KlForm::BetaBeta => {
+                r"\sum_i \log\frac{B(a_{p,i}, b_{p,i})}{B(a_{q,i}, b_{q,i})} + (a_{q,i} - a_{p,i})\psi(a_{q,i}) + (b_{q,i} - b_{p,i})\psi(b_{q,i}) + (a_{p,i} - a_{q,i} + b_{p,i} - b_{q,i})\psi(a_{q,i} + b_{q,i})"
+            }
         }
     }
 }
@@ -81,6 +105,16 @@ pub enum EntropyForm {
     Categorical,
     /// Σ 1 + log 2bᵢ.
     Laplace,
+    /// Σ μᵢ + ½ + ½ log 2π + log σᵢ.
+    LogNormal,
+    /// Σ (νᵢ+1)/2·(ψ((νᵢ+1)/2) − ψ(νᵢ/2)) + log(√νᵢ·B(νᵢ/2, ½)) + log σᵢ.
+    StudentT,
+    /// Σ αᵢ − log βᵢ + log Γ(αᵢ) + (1 − αᵢ)ψ(αᵢ).
+    Gamma,
+    /// Σ log B(aᵢ, bᵢ) − (aᵢ − 1)ψ(aᵢ) − (bᵢ − 1)ψ(bᵢ) + (aᵢ + bᵢ − 2)ψ(aᵢ + bᵢ).
+    Beta,
+    /// D/2·(1 + log 2π) + Σ log Lᵢᵢ.
+    MultivariateNormal,
 }
 
 impl EntropyForm {
@@ -92,6 +126,15 @@ impl EntropyForm {
             EntropyForm::Bernoulli => "Σᵢ −πᵢ log πᵢ − (1 − πᵢ) log(1 − πᵢ)",
             EntropyForm::Categorical => "Σ_g −Σ_k π_gk log π_gk",
             EntropyForm::Laplace => "Σᵢ 1 + log 2bᵢ",
+            EntropyForm::LogNormal => "Σᵢ μᵢ + ½ + ½ log 2π + log σᵢ",
+            EntropyForm::StudentT => {
+                "Σᵢ (νᵢ+1)/2·(ψ((νᵢ+1)/2) − ψ(νᵢ/2)) + log(√νᵢ·B(νᵢ/2, ½)) + log σᵢ"
+            }
+            EntropyForm::MultivariateNormal => "D/2·(1 + log 2π) + Σᵢ log Lᵢᵢ",
+            EntropyForm::Gamma => "Σᵢ αᵢ − log βᵢ + log Γ(αᵢ) + (1 − αᵢ)ψ(αᵢ)",
+            EntropyForm::Beta => {
+                "Σᵢ log B(aᵢ, bᵢ) − (aᵢ − 1)ψ(aᵢ) − (bᵢ − 1)ψ(bᵢ) + (aᵢ + bᵢ − 2)ψ(aᵢ + bᵢ)"
+            }
         }
     }
 }

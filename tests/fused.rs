@@ -626,10 +626,13 @@ fn iwae_matches_reference() {
     for (file, src, b, t) in [
         ("ssm.vmodel", None, 3, 6),
         ("families", Some(FAMILIES), 3, 4),
+        ("special", Some(SPECIAL), 3, 4),
+        ("mvn", Some(MVN), 3, 4),
         ("pendulum_control.vmodel", None, 2, 8),
     ] {
         let (p, store, batch) = match src {
             None => setup_with(file, "", b, t),
+            Some(_) if file == "special" => setup_special(b, t),
             Some(s) => setup_inline(s, b, t),
         };
         // The same model with `iwae = K` (derive turns every KL into a log-ratio).
@@ -1145,4 +1148,224 @@ fn bernoulli_entropy_matches_reference() {
     assert!(vic::fused::caps::support(&p).is_ok());
     compare_on("bern_entropy", &p, &store, &batch, 1, TOL);
     compare_on("bern_entropy", &p, &store, &batch, 2, TOL);
+}
+
+/// LogNormal, StudentT, Gamma, Beta and Poisson (`fused::special`): each as a latent with a
+/// closed-form KL against its own family where one exists (LogNormal ‖ LogNormal through the
+/// Normal KL, Gamma ‖ Gamma, Beta ‖ Beta; StudentT ‖ StudentT is a log-ratio), under a Flat
+/// prior (closed-form entropies), against a Normal p (log-ratio), sampled through their
+/// inverse-CDF samplers (implicit gradients) and as likelihoods (Poisson of counts, Gamma of
+/// positive data, Beta of data in (0, 1), StudentT).
+const SPECIAL: &str = r#"
+model special {
+  dim H = 6
+  observed x[t] : real[2]
+  observed n[t] : real[2]
+  observed y : real[2]
+  observed w : real[2]
+  latent   z[t] : real[2]
+  latent   g : real[2]
+  latent   b : real[2]
+  latent   r : real[2]
+  latent   e1 : real[2]
+  latent   e2 : real[2]
+  latent   e3 : real[2]
+  latent   e4 : real[2]
+  init z[0] = 1
+  net enc = mlp(4 -> H -> 4, tanh)
+  param ga : real[2] = [0.3, -0.2]
+  param gb : real[2] = [0.1, 0.5]
+  param nu : real[2] = [1.5, 0.4]
+  p {
+    z[t] ~ LogNormal(0.3 * log(z[t-1]), 0.5)
+    x[t] ~ StudentT(4, log(z[t]) + r, 0.5)
+    n[t] ~ Poisson(exp(0.2 * log(z[t])) + g)
+    g ~ Gamma(2, 3)
+    b ~ Beta(2, 2)
+    r ~ StudentT(3, 0, 1)
+    y ~ Gamma(g + 1, 2 + b)
+    w ~ Beta(1 + g, 1.5 + b)
+    e1 ~ Flat
+    e2 ~ Flat
+    e3 ~ Flat
+    e4 ~ Normal(0.5, 1)
+  }
+  q {
+    z[t] ~ LogNormal.split(enc(x[t], log(z[t-1])), scale = softplus, min = 0.05)
+    g ~ Gamma(softplus(ga) + 0.5, softplus(gb) + 0.5)
+    b ~ Beta(softplus(ga) + 1, softplus(gb) + 1)
+    r ~ StudentT(softplus(nu) + 2, ga, softplus(gb))
+    e1 ~ Gamma(softplus(gb) + 1, 2)
+    e2 ~ StudentT(softplus(nu) + 1, ga, softplus(ga))
+    e3 ~ Beta(softplus(nu), 2)
+    e4 ~ LogNormal(ga, softplus(nu))
+  }
+}
+"#;
+
+fn setup_special(b: usize, t: usize) -> (Program, ParamStore, Batch) {
+    setup_synthetic(SPECIAL, b, t, |v, var, i| {
+        let s = (0.37 * i as f32 + 0.11 * v as f32).sin();
+        match var.name.as_str() {
+            "n" => ((i * 7) % 5) as f32,
+            "y" => 0.6 + 0.5 * s,
+            "w" => 0.5 + 0.4 * s,
+            _ => 0.9 * s,
+        }
+    })
+}
+
+#[test]
+fn special_families_match_reference() {
+    let (p, store, batch) = setup_special(6, 5);
+    assert!(
+        vic::fused::caps::support(&p).is_ok(),
+        "the fused runtime runs every family"
+    );
+    compare_on("special", &p, &store, &batch, 1, TOL);
+    compare_on("special", &p, &store, &batch, 2, TOL);
+}
+
+/// The special families' fused kernels (implicit reparameterisation gradients of the Gamma,
+/// Beta and StudentT samplers, digamma/trigamma derivatives of their entropies and KLs)
+/// against central differences of the fused loss.
+#[test]
+fn special_family_gradients_match_finite_differences() {
+    let (p, store, batch) = setup_special(4, 4);
+    let also = ["param.ga", "param.gb", "param.nu", "net.enc.l1.b"];
+    finite_differences("special", &p, &store, &batch, &also);
+}
+
+/// MultivariateNormal: correlated process noise in p (a constant `scale_tril`), q's
+/// `scale_tril` a learned matrix parameter (read row-major) for the closed-form MVN KL, one
+/// from a net head of D² values under a Flat prior (closed-form entropy), and an MVN q against
+/// a Normal p (log-ratio); an MVN likelihood.
+const MVN: &str = r#"
+model mvn {
+  const A = [[1, 0.1], [0, 1]]
+  observed y[t] : real[2]
+  observed o : real[3]
+  latent   x[t] : real[2]
+  latent   v : real[3]
+  latent   w : real[2]
+  init x[0] = 0
+  net head = mlp(3 -> 6 -> 9, tanh)
+  param L : real[2, 2] = [[0.3, 0], [0.1, 0.35]]
+  param m : real[2] = [0.1, -0.2]
+  p {
+    x[t] ~ MultivariateNormal(A @ x[t-1], scale_tril = [[0.3, 0], [0.15, 0.2]])
+    y[t] ~ Normal(x[t] + w, 0.5)
+    v ~ Flat
+    w ~ Normal(0, 1)
+    o ~ MultivariateNormal(v, scale_tril = [[1, 0, 0], [0.2, 0.8, 0], [-0.1, 0.3, 0.9]])
+  }
+  q {
+    x[t] ~ MultivariateNormal(A @ x[t-1] + 0.5 * y[t], scale_tril = L)
+    v ~ MultivariateNormal(o, scale_tril = head(o) * 0.1 + [1, 0, 0, 0, 1, 0, 0, 0, 1])
+    w ~ MultivariateNormal(m, scale_tril = L)
+  }
+}
+"#;
+
+#[test]
+fn multivariate_normal_matches_reference() {
+    let (p, store, batch) = setup_inline(MVN, 5, 4);
+    assert!(vic::fused::caps::support(&p).is_ok());
+    compare_on("mvn", &p, &store, &batch, 1, TOL);
+    compare_on("mvn", &p, &store, &batch, 2, TOL);
+}
+
+#[test]
+fn multivariate_normal_gradients_match_finite_differences() {
+    let (p, store, batch) = setup_inline(MVN, 4, 4);
+    finite_differences(
+        "mvn",
+        &p,
+        &store,
+        &batch,
+        &["param.L", "param.m", "net.head.l1.b"],
+    );
+}
+
+/// A smoothing window over data in q: `y[t+1]` and `y[t+2]` read ahead (zeros past the last
+/// step), beside a filtering read of `z[t-1]`.
+const WINDOW: &str = r#"
+model window {
+  dim H = 6
+  observed y[t] : real[2]
+  latent   z[t] : real[2]
+  init z[0] = 0
+  net enc = mlp(8 -> H -> 4, tanh)
+  p {
+    z[t] ~ Normal(0.9 * z[t-1], 0.5)
+    y[t] ~ Normal(z[t], 0.3)
+  }
+  q {
+    z[t] ~ Normal.split(enc(y[t], y[t+1], 0.5 * y[t+2], z[t-1]), min = 0.05)
+  }
+}
+"#;
+
+/// The same q with the look-ahead passed as inputs: `u[t] = y[t+1]`, `w[t] = y[t+2]`, zeros
+/// past the end — the documented edge rule, written out by hand.
+const WINDOW_AS_INPUTS: &str = r#"
+model window {
+  dim H = 6
+  observed y[t] : real[2]
+  input    u[t] : real[2]
+  input    w[t] : real[2]
+  latent   z[t] : real[2]
+  init z[0] = 0
+  net enc = mlp(8 -> H -> 4, tanh)
+  p {
+    z[t] ~ Normal(0.9 * z[t-1], 0.5)
+    y[t] ~ Normal(z[t], 0.3)
+  }
+  q {
+    z[t] ~ Normal.split(enc(y[t], u[t], 0.5 * w[t], z[t-1]), min = 0.05)
+  }
+}
+"#;
+
+#[test]
+fn data_windows_in_q_match_reference_and_the_shifted_inputs() {
+    let (b, t) = (4, 5);
+    let (p, store, batch) = setup_inline(WINDOW, b, t);
+    assert!(vic::fused::caps::support(&p).is_ok());
+    compare_on("window", &p, &store, &batch, 1, TOL);
+    compare_on("window", &p, &store, &batch, 2, TOL);
+    // The edge rule: the same ELBO as the model fed the shifted data as inputs.
+    let m2 = vic::compile(WINDOW_AS_INPUTS, "window2.vmodel").expect("compiles");
+    let p2 = Program::new(m2.ir(), &m2.elbo()).expect("lowers");
+    let y = p.model.vars.iter().position(|v| v.name == "y").unwrap();
+    let yv = &batch.data[&y];
+    let shifted = |k: usize| -> Vec<f32> {
+        (0..t * b * 2)
+            .map(|i| {
+                let step = i / (b * 2);
+                if step + k < t {
+                    yv[i + k * b * 2]
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    };
+    let id = |n: &str| p2.model.vars.iter().position(|v| v.name == n).unwrap();
+    let mut data = std::collections::HashMap::new();
+    data.insert(id("y"), yv.clone());
+    data.insert(id("u"), shifted(1));
+    data.insert(id("w"), shifted(2));
+    let batch2 = Batch {
+        b,
+        t,
+        data,
+        mask: None,
+    };
+    let (e1, _) = reference(&p, &store, &batch);
+    let (e2, _) = reference(&p2, &store, &batch2);
+    assert!(
+        rel_err(&e1, &e2, 1.0) < 1e-6,
+        "window {e1:?} vs shifted inputs {e2:?}"
+    );
 }

@@ -59,6 +59,10 @@ pub struct Ck {
     /// (block, variable) pairs that have a factor statement, even one whose body had errors,
     /// so a faulty factor does not also produce "no factor" errors.
     pub attempted: HashSet<(Block, VarId)>,
+    /// (block, variable) pairs with a factor statement whose body had errors (already
+    /// reported): the time-coverage rules skip them, so the one fault is not also reported as
+    /// a missing general case (`E034`).
+    pub failed: HashSet<(Block, VarId)>,
     /// Declarations whose value, type or shape could not be determined (already reported):
     /// reads of them evaluate to nothing, so one fault does not cascade into size errors.
     pub poisoned: HashSet<Sym>,
@@ -96,6 +100,7 @@ impl Ck {
             dim_spans: vec![],
             const_spans: vec![],
             attempted: HashSet::new(),
+            failed: HashSet::new(),
             poisoned: HashSet::new(),
             evaluated: HashSet::new(),
         }

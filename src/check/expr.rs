@@ -262,6 +262,14 @@ impl Ck {
             (IndexAst::Shift(s), Time::General(_)) if s <= 0 => {
                 TimeRef::Lag(s.unsigned_abs() as u32)
             }
+            // q may read observed and input data ahead (a smoothing window); latents and
+            // states stay causal.
+            (IndexAst::Shift(s), Time::General(_))
+                if cx.block == Some(Block::Q)
+                    && matches!(self.var(v).role, Role::Observed | Role::Input) =>
+            {
+                TimeRef::Lead(s as u32)
+            }
             (IndexAst::Shift(s), Time::General(_)) => {
                 self.future(e.span, &name.name, &format!("t+{s}"), cx);
                 return None;
@@ -294,7 +302,7 @@ impl Ck {
         let d = match cx.block {
             Some(Block::Q) => Diagnostic::new(Code::FutureInQ, format!("q reads the future `{name}[{at}]`"))
                 .label(span, "a later step")
-                .help(format!("a filtering posterior reads only the past; for a smoothing posterior read the future through a reverse-time net: `net back = rnn(… , reverse)` and `back({name}[t:])`")),
+                .help("q reads latents and states only up to step t; observed and input data it may read ahead in a general case (`y[t+1]`), or summarise the future with a reverse-time net: `net back = rnn(… , reverse)` and `back(y[t:])`"),
             _ => Diagnostic::new(Code::FutureInP, format!("the generative model reads the future `{name}[{at}]`"))
                 .label(span, "a later step")
                 .help("p factorises forward in time: a factor at step t may read steps ≤ t only"),

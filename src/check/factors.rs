@@ -116,6 +116,8 @@ impl Ck {
                     parents,
                 });
                 self.spans.factors.push(p.stmt.span());
+            } else {
+                self.failed.insert((p.block, p.var));
             }
         }
     }
@@ -364,20 +366,67 @@ impl Ck {
                 args: DistArgs::Split { head: h, scale_fn },
             });
         }
-        if !kws.is_empty() {
-            let k = kws[0];
-            self.err(
-                Diagnostic::new(
-                    Code::BadArguments,
-                    format!("`{fam}` takes no keyword `{}`", k.name.name),
-                )
-                .label(k.name.span, "unexpected keyword")
-                .help("pass parameters by position; keywords `scale` and `min` belong to `.split`"),
-            );
-            return None;
-        }
+        // Keywords name parameters as torch.distributions does (`Normal(loc = 0, scale = 1)`,
+        // `Gamma(concentration = 2, rate = 3)`), after the positional ones; a family with
+        // logits also takes `probs = p` instead (stored as logits: `log p`, or `log p −
+        // log(1 − p)` for a Bernoulli).
         let want = spec.params.len();
-        if pos.len() != want {
+        let mut slots: Vec<Option<&ast::Expr>> = vec![None; want.max(pos.len())];
+        for (i, e) in pos.iter().enumerate() {
+            slots[i] = Some(e);
+        }
+        let mut probs = false;
+        for k in &kws {
+            let name = k.name.name.as_str();
+            let at = if name == "probs" && spec.args == ArgsKind::Logits {
+                probs = true;
+                Some(0)
+            } else {
+                spec.params.iter().position(|p| p.name == name)
+            };
+            let Some(i) = at else {
+                let names: Vec<String> = (spec.params.iter().map(|p| format!("`{}`", p.name)))
+                    .chain((spec.args == ArgsKind::Logits).then(|| "`probs`".to_string()))
+                    .collect();
+                self.err(
+                    Diagnostic::new(
+                        Code::BadArguments,
+                        format!("`{fam}` takes no keyword `{}`", k.name.name),
+                    )
+                    .label(k.name.span, "unexpected keyword")
+                    .help(if names.is_empty() {
+                        format!("`{fam}` has no parameters")
+                    } else {
+                        format!(
+                            "{fam}'s keywords: {}; keywords `scale` and `min` of a head belong to `.split`",
+                            names.join(", ")
+                        )
+                    }),
+                );
+                return None;
+            };
+            if slots[i].is_some() {
+                self.err(
+                    Diagnostic::new(
+                        Code::BadArguments,
+                        format!(
+                            "`{fam}` is given its {} twice",
+                            if probs && i == 0 {
+                                "logits (as `probs`)"
+                            } else {
+                                spec.params[i].name
+                            }
+                        ),
+                    )
+                    .label(k.name.span, "given again")
+                    .help("give each parameter once, by position or by keyword"),
+                );
+                return None;
+            }
+            slots[i] = Some(&k.value);
+        }
+        let pos: Vec<&ast::Expr> = slots.iter().flatten().copied().collect();
+        if pos.len() != want || slots.iter().any(|s| s.is_none()) {
             let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
             let text = match want {
                 0 => "no parameters".to_string(),
@@ -390,8 +439,21 @@ impl Ck {
         for (i, e) in pos.iter().enumerate() {
             let x = self.expr(e, cx);
             let Some(x) = x else { continue };
-            let ok =
-                !sized || ((x.shape.numel() == size || x.shape.is_unit()) && !x.shape.is_matrix());
+            let tril = spec.params[i].constraint == Constraint::ScaleTril;
+            let ok = !sized
+                || if tril {
+                    x.shape.numel() == size * size
+                        && (!x.shape.is_matrix() || x.shape.0 == [size, size])
+                } else {
+                    (x.shape.numel() == size || x.shape.is_unit()) && !x.shape.is_matrix()
+                };
+            if !ok && tril {
+                let pname = spec.params[i].name;
+                self.err(Diagnostic::new(Code::DistParamSize, format!("`{}` has size {size}, but the {pname} of its {fam} has shape {}", var.name, x.shape))
+                    .label(e.span, format!("shape {}", x.shape))
+                    .help(format!("{pname} is a {size}×{size} lower-triangular matrix (or its {} values, row-major)", size * size)));
+                continue;
+            }
             if !ok {
                 let pname = spec.params[i].name;
                 self.err(Diagnostic::new(Code::DistParamSize, format!("`{}` has size {size}, but the {pname} of its {fam} has size {}", var.name, x.shape))
@@ -399,15 +461,38 @@ impl Ck {
                     .help(format!("each parameter has the variable's size ({size}) or is a scalar that broadcasts")));
                 continue;
             }
+            let x = if probs {
+                if let Some(s) = super::rules::constant(&x) {
+                    if s <= 0.0 || (s >= 1.0 && spec.support == Support::Binary) {
+                        self.err(
+                            Diagnostic::new(
+                                Code::BadValue,
+                                format!("the probs of a {fam} must be in (0, 1), given {s}"),
+                            )
+                            .label(e.span, "not a probability")
+                            .help("a probability of 0 or 1 has an infinite log-odds; give logits instead"),
+                        );
+                        continue;
+                    }
+                }
+                probs_to_logits(x, spec.support == Support::Binary)
+            } else {
+                x
+            };
             if let Some(s) = super::rules::constant(&x) {
                 if spec.params[i].constraint == Constraint::Positive && s <= 0.0 {
+                    let pname = spec.params[i].name;
                     self.err(
                         Diagnostic::new(
                             Code::BadValue,
-                            format!("the scale of a {fam} must be positive, given {s}"),
+                            format!("the {pname} of a {fam} must be positive, given {s}"),
                         )
-                        .label(e.span, "scale ≤ 0")
-                        .help("a standard deviation is > 0"),
+                        .label(e.span, format!("{pname} ≤ 0"))
+                        .help(if pname == "scale" {
+                            "a standard deviation is > 0".to_string()
+                        } else {
+                            format!("{fam}'s {pname} is > 0")
+                        }),
                     );
                     continue;
                 }
@@ -449,6 +534,7 @@ impl Ck {
                 high: it.next()?,
             },
             ArgsKind::Logits => DistArgs::Logits(it.next()?),
+            ArgsKind::Params => DistArgs::Params(it.collect()),
             ArgsKind::None => DistArgs::None,
         };
         Some(Dist { family, args })
@@ -488,6 +574,27 @@ impl Ck {
             );
             return None;
         }
+        if family.spec().likelihood_only && var.role != Role::Observed {
+            self.err(
+                Diagnostic::new(
+                    Code::SupportMismatch,
+                    format!(
+                        "a {} cannot generate the {} `{}`: it is a likelihood of observed counts only",
+                        family.name(),
+                        var.role.keyword(),
+                        var.name
+                    ),
+                )
+                .label(span, "not observed")
+                .help(format!(
+                    "{} has no reparameterised or enumerable sampler here; observe `{}` (`observed {}: real[…]` holding counts), or give a latent count a continuous family (e.g. Gamma or LogNormal)",
+                    family.name(),
+                    var.name,
+                    var.name
+                )),
+            );
+            return None;
+        }
         if family.spec().improper && (var.role == Role::Observed || block == Block::Q) {
             self.err(Diagnostic::new(Code::ImproperLikelihood, if block == Block::Q { format!("q samples `{}` from the improper Flat distribution", var.name) } else { format!("the observed `{}` has an improper Flat likelihood", var.name) })
                 .label(span, "improper")
@@ -498,6 +605,38 @@ impl Ck {
     }
 }
 
+/// Logits from probabilities: `log p` (a softmax per group renormalises them, as torch's
+/// `Categorical(probs = …)` does), or `log p − log(1 − p)` for a Bernoulli.
+fn probs_to_logits(p: Expr, binary: bool) -> Expr {
+    let shape = p.shape.clone();
+    let log = |e: Expr| Expr {
+        kind: ExprKind::Unary {
+            op: UnOp::Log,
+            arg: Box::new(e),
+        },
+        shape: shape.clone(),
+    };
+    if !binary {
+        return log(p);
+    }
+    let one_minus = Expr {
+        kind: ExprKind::Binary {
+            op: BinOp::Sub,
+            lhs: Box::new(Expr::num(1.0)),
+            rhs: Box::new(p.clone()),
+        },
+        shape: shape.clone(),
+    };
+    Expr {
+        kind: ExprKind::Binary {
+            op: BinOp::Sub,
+            lhs: Box::new(log(p)),
+            rhs: Box::new(log(one_minus)),
+        },
+        shape,
+    }
+}
+
 pub fn dist_reads(d: &Dist) -> Vec<Read> {
     let mut out: Vec<Read> = Vec::new();
     let exprs: Vec<&Expr> = match &d.args {
@@ -505,6 +644,7 @@ pub fn dist_reads(d: &Dist) -> Vec<Read> {
         DistArgs::Split { head, .. } => vec![head],
         DistArgs::Logits(l) => vec![l],
         DistArgs::Bounds { low, high } => vec![low, high],
+        DistArgs::Params(ps) => ps.iter().collect(),
         DistArgs::None => vec![],
     };
     for e in exprs {

@@ -79,7 +79,12 @@ impl Ck {
             let defs_general = var.role == Role::State
                 && !(p.iter().chain(q.iter()))
                     .any(|f| matches!(f.case, TimeCase::From(_) | TimeCase::Static));
-            if var.timed && (has_p_general || (defs_general && !(p.is_empty() && q.is_empty()))) {
+            let failed =
+                self.failed.contains(&(Block::P, v)) || self.failed.contains(&(Block::Q, v));
+            if var.timed
+                && !failed
+                && (has_p_general || (defs_general && !(p.is_empty() && q.is_empty())))
+            {
                 let last = p
                     .iter()
                     .chain(q.iter())
@@ -520,6 +525,7 @@ pub(super) fn kl_infinite(q: &Dist, p: &Dist) -> Option<String> {
                 Some((constant(low), constant(high)))
             }
             (Bounded::Fixed(lo, hi), _) => Some((Some(f64::from(lo)), Some(f64::from(hi)))),
+            (Bounded::Positive, _) => Some((Some(0.0), Some(f64::INFINITY))),
             _ => None,
         }
     };

@@ -202,6 +202,7 @@ fn dist_trainables(d: &Dist) -> Vec<Trainable> {
         DistArgs::Split { head, .. } => vec![head],
         DistArgs::Logits(l) => vec![l],
         DistArgs::Bounds { low, high } => vec![low, high],
+        DistArgs::Params(ps) => ps.iter().collect(),
         DistArgs::None => vec![],
     };
     for e in exprs {

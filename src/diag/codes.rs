@@ -54,7 +54,7 @@ codes! {
     TimeIndexMismatch = "E030", "time index on a static variable, or missing on a timed one";
     FutureInP = "E031", "the generative model reads the future";
     MissingBaseCase = "E032", "a lag reaches before the start of the sequence";
-    FutureInQ = "E033", "a filtering posterior reads the future";
+    FutureInQ = "E033", "a posterior reads the future of a latent";
     BadBaseCase = "E034", "base cases must be contiguous from t = 1";
     BadInit = "E035", "init on a static variable or at t ≥ 1";
     StaticReadsTimed = "E036", "static factor reads a time-indexed variable";

@@ -4,8 +4,8 @@
 //! each sequence (conditioned on the inputs), or the reason the model's p is not
 //! linear-Gaussian ([`structure`] answers the question from the IR alone, for `vic elbo`).
 //!
-//! A model qualifies when every p factor is a Normal whose mean is affine in the observed and
-//! latent variables it reads (numbers, constants, parameters and inputs combined with `+`,
+//! A model qualifies when every p factor is a Normal (or a MultivariateNormal, whose noise
+//! covariance is `L Lᵀ`) whose mean is affine in the observed and latent variables it reads (numbers, constants, parameters and inputs combined with `+`,
 //! `−`, products and quotients by constants, `@` with a constant matrix, `dot`, `sum`,
 //! `concat`, element selection) and whose scale reads no latent and no observed variable;
 //! there are no nets on those paths, no deterministic states and no optimality variables.
@@ -71,7 +71,7 @@ pub fn structure(m: &Model) -> Result<Method, String> {
                 return Err(format!("p defines `{name}` deterministically"));
             }
         };
-        if dist.family != Family::Normal {
+        if !matches!(dist.family, Family::Normal | Family::MultivariateNormal) {
             return Err(format!(
                 "p({name} | …) is {}, not Normal",
                 dist.family.name()
@@ -80,6 +80,8 @@ pub fn structure(m: &Model) -> Result<Method, String> {
         let (loc, scale, split) = match &dist.args {
             DistArgs::LocScale { loc, scale } => (loc, Some(scale), false),
             DistArgs::Split { head, .. } => (head, None, true),
+            // MultivariateNormal(loc, scale_tril).
+            DistArgs::Params(ps) if ps.len() == 2 => (&ps[0], Some(&ps[1]), false),
             _ => return Err(format!("p({name} | …) has unsupported arguments")),
         };
         match kind(m, loc) {
@@ -431,7 +433,18 @@ impl Filter<'_> {
             return Err("a deterministic p factor".into());
         };
         let size = m.vars[cv.var].ty.size();
+        let mut tril = None;
         let (loc, scale) = match &dist.args {
+            DistArgs::Params(ps) if ps.len() == 2 => {
+                // MultivariateNormal(loc, scale_tril): noise covariance L Lᵀ.
+                let loc = self.eval(&ps[0], t)?;
+                let l = self.eval(&ps[1], t)?;
+                if !l.is_const() {
+                    return Err("a scale_tril reads a random variable".into());
+                }
+                tril = Some(l.c);
+                (loc, vec![1.0])
+            }
             DistArgs::LocScale { loc, scale } => {
                 let loc = self.eval(loc, t)?;
                 let s = self.eval(scale, t)?;
@@ -468,8 +481,22 @@ impl Filter<'_> {
         // A Pᵀ… : AP = A P  (size × n), S = A P Aᵀ + diag σ².
         let ap = matmul(&loc.a, &self.belief.cov, size, n, n);
         let mut s = matmul_t(&ap, &loc.a, size, n, size);
-        for i in 0..size {
-            s[i * size + i] += var[i];
+        match &tril {
+            Some(l) => {
+                // + L Lᵀ over the lower triangle of L.
+                for i in 0..size {
+                    for j in 0..size {
+                        s[i * size + j] += (0..=i.min(j))
+                            .map(|k| l[i * size + k] * l[j * size + k])
+                            .sum::<f64>();
+                    }
+                }
+            }
+            None => {
+                for i in 0..size {
+                    s[i * size + i] += var[i];
+                }
+            }
         }
         let mu: Vec<f64> = (0..size)
             .map(|i| loc.c[i] + dotv(loc.row(i), &self.belief.mean))

@@ -27,6 +27,18 @@ pub enum Family {
     TanhNormal,
     /// Laplace(loc, scale), elementwise.
     Laplace,
+    /// exp(Normal(loc, scale)), elementwise.
+    LogNormal,
+    /// StudentT(df, loc, scale), elementwise.
+    StudentT,
+    /// Gamma(concentration, rate), elementwise.
+    Gamma,
+    /// Beta(a, b) (torch's concentration1, concentration0), elementwise.
+    Beta,
+    /// Poisson(rate), elementwise: a likelihood of observed counts only.
+    Poisson,
+    /// MultivariateNormal(loc, scale_tril = L) over the whole event: `z = μ + L·ε`.
+    MultivariateNormal,
 }
 
 /// How the parameters of a family are written and stored (`ir::DistArgs`).
@@ -38,6 +50,8 @@ pub enum ArgsKind {
     Logits,
     /// `(low, high)`.
     Bounds,
+    /// The positional parameters in the row's order (`ir::DistArgs::Params`).
+    Params,
     /// No parameters.
     None,
 }
@@ -51,6 +65,19 @@ pub enum Constraint {
     Positive,
     /// Above the previous parameter (a `high` bound).
     AbovePrevious,
+    /// A `D × D` lower-triangular matrix (or its `D²` values, row-major) for an event of size
+    /// `D`: a MultivariateNormal's `scale_tril`.
+    ScaleTril,
+}
+
+impl ParamSpec {
+    /// The number of values this parameter holds per row, for a variable of size `size`.
+    pub fn width(&self, size: usize) -> usize {
+        match self.constraint {
+            Constraint::ScaleTril => size * size,
+            _ => size,
+        }
+    }
 }
 
 /// One parameter of a family: its name in messages and its constraint.
@@ -95,6 +122,8 @@ pub enum Bounded {
     ByParams,
     /// A fixed interval (TanhNormal: (−1, 1)).
     Fixed(i8, i8),
+    /// `(0, ∞)` (LogNormal, Gamma, Poisson).
+    Positive,
     /// Not a real-valued family.
     NotReal,
 }
@@ -125,6 +154,8 @@ pub struct FamilySpec {
     pub entropy: Option<EntropyForm>,
     /// The closed forms of `KL(self ‖ p)`, by the family of `p`.
     pub kl: &'static [(Family, KlForm)],
+    /// Only a likelihood of observed data (Poisson: no estimator samples it as a latent).
+    pub likelihood_only: bool,
     /// Event shape: the parameter size for a variable of flattened size `D` (every family
     /// here is elementwise or per one-hot group, so parameters have the variable's size).
     pub event: &'static str,
@@ -144,7 +175,7 @@ const LOGITS: ParamSpec = ParamSpec {
 };
 
 /// The table: one row per family, in the enum's order.
-pub const FAMILIES: [FamilySpec; 7] = [
+pub const FAMILIES: [FamilySpec; 13] = [
     FamilySpec {
         family: Family::Normal,
         name: "Normal",
@@ -153,6 +184,7 @@ pub const FAMILIES: [FamilySpec; 7] = [
         split: true,
         support: Support::Real,
         improper: false,
+        likelihood_only: false,
         bounded: Bounded::Unbounded,
         reparam: Some("location-scale: z = μ + σ·ε, ε ~ N(0, I)"),
         entropy: Some(EntropyForm::Normal),
@@ -167,6 +199,7 @@ pub const FAMILIES: [FamilySpec; 7] = [
         split: false,
         support: Support::Binary,
         improper: false,
+        likelihood_only: false,
         bounded: Bounded::NotReal,
         reparam: None,
         entropy: Some(EntropyForm::Bernoulli),
@@ -181,6 +214,7 @@ pub const FAMILIES: [FamilySpec; 7] = [
         split: false,
         support: Support::OneHot,
         improper: false,
+        likelihood_only: false,
         bounded: Bounded::NotReal,
         reparam: None,
         entropy: Some(EntropyForm::Categorical),
@@ -204,6 +238,7 @@ pub const FAMILIES: [FamilySpec; 7] = [
         split: false,
         support: Support::Real,
         improper: false,
+        likelihood_only: false,
         bounded: Bounded::ByParams,
         reparam: Some("location-scale: z = a + (b − a)·u, u ~ U(0, 1)"),
         entropy: Some(EntropyForm::Uniform),
@@ -218,6 +253,7 @@ pub const FAMILIES: [FamilySpec; 7] = [
         split: false,
         support: Support::Real,
         improper: true,
+        likelihood_only: false,
         bounded: Bounded::Unbounded,
         reparam: Some("Flat is never sampled (checked)"),
         entropy: None,
@@ -232,6 +268,7 @@ pub const FAMILIES: [FamilySpec; 7] = [
         split: true,
         support: Support::Real,
         improper: false,
+        likelihood_only: false,
         bounded: Bounded::Fixed(-1, 1),
         reparam: Some("transformed location-scale: z = tanh(μ + σ·ε)"),
         entropy: None,
@@ -246,11 +283,143 @@ pub const FAMILIES: [FamilySpec; 7] = [
         split: true,
         support: Support::Real,
         improper: false,
+        likelihood_only: false,
         bounded: Bounded::Unbounded,
         reparam: Some("location-scale: z = μ + b·ε, ε ~ Laplace(0, 1)"),
         entropy: Some(EntropyForm::Laplace),
         kl: &[(Family::Laplace, KlForm::LaplaceLaplace)],
         event: "loc and scale of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::LogNormal,
+        name: "LogNormal",
+        args: ArgsKind::LocScale,
+        params: &[LOC, SCALE],
+        split: true,
+        support: Support::Real,
+        improper: false,
+        likelihood_only: false,
+        bounded: Bounded::Positive,
+        reparam: Some("transformed location-scale: z = exp(μ + σ·ε), ε ~ N(0, I)"),
+        entropy: Some(EntropyForm::LogNormal),
+        // KL is invariant under the bijection exp: it is the Normal KL of the logs.
+        kl: &[(Family::LogNormal, KlForm::NormalNormal)],
+        event: "loc and scale of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::StudentT,
+        name: "StudentT",
+        args: ArgsKind::Params,
+        params: &[
+            ParamSpec {
+                name: "df",
+                constraint: Constraint::Positive,
+            },
+            LOC,
+            SCALE,
+        ],
+        split: false,
+        support: Support::Real,
+        improper: false,
+        likelihood_only: false,
+        bounded: Bounded::Unbounded,
+        reparam: Some(
+            "inverse CDF: z = μ + σ·F⁻¹_ν(u), u ~ U(0, 1); implicit gradient in ν (Figurnov et al. 2018)",
+        ),
+        entropy: Some(EntropyForm::StudentT),
+        kl: &[],
+        event: "df, loc and scale of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::Gamma,
+        name: "Gamma",
+        args: ArgsKind::Params,
+        params: &[
+            ParamSpec {
+                name: "concentration",
+                constraint: Constraint::Positive,
+            },
+            ParamSpec {
+                name: "rate",
+                constraint: Constraint::Positive,
+            },
+        ],
+        split: false,
+        support: Support::Real,
+        improper: false,
+        likelihood_only: false,
+        bounded: Bounded::Positive,
+        reparam: Some(
+            "inverse CDF: z = P⁻¹(α, u)/β, u ~ U(0, 1); implicit gradient in α (Figurnov et al. 2018)",
+        ),
+        entropy: Some(EntropyForm::Gamma),
+        kl: &[(Family::Gamma, KlForm::GammaGamma)],
+        event: "concentration and rate of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::Beta,
+        name: "Beta",
+        args: ArgsKind::Params,
+        params: &[
+            ParamSpec {
+                name: "a",
+                constraint: Constraint::Positive,
+            },
+            ParamSpec {
+                name: "b",
+                constraint: Constraint::Positive,
+            },
+        ],
+        split: false,
+        support: Support::Real,
+        improper: false,
+        likelihood_only: false,
+        bounded: Bounded::Fixed(0, 1),
+        reparam: Some(
+            "inverse CDF: z = I⁻¹(a, b, u), u ~ U(0, 1); implicit gradients in a, b (Figurnov et al. 2018)",
+        ),
+        entropy: Some(EntropyForm::Beta),
+        kl: &[(Family::Beta, KlForm::BetaBeta)],
+        event: "a and b of size D (or scalars that broadcast)",
+    },
+    FamilySpec {
+        family: Family::Poisson,
+        name: "Poisson",
+        args: ArgsKind::Params,
+        params: &[ParamSpec {
+            name: "rate",
+            constraint: Constraint::Positive,
+        }],
+        split: false,
+        support: Support::Real,
+        improper: false,
+        likelihood_only: true,
+        bounded: Bounded::Positive,
+        reparam: None,
+        entropy: None,
+        kl: &[],
+        event: "rate of size D (or a scalar that broadcasts)",
+    },
+    FamilySpec {
+        family: Family::MultivariateNormal,
+        name: "MultivariateNormal",
+        args: ArgsKind::Params,
+        params: &[
+            LOC,
+            ParamSpec {
+                name: "scale_tril",
+                constraint: Constraint::ScaleTril,
+            },
+        ],
+        split: false,
+        support: Support::Real,
+        improper: false,
+        likelihood_only: false,
+        bounded: Bounded::Unbounded,
+        reparam: Some("location-scale: z = μ + L·ε, ε ~ N(0, I), L lower-triangular"),
+        entropy: Some(EntropyForm::MultivariateNormal),
+        kl: &[(Family::MultivariateNormal, KlForm::MvnMvn)],
+        event: "loc of size D (or a scalar that broadcasts) and scale_tril a D×D matrix (or its D² values, row-major) whose lower triangle is read",
     },
 ];
 
@@ -303,7 +472,7 @@ mod tests {
             assert_eq!(s.family as usize, i, "row {i} is {}", s.name);
             assert_eq!(Family::from_name(s.name), Some(s.family));
         }
-        assert_eq!(Family::from_name("Gamma"), None);
+        assert_eq!(Family::from_name("Weibull"), None);
     }
 
     #[test]

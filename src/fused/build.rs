@@ -340,7 +340,7 @@ impl Builder<'_> {
         let size = var.ty.size();
         let grad = matches!(var.role, Role::Latent | Role::State);
         let rows = if var.timed {
-            (self.k + self.tt) * self.b
+            (self.k + self.tt + self.lead_of(v)) * self.b
         } else if grad {
             self.b
         } else {
@@ -350,6 +350,16 @@ impl Builder<'_> {
         let buf = self.g.buf(rows, size, kind, grad);
         self.vars.insert(v, buf);
         buf
+    }
+
+    /// The steps past the last one a data variable's buffer keeps (zeros, never written by
+    /// the data): the largest lead q reads (`y[t+k]`, a smoothing window).
+    fn lead_of(&self, v: VarId) -> usize {
+        if matches!(self.m.vars[v].role, Role::Observed | Role::Input) {
+            self.m.max_lead() as usize
+        } else {
+            0
+        }
     }
 
     fn step_view(&mut self, v: VarId, s: i64) -> R<View> {
@@ -366,7 +376,7 @@ impl Builder<'_> {
         }
         let buf = self.var_buf(v);
         let i = s + self.k as i64 - 1;
-        if i < 0 || i as usize >= self.k + self.tt {
+        if i < 0 || i as usize >= self.k + self.tt + self.lead_of(v) {
             return unsup(format!("step {s} of `{}`", self.m.vars[v].name));
         }
         Ok(View {
@@ -434,6 +444,15 @@ impl Builder<'_> {
                     return unsup("a width mismatch");
                 }
             }
+            Val::Un(x) if x.rows > 1 && x.rows * self.g.cols(x) == n => {
+                // A matrix read as its values, row-major (a `scale_tril`).
+                let grad = self.g.grad(x);
+                let out = self.temp(rows, n, grad);
+                self.op(Op::Fam(super::families::FamOp::Special(
+                    super::special::SpecialOp::Flatten { x, out },
+                )));
+                out
+            }
             Val::Un(x) => {
                 let c = self.g.cols(x);
                 if x.rows != 1 {
@@ -498,6 +517,18 @@ impl Builder<'_> {
             }
             (TimeRef::Lag(j), At::Step(t)) => self.step_view(var, i64::from(t) - i64::from(j)),
             (TimeRef::Step(s), _) if timed => self.step_view(var, s),
+            // A data variable ahead: its buffer's trailing steps are zeros.
+            (TimeRef::Lead(_), At::Range(_)) if self.win.is_some() => {
+                unsup("a read over a range in an overshooting window")
+            }
+            (TimeRef::Lead(j), At::Step(t)) => self.step_view(var, i64::from(t) + i64::from(j)),
+            (TimeRef::Lead(j), At::Range(s)) => {
+                let first = self.step_view(var, i64::from(s) + i64::from(j))?;
+                Ok(View {
+                    rows: self.rows(at),
+                    ..first
+                })
+            }
             // A sequence read in an argument of a net over time: each step's own value.
             (TimeRef::Suffix | TimeRef::Prefix, At::Step(_) | At::Range(_)) if timed => {
                 self.read(var, TimeRef::Lag(0), at)
@@ -1162,9 +1193,15 @@ impl Builder<'_> {
             self.b
         };
         let loc = self.g.buf(rows, size, BufKind::Temp, true);
-        let scale = self.g.buf(rows, size, BufKind::Temp, true);
-        let pre =
-            (family == Family::TanhNormal).then(|| self.g.buf(rows, size, BufKind::Temp, true));
+        // A MultivariateNormal's scale slot holds its `scale_tril`, D² values per row.
+        let swidth = match family {
+            Family::MultivariateNormal => size * size,
+            _ => size,
+        };
+        let scale = self.g.buf(rows, swidth, BufKind::Temp, true);
+        // A TanhNormal's pre-squash value, or a StudentT's df (the third slot).
+        let pre = matches!(family, Family::TanhNormal | Family::StudentT)
+            .then(|| self.g.buf(rows, size, BufKind::Temp, true));
         let r = Rec {
             family,
             loc,
@@ -1234,6 +1271,10 @@ impl Builder<'_> {
                 let (dl, ds) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
                 if !self.win_dist(prod.factor, t, (dl, ds)) {
                     self.dist(d, at, size, Some((dl, ds)))?;
+                    if d.family == Family::StudentT {
+                        let df = r.pre.map(|p| self.rec_rows(p, at));
+                        self.third(d, at, size, df)?;
+                    }
                 }
                 let nb = *self.noise_bufs.entry(cv.var).or_insert_with(|| {
                     let rows = if self.m.vars[cv.var].timed {
@@ -1275,7 +1316,7 @@ impl Builder<'_> {
                 eps,
                 out,
             }),
-            (f, _) => self.sample_other(f, loc, scale, eps, out)?,
+            (f, third) => self.sample_other(f, loc, scale, eps, out, third)?,
         }
         Ok(())
     }
@@ -1308,10 +1349,16 @@ impl Builder<'_> {
         Ok(out)
     }
 
-    /// A closed-form entropy per row → `(rows, 1)`.
-    fn entropy(&mut self, form: EntropyForm, loc: View, scale: View) -> R<View> {
+    /// A closed-form entropy per row → `(rows, 1)` (`third`: a StudentT's df).
+    fn entropy(
+        &mut self,
+        form: EntropyForm,
+        loc: View,
+        scale: View,
+        third: Option<View>,
+    ) -> R<View> {
         if form != EntropyForm::Normal {
-            return self.entropy_other(form, loc, scale);
+            return self.entropy_other(form, loc, scale, third);
         }
         let out = self.temp(scale.rows, 1, self.g.grad(scale));
         self.op(Op::NormalEntropy { scale, out });
@@ -1393,7 +1440,7 @@ impl Builder<'_> {
                 logits: loc,
                 out,
             }),
-            _ => return self.log_prob_other(fam, x, loc, scale, out),
+            _ => return self.log_prob_other(fam, x, loc, scale, out, pre),
         }
         Ok(out)
     }
@@ -1438,8 +1485,9 @@ impl Builder<'_> {
                     };
                     let size = m.vars[f.var].ty.size();
                     let (l, s) = self.dist(d, at, size, None)?;
+                    let df = self.third(d, at, size, None)?;
                     let x = self.values(f.var, term.range)?;
-                    (self.log_prob(d.family, x, l, s, None)?, Head::Plain)
+                    (self.log_prob(d.family, x, l, s, df)?, Head::Plain)
                 }
                 TermKind::Kl { p, .. } | TermKind::LogRatio { p, .. } => {
                     let f = &m.factors[p.factor];
@@ -1486,7 +1534,8 @@ impl Builder<'_> {
                         )
                     } else {
                         let z = self.values(v, term.range)?;
-                        let lp = self.log_prob(pd.family, z, pl, ps, None)?;
+                        let pdf = self.third(pd, at, size, None)?;
+                        let lp = self.log_prob(pd.family, z, pl, ps, pdf)?;
                         let pre = r.pre.map(|p| self.rec_rows(p, at));
                         let lq = self.log_prob(r.family, z, ql, Some(qs), pre)?;
                         let rows = lp.rows;
@@ -1503,7 +1552,10 @@ impl Builder<'_> {
                     };
                     let (ql, qs) = (self.rec_rows(r.loc, at), self.rec_rows(r.scale, at));
                     let rows = match term.compute {
-                        Compute::Entropy(form) => self.entropy(form, ql, qs)?,
+                        Compute::Entropy(form) => {
+                            let third = r.pre.map(|p| self.rec_rows(p, at));
+                            self.entropy(form, ql, qs, third)?
+                        }
                         Compute::EntropyMc => {
                             let z = self.values(v, term.range)?;
                             let pre = r.pre.map(|p| self.rec_rows(p, at));

@@ -36,6 +36,11 @@ pub const LACKS: &[Lack] = &[
             if let Some(v) = m.vars.iter().find(|v| !v.timed) {
                 return Some(format!("`{}` is static", v.name));
             }
+            // The windows' views of data are the main buffers', whose trailing steps a q
+            // that reads ahead would need per window.
+            if m.max_lead() > 0 {
+                return Some("q reads data ahead (a window)".into());
+            }
             // An open-loop window would scan its own sequences (`fused/build/overshoot.rs`).
             if let Some(n) = (m.nets.iter()).find(|n| matches!(n.kind, NetKind::Rnn { .. })) {
                 return Some(format!("`{}` is a net over time", n.name));
@@ -146,13 +151,19 @@ pub const LACKS: &[Lack] = &[
 ];
 
 /// Whether the fused runtime has the kernels `f` needs for `family`: Normal, TanhNormal,
-/// Uniform, Laplace and Flat everywhere, Categorical on one-hot variables, Bernoulli as a
+/// Uniform, Laplace, Flat, LogNormal, StudentT, Gamma, Beta, Poisson and MultivariateNormal
+/// everywhere, Categorical on one-hot variables, Bernoulli as a
 /// likelihood of observed data and on binary latents.
 fn fused_family(m: &Model, f: &Factor, family: Family) -> bool {
     match family {
         Family::Normal | Family::TanhNormal | Family::Uniform | Family::Laplace | Family::Flat => {
             true
         }
+        // `fused::special` (a Poisson only ever observed: the checker refuses it on a latent).
+        Family::LogNormal | Family::StudentT | Family::Gamma | Family::Beta | Family::Poisson => {
+            true
+        }
+        Family::MultivariateNormal => true,
         Family::Categorical => matches!(m.vars[f.var].ty, VarType::OneHot { .. }),
         Family::Bernoulli => {
             matches!(m.vars[f.var].role, Role::Observed)

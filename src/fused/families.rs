@@ -178,6 +178,8 @@ pub enum FamOp {
         /// The output.
         out: View,
     },
+    /// A kernel of LogNormal, StudentT, Gamma, Beta or Poisson (`fused::special`).
+    Special(super::special::SpecialOp),
 }
 
 /// dfdx's sigmoid (the reference sampler's probabilities).
@@ -307,6 +309,7 @@ pub(super) fn fwd(w: &Worker, op: &FamOp) {
             let (l, y) = (w.rd(*logits), w.wr(*out));
             row_sums(y, c, [l], |[l]| math::softplus(l) - math::sigmoid(l) * l);
         }
+        FamOp::Special(s) => super::special::fwd(w, s),
     }
 }
 
@@ -530,5 +533,6 @@ pub(super) fn bwd(w: &Worker, op: &FamOp) {
                 });
             }
         }
+        FamOp::Special(s) => super::special::bwd(w, s),
     }
 }

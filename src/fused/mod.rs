@@ -23,6 +23,7 @@ pub mod kernels;
 pub mod math;
 pub mod predictive;
 pub mod small512;
+pub mod special;
 
 pub use build::Unsupported;
 pub use caps::support;

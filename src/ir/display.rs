@@ -20,6 +20,7 @@ impl Model {
             TimeRef::Lag(0) => "[t]".into(),
             TimeRef::Lag(k) => format!("[t-{k}]"),
             TimeRef::Step(k) => format!("[{k}]"),
+            TimeRef::Lead(k) => format!("[t+{k}]"),
             TimeRef::Suffix => "[t:]".into(),
             TimeRef::Prefix => "[:t]".into(),
         }
@@ -176,6 +177,13 @@ impl Model {
             DistArgs::Bounds { low, high } => {
                 format!("{fam}({}, {})", self.show_expr(low), self.show_expr(high))
             }
+            DistArgs::Params(ps) => format!(
+                "{fam}({})",
+                ps.iter()
+                    .map(|e| self.show_expr(e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             DistArgs::None => fam.to_string(),
         }
     }

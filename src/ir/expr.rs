@@ -11,6 +11,9 @@ pub enum TimeRef {
     Lag(u32),
     /// `x[k]`: an absolute step (base cases; `k ≤ 0` reads an `init` value).
     Step(i64),
+    /// `y[t+k]`, `k ≥ 1`: a later step of an observed or input variable, read by a general case
+    /// of q (a smoothing window over data). Past the last step of the sequence it reads zeros.
+    Lead(u32),
     /// `x[t:]`: the suffix, only inside a reverse-time net.
     Suffix,
     /// `x[:t]`: the prefix, only inside a forward net over time.

@@ -402,6 +402,9 @@ pub enum DistArgs {
         /// Upper bounds.
         high: Expr,
     },
+    /// The positional parameters in the family row's order (StudentT's df, loc, scale;
+    /// Gamma's concentration, rate; Beta's a, b; Poisson's rate).
+    Params(Vec<Expr>),
     /// No parameters (Flat).
     None,
 }
@@ -696,6 +699,17 @@ impl Model {
     /// Control problems: no observed data; the optimality variables carry the evidence.
     pub fn is_control(&self) -> bool {
         !self.vars.iter().any(|v| v.role == Role::Observed)
+    }
+    /// The largest lead any factor reads (`y[t+k]` in q: a smoothing window over data; 0 when
+    /// none).
+    pub fn max_lead(&self) -> u32 {
+        (self.factors.iter().flat_map(|f| f.parents.iter()))
+            .filter_map(|r| match r.time {
+                TimeRef::Lead(k) => Some(k),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
     /// The largest lag any factor reads (1 for first-order Markov models).
     pub fn max_lag(&self) -> u32 {

@@ -51,6 +51,16 @@ pub fn to_rows<T: LTape, P: Params<T>>(p: &P, v: Val<T>, rows: usize, n: usize) 
                 ops::broadcast_cols(x, n)
             }
         }
+        Val::Mat(x) if x.shape().0 > 1 => {
+            // A matrix parameter (a MultivariateNormal's `scale_tril`): its values row-major.
+            let (r, c) = *x.shape();
+            let b = ops::materialize(ops::broadcast_rows(x.reshape_like(&(r * c,)), rows));
+            if r * c == n {
+                b
+            } else {
+                ops::broadcast_cols(b, n)
+            }
+        }
         Val::Vec(x) | Val::Mat(x) => {
             // Materialised (contiguous, with its own id): stride-0 broadcasts cannot be stacked,
             // and two steps must not share one tensor id.

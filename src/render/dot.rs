@@ -75,6 +75,7 @@ fn lag(time: TimeRef, case: TimeCase) -> Option<String> {
         (TimeRef::Lag(k), _) => Some(format!("t-{k}")),
         (TimeRef::Step(s), TimeCase::At(k)) if s == i64::from(k) => None,
         (TimeRef::Step(s), _) => Some(format!("[{s}]")),
+        (TimeRef::Lead(k), _) => Some(format!("t+{k}")),
         (TimeRef::Suffix, _) => Some("t:T".into()),
         (TimeRef::Prefix, _) => Some("1:t".into()),
     }

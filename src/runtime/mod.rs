@@ -32,6 +32,7 @@ pub mod ops;
 pub mod optim;
 pub mod rng;
 pub mod simd;
+pub mod special;
 pub mod tape;
 
 #[cfg(test)]

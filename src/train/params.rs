@@ -62,6 +62,7 @@ pub fn transforms(m: &Model) -> Vec<Option<UnOp>> {
                     visit(low);
                     visit(high);
                 }
+                crate::ir::DistArgs::Params(ps) => ps.iter().for_each(&mut visit),
                 crate::ir::DistArgs::None => {}
             },
         }

@@ -1,20 +1,30 @@
-//! The lowering of the families beside Normal and TanhNormal (Uniform, Laplace, Flat) to the
-//! kernels of [`crate::fused::families`]: parameters, sampling, log-densities, closed-form KLs
-//! and entropies, dispatched on the family and on the form derive stored on the term.
+//! The lowering of the families beside Normal and TanhNormal (Uniform, Laplace, Flat,
+//! LogNormal, StudentT, Gamma, Beta, Poisson) to the kernels of [`crate::fused::families`] and
+//! [`crate::fused::special`]: parameters, sampling, log-densities, closed-form KLs and
+//! entropies, dispatched on the family and on the form derive stored on the term.
 //!
 //! Input: the builder's views of a distribution's parameters. Output: ops appended to the
 //! graph, and the output view. Invariants: a family or form without a fused kernel answers
 //! [`Unsupported`] (the reference path runs); parameters travel in the builder's
-//! `(loc, scale)` slots as `(low, high)` for a Uniform, and a Flat has none.
+//! `(loc, scale)` slots as `(low, high)` for a Uniform, `(concentration, rate)` for a Gamma,
+//! `(a, b)` for a Beta, `(rate, —)` for a Poisson, and a Flat has none; a StudentT's
+//! `(loc, scale)` are in the slots and its df in the third slot a TanhNormal uses for its
+//! pre-squash value ([`Builder::third`]).
 
 use super::*;
 use crate::fused::families::{FamOp, Noise};
+use crate::fused::special::SpecialOp;
 
 /// The noise a family's sampler reads; `None` for a family the fused runtime cannot sample.
 pub(super) fn noise_of(f: Family) -> Option<Noise> {
     match f {
-        Family::Normal | Family::TanhNormal => Some(Noise::Normal),
-        Family::Uniform => Some(Noise::Uniform),
+        Family::Normal | Family::TanhNormal | Family::LogNormal | Family::MultivariateNormal => {
+            Some(Noise::Normal)
+        }
+        // Inverse-CDF samplers (`runtime::special`).
+        Family::Uniform | Family::Gamma | Family::Beta | Family::StudentT | Family::Poisson => {
+            Some(Noise::Uniform)
+        }
         Family::Laplace => Some(Noise::Laplace),
         _ => None,
     }
@@ -33,11 +43,71 @@ impl Builder<'_> {
         let rows = self.rows(at);
         match &d.args {
             DistArgs::None if dest.is_none() => Ok((self.fill(rows, size, 0.0), None)),
+            DistArgs::Params(ps) => {
+                // StudentT's (df, loc, scale): loc and scale in the slots, df by `third`.
+                let ps = if d.family == Family::StudentT && ps.len() == 3 {
+                    &ps[1..]
+                } else {
+                    &ps[..]
+                };
+                // A MultivariateNormal's scale_tril has D² values per row.
+                let bw = match d.family {
+                    Family::MultivariateNormal => size * size,
+                    _ => size,
+                };
+                match (ps, dest) {
+                    ([a, b], dest) => {
+                        let av = self.eval(a, at)?;
+                        let av = self.as_rows(av, rows, size)?;
+                        let bv = self.eval(b, at)?;
+                        let bv = self.as_rows(bv, rows, bw)?;
+                        if let Some((da, db)) = dest {
+                            self.copy_into(av, da);
+                            self.copy_into(bv, db);
+                            return Ok((da, Some(db)));
+                        }
+                        Ok((av, Some(bv)))
+                    }
+                    ([a], None) => {
+                        let av = self.eval(a, at)?;
+                        Ok((self.as_rows(av, rows, size)?, None))
+                    }
+                    _ => unsup(format!("{} parameters", d.family.name())),
+                }
+            }
             _ => unsup(format!("{} parameters", d.family.name())),
         }
     }
 
-    /// A reparameterised sample of a Uniform or Laplace latent into `out`.
+    /// The third parameter of a family that has one (a StudentT's df) at `at`, into `dest`
+    /// when given; `None` for every other family.
+    pub(super) fn third(
+        &mut self,
+        d: &Dist,
+        at: At,
+        size: usize,
+        dest: Option<View>,
+    ) -> R<Option<View>> {
+        let (Family::StudentT, DistArgs::Params(ps)) = (d.family, &d.args) else {
+            return Ok(None);
+        };
+        let Some(df) = ps.first() else {
+            return unsup("a StudentT without df");
+        };
+        let rows = self.rows(at);
+        let v = self.eval(df, at)?;
+        let v = self.as_rows(v, rows, size)?;
+        Ok(Some(match dest {
+            Some(d) => {
+                self.copy_into(v, d);
+                d
+            }
+            None => v,
+        }))
+    }
+
+    /// A reparameterised sample of a Uniform, Laplace, LogNormal, Gamma, Beta or StudentT
+    /// (`third`: its df) latent into `out`.
     pub(super) fn sample_other(
         &mut self,
         f: Family,
@@ -45,7 +115,42 @@ impl Builder<'_> {
         b: View,
         eps: View,
         out: View,
+        third: Option<View>,
     ) -> R<()> {
+        let op = match (f, third) {
+            (Family::LogNormal, _) => FamOp::Special(SpecialOp::LogNormalSample {
+                loc: a,
+                scale: b,
+                eps,
+                out,
+            }),
+            (Family::Gamma, _) => FamOp::Special(SpecialOp::GammaSample {
+                conc: a,
+                rate: b,
+                u: eps,
+                out,
+            }),
+            (Family::Beta, _) => FamOp::Special(SpecialOp::BetaSample { a, b, u: eps, out }),
+            (Family::MultivariateNormal, _) => FamOp::Special(SpecialOp::MvnSample {
+                loc: a,
+                l: b,
+                eps,
+                out,
+            }),
+            (Family::StudentT, Some(df)) => FamOp::Special(SpecialOp::StudentTSample {
+                df,
+                loc: a,
+                scale: b,
+                u: eps,
+                out,
+            }),
+            (f, _) => return self.sample_plain(f, a, b, eps, out),
+        };
+        self.op(Op::Fam(op));
+        Ok(())
+    }
+
+    fn sample_plain(&mut self, f: Family, a: View, b: View, eps: View, out: View) -> R<()> {
         let op = match f {
             Family::Uniform => FamOp::UniformSample {
                 low: a,
@@ -65,7 +170,8 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// The log-density of the families `log_prob` does not handle itself, into `out`.
+    /// The log-density of the families `log_prob` does not handle itself, into `out`
+    /// (`third`: a StudentT's df).
     pub(super) fn log_prob_other(
         &mut self,
         f: Family,
@@ -73,8 +179,40 @@ impl Builder<'_> {
         a: View,
         b: Option<View>,
         out: View,
+        third: Option<View>,
     ) -> R<View> {
         let op = match (f, b) {
+            (Family::LogNormal, Some(s)) => FamOp::Special(SpecialOp::LogNormalLogProb {
+                x,
+                loc: a,
+                scale: s,
+                out,
+            }),
+            (Family::Gamma, Some(r)) => FamOp::Special(SpecialOp::GammaLogProb {
+                x,
+                conc: a,
+                rate: r,
+                out,
+            }),
+            (Family::Beta, Some(b)) => FamOp::Special(SpecialOp::BetaLogProb { x, a, b, out }),
+            (Family::MultivariateNormal, Some(l)) => {
+                FamOp::Special(SpecialOp::MvnLogProb { x, loc: a, l, out })
+            }
+            (Family::StudentT, Some(s)) => {
+                let Some(df) = third else {
+                    return unsup("the log-density of a StudentT without its df");
+                };
+                FamOp::Special(SpecialOp::StudentTLogProb {
+                    x,
+                    df,
+                    loc: a,
+                    scale: s,
+                    out,
+                })
+            }
+            (Family::Poisson, None) => {
+                FamOp::Special(SpecialOp::PoissonLogProb { x, rate: a, out })
+            }
             (Family::Uniform, Some(h)) => FamOp::UniformLogProb {
                 x,
                 low: a,
@@ -129,15 +267,73 @@ impl Builder<'_> {
                 gq,
                 gp,
             },
+            KlForm::GammaGamma => FamOp::Special(SpecialOp::GammaKl {
+                qc: ql,
+                qr: qs,
+                pc: pl,
+                pr: ps,
+                out,
+                gq,
+                gp,
+            }),
+            KlForm::MvnMvn => FamOp::Special(SpecialOp::MvnKl {
+                ql,
+                qs,
+                pl,
+                ps,
+                out,
+                gq,
+                gp,
+            }),
+            KlForm::BetaBeta => FamOp::Special(SpecialOp::BetaKl {
+                qa: ql,
+                qb: qs,
+                pa: pl,
+                pb: ps,
+                out,
+                gq,
+                gp,
+            }),
             _ => return unsup(format!("the closed-form KL {form:?}")),
         };
         self.op(Op::Fam(op));
         Ok(out)
     }
 
-    /// A closed-form entropy other than a Normal's → `(rows, 1)`.
-    pub(super) fn entropy_other(&mut self, form: EntropyForm, a: View, b: View) -> R<View> {
+    /// A closed-form entropy other than a Normal's → `(rows, 1)` (`third`: a StudentT's df).
+    pub(super) fn entropy_other(
+        &mut self,
+        form: EntropyForm,
+        a: View,
+        b: View,
+        third: Option<View>,
+    ) -> R<View> {
         let out = self.temp(a.rows, 1, true);
+        let op = match (form, third) {
+            (EntropyForm::LogNormal, _) => FamOp::Special(SpecialOp::LogNormalEntropy {
+                loc: a,
+                scale: b,
+                out,
+            }),
+            (EntropyForm::Gamma, _) => FamOp::Special(SpecialOp::GammaEntropy {
+                conc: a,
+                rate: b,
+                out,
+            }),
+            (EntropyForm::Beta, _) => FamOp::Special(SpecialOp::BetaEntropy { a, b, out }),
+            (EntropyForm::MultivariateNormal, _) => {
+                FamOp::Special(SpecialOp::MvnEntropy { l: b, out })
+            }
+            (EntropyForm::StudentT, Some(df)) => {
+                FamOp::Special(SpecialOp::StudentTEntropy { df, scale: b, out })
+            }
+            (form, _) => return self.entropy_plain(form, a, b, out),
+        };
+        self.op(Op::Fam(op));
+        Ok(out)
+    }
+
+    fn entropy_plain(&mut self, form: EntropyForm, a: View, b: View, out: View) -> R<View> {
         let op = match form {
             EntropyForm::Uniform => FamOp::UniformEntropy {
                 low: a,

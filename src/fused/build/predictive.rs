@@ -199,6 +199,13 @@ impl Builder<'_> {
                     st: false,
                 });
             }
+            (Family::Poisson, DistArgs::Params(_), _) => {
+                let (rate, _) = self.dist(d, at, size, None)?;
+                let u = self.fresh_noise(rows, size, Noise::Uniform);
+                self.op(Op::Fam(FamOp::Special(
+                    crate::fused::special::SpecialOp::PoissonSample { rate, u, out },
+                )));
+            }
             (fam, _, _) => {
                 let (Some(kind), (l, Some(s))) =
                     (families::noise_of(fam), self.dist(d, at, size, None)?)
@@ -206,7 +213,10 @@ impl Builder<'_> {
                     return unsup(format!("drawing `{}` from {}", m.vars[v].name, fam.name()));
                 };
                 let eps = self.fresh_noise(rows, size, kind);
-                let pre = (fam == Family::TanhNormal).then(|| self.temp(rows, size, false));
+                let pre = match fam {
+                    Family::TanhNormal => Some(self.temp(rows, size, false)),
+                    _ => self.third(d, at, size, None)?,
+                };
                 self.draw(fam, (l, s), eps, out, pre)?;
             }
         }

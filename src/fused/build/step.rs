@@ -133,7 +133,7 @@ impl<'a> Stepper<'a> {
                 "the entropy {form:?} from logits in a step program"
             ));
         };
-        self.0.entropy(form, d.loc, scale)
+        self.0.entropy(form, d.loc, scale, None)
     }
 
     /// A closed-form `KL(q ‖ p)` → one column.

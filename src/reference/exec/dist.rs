@@ -6,7 +6,10 @@
 use super::*;
 use crate::derive::KlForm;
 use crate::family::EntropyForm;
-use crate::runtime::dist::{bernoulli, categorical, laplace, normal, tanh_normal, uniform};
+use crate::runtime::dist::{
+    bernoulli, beta, categorical, gamma, laplace, lognormal, mvn, normal, poisson, student_t,
+    tanh_normal, uniform,
+};
 use crate::runtime::rng::{normal_noise, uniform_noise};
 
 /// Distribution parameters at some rows.
@@ -14,6 +17,8 @@ pub(super) enum DistVals<T> {
     LocScale(T2<T>, T2<T>),
     Logits(T2<T>),
     Bounds(T2<T>, T2<T>),
+    /// The positional parameters in the family row's order.
+    Params(Vec<T2<T>>),
     Flat,
 }
 
@@ -23,6 +28,7 @@ impl<T: LTape> DistVals<T> {
             DistVals::LocScale(a, b) => DistVals::LocScale(a.clone(), b.clone()),
             DistVals::Logits(a) => DistVals::Logits(a.clone()),
             DistVals::Bounds(a, b) => DistVals::Bounds(a.clone(), b.clone()),
+            DistVals::Params(ps) => DistVals::Params(ps.clone()),
             DistVals::Flat => DistVals::Flat,
         }
     }
@@ -32,6 +38,7 @@ impl<T: LTape> DistVals<T> {
             DistVals::LocScale(a, b) => DistVals::LocScale(ops::fresh(a), ops::fresh(b)),
             DistVals::Logits(a) => DistVals::Logits(ops::fresh(a)),
             DistVals::Bounds(a, b) => DistVals::Bounds(ops::fresh(a), ops::fresh(b)),
+            DistVals::Params(ps) => DistVals::Params(ps.into_iter().map(ops::fresh).collect()),
             DistVals::Flat => DistVals::Flat,
         }
     }
@@ -41,6 +48,7 @@ impl<T: LTape> DistVals<T> {
             DistVals::LocScale(a, b) => DistVals::LocScale(sg(a), sg(b)),
             DistVals::Logits(a) => DistVals::Logits(sg(a)),
             DistVals::Bounds(a, b) => DistVals::Bounds(sg(a), sg(b)),
+            DistVals::Params(ps) => DistVals::Params(ps.iter().map(sg).collect()),
             DistVals::Flat => DistVals::Flat,
         }
     }
@@ -94,6 +102,14 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                 self.eval_rows(low, at, size)?,
                 self.eval_rows(high, at, size)?,
             ),
+            DistArgs::Params(ps) => {
+                let spec = d.family.spec();
+                DistVals::Params(
+                    (ps.iter().zip(spec.params))
+                        .map(|(e, ps)| self.eval_rows(e, at, ps.width(size)))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
             DistArgs::None => DistVals::Flat,
         })
     }
@@ -193,6 +209,33 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             (DistVals::LocScale(l, s), Family::Laplace) => {
                 laplace::rsample(l.clone(), s.clone(), laplace::noise(&dev, rng, rows, size))
             }
+            (DistVals::LocScale(l, s), Family::LogNormal) => {
+                lognormal::rsample(l.clone(), s.clone(), normal_noise(&dev, rng, rows, size))
+            }
+            (DistVals::Params(ps), Family::Gamma) if ps.len() == 2 => gamma::rsample(
+                ps[0].clone(),
+                ps[1].clone(),
+                uniform_noise(&dev, rng, rows, size),
+            ),
+            (DistVals::Params(ps), Family::Beta) if ps.len() == 2 => beta::rsample(
+                ps[0].clone(),
+                ps[1].clone(),
+                uniform_noise(&dev, rng, rows, size),
+            ),
+            (DistVals::Params(ps), Family::MultivariateNormal) if ps.len() == 2 => mvn::rsample(
+                ps[0].clone(),
+                ps[1].clone(),
+                normal_noise(&dev, rng, rows, size),
+            ),
+            (DistVals::Params(ps), Family::Poisson) if ps.len() == 1 => self.p.input(
+                poisson::sample(&ps[0], uniform_noise(&dev, rng, rows, size)),
+            ),
+            (DistVals::Params(ps), Family::StudentT) if ps.len() == 3 => student_t::rsample(
+                ps[0].clone(),
+                ps[1].clone(),
+                ps[2].clone(),
+                uniform_noise(&dev, rng, rows, size),
+            ),
             (DistVals::Logits(l), Family::Bernoulli) => match est {
                 Estimator::StraightThrough => bernoulli::sample_st(l.clone(), rng),
                 _ => {
@@ -256,6 +299,31 @@ pub(super) fn log_prob<T: LTape>(
         },
         (Family::Uniform, DistVals::Bounds(a, b)) => uniform::log_prob(&x, a, b),
         (Family::Laplace, DistVals::LocScale(l, s)) => laplace::log_prob(x, l, s),
+        (Family::LogNormal, DistVals::LocScale(l, s)) => lognormal::log_prob(x, l, s),
+        (Family::Gamma, DistVals::Params(ps)) => match <[_; 2]>::try_from(ps) {
+            Ok([a, b]) => gamma::log_prob(x, a, b),
+            Err(_) => return Err(RtError::Shape("Gamma takes 2 parameters".into())),
+        },
+        (Family::Beta, DistVals::Params(ps)) => match <[_; 2]>::try_from(ps) {
+            Ok([a, b]) => beta::log_prob(x, a, b),
+            Err(_) => return Err(RtError::Shape("Beta takes 2 parameters".into())),
+        },
+        (Family::StudentT, DistVals::Params(ps)) => match <[_; 3]>::try_from(ps) {
+            Ok([n, l, s]) => student_t::log_prob(x, n, l, s),
+            Err(_) => return Err(RtError::Shape("StudentT takes 3 parameters".into())),
+        },
+        (Family::MultivariateNormal, DistVals::Params(ps)) => match <[_; 2]>::try_from(ps) {
+            Ok([l, s]) => mvn::log_prob(x, l, s),
+            Err(_) => {
+                return Err(RtError::Shape(
+                    "MultivariateNormal takes 2 parameters".into(),
+                ))
+            }
+        },
+        (Family::Poisson, DistVals::Params(ps)) => match <[_; 1]>::try_from(ps) {
+            Ok([r]) => poisson::log_prob(x, r),
+            Err(_) => return Err(RtError::Shape("Poisson takes 1 parameter".into())),
+        },
         (Family::Bernoulli, DistVals::Logits(l)) => bernoulli::log_prob(x, l),
         (Family::Categorical, DistVals::Logits(l)) => categorical::log_prob(x, l, k)?,
         (f, _) => return Err(RtError::Shape(format!("log-density of {}", f.name()))),
@@ -296,6 +364,28 @@ pub(super) fn kl_rows<T: LTape>(
         (KlForm::LaplaceLaplace, DistVals::LocScale(a, b), DistVals::LocScale(c, d)) => {
             (laplace::kl(a, b, c, d), false)
         }
+        (KlForm::GammaGamma, DistVals::Params(q), DistVals::Params(p)) => {
+            match (<[_; 2]>::try_from(q), <[_; 2]>::try_from(p)) {
+                (Ok([a, b]), Ok([c, d])) => (gamma::kl(a, b, c, d), false),
+                _ => return Err(RtError::Shape("Gamma takes 2 parameters".into())),
+            }
+        }
+        (KlForm::MvnMvn, DistVals::Params(q), DistVals::Params(p)) => {
+            match (<[_; 2]>::try_from(q), <[_; 2]>::try_from(p)) {
+                (Ok([a, b]), Ok([c, d])) => (mvn::kl(a, b, c, d), false),
+                _ => {
+                    return Err(RtError::Shape(
+                        "MultivariateNormal takes 2 parameters".into(),
+                    ))
+                }
+            }
+        }
+        (KlForm::BetaBeta, DistVals::Params(q), DistVals::Params(p)) => {
+            match (<[_; 2]>::try_from(q), <[_; 2]>::try_from(p)) {
+                (Ok([a, b]), Ok([c, d])) => (beta::kl(a, b, c, d), false),
+                _ => return Err(RtError::Shape("Beta takes 2 parameters".into())),
+            }
+        }
         (f, _, _) => {
             return Err(RtError::Shape(format!(
                 "the parameters do not fit the closed-form KL {f:?}"
@@ -319,6 +409,23 @@ pub(super) fn entropy_rows<T: LTape>(
         (Some(EntropyForm::Bernoulli), DistVals::Logits(l)) => bernoulli::entropy(l),
         (Some(EntropyForm::Categorical), DistVals::Logits(l)) => categorical::entropy(l, k)?,
         (Some(EntropyForm::Laplace), DistVals::LocScale(_, s)) => laplace::entropy(s),
+        (Some(EntropyForm::LogNormal), DistVals::LocScale(l, s)) => lognormal::entropy(l, s),
+        (Some(EntropyForm::Gamma), DistVals::Params(ps)) if ps.len() == 2 => {
+            let [a, b] = <[_; 2]>::try_from(ps).unwrap_or_else(|_| unreachable!());
+            gamma::entropy(a, b)
+        }
+        (Some(EntropyForm::Beta), DistVals::Params(ps)) if ps.len() == 2 => {
+            let [a, b] = <[_; 2]>::try_from(ps).unwrap_or_else(|_| unreachable!());
+            beta::entropy(a, b)
+        }
+        (Some(EntropyForm::MultivariateNormal), DistVals::Params(ps)) if ps.len() == 2 => {
+            let [_, l] = <[_; 2]>::try_from(ps).unwrap_or_else(|_| unreachable!());
+            mvn::entropy(l)
+        }
+        (Some(EntropyForm::StudentT), DistVals::Params(ps)) if ps.len() == 3 => {
+            let [n, _, s] = <[_; 3]>::try_from(ps).unwrap_or_else(|_| unreachable!());
+            student_t::entropy(n, s)
+        }
         (Some(f), _) => {
             return Err(RtError::Shape(format!(
                 "the parameters do not fit the closed-form entropy {f:?}"

@@ -25,10 +25,28 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
         Ok(x)
     }
 
+    /// A data variable at step `t`, zeros past the last step (a smoothing window's lead).
+    fn ahead(&mut self, v: VarId, t: i64) -> Result<T2<T>, RtError> {
+        if t <= self.s.tt as i64 {
+            return self.s.step(v, t);
+        }
+        let size = self.m().vars[v].ty.size();
+        Ok(self
+            .p
+            .input(ops::full(self.p.device(), self.s.b, size, 0.0)))
+    }
+
     pub(super) fn read(&mut self, var: VarId, time: TimeRef, at: At) -> Result<T2<T>, RtError> {
         let (b, tt, k) = (self.s.b, self.s.tt, self.s.k);
         let timed = self.m().vars[var].timed;
         match (time, at) {
+            (TimeRef::Lead(j), At::Step(t)) => self.ahead(var, i64::from(t) + i64::from(j)),
+            (TimeRef::Lead(j), At::Range(s)) => {
+                let parts = (i64::from(s)..=tt as i64)
+                    .map(|t| self.ahead(var, t + i64::from(j)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                stack(parts)
+            }
             (TimeRef::Static, At::Range(s)) => {
                 let x = self
                     .s
@@ -155,6 +173,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
         let mut a = Vec::new();
         let mut b = Vec::new();
         let mut pre = Vec::new();
+        let mut params: Vec<Vec<T2<T>>> = Vec::new();
         let mut kind = 0;
         for i in steps {
             let r = recs.get(i).and_then(|r| r.as_ref()).ok_or_else(|| {
@@ -176,6 +195,13 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
                     a.push(x);
                     b.push(y);
                 }
+                DistVals::Params(ps) => {
+                    kind = 4;
+                    params.resize_with(ps.len(), Vec::new);
+                    for (acc, x) in params.iter_mut().zip(ps) {
+                        acc.push(x);
+                    }
+                }
                 DistVals::Flat => {}
             }
             if let Some(u) = &r.pre {
@@ -186,6 +212,7 @@ impl<'a, T: LTape, P: Params<T>> Ctx<'a, T, P> {
             1 => DistVals::LocScale(stack(a)?, stack(b)?),
             2 => DistVals::Logits(stack(a)?),
             3 => DistVals::Bounds(stack(a)?, stack(b)?),
+            4 => DistVals::Params(params.into_iter().map(stack).collect::<Result<_, _>>()?),
             _ => DistVals::Flat,
         };
         let pre = if pre.is_empty() {

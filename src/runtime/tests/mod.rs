@@ -4,10 +4,12 @@
 
 mod checkpoint;
 mod determinism;
+mod families;
 mod grad_fd;
 mod kl_mc;
 mod optim;
 mod quadrature;
+mod special;
 mod tape;
 mod values;
 mod vendored;
