@@ -93,8 +93,9 @@ thread_local! {
     static TRANSPOSED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Products up to this many multiply-adds run in plain loops: below it, `gemm`'s packing
-/// and dispatch cost more than the arithmetic (W2's 16 × 8 × 64 steps).
+/// Products up to this many multiply-adds run in plain loops (`small512`'s outer-product loop
+/// where the CPU has AVX-512F): below it, `gemm`'s packing and dispatch cost more than the
+/// arithmetic (W2's 16 × 8 × 64 steps).
 const SMALL: usize = 16 * 1024;
 
 /// `dst (m×n, row stride ldd) (+)= a (m×k) · b (k×n)`; `a`, `b` given by pointer, row stride
@@ -127,29 +128,36 @@ pub(super) unsafe fn mm(
         return;
     }
     if m * n * k <= SMALL {
-        if b_cs == 1 {
-            small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, b, b_rs);
+        // b's columns are contiguous (a transposed weight): transpose it into a scratch copy
+        // (k·n ≤ SMALL floats), then the row form.
+        let (b, b_rs) = if b_cs == 1 {
+            (b, b_rs)
+        } else {
+            // The loops run here, not in the closure, so they get this function's target features.
+            let t = TRANSPOSED.with(|t| {
+                let mut t = t.borrow_mut();
+                if t.len() < k * n {
+                    t.resize(k * n, 0.0);
+                }
+                t.as_mut_ptr()
+            });
+            // SAFETY: the scratch holds ≥ k·n floats and nothing else on this thread uses it
+            // until this product returns (kernels do not nest).
+            let tt = std::slice::from_raw_parts_mut(t, k * n);
+            for p in 0..k {
+                for (j, v) in tt[p * n..(p + 1) * n].iter_mut().enumerate() {
+                    *v = *b.add(p * b_rs + j * b_cs);
+                }
+            }
+            (t as *const f32, n)
+        };
+        #[cfg(target_arch = "x86_64")]
+        if super::small512::available() {
+            let a = (a, a_rs, a_cs);
+            super::small512::rows_times_weight(m, n, k, dst, ldd, acc, a, b, b_rs);
             return;
         }
-        // b's columns are contiguous (a transposed weight): transpose it into a scratch copy
-        // (k·n ≤ SMALL floats), then the row form above.
-        // The loops run here, not in the closure, so they get this function's target features.
-        let t = TRANSPOSED.with(|t| {
-            let mut t = t.borrow_mut();
-            if t.len() < k * n {
-                t.resize(k * n, 0.0);
-            }
-            t.as_mut_ptr()
-        });
-        // SAFETY: the scratch holds ≥ k·n floats and nothing else on this thread uses it
-        // until this product returns (kernels do not nest).
-        let tt = std::slice::from_raw_parts_mut(t, k * n);
-        for p in 0..k {
-            for (j, v) in tt[p * n..(p + 1) * n].iter_mut().enumerate() {
-                *v = *b.add(p * b_rs + j * b_cs);
-            }
-        }
-        small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, t, n);
+        small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, b, b_rs);
         return;
     }
     // A chain's per-step products (few rows, the same weight every step): AVX-512 loops that
@@ -157,7 +165,8 @@ pub(super) unsafe fn mm(
     #[cfg(target_arch = "x86_64")]
     if m <= super::small512::ROWS && a_cs == 1 && super::small512::available() {
         if b_cs == 1 {
-            super::small512::rows_times_weight(m, n, k, dst, ldd, acc, a, a_rs, b, b_rs);
+            let a = (a, a_rs, 1);
+            super::small512::rows_times_weight(m, n, k, dst, ldd, acc, a, b, b_rs);
             return;
         }
         if b_rs == 1 {
