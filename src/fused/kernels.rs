@@ -640,20 +640,25 @@ impl Worker {
             } => {
                 let d = self.cols(*loc);
                 let (hv, l, s) = (self.rd(*h), self.wr(*loc), self.wr(*scale));
-                for r in 0..h.rows {
-                    let row = &hv[r * 2 * d..(r + 1) * 2 * d];
-                    l[r * d..(r + 1) * d].copy_from_slice(&row[..d]);
-                    let srow = &mut s[r * d..(r + 1) * d];
-                    match *link {
-                        Link::Softplus(min) => {
-                            for (sv, x) in srow.iter_mut().zip(&row[d..]) {
-                                *sv = math::softplus(*x) + min;
-                            }
+                // The halves first, then the link over the whole scale (one loop over all
+                // rows, which vectorises even for a head of a few columns).
+                for ((row, lr), sr) in hv
+                    .chunks_exact(2 * d)
+                    .zip(l.chunks_exact_mut(d))
+                    .zip(s.chunks_exact_mut(d))
+                {
+                    lr.copy_from_slice(&row[..d]);
+                    sr.copy_from_slice(&row[d..]);
+                }
+                match *link {
+                    Link::Softplus(min) => {
+                        for sv in s.iter_mut() {
+                            *sv = math::softplus(*sv) + min;
                         }
-                        Link::Exp(min) => {
-                            for (sv, x) in srow.iter_mut().zip(&row[d..]) {
-                                *sv = math::exp(*x) + min;
-                            }
+                    }
+                    Link::Exp(min) => {
+                        for sv in s.iter_mut() {
+                            *sv = math::exp(*sv) + min;
                         }
                     }
                 }
@@ -828,6 +833,43 @@ impl Worker {
                     1,
                 )
             };
+        }
+    }
+
+    /// [`Op::NormalKl`]'s backward: the upstream gradient `g` of each row, times `gq` on q's
+    /// side and `gp` on p's, reaches the elements `keep` passes.
+    #[inline(always)]
+    fn normal_kl_bwd(
+        &self,
+        [ql, qs, pl, ps]: [View; 4],
+        g: &[f32],
+        (gq, gp): (f32, f32),
+        keep: impl Fn([f32; 4]) -> bool,
+    ) {
+        let c = self.cols(ql);
+        let ops = [self.rd(ql), self.rd(qs), self.rd(pl), self.rd(ps)];
+        let e = |v: [f32; 4], g: f32| if keep(v) { g } else { 0.0 };
+        if let Some(x) = self.gr(ql) {
+            each(x, c, g, ops, |v, g| {
+                gq * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
+            });
+        }
+        if let Some(x) = self.gr(qs) {
+            each(x, c, g, ops, |v, g| {
+                let u = v[1] / v[3];
+                gq * e(v, g) * (u - 1.0 / u) / v[3]
+            });
+        }
+        if let Some(x) = self.gr(pl) {
+            each(x, c, g, ops, |v, g| {
+                -gp * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
+            });
+        }
+        if let Some(x) = self.gr(ps) {
+            each(x, c, g, ops, |v, g| {
+                let (u, dd) = (v[1] / v[3], (v[0] - v[2]) / v[3]);
+                gp * e(v, g) * (1.0 - u * u - dd * dd) / v[3]
+            });
         }
     }
 
@@ -1299,39 +1341,12 @@ impl Worker {
                 floor,
             } => {
                 let Some(g) = self.gr(*out) else { return };
-                let c = self.cols(*ql);
-                let (a, b, cc, d) = (self.rd(*ql), self.rd(*qs), self.rd(*pl), self.rd(*ps));
-                let ops = [a, b, cc, d];
-                let fl = floor.unwrap_or(f32::NEG_INFINITY);
-                // The upstream gradient of one element: 0 under the free-nats floor.
-                let e = move |[a, b, c, d]: [f32; 4], g: f32| {
-                    if kl_elem(a, b, c, d) > fl {
-                        g
-                    } else {
-                        0.0
-                    }
-                };
-                if let Some(x) = self.gr(*ql) {
-                    each(x, c, g, ops, |v, g| {
-                        gq * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
-                    });
-                }
-                if let Some(x) = self.gr(*qs) {
-                    each(x, c, g, ops, |v, g| {
-                        let u = v[1] / v[3];
-                        gq * e(v, g) * (u - 1.0 / u) / v[3]
-                    });
-                }
-                if let Some(x) = self.gr(*pl) {
-                    each(x, c, g, ops, |v, g| {
-                        -gp * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
-                    });
-                }
-                if let Some(x) = self.gr(*ps) {
-                    each(x, c, g, ops, |v, g| {
-                        let (u, dd) = (v[1] / v[3], (v[0] - v[2]) / v[3]);
-                        gp * e(v, g) * (1.0 - u * u - dd * dd) / v[3]
-                    });
+                let v = [*ql, *qs, *pl, *ps];
+                match *floor {
+                    // Free nats per element: no gradient under the floor.
+                    Some(fl) => self
+                        .normal_kl_bwd(v, g, (*gq, *gp), |[a, b, c, d]| kl_elem(a, b, c, d) > fl),
+                    None => self.normal_kl_bwd(v, g, (*gq, *gp), |_| true),
                 }
             }
             Op::NormalEntropy { scale, out } => {
