@@ -23,6 +23,10 @@ pub struct Worker {
     grads: Vec<Vec<f32>>,
     vp: Vec<*mut f32>,
     gp: Vec<*mut f32>,
+    /// Per buffer: `Wᵀ` of a weight that small products read transposed (a layer's per-step
+    /// backward with respect to its input), made once per backward pass on first use, and
+    /// whether it is this pass's ([`Worker::transposed`]).
+    wt: std::cell::UnsafeCell<Vec<(bool, Vec<f32>)>>,
 }
 
 // SAFETY: the raw pointers point into `vals`/`grads` (owned, never resized after `new`) or
@@ -243,12 +247,14 @@ impl Worker {
         }
         let vp = vals.iter_mut().map(|v| v.as_mut_ptr()).collect();
         let gp = grads.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        let wt = std::cell::UnsafeCell::new(vec![(false, Vec::new()); g.bufs.len()]);
         Worker {
             g,
             vals,
             grads,
             vp,
             gp,
+            wt,
         }
     }
 
@@ -324,6 +330,25 @@ impl Worker {
         self.g.all(b)
     }
 
+    /// `Wᵀ` `(cols, rows)` of the parameter buffer `w`, transposed on the pass's first call.
+    fn transposed(&self, w: BufId) -> *const f32 {
+        // SAFETY: only the thread running this worker's pass uses the cache, one call at a
+        // time; a copy is written once per pass and the outer list never grows, so a pointer
+        // returned earlier in the pass stays valid.
+        let (fresh, t) = unsafe { &mut (&mut *self.wt.get())[w] };
+        if !*fresh {
+            let (rows, cols) = (self.g.bufs[w].rows, self.g.bufs[w].cols);
+            t.resize(rows * cols, 0.0);
+            for (j, row) in self.rd(self.whole(w)).chunks_exact(cols).enumerate() {
+                for (p, v) in row.iter().enumerate() {
+                    t[p * rows + j] = *v;
+                }
+            }
+            *fresh = true;
+        }
+        t.as_ptr()
+    }
+
     /// Zero every gradient.
     pub fn zero_grads(&mut self) {
         for g in &mut self.grads {
@@ -344,6 +369,10 @@ impl Worker {
 
     /// Run every op backward (gradients must have been zeroed and seeded).
     pub fn backward(&mut self) {
+        // The parameters may have changed since the last pass: transpose them anew.
+        for e in self.wt.get_mut() {
+            e.0 = false;
+        }
         #[cfg(target_arch = "x86_64")]
         if avx2() {
             // SAFETY: as in `forward`.
@@ -924,22 +953,15 @@ impl Worker {
                 for (x, off) in xs {
                     let k = self.cols(*x);
                     if self.has_grad(*x) {
-                        unsafe {
-                            mm(
-                                rows,
-                                k,
-                                o,
-                                self.gptr(*x),
-                                k,
-                                true,
-                                dpp,
-                                o,
-                                1,
-                                self.vp[*w].add(off * o),
-                                1,
-                                o,
-                            )
+                        // A small (per-step) product reads this pass's copy of Wᵀ, not a
+                        // transpose made on every call.
+                        let (wb, rs, cs) = if rows * k * o <= SMALL {
+                            let wt = self.transposed(*w);
+                            (unsafe { wt.add(*off) }, self.g.bufs[*w].rows, 1)
+                        } else {
+                            (unsafe { self.vp[*w].add(off * o) } as *const f32, 1, o)
                         };
+                        unsafe { mm(rows, k, o, self.gptr(*x), k, true, dpp, o, 1, wb, rs, cs) };
                     }
                 }
                 if let Some(a) = add {
