@@ -679,18 +679,7 @@ impl Worker {
                     lr.copy_from_slice(&row[..d]);
                     sr.copy_from_slice(&row[d..]);
                 }
-                match *link {
-                    Link::Softplus(min) => {
-                        for sv in s.iter_mut() {
-                            *sv = math::softplus(*sv) + min;
-                        }
-                    }
-                    Link::Exp(min) => {
-                        for sv in s.iter_mut() {
-                            *sv = math::exp(*sv) + min;
-                        }
-                    }
-                }
+                link_fwd(*link, s);
             }
             Op::NormalSample {
                 loc,
@@ -1533,8 +1522,62 @@ fn bin_bwd_full(
     }
 }
 
+/// `s ← link(s)`: a head's scale from its raw second half, in AVX-512 loops where the CPU has
+/// them (as [`unary_fwd`]).
+#[inline(always)]
+fn link_fwd(link: Link, s: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::small512::available() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        unsafe { link_fwd_512(link, s) };
+        return;
+    }
+    link_fwd_any(link, s);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn link_fwd_512(link: Link, s: &mut [f32]) {
+    link_fwd_any(link, s);
+}
+
+#[inline(always)]
+fn link_fwd_any(link: Link, s: &mut [f32]) {
+    match link {
+        Link::Softplus(min) => {
+            for sv in s.iter_mut() {
+                *sv = math::softplus(*sv) + min;
+            }
+        }
+        Link::Exp(min) => {
+            for sv in s.iter_mut() {
+                *sv = math::exp(*sv) + min;
+            }
+        }
+    }
+}
+
+/// [`unary_fwd_any`] in 16-lane AVX-512 loops where the CPU has them (the maps built on
+/// `math::exp` are worth the wider vectors: W6's per-step tanh ran 1.7× faster).
 #[inline(always)]
 fn unary_fwd(op: Un, x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::small512::available() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        unsafe { unary_fwd_512(op, x, y) };
+        return;
+    }
+    unary_fwd_any(op, x, y);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn unary_fwd_512(op: Un, x: &[f32], y: &mut [f32]) {
+    unary_fwd_any(op, x, y);
+}
+
+#[inline(always)]
+fn unary_fwd_any(op: Un, x: &[f32], y: &mut [f32]) {
     macro_rules! map {
         ($f:expr) => {
             for (y, x) in y.iter_mut().zip(x) {
