@@ -23,6 +23,10 @@ pub struct Worker {
     grads: Vec<Vec<f32>>,
     vp: Vec<*mut f32>,
     gp: Vec<*mut f32>,
+    /// Per buffer: `Wᵀ` of a weight that small products read transposed (a layer's per-step
+    /// backward with respect to its input), made once per backward pass on first use, and
+    /// whether it is this pass's ([`Worker::transposed`]).
+    wt: std::cell::UnsafeCell<Vec<(bool, Vec<f32>)>>,
 }
 
 // SAFETY: the raw pointers point into `vals`/`grads` (owned, never resized after `new`) or
@@ -93,8 +97,9 @@ thread_local! {
     static TRANSPOSED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Products up to this many multiply-adds run in plain loops: below it, `gemm`'s packing
-/// and dispatch cost more than the arithmetic (W2's 16 × 8 × 64 steps).
+/// Products up to this many multiply-adds run in plain loops (`small512`'s outer-product loop
+/// where the CPU has AVX-512F): below it, `gemm`'s packing and dispatch cost more than the
+/// arithmetic (W2's 16 × 8 × 64 steps).
 const SMALL: usize = 16 * 1024;
 
 /// `dst (m×n, row stride ldd) (+)= a (m×k) · b (k×n)`; `a`, `b` given by pointer, row stride
@@ -127,29 +132,36 @@ pub(super) unsafe fn mm(
         return;
     }
     if m * n * k <= SMALL {
-        if b_cs == 1 {
-            small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, b, b_rs);
+        // b's columns are contiguous (a transposed weight): transpose it into a scratch copy
+        // (k·n ≤ SMALL floats), then the row form.
+        let (b, b_rs) = if b_cs == 1 {
+            (b, b_rs)
+        } else {
+            // The loops run here, not in the closure, so they get this function's target features.
+            let t = TRANSPOSED.with(|t| {
+                let mut t = t.borrow_mut();
+                if t.len() < k * n {
+                    t.resize(k * n, 0.0);
+                }
+                t.as_mut_ptr()
+            });
+            // SAFETY: the scratch holds ≥ k·n floats and nothing else on this thread uses it
+            // until this product returns (kernels do not nest).
+            let tt = std::slice::from_raw_parts_mut(t, k * n);
+            for p in 0..k {
+                for (j, v) in tt[p * n..(p + 1) * n].iter_mut().enumerate() {
+                    *v = *b.add(p * b_rs + j * b_cs);
+                }
+            }
+            (t as *const f32, n)
+        };
+        #[cfg(target_arch = "x86_64")]
+        if super::small512::available() {
+            let a = (a, a_rs, a_cs);
+            super::small512::rows_times_weight(m, n, k, dst, ldd, acc, a, b, b_rs);
             return;
         }
-        // b's columns are contiguous (a transposed weight): transpose it into a scratch copy
-        // (k·n ≤ SMALL floats), then the row form above.
-        // The loops run here, not in the closure, so they get this function's target features.
-        let t = TRANSPOSED.with(|t| {
-            let mut t = t.borrow_mut();
-            if t.len() < k * n {
-                t.resize(k * n, 0.0);
-            }
-            t.as_mut_ptr()
-        });
-        // SAFETY: the scratch holds ≥ k·n floats and nothing else on this thread uses it
-        // until this product returns (kernels do not nest).
-        let tt = std::slice::from_raw_parts_mut(t, k * n);
-        for p in 0..k {
-            for (j, v) in tt[p * n..(p + 1) * n].iter_mut().enumerate() {
-                *v = *b.add(p * b_rs + j * b_cs);
-            }
-        }
-        small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, t, n);
+        small_rows(m, n, k, dst, ldd, acc, a, a_rs, a_cs, b, b_rs);
         return;
     }
     // A chain's per-step products (few rows, the same weight every step): AVX-512 loops that
@@ -157,7 +169,8 @@ pub(super) unsafe fn mm(
     #[cfg(target_arch = "x86_64")]
     if m <= super::small512::ROWS && a_cs == 1 && super::small512::available() {
         if b_cs == 1 {
-            super::small512::rows_times_weight(m, n, k, dst, ldd, acc, a, a_rs, b, b_rs);
+            let a = (a, a_rs, 1);
+            super::small512::rows_times_weight(m, n, k, dst, ldd, acc, a, b, b_rs);
             return;
         }
         if b_rs == 1 {
@@ -234,12 +247,14 @@ impl Worker {
         }
         let vp = vals.iter_mut().map(|v| v.as_mut_ptr()).collect();
         let gp = grads.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        let wt = std::cell::UnsafeCell::new(vec![(false, Vec::new()); g.bufs.len()]);
         Worker {
             g,
             vals,
             grads,
             vp,
             gp,
+            wt,
         }
     }
 
@@ -315,6 +330,25 @@ impl Worker {
         self.g.all(b)
     }
 
+    /// `Wᵀ` `(cols, rows)` of the parameter buffer `w`, transposed on the pass's first call.
+    fn transposed(&self, w: BufId) -> *const f32 {
+        // SAFETY: only the thread running this worker's pass uses the cache, one call at a
+        // time; a copy is written once per pass and the outer list never grows, so a pointer
+        // returned earlier in the pass stays valid.
+        let (fresh, t) = unsafe { &mut (&mut *self.wt.get())[w] };
+        if !*fresh {
+            let (rows, cols) = (self.g.bufs[w].rows, self.g.bufs[w].cols);
+            t.resize(rows * cols, 0.0);
+            for (j, row) in self.rd(self.whole(w)).chunks_exact(cols).enumerate() {
+                for (p, v) in row.iter().enumerate() {
+                    t[p * rows + j] = *v;
+                }
+            }
+            *fresh = true;
+        }
+        t.as_ptr()
+    }
+
     /// Zero every gradient.
     pub fn zero_grads(&mut self) {
         for g in &mut self.grads {
@@ -335,6 +369,10 @@ impl Worker {
 
     /// Run every op backward (gradients must have been zeroed and seeded).
     pub fn backward(&mut self) {
+        // The parameters may have changed since the last pass: transpose them anew.
+        for e in self.wt.get_mut() {
+            e.0 = false;
+        }
         #[cfg(target_arch = "x86_64")]
         if avx2() {
             // SAFETY: as in `forward`.
@@ -631,23 +669,17 @@ impl Worker {
             } => {
                 let d = self.cols(*loc);
                 let (hv, l, s) = (self.rd(*h), self.wr(*loc), self.wr(*scale));
-                for r in 0..h.rows {
-                    let row = &hv[r * 2 * d..(r + 1) * 2 * d];
-                    l[r * d..(r + 1) * d].copy_from_slice(&row[..d]);
-                    let srow = &mut s[r * d..(r + 1) * d];
-                    match *link {
-                        Link::Softplus(min) => {
-                            for (sv, x) in srow.iter_mut().zip(&row[d..]) {
-                                *sv = math::softplus(*x) + min;
-                            }
-                        }
-                        Link::Exp(min) => {
-                            for (sv, x) in srow.iter_mut().zip(&row[d..]) {
-                                *sv = math::exp(*x) + min;
-                            }
-                        }
-                    }
+                // The halves first, then the link over the whole scale (one loop over all
+                // rows, which vectorises even for a head of a few columns).
+                for ((row, lr), sr) in hv
+                    .chunks_exact(2 * d)
+                    .zip(l.chunks_exact_mut(d))
+                    .zip(s.chunks_exact_mut(d))
+                {
+                    lr.copy_from_slice(&row[..d]);
+                    sr.copy_from_slice(&row[d..]);
                 }
+                link_fwd(*link, s);
             }
             Op::NormalSample {
                 loc,
@@ -822,6 +854,43 @@ impl Worker {
         }
     }
 
+    /// [`Op::NormalKl`]'s backward: the upstream gradient `g` of each row, times `gq` on q's
+    /// side and `gp` on p's, reaches the elements `keep` passes.
+    #[inline(always)]
+    fn normal_kl_bwd(
+        &self,
+        [ql, qs, pl, ps]: [View; 4],
+        g: &[f32],
+        (gq, gp): (f32, f32),
+        keep: impl Fn([f32; 4]) -> bool,
+    ) {
+        let c = self.cols(ql);
+        let ops = [self.rd(ql), self.rd(qs), self.rd(pl), self.rd(ps)];
+        let e = |v: [f32; 4], g: f32| if keep(v) { g } else { 0.0 };
+        if let Some(x) = self.gr(ql) {
+            each(x, c, g, ops, |v, g| {
+                gq * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
+            });
+        }
+        if let Some(x) = self.gr(qs) {
+            each(x, c, g, ops, |v, g| {
+                let u = v[1] / v[3];
+                gq * e(v, g) * (u - 1.0 / u) / v[3]
+            });
+        }
+        if let Some(x) = self.gr(pl) {
+            each(x, c, g, ops, |v, g| {
+                -gp * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
+            });
+        }
+        if let Some(x) = self.gr(ps) {
+            each(x, c, g, ops, |v, g| {
+                let (u, dd) = (v[1] / v[3], (v[0] - v[2]) / v[3]);
+                gp * e(v, g) * (1.0 - u * u - dd * dd) / v[3]
+            });
+        }
+    }
+
     #[inline(always)]
     fn bwd(&self, op: &Op) {
         match op {
@@ -873,22 +942,15 @@ impl Worker {
                 for (x, off) in xs {
                     let k = self.cols(*x);
                     if self.has_grad(*x) {
-                        unsafe {
-                            mm(
-                                rows,
-                                k,
-                                o,
-                                self.gptr(*x),
-                                k,
-                                true,
-                                dpp,
-                                o,
-                                1,
-                                self.vp[*w].add(off * o),
-                                1,
-                                o,
-                            )
+                        // A small (per-step) product reads this pass's copy of Wᵀ, not a
+                        // transpose made on every call.
+                        let (wb, rs, cs) = if rows * k * o <= SMALL {
+                            let wt = self.transposed(*w);
+                            (unsafe { wt.add(*off) }, self.g.bufs[*w].rows, 1)
+                        } else {
+                            (unsafe { self.vp[*w].add(off * o) } as *const f32, 1, o)
                         };
+                        unsafe { mm(rows, k, o, self.gptr(*x), k, true, dpp, o, 1, wb, rs, cs) };
                     }
                 }
                 if let Some(a) = add {
@@ -1177,25 +1239,7 @@ impl Worker {
                     }
                 }
                 if let Some(gs) = self.gr(*scale) {
-                    let rows = gh
-                        .chunks_exact_mut(2 * d)
-                        .zip(gs.chunks_exact(d).zip(s.chunks_exact(d)));
-                    match *link {
-                        Link::Softplus(min) => {
-                            for (hr, (gr, sr)) in rows {
-                                for ((a, g), sv) in hr[d..].iter_mut().zip(gr).zip(sr) {
-                                    *a += g * (1.0 - math::exp(-(sv - min)));
-                                }
-                            }
-                        }
-                        Link::Exp(min) => {
-                            for (hr, (gr, sr)) in rows {
-                                for ((a, g), sv) in hr[d..].iter_mut().zip(gr).zip(sr) {
-                                    *a += g * (sv - min);
-                                }
-                            }
-                        }
-                    }
+                    link_bwd(*link, d, gs, s, gh);
                 }
             }
             Op::NormalSample {
@@ -1290,39 +1334,12 @@ impl Worker {
                 floor,
             } => {
                 let Some(g) = self.gr(*out) else { return };
-                let c = self.cols(*ql);
-                let (a, b, cc, d) = (self.rd(*ql), self.rd(*qs), self.rd(*pl), self.rd(*ps));
-                let ops = [a, b, cc, d];
-                let fl = floor.unwrap_or(f32::NEG_INFINITY);
-                // The upstream gradient of one element: 0 under the free-nats floor.
-                let e = move |[a, b, c, d]: [f32; 4], g: f32| {
-                    if kl_elem(a, b, c, d) > fl {
-                        g
-                    } else {
-                        0.0
-                    }
-                };
-                if let Some(x) = self.gr(*ql) {
-                    each(x, c, g, ops, |v, g| {
-                        gq * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
-                    });
-                }
-                if let Some(x) = self.gr(*qs) {
-                    each(x, c, g, ops, |v, g| {
-                        let u = v[1] / v[3];
-                        gq * e(v, g) * (u - 1.0 / u) / v[3]
-                    });
-                }
-                if let Some(x) = self.gr(*pl) {
-                    each(x, c, g, ops, |v, g| {
-                        -gp * e(v, g) * (v[0] - v[2]) / (v[3] * v[3])
-                    });
-                }
-                if let Some(x) = self.gr(*ps) {
-                    each(x, c, g, ops, |v, g| {
-                        let (u, dd) = (v[1] / v[3], (v[0] - v[2]) / v[3]);
-                        gp * e(v, g) * (1.0 - u * u - dd * dd) / v[3]
-                    });
+                let v = [*ql, *qs, *pl, *ps];
+                match *floor {
+                    // Free nats per element: no gradient under the floor.
+                    Some(fl) => self
+                        .normal_kl_bwd(v, g, (*gq, *gp), |[a, b, c, d]| kl_elem(a, b, c, d) > fl),
+                    None => self.normal_kl_bwd(v, g, (*gq, *gp), |_| true),
                 }
             }
             Op::NormalEntropy { scale, out } => {
@@ -1487,8 +1504,126 @@ fn bin_bwd_full(
     }
 }
 
+/// `s ← link(s)`: a head's scale from its raw second half, in AVX-512 loops where the CPU has
+/// them (as [`unary_fwd`]).
+#[inline(always)]
+fn link_fwd(link: Link, s: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::small512::available() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        unsafe { link_fwd_512(link, s) };
+        return;
+    }
+    link_fwd_any(link, s);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn link_fwd_512(link: Link, s: &mut [f32]) {
+    link_fwd_any(link, s);
+}
+
+#[inline(always)]
+fn link_fwd_any(link: Link, s: &mut [f32]) {
+    match link {
+        Link::Softplus(min) => {
+            for sv in s.iter_mut() {
+                *sv = math::softplus(*sv) + min;
+            }
+        }
+        Link::Exp(min) => {
+            for sv in s.iter_mut() {
+                *sv = math::exp(*sv) + min;
+            }
+        }
+    }
+}
+
+/// Split's backward through the link: `gh[r, d + j] += gs[r, j] · link′` (from the scale
+/// `s[r, j]`), in AVX-512 loops where the CPU has them (as [`unary_fwd`]).
+#[inline(always)]
+fn link_bwd(link: Link, d: usize, gs: &[f32], s: &[f32], gh: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::small512::available() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        unsafe { link_bwd_512(link, d, gs, s, gh) };
+        return;
+    }
+    link_bwd_any(link, d, gs, s, gh);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn link_bwd_512(link: Link, d: usize, gs: &[f32], s: &[f32], gh: &mut [f32]) {
+    link_bwd_any(link, d, gs, s, gh);
+}
+
+#[inline(always)]
+fn link_bwd_any(link: Link, d: usize, gs: &[f32], s: &[f32], gh: &mut [f32]) {
+    match link {
+        Link::Softplus(min) => {
+            link_bwd_with(d, gs, s, gh, |g, sv| g * (1.0 - math::exp(-(sv - min))))
+        }
+        Link::Exp(min) => link_bwd_with(d, gs, s, gh, |g, sv| g * (sv - min)),
+    }
+}
+
+/// [`link_bwd`] with the derivative `f(g, s)`: computed over blocks of whole rows in one loop
+/// (it vectorises for a head of a few columns), then added to the heads' second halves.
+#[inline(always)]
+fn link_bwd_with(d: usize, gs: &[f32], s: &[f32], gh: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    const BLOCK: usize = 256;
+    let per = BLOCK / d.max(1);
+    if per == 0 {
+        // Wide heads: row by row.
+        let rows = gh
+            .chunks_exact_mut(2 * d)
+            .zip(gs.chunks_exact(d).zip(s.chunks_exact(d)));
+        for (hr, (gr, sr)) in rows {
+            for ((a, g), sv) in hr[d..].iter_mut().zip(gr).zip(sr) {
+                *a += f(*g, *sv);
+            }
+        }
+        return;
+    }
+    let mut buf = [0.0f32; BLOCK];
+    let blocks = gh
+        .chunks_mut(2 * d * per)
+        .zip(gs.chunks(d * per).zip(s.chunks(d * per)));
+    for (hb, (gb, sb)) in blocks {
+        let fb = &mut buf[..gb.len()];
+        for ((v, g), sv) in fb.iter_mut().zip(gb).zip(sb) {
+            *v = f(*g, *sv);
+        }
+        for (hr, fr) in hb.chunks_exact_mut(2 * d).zip(fb.chunks_exact(d)) {
+            for (a, v) in hr[d..].iter_mut().zip(fr) {
+                *a += v;
+            }
+        }
+    }
+}
+
+/// [`unary_fwd_any`] in 16-lane AVX-512 loops where the CPU has them (the maps built on
+/// `math::exp` are worth the wider vectors: W6's per-step tanh ran 1.8× faster).
 #[inline(always)]
 fn unary_fwd(op: Un, x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::small512::available() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        unsafe { unary_fwd_512(op, x, y) };
+        return;
+    }
+    unary_fwd_any(op, x, y);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn unary_fwd_512(op: Un, x: &[f32], y: &mut [f32]) {
+    unary_fwd_any(op, x, y);
+}
+
+#[inline(always)]
+fn unary_fwd_any(op: Un, x: &[f32], y: &mut [f32]) {
     macro_rules! map {
         ($f:expr) => {
             for (y, x) in y.iter_mut().zip(x) {

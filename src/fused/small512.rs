@@ -3,7 +3,10 @@
 //! per step with the same weight, so for `m ≤ ROWS` rows these loops read the weight where it
 //! lies: row-major `(k, n)` for the forward product (outer products, 8 rows × 32 columns of
 //! accumulators), and the same weight as `(n, k)` for the backward product with respect to the
-//! input (dot products along the weight's rows, 4 × 4 accumulators).
+//! input (dot products along the weight's rows, 4 × 4 accumulators). The outer-product loop
+//! also takes every product small enough for `kernels::mm`'s plain loops (a per-step weight
+//! gradient `xᵀ·dpre` reads `a` transposed): its 8 rows of accumulators are independent sums,
+//! where the plain loops' one sum per row waits on each addition.
 //!
 //! Only called when the CPU has AVX-512F ([`available`]); the results equal a plain sum of
 //! products up to the order of the additions (checked against `gemm` in the tests below and
@@ -28,8 +31,9 @@ pub fn available() -> bool {
     }
 }
 
-/// `c (m×n, row stride ldc) (+)= a (m×k, row stride lda, contiguous rows) · b (k×n, row
-/// stride ldb, contiguous rows)`.
+/// `c (m×n, row stride ldc) (+)= a (m×k, row stride a_rs, column stride a_cs) · b (k×n, row
+/// stride ldb, contiguous rows)`: `a` may be read transposed (`a_rs = 1`, a weight gradient's
+/// `xᵀ`), its elements are broadcast one at a time.
 ///
 /// # Safety
 /// The pointers must cover the shapes; the CPU must have AVX-512F ([`available`]).
@@ -43,8 +47,7 @@ pub unsafe fn rows_times_weight(
     c: *mut f32,
     ldc: usize,
     acc: bool,
-    a: *const f32,
-    lda: usize,
+    (a, a_rs, a_cs): (*const f32, usize, usize),
     b: *const f32,
     ldb: usize,
 ) {
@@ -66,31 +69,61 @@ pub unsafe fn rows_times_weight(
             } else {
                 ((1u32 << (w - 16)) - 1) as u16
             };
-            let mut s0 = [_mm512_setzero_ps(); 8];
-            let mut s1 = [_mm512_setzero_ps(); 8];
-            for p in 0..k {
-                let bp = b.add(p * ldb + j0);
-                let b0 = _mm512_maskz_loadu_ps(m0, bp);
-                let b1 = _mm512_maskz_loadu_ps(m1, bp.add(16));
-                for r in 0..mr {
-                    let x = _mm512_set1_ps(*a.add((i0 + r) * lda + p));
-                    s0[r] = _mm512_fmadd_ps(x, b0, s0[r]);
-                    s1[r] = _mm512_fmadd_ps(x, b1, s1[r]);
-                }
-            }
-            for r in 0..mr {
-                let cp = c.add((i0 + r) * ldc + j0);
-                let (mut v0, mut v1) = (s0[r], s1[r]);
-                if acc {
-                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cp));
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cp.add(16)));
-                }
-                _mm512_mask_storeu_ps(cp, m0, v0);
-                _mm512_mask_storeu_ps(cp.add(16), m1, v1);
+            let (ct, at, bt) = (c.add(i0 * ldc + j0), a.add(i0 * a_rs), b.add(j0));
+            // A block of at most 16 columns keeps one accumulator per row (no FMAs on lanes
+            // that are masked off anyway).
+            if w <= 16 {
+                tile::<1>(mr, k, ct, ldc, acc, (at, a_rs, a_cs), bt, ldb, [m0, m1]);
+            } else {
+                tile::<2>(mr, k, ct, ldc, acc, (at, a_rs, a_cs), bt, ldb, [m0, m1]);
             }
             j0 += 32;
         }
         i0 += 8;
+    }
+}
+
+/// One block of [`rows_times_weight`]: `mr ≤ 8` rows × `H` 16-lane column blocks (lanes
+/// masked by `masks`), the accumulators in registers over the whole sum.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // register tiles by index
+unsafe fn tile<const H: usize>(
+    mr: usize,
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    (a, a_rs, a_cs): (*const f32, usize, usize),
+    b: *const f32,
+    ldb: usize,
+    masks: [__mmask16; 2],
+) {
+    let mut s = [[_mm512_setzero_ps(); H]; 8];
+    for p in 0..k {
+        let bp = b.add(p * ldb);
+        let mut bv = [_mm512_setzero_ps(); H];
+        for (h, v) in bv.iter_mut().enumerate() {
+            *v = _mm512_maskz_loadu_ps(masks[h], bp.add(16 * h));
+        }
+        let ap = a.add(p * a_cs);
+        for r in 0..mr {
+            let x = _mm512_set1_ps(*ap.add(r * a_rs));
+            for h in 0..H {
+                s[r][h] = _mm512_fmadd_ps(x, bv[h], s[r][h]);
+            }
+        }
+    }
+    for r in 0..mr {
+        let cp = c.add(r * ldc);
+        for h in 0..H {
+            let mut v = s[r][h];
+            if acc {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(masks[h], cp.add(16 * h)));
+            }
+            _mm512_mask_storeu_ps(cp.add(16 * h), masks[h], v);
+        }
     }
 }
 
@@ -190,17 +223,32 @@ mod tests {
                 .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1)
                 .collect();
             let want = naive(m, n, k, &a, |p, j| b[p * n + j]);
-            // The transposed form reads w stored (n, k) = bᵀ.
+            // The transposed forms read w stored (n, k) = bᵀ, and a stored (k, m) = aᵀ.
             let wt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-            for (name, transposed) in [("a·b", false), ("a·wᵀ", true)] {
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            for name in ["a·b", "a·wᵀ", "(aᵀ)ᵀ·b"] {
                 for acc in [false, true] {
                     let mut c = vec![1.0f32; m * n];
                     let (cp, ap) = (c.as_mut_ptr(), a.as_ptr());
                     unsafe {
-                        if transposed {
-                            rows_times_weight_t(m, n, k, cp, n, acc, ap, k, wt.as_ptr(), k)
-                        } else {
-                            rows_times_weight(m, n, k, cp, n, acc, ap, k, b.as_ptr(), n)
+                        match name {
+                            "a·b" => {
+                                rows_times_weight(m, n, k, cp, n, acc, (ap, k, 1), b.as_ptr(), n)
+                            }
+                            "a·wᵀ" => {
+                                rows_times_weight_t(m, n, k, cp, n, acc, ap, k, wt.as_ptr(), k)
+                            }
+                            _ => rows_times_weight(
+                                m,
+                                n,
+                                k,
+                                cp,
+                                n,
+                                acc,
+                                (at.as_ptr(), 1, m),
+                                b.as_ptr(),
+                                n,
+                            ),
                         }
                     };
                     for (x, w) in c.iter().zip(&want) {
