@@ -725,6 +725,7 @@ impl Worker {
                 row_sums(y, c, [xv, l], |[x, l]| x * l - math::softplus(l));
             }
             Op::Fam(f) => super::families::fwd(self, f),
+            Op::Hmm(h) => super::hmm::fwd(self, h),
         }
     }
 
@@ -1355,6 +1356,7 @@ impl Worker {
                 }
             }
             Op::Fam(f) => super::families::bwd(self, f),
+            Op::Hmm(h) => super::hmm::bwd(self, h),
         }
     }
 }

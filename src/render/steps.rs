@@ -322,6 +322,52 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         math: mk,
     });
 
+    let mut fw = Vec::new();
+    for t in &elbo.terms {
+        if let TermKind::Marginal {
+            chain,
+            states,
+            init,
+            trans,
+            emissions,
+        } = &t.kind
+        {
+            let ys: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
+            fw.push(line(
+                s.var(&format!("α_1({chain})")),
+                format!("= {} {}", s.factor(init), ys.join(" ")),
+            ));
+            fw.push(line(
+                s.var(&format!("α_t({chain}[t])")),
+                format!(
+                    "= {} Σ_{{{}}} α_{{t-1}}({}) {}",
+                    ys.join(" "),
+                    s.var(&format!("{chain}[t-1]")),
+                    s.var(&format!("{chain}[t-1]")),
+                    s.factor(trans)
+                ),
+            ));
+            fw.push(line(
+                super::elbo::marginal_body(s, t),
+                format!(
+                    "= log Σ_{{{}}} α_T{sep}{}",
+                    s.var(&format!("{chain}[T]")),
+                    s.text(&format!(
+                        "(in log space: T·K² = T·{} per sequence, exact)",
+                        states * states
+                    ))
+                ),
+            ));
+        }
+    }
+    if !fw.is_empty() {
+        out.push(Step {
+            title: "Sum the discrete chain out (forward algorithm)".into(),
+            why: "A one-hot chain annotated `via enumerate` with no q factor is not sampled: its sum over all K^T paths factorises along the chain, so the forward recursion α_t = p(y[t] | k[t]) Σ α_{t-1} p(k[t] | k[t-1]) computes it exactly in T·K² operations; the term is the exact log-likelihood of the data it emits, with no expectation and no KL.".into(),
+            math: fw,
+        });
+    }
+
     let mut cf = Vec::new();
     for t in &elbo.terms {
         match &t.kind {

@@ -63,6 +63,8 @@ pub trait Style {
     fn weight(&self) -> &'static str;
     /// The IWAE objective over K samples of the weight: `𝔼[ log (1/K) Σ_k exp w_k ]`.
     fn iwae_objective(&self) -> String;
+    /// `log Σ_{k[1:T]} init · Π_{t=2..T} trans · Π_{t=1..T} (emissions)`: a chain summed out.
+    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String;
 }
 
 /// Unicode text.
@@ -99,6 +101,9 @@ impl Style for Unicode {
     }
     fn log(&self, x: &str) -> String {
         format!("log {x}")
+    }
+    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String {
+        format!("log Σ_{{{chain}[1:T]}} {init} Π_{{t=2..T}} {trans} Π_{{t=1..T}} {emissions}")
     }
     fn sum(&self, range: Range, body: &str) -> String {
         match range {
@@ -268,6 +273,12 @@ impl Style for Latex {
     }
     fn log(&self, x: &str) -> String {
         format!("\\log {x}")
+    }
+    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String {
+        format!(
+            "\\log \\sum_{{{}}} {init} \\prod_{{t=2}}^{{T}} {trans} \\prod_{{t=1}}^{{T}} {emissions}",
+            self.var(&format!("{chain}[1:T]"))
+        )
     }
     fn sum(&self, range: Range, body: &str) -> String {
         match range {
