@@ -269,28 +269,40 @@ fn with_evidence(
     a: &EvalArgs,
 ) -> Result<vic::train::EvalReport, u8> {
     let m = tr.program.model.clone();
-    r = match vic::evidence::structure(&m) {
-        Ok(method) => {
-            let data = tr.heldout.as_ref().or(tr.train.as_ref());
-            let exact = data.ok_or_else(|| "no data".to_string()).and_then(|d| {
-                let params = vic::evidence::param_values(&m, &tr.store)?;
-                vic::evidence::log_evidence(&m, &params, d)
-            });
-            match exact {
-                Ok(v) => r.with_exact(method.name(), &v),
-                Err(why) => {
-                    r.evidence_note = Some(why);
-                    r
+    let forward = vic::derive::marginal::exact(&m).then(|| {
+        // The bound is log p(y) itself: every draw of a sequence is its exact evidence.
+        let n = r.draw_seq.iter().max().map_or(0, |x| x + 1);
+        let mut per_seq = vec![0.0; n];
+        for (i, d) in r.draw_seq.iter().zip(&r.draws) {
+            per_seq[*i] = *d;
+        }
+        per_seq
+    });
+    r = match (forward, vic::evidence::structure(&m)) {
+        (Some(per_seq), _) if !per_seq.is_empty() => r.with_exact("forward", &per_seq),
+        (_, s) => match s {
+            Ok(method) => {
+                let data = tr.heldout.as_ref().or(tr.train.as_ref());
+                let exact = data.ok_or_else(|| "no data".to_string()).and_then(|d| {
+                    let params = vic::evidence::param_values(&m, &tr.store)?;
+                    vic::evidence::log_evidence(&m, &params, d)
+                });
+                match exact {
+                    Ok(v) => r.with_exact(method.name(), &v),
+                    Err(why) => {
+                        r.evidence_note = Some(why);
+                        r
+                    }
                 }
             }
-        }
-        Err(why) => {
-            r.evidence_note = Some(match a.iwae {
-                Some(_) => why,
-                None => format!("{why}; pass --iwae K to estimate it"),
-            });
-            r
-        }
+            Err(why) => {
+                r.evidence_note = Some(match a.iwae {
+                    Some(_) => why,
+                    None => format!("{why}; pass --iwae K to estimate it"),
+                });
+                r
+            }
+        },
     };
     if let Some(k) = a.iwae {
         match tr.evaluate_iwae(k, None, a.samples, a.seed.wrapping_add(1)) {

@@ -213,3 +213,16 @@ pub fn chains(m: &Model) -> Vec<Chain> {
         .filter_map(|v| chain(m, v).ok().flatten())
         .collect()
 }
+
+/// Whether the bound is the exact evidence: every latent is a chain summed out here and
+/// nothing else is integrated (no optimality variables), so the ELBO is `log p(y)` itself
+/// (`vic eval` reports it as `log_evidence`, method `"forward"`).
+pub fn exact(m: &Model) -> bool {
+    let summed: Vec<VarId> = chains(m).iter().map(|c| c.var).collect();
+    !summed.is_empty()
+        && m.optimality.is_empty()
+        && m.vars
+            .iter()
+            .enumerate()
+            .all(|(v, x)| x.role != Role::Latent || summed.contains(&v))
+}

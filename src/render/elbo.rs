@@ -114,6 +114,31 @@ pub fn bound(s: &dyn Style, b: &Bound) -> String {
     }
 }
 
+/// Whether the bound holds with equality: a discrete chain is summed out and every other term
+/// is an exact log-likelihood with no sampled parent (nothing is sampled, nothing is bounded).
+pub fn is_exact(elbo: &Elbo) -> bool {
+    elbo.iwae <= 1
+        && elbo
+            .terms
+            .iter()
+            .any(|t| matches!(t.kind, TermKind::Marginal { .. }))
+        && elbo.terms.iter().all(|t| match t.kind {
+            TermKind::Marginal { .. } => true,
+            TermKind::LogLikelihood { .. } => t.under.is_empty(),
+            _ => false,
+        })
+        && elbo.cancellations.is_empty()
+}
+
+/// The relation of the ELBO to the evidence: `=` where [`is_exact`], else `≤` (in `s`'s dialect).
+pub fn relation<'a>(s: &'a dyn Style, elbo: &Elbo) -> &'a str {
+    if is_exact(elbo) {
+        "="
+    } else {
+        s.leq()
+    }
+}
+
 /// Signed terms: `(is_minus, body)`.
 pub fn signed_terms(s: &dyn Style, elbo: &Elbo) -> Vec<(bool, String)> {
     elbo.terms
@@ -174,7 +199,7 @@ pub fn equation_text(s: &dyn Style, elbo: &Elbo) -> String {
     if elbo.terms.is_empty() {
         let _ = writeln!(out, "{lhs} = 0");
     }
-    let _ = writeln!(out, "  ≤ {}", bound(s, &elbo.bound));
+    let _ = writeln!(out, "  {} {}", relation(s, elbo), bound(s, &elbo.bound));
     out
 }
 

@@ -333,9 +333,10 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         } = &t.kind
         {
             let ys: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
+            let ys1: Vec<String> = ys.iter().map(|y| y.replace("[t]", "[1]")).collect();
             fw.push(line(
-                s.var(&format!("α_1({chain})")),
-                format!("= {} {}", s.factor(init), ys.join(" ")),
+                s.var(&format!("α_1({chain}[1])")),
+                format!("= {} {}", s.factor(init), ys1.join(" ")),
             ));
             fw.push(line(
                 s.var(&format!("α_t({chain}[t])")),
@@ -515,7 +516,11 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         fin
     } else {
         let mut fin = sum_lines(s, s.elbo().to_string(), signed_terms(s, elbo));
-        fin.push(cont(format!("{} {}", s.leq(), bound(s, &elbo.bound))));
+        fin.push(cont(format!(
+            "{} {}",
+            super::elbo::relation(s, elbo),
+            bound(s, &elbo.bound)
+        )));
         fin
     };
     out.push(Step {
