@@ -333,28 +333,49 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         } = &t.kind
         {
             let ys: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
-            let ys1: Vec<String> = ys.iter().map(|y| y.replace("[t]", "[1]")).collect();
+            let at1 = |e: &crate::derive::FactorView| {
+                let mut e = e.clone();
+                e.target = e.target.replace("[t]", "[1]");
+                e.given = e.given.iter().map(|g| g.replace("[t]", "[1]")).collect();
+                s.factor(&e)
+            };
+            let ys1: Vec<String> = emissions.iter().map(at1).collect();
+            let (now, prev) = (
+                s.var(&format!("{chain}[t]")),
+                s.var(&format!("{chain}[t-1]")),
+            );
             fw.push(line(
-                s.var(&format!("α_1({chain}[1])")),
+                s.fwd_var("1", &s.var(&format!("{chain}[1]"))),
                 format!("= {} {}", s.factor(init), ys1.join(" ")),
             ));
             fw.push(line(
-                s.var(&format!("α_t({chain}[t])")),
+                s.fwd_var("t", &now),
                 format!(
-                    "= {} Σ_{{{}}} α_{{t-1}}({}) {}",
+                    "= {} {}",
                     ys.join(" "),
-                    s.var(&format!("{chain}[t-1]")),
-                    s.var(&format!("{chain}[t-1]")),
-                    s.factor(trans)
+                    s.sum_over(
+                        &prev,
+                        &format!("{} {}", s.fwd_var("t-1", &prev), s.factor(trans))
+                    )
                 ),
             ));
+            let seqs: Vec<String> = emissions
+                .iter()
+                .map(|e| {
+                    let name = e.target.split('[').next().unwrap_or(&e.target);
+                    s.var(&format!("{name}[1:T]"))
+                })
+                .collect();
             fw.push(line(
-                super::elbo::marginal_body(s, t),
+                s.log(&format!("p({})", seqs.join(", "))),
                 format!(
-                    "= log Σ_{{{}}} α_T{sep}{}",
-                    s.var(&format!("{chain}[T]")),
+                    "= {}{sep}{}",
+                    s.log(&s.sum_over(
+                        &s.var(&format!("{chain}[T]")),
+                        &s.fwd_var("T", &s.var(&format!("{chain}[T]")))
+                    )),
                     s.text(&format!(
-                        "(in log space: T·K² = T·{} per sequence, exact)",
+                        "(in log space: T K^2 = {} T operations per sequence, exact)",
                         states * states
                     ))
                 ),
@@ -364,7 +385,7 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
     if !fw.is_empty() {
         out.push(Step {
             title: "Sum the discrete chain out (forward algorithm)".into(),
-            why: "A one-hot chain annotated `via enumerate` with no q factor is not sampled: its sum over all K^T paths factorises along the chain, so the forward recursion α_t = p(y[t] | k[t]) Σ α_{t-1} p(k[t] | k[t-1]) computes it exactly in T·K² operations; the term is the exact log-likelihood of the data it emits, with no expectation and no KL.".into(),
+            why: "A one-hot chain annotated `via enumerate` with no q factor is not sampled: its sum over all K^T paths factorises along the chain, so the forward recursion computes it exactly in T·K² operations; the term is the exact log-likelihood of the data it emits, with no expectation and no KL.".into(),
             math: fw,
         });
     }
