@@ -17,7 +17,19 @@ use vic::runtime::{backward, rng, Dev};
 
 /// K states, D = 2; `LP @ k[t-1]` is column `k[t-1]` of LP (the logits of the next state), as
 /// the W8 peers write it; MU and LSD are D × K (column j: state j's mean and scale logits).
+/// With `split`, the same emission written as one head `Normal.split(concat(μ, ρ))` (scale
+/// softplus(ρ)): the fused runtime evaluates it per state through the general ops instead of
+/// the per-state tables of a Normal(loc, scale) that reads only k[t].
 fn source(k: usize) -> String {
+    source_with(k, false)
+}
+
+fn source_with(k: usize, split: bool) -> String {
+    let emission = if split {
+        "Normal.split(concat(MU @ k[t], LSD @ k[t]))"
+    } else {
+        "Normal(MU @ k[t], softplus(LSD @ k[t]))"
+    };
     format!(
         r#"model hmm_test {{
   dim K = {k}, D = 2
@@ -30,7 +42,7 @@ fn source(k: usize) -> String {
   p {{
     k[1] ~ Categorical(pi_logits)
     k[t] ~ Categorical(LP @ k[t-1])
-    y[t] ~ Normal(MU @ k[t], softplus(LSD @ k[t]))
+    y[t] ~ {emission}
   }}
 }}"#
     )
@@ -135,7 +147,11 @@ struct Case {
 }
 
 fn case(k: usize, b: usize, t: usize, seed: u64, ragged: bool) -> Case {
-    let m = vic::compile(&source(k), "hmm_test.vmodel").expect("compiles");
+    case_with(k, b, t, seed, ragged, false)
+}
+
+fn case_with(k: usize, b: usize, t: usize, seed: u64, ragged: bool, split: bool) -> Case {
+    let m = vic::compile(&source_with(k, split), "hmm_test.vmodel").expect("compiles");
     let prog = Program::new(m.ir(), &m.elbo()).expect("lowers");
     let mut store = prog
         .init_params(&Dev::default(), &mut rng::seeded(1))
@@ -253,13 +269,15 @@ fn the_test_forward_algorithm_is_the_sum_over_all_paths() {
 
 #[test]
 fn log_evidence_matches_the_forward_algorithm_on_both_runtimes() {
-    for (k, b, t, seed, ragged) in [
-        (2, 5, 9, 1, false),
-        (3, 8, 17, 2, false),
-        (4, 6, 50, 3, true),
-        (8, 7, 23, 4, true),
+    for (k, b, t, seed, ragged, split) in [
+        (2, 5, 9, 1, false, false),
+        (3, 8, 17, 2, false, false),
+        (4, 6, 50, 3, true, false),
+        (8, 7, 23, 4, true, false),
+        (3, 6, 11, 5, false, true),
+        (5, 7, 13, 6, true, true),
     ] {
-        let c = case(k, b, t, seed, ragged);
+        let c = case_with(k, b, t, seed, ragged, split);
         let want = exact(&c);
         let (re, _) = reference(&c);
         assert_close(&format!("reference K = {k}"), &re, &want, 1e-4);
@@ -277,8 +295,8 @@ fn log_evidence_matches_the_forward_algorithm_on_both_runtimes() {
 
 #[test]
 fn gradients_agree_between_runtimes_and_with_finite_differences() {
-    for (k, ragged) in [(3, false), (4, true)] {
-        let c = case(k, 6, 12, 11 + k as u64, ragged);
+    for (k, ragged, split) in [(3, false, false), (4, true, false), (3, true, true)] {
+        let c = case_with(k, 6, 12, 11 + k as u64, ragged, split);
         let (_, rg) = reference(&c);
         let (_, fg) = fused(&c, 2);
         // The loss is −Σ log p(y): central differences of the f64 forward algorithm.

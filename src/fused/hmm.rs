@@ -14,11 +14,28 @@ use super::graph::View;
 use super::kernels::Worker;
 use super::math;
 
+/// A diagonal Normal emission whose parameters depend on the state only: the log-density of
+/// every row at every state is computed here from `(k, d)` tables, with its gradient.
+#[derive(Clone, Copy, Debug)]
+pub struct NormalEmit {
+    /// The observations `(t·b, d)`.
+    pub y: View,
+    /// Row `j`: the mean at state `j`, `(k, d)`.
+    pub loc: View,
+    /// Row `j`: the scale at state `j`, `(k, d)`.
+    pub scale: View,
+    /// Scratch `(k, 2d)`: `1/σ` and `ln σ + ½ ln 2π` per state and element.
+    pub aux: View,
+}
+
 /// The forward algorithm over `t` steps of `b` sequences with `k` states.
 #[derive(Clone, Debug)]
 pub struct HmmOp {
-    /// Per state `j`, the emission log-densities with the chain at `j`, `(t·b, 1)`.
+    /// Per state `j`, the emission log-densities with the chain at `j`, `(t·b, 1)` (emissions
+    /// evaluated by the general ops; empty when every emission is a [`NormalEmit`]).
     pub em: Vec<View>,
+    /// Normal emissions given by per-state tables.
+    pub normal: Vec<NormalEmit>,
     /// Initial logits, `(1, k)` (shared) or `(b, k)`.
     pub init: View,
     /// Transition logits `(k, k)`: row `i` holds the logits of `k[t]` given `k[t-1] = i`.
@@ -37,6 +54,9 @@ pub struct HmmOp {
     pub c: View,
     /// Scratch `(t·b, k)`: the scaled backward probabilities β̂.
     pub beta: View,
+    /// Scratch `(t·b, k)`: the gradient of `log p(y)` w.r.t. each emission log-density (for
+    /// [`NormalEmit`]s).
+    pub gl: View,
     /// `(b, 1)`: log p(y[1:T]) per sequence.
     pub out: View,
     /// Sequences.
@@ -65,6 +85,68 @@ fn softmax_rows(x: &[f32], y: &mut [f32], k: usize) {
     }
 }
 
+const HALF_LN_2PI: f32 = 0.918_938_5;
+
+/// `e[r·k + j] += Σ_d log N(y[r, d]; loc[j, d], scale[j, d])` for every row and state.
+#[inline(always)]
+fn normal_table(w: &Worker, ne: &NormalEmit, e: &mut [f32], rows: usize, k: usize) {
+    let d = w.cols(ne.y);
+    let (loc, scale, aux) = (w.rd(ne.loc), w.rd(ne.scale), w.wr(ne.aux));
+    for j in 0..k {
+        for i in 0..d {
+            let s = scale[j * d + i];
+            aux[j * 2 * d + i] = 1.0 / s;
+            aux[j * 2 * d + d + i] = math::ln(s) + HALF_LN_2PI;
+        }
+    }
+    let y = w.rd(ne.y);
+    for r in 0..rows {
+        let yr = &y[r * d..(r + 1) * d];
+        let er = &mut e[r * k..(r + 1) * k];
+        for j in 0..k {
+            let (mu, a) = (&loc[j * d..(j + 1) * d], &aux[j * 2 * d..(j + 1) * 2 * d]);
+            let mut acc = 0.0;
+            for i in 0..d {
+                let z = (yr[i] - mu[i]) * a[i];
+                acc -= 0.5 * z * z + a[d + i];
+            }
+            er[j] += acc;
+        }
+    }
+}
+
+/// The gradients of a [`NormalEmit`]'s tables from `gl[r·k + j]` = d/d(log-density of row r
+/// at state j).
+#[inline(always)]
+fn normal_table_grad(w: &Worker, ne: &NormalEmit, gl: &[f32], rows: usize, k: usize) {
+    let d = w.cols(ne.y);
+    let (loc, aux, y) = (w.rd(ne.loc), w.rd(ne.aux), w.rd(ne.y));
+    let (mut gloc, mut gsc) = (w.gr(ne.loc), w.gr(ne.scale));
+    if gloc.is_none() && gsc.is_none() {
+        return;
+    }
+    for r in 0..rows {
+        let yr = &y[r * d..(r + 1) * d];
+        for j in 0..k {
+            let g = gl[r * k + j];
+            if g == 0.0 {
+                continue;
+            }
+            let (mu, a) = (&loc[j * d..(j + 1) * d], &aux[j * 2 * d..(j + 1) * 2 * d]);
+            for i in 0..d {
+                let z = (yr[i] - mu[i]) * a[i];
+                if let Some(gl) = gloc.as_deref_mut() {
+                    gl[j * d + i] += g * z * a[i];
+                }
+                if let Some(gs) = gsc.as_deref_mut() {
+                    gs[j * d + i] += g * (z * z - 1.0) * a[i];
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
 pub(super) fn fwd(w: &Worker, op: &HmmOp) {
     let (b, tt, k) = (op.b, op.t, op.k);
     let shared = op.init.rows == 1;
@@ -75,11 +157,15 @@ pub(super) fn fwd(w: &Worker, op: &HmmOp) {
     let (e, al, c, out) = (w.wr(op.e), w.wr(op.alpha), w.wr(op.c), w.wr(op.out));
     out.fill(0.0);
     // The emission table, shifted per row by its maximum.
+    e.fill(0.0);
     for (j, v) in op.em.iter().enumerate() {
         let ej = w.rd(*v);
         for r in 0..tt * b {
-            e[r * k + j] = ej[r];
+            e[r * k + j] += ej[r];
         }
+    }
+    for ne in &op.normal {
+        normal_table(w, ne, e, tt * b, k);
     }
     for r in 0..tt * b {
         let mk = mask.map_or(1.0, |m| m[r]);
@@ -140,6 +226,7 @@ pub(super) fn fwd(w: &Worker, op: &HmmOp) {
     }
 }
 
+#[inline(always)]
 pub(super) fn bwd(w: &Worker, op: &HmmOp) {
     let Some(g) = w.gr(op.out) else { return };
     let (b, tt, k) = (op.b, op.t, op.k);
@@ -157,7 +244,9 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
     let mut ems: Vec<Option<&mut [f32]>> = op.em.iter().map(|v| w.gr(*v)).collect();
     beta[(tt - 1) * b * k..tt * b * k].fill(1.0);
     // γ_t[j] · m_t into each emission's gradient, for the rows of step t.
-    let emit = |t: usize, beta: &[f32], ems: &mut Vec<Option<&mut [f32]>>| {
+    let gl = w.wr(op.gl);
+    let table = !op.normal.is_empty();
+    let emit = |t: usize, beta: &[f32], ems: &mut Vec<Option<&mut [f32]>>, gl: &mut [f32]| {
         for s in 0..b {
             let r = t * b + s;
             let gs = g[s] * mask.map_or(1.0, |m| m[r]);
@@ -166,10 +255,15 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
                     ge[r] += gs * al[r * k + j] * beta[r * k + j];
                 }
             }
+            if table {
+                for j in 0..k {
+                    gl[r * k + j] = gs * al[r * k + j] * beta[r * k + j];
+                }
+            }
         }
     };
     for t in (1..tt).rev() {
-        emit(t, beta, &mut ems);
+        emit(t, beta, &mut ems, gl);
         let (lo, hi) = beta.split_at_mut(t * b * k);
         for s in 0..b {
             let r = t * b + s;
@@ -207,7 +301,10 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
             }
         }
     }
-    emit(0, beta, &mut ems);
+    emit(0, beta, &mut ems, gl);
+    for ne in &op.normal {
+        normal_table_grad(w, ne, gl, tt * b, k);
+    }
     if let Some(gi) = w.gr(op.init) {
         for s in 0..b {
             let p = if shared { 0 } else { s };

@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::derive::marginal::Chain;
-use crate::fused::hmm::{HmmOp, MAX_STATES};
+use crate::fused::hmm::{HmmOp, NormalEmit, MAX_STATES};
 
 impl Builder<'_> {
     /// A constant buffer standing for the chain `(self.k + tt)` steps of `rows` rows: row `r`
@@ -56,15 +56,54 @@ impl Builder<'_> {
         self.vars.insert(v, id);
         self.b = k;
         let trans = self.cat_logits(dist(ch.trans)?, At::Step(2), k, false, false);
+        // Normal emissions whose parameters read only k[t]: their (K, D) tables, on the same
+        // K identity rows; the op evaluates every row at every state from them.
+        let mut tables = Vec::new();
+        let mut general = Vec::new();
+        for &fi in &ch.emissions {
+            let f = &m.factors[fi];
+            let d = dist(fi)?;
+            let only_k = |e: &Expr| {
+                e.reads()
+                    .iter()
+                    .all(|r| r.var == v && r.time == TimeRef::Lag(0))
+            };
+            match &d.args {
+                DistArgs::LocScale { loc, scale }
+                    if d.family == Family::Normal && only_k(loc) && only_k(scale) =>
+                {
+                    let size = m.vars[f.var].ty.size();
+                    match self.dist(d, At::Step(1), size, None) {
+                        Ok((l, Some(s))) => tables.push((f.var, l, s)),
+                        Ok(_) => general.push(fi),
+                        Err(e) => {
+                            self.b = b;
+                            return Err(e);
+                        }
+                    }
+                }
+                _ => general.push(fi),
+            }
+        }
         self.b = b;
         let trans = trans?;
-        // Emissions: K evaluations over all steps, the chain at state j in every row.
+        let mut normal = Vec::with_capacity(tables.len());
+        for (y, loc, scale) in tables {
+            let y = self.values(y, Range::From { t: 1 })?;
+            let d = self.g.cols(loc);
+            let aux = self.temp(k, 2 * d, false);
+            normal.push(NormalEmit { y, loc, scale, aux });
+        }
+        // The other emissions: K evaluations over all steps, the chain at state j in every row.
         let mut em = Vec::with_capacity(k);
         for j in 0..k {
+            if general.is_empty() {
+                break;
+            }
             let buf = self.onehot_steps(b, k, |_| j);
             self.vars.insert(v, buf);
             let mut acc: Option<View> = None;
-            for &fi in &ch.emissions {
+            for &fi in &general {
                 let f = &m.factors[fi];
                 let d = dist(fi)?;
                 let size = m.vars[f.var].ty.size();
@@ -107,16 +146,24 @@ impl Builder<'_> {
             self.vars.insert(v, s);
         }
         let mask = self.mask_view();
-        let grad = em.iter().any(|e| self.g.grad(*e)) || self.g.grad(init) || self.g.grad(trans);
+        let grad = em.iter().any(|e| self.g.grad(*e))
+            || normal
+                .iter()
+                .any(|n| self.g.grad(n.loc) || self.g.grad(n.scale))
+            || self.g.grad(init)
+            || self.g.grad(trans);
         let pi = self.temp(init.rows, k, false);
         let a = self.temp(k, k, false);
         let e = self.temp(tt * b, k, false);
         let alpha = self.temp(tt * b, k, false);
         let c = self.temp(tt * b, 1, false);
         let beta = self.temp(tt * b, k, false);
+        let gl = self.temp(tt * b, k, false);
         let out = self.temp(b, 1, grad);
         self.op(Op::Hmm(HmmOp {
             em,
+            normal,
+            gl,
             init,
             trans,
             mask: Some(mask),
