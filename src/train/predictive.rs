@@ -36,7 +36,12 @@ impl Trainer {
 
     /// The runtime [`Trainer::posterior_predictive`] draws on: `"fused"` or `"reference"`.
     pub fn predictive_runtime(&self) -> &'static str {
-        if self.runs_fused() && self.program.enumerated().is_none() {
+        // A chain summed out is drawn from its posterior (forward filtering, backward
+        // sampling) on the reference runtime.
+        if self.runs_fused()
+            && self.program.enumerated().is_none()
+            && crate::derive::marginal::chains(&self.program.model).is_empty()
+        {
             "fused"
         } else {
             "reference"

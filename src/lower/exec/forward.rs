@@ -43,6 +43,99 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
         ch: &Chain,
         mask: Option<&[f32]>,
     ) -> Result<T2<T>, RtError> {
+        let (b, tt, k) = (self.s.b, self.s.tt, ch.classes);
+        let (log_pi, log_a, table) = self.chain_tables(ch, mask)?;
+        let mut alpha = log_pi + ops::rows(table.clone(), 0, b);
+        for t in 1..tt {
+            let prev = alpha.broadcast_like::<_, Axis<2>>(&(b, k, k))
+                + ops::fresh(log_a.clone()).reshape_like(&(b, k, k));
+            alpha = prev.logsumexp::<(usize, usize), Axis<1>>()
+                + ops::rows(ops::fresh(table.clone()), t * b, (t + 1) * b);
+        }
+        Ok(alpha.logsumexp::<(usize,), Axis<1>>().reshape_like(&(b, 1)))
+    }
+
+    /// Draw the chain from its posterior p(k[1:T] | y) (forward filtering, backward sampling,
+    /// in f64 on the host) and store the draws as its values at every step, `(b, K)` one-hots:
+    /// the posterior predictive then draws the emissions given them.
+    pub(super) fn sample_chain(
+        &mut self,
+        ch: &Chain,
+        mask: Option<&[f32]>,
+        rng: &mut Rng,
+    ) -> Result<(), RtError> {
+        use rand::Rng as _;
+        let (b, tt, k, lag) = (self.s.b, self.s.tt, ch.classes, self.s.k);
+        let (log_pi, log_a, table) = self.chain_tables(ch, mask)?;
+        let host = |x: &T2<T>| -> Vec<f64> { ops::to_host(x).into_iter().map(f64::from).collect() };
+        let (lp, la, e) = (host(&log_pi), host(&log_a), host(&table));
+        let lse = |x: &[f64]| {
+            let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+        };
+        // alpha[t][s·k + j]: log p(y[1:t], k[t] = j) of sequence s.
+        let mut alpha = vec![0.0f64; tt * b * k];
+        for s in 0..b {
+            for j in 0..k {
+                alpha[s * k + j] = lp[s * k + j] + e[s * k + j];
+            }
+        }
+        let mut buf = vec![0.0f64; k];
+        for t in 1..tt {
+            for s in 0..b {
+                for j in 0..k {
+                    for (i, v) in buf.iter_mut().enumerate() {
+                        *v = alpha[((t - 1) * b + s) * k + i] + la[s * k * k + i * k + j];
+                    }
+                    alpha[(t * b + s) * k + j] = lse(&buf) + e[(t * b + s) * k + j];
+                }
+            }
+        }
+        let draw = |w: &[f64], u: f64| -> usize {
+            let z = lse(w);
+            let mut c = 0.0;
+            for (j, x) in w.iter().enumerate() {
+                c += (x - z).exp();
+                if u < c {
+                    return j;
+                }
+            }
+            w.len() - 1
+        };
+        let mut states = vec![0usize; tt * b];
+        for t in (0..tt).rev() {
+            for s in 0..b {
+                for (i, v) in buf.iter_mut().enumerate() {
+                    *v = alpha[(t * b + s) * k + i];
+                    if t + 1 < tt {
+                        *v += la[s * k * k + i * k + states[(t + 1) * b + s]];
+                    }
+                }
+                states[t * b + s] = draw(&buf, rng.gen::<f64>());
+            }
+        }
+        let dev = self.p.device().clone();
+        let mut steps: Vec<Option<T2<T>>> = (0..tt + lag).map(|_| None).collect();
+        for t in 0..tt {
+            let mut h = vec![0.0f32; b * k];
+            for s in 0..b {
+                h[s * k + states[t * b + s]] = 1.0;
+            }
+            steps[lag + t] = Some(self.p.input(ops::from_host(&dev, h, b, k)));
+        }
+        self.s.steps.insert(ch.var, steps);
+        self.s.padded.remove(&ch.var);
+        Ok(())
+    }
+
+    /// The chain's pieces: log π `(b, K)`, log A `(b, K·K)` (`[i·K + j]`: from i to j) and
+    /// the emission table `(T·b, K)` (masked steps 0).
+    #[allow(clippy::type_complexity)]
+    fn chain_tables(
+        &mut self,
+        ch: &Chain,
+        mask: Option<&[f32]>,
+    ) -> Result<(T2<T>, T2<T>, T2<T>), RtError> {
         let m = self.m();
         let (b, tt, k, v) = (self.s.b, self.s.tt, ch.classes, ch.var);
         let dev = self.p.device().clone();
@@ -107,13 +200,6 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
         let (Some(log_a), Some(table)) = (log_a, table) else {
             return Err(RtError::Shape("a chain with no states".into()));
         };
-        let mut alpha = log_pi + ops::rows(table.clone(), 0, b);
-        for t in 1..tt {
-            let prev = alpha.broadcast_like::<_, Axis<2>>(&(b, k, k))
-                + ops::fresh(log_a.clone()).reshape_like(&(b, k, k));
-            alpha = prev.logsumexp::<(usize, usize), Axis<1>>()
-                + ops::rows(ops::fresh(table.clone()), t * b, (t + 1) * b);
-        }
-        Ok(alpha.logsumexp::<(usize,), Axis<1>>().reshape_like(&(b, 1)))
+        Ok((log_pi, log_a, table))
     }
 }
