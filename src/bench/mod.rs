@@ -480,6 +480,19 @@ fn chain_flops(program: &Program, b: usize, t: usize) -> f64 {
 
 // ---------------------------------------------------------------- the run
 
+/// W8's MU at `--seed 0` for K = 2, 4, 8: the peers' init, numpy `default_rng(0)
+/// .standard_normal((K, 2))` as float32, transposed to the model's D × K layout, so that vic
+/// starts where w8_jax.py / w8_numpyro.py start (the minibatches still differ: theirs come from
+/// a JAX key stream). Other seeds and K draw MU ~ N(0, 1) from vic's own generator.
+fn peers_mu(k: usize) -> Option<&'static str> {
+    Some(match k {
+        2 => "[[0.1257302165031433, 0.6404226422309875], [-0.13210485875606537, 0.10490011423826218]]",
+        4 => "[[0.1257302165031433, 0.6404226422309875, -0.5356693863868713, 1.3040000200271606], [-0.13210485875606537, 0.10490011423826218, 0.3615950644016266, 0.9470809698104858]]",
+        8 => "[[0.1257302165031433, 0.6404226422309875, -0.5356693863868713, 1.3040000200271606, -0.7037352323532104, -0.6232744455337524, -2.32503080368042, -1.2459110021591187], [-0.13210485875606537, 0.10490011423826218, 0.3615950644016266, 0.9470809698104858, -1.2654215097427368, 0.04132597893476486, -0.218791663646698, -0.7322673797607422]]",
+        _ => return None,
+    })
+}
+
 /// The model source with its `dim K = …` set to `k` (W8's number of states).
 fn with_states(source: &str, k: usize) -> Option<String> {
     if k == 0 {
@@ -549,10 +562,16 @@ pub fn run(a: BenchArgs) -> u8 {
         },
         None => (sp.source.to_string(), format!("models/{}.vmodel", sp.name)),
     };
-    // W8 runs the HMM at the peers' K.
+    // W8 runs the HMM at the peers' K (from the peers' MU at seed 0).
     let source = if a.workload == Workload::W8 {
         match with_states(&source, a.states) {
-            Some(s) => s,
+            Some(s) => match peers_mu(a.states).filter(|_| a.seed == 0) {
+                Some(mu) => s.replace(
+                    "param MU  : real[D, K] = normal(0, 1)",
+                    &format!("param MU  : real[D, K] = {mu}"),
+                ),
+                None => s,
+            },
             None => {
                 return crate::cli::session::flag_error(
                     "W8 needs a model declaring `dim K = …` and --states ≥ 1".into(),

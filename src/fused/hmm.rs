@@ -8,7 +8,8 @@
 //! `β̂_{t−1} = A (E_t ⊙ β̂_t) / c_t`; the posterior marginals `γ_t = â_t ⊙ β̂_t` are the gradient
 //! of `log p(y)` w.r.t. the emission log-densities, `γ_1 − π` w.r.t. the initial logits and
 //! `Σ_t ξ_t − A·γ_{t−1}` (ξ the pairwise marginals) w.r.t. each row of transition logits.
-//! Time-major rows (`t·b + s`), the steps outer and the sequences inner.
+//! The op's inputs are time-major rows (`t·b + s`); its scratch is state-major within a step
+//! (`[t][j][s]`), so the recursions run over the b sequences in the inner loops (SIMD lanes).
 
 use super::graph::View;
 use super::kernels::Worker;
@@ -26,6 +27,8 @@ pub struct NormalEmit {
     pub scale: View,
     /// Scratch `(k, 2d)`: `1/σ` and `ln σ + ½ ln 2π` per state and element.
     pub aux: View,
+    /// Scratch `t·d·b`: the observations transposed to `[t][i][s]`.
+    pub yt: View,
 }
 
 /// The forward algorithm over `t` steps of `b` sequences with `k` states.
@@ -57,6 +60,8 @@ pub struct HmmOp {
     /// Scratch `(t·b, k)`: the gradient of `log p(y)` w.r.t. each emission log-density (for
     /// [`NormalEmit`]s).
     pub gl: View,
+    /// Scratch `k·b`: per-sequence rows of one step.
+    pub w: View,
     /// `(b, 1)`: log p(y[1:T]) per sequence.
     pub out: View,
     /// Sequences.
@@ -70,6 +75,10 @@ pub struct HmmOp {
 /// The most states the fused op runs (the builder refuses more).
 pub const MAX_STATES: usize = 64;
 
+const HALF_LN_2PI: f32 = 0.918_938_5;
+
+/// Row-wise softmax of `(rows, k)` logits.
+#[inline(always)]
 fn softmax_rows(x: &[f32], y: &mut [f32], k: usize) {
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(k)) {
         let mx = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -85,11 +94,12 @@ fn softmax_rows(x: &[f32], y: &mut [f32], k: usize) {
     }
 }
 
-const HALF_LN_2PI: f32 = 0.918_938_5;
+// Scratch layouts are state-major within a step, `[t][j][s]` (index `(t·k + j)·b + s`), so
+// every inner loop runs over the b sequences, contiguous, and vectorises.
 
-/// `e[r·k + j] += Σ_d log N(y[r, d]; loc[j, d], scale[j, d])` for every row and state.
+/// `e[t][j][s] += Σ_d log N(y[t·b + s, d]; loc[j, d], scale[j, d])`.
 #[inline(always)]
-fn normal_table(w: &Worker, ne: &NormalEmit, e: &mut [f32], rows: usize, k: usize) {
+fn normal_table(w: &Worker, ne: &NormalEmit, e: &mut [f32], b: usize, tt: usize, k: usize) {
     let d = w.cols(ne.y);
     let (loc, scale, aux) = (w.rd(ne.loc), w.rd(ne.scale), w.wr(ne.aux));
     for j in 0..k {
@@ -99,48 +109,58 @@ fn normal_table(w: &Worker, ne: &NormalEmit, e: &mut [f32], rows: usize, k: usiz
             aux[j * 2 * d + d + i] = math::ln(s) + HALF_LN_2PI;
         }
     }
-    let y = w.rd(ne.y);
-    for r in 0..rows {
-        let yr = &y[r * d..(r + 1) * d];
-        let er = &mut e[r * k..(r + 1) * k];
-        for j in 0..k {
-            let (mu, a) = (&loc[j * d..(j + 1) * d], &aux[j * 2 * d..(j + 1) * 2 * d]);
-            let mut acc = 0.0;
+    // The observations transposed to [t][i][s].
+    let (y, yt) = (w.rd(ne.y), w.wr(ne.yt));
+    for t in 0..tt {
+        for s in 0..b {
             for i in 0..d {
-                let z = (yr[i] - mu[i]) * a[i];
-                acc -= 0.5 * z * z + a[d + i];
+                yt[(t * d + i) * b + s] = y[(t * b + s) * d + i];
             }
-            er[j] += acc;
+        }
+    }
+    for t in 0..tt {
+        for j in 0..k {
+            let er = &mut e[(t * k + j) * b..(t * k + j + 1) * b];
+            for i in 0..d {
+                let (mu, a, c) = (loc[j * d + i], aux[j * 2 * d + i], aux[j * 2 * d + d + i]);
+                let yr = &yt[(t * d + i) * b..(t * d + i + 1) * b];
+                for (ev, yv) in er.iter_mut().zip(yr) {
+                    let z = (yv - mu) * a;
+                    *ev -= 0.5 * z * z + c;
+                }
+            }
         }
     }
 }
 
-/// The gradients of a [`NormalEmit`]'s tables from `gl[r·k + j]` = d/d(log-density of row r
-/// at state j).
+/// The gradients of a [`NormalEmit`]'s tables from `gl[t][j][s]` = d/d(log-density).
 #[inline(always)]
-fn normal_table_grad(w: &Worker, ne: &NormalEmit, gl: &[f32], rows: usize, k: usize) {
+fn normal_table_grad(w: &Worker, ne: &NormalEmit, gl: &[f32], b: usize, tt: usize, k: usize) {
     let d = w.cols(ne.y);
-    let (loc, aux, y) = (w.rd(ne.loc), w.rd(ne.aux), w.rd(ne.y));
-    let (mut gloc, mut gsc) = (w.gr(ne.loc), w.gr(ne.scale));
+    let (loc, aux, yt) = (w.rd(ne.loc), w.rd(ne.aux), w.rd(ne.yt));
+    let (gloc, gsc) = (w.gr(ne.loc), w.gr(ne.scale));
     if gloc.is_none() && gsc.is_none() {
         return;
     }
-    for r in 0..rows {
-        let yr = &y[r * d..(r + 1) * d];
-        for j in 0..k {
-            let g = gl[r * k + j];
-            if g == 0.0 {
-                continue;
+    let (mut gloc, mut gsc) = (gloc, gsc);
+    for j in 0..k {
+        for i in 0..d {
+            let (mu, a) = (loc[j * d + i], aux[j * 2 * d + i]);
+            let (mut sl, mut ss) = (0.0f32, 0.0f32);
+            for t in 0..tt {
+                let g = &gl[(t * k + j) * b..(t * k + j + 1) * b];
+                let yr = &yt[(t * d + i) * b..(t * d + i + 1) * b];
+                for (gv, yv) in g.iter().zip(yr) {
+                    let z = (yv - mu) * a;
+                    sl += gv * z;
+                    ss += gv * (z * z - 1.0);
+                }
             }
-            let (mu, a) = (&loc[j * d..(j + 1) * d], &aux[j * 2 * d..(j + 1) * 2 * d]);
-            for i in 0..d {
-                let z = (yr[i] - mu[i]) * a[i];
-                if let Some(gl) = gloc.as_deref_mut() {
-                    gl[j * d + i] += g * z * a[i];
-                }
-                if let Some(gs) = gsc.as_deref_mut() {
-                    gs[j * d + i] += g * (z * z - 1.0) * a[i];
-                }
+            if let Some(g) = gloc.as_deref_mut() {
+                g[j * d + i] += sl * a;
+            }
+            if let Some(g) = gsc.as_deref_mut() {
+                g[j * d + i] += ss * a;
             }
         }
     }
@@ -155,73 +175,101 @@ pub(super) fn fwd(w: &Worker, op: &HmmOp) {
     let (pi, a) = (w.rd(op.pi), w.rd(op.a));
     let mask = op.mask.map(|m| w.rd(m));
     let (e, al, c, out) = (w.wr(op.e), w.wr(op.alpha), w.wr(op.c), w.wr(op.out));
-    out.fill(0.0);
-    // The emission table, shifted per row by its maximum.
+    // The emission table, masked, then shifted per (t, s) by its maximum and exponentiated.
     e.fill(0.0);
     for (j, v) in op.em.iter().enumerate() {
         let ej = w.rd(*v);
-        for r in 0..tt * b {
-            e[r * k + j] += ej[r];
+        for t in 0..tt {
+            let dst = &mut e[(t * k + j) * b..(t * k + j + 1) * b];
+            for (x, y) in dst.iter_mut().zip(&ej[t * b..(t + 1) * b]) {
+                *x += y;
+            }
         }
     }
     for ne in &op.normal {
-        normal_table(w, ne, e, tt * b, k);
+        normal_table(w, ne, e, b, tt, k);
     }
-    for r in 0..tt * b {
-        let mk = mask.map_or(1.0, |m| m[r]);
-        let row = &mut e[r * k..(r + 1) * k];
-        let mut mx = f32::NEG_INFINITY;
-        for x in row.iter_mut() {
-            *x *= mk;
-            mx = mx.max(*x);
-        }
-        for x in row.iter_mut() {
-            *x = math::exp(*x - mx);
-        }
-        out[r % b] += mx;
-    }
-    for s in 0..b {
-        let p = if shared { 0 } else { s };
-        let (ar, er) = (&mut al[s * k..(s + 1) * k], &e[s * k..(s + 1) * k]);
-        let mut cs = 0.0;
-        for j in 0..k {
-            ar[j] = pi[p * k + j] * er[j];
-            cs += ar[j];
-        }
-        let inv = 1.0 / cs;
-        for x in ar.iter_mut() {
-            *x *= inv;
-        }
-        c[s] = cs;
-        out[s] += math::ln(cs);
-    }
-    for t in 1..tt {
-        let (done, rest) = al.split_at_mut(t * b * k);
-        let prev = &done[(t - 1) * b * k..];
-        for s in 0..b {
-            let r = t * b + s;
-            let ap = &prev[s * k..(s + 1) * k];
-            let ar = &mut rest[s * k..(s + 1) * k];
-            ar.fill(0.0);
-            for i in 0..k {
-                let x = ap[i];
-                let arow = &a[i * k..(i + 1) * k];
-                for j in 0..k {
-                    ar[j] += x * arow[j];
+    out.fill(0.0);
+    let mx = w.wr(op.w);
+    for t in 0..tt {
+        let et = &mut e[t * k * b..(t + 1) * k * b];
+        if let Some(m) = mask {
+            let mt = &m[t * b..(t + 1) * b];
+            for row in et.chunks_exact_mut(b) {
+                for (x, mv) in row.iter_mut().zip(mt) {
+                    *x *= mv;
                 }
             }
-            let er = &e[r * k..(r + 1) * k];
-            let mut cs = 0.0;
+        }
+        let mx = &mut mx[..b];
+        mx.copy_from_slice(&et[..b]);
+        for row in et.chunks_exact(b).skip(1) {
+            for (m, x) in mx.iter_mut().zip(row) {
+                *m = m.max(*x);
+            }
+        }
+        for row in et.chunks_exact_mut(b) {
+            for (x, m) in row.iter_mut().zip(mx.iter()) {
+                *x = math::exp(*x - m);
+            }
+        }
+        for (o, m) in out.iter_mut().zip(mx.iter()) {
+            *o += m;
+        }
+    }
+    // â_1 = π ⊙ E_1 / c_1, then â_t = E_t ⊙ (Aᵀ â_{t−1}) / c_t.
+    for t in 0..tt {
+        let (done, rest) = al.split_at_mut(t * k * b);
+        let at = &mut rest[..k * b];
+        let et = &e[t * k * b..(t + 1) * k * b];
+        if t == 0 {
             for j in 0..k {
-                ar[j] *= er[j];
-                cs += ar[j];
+                let row = &mut at[j * b..(j + 1) * b];
+                if shared {
+                    let p = pi[j];
+                    for (x, ev) in row.iter_mut().zip(&et[j * b..(j + 1) * b]) {
+                        *x = p * ev;
+                    }
+                } else {
+                    for (s, (x, ev)) in row.iter_mut().zip(&et[j * b..(j + 1) * b]).enumerate() {
+                        *x = pi[s * k + j] * ev;
+                    }
+                }
             }
-            let inv = 1.0 / cs;
-            for x in ar.iter_mut() {
-                *x *= inv;
+        } else {
+            let prev = &done[(t - 1) * k * b..];
+            for j in 0..k {
+                let row = &mut at[j * b..(j + 1) * b];
+                row.fill(0.0);
+                for i in 0..k {
+                    let aij = a[i * k + j];
+                    for (x, p) in row.iter_mut().zip(&prev[i * b..(i + 1) * b]) {
+                        *x += aij * p;
+                    }
+                }
+                for (x, ev) in row.iter_mut().zip(&et[j * b..(j + 1) * b]) {
+                    *x *= ev;
+                }
             }
-            c[r] = cs;
-            out[s] += math::ln(cs);
+        }
+        let ct = &mut c[t * b..(t + 1) * b];
+        ct.copy_from_slice(&at[..b]);
+        for row in at.chunks_exact(b).skip(1) {
+            for (cv, x) in ct.iter_mut().zip(row) {
+                *cv += x;
+            }
+        }
+        let inv = &mut mx[..b];
+        for (iv, cv) in inv.iter_mut().zip(ct.iter()) {
+            *iv = 1.0 / cv;
+        }
+        for row in at.chunks_exact_mut(b) {
+            for (x, iv) in row.iter_mut().zip(inv.iter()) {
+                *x *= iv;
+            }
+        }
+        for (o, cv) in out.iter_mut().zip(ct.iter()) {
+            *o += math::ln(*cv);
         }
     }
 }
@@ -239,78 +287,88 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
         w.rd(op.c),
     );
     let mask = op.mask.map(|m| w.rd(m));
-    let beta = w.wr(op.beta);
+    let (beta, gl, wv) = (w.wr(op.beta), w.wr(op.gl), w.wr(op.w));
     let mut gtrans = w.gr(op.trans);
-    let mut ems: Vec<Option<&mut [f32]>> = op.em.iter().map(|v| w.gr(*v)).collect();
-    beta[(tt - 1) * b * k..tt * b * k].fill(1.0);
-    // γ_t[j] · m_t into each emission's gradient, for the rows of step t.
-    let gl = w.wr(op.gl);
-    let table = !op.normal.is_empty();
-    let emit = |t: usize, beta: &[f32], ems: &mut Vec<Option<&mut [f32]>>, gl: &mut [f32]| {
-        for s in 0..b {
-            let r = t * b + s;
-            let gs = g[s] * mask.map_or(1.0, |m| m[r]);
-            for (j, ge) in ems.iter_mut().enumerate() {
-                if let Some(ge) = ge {
-                    ge[r] += gs * al[r * k + j] * beta[r * k + j];
-                }
+    beta[(tt - 1) * k * b..tt * k * b].fill(1.0);
+    // gl[t][j][s] = g_s · m_{t,s} · γ_t[j][s], γ = â ⊙ β̂.
+    let emit = |t: usize, beta: &[f32], gl: &mut [f32]| {
+        for j in 0..k {
+            let o = (t * k + j) * b;
+            let (gr, ar, br) = (&mut gl[o..o + b], &al[o..o + b], &beta[o..o + b]);
+            for s in 0..b {
+                gr[s] = g[s] * ar[s] * br[s];
             }
-            if table {
-                for j in 0..k {
-                    gl[r * k + j] = gs * al[r * k + j] * beta[r * k + j];
+            if let Some(m) = mask {
+                for (x, mv) in gr.iter_mut().zip(&m[t * b..(t + 1) * b]) {
+                    *x *= mv;
                 }
             }
         }
     };
     for t in (1..tt).rev() {
-        emit(t, beta, &mut ems, gl);
-        let (lo, hi) = beta.split_at_mut(t * b * k);
-        for s in 0..b {
-            let r = t * b + s;
-            let rp = r - b;
-            let inv = 1.0 / c[r];
-            let bt = &hi[s * k..(s + 1) * k];
-            let er = &e[r * k..(r + 1) * k];
-            let mut wv = [0.0f32; MAX_STATES];
-            let wj = &mut wv[..k];
+        emit(t, beta, gl);
+        let (lo, hi) = beta.split_at_mut(t * k * b);
+        let bt = &hi[..k * b];
+        let et = &e[t * k * b..(t + 1) * k * b];
+        let ct = &c[t * b..(t + 1) * b];
+        // w[j][s] = E_t[j][s] β̂_t[j][s] / c_t[s]
+        for j in 0..k {
+            let (wr, er, br) = (
+                &mut wv[j * b..(j + 1) * b],
+                &et[j * b..(j + 1) * b],
+                &bt[j * b..(j + 1) * b],
+            );
+            for s in 0..b {
+                wr[s] = er[s] * br[s] / ct[s];
+            }
+        }
+        let bp = &mut lo[(t - 1) * k * b..t * k * b];
+        for i in 0..k {
+            let row = &mut bp[i * b..(i + 1) * b];
+            row.fill(0.0);
             for j in 0..k {
-                wj[j] = er[j] * bt[j] * inv;
-            }
-            let bp = &mut lo[(t - 1) * b * k + s * k..(t - 1) * b * k + (s + 1) * k];
-            for i in 0..k {
-                let arow = &a[i * k..(i + 1) * k];
-                let mut acc = 0.0;
-                for j in 0..k {
-                    acc += arow[j] * wj[j];
+                let aij = a[i * k + j];
+                for (x, wj) in row.iter_mut().zip(&wv[j * b..(j + 1) * b]) {
+                    *x += aij * wj;
                 }
-                bp[i] = acc;
             }
-            if let Some(gt) = gtrans.as_deref_mut() {
-                let api = &al[rp * k..(rp + 1) * k];
-                for i in 0..k {
-                    let f = g[s] * api[i];
-                    if f == 0.0 {
-                        continue;
+        }
+        // d/d trans logits[i][j] += A_ij Σ_s g_s â_{t−1}[i][s] (w[j][s] − β̂_{t−1}[i][s]).
+        if let Some(gt) = gtrans.as_deref_mut() {
+            let ap = &al[(t - 1) * k * b..t * k * b];
+            for i in 0..k {
+                let (ar, br) = (&ap[i * b..(i + 1) * b], &bp[i * b..(i + 1) * b]);
+                for j in 0..k {
+                    let wr = &wv[j * b..(j + 1) * b];
+                    let mut acc = 0.0f32;
+                    for s in 0..b {
+                        acc += g[s] * ar[s] * (wr[s] - br[s]);
                     }
-                    let arow = &a[i * k..(i + 1) * k];
-                    let grow = &mut gt[i * k..(i + 1) * k];
-                    for j in 0..k {
-                        grow[j] += f * arow[j] * (wj[j] - bp[i]);
-                    }
+                    gt[i * k + j] += a[i * k + j] * acc;
                 }
             }
         }
     }
-    emit(0, beta, &mut ems, gl);
+    emit(0, beta, gl);
+    for (j, v) in op.em.iter().enumerate() {
+        if let Some(ge) = w.gr(*v) {
+            for t in 0..tt {
+                let src = &gl[(t * k + j) * b..(t * k + j + 1) * b];
+                for (x, y) in ge[t * b..(t + 1) * b].iter_mut().zip(src) {
+                    *x += y;
+                }
+            }
+        }
+    }
     for ne in &op.normal {
-        normal_table_grad(w, ne, gl, tt * b, k);
+        normal_table_grad(w, ne, gl, b, tt, k);
     }
     if let Some(gi) = w.gr(op.init) {
-        for s in 0..b {
-            let p = if shared { 0 } else { s };
-            for j in 0..k {
-                let gamma = al[s * k + j] * beta[s * k + j];
-                gi[p * k + j] += g[s] * (gamma - pi[p * k + j]);
+        for j in 0..k {
+            let (ar, br) = (&al[j * b..(j + 1) * b], &beta[j * b..(j + 1) * b]);
+            for s in 0..b {
+                let p = if shared { 0 } else { s };
+                gi[p * k + j] += g[s] * (ar[s] * br[s] - pi[p * k + j]);
             }
         }
     }

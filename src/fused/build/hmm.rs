@@ -92,7 +92,14 @@ impl Builder<'_> {
             let y = self.values(y, Range::From { t: 1 })?;
             let d = self.g.cols(loc);
             let aux = self.temp(k, 2 * d, false);
-            normal.push(NormalEmit { y, loc, scale, aux });
+            let yt = self.temp(tt * d, b, false);
+            normal.push(NormalEmit {
+                y,
+                loc,
+                scale,
+                aux,
+                yt,
+            });
         }
         // The other emissions: K evaluations over all steps, the chain at state j in every row.
         let mut em = Vec::with_capacity(k);
@@ -159,11 +166,13 @@ impl Builder<'_> {
         let c = self.temp(tt * b, 1, false);
         let beta = self.temp(tt * b, k, false);
         let gl = self.temp(tt * b, k, false);
+        let w = self.temp(b, k.max(1), false);
         let out = self.temp(b, 1, grad);
         self.op(Op::Hmm(HmmOp {
             em,
             normal,
             gl,
+            w,
             init,
             trans,
             mask: Some(mask),
