@@ -62,6 +62,10 @@ pub struct HmmOp {
     pub gl: View,
     /// Scratch `k·b`: per-sequence rows of one step.
     pub w: View,
+    /// Scratch `k·k·b` and `k·b`: the transition gradient's sums over steps, per sequence.
+    pub nacc: View,
+    /// See `nacc`.
+    pub dacc: View,
     /// `(b, 1)`: log p(y[1:T]) per sequence.
     pub out: View,
     /// Sequences.
@@ -146,16 +150,28 @@ fn normal_table_grad(w: &Worker, ne: &NormalEmit, gl: &[f32], b: usize, tt: usiz
     for j in 0..k {
         for i in 0..d {
             let (mu, a) = (loc[j * d + i], aux[j * 2 * d + i]);
-            let (mut sl, mut ss) = (0.0f32, 0.0f32);
+            // Eight lanes of partial sums (a float sum does not vectorise in order).
+            let (mut sl, mut ss) = ([0.0f32; 8], [0.0f32; 8]);
+            let (mut rl, mut rs) = (0.0f32, 0.0f32);
             for t in 0..tt {
                 let g = &gl[(t * k + j) * b..(t * k + j + 1) * b];
                 let yr = &yt[(t * d + i) * b..(t * d + i + 1) * b];
-                for (gv, yv) in g.iter().zip(yr) {
+                let (gc, yc) = (g.chunks_exact(8), yr.chunks_exact(8));
+                for (gv, yv) in gc.remainder().iter().zip(yc.remainder()) {
                     let z = (yv - mu) * a;
-                    sl += gv * z;
-                    ss += gv * (z * z - 1.0);
+                    rl += gv * z;
+                    rs += gv * (z * z - 1.0);
+                }
+                for (g8, y8) in gc.zip(yc) {
+                    for l in 0..8 {
+                        let z = (y8[l] - mu) * a;
+                        sl[l] += g8[l] * z;
+                        ss[l] += g8[l] * (z * z - 1.0);
+                    }
                 }
             }
+            let sl = sl.iter().sum::<f32>() + rl;
+            let ss = ss.iter().sum::<f32>() + rs;
             if let Some(g) = gloc.as_deref_mut() {
                 g[j * d + i] += sl * a;
             }
@@ -164,6 +180,20 @@ fn normal_table_grad(w: &Worker, ne: &NormalEmit, gl: &[f32], b: usize, tt: usiz
             }
         }
     }
+}
+
+/// `Σ x` in eight lanes of partial sums.
+#[inline(always)]
+fn lane_sum(x: &[f32]) -> f32 {
+    let c = x.chunks_exact(8);
+    let r: f32 = c.remainder().iter().sum();
+    let mut acc = [0.0f32; 8];
+    for ch in c {
+        for l in 0..8 {
+            acc[l] += ch[l];
+        }
+    }
+    acc.iter().sum::<f32>() + r
 }
 
 #[inline(always)]
@@ -288,6 +318,9 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
     );
     let mask = op.mask.map(|m| w.rd(m));
     let (beta, gl, wv) = (w.wr(op.beta), w.wr(op.gl), w.wr(op.w));
+    let (nacc, dacc) = (w.wr(op.nacc), w.wr(op.dacc));
+    nacc.fill(0.0);
+    dacc.fill(0.0);
     let mut gtrans = w.gr(op.trans);
     beta[(tt - 1) * k * b..tt * k * b].fill(1.0);
     // gl[t][j][s] = g_s · m_{t,s} · γ_t[j][s], γ = â ⊙ β̂.
@@ -333,19 +366,32 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
                 }
             }
         }
-        // d/d trans logits[i][j] += A_ij Σ_s g_s â_{t−1}[i][s] (w[j][s] − β̂_{t−1}[i][s]).
-        if let Some(gt) = gtrans.as_deref_mut() {
+        // d/d trans logits[i][j] += A_ij Σ_s g_s â_{t−1}[i][s] (w[j][s] − β̂_{t−1}[i][s]):
+        // accumulated per sequence over the steps (vector FMAs), summed over s once below.
+        if gtrans.is_some() {
             let ap = &al[(t - 1) * k * b..t * k * b];
             for i in 0..k {
                 let (ar, br) = (&ap[i * b..(i + 1) * b], &bp[i * b..(i + 1) * b]);
+                let dr = &mut dacc[i * b..(i + 1) * b];
+                for s in 0..b {
+                    dr[s] += g[s] * ar[s] * br[s];
+                }
                 for j in 0..k {
                     let wr = &wv[j * b..(j + 1) * b];
-                    let mut acc = 0.0f32;
+                    let nr = &mut nacc[(i * k + j) * b..(i * k + j + 1) * b];
                     for s in 0..b {
-                        acc += g[s] * ar[s] * (wr[s] - br[s]);
+                        nr[s] += g[s] * ar[s] * wr[s];
                     }
-                    gt[i * k + j] += a[i * k + j] * acc;
                 }
+            }
+        }
+    }
+    if let Some(gt) = gtrans.as_deref_mut() {
+        for i in 0..k {
+            let d = lane_sum(&dacc[i * b..(i + 1) * b]);
+            for j in 0..k {
+                let n = lane_sum(&nacc[(i * k + j) * b..(i * k + j + 1) * b]);
+                gt[i * k + j] += a[i * k + j] * (n - d);
             }
         }
     }

@@ -167,12 +167,16 @@ impl Builder<'_> {
         let beta = self.temp(tt * b, k, false);
         let gl = self.temp(tt * b, k, false);
         let w = self.temp(b, k.max(1), false);
+        let nacc = self.temp(k * k, b, false);
+        let dacc = self.temp(k, b, false);
         let out = self.temp(b, 1, grad);
         self.op(Op::Hmm(HmmOp {
             em,
             normal,
             gl,
             w,
+            nacc,
+            dacc,
             init,
             trans,
             mask: Some(mask),
