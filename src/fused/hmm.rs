@@ -328,8 +328,8 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
         for j in 0..k {
             let o = (t * k + j) * b;
             let (gr, ar, br) = (&mut gl[o..o + b], &al[o..o + b], &beta[o..o + b]);
-            for s in 0..b {
-                gr[s] = g[s] * ar[s] * br[s];
+            for (((x, gv), av), bv) in gr.iter_mut().zip(&g[..b]).zip(ar).zip(br) {
+                *x = gv * av * bv;
             }
             if let Some(m) = mask {
                 for (x, mv) in gr.iter_mut().zip(&m[t * b..(t + 1) * b]) {
@@ -351,8 +351,8 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
                 &et[j * b..(j + 1) * b],
                 &bt[j * b..(j + 1) * b],
             );
-            for s in 0..b {
-                wr[s] = er[s] * br[s] / ct[s];
+            for (((x, ev), bv), cv) in wr.iter_mut().zip(er).zip(br).zip(ct) {
+                *x = ev * bv / cv;
             }
         }
         let bp = &mut lo[(t - 1) * k * b..t * k * b];
@@ -373,14 +373,14 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
             for i in 0..k {
                 let (ar, br) = (&ap[i * b..(i + 1) * b], &bp[i * b..(i + 1) * b]);
                 let dr = &mut dacc[i * b..(i + 1) * b];
-                for s in 0..b {
-                    dr[s] += g[s] * ar[s] * br[s];
+                for (((x, gv), av), bv) in dr.iter_mut().zip(&g[..b]).zip(ar).zip(br) {
+                    *x += gv * av * bv;
                 }
                 for j in 0..k {
                     let wr = &wv[j * b..(j + 1) * b];
                     let nr = &mut nacc[(i * k + j) * b..(i * k + j + 1) * b];
-                    for s in 0..b {
-                        nr[s] += g[s] * ar[s] * wr[s];
+                    for (((x, gv), av), wj) in nr.iter_mut().zip(&g[..b]).zip(ar).zip(wr) {
+                        *x += gv * av * wj;
                     }
                 }
             }
