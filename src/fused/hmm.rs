@@ -321,7 +321,7 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
     let (nacc, dacc) = (w.wr(op.nacc), w.wr(op.dacc));
     nacc.fill(0.0);
     dacc.fill(0.0);
-    let mut gtrans = w.gr(op.trans);
+    let gtrans = w.gr(op.trans);
     beta[(tt - 1) * k * b..tt * k * b].fill(1.0);
     // gl[t][j][s] = g_s · m_{t,s} · γ_t[j][s], γ = â ⊙ β̂.
     let emit = |t: usize, beta: &[f32], gl: &mut [f32]| {
@@ -386,7 +386,7 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
             }
         }
     }
-    if let Some(gt) = gtrans.as_deref_mut() {
+    if let Some(gt) = gtrans {
         for i in 0..k {
             let d = lane_sum(&dacc[i * b..(i + 1) * b]);
             for j in 0..k {

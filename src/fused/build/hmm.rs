@@ -170,7 +170,7 @@ impl Builder<'_> {
         let nacc = self.temp(k * k, b, false);
         let dacc = self.temp(k, b, false);
         let out = self.temp(b, 1, grad);
-        self.op(Op::Hmm(HmmOp {
+        self.op(Op::Hmm(Box::new(HmmOp {
             em,
             normal,
             gl,
@@ -190,7 +190,7 @@ impl Builder<'_> {
             b,
             t: tt,
             k,
-        }));
+        })));
         Ok(out)
     }
 
