@@ -199,6 +199,9 @@ fn lane_sum(x: &[f32]) -> f32 {
 #[inline(always)]
 pub(super) fn fwd(w: &Worker, op: &HmmOp) {
     let (b, tt, k) = (op.b, op.t, op.k);
+    if b == 0 || k == 0 {
+        return;
+    }
     let shared = op.init.rows == 1;
     softmax_rows(w.rd(op.init), w.wr(op.pi), k);
     softmax_rows(w.rd(op.trans), w.wr(op.a), k);
@@ -308,6 +311,9 @@ pub(super) fn fwd(w: &Worker, op: &HmmOp) {
 pub(super) fn bwd(w: &Worker, op: &HmmOp) {
     let Some(g) = w.gr(op.out) else { return };
     let (b, tt, k) = (op.b, op.t, op.k);
+    if tt == 0 || b == 0 || k == 0 {
+        return;
+    }
     let shared = op.init.rows == 1;
     let (pi, a, e, al, c) = (
         w.rd(op.pi),
