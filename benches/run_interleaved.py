@@ -31,6 +31,14 @@ target is >= 1.5x `jax`:
 
     $PEERS_VENV/bin/python benches/run_interleaved.py --workloads W7 --peers jax
 
+W8 (HMM, the chain summed out by the forward algorithm) has `jax` (`jax:--form logmatmul` for
+the log-matmul row) and `numpyro` (TraceEnum_ELBO + markov; `numpyro:--mode scan`) peers, run
+at K = 2, 4, 8 states as the workloads `W8-K2`, `W8-K4`, `W8-K8` (vic: `--states K`, the
+peers: `--K K`); the target is >= 2x the best peer at each K:
+
+    $PEERS_VENV/bin/python benches/run_interleaved.py --workloads W8-K2 W8-K4 W8-K8 \
+        --peers jax 'jax:--form logmatmul' numpyro
+
 `--dry-run` prints the commands of one pass without running anything; `--summarize
 FILE.jsonl` reprints the summary of an earlier run without running anything.
 """
@@ -227,16 +235,26 @@ def main():
 
     vic = os.path.abspath(a.vic)
 
+    def variant(w):
+        """`W8-K4` -> ("W8", vic args, peer args) for K = 4 states; others as they are."""
+        base, _, k = w.partition("-K")
+        if k:
+            return base, ["--states", k], ["--K", k]
+        return w, [], []
+
     def plan_of(w):
         """vic, then each peer's driver.RUNS rows, for workload w."""
-        plan = [("vic", [vic, "bench", w, "--json", "--wait-quiet", a.wait_quiet, *a.vic_args.split()], REPO)]
+        base, vic_extra, peer_extra = variant(w)
+        plan = [("vic", [vic, "bench", base, "--json", "--wait-quiet", a.wait_quiet, *vic_extra,
+                         *a.vic_args.split()], REPO)]
         for spec in a.peers:
-            runs = peer_runs(driver.RUNS, w, spec, peers_dir)
+            runs = peer_runs(driver.RUNS, base, spec, peers_dir)
             if not runs:
                 print(f"# no peer run for {spec} on {w}", file=sys.stderr)
             for script, args in runs:
                 plan.append((spec, [sys.executable, os.path.join(peers_dir, script), *args,
-                                    "--wait-quiet", a.wait_quiet, *a.peer_args.split()], peers_dir))
+                                    *peer_extra, "--wait-quiet", a.wait_quiet,
+                                    *a.peer_args.split()], peers_dir))
         return plan
 
     if a.dry_run:
@@ -257,7 +275,7 @@ def main():
                 for _, cmd, cwd in plan:
                     load = os.getloadavg()[0]
                     r = run_one(cmd, cwd, a.tries, log)
-                    r.setdefault("workload", w)
+                    r["workload"] = w  # W8-K4: the variant, not the script's W8
                     r.setdefault("system", "?")
                     r["pass"] = p
                     r["loadavg1_before"] = round(load, 2)

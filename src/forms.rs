@@ -155,6 +155,9 @@ pub enum Compute {
     EntropyMc,
     /// `r / α`.
     Reward,
+    /// `log p(y[1:T])` with a discrete chain summed out of p by the log-space forward
+    /// algorithm (`derive::marginal`).
+    Forward,
 }
 
 impl Compute {

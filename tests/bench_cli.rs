@@ -1,6 +1,7 @@
 //! `vic bench`: the W3 workload (no data file needed) runs, prints one JSON line with the
 //! peers' result fields, and converges towards the exact posterior.
 
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -217,4 +218,49 @@ fn bench_w7_smoke() {
         "runtime {}",
         v["runtime"]
     );
+}
+
+/// W8 (HMM, the chain summed out by the forward algorithm) runs fused at the peers' K; the
+/// FLOP count is the peers' `w8_jax.flops(K)` (3 × 2·B·(T − 1)·K²: 301,056 at K = 4), and the
+/// initial loss, from the peers' MU at seed 0, is in the range of theirs (622.04 per sequence
+/// on their first minibatch, NOTES.md "W8").
+#[test]
+fn bench_w8_smoke() {
+    let Some(dir) = peers_data() else {
+        eprintln!("skipped: no shared/bench/peers/data");
+        return;
+    };
+    if !Path::new(&dir).join("hmm.npz").exists() {
+        eprintln!("skipped: no data/hmm.npz (make_hmm_data.py)");
+        return;
+    }
+    for (k, flops) in [(2, 75_264.0), (4, 301_056.0), (8, 1_204_224.0)] {
+        let ks = k.to_string();
+        let v = bench_json(&[
+            "W8",
+            "--states",
+            &ks,
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--loss-window",
+            "2",
+            "--data-dir",
+            &dir,
+        ]);
+        assert_eq!(v["workload"], "W8");
+        assert_eq!(v["K"], k);
+        assert_eq!(v["batch"], 64);
+        assert_eq!(v["n_data"], 1024);
+        assert_eq!(v["finite"], true);
+        assert_eq!(v["flops_per_step"].as_f64().unwrap(), flops);
+        let l = v["initial_loss"].as_f64().unwrap();
+        assert!((300.0..1000.0).contains(&l), "K = {k}: initial loss {l}");
+        assert!(
+            v["runtime"].as_str().unwrap_or("").starts_with("fused"),
+            "runtime {}",
+            v["runtime"]
+        );
+    }
 }

@@ -136,6 +136,7 @@ fn kinds(e: &Elbo) -> Vec<(&'static str, &str, Range)> {
                 TermKind::LogRatio { .. } => "logratio",
                 TermKind::Entropy { .. } => "entropy",
                 TermKind::Reward { .. } => "reward",
+                TermKind::Marginal { .. } => "marginal",
             };
             (k, t.owner.as_str(), t.range)
         })
@@ -148,6 +149,18 @@ fn estimator<'a>(e: &'a Elbo, var: &str) -> &'a str {
         .find(|x| x.var == var)
         .unwrap_or_else(|| panic!("no estimator for {var}"))
         .estimator
+}
+
+/// W8's HMM: the chain `k` has no q factor and is annotated `via enumerate`, so it is summed
+/// out of p by the forward algorithm: one marginal term, no cancellation, and the bound is
+/// the evidence.
+#[test]
+fn hmm_is_one_marginal_term() {
+    let e = load("hmm").elbo();
+    assert_eq!(kinds(&e), [("marginal", "k", Range::From { t: 1 })]);
+    assert!(e.cancellations.is_empty());
+    assert_eq!(e.terms[0].compute, vic::forms::Compute::Forward);
+    assert_eq!(estimator(&e, "k"), "enumerate");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The posterior predictive on the two runtimes: a trainer that trains on the fused runtime
 //! draws `vic sample --posterior`'s reconstructions there, and they are the reference
 //! interpreter's draws from the same parameters, data and seed — every observed variable and
-//! every latent of every shipped model with data (exact enumeration draws on the reference
-//! runtime, and says so).
+//! every latent of every shipped model with data (exact enumeration, and a chain summed out —
+//! drawn from its posterior by forward filtering, backward sampling — draw on the reference
+//! runtime, and say so).
 
 mod common;
 
@@ -38,7 +39,8 @@ fn the_posterior_predictive_is_the_same_on_both_runtimes() {
         let idx: Vec<usize> = (0..DRAWS).flat_map(|_| 0..seqs).collect();
         let batch = data_batch(&tr.program, &d, &idx, 1);
         let runtime = tr.predictive_runtime();
-        if tr.program.enumerated().is_some() {
+        let chains = vic::derive::marginal::chains(&tr.program.model);
+        if tr.program.enumerated().is_some() || !chains.is_empty() {
             assert_eq!(runtime, "reference", "{file}");
             continue;
         }
@@ -126,7 +128,14 @@ fn draws_from_p_are_the_same_on_both_runtimes() {
             }
             None => vic::train::control_batch(&tr.program, n, common::shipped::STEPS_T),
         };
-        let sequential = tr.program.model.is_sequential() && tr.train.is_some();
+        // A chain summed out of p has no q to follow the data's steps: conditioning is refused
+        // (on both runtimes, before either runs).
+        let chain = !vic::derive::marginal::chains(&tr.program.model).is_empty();
+        let sequential = tr.program.model.is_sequential() && tr.train.is_some() && !chain;
+        if chain {
+            let e = tr.simulate(&batch, 3, &mut rng::seeded(13)).unwrap_err();
+            assert!(e.to_string().contains("summed out"), "{file}: {e}");
+        }
         let runtime = tr.draws_runtime();
         if runtime != "fused" {
             // Both sides would be the reference interpreter.

@@ -1,4 +1,4 @@
-//! `vic bench W1|…|W7`: the workloads of the performance issues, run exactly as the
+//! `vic bench W1|…|W8`: the workloads of the performance issues, run exactly as the
 //! peer scripts in `shared/bench/peers/` run them (same model, data, batch, learning rate,
 //! init scheme, minibatches drawn with replacement each step, loss summed over the batch for
 //! the optimiser), timed the same way as their `common.run`:
@@ -61,6 +61,11 @@ pub enum Workload {
     /// z onehot[4, 8] straight-through), B = 128, Adam 1e-3, 2000 steps.
     #[value(name = "W7", alias = "w7")]
     W7,
+    /// HMM, its chain summed out by the forward algorithm (models/hmm.vmodel with `--states`
+    /// K = 2, 4 or 8) on data/hmm.npz (1024 sequences of T = 50, D = 2), B = 64, Adam 1e-2,
+    /// 500 steps.
+    #[value(name = "W8", alias = "w8")]
+    W8,
 }
 
 #[derive(clap::Args, Debug)]
@@ -102,6 +107,9 @@ pub struct BenchArgs {
     /// sgemm peak of this machine in GFLOP/s, for the fraction of peak.
     #[arg(long, default_value_t = 190.0)]
     pub peak_gflops: f64,
+    /// W8: the HMM's number of states K (the peers' `--K`; the benchmark runs 2, 4 and 8).
+    #[arg(long, default_value_t = 4)]
+    pub states: usize,
     /// Wait up to this many seconds for the machine to go idle first (as common.wait_quiet).
     #[arg(long, default_value_t = 0.0)]
     pub wait_quiet: f64,
@@ -119,6 +127,8 @@ enum Source {
     Point,
     /// Control mode: rollouts of the model's own dynamics, no data.
     Control,
+    /// `hmm.npz`: y (1024, 50, 2) → `y` (make_hmm_data.py).
+    Hmm,
 }
 
 /// How many (batch × time) rows a net runs on per step.
@@ -245,6 +255,19 @@ fn spec(w: Workload) -> Spec {
             window: 100,
             rows: Rows::Tiled,
             rows_of: &[("enc_c", Rows::Batch)],
+        },
+        // w8_*.py (NOTES.md "W8"): no nets; the FLOPs are the chain's transitions (below).
+        Workload::W8 => Spec {
+            name: "hmm",
+            source: include_str!("../../models/hmm.vmodel"),
+            data: Source::Hmm,
+            unit: "per sequence",
+            batch: 64,
+            lr: 1e-2,
+            steps: 500,
+            window: 50,
+            rows: Rows::Steps,
+            rows_of: &[],
         },
     }
 }
@@ -397,6 +420,10 @@ fn load_data(src: Source, program: &Program, dir: &Path) -> Result<Option<Datase
                 .map_err(|e| e.to_string())
         }
         Source::Control => Ok(None),
+        // hmm.npz: y (N, T, D) float32 is the observed `y`; the other arrays are extras.
+        Source::Hmm => vic::data::load(dir.join("hmm.npz"), &specs, min_len)
+            .map(Some)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -438,9 +465,43 @@ fn fwd_flops(sp: &Spec, program: &Program, b: usize, t: usize) -> f64 {
             row_flops(&n.kind) * rows as f64
         })
         .fold(0.0, |acc, f| acc + f) // (an empty `sum` is −0.0)
+        + chain_flops(program, b, t)
+}
+
+/// A chain summed out (W8): the transition as a K → K dense layer on the b forward vectors
+/// at each of the T − 1 steps, 2·b·(T − 1)·K² (the peers' `w8_jax.flops()`; the emission
+/// table and the exps are not counted).
+fn chain_flops(program: &Program, b: usize, t: usize) -> f64 {
+    vic::derive::marginal::chains(&program.model)
+        .iter()
+        .map(|c| 2.0 * (b * t.saturating_sub(1) * c.classes * c.classes) as f64)
+        .sum::<f64>()
 }
 
 // ---------------------------------------------------------------- the run
+
+/// W8's MU at `--seed 0` for K = 2, 4, 8: the peers' init, numpy `default_rng(0)
+/// .standard_normal((K, 2))` as float32, transposed to the model's D × K layout, so that vic
+/// starts where w8_jax.py / w8_numpyro.py start (the minibatches still differ: theirs come from
+/// a JAX key stream). Other seeds and K draw MU ~ N(0, 1) from vic's own generator.
+fn peers_mu(k: usize) -> Option<&'static str> {
+    Some(match k {
+        2 => "[[0.1257302165031433, 0.6404226422309875], [-0.13210485875606537, 0.10490011423826218]]",
+        4 => "[[0.1257302165031433, 0.6404226422309875, -0.5356693863868713, 1.3040000200271606], [-0.13210485875606537, 0.10490011423826218, 0.3615950644016266, 0.9470809698104858]]",
+        8 => "[[0.1257302165031433, 0.6404226422309875, -0.5356693863868713, 1.3040000200271606, -0.7037352323532104, -0.6232744455337524, -2.32503080368042, -1.2459110021591187], [-0.13210485875606537, 0.10490011423826218, 0.3615950644016266, 0.9470809698104858, -1.2654215097427368, 0.04132597893476486, -0.218791663646698, -0.7322673797607422]]",
+        _ => return None,
+    })
+}
+
+/// The model source with its `dim K = …` set to `k` (W8's number of states).
+fn with_states(source: &str, k: usize) -> Option<String> {
+    if k == 0 {
+        return None;
+    }
+    let at = source.find("dim K = ")? + "dim K = ".len();
+    let end = at + source[at..].find(|c: char| !c.is_ascii_digit())?;
+    Some(format!("{}{k}{}", &source[..at], &source[end..]))
+}
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     // numpy's default (linear interpolation)
@@ -500,6 +561,26 @@ pub fn run(a: BenchArgs) -> u8 {
             }
         },
         None => (sp.source.to_string(), format!("models/{}.vmodel", sp.name)),
+    };
+    // W8 runs the HMM at the peers' K (from the peers' MU at seed 0).
+    let source = if a.workload == Workload::W8 {
+        match with_states(&source, a.states) {
+            Some(s) => match peers_mu(a.states).filter(|_| a.seed == 0) {
+                Some(mu) => s.replace(
+                    "param MU  : real[D, K] = normal(0, 1)",
+                    &format!("param MU  : real[D, K] = {mu}"),
+                ),
+                None => s,
+            },
+            None => {
+                return crate::cli::session::flag_error(
+                    "W8 needs a model declaring `dim K = …` and --states ≥ 1".into(),
+                    "e.g. vic bench W8 --states 4",
+                )
+            }
+        }
+    } else {
+        source
     };
     let model = match vic::compile(&source, &label) {
         Ok(m) => m,
@@ -736,6 +817,9 @@ pub fn run(a: BenchArgs) -> u8 {
         "versions": {"vic": env!("CARGO_PKG_VERSION"), "dfdx": "0.13.0",
                       "profile": if cfg!(debug_assertions) { "debug" } else { "release" }},
     });
+    if a.workload == Workload::W8 {
+        res["K"] = serde_json::json!(a.states);
+    }
     if a.workload == Workload::W3 {
         let get = |n: &str| {
             tr.store

@@ -47,6 +47,7 @@ pub fn check(ast: &ModelAst) -> Result<Checked, Vec<Diagnostic>> {
         ck.time_coverage();
         ck.cycles();
         ck.supports();
+        ck.chains();
     }
     ck.evidence();
     ck.size();

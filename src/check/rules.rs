@@ -349,6 +349,37 @@ impl Ck {
         }
     }
 
+    /// A time-indexed latent annotated `via enumerate` is summed out of p by the forward
+    /// algorithm (`derive::marginal`); one that is not such a chain would be refused by every
+    /// runtime, so each reason is an error here (`E079`), at the factor it is about.
+    pub fn chains(&mut self) {
+        let mut errs = Vec::new();
+        for v in 0..self.model.vars.len() {
+            let Err(why) = crate::derive::marginal::chain(&self.model, v) else {
+                continue;
+            };
+            let name = self.model.vars[v].name.clone();
+            for (msg, factor) in why {
+                let d = Diagnostic::new(
+                    Code::ChainNotSummable,
+                    format!("`{name}` cannot be summed out exactly: {msg}"),
+                );
+                let d = match factor {
+                    Some(fi) => d
+                        .label(self.spans.factors[fi], "here")
+                        .label(self.spans.vars[v], "via enumerate"),
+                    None => d.label(self.spans.vars[v], "via enumerate"),
+                };
+                errs.push(d.help(format!(
+                    "a time-indexed `via enumerate` latent is a chain `{name}[1] ~ Categorical(…)`, `{name}[t] ~ Categorical(f({name}[t-1]))` with no q factor, read only by observed likelihoods at the same step (the forward algorithm sums it out); otherwise annotate it `via straight_through` or `via score_function`"
+                )));
+            }
+        }
+        for e in errs {
+            self.err(e);
+        }
+    }
+
     /// A typo in a size (`dim H = 100000000`) must be a diagnostic, not an allocation abort.
     pub fn size(&mut self) {
         let nets: u128 = self

@@ -70,7 +70,12 @@ pub fn choose_estimator(m: &Model, v: VarId) -> LatentEstimator {
             },
         }
     };
-    let why = if block == Block::P && !m.has_q(v) {
+    let why = if var.timed
+        && est == Estimator::Enumerate
+        && matches!(super::marginal::chain(m, v), Ok(Some(_)))
+    {
+        "no q factor: a discrete chain summed out of p exactly by the forward algorithm (not sampled)".to_string()
+    } else if block == Block::P && !m.has_q(v) {
         format!("no q factor: sampled from p (tied); {why}")
     } else {
         why

@@ -17,6 +17,7 @@
 mod estimator;
 pub mod imagine;
 mod kl;
+pub mod marginal;
 
 pub use crate::objective::Modifiers;
 pub use estimator::{choose_estimator, LatentEstimator};
@@ -124,6 +125,20 @@ pub enum TermKind {
         /// `H[q]` has a closed form for q's family; otherwise it is `−log q(z)` at q's sample.
         closed_form: bool,
     },
+    /// `log Σ_{k[1:T]} p(k[1]) Π_{t≥2} p(k[t] | k[t-1]) Π_t p(y[t] | k[t])`: a discrete chain
+    /// summed out of p exactly (the forward algorithm), with the observed factors it emits.
+    Marginal {
+        /// The chain's latent.
+        chain: String,
+        /// Its number of states.
+        states: usize,
+        /// `p(k[1])`.
+        init: FactorView,
+        /// `p(k[t] | k[t-1])`.
+        trans: FactorView,
+        /// The observed factors that read `k[t]` (summed inside the recursion).
+        emissions: Vec<FactorView>,
+    },
     /// 𝔼_q[r / α] = log p(O = 1 | r).
     Reward {
         /// Index into `Model::optimality`.
@@ -154,6 +169,7 @@ impl TermKind {
             TermKind::LogRatio { .. } => "log-ratio",
             TermKind::Entropy { .. } => "entropy",
             TermKind::Reward { .. } => "reward",
+            TermKind::Marginal { .. } => "marginal",
         }
     }
     /// A KL, log-ratio or entropy term: one of the forms of `−KL(q ‖ p)` on a latent.
@@ -277,10 +293,39 @@ pub fn derive(m: &Model) -> Elbo {
         .map(|v| choose_estimator(m, v))
         .collect();
     let iwae = m.objective.iwae > 1;
+    let chains = marginal::chains(m);
+    let emitted: Vec<FactorId> = chains.iter().flat_map(|c| c.emissions.clone()).collect();
     for (v, var) in m.vars.iter().enumerate() {
+        if let Some(c) = chains.iter().find(|c| c.var == v) {
+            let range = Range::From { t: 1 };
+            terms.push(Term {
+                kind: TermKind::Marginal {
+                    chain: var.name.clone(),
+                    states: c.classes,
+                    init: view(m, c.init, Range::At { t: 1 }),
+                    trans: view(m, c.trans, Range::From { t: 2 }),
+                    emissions: c.emissions.iter().map(|&fi| view(m, fi, range)).collect(),
+                },
+                owner: var.name.clone(),
+                owner_id: VarOrOpt::Var(v),
+                compute: Compute::Forward,
+                range,
+                under: Vec::new(),
+                method: Method::Analytic,
+                why: format!(
+                    "no q factor and `via enumerate`: summed out of p exactly by the forward algorithm (T·K² = T·{} per sequence)",
+                    c.classes * c.classes
+                ),
+                modifiers: crate::objective::attach(&m.objective, VarOrOpt::Var(v), Compute::Forward),
+            });
+            continue;
+        }
         match var.role {
             Role::Observed => {
                 for (fi, f) in m.factors_of(v, Block::P) {
+                    if emitted.contains(&fi) {
+                        continue;
+                    }
                     let range = Range::from_case(f.case);
                     terms.push(Term {
                         kind: TermKind::LogLikelihood {
@@ -414,7 +459,7 @@ pub fn derive(m: &Model) -> Elbo {
     // Canonical order: the evidence first (observed log-likelihoods, then rewards), then the
     // latents' KL-like terms; declaration order within each group.
     terms.sort_by_key(|t| match t.kind {
-        TermKind::LogLikelihood { .. } => 0,
+        TermKind::Marginal { .. } | TermKind::LogLikelihood { .. } => 0,
         TermKind::Reward { .. } => 1,
         _ => 2,
     });

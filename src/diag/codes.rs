@@ -84,6 +84,7 @@ codes! {
     NotConstant = "E076", "a constant expression was expected";
     TooLarge = "E077", "the model has too many parameters";
     TooLargeToAllocate = "E078", "a constant or lag too large to hold";
+    ChainNotSummable = "E079", "a time-indexed latent cannot be summed out exactly";
     // objective and optimality
     UnknownSetting = "E080", "unknown objective setting";
     DuplicateSetting = "E081", "objective setting given twice";

@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 mod bernoulli;
 mod discrete;
 mod families;
+mod hmm;
 mod overshoot;
 mod predictive;
 mod rnn;
@@ -118,6 +119,9 @@ pub struct Built {
     pub tiles: usize,
     /// Σ log q of each score-function draw, `(b, 1)` per draw (the surrogate's rows).
     pub sf: Vec<View>,
+    /// The batch mask `(T·b, 1)` a chain summed out reads (filled before each pass; 1s
+    /// without a mask).
+    pub mask: Option<BufId>,
 }
 
 /// Parameter name → (index, rows, cols) as the program lays parameters out.
@@ -216,6 +220,8 @@ struct Builder<'a> {
     /// Drawing only (`vic sample`): every sampled variable, discrete or continuous, latent or
     /// observed, is drawn from its factor with fresh noise; nothing is recorded or summed.
     sampling: bool,
+    /// The batch mask buffer, once a chain summed out reads it (`build/hmm.rs`).
+    mask: Option<BufId>,
 }
 
 /// p's `(loc, scale)` views over a term's range and the range's first step, by p factor.
@@ -256,6 +262,7 @@ impl<'a> Builder<'a> {
             terms,
             chain,
             k: self.k,
+            mask: self.mask,
         }
     }
 
@@ -301,6 +308,7 @@ impl<'a> Builder<'a> {
             ext: None,
             learn: None,
             sampling: false,
+            mask: None,
         }
     }
 }
@@ -1476,6 +1484,17 @@ impl Builder<'_> {
                 VarOrOpt::Opt(_) => true,
             };
             let maskable = owner_timed && !matches!(term.range, Range::Static);
+            if let TermKind::Marginal { .. } = &term.kind {
+                let rows = self.marginal_term(term)?;
+                out.push(TermOut {
+                    rows: Some(rows),
+                    tp: 1,
+                    step0: 0,
+                    maskable: false,
+                    head: Head::Plain,
+                });
+                continue;
+            }
             let (rows, head) = match &term.kind {
                 _ if self.discrete_term_applies(term) => self.discrete_term(term, at)?,
                 TermKind::LogLikelihood { p } => {
@@ -1566,6 +1585,7 @@ impl Builder<'_> {
                     };
                     (rows, Head::Entropy)
                 }
+                TermKind::Marginal { .. } => return unsup("a chain term out of place"),
                 TermKind::Reward { opt, .. } => {
                     let o = &m.optimality[*opt];
                     let rows = self.rows(at);

@@ -87,6 +87,8 @@ pub const LACKS: &[Lack] = &[
         },
     },
     Lack {
+        // A time-indexed chain is summed out by the forward algorithm (`build/hmm.rs`); a
+        // static latent is enumerated by tiling the batch, in static models only.
         feature: "exact enumeration in a model with time-indexed variables",
         find: |p| {
             let m = &p.model;
@@ -94,8 +96,17 @@ pub const LACKS: &[Lack] = &[
                 return None;
             }
             sorted_estimators(p)
-                .find(|(_, e)| *e == Estimator::Enumerate)
+                .find(|(v, e)| *e == Estimator::Enumerate && !m.vars[*v].timed)
                 .map(|(v, _)| format!("`{}`", m.vars[v].name))
+        },
+    },
+    Lack {
+        feature: "a discrete chain of more than 64 states summed out",
+        find: |p| {
+            crate::derive::marginal::chains(&p.model)
+                .into_iter()
+                .find(|c| c.classes > crate::fused::hmm::MAX_STATES)
+                .map(|c| format!("`{}`", p.model.vars[c.var].name))
         },
     },
     Lack {

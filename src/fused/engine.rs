@@ -28,6 +28,8 @@ struct Share {
     k: usize,
     /// Σ log q rows of the score-function draws.
     sf: Vec<super::graph::View>,
+    /// The batch mask a chain summed out reads, `(T·b, 1)`.
+    mask: Option<super::graph::BufId>,
 }
 
 /// The result of a forward pass.
@@ -175,6 +177,7 @@ impl Engine {
                 chain,
                 k,
                 sf,
+                mask,
                 ..
             } = if workers == 1 {
                 build(prog, &index, b, tt)?
@@ -199,6 +202,7 @@ impl Engine {
                 chain,
                 k,
                 sf,
+                mask,
             });
             start += bw;
         }
@@ -327,6 +331,17 @@ impl Engine {
                     let src = &host[(t * b + sh.start) * size..(t * b + sh.start + sh.b) * size];
                     let d0 = (slot.row0 + t * sh.b) * size;
                     dst[d0..d0 + sh.b * size].copy_from_slice(src);
+                }
+            }
+            if let Some(mb) = sh.mask {
+                let dst = sh.w.vals_mut(mb);
+                for t in 0..tt {
+                    for i in 0..sh.b {
+                        dst[t * sh.b + i] = batch
+                            .mask
+                            .as_ref()
+                            .map_or(1.0, |mk| mk[t * b + sh.start + i]);
+                    }
                 }
             }
         }

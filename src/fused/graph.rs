@@ -439,6 +439,9 @@ pub enum Op {
     },
     /// A kernel of another family (Uniform, Laplace, …: [`super::families`]).
     Fam(super::families::FamOp),
+    /// The forward algorithm of a discrete chain summed out ([`super::hmm`]), boxed (it is
+    /// far larger than the other ops).
+    Hmm(Box<super::hmm::HmmOp>),
     /// A one-hot draw from `G` categoricals of `classes` classes (logits `(R, G·classes)`),
     /// by inverse CDF with one uniform per row and group (`u`, `(R, G)`); `probs` keeps the
     /// softmax. With `st` (straight-through) the gradient of `out` reaches the logits

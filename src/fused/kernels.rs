@@ -757,6 +757,7 @@ impl Worker {
                 row_sums(y, c, [xv, l], |[x, l]| x * l - math::softplus(l));
             }
             Op::Fam(f) => super::families::fwd(self, f),
+            Op::Hmm(h) => super::hmm::fwd(self, h),
         }
     }
 
@@ -1372,6 +1373,7 @@ impl Worker {
                 }
             }
             Op::Fam(f) => super::families::bwd(self, f),
+            Op::Hmm(h) => super::hmm::bwd(self, h),
         }
     }
 }

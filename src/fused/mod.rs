@@ -19,6 +19,7 @@ pub mod engine;
 pub mod families;
 pub mod graph;
 pub(crate) mod handoff;
+pub mod hmm;
 pub mod kernels;
 pub mod math;
 pub mod predictive;

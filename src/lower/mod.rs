@@ -53,7 +53,12 @@ fn unsupported(msg: String, help: &str) -> Diagnostic {
 /// and the objective must be a plain sum of terms.
 fn enumeration_blocker(m: &Model, v: VarId) -> Option<String> {
     if m.vars[v].timed {
-        return Some("it is time-indexed (enumerating T steps costs K^T)".into());
+        return match crate::derive::marginal::chain(m, v) {
+            Ok(Some(_)) => None,
+            Ok(None) | Err(_) => {
+                Some("it is time-indexed and not a chain the forward algorithm sums out".into())
+            }
+        };
     }
     let mut q = m.factors_of(v, Block::Q);
     let Some((_, f)) = q.next() else {
@@ -82,11 +87,12 @@ fn enumeration_blocker(m: &Model, v: VarId) -> Option<String> {
 }
 
 impl Program {
-    /// The enumerated latent and its number of values.
+    /// The enumerated (static) latent and its number of values; a time-indexed chain summed
+    /// out by the forward algorithm is not enumerated by tiling the batch.
     pub fn enumerated(&self) -> Option<(VarId, usize)> {
         self.estimators
             .iter()
-            .find(|(_, e)| **e == Estimator::Enumerate)
+            .find(|(v, e)| **e == Estimator::Enumerate && !self.model.vars[**v].timed)
             .map(|(v, _)| {
                 (
                     *v,
@@ -143,7 +149,11 @@ impl Program {
                         "annotate the latent `via straight_through` or `via score_function` to train it",
                     ), var_span, "enumerated"));
                 }
-                if estimators.values().any(|x| *x == Estimator::Enumerate) {
+                if !model.vars[v].timed
+                    && estimators.iter().any(|(w, x): (&VarId, &Estimator)| {
+                        *x == Estimator::Enumerate && !model.vars[*w].timed
+                    })
+                {
                     errs.push(at(unsupported("more than one enumerated latent".into(), "enumerate one latent and use `via straight_through` or `via score_function` for the others"), var_span, "a second enumerated latent"));
                 }
             }

@@ -195,8 +195,14 @@ impl Plan {
     /// The plan of a checked model (whose dependency graph within a step is acyclic; the checker
     /// proved it).
     pub fn new(m: &Model) -> Plan {
+        // A discrete chain summed out by the forward algorithm is never sampled.
+        let summed: Vec<VarId> = crate::derive::marginal::chains(m)
+            .iter()
+            .map(|c| c.var)
+            .collect();
         let chain: Vec<VarId> = (0..m.vars.len())
             .filter(|&v| matches!(m.vars[v].role, Role::Latent | Role::State))
+            .filter(|v| !summed.contains(v))
             .collect();
         let (statics, timed) = ordered(m, &chain, |v| producers(m, v));
         Plan {

@@ -20,6 +20,7 @@ use dfdx::prelude::*;
 use std::collections::HashMap;
 
 mod dist;
+mod forward;
 pub(crate) mod overshoot;
 mod predictive;
 mod read;

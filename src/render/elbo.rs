@@ -44,8 +44,30 @@ pub fn term_body(s: &dyn Style, elbo: &Elbo, t: &Term) -> String {
             let r = s.var(&reward_symbol(elbo, name, t.range));
             s.expect(&t.under, &s.frac(&r, s.alpha()))
         }
+        TermKind::Marginal { .. } => return marginal_body(s, t),
     };
     s.sum(t.range, &inner)
+}
+
+/// A chain summed out: `log Σ_{k[1:T]} p(k[1]) Π_{t≥2} p(k[t] | k[t-1]) Π_t p(y[t] | k[t])`.
+pub fn marginal_body(s: &dyn Style, t: &Term) -> String {
+    let TermKind::Marginal {
+        chain,
+        init,
+        trans,
+        emissions,
+        ..
+    } = &t.kind
+    else {
+        return String::new();
+    };
+    let em: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
+    let em = if em.len() == 1 {
+        em[0].clone()
+    } else {
+        s.paren(&em.join(" "))
+    };
+    s.marginal(chain, &s.factor(init), &s.factor(trans), &em)
 }
 
 /// One term's contribution to the log importance weight of a joint sample (its integrand,
@@ -71,6 +93,7 @@ pub fn weight_term(s: &dyn Style, elbo: &Elbo, t: &Term) -> (bool, String) {
             let r = s.var(&reward_symbol(elbo, name, t.range));
             (false, s.sum(t.range, &s.frac(&r, s.alpha())))
         }
+        TermKind::Marginal { .. } => (false, marginal_body(s, t)),
     }
 }
 
@@ -88,6 +111,31 @@ pub fn bound(s: &dyn Style, b: &Bound) -> String {
             s.bar(),
             g.join(", ")
         ))
+    }
+}
+
+/// Whether the bound holds with equality: a discrete chain is summed out and every other term
+/// is an exact log-likelihood with no sampled parent (nothing is sampled, nothing is bounded).
+pub fn is_exact(elbo: &Elbo) -> bool {
+    elbo.iwae <= 1
+        && elbo
+            .terms
+            .iter()
+            .any(|t| matches!(t.kind, TermKind::Marginal { .. }))
+        && elbo.terms.iter().all(|t| match t.kind {
+            TermKind::Marginal { .. } => true,
+            TermKind::LogLikelihood { .. } => t.under.is_empty(),
+            _ => false,
+        })
+        && elbo.cancellations.is_empty()
+}
+
+/// The relation of the ELBO to the evidence: `=` where [`is_exact`], else `≤` (in `s`'s dialect).
+pub fn relation<'a>(s: &'a dyn Style, elbo: &Elbo) -> &'a str {
+    if is_exact(elbo) {
+        "="
+    } else {
+        s.leq()
     }
 }
 
@@ -151,7 +199,7 @@ pub fn equation_text(s: &dyn Style, elbo: &Elbo) -> String {
     if elbo.terms.is_empty() {
         let _ = writeln!(out, "{lhs} = 0");
     }
-    let _ = writeln!(out, "  ≤ {}", bound(s, &elbo.bound));
+    let _ = writeln!(out, "  {} {}", relation(s, elbo), bound(s, &elbo.bound));
     out
 }
 

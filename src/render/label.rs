@@ -34,6 +34,13 @@ fn label(t: &Term) -> String {
         TermKind::LogRatio { .. } => format!("log p/q {}", t.owner),
         TermKind::Entropy { .. } => format!("H {}", t.owner),
         TermKind::Reward { .. } => format!("reward {}", t.owner),
+        TermKind::Marginal { emissions, .. } => {
+            let ys: Vec<&str> = emissions
+                .iter()
+                .map(|e| e.target.split('[').next().unwrap_or(&e.target))
+                .collect();
+            format!("log p({}) ({} summed out)", ys.join(", "), t.owner)
+        }
     };
     match t.range {
         Range::Static | Range::From { t: 1 } => base,

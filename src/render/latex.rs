@@ -186,7 +186,12 @@ pub fn equation(s: &dyn Style, elbo: &Elbo) -> String {
     if terms.is_empty() {
         let _ = writeln!(out, "{} &= 0 \\\\", s.elbo());
     }
-    let _ = writeln!(out, "&{} {}", s.leq(), bound(s, &elbo.bound));
+    let _ = writeln!(
+        out,
+        "&{} {}",
+        super::elbo::relation(s, elbo),
+        bound(s, &elbo.bound)
+    );
     out.push_str("\\end{align*}\n");
     out
 }

@@ -53,6 +53,9 @@ pub fn render(m: &Model, elbo: &Elbo, format: Format, with_steps: bool) -> Strin
 
 /// One line on whether `vic eval` can compute the evidence exactly ([`crate::evidence`]).
 fn evidence_line(m: &Model) -> String {
+    if crate::derive::marginal::exact(m) {
+        return "\nevidence  exact: every latent is a chain summed out by the forward algorithm, so the bound is log p itself (`vic eval`: method \"forward\")\n".into();
+    }
     match crate::evidence::structure(m) {
         Ok(method) => format!(
             "\nevidence  exact: p is linear-Gaussian, `vic eval` computes log p by the {}\n",

@@ -322,6 +322,74 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         math: mk,
     });
 
+    let mut fw = Vec::new();
+    for t in &elbo.terms {
+        if let TermKind::Marginal {
+            chain,
+            states,
+            init,
+            trans,
+            emissions,
+        } = &t.kind
+        {
+            let ys: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
+            let at1 = |e: &crate::derive::FactorView| {
+                let mut e = e.clone();
+                e.target = e.target.replace("[t]", "[1]");
+                e.given = e.given.iter().map(|g| g.replace("[t]", "[1]")).collect();
+                s.factor(&e)
+            };
+            let ys1: Vec<String> = emissions.iter().map(at1).collect();
+            let (now, prev) = (
+                s.var(&format!("{chain}[t]")),
+                s.var(&format!("{chain}[t-1]")),
+            );
+            fw.push(line(
+                s.fwd_var("1", &s.var(&format!("{chain}[1]"))),
+                format!("= {} {}", s.factor(init), ys1.join(" ")),
+            ));
+            fw.push(line(
+                s.fwd_var("t", &now),
+                format!(
+                    "= {} {}",
+                    ys.join(" "),
+                    s.sum_over(
+                        &prev,
+                        &format!("{} {}", s.fwd_var("t-1", &prev), s.factor(trans))
+                    )
+                ),
+            ));
+            let seqs: Vec<String> = emissions
+                .iter()
+                .map(|e| {
+                    let name = e.target.split('[').next().unwrap_or(&e.target);
+                    s.var(&format!("{name}[1:T]"))
+                })
+                .collect();
+            fw.push(line(
+                s.log(&format!("p({})", seqs.join(", "))),
+                format!(
+                    "= {}{sep}{}",
+                    s.log(&s.sum_over(
+                        &s.var(&format!("{chain}[T]")),
+                        &s.fwd_var("T", &s.var(&format!("{chain}[T]")))
+                    )),
+                    s.text(&format!(
+                        "(in log space: T K^2 = {} T operations per sequence, exact)",
+                        states * states
+                    ))
+                ),
+            ));
+        }
+    }
+    if !fw.is_empty() {
+        out.push(Step {
+            title: "Sum the discrete chain out (forward algorithm)".into(),
+            why: "A one-hot chain annotated `via enumerate` with no q factor is not sampled: its sum over all K^T paths factorises along the chain, so the forward recursion computes it exactly in T·K² operations; the term is the exact log-likelihood of the data it emits, with no expectation and no KL.".into(),
+            math: fw,
+        });
+    }
+
     let mut cf = Vec::new();
     for t in &elbo.terms {
         match &t.kind {
@@ -469,7 +537,11 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
         fin
     } else {
         let mut fin = sum_lines(s, s.elbo().to_string(), signed_terms(s, elbo));
-        fin.push(cont(format!("{} {}", s.leq(), bound(s, &elbo.bound))));
+        fin.push(cont(format!(
+            "{} {}",
+            super::elbo::relation(s, elbo),
+            bound(s, &elbo.bound)
+        )));
         fin
     };
     out.push(Step {

@@ -63,6 +63,12 @@ pub trait Style {
     fn weight(&self) -> &'static str;
     /// The IWAE objective over K samples of the weight: `𝔼[ log (1/K) Σ_k exp w_k ]`.
     fn iwae_objective(&self) -> String;
+    /// The forward variable `α_{t}(x)` of the forward algorithm.
+    fn fwd_var(&self, t: &str, x: &str) -> String;
+    /// `Σ_{over} body`.
+    fn sum_over(&self, over: &str, body: &str) -> String;
+    /// `log Σ_{k[1:T]} init · Π_{t=2..T} trans · Π_{t=1..T} (emissions)`: a chain summed out.
+    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String;
 }
 
 /// Unicode text.
@@ -99,6 +105,19 @@ impl Style for Unicode {
     }
     fn log(&self, x: &str) -> String {
         format!("log {x}")
+    }
+    fn fwd_var(&self, t: &str, x: &str) -> String {
+        if t.chars().count() > 1 {
+            format!("α_{{{t}}}({x})")
+        } else {
+            format!("α_{t}({x})")
+        }
+    }
+    fn sum_over(&self, over: &str, body: &str) -> String {
+        format!("Σ_{{{over}}} {body}")
+    }
+    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String {
+        format!("log Σ_{{{chain}[1:T]}} {init} Π_{{t=2..T}} {trans} Π_{{t=1..T}} {emissions}")
     }
     fn sum(&self, range: Range, body: &str) -> String {
         match range {
@@ -268,6 +287,18 @@ impl Style for Latex {
     }
     fn log(&self, x: &str) -> String {
         format!("\\log {x}")
+    }
+    fn fwd_var(&self, t: &str, x: &str) -> String {
+        format!("\\alpha_{{{t}}}({x})")
+    }
+    fn sum_over(&self, over: &str, body: &str) -> String {
+        format!("\\sum_{{{over}}} {body}")
+    }
+    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String {
+        format!(
+            "\\log \\sum_{{{}}} {init} \\prod_{{t=2}}^{{T}} {trans} \\prod_{{t=1}}^{{T}} {emissions}",
+            self.var(&format!("{chain}[1:T]"))
+        )
     }
     fn sum(&self, range: Range, body: &str) -> String {
         match range {

@@ -1,5 +1,6 @@
 //! The evidence beside an evaluation's ELBO: exact where p is linear-Gaussian
-//! ([`crate::evidence`]), else the reason it is not (shared by `vic eval` and the Python
+//! ([`crate::evidence`]) or its discrete chain is summed out (the bound is then log p(y)),
+//! else the reason it is not (shared by `vic eval` and the Python
 //! package's `Fit.evaluate`).
 
 use super::{EvalReport, Trainer};
@@ -17,6 +18,18 @@ impl Trainer {
         hint: Option<&str>,
     ) -> EvalReport {
         let m = &self.program.model;
+        if crate::derive::marginal::exact(m) {
+            // The bound is log p(y) itself (a chain summed out by the forward algorithm):
+            // every draw of a sequence is its exact evidence.
+            let n = r.draw_seq.iter().max().map_or(0, |x| x + 1);
+            let mut per_seq = vec![0.0; n];
+            for (i, d) in r.draw_seq.iter().zip(&r.draws) {
+                per_seq[*i] = *d;
+            }
+            if !per_seq.is_empty() {
+                return r.with_exact("forward", &per_seq);
+            }
+        }
         match crate::evidence::structure(m) {
             Ok(method) => {
                 let data = data.or(self.heldout.as_ref()).or(self.train.as_ref());

@@ -54,6 +54,16 @@ impl Trainer {
         condition: usize,
         rng: &mut Rng,
     ) -> Result<HashMap<VarId, Vec<f32>>, TrainError> {
+        let m = &self.program.model;
+        if let (true, Some(ch)) = (condition > 0, crate::derive::marginal::chains(m).first()) {
+            // q has no factor for a chain summed out of p: nothing follows the data's steps.
+            return Err(TrainError::Runtime(RtError::Shape(format!(
+                "conditioning on the data's first steps needs q to follow them, and `{}` is \
+                 summed out of p (it has no q factor); draw from the prior (no --condition) or \
+                 draw the chain from its exact posterior with --posterior",
+                m.vars[ch.var].name
+            ))));
+        }
         if self.draws_runtime() == "reference" {
             return Ok(self.program.simulate(&self.store, batch, condition, rng)?);
         }
@@ -72,7 +82,12 @@ impl Trainer {
 
     /// The runtime [`Trainer::posterior_predictive`] draws on: `"fused"` or `"reference"`.
     pub fn predictive_runtime(&self) -> &'static str {
-        if self.runs_fused() && self.program.enumerated().is_none() {
+        // A chain summed out is drawn from its posterior (forward filtering, backward
+        // sampling) on the reference runtime.
+        if self.runs_fused()
+            && self.program.enumerated().is_none()
+            && crate::derive::marginal::chains(&self.program.model).is_empty()
+        {
             "fused"
         } else {
             "reference"

@@ -51,7 +51,8 @@ pub struct EvalReport {
     pub stderr: f64,
     /// Each term, in the order of the ELBO.
     pub terms: Vec<TermStat>,
-    /// log p(x) per sequence: exact (`"kalman"`, `"gaussian"`) or the IWAE-K estimate.
+    /// log p(x) per sequence: exact (`"kalman"`, `"gaussian"`, `"forward"`) or the IWAE-K
+    /// estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_evidence: Option<Evidence>,
     /// log p(x) − ELBO = E KL(q ‖ p(z | x)) (a lower bound on it when estimated by IWAE).
@@ -81,7 +82,8 @@ pub struct Evidence {
     pub value: f64,
     /// 0 for an exact value; the estimator's standard error for IWAE.
     pub stderr: f64,
-    /// `"kalman"`, `"gaussian"` or `"iwae-K"`.
+    /// `"kalman"`, `"gaussian"`, `"forward"` (a chain summed out: the bound is the evidence)
+    /// or `"iwae-K"`.
     pub method: String,
 }
 
@@ -254,7 +256,11 @@ impl EvalReport {
                 s.push_str(&format!(
                     "log p    {:.4} (exact, {})\ngap      {:.4} ± {:.4} (log p − ELBO = KL(q ‖ p(z | x)))\n",
                     e.value,
-                    if e.method == "kalman" { "Kalman filter" } else { "Gaussian marginal" },
+                    match e.method.as_str() {
+                        "kalman" => "Kalman filter",
+                        "forward" => "forward algorithm",
+                        _ => "Gaussian marginal",
+                    },
                     g.value,
                     g.stderr
                 ));

@@ -60,6 +60,8 @@ impl Disc {
                 Estimator::Reparam => {}
                 Estimator::StraightThrough | Estimator::ScoreFunction
                     if onehot || matches!(var.ty, VarType::Binary { .. }) => {}
+                // A chain summed out by the forward algorithm (`build/hmm.rs`).
+                Estimator::Enumerate if onehot && var.timed => {}
                 Estimator::Enumerate if onehot => {
                     if m.vars.iter().any(|x| x.timed) {
                         return unsup(format!(
@@ -420,7 +422,7 @@ impl Builder<'_> {
             TermKind::Entropy { q, .. } => {
                 self.disc.cats.contains_key(&self.m.factors[q.factor].var)
             }
-            TermKind::Reward { .. } => false,
+            TermKind::Reward { .. } | TermKind::Marginal { .. } => false,
         }
     }
 
@@ -615,7 +617,9 @@ impl Builder<'_> {
                 };
                 Ok((rows, Head::Entropy))
             }
-            TermKind::Reward { .. } => unsup("a reward as a categorical term"),
+            TermKind::Reward { .. } | TermKind::Marginal { .. } => {
+                unsup("a reward as a categorical term")
+            }
         }
     }
 

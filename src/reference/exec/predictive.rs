@@ -98,6 +98,10 @@ impl Program {
         let m = &self.model;
         let (b, tt, k) = (batch.b, batch.t.max(1), self.lag_steps());
         let mut cx = self.posterior_pass(p, batch, rng)?;
+        // A chain summed out in training is drawn from its exact posterior here.
+        for ch in crate::derive::marginal::chains(m) {
+            cx.sample_chain(&ch, batch.mask.as_deref(), rng)?;
+        }
         let (prior_static, prior_timed) = crate::lower::plan::prior_order(m);
         let mut out = HashMap::new();
         for cv in prior_static

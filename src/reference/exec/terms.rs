@@ -188,6 +188,17 @@ impl Program {
                     };
                     (per_seq(r / a, b, tp), None)
                 }
+                (Compute::Forward, TermKind::Marginal { .. }) => {
+                    let VarOrOpt::Var(v) = term.owner_id else {
+                        return Err(RtError::Shape(
+                            "a chain term of an optimality variable".into(),
+                        ));
+                    };
+                    let Ok(Some(ch)) = crate::derive::marginal::chain(m, v) else {
+                        return Err(RtError::Shape("a chain that is not summed out".into()));
+                    };
+                    (cx.forward_algorithm(&ch, batch.mask.as_deref())?, None)
+                }
                 (c, k) => {
                     return Err(RtError::Shape(format!(
                         "a {} term computed as {c:?}",

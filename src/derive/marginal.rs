@@ -1,0 +1,228 @@
+//! Discrete chains summed out of `p` exactly (the forward algorithm).
+//!
+//! A time-indexed one-hot latent `k[t] : onehot[K] via enumerate` with no factor in `q` is not
+//! sampled: its chain is marginalised by the log-space forward algorithm, T·K² per sequence,
+//! and the term it gives is `log Σ_{k[1:T]} p(k[1]) Π_{t≥2} p(k[t] | k[t-1]) Π_t p(y[t] | k[t])`
+//! for the observed factors that read it (its *emissions*). [`chain`] decides whether a latent
+//! is such a chain, and if it is not, says why; the checker reports the reasons (`E079`) and
+//! derive makes the term ([`crate::derive::TermKind::Marginal`], `Compute::Forward`).
+//!
+//! The shape the runtimes implement: `p { k[1] ~ Categorical(l₁); k[t] ~ Categorical(f(k[t-1])) }`
+//! where `l₁` reads no variable and `f` reads only `k[t-1]` (and params/consts), and every
+//! other factor that reads `k` is an observed variable's likelihood over all steps that reads
+//! `k[t]` at its own step and otherwise only data. Switching models (a continuous latent
+//! conditioned on the chain) and a chain with a `q` factor are not summed out yet.
+
+use crate::ir::*;
+
+/// A discrete chain summed out of `p` by the forward algorithm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chain {
+    /// The latent.
+    pub var: VarId,
+    /// Its number of states `K`.
+    pub classes: usize,
+    /// `p(k[1])`: a Categorical whose logits read no variable.
+    pub init: FactorId,
+    /// `p(k[t] | k[t-1])` for t ≥ 2: a Categorical whose logits read only `k[t-1]`.
+    pub trans: FactorId,
+    /// The observed factors reading `k[t]` (over every step), in factor order.
+    pub emissions: Vec<FactorId>,
+}
+
+/// Why a latent annotated `via enumerate` cannot be summed out: a message and the factor it
+/// is about (for its span), if one.
+pub type Blocker = (String, Option<FactorId>);
+
+fn categorical_logits(f: &Factor) -> bool {
+    matches!(&f.body, FactorBody::Sample(d)
+        if d.family == Family::Categorical && matches!(d.args, DistArgs::Logits(_)))
+}
+
+/// `Ok(None)` when `v` is not a time-indexed latent annotated `via enumerate`; `Ok(Some)` when
+/// it is a chain the forward algorithm sums out; `Err` with every reason otherwise.
+pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
+    let var = &m.vars[v];
+    if var.role != Role::Latent || !var.timed || var.estimator != Some(Estimator::Enumerate) {
+        return Ok(None);
+    }
+    let mut why: Vec<Blocker> = Vec::new();
+    let classes = match var.ty {
+        VarType::OneHot { groups: 1, classes } => classes,
+        _ => {
+            why.push((
+                format!(
+                    "`{}` is {}; a chain summed out is a single one-hot `onehot[K]`",
+                    var.name,
+                    var.ty.keyword()
+                ),
+                None,
+            ));
+            0
+        }
+    };
+    if let Some((qi, _)) = m.factors_of(v, Block::Q).next() {
+        why.push((
+            format!("`{}` has a q factor: only a chain with no q factor is summed out of p exactly (enumeration over q's chain is not implemented)", var.name),
+            Some(qi),
+        ));
+    }
+    let mut init = None;
+    let mut trans = None;
+    for (fi, f) in m.factors_of(v, Block::P) {
+        match f.case {
+            TimeCase::At(1) => {
+                if !categorical_logits(f) {
+                    why.push(("p(k[1]) must be a Categorical given by logits".into(), Some(fi)));
+                } else if let Some(r) = f.parents.first() {
+                    why.push((
+                        format!(
+                            "p({}[1]) reads `{}`: the initial logits may read params and consts only",
+                            var.name, m.vars[r.var].name
+                        ),
+                        Some(fi),
+                    ));
+                }
+                init = Some(fi);
+            }
+            TimeCase::From(2) => {
+                if !categorical_logits(f) {
+                    why.push((
+                        "p(k[t] | k[t-1]) must be a Categorical given by logits".into(),
+                        Some(fi),
+                    ));
+                }
+                for r in &f.parents {
+                    if r.var != v || r.time != TimeRef::Lag(1) {
+                        why.push((
+                            format!(
+                                "the transition of `{}` reads `{}`: it may read only {}[t-1] (and params and consts)",
+                                var.name,
+                                m.show_read(*r),
+                                var.name
+                            ),
+                            Some(fi),
+                        ));
+                    }
+                }
+                trans = Some(fi);
+            }
+            _ => why.push((
+                format!(
+                    "p of `{}` must be one base case {}[1] and one general case {}[t] (a first-order chain)",
+                    var.name, var.name, var.name
+                ),
+                Some(fi),
+            )),
+        }
+    }
+    if init.is_none() || trans.is_none() {
+        why.push((
+            format!(
+                "`{}` needs `{}[1] ~ Categorical(…)` and `{}[t] ~ Categorical(… {}[t-1] …)` in p",
+                var.name, var.name, var.name, var.name
+            ),
+            None,
+        ));
+    }
+    let mut emissions = Vec::new();
+    for (fi, f) in m.factors.iter().enumerate() {
+        if f.var == v || !f.parents.iter().any(|r| r.var == v) {
+            continue;
+        }
+        let reader = &m.vars[f.var];
+        let observed = f.block == Block::P
+            && reader.role == Role::Observed
+            && reader.timed
+            && f.case == TimeCase::From(1)
+            && matches!(f.body, FactorBody::Sample(_));
+        if !observed {
+            why.push((
+                format!(
+                    "`{}` reads `{}`: a chain summed out may be read only by observed variables' likelihoods over every step (switching models are not summed out yet)",
+                    reader.name, var.name
+                ),
+                Some(fi),
+            ));
+            continue;
+        }
+        for r in &f.parents {
+            let ok = if r.var == v {
+                r.time == TimeRef::Lag(0)
+            } else {
+                matches!(m.vars[r.var].role, Role::Observed | Role::Input)
+            };
+            if !ok {
+                why.push((
+                    format!(
+                        "the likelihood of `{}` reads `{}`: an emission may read {}[t] and data only",
+                        reader.name,
+                        m.show_read(*r),
+                        var.name
+                    ),
+                    Some(fi),
+                ));
+            }
+        }
+        emissions.push(fi);
+    }
+    for (w, x) in m.vars.iter().enumerate() {
+        if w != v
+            && x.role == Role::Latent
+            && !x.timed
+            && x.ty.is_discrete()
+            && x.estimator == Some(Estimator::Enumerate)
+        {
+            why.push((
+                format!(
+                    "`{}` is enumerated too: a chain is summed out only beside sampled latents",
+                    x.name
+                ),
+                None,
+            ));
+        }
+    }
+    let o = &m.objective;
+    if o.iwae > 1 || o.overshooting > 1 {
+        why.push((
+            "IWAE and latent overshooting are not combined with a chain summed out".into(),
+            None,
+        ));
+    }
+    if !m.optimality.is_empty() {
+        why.push((
+            "optimality variables are not combined with a chain summed out".into(),
+            None,
+        ));
+    }
+    match (why.is_empty(), init, trans) {
+        (true, Some(init), Some(trans)) => Ok(Some(Chain {
+            var: v,
+            classes,
+            init,
+            trans,
+            emissions,
+        })),
+        _ => Err(why),
+    }
+}
+
+/// Every chain of the model that is summed out (the latents whose [`chain`] is `Ok(Some)`).
+pub fn chains(m: &Model) -> Vec<Chain> {
+    (0..m.vars.len())
+        .filter_map(|v| chain(m, v).ok().flatten())
+        .collect()
+}
+
+/// Whether the bound is the exact evidence: every latent is a chain summed out here and
+/// nothing else is integrated (no optimality variables), so the ELBO is `log p(y)` itself
+/// (`vic eval` reports it as `log_evidence`, method `"forward"`).
+pub fn exact(m: &Model) -> bool {
+    let summed: Vec<VarId> = chains(m).iter().map(|c| c.var).collect();
+    !summed.is_empty()
+        && m.optimality.is_empty()
+        && m.vars
+            .iter()
+            .enumerate()
+            .all(|(v, x)| x.role != Role::Latent || summed.contains(&v))
+}

@@ -1,0 +1,205 @@
+//! The reference forward algorithm: a discrete chain summed out of p exactly
+//! (`derive::marginal`, `Compute::Forward`), on dfdx ops so the tape gives the gradients.
+//!
+//! The emission table `e[t, b, j]` is every emission factor's log-density with the chain's
+//! one-hot value set to state `j` at every step (masked steps contribute 0); the transition
+//! `log A[b, i, j]` is the transition factor's log-softmax with `k[t-1]` set to state `i`;
+//! then `α₁ = log π + e₁`, `α_t[j] = e_t[j] + logsumexp_i(α_{t-1}[i] + log A[i, j])`,
+//! `log p(y) = logsumexp_j α_T[j]`, in log space throughout.
+
+use super::*;
+use crate::derive::marginal::Chain;
+
+/// `x − logsumexp(x)` over the columns of a `(rows, K)` tensor.
+fn log_softmax<T: LTape>(x: T2<T>) -> T2<T> {
+    let (r, k) = *x.shape();
+    let lse = x.clone().logsumexp::<(usize,), Axis<1>>();
+    x - lse.broadcast_like::<_, Axis<1>>(&(r, k))
+}
+
+impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
+    /// Set every step of the chain `v` to the one-hot state `j` (`b` rows per step).
+    fn set_state(&mut self, v: VarId, k: usize, j: usize) {
+        let (b, tt, lag) = (self.s.b, self.s.tt, self.s.k);
+        let mut row = vec![0.0f32; k];
+        row[j] = 1.0;
+        let host: Vec<f32> = (0..b).flat_map(|_| row.clone()).collect();
+        // A tensor per step: two operands of one op never share an id.
+        let steps = (0..tt + lag)
+            .map(|_| {
+                Some(
+                    self.p
+                        .input(ops::from_host(self.p.device(), host.clone(), b, k)),
+                )
+            })
+            .collect();
+        self.s.steps.insert(v, steps);
+        self.s.padded.remove(&v);
+    }
+
+    /// `log p(y[1:T])` per sequence, `(b, 1)`, with the chain summed out.
+    pub(super) fn forward_algorithm(
+        &mut self,
+        ch: &Chain,
+        mask: Option<&[f32]>,
+    ) -> Result<T2<T>, RtError> {
+        let (b, tt, k) = (self.s.b, self.s.tt, ch.classes);
+        let (log_pi, log_a, table) = self.chain_tables(ch, mask)?;
+        let mut alpha = log_pi + ops::rows(table.clone(), 0, b);
+        for t in 1..tt {
+            let prev = alpha.broadcast_like::<_, Axis<2>>(&(b, k, k))
+                + ops::fresh(log_a.clone()).reshape_like(&(b, k, k));
+            alpha = prev.logsumexp::<(usize, usize), Axis<1>>()
+                + ops::rows(ops::fresh(table.clone()), t * b, (t + 1) * b);
+        }
+        Ok(alpha.logsumexp::<(usize,), Axis<1>>().reshape_like(&(b, 1)))
+    }
+
+    /// Draw the chain from its posterior p(k[1:T] | y) (forward filtering, backward sampling,
+    /// in f64 on the host) and store the draws as its values at every step, `(b, K)` one-hots:
+    /// the posterior predictive then draws the emissions given them.
+    pub(super) fn sample_chain(
+        &mut self,
+        ch: &Chain,
+        mask: Option<&[f32]>,
+        rng: &mut Rng,
+    ) -> Result<(), RtError> {
+        use rand::Rng as _;
+        let (b, tt, k, lag) = (self.s.b, self.s.tt, ch.classes, self.s.k);
+        let (log_pi, log_a, table) = self.chain_tables(ch, mask)?;
+        let host = |x: &T2<T>| -> Vec<f64> { ops::to_host(x).into_iter().map(f64::from).collect() };
+        let (lp, la, e) = (host(&log_pi), host(&log_a), host(&table));
+        let lse = |x: &[f64]| {
+            let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+        };
+        // alpha[t][s·k + j]: log p(y[1:t], k[t] = j) of sequence s.
+        let mut alpha = vec![0.0f64; tt * b * k];
+        for s in 0..b {
+            for j in 0..k {
+                alpha[s * k + j] = lp[s * k + j] + e[s * k + j];
+            }
+        }
+        let mut buf = vec![0.0f64; k];
+        for t in 1..tt {
+            for s in 0..b {
+                for j in 0..k {
+                    for (i, v) in buf.iter_mut().enumerate() {
+                        *v = alpha[((t - 1) * b + s) * k + i] + la[s * k * k + i * k + j];
+                    }
+                    alpha[(t * b + s) * k + j] = lse(&buf) + e[(t * b + s) * k + j];
+                }
+            }
+        }
+        let draw = |w: &[f64], u: f64| -> usize {
+            let z = lse(w);
+            let mut c = 0.0;
+            for (j, x) in w.iter().enumerate() {
+                c += (x - z).exp();
+                if u < c {
+                    return j;
+                }
+            }
+            w.len() - 1
+        };
+        let mut states = vec![0usize; tt * b];
+        for t in (0..tt).rev() {
+            for s in 0..b {
+                for (i, v) in buf.iter_mut().enumerate() {
+                    *v = alpha[(t * b + s) * k + i];
+                    if t + 1 < tt {
+                        *v += la[s * k * k + i * k + states[(t + 1) * b + s]];
+                    }
+                }
+                states[t * b + s] = draw(&buf, rng.gen::<f64>());
+            }
+        }
+        let dev = self.p.device().clone();
+        let mut steps: Vec<Option<T2<T>>> = (0..tt + lag).map(|_| None).collect();
+        for t in 0..tt {
+            let mut h = vec![0.0f32; b * k];
+            for s in 0..b {
+                h[s * k + states[t * b + s]] = 1.0;
+            }
+            steps[lag + t] = Some(self.p.input(ops::from_host(&dev, h, b, k)));
+        }
+        self.s.steps.insert(ch.var, steps);
+        self.s.padded.remove(&ch.var);
+        Ok(())
+    }
+
+    /// The chain's pieces: log π `(b, K)`, log A `(b, K·K)` (`[i·K + j]`: from i to j) and
+    /// the emission table `(T·b, K)` (masked steps 0).
+    #[allow(clippy::type_complexity)]
+    fn chain_tables(
+        &mut self,
+        ch: &Chain,
+        mask: Option<&[f32]>,
+    ) -> Result<(T2<T>, T2<T>, T2<T>), RtError> {
+        let m = self.m();
+        let (b, tt, k, v) = (self.s.b, self.s.tt, ch.classes, ch.var);
+        let dev = self.p.device().clone();
+        let logits = |f: FactorId| -> Result<&Expr, RtError> {
+            match &m.factors[f].body {
+                FactorBody::Sample(Dist {
+                    args: DistArgs::Logits(l),
+                    ..
+                }) => Ok(l),
+                _ => Err(RtError::Shape("a chain factor without logits".into())),
+            }
+        };
+        // log π: the initial logits read no variable.
+        let init = self.eval_rows(logits(ch.init)?, At::Step(1), k)?;
+        let log_pi = log_softmax(init);
+        // log A[b, i·K + j] = log p(k[t] = j | k[t-1] = i).
+        let mut log_a: Option<T2<T>> = None;
+        let mut table: Option<T2<T>> = None;
+        for i in 0..k {
+            self.set_state(v, k, i);
+            let l = if tt >= 2 {
+                self.eval_rows(logits(ch.trans)?, At::Step(2), k)?
+            } else {
+                self.p.input(ops::full(&dev, b, k, 0.0))
+            };
+            let row = log_softmax(l);
+            log_a = Some(match log_a.take() {
+                None => row,
+                Some(a) => ops::cat_cols(a, row),
+            });
+            // Emissions with k[t] = i at every step, `(T·b, 1)`.
+            let mut col: Option<T2<T>> = None;
+            for &fi in &ch.emissions {
+                let f = &m.factors[fi];
+                let FactorBody::Sample(d) = &f.body else {
+                    return Err(RtError::Shape("an emission that is a definition".into()));
+                };
+                let size = m.vars[f.var].ty.size();
+                let dist = self.dist(d, At::Range(1), size)?;
+                let x = self.values(f.var, Range::From { t: 1 })?;
+                let lp = log_prob(d.family, x, dist, self.classes(f.var), None)?;
+                col = Some(match col.take() {
+                    None => lp,
+                    Some(c) => c + lp,
+                });
+            }
+            let col = match col {
+                Some(c) => c,
+                None => self.p.input(ops::full(&dev, tt * b, 1, 0.0)),
+            };
+            let col = match mask {
+                Some(mk) => col * self.p.input(ops::from_host(&dev, mk.to_vec(), tt * b, 1)),
+                None => col,
+            };
+            table = Some(match table.take() {
+                None => col,
+                Some(t) => ops::cat_cols(t, col),
+            });
+        }
+        self.s.steps.remove(&v);
+        self.s.padded.remove(&v);
+        let (Some(log_a), Some(table)) = (log_a, table) else {
+            return Err(RtError::Shape("a chain with no states".into()));
+        };
+        Ok((log_pi, log_a, table))
+    }
+}
