@@ -124,6 +124,20 @@ impl Model {
     pub fn graph(&self) -> String {
         render::dot::graph(&self.checked.model)
     }
+    /// Whether a runtime trains this model: what no backend runs (exact enumeration under
+    /// free nats, overshooting without a Normal chain, …) as E200 reports with their spans.
+    /// `vic check` asks, so a model it accepts trains; `vic elbo` does not (the derivation
+    /// of such a model is still well defined).
+    pub fn trainable(&self) -> Result<(), Failure> {
+        let source = std::sync::Arc::new(diag::Source::new(&self.name, &self.source));
+        lower::Program::new_spanned(&self.checked.model, &self.elbo(), &self.checked.spans)
+            .map(|_| ())
+            .map_err(|e| Failure {
+                reports: (e.diagnostics.into_iter())
+                    .map(|d| Report::bound(d, &source))
+                    .collect(),
+            })
+    }
     /// Warnings as reports bound to the source.
     pub fn warnings(&self) -> Vec<Report> {
         let source = std::sync::Arc::new(diag::Source::new(&self.name, &self.source));

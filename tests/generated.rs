@@ -337,12 +337,17 @@ fn check_one(s: &Spec, seed: u64) {
                 .join("\n")
         ),
     };
-    // A combination the backend refuses before training (exact enumeration under free nats,
-    // say) is a user diagnostic with a code and a help line (E200), not a fault.
+    // A combination no backend runs (exact enumeration under free nats, say) is refused by
+    // `vic check` (`Model::trainable`) with a code, a span and a help line (E200), not a fault
+    // later.
     let p = match Program::new(model.ir(), &model.elbo()) {
         Ok(p) => p,
         Err(e) => {
             for d in &e.diagnostics {
+                assert!(
+                    model.trainable().is_err(),
+                    "`vic check` accepts a model that does not lower:\n{src}"
+                );
                 assert!(
                     d.code == vic::diag::Code::Unsupported && !d.help.is_empty(),
                     "a checked model does not lower, without a user diagnostic: {d:?}\n{src}"

@@ -17,7 +17,8 @@ pub fn run(files: &[PathBuf], deny_warnings: bool, color: bool) -> u8 {
                 continue;
             }
         };
-        match vic::compile(&src, &name) {
+        // A model no runtime trains fails here, not at `vic run`.
+        match vic::compile(&src, &name).and_then(|m| m.trainable().map(|()| m)) {
             Ok(m) => {
                 let warnings = m.warnings();
                 for w in &warnings {
