@@ -42,6 +42,15 @@ pub fn ln_gamma(x: f64) -> f64 {
 
 /// Digamma `ψ(x) = d ln Γ(x)/dx` for `x > 0` (recurrence to x ≥ 6, then the asymptotic series).
 pub fn digamma(mut x: f64) -> f64 {
+    // Below 0 by reflection (ψ(x) = ψ(1 − x) − π / tan πx), so the recurrence below always
+    // ends: a diverged parameter or a negative count is a NaN the trainer reports, not a hang.
+    if !(x > 0.0) {
+        return if x.is_nan() || x == x.floor() {
+            f64::NAN
+        } else {
+            digamma(1.0 - x) - PI / (PI * x).tan()
+        };
+    }
     let mut r = 0.0;
     while x < 6.0 {
         r -= 1.0 / x;
@@ -57,6 +66,14 @@ pub fn digamma(mut x: f64) -> f64 {
 
 /// Trigamma `ψ′(x)` for `x > 0` (recurrence to x ≥ 6, then the asymptotic series).
 pub fn trigamma(mut x: f64) -> f64 {
+    // Below 0 by reflection (ψ′(x) = π² / sin² πx − ψ′(1 − x)), as `digamma`.
+    if !(x > 0.0) {
+        return if x.is_nan() || x == x.floor() {
+            f64::NAN
+        } else {
+            (PI / (PI * x).sin()).powi(2) - trigamma(1.0 - x)
+        };
+    }
     let mut r = 0.0;
     while x < 6.0 {
         r += 1.0 / (x * x);
@@ -340,6 +357,10 @@ pub const BELOW_ONE: f64 = 1.0 - 5.960_464_477_539_063e-8;
 /// A Gamma(a, 1) draw from uniform noise by inversion, and `dz/da` (implicit
 /// reparameterisation: `−(∂P/∂a)(z) / p(z)`); draws are at least [`DRAW_MIN`].
 pub fn gamma_sample(a: f64, u: f32) -> (f64, f64) {
+    // A concentration outside (0, ∞) has no draws: NaN, which the trainer reports.
+    if !(a > 0.0 && a.is_finite()) {
+        return (f64::NAN, 0.0);
+    }
     let u = open_unit(u);
     let z = gamma_p_inv(a, u);
     if z <= DRAW_MIN {
@@ -357,6 +378,9 @@ pub fn gamma_sample(a: f64, u: f32) -> (f64, f64) {
 /// A Beta(a, b) draw from uniform noise by inversion, and `(dz/da, dz/db)` (implicit); draws
 /// lie in `[DRAW_MIN, BELOW_ONE]`, strictly inside (0, 1) in f32.
 pub fn beta_sample(a: f64, b: f64, u: f32) -> (f64, f64, f64) {
+    if !(a > 0.0 && a.is_finite() && b > 0.0 && b.is_finite()) {
+        return (f64::NAN, 0.0, 0.0);
+    }
     let u = open_unit(u);
     let z = beta_i_inv(a, b, u);
     if z <= DRAW_MIN {
@@ -396,6 +420,9 @@ pub fn student_t_ln_pdf(nu: f64, t: f64) -> f64 {
 
 /// A standard StudentT(ν) draw from uniform noise by inversion, and `dt/dν` (implicit).
 pub fn student_t_sample(nu: f64, u: f32) -> (f64, f64) {
+    if !(nu > 0.0 && nu.is_finite()) {
+        return (f64::NAN, 0.0);
+    }
     let u = open_unit(u);
     let pp = if u < 0.5 { u } else { 1.0 - u };
     // P(T < −s) = ½ I_{ν/(ν+s²)}(ν/2, ½) = pp.

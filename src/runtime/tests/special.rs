@@ -136,3 +136,23 @@ fn extreme_draws_stay_inside_the_support() {
         );
     }
 }
+
+/// Below zero the recurrences would never end (x + 1 == x for a huge negative x): ψ and ψ′
+/// take the reflection formulas, against their closed forms at −½ (ψ(−½) = 2 − γ − 2 ln 2,
+/// ψ′(−½) = π²/2 + 4); poles, −∞ and NaN are NaN, and samplers with a shape outside (0, ∞)
+/// draw NaN (the trainer reports it) instead of running on.
+#[test]
+fn non_positive_arguments_end_in_nan_or_reflection() {
+    let euler = 0.577_215_664_901_532_9;
+    close(digamma(-0.5), 2.0 - euler - 2.0 * 2f64.ln(), 1e-12, "ψ(−½)");
+    let pi2 = std::f64::consts::PI.powi(2);
+    close(trigamma(-0.5), pi2 / 2.0 + 4.0, 1e-11, "ψ′(−½)");
+    for x in [0.0, -2.0, f64::NEG_INFINITY, f64::NAN, -1e300] {
+        assert!(digamma(x).is_nan() && trigamma(x).is_nan(), "{x}");
+    }
+    assert!(digamma(-1e7 - 0.5).is_finite());
+    assert!(gamma_sample(0.0, 0.3).0.is_nan());
+    assert!(gamma_sample(-1.0, 0.3).0.is_nan());
+    assert!(beta_sample(2.0, 0.0, 0.3).0.is_nan());
+    assert!(student_t_sample(-1.0, 0.3).0.is_nan());
+}
