@@ -242,17 +242,7 @@ fn objective_modifiers_match_reference() {
         compare_on("ssm.vmodel", &p, &store, &batch, 2, TOL);
         // The modifier must change the gradient here, or this compares nothing new.
         let (p0, s0, b0) = setup("ssm.vmodel", 6, 8);
-        let (_, plain) = reference(&p0, &s0, &b0);
-        let (_, modified) = reference(&p, &store, &batch);
-        let diff = plain
-            .iter()
-            .zip(&modified)
-            .map(|((_, a), (_, b))| rel_err(b, a, 1e-3))
-            .fold(0.0f32, f32::max);
-        assert!(
-            diff > 1e-3,
-            "{what}: the modifier did not change the gradient ({diff:e})"
-        );
+        assert_changes_gradient(what, (&p0, &s0, &b0), (&p, &store, &batch));
     }
 }
 
@@ -1104,17 +1094,8 @@ fn bernoulli_kl_modifiers_match_reference() {
             } else {
                 setup_inline(src, b, t)
             };
-            let (_, plain) = reference(&p0, &s0, &b0);
-            let (_, modified) = reference(&p, &store, &batch);
-            let diff = plain
-                .iter()
-                .zip(&modified)
-                .map(|((_, a), (_, b))| rel_err(b, a, 1e-3))
-                .fold(0.0f32, f32::max);
-            assert!(
-                diff > 1e-3,
-                "{name} with {what}: the modifier did not change the gradient ({diff:e})"
-            );
+            let what = format!("{name} with {what}");
+            assert_changes_gradient(&what, (&p0, &s0, &b0), (&p, &store, &batch));
         }
     }
 }
@@ -1367,5 +1348,25 @@ fn data_windows_in_q_match_reference_and_the_shifted_inputs() {
     assert!(
         rel_err(&e1, &e2, 1.0) < 1e-6,
         "window {e1:?} vs shifted inputs {e2:?}"
+    );
+}
+
+/// A modifier under test changes the reference gradient (by more than 1e-3 relative in some
+/// parameter), or the comparison with it checks nothing the plain model did not.
+fn assert_changes_gradient(
+    what: &str,
+    (p0, s0, b0): (&Program, &ParamStore, &Batch),
+    (p, s, b): (&Program, &ParamStore, &Batch),
+) {
+    let (_, plain) = reference(p0, s0, b0);
+    let (_, modified) = reference(p, s, b);
+    let diff = plain
+        .iter()
+        .zip(&modified)
+        .map(|((_, a), (_, b))| rel_err(b, a, 1e-3))
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff > 1e-3,
+        "{what}: the modifier did not change the gradient ({diff:e})"
     );
 }

@@ -1281,7 +1281,8 @@ impl Fit {
         let draws = tr.draw(n, horizon, condition, d, seed).map_err(|e| {
             let code = match e {
                 vic::train::SampleError::ConditionTooLong { .. }
-                | vic::train::SampleError::ConditionNeedsData { .. } => Code::BadFlag,
+                | vic::train::SampleError::ConditionNeedsData { .. }
+                | vic::train::SampleError::CannotCondition { .. } => Code::BadFlag,
                 _ => Code::CannotSample,
             };
             coded(py, "VicError", code.as_str(), e.to_string(), "")

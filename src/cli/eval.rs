@@ -339,6 +339,7 @@ pub fn sample(a: SampleArgs, color: bool) -> u8 {
                     )
                 }
                 SampleError::Improper { written: name, .. } => format!("`vic sample` draws from p: give `{name}` a proper prior (e.g. `{name} ~ Normal(0, 1)`) to sample this model"),
+                SampleError::CannotCondition { .. } => "draw from the prior (drop --condition), or draw the posterior's reconstructions with --posterior".to_string(),
                 SampleError::Failed { .. } => "`vic sample` draws every latent and action from p: give each a proper prior (a Flat prior has no draws), or follow the posterior for the data's steps with --condition".to_string(),
             };
             coded(Code::CannotSample, e.to_string(), &help);

@@ -100,7 +100,7 @@ pub fn draws(
     Ok(values(&p, &w, prog, b, tt))
 }
 
-/// The values of `p.latents`' buffers, batch-major.
+/// The values of `p.values`' buffers, batch-major.
 fn values(
     p: &Predictive,
     w: &Worker,
@@ -109,7 +109,7 @@ fn values(
     tt: usize,
 ) -> HashMap<VarId, Vec<f32>> {
     let k = p.built.k;
-    (p.latents.iter())
+    (p.values.iter())
         .map(|&(v, buf)| {
             let var = &prog.model.vars[v];
             let size = var.ty.size();

@@ -54,14 +54,12 @@ impl Trainer {
         condition: usize,
         rng: &mut Rng,
     ) -> Result<HashMap<VarId, Vec<f32>>, TrainError> {
-        let m = &self.program.model;
-        if let (true, Some(ch)) = (condition > 0, crate::derive::marginal::chains(m).first()) {
-            // q has no factor for a chain summed out of p: nothing follows the data's steps.
+        if let Some(why) = (condition > 0)
+            .then(|| super::sample::condition_blocker(&self.program.model))
+            .flatten()
+        {
             return Err(TrainError::Runtime(RtError::Shape(format!(
-                "conditioning on the data's first steps needs q to follow them, and `{}` is \
-                 summed out of p (it has no q factor); draw from the prior (no --condition) or \
-                 draw the chain from its exact posterior with --posterior",
-                m.vars[ch.var].name
+                "cannot condition on the data's first steps: {why}"
             ))));
         }
         if self.draws_runtime() == "reference" {

@@ -37,6 +37,14 @@ pub enum SampleError {
         /// The variable as written in a factor (`x[t]`).
         written: String,
     },
+    /// q cannot follow the data's first steps on its own (see [`condition_blocker`]).
+    #[error("cannot condition `{model}` on the data's first steps: {why}")]
+    CannotCondition {
+        /// The model.
+        model: String,
+        /// Why.
+        why: String,
+    },
     /// The draw failed.
     #[error("cannot draw from `{model}`: {error}")]
     Failed {
@@ -107,6 +115,12 @@ impl Trainer {
         if condition > 0 && data.and_then(|d| d.t).is_none_or(|dt| condition > dt) {
             return Err(SampleError::ConditionNeedsData { condition });
         }
+        if let Some(why) = (condition > 0).then(|| condition_blocker(m)).flatten() {
+            return Err(SampleError::CannotCondition {
+                model: m.name.clone(),
+                why,
+            });
+        }
         let mut batch = match data {
             Some(d) => {
                 let idx: Vec<usize> = (0..n).map(|i| i % d.n).collect();
@@ -149,4 +163,22 @@ impl Trainer {
                 })?;
         Ok(Draws { n, t, values })
     }
+}
+
+/// Why q cannot follow the first `k` observed steps of `m` on its own (conditioning hides the
+/// data after them), if it cannot — on both runtimes, before either runs.
+pub(crate) fn condition_blocker(m: &crate::ir::Model) -> Option<String> {
+    use crate::ir::NetKind;
+    if let Some(ch) = crate::derive::marginal::chains(m).first() {
+        return Some(format!(
+            "`{}` is summed out of p (it has no q factor to follow the data)",
+            m.vars[ch.var].name
+        ));
+    }
+    if m.max_lead() > 0 {
+        return Some("q reads data ahead (`y[t+k]`), past the steps conditioning keeps".into());
+    }
+    let reverse = |n: &crate::ir::Net| matches!(n.kind, NetKind::Rnn { reverse: true, .. });
+    (m.nets.iter().find(|n| reverse(n)))
+        .map(|n| format!("the net `{}` reads each sequence from its end", n.name))
 }

@@ -22,8 +22,9 @@ pub struct Predictive {
     /// Per observed variable: its draw at each step `1..=T` (`None` where p has no factor),
     /// one for a static variable.
     pub draws: Vec<(VarId, Vec<Option<View>>)>,
-    /// Each latent's buffer (a timed one padded as the chain's, `k` steps first).
-    pub latents: Vec<(VarId, BufId)>,
+    /// The buffers read out whole: the latents (reconstructions) or every variable (draws
+    /// from p); a timed one padded as the chain's, `k` steps first.
+    pub values: Vec<(VarId, BufId)>,
 }
 
 /// Lower `prog`'s posterior predictive for `b` sequences of `tt` steps.
@@ -43,7 +44,7 @@ pub fn build_predictive(prog: &Program, params: &ParamIndex, b: usize, tt: usize
     Ok(Predictive {
         built: bd.finish(Vec::new()),
         draws,
-        latents,
+        values: latents,
     })
 }
 
@@ -62,13 +63,13 @@ pub fn build_one_step(prog: &Program, params: &ParamIndex, b: usize, tt: usize) 
     Ok(Predictive {
         built: bd.finish(Vec::new()),
         draws: draws.into_iter().map(|(v, x)| (v, vec![Some(x)])).collect(),
-        latents: Vec::new(),
+        values: Vec::new(),
     })
 }
 
 /// Lower draws from p for `b` sequences of `tt` steps (`vic sample`): with `condition = k`,
 /// q's chain on the first `k` steps of the data and p open loop after; `k = 0` is the prior
-/// predictive. Every variable with a buffer is in `latents` (inputs and observed ones too):
+/// predictive. Every variable with a buffer is in `values` (inputs and observed ones too):
 /// the reference's [`crate::lower::Program::simulate`] returns them all.
 pub fn build_draws(
     prog: &Program,
@@ -103,7 +104,7 @@ pub fn build_draws(
     Ok(Predictive {
         built: bd.finish(Vec::new()),
         draws: Vec::new(),
-        latents: values,
+        values,
     })
 }
 
