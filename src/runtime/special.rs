@@ -44,7 +44,7 @@ pub fn ln_gamma(x: f64) -> f64 {
 pub fn digamma(mut x: f64) -> f64 {
     // Below 0 by reflection (ψ(x) = ψ(1 − x) − π / tan πx), so the recurrence below always
     // ends: a diverged parameter or a negative count is a NaN the trainer reports, not a hang.
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return if x.is_nan() || x == x.floor() {
             f64::NAN
         } else {
@@ -67,7 +67,7 @@ pub fn digamma(mut x: f64) -> f64 {
 /// Trigamma `ψ′(x)` for `x > 0` (recurrence to x ≥ 6, then the asymptotic series).
 pub fn trigamma(mut x: f64) -> f64 {
     // Below 0 by reflection (ψ′(x) = π² / sin² πx − ψ′(1 − x)), as `digamma`.
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return if x.is_nan() || x == x.floor() {
             f64::NAN
         } else {
@@ -358,7 +358,7 @@ pub const BELOW_ONE: f64 = 1.0 - 5.960_464_477_539_063e-8;
 /// reparameterisation: `−(∂P/∂a)(z) / p(z)`); draws are at least [`DRAW_MIN`].
 pub fn gamma_sample(a: f64, u: f32) -> (f64, f64) {
     // A concentration outside (0, ∞) has no draws: NaN, which the trainer reports.
-    if !(a > 0.0 && a.is_finite()) {
+    if !a.is_finite() || a <= 0.0 {
         return (f64::NAN, 0.0);
     }
     let u = open_unit(u);
@@ -378,7 +378,7 @@ pub fn gamma_sample(a: f64, u: f32) -> (f64, f64) {
 /// A Beta(a, b) draw from uniform noise by inversion, and `(dz/da, dz/db)` (implicit); draws
 /// lie in `[DRAW_MIN, BELOW_ONE]`, strictly inside (0, 1) in f32.
 pub fn beta_sample(a: f64, b: f64, u: f32) -> (f64, f64, f64) {
-    if !(a > 0.0 && a.is_finite() && b > 0.0 && b.is_finite()) {
+    if !a.is_finite() || a <= 0.0 || !b.is_finite() || b <= 0.0 {
         return (f64::NAN, 0.0, 0.0);
     }
     let u = open_unit(u);
@@ -420,7 +420,7 @@ pub fn student_t_ln_pdf(nu: f64, t: f64) -> f64 {
 
 /// A standard StudentT(ν) draw from uniform noise by inversion, and `dt/dν` (implicit).
 pub fn student_t_sample(nu: f64, u: f32) -> (f64, f64) {
-    if !(nu > 0.0 && nu.is_finite()) {
+    if !nu.is_finite() || nu <= 0.0 {
         return (f64::NAN, 0.0);
     }
     let u = open_unit(u);
