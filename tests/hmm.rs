@@ -249,6 +249,7 @@ fn exact(c: &Case) -> Vec<f64> {
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: sequences");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let rel = (f64::from(*g) - w).abs() / w.abs().max(1.0);
         assert!(

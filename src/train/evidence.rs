@@ -21,13 +21,16 @@ impl Trainer {
         if crate::derive::marginal::exact(m) {
             // The bound is log p(y) itself (a chain summed out by the forward algorithm):
             // every draw of a sequence is its exact evidence.
+            // Every sequence must have a draw (a sequence without one would count as 0).
             let n = r.draw_seq.iter().max().map_or(0, |x| x + 1);
-            let mut per_seq = vec![0.0; n];
+            let mut per_seq = vec![None; n];
             for (i, d) in r.draw_seq.iter().zip(&r.draws) {
-                per_seq[*i] = *d;
+                per_seq[*i] = Some(*d);
             }
-            if !per_seq.is_empty() {
-                return r.with_exact("forward", &per_seq);
+            if let Some(per_seq) = per_seq.into_iter().collect::<Option<Vec<f64>>>() {
+                if !per_seq.is_empty() {
+                    return r.with_exact("forward", &per_seq);
+                }
             }
         }
         match crate::evidence::structure(m) {

@@ -48,6 +48,11 @@ impl Builder<'_> {
                 FactorBody::Define(_) => unsup("a chain factor that is a definition"),
             }
         };
+        if self.tt < 2 {
+            // The reference refuses it too (`reference/exec/forward.rs`); the data loader's
+            // shortest sequence is 2 steps.
+            return unsup("a chain of one step");
+        }
         let saved = self.vars.remove(&v);
         // log π's logits: they read no variable, so one row serves every sequence.
         let init = self.cat_logits(dist(ch.init)?, At::Step(1), k, false, true)?;
