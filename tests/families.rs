@@ -362,3 +362,33 @@ model bb {
         sd(pa, pb)
     );
 }
+
+/// Probabilities the model computes as exactly 0 or 1 are read as ε = f32::EPSILON and
+/// 1 − ε (torch's `clamp_probs`): a finite log-likelihood, `ln ε` for an observation the model
+/// calls impossible, instead of −∞ (and a NaN gradient).
+#[test]
+fn probs_of_zero_and_one_are_clamped_as_torch() {
+    let src = r#"
+model edge {
+  observed y : binary[3]
+  latent   z : real
+  param w : real[3] = [0, 1, 0.5]
+  p {
+    z ~ Normal(0, 1)
+    y ~ Bernoulli(probs = clamp(w + 0 * z, 0, 1))
+  }
+  q {
+    z ~ Normal(0, 1)
+  }
+}
+"#;
+    // Rows alternate y = [0, 1, 0] and [1, 0, 1].
+    let got = elbo(src, 2, 1, |_, i| (i % 2) as f32);
+    let eps = f64::from(f32::EPSILON);
+    let (sure, never, half) = ((1.0 - eps).ln(), eps.ln(), 0.5f64.ln());
+    let want = [sure + sure + half, never + never + half];
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.is_finite(), "{got:?}");
+        assert!((f64::from(*g) - w).abs() < 1e-4, "{got:?} vs {want:?}");
+    }
+}

@@ -479,6 +479,22 @@ impl Ck {
             } else {
                 x
             };
+            if tril {
+                if let ExprKind::Array(vals) = &x.kind {
+                    if let Some(j) = (0..size).find(|&j| vals.get(j * size + j) == Some(&0.0)) {
+                        let pname = spec.params[i].name;
+                        self.err(
+                            Diagnostic::new(
+                                Code::BadValue,
+                                format!("the {pname} of a {fam} has a zero on its diagonal (row {j})"),
+                            )
+                            .label(e.span, format!("{pname}[{j}, {j}] = 0"))
+                            .help("the covariance L Lᵀ is singular when a diagonal entry of L is 0; give every diagonal entry a non-zero value (a standard deviation, > 0 by convention)"),
+                        );
+                        continue;
+                    }
+                }
+            }
             if let Some(s) = super::rules::constant(&x) {
                 if spec.params[i].constraint == Constraint::Positive && s <= 0.0 {
                     let pname = spec.params[i].name;
@@ -605,14 +621,33 @@ impl Ck {
     }
 }
 
-/// Logits from probabilities: `log p` (a softmax per group renormalises them, as torch's
-/// `Categorical(probs = …)` does), or `log p − log(1 − p)` for a Bernoulli.
+/// The smallest probability a `probs =` argument is read as: f32's machine epsilon, as
+/// torch's `clamp_probs` (a probability of 0 or 1 computed by the model would be an infinite
+/// logit, and its gradient 0·∞ = NaN).
+const PROBS_EPS: f64 = f32::EPSILON as f64;
+
+/// Logits from probabilities, clamped as torch's `probs_to_logits`: `log max(p, ε)` (a softmax
+/// per group renormalises them, as torch's `Categorical(probs = …)` does), or `log p̃ − log(1 −
+/// p̃)` with `p̃ = clamp(p, ε, 1 − ε)` for a Bernoulli.
 fn probs_to_logits(p: Expr, binary: bool) -> Expr {
     let shape = p.shape.clone();
     let log = |e: Expr| Expr {
         kind: ExprKind::Unary {
             op: UnOp::Log,
             arg: Box::new(e),
+        },
+        shape: shape.clone(),
+    };
+    let high = if binary {
+        1.0 - PROBS_EPS
+    } else {
+        f64::from(f32::MAX)
+    };
+    let p = Expr {
+        kind: ExprKind::Clamp {
+            arg: Box::new(p),
+            low: Box::new(Expr::num(PROBS_EPS)),
+            high: Box::new(Expr::num(high)),
         },
         shape: shape.clone(),
     };
