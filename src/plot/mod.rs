@@ -10,7 +10,7 @@ mod training;
 
 pub use chart::{panels, Line, Marker, Panel};
 pub use grid::image_grid;
-pub use training::{training, Curves};
+pub use training::{training, CurveLog, Curves};
 
 use plotters::style::RGBColor;
 
