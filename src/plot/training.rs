@@ -111,6 +111,11 @@ impl CurveLog {
         (re, rt)
     }
 
+    /// Nothing logged yet.
+    pub fn is_empty(&self) -> bool {
+        self.curve.is_empty() && self.eval.is_empty()
+    }
+
     /// An evaluation at `step`: its ELBO per sequence and standard error.
     pub fn evaluated(&mut self, step: u64, elbo: f64, stderr: f64) {
         self.eval.push((step as f64, elbo, stderr));
