@@ -730,19 +730,19 @@ impl Model {
             .evaluated(outcome.last_step, report.elbo, report.stderr);
         obs.record(line);
         let st = FitState {
-                trainer,
-                model: self.inner.clone(),
-                file: self.file.clone(),
-                data_file,
-                plan,
-                settings,
-                engine,
-                history: obs.history,
-                curves: obs.curves,
-                svg: None,
-                report: Some(report),
-                seconds: outcome.seconds,
-            };
+            trainer,
+            model: self.inner.clone(),
+            file: self.file.clone(),
+            data_file,
+            plan,
+            settings,
+            engine,
+            history: obs.history,
+            curves: obs.curves,
+            svg: None,
+            report: Some(report),
+            seconds: outcome.seconds,
+        };
         if let Some(dir) = &out {
             draw_curves(py, dir, &st);
         }
