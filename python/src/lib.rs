@@ -1309,13 +1309,30 @@ impl Fit {
         };
         let seed = seed.unwrap_or(tr.cfg.seed);
         let draws = tr.draw(n, horizon, condition, d, seed).map_err(|e| {
-            let code = match e {
-                vic::train::SampleError::ConditionTooLong { .. }
-                | vic::train::SampleError::ConditionNeedsData { .. }
-                | vic::train::SampleError::CannotCondition { .. } => Code::BadFlag,
-                _ => Code::CannotSample,
+            use vic::train::SampleError as E;
+            let (code, help) = match &e {
+                E::ConditionTooLong { .. } => (
+                    Code::BadFlag,
+                    "the draws follow the posterior for `condition` steps, then run p open loop: use a horizon longer than condition".to_string(),
+                ),
+                E::ConditionNeedsData { .. } => (
+                    Code::BadFlag,
+                    "pass data= with sequences at least as long as condition".to_string(),
+                ),
+                E::CannotCondition { .. } => (
+                    Code::BadFlag,
+                    "draw from the prior (drop condition), or draw the posterior's reconstructions with Fit.posterior_predictive".to_string(),
+                ),
+                E::Improper { written: name, .. } => (
+                    Code::CannotSample,
+                    format!("Fit.sample draws from p: give `{name}` a proper prior (e.g. `{name} ~ Normal(0, 1)`) to sample this model"),
+                ),
+                E::Failed { .. } => (
+                    Code::CannotSample,
+                    "Fit.sample draws every latent and action from p: give each a proper prior (a Flat prior has no draws), or follow the posterior for the data's steps with condition=".to_string(),
+                ),
             };
-            coded(py, "VicError", code.as_str(), e.to_string(), "")
+            coded(py, "VicError", code.as_str(), e.to_string(), &help)
         })?;
         let out = PyDict::new(py);
         for (name, shape, values) in draws.named(&tr.program.model) {
@@ -1424,7 +1441,9 @@ impl Fit {
                 format!("one_step cannot run for this model: {why}"),
                 "drop one_step (the reconstructions need no open-loop step)",
             ),
-            e => flag_error(py, e.to_string(), ""),
+            e @ vic::train::PredictiveError::Control => {
+                flag_error(py, e.to_string(), "draw rollouts with Fit.sample")
+            }
         })?;
         let out = PyDict::new(py);
         for (name, shape, values) in drawn.arrays {

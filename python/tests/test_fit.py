@@ -188,6 +188,7 @@ def test_sample_conditioned_on_arrays(fit, root):
     with pytest.raises(vic.VicError) as info:
         f.sample(n=2, condition=60, horizon=50)
     assert info.value.code == "E092"
+    assert "horizon" in info.value.help  # every error carries its advice
 
 
 def test_training_releases_the_gil(root):
