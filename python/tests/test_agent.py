@@ -130,11 +130,13 @@ def test_agent_trains_with_the_gil_released(root, tmp_path):
     try:
         t0 = time.perf_counter()
         vic.agent(root / "models" / "dreamer_pendulum.vmodel", FakePendulum(), out=tmp_path / "a",
-                  **dict(SMALL, env_steps=90, train_every=10))
+                  **dict(SMALL, env_steps=90, train_every=1))
         seconds = time.perf_counter() - t0
     finally:
         done.set()
         t.join()
     share = count[0] / (alone * seconds)
     print(f"the other thread ran at {share:.0%} of its rate alone over {seconds:.1f} s")
-    assert share > 0.2, (share, seconds)
+    # Measured (release build, 2 cores): 45–64% released, 7–8% with the GIL held through the
+    # updates (an update after every environment step, so the updates dominate).
+    assert share > 0.25, (share, seconds)
