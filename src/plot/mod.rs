@@ -1,4 +1,5 @@
-//! SVG plots of the CLI (plotters), drawn from in-memory series only: the training curves
+//! SVG plots (plotters) of `vic run`, `vic sample --plot` and the Python package, drawn from
+//! in-memory series only: the training curves
 //! ([`training`]), sampled against real sequences ([`panels`]) and image grids
 //! ([`image_grid`]). Colours come from Okabe and Ito's colour-blind-safe palette; every legend
 //! sits beside its axes, never on the data.
