@@ -1,8 +1,7 @@
 //! SVG plots (plotters) of `vic run`, `vic sample --plot` and the Python package, drawn from
-//! in-memory series only: the training curves
-//! ([`training`]), sampled against real sequences ([`panels`]) and image grids
-//! ([`image_grid`]). Colours come from Okabe and Ito's colour-blind-safe palette; every legend
-//! sits beside its axes, never on the data.
+//! in-memory series only: the training curves ([`training`], [`CurveLog`]), sampled against
+//! real sequences ([`panels`]) and image grids ([`image_grid`]). Colours come from Okabe and
+//! Ito's colour-blind-safe palette; every legend sits beside its axes, never on the data.
 
 mod chart;
 mod grid;
