@@ -71,6 +71,7 @@ pub mod limits;
 pub mod lower;
 pub mod objective;
 pub mod parse;
+pub mod plot;
 pub mod reference;
 pub mod render;
 pub mod runtime;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod exit;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;

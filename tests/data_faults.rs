@@ -346,3 +346,88 @@ fn unsupported_backend_feature_is_e200() {
     assert!(err.contains("vic::E200"), "{err}");
     assert!(err.contains("overshooting"), "{err}");
 }
+
+/// A model whose observed `y` (size 3) has `family`'s likelihood, for the support checks.
+fn family_model(family: &str) -> String {
+    let (ty, lik) = match family {
+        "Poisson" => ("real[3]", "Poisson(exp(fy(z)))"),
+        "Gamma" => ("real[3]", "Gamma(exp(fy(z)), 1)"),
+        "LogNormal" => ("real[3]", "LogNormal(fy(z), 1)"),
+        "Beta" => ("unit[3]", "Beta(exp(fy(z)), exp(fy(z)))"),
+        other => panic!("no model for {other}"),
+    };
+    format!(
+        "model fam_{f} {{\n  observed y : {ty}\n  latent z : real\n  net fy = linear(1 -> 3)\n  p {{\n    z ~ Normal(0, 1)\n    y ~ {lik}\n  }}\n  q {{\n    z ~ Normal(0, 1)\n  }}\n}}\n",
+        f = family.to_lowercase()
+    )
+}
+
+/// Values outside a likelihood's support (a negative or fractional count for Poisson, a value
+/// ≤ 0 for Gamma and LogNormal, one outside (0, 1) for Beta) are `vic::E111` naming the array,
+/// the index and the family, with the help line; never a NaN ELBO. Values inside train.
+#[test]
+fn values_outside_a_likelihoods_support_are_e111() {
+    let dir = scratch("family_support");
+    // (family, a bad CSV row (y.0, y.1, y.2) in row 2, the value as printed, a good row)
+    let cases = [
+        ("Poisson", "1,-1,2", "-1", "0,3,7"),
+        ("Poisson", "1,2.5,2", "2.5", "0,3,7"),
+        ("Gamma", "1,0,2", "0", "0.5,3,7"),
+        ("LogNormal", "1,-2,2", "-2", "0.5,3,7"),
+        ("Beta", "0.5,1,0.2", "1", "0.5,0.3,0.9"),
+        ("Beta", "0.5,0,0.2", "0", "0.5,0.3,0.9"),
+    ];
+    for (i, (family, bad, value, good)) in cases.into_iter().enumerate() {
+        let d = dir.join(format!("{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let model = d.join("m.vmodel");
+        std::fs::write(&model, family_model(family)).unwrap();
+        let csv = |row2: &str| format!("y.0,y.1,y.2\n{good}\n{good}\n{row2}\n{good}\n");
+        let data = d.join("bad.csv");
+        std::fs::write(&data, csv(bad)).unwrap();
+        let out_dir = d.join("run");
+        let (m, da, o) = (
+            model.to_str().unwrap(),
+            data.to_str().unwrap(),
+            out_dir.to_str().unwrap(),
+        );
+        let out = vic(&["run", m, "--data", da, "--steps", "1", "--out", o]);
+        let err = stderr(&out);
+        let flat: String = err.split_whitespace().collect();
+        assert_eq!(out.status.code(), Some(1), "{family} {bad}:\n{err}");
+        assert!(err.contains("vic::E111"), "{family} {bad}:\n{err}");
+        assert!(err.contains("`y`"), "{family}: names y:\n{err}");
+        assert!(
+            flat.contains("[2,1]"),
+            "{family}: the index (row 2, column 1):\n{err}"
+        );
+        assert!(
+            flat.contains(&format!("value{value}")),
+            "{family}: the value:\n{err}"
+        );
+        assert!(
+            flat.contains(&format!("{family}-observed")),
+            "{family}:\n{err}"
+        );
+        assert!(err.contains("help:"), "{family}: a help line:\n{err}");
+        // The same data with the bad row replaced trains a step.
+        std::fs::write(&data, csv(good)).unwrap();
+        let ok_dir = d.join("ok");
+        let out = vic(&[
+            "run",
+            m,
+            "--data",
+            da,
+            "--steps",
+            "1",
+            "--out",
+            ok_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{family} good data:\n{}",
+            stderr(&out)
+        );
+    }
+}

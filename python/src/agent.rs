@@ -1,10 +1,12 @@
 //! `vic.agent(model, env, …)`: `vic agent`'s loop (`vic::agent::learn::Agent`) acting in a
 //! Python environment object in-process — any object with Gymnasium's `reset(seed=…)`,
 //! `step(action)` and Box `observation_space`/`action_space` — with the same run directory
-//! (episodes, metrics, checkpoint, replay) and resume as `vic agent`. The environment is Python,
-//! so the loop holds the GIL; Ctrl-C is heard between updates and episodes.
+//! (episodes, metrics, checkpoint, replay) and resume as `vic agent`. The loop runs with the GIL
+//! released; only the environment's `reset`/`step`, the callback and the check for Ctrl-C take
+//! it, so other Python threads run while the agent trains. Ctrl-C is heard between updates and
+//! episodes.
 
-use super::{coded, flag_error, to_py, Model};
+use super::{coded, flag_error, to_py, Model, Unsent};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -239,25 +241,10 @@ pub fn agent(
     let mut env = PyEnv::new(env, id)?;
     std::fs::create_dir_all(&out)
         .map_err(|e| super::io_error(py, format!("cannot create `{}`", out.display()), &e))?;
-    let held: Vec<&str> = OUTPUTS
-        .iter()
-        .copied()
-        .filter(|f| out.join(f).exists())
-        .collect();
-    if !resume && !held.is_empty() {
-        if !force {
-            return Err(coded(
-                py,
-                "VicError",
-                Code::RunDirNotEmpty.as_str(),
-                format!(
-                    "`{}` already holds a run ({}): it would be overwritten",
-                    out.display(),
-                    held.join(", ")
-                ),
-                "continue it with resume=True, overwrite it with force=True, or pass another out=",
-            ));
-        }
+    // Claimed as `vic agent` claims it: the lock file, E094 while another run holds it, E095
+    // when it holds a run and the call neither resumes nor forces.
+    let _lock = super::claim(py, &out, resume, force)?;
+    if force && !resume {
         for f in OUTPUTS {
             let _ = std::fs::remove_file(out.join(f));
         }
@@ -288,7 +275,14 @@ pub fn agent(
         callback,
         error: None,
     };
-    let result = agent.run(&mut env, &mut obs);
+    // The updates run without the GIL; the environment's `reset`/`step`, the callback and the
+    // signal check take it (`Python::with_gil`), so other Python threads run meanwhile.
+    let job = Unsent((&mut agent, &mut env, &mut obs));
+    let result = py.allow_threads(move || {
+        let job = job;
+        let (agent, env, obs) = job.0;
+        agent.run(env, obs)
+    });
     if let Some(e) = obs.error.take() {
         return Err(e);
     }

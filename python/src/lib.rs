@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use vic::data::{DataError, Dataset, RawArray};
 use vic::diag::{Code, Diagnostic};
+use vic::plot::CurveLog;
 use vic::train::rundir::{self, MetricsLog};
 
 mod agent;
@@ -656,8 +657,9 @@ impl Model {
         let mut history = Vec::new();
         let mut log = None;
         let ckpt = out.as_ref().map(|d| d.join(rundir::CHECKPOINT));
+        let mut _lock = None;
         if let Some(dir) = &out {
-            prepare_out(py, dir, resume, force)?;
+            _lock = Some(prepare_out(py, dir, resume, force)?);
             let fit_record = FitRecord {
                 model: &self.inner,
                 file: self.file.as_deref(),
@@ -697,6 +699,7 @@ impl Model {
             callback,
             history,
             log,
+            curves: CurveLog::new(labels.len()),
             error: None,
         };
         let outcome = py.allow_threads(|| trainer.get().run(&opts, &mut obs));
@@ -723,76 +726,84 @@ impl Model {
         };
         let heldout = trainer.0.heldout.is_some();
         let line = rundir::final_line(&labels, outcome.last_step, heldout, &report);
+        obs.curves
+            .evaluated(outcome.last_step, report.elbo, report.stderr);
         obs.record(line);
-        Ok(Fit {
-            st: Mutex::new(FitState {
-                trainer,
-                model: self.inner.clone(),
-                file: self.file.clone(),
-                data_file,
-                plan,
-                settings,
-                engine,
-                history: obs.history,
-                report: Some(report),
-                seconds: outcome.seconds,
-            }),
-        })
+        let st = FitState {
+            trainer,
+            model: self.inner.clone(),
+            file: self.file.clone(),
+            data_file,
+            plan,
+            settings,
+            engine,
+            history: obs.history,
+            curves: obs.curves,
+            svg: None,
+            report: Some(report),
+            seconds: outcome.seconds,
+        };
+        if let Some(dir) = &out {
+            draw_curves(py, dir, &st);
+        }
+        Ok(Fit { st: Mutex::new(st) })
     }
 }
 
-/// A run directory for a fit: created; refused when it holds a run and the fit neither
-/// resumes nor forces (`vic::E095`); a forced fit removes the earlier run's files.
-fn prepare_out(py: Python<'_>, dir: &Path, resume: bool, force: bool) -> PyResult<()> {
+/// A run directory for a fit, claimed as `vic run` claims it ([`rundir::claim`]: its lock
+/// file, `vic::E094` while another run holds it, `vic::E095` when it holds a run and the fit
+/// neither resumes nor forces; a forced fit removes the earlier run's files).
+fn prepare_out(py: Python<'_>, dir: &Path, resume: bool, force: bool) -> PyResult<rundir::RunLock> {
     std::fs::create_dir_all(dir)
         .map_err(|e| io_error(py, format!("cannot create `{}`", dir.display()), &e))?;
-    if resume {
-        if !dir.join(rundir::CHECKPOINT).exists() {
-            return Err(coded(
-                py,
-                "TrainError",
-                Code::BadCheckpoint.as_str(),
-                format!("`{}` holds no checkpoint to resume", dir.display()),
-                "pass the directory of an interrupted run as out=",
-            ));
+    if resume && !dir.join(rundir::CHECKPOINT).exists() {
+        return Err(coded(
+            py,
+            "TrainError",
+            Code::BadCheckpoint.as_str(),
+            format!("`{}` holds no checkpoint to resume", dir.display()),
+            "pass the directory of an interrupted run as out=",
+        ));
+    }
+    claim(py, dir, resume, force)
+}
+
+/// [`rundir::claim`] with its error as a `VicError` and its note as a Python warning.
+fn claim(py: Python<'_>, dir: &Path, resume: bool, force: bool) -> PyResult<rundir::RunLock> {
+    let mut notes = Vec::new();
+    let lock = rundir::claim(dir, resume, force, &mut |n| notes.push(n.to_string()));
+    for n in notes {
+        let warn = py.import("warnings")?.getattr("warn")?;
+        warn.call1((n,))?;
+    }
+    lock.map_err(|e| coded(py, "VicError", e.code.as_str(), e.message, &e.help))
+}
+
+/// Draws `elbo.svg` into `dir` as `vic run` draws it (a warning on failure, as there).
+fn draw_curves(py: Python<'_>, dir: &Path, st: &FitState) {
+    if st.curves.is_empty() {
+        // A loaded run: its own picture.
+        if let Some(svg) = &st.svg {
+            if let Err(e) = rundir::write_atomic(&dir.join(rundir::PLOT), svg) {
+                write_stderr(py, &format!("warning: could not write elbo.svg: {e}\n"));
+            }
         }
-        return Ok(());
+        return;
     }
-    let outputs = [
-        rundir::CHECKPOINT,
-        rundir::METRICS,
-        rundir::CONFIG,
-        rundir::SOURCE,
-        "elbo.svg",
-    ];
-    let held: Vec<String> = std::fs::read_dir(dir)
-        .map(|it| {
-            it.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| outputs.contains(&n.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if held.is_empty() {
-        return Ok(());
+    let tr = &st.trainer.0;
+    let eval_name = match (&tr.heldout, &tr.train) {
+        (Some(_), _) => "held-out",
+        (None, Some(_)) => "evaluation (training data)",
+        (None, None) => "evaluation",
+    };
+    let labels = vic::render::label::term_labels(&tr.program.elbo);
+    let title = format!("vic run {}", st.model.ir().name);
+    if let Err(e) = st
+        .curves
+        .draw(&dir.join(rundir::PLOT), &title, eval_name, &labels)
+    {
+        write_stderr(py, &format!("warning: could not write elbo.svg: {e}\n"));
     }
-    if force {
-        for name in outputs {
-            let _ = std::fs::remove_file(dir.join(name));
-        }
-        return Ok(());
-    }
-    Err(coded(
-        py,
-        "VicError",
-        Code::RunDirNotEmpty.as_str(),
-        format!(
-            "`{}` already holds a run ({}): it would be overwritten",
-            dir.display(),
-            held.join(", ")
-        ),
-        "continue it with resume=True, overwrite it with force=True, or pass another out=",
-    ))
 }
 
 fn run_error(py: Python<'_>, e: &RunError) -> PyErr {
@@ -881,6 +892,8 @@ struct PyObserver {
     /// exactly; serde_json's default parser may not round-trip the last bit of a float).
     history: Vec<String>,
     log: Option<MetricsLog>,
+    /// The curves of `elbo.svg`, fed as `vic run`'s progress feeds them.
+    curves: CurveLog,
     error: Option<PyErr>,
 }
 
@@ -916,7 +929,9 @@ impl Observer for PyObserver {
 
     fn stepped(&mut self, s: &StepStats) {
         let line = rundir::step_line(&self.labels, s);
-        let line = if s.step.is_multiple_of(self.log_every.max(1)) || s.step == self.total {
+        let keep = s.step.is_multiple_of(self.log_every.max(1)) || s.step == self.total;
+        self.curves.stepped(s.step, s.elbo, &s.terms, keep);
+        let line = if keep {
             self.record(line)
         } else {
             let mut l = line;
@@ -940,6 +955,7 @@ impl Observer for PyObserver {
 
     fn evaluated(&mut self, step: u64, r: &EvalReport) {
         let line = rundir::eval_line(&self.labels, step, r);
+        self.curves.evaluated(step, r.elbo, r.stderr);
         self.record(line);
     }
 }
@@ -1036,6 +1052,16 @@ struct Owned(Trainer);
 // two threads use it at once; `allow_threads` runs its closure on the calling thread.
 unsafe impl Send for Owned {}
 
+/// What a call hands to the closure it runs without the GIL (`allow_threads`): a trainer or an
+/// agent with what it works on, by reference.
+struct Unsent<T>(T);
+
+// SAFETY: `allow_threads` runs its closure on the calling thread, which keeps the only
+// references to what is inside for as long as the closure runs; Python objects in it are
+// reached only under `Python::with_gil`. What is inside is not `Send` for the reasons `Owned`
+// gives (the fused engine's pointers into buffers their owner owns).
+unsafe impl<T> Send for Unsent<T> {}
+
 impl Owned {
     fn get(&mut self) -> &mut Trainer {
         &mut self.0
@@ -1052,6 +1078,10 @@ struct FitState {
     /// The runtime when training started, as `config.json` records it.
     engine: String,
     history: Vec<String>,
+    /// The curves of `elbo.svg` (of this process's training: none for a loaded run).
+    curves: CurveLog,
+    /// The `elbo.svg` of a loaded run directory, written again by `save`.
+    svg: Option<Vec<u8>>,
     report: Option<EvalReport>,
     seconds: f64,
 }
@@ -1279,16 +1309,144 @@ impl Fit {
         };
         let seed = seed.unwrap_or(tr.cfg.seed);
         let draws = tr.draw(n, horizon, condition, d, seed).map_err(|e| {
-            let code = match e {
-                vic::train::SampleError::ConditionTooLong { .. }
-                | vic::train::SampleError::ConditionNeedsData { .. }
-                | vic::train::SampleError::CannotCondition { .. } => Code::BadFlag,
-                _ => Code::CannotSample,
+            use vic::train::SampleError as E;
+            let (code, help) = match &e {
+                E::ConditionTooLong { .. } => (
+                    Code::BadFlag,
+                    "the draws follow the posterior for `condition` steps, then run p open loop: use a horizon longer than condition".to_string(),
+                ),
+                E::ConditionNeedsData { .. } => (
+                    Code::BadFlag,
+                    "pass data= with sequences at least as long as condition".to_string(),
+                ),
+                E::CannotCondition { .. } => (
+                    Code::BadFlag,
+                    "draw from the prior (drop condition), or draw the posterior's reconstructions with Fit.posterior_predictive".to_string(),
+                ),
+                E::Improper { written: name, .. } => (
+                    Code::CannotSample,
+                    format!("Fit.sample draws from p: give `{name}` a proper prior (e.g. `{name} ~ Normal(0, 1)`) to sample this model"),
+                ),
+                E::Failed { .. } => (
+                    Code::CannotSample,
+                    "Fit.sample draws every latent and action from p: give each a proper prior (a Flat prior has no draws), or follow the posterior for the data's steps with condition=".to_string(),
+                ),
             };
-            coded(py, "VicError", code.as_str(), e.to_string(), "")
+            coded(py, "VicError", code.as_str(), e.to_string(), &help)
         })?;
         let out = PyDict::new(py);
         for (name, shape, values) in draws.named(&tr.program.model) {
+            let a = PyArray1::from_vec(py, values).reshape(shape)?;
+            out.set_item(name, a)?;
+        }
+        Ok(out)
+    }
+
+    /// Posterior predictive draws as `vic sample --posterior` makes them: for each of the first
+    /// `n` sequences of `data` (default: the fit's data file, else its training data), `draws`
+    /// reconstructions x̃ ~ p(x | z), z ~ q(z | x), from the noise stream of `seed` (default: the
+    /// fit's). Returns {name: float32 array}: each variable's draws (draws, n, T, size) or
+    /// (draws, n, size), each observed variable's data as `<name>_data`, and with `one_step` the
+    /// one-step predictions `<name>_onestep` (NaN at the first step) — the arrays of the `.npz`
+    /// that `vic sample --posterior --draws K --seed S` writes for the same run, bit for bit.
+    #[pyo3(signature = (data = None, *, n = 16, draws = 100, one_step = false, seed = None))]
+    fn posterior_predictive<'py>(
+        &self,
+        py: Python<'py>,
+        data: Option<&Bound<'py, PyAny>>,
+        n: usize,
+        draws: usize,
+        one_step: bool,
+        seed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let max = vic::limits::MAX_COUNT;
+        if n == 0 || n as u64 > max {
+            return Err(flag_error(
+                py,
+                format!("n={n}: draw for between 1 and {max} sequences"),
+                "e.g. n=16",
+            ));
+        }
+        if draws < 2 || draws as u64 > max {
+            return Err(flag_error(
+                py,
+                format!("draws={draws} is too few for predictive intervals"),
+                "e.g. draws=100",
+            ));
+        }
+        let st = self.lock();
+        let arg = data_arg(py, data)?;
+        let given = match arg {
+            DataArg::Default => match &st.data_file {
+                Some(f) => {
+                    let program = lower(py, &st.model)?;
+                    load_data(py, &st.model, None, &program, DataArg::File(f.clone()))?.0
+                }
+                None => None,
+            },
+            arg => {
+                let program = lower(py, &st.model)?;
+                load_data(py, &st.model, st.file.as_deref(), &program, arg)?.0
+            }
+        };
+        let tr = &st.trainer.0;
+        let Some(d) = given.as_ref().or(tr.train.as_ref()).or(tr.heldout.as_ref()) else {
+            return Err(flag_error(
+                py,
+                "the posterior predictive needs data to condition on".into(),
+                "pass data= (a dict of arrays or a data file)",
+            ));
+        };
+        let (seqs, tt) = tr.posterior_extent(d, n).map_err(|_| {
+            flag_error(
+                py,
+                "the posterior predictive needs an observed variable; this is a control problem"
+                    .into(),
+                "draw rollouts with Fit.sample",
+            )
+        })?;
+        let need = vic::limits::run_bytes(
+            &tr.program.model,
+            seqs.saturating_mul(draws) as u64,
+            tt as u64,
+        );
+        let have = vic::limits::available_bytes();
+        if need > have {
+            return Err(coded(
+                py,
+                "TrainError",
+                Code::OutOfMemory.as_str(),
+                format!(
+                    "the posterior predictive needs about {} ({} sequences × {tt} steps at once), but {} is available",
+                    vic::limits::human(need),
+                    seqs.saturating_mul(draws),
+                    vic::limits::human(have)
+                ),
+                "use a smaller n or fewer draws",
+            ));
+        }
+        let seed = seed.unwrap_or(tr.cfg.seed);
+        let job = Unsent((tr, d));
+        let drawn = py.allow_threads(move || {
+            let job = job;
+            let (tr, d) = job.0;
+            tr.posterior_draws(d, n, draws, one_step, seed)
+        });
+        let drawn = drawn.map_err(|e| match e {
+            vic::train::PredictiveError::Draw { what, error } => {
+                train_error(py, &error, &format!("{what} sampling failed"))
+            }
+            vic::train::PredictiveError::OneStep(why) => flag_error(
+                py,
+                format!("one_step cannot run for this model: {why}"),
+                "drop one_step (the reconstructions need no open-loop step)",
+            ),
+            e @ vic::train::PredictiveError::Control => {
+                flag_error(py, e.to_string(), "draw rollouts with Fit.sample")
+            }
+        })?;
+        let out = PyDict::new(py);
+        for (name, shape, values) in drawn.arrays {
             let a = PyArray1::from_vec(py, values).reshape(shape)?;
             out.set_item(name, a)?;
         }
@@ -1301,6 +1459,9 @@ impl Fit {
         let st = self.lock();
         std::fs::create_dir_all(&dir)
             .map_err(|e| io_error(py, format!("cannot create `{}`", dir.display()), &e))?;
+        // Held while the directory is written, as a run holds it (no emptiness check: saving
+        // again replaces the earlier save).
+        let _lock = claim(py, &dir, true, false)?;
         st.trainer
             .0
             .save(&dir.join(rundir::CHECKPOINT))
@@ -1318,7 +1479,9 @@ impl Fit {
         let text: String = st.history.iter().map(|l| format!("{l}\n")).collect();
         let metrics = dir.join(rundir::METRICS);
         rundir::write_atomic(&metrics, text.as_bytes())
-            .map_err(|e| io_error(py, format!("cannot write `{}`", metrics.display()), &e))
+            .map_err(|e| io_error(py, format!("cannot write `{}`", metrics.display()), &e))?;
+        draw_curves(py, &dir, &st);
+        Ok(())
     }
 
     /// Load a run directory written by `Fit.save` or `vic run` (its data: the recorded file, or
@@ -1417,6 +1580,8 @@ impl Fit {
                 settings,
                 engine,
                 history,
+                curves: CurveLog::default(),
+                svg: std::fs::read(dir.join(rundir::PLOT)).ok(),
                 report,
                 seconds: 0.0,
             }),

@@ -1,5 +1,7 @@
 """numpy arrays in: dtypes, memory orders and masks, validated as data files are."""
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,44 @@ def test_bad_options_are_flag_errors(static):
         with pytest.raises(vic.VicError) as info:
             static.fit(x, **kw)
         assert info.value.code == "E092", kw
+
+
+@pytest.mark.parametrize("family,lik,ty,bad", [
+    ("Poisson", "Poisson(exp(z))", "real[2]", -1.0),
+    ("Poisson", "Poisson(exp(z))", "real[2]", 2.5),
+    ("Gamma", "Gamma(exp(z), 1)", "real[2]", 0.0),
+    ("LogNormal", "LogNormal(z, 1)", "real[2]", -3.0),
+    ("Beta", "Beta(exp(z), 1)", "unit[2]", 1.0),
+])
+def test_values_outside_a_likelihoods_support_are_e111(family, lik, ty, bad, tmp_path,
+                                                        run_vic, root):
+    src = f"""model fam {{
+  observed x : {ty}
+  latent   z : real
+  p {{ z ~ Normal(0, 1)
+      x ~ {lik} }}
+  q {{ z ~ Normal(0, 1) }}
+}}"""
+    m = vic.Model(src)
+    x = np.full((4, 2), 0.5 if family == "Beta" else 1.0)
+    x[2, 1] = bad
+    with pytest.raises(vic.DataError) as info:
+        m.fit({"x": x}, steps=1)
+    e = info.value
+    assert e.code == "E111" and e.array == "x"
+    assert f"{family}-observed" in e.message and "[2, 1]" in e.message
+    assert e.help
+    # The data file gives the same code (shared with `vic run`'s loader).
+    np.savez(tmp_path / "bad.npz", x=x)
+    (tmp_path / "fam.vmodel").write_text(src)
+    p = subprocess.run([_vic(), "run", str(tmp_path / "fam.vmodel"), "--data",
+                        str(tmp_path / "bad.npz"), "--steps", "1", "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True)
+    assert p.returncode == 1 and "vic::E111" in p.stderr
+    x[2, 1] = 0.5 if family == "Beta" else 1.0
+    m.fit({"x": x}, steps=1)  # in the support: trains
+
+
+def _vic():
+    from conftest import _binary
+    return _binary()

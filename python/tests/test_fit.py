@@ -188,6 +188,7 @@ def test_sample_conditioned_on_arrays(fit, root):
     with pytest.raises(vic.VicError) as info:
         f.sample(n=2, condition=60, horizon=50)
     assert info.value.code == "E092"
+    assert "horizon" in info.value.help  # every error carries its advice
 
 
 def test_training_releases_the_gil(root):
@@ -228,3 +229,73 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(root, tmp_path, fit):
         m.fit(steps=STEPS, seed=SEED, out=out, callback=interrupt)
     resumed = m.fit(steps=STEPS, seed=SEED, out=out, resume=True)
     assert strip_time(resumed.history) == strip_time(full.history)
+
+
+def test_posterior_predictive_equals_vic_sample_posterior(cli_run, root, run_vic, tmp_path):
+    # The reference is the CLI's .npz for the same run, data, counts and seed; bit for bit.
+    h = vic.Fit.load(cli_run)
+    for extra, kw in (([], {}), (["--one-step"], {"one_step": True})):
+        out = tmp_path / "posterior.npz"
+        run_vic("sample", "models/ssm.vmodel", "--params", cli_run, "--posterior", "--n", 3,
+                "--draws", 7, "--seed", 5, "--out", out, *extra)
+        cli = np.load(out)
+        # The default data is the run's data file, as `vic sample` reads it; a path too.
+        for data in (None, root / "models" / "data" / "pendulum_std.npz"):
+            ours = h.posterior_predictive(data, n=3, draws=7, seed=5, **kw)
+            assert sorted(ours) == sorted(cli.files)
+            for k in cli.files:
+                assert ours[k].dtype == np.float32 and ours[k].shape == cli[k].shape, k
+                assert np.array_equal(ours[k], cli[k], equal_nan=True), k
+        assert ours["o"].shape == (7, 3, 50, 3) and ours["o_data"].shape == (3, 50, 3)
+        # The data beside the draws is the file's first sequences.
+        d = np.load(root / "models" / "data" / "pendulum_std.npz")
+        assert np.array_equal(ours["o_data"], d["o"][:3].astype(np.float32))
+    with pytest.raises(vic.VicError) as info:
+        h.posterior_predictive(n=3, draws=1)
+    assert info.value.code == "E092"
+
+
+def test_posterior_predictive_of_a_control_problem_is_refused(root):
+    f = vic.Model.from_file(root / "models" / "lqr.vmodel").fit(steps=1, batch=4, horizon=5)
+    with pytest.raises(vic.VicError) as info:
+        f.posterior_predictive(n=2, draws=4)
+    assert info.value.code == "E092"
+
+
+def test_run_directory_has_the_files_of_vic_run(root, tmp_path, cli_run):
+    # fit(out=) and save() write the files `vic run --out` writes (elbo.svg included), and
+    # leave no lock behind; while a run holds the directory, another is refused (E094).
+    m = vic.Model.from_file(root / "models" / "ssm.vmodel")
+    cli_files = sorted(p.name for p in cli_run.iterdir())
+    assert "elbo.svg" in cli_files and ".vic-run.lock" not in cli_files
+    out = tmp_path / "live"
+    f = m.fit(steps=STEPS, seed=SEED, out=out, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == cli_files
+    # The same run draws the same picture (vic::plot::CurveLog, fed as vic run's progress).
+    assert (out / "elbo.svg").read_bytes() == (cli_run / "elbo.svg").read_bytes()
+    saved = tmp_path / "saved"
+    f.save(saved)
+    assert sorted(p.name for p in saved.iterdir()) == cli_files
+    # A loaded run saves its picture again.
+    again = tmp_path / "again"
+    vic.Fit.load(cli_run).save(again)
+    assert sorted(p.name for p in again.iterdir()) == cli_files
+    assert (again / "elbo.svg").read_bytes() == (cli_run / "elbo.svg").read_bytes()
+    # The lock of a live process (this one's parent: alive, and not us) holds the directory.
+    import os
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / ".vic-run.lock").write_text(f"{os.getppid()}\n")
+    with pytest.raises(vic.VicError) as info:
+        m.fit(steps=2, seed=SEED, out=busy, progress=False)
+    assert info.value.code == "E094"
+    # The CLI refuses the same directory with the same code.
+    p = subprocess.run([run_vic_bin(), "run", "models/ssm.vmodel",
+                        "--steps", "2", "--out", str(busy)], cwd=root, capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and "E094" in p.stderr
+
+
+def run_vic_bin():
+    from conftest import _binary
+    return _binary()

@@ -125,9 +125,11 @@ class Model:
         steps and is raised here — with ``out`` the checkpoint is written first, and
         ``fit(..., out=out, resume=True)`` (or ``vic run MODEL --resume out``) continues it.
 
-        ``out``: write the run directory as the run goes (``config.json``, ``model.vmodel``,
-        ``metrics.jsonl``, ``checkpoint.safetensors``); a directory that holds a run is
-        refused (``E095``) unless ``resume`` or ``force``.
+        ``out``: write the run directory ``vic run --out`` writes, as the run goes
+        (``config.json``, ``model.vmodel``, ``metrics.jsonl``, ``checkpoint.safetensors``, and
+        ``elbo.svg`` at the end), holding its lock file ``.vic-run.lock`` meanwhile; a directory
+        another run holds is refused (``E094``), one that holds a run (``E095``) unless
+        ``resume`` or ``force``.
         """
 
 class Fit:
@@ -197,9 +199,28 @@ class Fit:
         data's rows (cycled) give the inputs, cut or padded with zeros to ``horizon``
         (default: the data's length, else the model's horizon). ``seed`` defaults to the
         fit's."""
+    def posterior_predictive(
+        self,
+        data: _Data = None,
+        *,
+        n: int = 16,
+        draws: int = 100,
+        one_step: bool = False,
+        seed: Optional[int] = None,
+    ) -> Dict[str, np.ndarray]:
+        """Posterior predictive draws, as ``vic sample --posterior`` makes them (bit for bit
+        with the same data, ``--n``, ``--draws`` and ``--seed``): for each of the first ``n``
+        sequences of ``data`` (default: the fit's data file, else its training data),
+        ``draws`` reconstructions x̃ ~ p(x | z), z ~ q(z | x). Returns float32 arrays by
+        name: every variable's draws, ``(draws, n, T, size)`` for time-indexed variables and
+        ``(draws, n, size)`` for static ones; each observed variable's data as
+        ``<name>_data``; with ``one_step=True`` the one-step predictions ``<name>_onestep``
+        (p one step open loop from the posterior at t − 1; NaN at the first step).
+        ``seed`` defaults to the fit's."""
     def save(self, dir: _Path) -> None:
         """Write the run directory ``vic run`` writes: ``config.json``, ``model.vmodel``,
-        ``checkpoint.safetensors``, ``metrics.jsonl``."""
+        ``checkpoint.safetensors``, ``metrics.jsonl`` and ``elbo.svg`` (holding its lock
+        file while it writes)."""
     @staticmethod
     def load(dir: _Path, data: _Data = None) -> "Fit":
         """Load a run directory written by :meth:`save` or ``vic run``; its data is the
@@ -236,7 +257,8 @@ def agent(
     ``agent.json``, ``model.vmodel``); a directory that holds a run is refused (``E095``)
     unless ``resume`` (continue it) or ``force``. ``callback(record)`` sees every episode's
     record. Ctrl-C stops the loop after a checkpoint (``KeyboardInterrupt``); an exception
-    of the environment is re-raised as it was. The environment is Python, so the loop holds
-    the GIL. Returns ``{"out", "progress", "episodes"}``: the loop's counters and every
+    of the environment is re-raised as it was. The updates run with the GIL released: only
+    the environment's ``reset``/``step``, ``callback`` and the check for Ctrl-C take it, so
+    other Python threads run while the agent trains. Returns ``{"out", "progress", "episodes"}``: the loop's counters and every
     episode record.
     """

@@ -21,8 +21,8 @@
 //! Nothing here changes how vic trains: it is `vic::compile` → `Program::new` →
 //! `Trainer::new` → `trainer.step()`, as a user of the library would write it.
 
-use crate::cli::session::{coded, train_error};
-use crate::cli::{FAILED, OK, USAGE};
+use crate::exit::{coded, train_error};
+use crate::exit::{FAILED, OK, USAGE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -531,13 +531,13 @@ pub fn run(a: BenchArgs) -> u8 {
             .min(steps.saturating_sub(a.warmup.max(1)).max(1) as usize)
     });
     if steps == 0 || window == 0 || a.warmup >= steps {
-        return crate::cli::session::flag_error(
+        return crate::exit::flag_error(
             "--steps must exceed --warmup, and --loss-window must be ≥ 1".into(),
             "e.g. --steps 2000 --warmup 5",
         );
     }
     if window as u64 > steps - a.warmup.max(1) {
-        return crate::cli::session::flag_error(
+        return crate::exit::flag_error(
             format!("--loss-window {window} is longer than the timed part of the fixed run"),
             "lower --loss-window or raise --steps",
         );
@@ -573,7 +573,7 @@ pub fn run(a: BenchArgs) -> u8 {
                 None => s,
             },
             None => {
-                return crate::cli::session::flag_error(
+                return crate::exit::flag_error(
                     "W8 needs a model declaring `dim K = …` and --states ≥ 1".into(),
                     "e.g. vic bench W8 --states 4",
                 )

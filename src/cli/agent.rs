@@ -1,8 +1,9 @@
 //! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
 //! the loop itself is the library's ([`vic::agent::learn::Agent`]).
 
-use super::session::{flag_error, open};
-use super::{FAILED, OK};
+use super::session::open;
+use crate::exit::flag_error;
+use crate::exit::{FAILED, OK};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -179,7 +180,7 @@ fn resume_command(out: &Path) -> String {
 
 /// `returns.svg`: training returns and evaluation means against environment steps.
 pub fn plot_returns(dir: &Path, title: &str) -> Result<PathBuf, String> {
-    use super::plot::{panels, Line, Panel};
+    use vic::plot::{panels, Line, Panel};
     let recs = episodes::read(&dir.join("episodes.jsonl")).map_err(|d| d.message)?;
     let train: Vec<(f64, f64)> = recs
         .iter()
@@ -268,7 +269,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
     let mut env = match vic::agent::open(&a.env) {
         Ok(e) => e,
         Err(d) => {
-            super::session::coded(d.code, d.message, &d.help);
+            crate::exit::coded(d.code, d.message, &d.help);
             return FAILED;
         }
     };
@@ -278,7 +279,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             "choose another --out directory",
         );
     }
-    let _lock = match super::rundir::claim(&out, resume, a.force) {
+    let _lock = match super::io::claim_run_dir(&out, resume, a.force) {
         Ok(l) => l,
         Err(c) => return c,
     };
@@ -317,7 +318,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
     let mut agent = match Agent::new(session.program, &spec, cfg, &out, resume) {
         Ok(x) => x,
         Err(d) => {
-            super::session::coded(d.code, d.message, &d.help);
+            crate::exit::coded(d.code, d.message, &d.help);
             return FAILED;
         }
     };
@@ -336,7 +337,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
                 OK
             }
             Err(d) => {
-                super::session::coded(d.code, d.message, &d.help);
+                crate::exit::coded(d.code, d.message, &d.help);
                 FAILED
             }
         };
@@ -392,7 +393,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
     let code = match result {
         Ok(()) => OK,
         Err(d) => {
-            super::session::coded(d.code, d.message, &d.help);
+            crate::exit::coded(d.code, d.message, &d.help);
             FAILED
         }
     };

@@ -1,7 +1,7 @@
 //! `vic check FILE…`
 
 use super::io::{print, read_source};
-use super::{FAILED, OK, USAGE};
+use crate::exit::{FAILED, OK, USAGE};
 use std::path::PathBuf;
 
 /// `vic check`: check each file, print its diagnostics; the worst exit code.

@@ -1,7 +1,7 @@
 //! `vic run --distributed`: joining the MPI job this process was started in, as diagnostics
 //! (the training itself is `vic::train::distributed`).
 
-use super::session::{flag_error, train_error};
+use crate::exit::{flag_error, train_error};
 use vic::train::Trainer;
 
 /// Join the job: every rank computes its share of each global batch; rank 0 writes.

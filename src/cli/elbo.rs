@@ -1,7 +1,7 @@
 //! `vic elbo FILE [--format text|latex|json] [--steps]` and `vic graph FILE`.
 
 use super::io::load_model;
-use super::OK;
+use crate::exit::OK;
 use std::path::Path;
 use vic::render::Format;
 

@@ -1,12 +1,12 @@
-//! `vic eval` (the ELBO of saved parameters, with its standard error, per term) and
-//! `vic sample` (draws from p to `.npz`, optionally plotted against real sequences).
+//! `vic eval`: the ELBO of saved parameters, with its standard error, per term; and the
+//! trainer with saved parameters that `vic eval` and `vic sample` start from.
 
-use super::run::check_device;
-use super::session::{checkpoint_error, coded, flag_error, open, train_error};
-use super::{FAILED, OK};
+use super::checks::check_device;
+use super::session::open;
+use crate::exit::OK;
+use crate::exit::{checkpoint_error, flag_error, non_finite_result, train_error};
 use std::path::PathBuf;
-use vic::diag::Code;
-use vic::train::{CheckpointInfo, SampleError, TrainConfig, Trainer};
+use vic::train::{CheckpointInfo, TrainConfig, Trainer};
 
 /// `vic eval --split`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,58 +57,9 @@ pub struct EvalArgs {
     pub iwae: Option<usize>,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct SampleArgs {
-    /// The model file (`.vmodel`).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// A checkpoint (`checkpoint.safetensors`) or a run directory.
-    #[arg(long, value_name = "RUN")]
-    pub params: PathBuf,
-    /// Number of draws.
-    #[arg(long, default_value_t = 16)]
-    pub n: usize,
-    /// Steps per drawn sequence [default: the data's length, else the model's horizon, else
-    /// 50].
-    #[arg(long)]
-    pub horizon: Option<usize>,
-    /// Data for inputs and for `--condition`.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Follow the posterior on the data's first K steps, then run p open loop.
-    #[arg(long, default_value_t = 0)]
-    pub condition: usize,
-    /// Random seed of the draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Output file.
-    #[arg(long, default_value = "samples.npz")]
-    pub out: PathBuf,
-    /// Also write an SVG of sampled against real sequences.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
-    /// Posterior predictive: follow q on every step of the data and draw each observed
-    /// variable from p given the posterior (reconstructions); prints a predictive check.
-    #[arg(long)]
-    pub posterior: bool,
-    /// With --posterior: also filtered one-step predictions (p one step open loop from the
-    /// posterior at t − 1), written as `<name>_onestep`, checked and plotted.
-    #[arg(long)]
-    pub one_step: bool,
-    /// Draws per sequence for --posterior.
-    #[arg(long, default_value_t = 100)]
-    pub draws: usize,
-    /// With --plot: draw a static observed variable as a grid of images of this shape (e.g. 8x8).
-    #[arg(long, value_name = "HxW")]
-    pub image_shape: Option<String>,
-    /// cpu, or cuda (needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
 /// A trainer with the saved parameters loaded (all the data in its training split), and
 /// what the checkpoint says of its run.
-fn trainer(
+pub fn trainer(
     file: &std::path::Path,
     params: &std::path::Path,
     data: Option<&std::path::Path>,
@@ -199,7 +150,7 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
             "e.g. --samples 10 --iwae 100",
         );
     }
-    if let Some(c) = super::run::too_large(&[
+    if let Some(c) = super::checks::too_large(&[
         ("--samples", a.samples),
         ("--batch", a.batch),
         ("--horizon", a.horizon.unwrap_or(0)),
@@ -218,7 +169,7 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
         Ok(t) => t,
         Err(c) => return c,
     };
-    if let Err(c) = super::run::horizon_applies(&tr.program.model, a.horizon) {
+    if let Err(c) = super::checks::horizon_applies(&tr.program.model, a.horizon) {
         return c;
     }
     let scored = match choose_split(&mut tr, &info, a.split, a.data.is_none()) {
@@ -229,7 +180,7 @@ pub fn eval(a: EvalArgs, color: bool) -> u8 {
     let data = tr.heldout.as_ref().or(tr.train.as_ref());
     let steps = data.map_or(tr.horizon(), |d| d.t.unwrap_or(1));
     let rows = data.map_or(a.batch, |d| d.n.min(256).saturating_mul(a.samples));
-    if let Err(c) = super::run::fits(
+    if let Err(c) = super::checks::fits(
         &tr.program.model,
         rows.saturating_mul(k.max(a.iwae.unwrap_or(1))),
         steps,
@@ -286,141 +237,4 @@ fn with_evidence(
         }
     }
     Ok(r)
-}
-
-/// `vic sample`: draws from p (or the posterior predictive) to `.npz`.
-pub fn sample(a: SampleArgs, color: bool) -> u8 {
-    if let Err(c) = check_device(&a.device) {
-        return c;
-    }
-    if a.n == 0 || a.horizon == Some(0) {
-        return flag_error(
-            "--n and --horizon must be ≥ 1".into(),
-            "e.g. --n 16 --horizon 50",
-        );
-    }
-    if let Some(c) = super::run::too_large(&[
-        ("--n", a.n),
-        ("--horizon", a.horizon.unwrap_or(0)),
-        ("--condition", a.condition),
-    ]) {
-        return c;
-    }
-    if let Some(h) = a.horizon.filter(|h| a.condition > *h) {
-        return condition_too_long(a.condition, h);
-    }
-    if let Some(c) = super::predictive::check_flags(&a) {
-        return c;
-    }
-    let cfg = TrainConfig {
-        holdout: 0.0,
-        seed: a.seed,
-        ..TrainConfig::default()
-    };
-    let tr = match trainer(&a.file, &a.params, a.data.as_deref(), color, cfg) {
-        Ok((t, _)) => t,
-        Err(c) => return c,
-    };
-    if a.posterior {
-        return super::predictive::posterior(&a, &tr);
-    }
-    let m = &tr.program.model;
-    let draws = match tr.draw(a.n, a.horizon, a.condition, tr.train.as_ref(), a.seed) {
-        Ok(d) => d,
-        Err(e) => {
-            let help = match &e {
-                SampleError::ConditionTooLong { condition, t } => {
-                    return condition_too_long(*condition, *t)
-                }
-                SampleError::ConditionNeedsData { condition } => {
-                    return flag_error(
-                        format!("--condition {condition} needs data with at least that many steps"),
-                        "pass --data with sequences at least as long as --condition",
-                    )
-                }
-                SampleError::Improper { written: name, .. } => format!("`vic sample` draws from p: give `{name}` a proper prior (e.g. `{name} ~ Normal(0, 1)`) to sample this model"),
-                SampleError::CannotCondition { .. } => "draw from the prior (drop --condition), or draw the posterior's reconstructions with --posterior".to_string(),
-                SampleError::Failed { .. } => "`vic sample` draws every latent and action from p: give each a proper prior (a Flat prior has no draws), or follow the posterior for the data's steps with --condition".to_string(),
-            };
-            coded(Code::CannotSample, e.to_string(), &help);
-            return FAILED;
-        }
-    };
-    let (t, drawn) = (draws.t, draws.values);
-    let mut npz = match super::io::create_npz(&a.out) {
-        Ok(w) => w,
-        Err(c) => return c,
-    };
-    let mut names = Vec::new();
-    for (v, var) in m.vars.iter().enumerate() {
-        let Some(host) = drawn.get(&v) else { continue };
-        let size = var.ty.size();
-        let shape: Vec<usize> = if var.timed {
-            vec![a.n, t, size]
-        } else {
-            vec![a.n, size]
-        };
-        let arr = match ndarray::ArrayD::from_shape_vec(shape, host.clone()) {
-            Ok(x) => x,
-            Err(e) => {
-                return train_error(
-                    &vic::train::TrainError::Runtime(vic::runtime::RtError::Shape(format!(
-                        "the draws of `{}`: {e}",
-                        var.name
-                    ))),
-                    "cannot write the draws",
-                )
-            }
-        };
-        if let Err(e) = npz.add_array(var.name.as_str(), &arr) {
-            return write_error(&a.out, &format!("`{}`: {e}", var.name));
-        }
-        names.push(var.name.clone());
-    }
-    if let Err(e) = npz.finish() {
-        return write_error(&a.out, &e.to_string());
-    }
-    println!(
-        "wrote {} draws of {} to {}",
-        a.n,
-        names.join(", "),
-        a.out.display()
-    );
-    if let Some(plot) = &a.plot {
-        return super::sample_plot::draws(&a, &tr, &drawn, t, plot);
-    }
-    OK
-}
-
-/// `vic::E096` (exit 1): an output file that could not be written.
-fn write_error(path: &std::path::Path, e: &str) -> u8 {
-    coded(
-        Code::CannotWrite,
-        format!("cannot write `{}`: {e}", path.display()),
-        "check that the directory exists, is writable and has space",
-    );
-    FAILED
-}
-
-fn condition_too_long(condition: usize, t: usize) -> u8 {
-    flag_error(
-        format!("--condition {condition} is longer than the {t} steps drawn"),
-        "the draws follow the posterior for --condition steps, then run p open loop: use --horizon > --condition",
-    )
-}
-
-/// `vic::E201` for an evaluation that came out NaN or infinite: never printed as a result.
-pub fn non_finite_result(r: &vic::train::EvalReport, of: &str) -> u8 {
-    eprintln!(
-        "{:?}",
-        miette::Report::new(
-            miette::MietteDiagnostic::new(format!(
-                "the evaluation of {of} is not finite: {}",
-                r.non_finite().unwrap_or_default()
-            ))
-            .with_code(vic::diag::Code::NonFinite.as_str())
-            .with_help("check the data for values too large for f32 (|x| > 3e38 overflows), and the checkpoint for NaN parameters")
-        )
-    );
-    FAILED
 }

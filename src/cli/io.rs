@@ -40,7 +40,7 @@ pub fn print(report: &Report, color: bool) {
 pub fn load_model(path: &Path, color: bool) -> Result<vic::Model, u8> {
     let src = read_source(path).map_err(|r| {
         print(&r, color);
-        super::USAGE
+        crate::exit::USAGE
     })?;
     match vic::compile(&src, &path.display().to_string()) {
         Ok(m) => {
@@ -53,7 +53,7 @@ pub fn load_model(path: &Path, color: bool) -> Result<vic::Model, u8> {
             for r in &f.reports {
                 print(r, color);
             }
-            Err(super::FAILED)
+            Err(crate::exit::FAILED)
         }
     }
 }
@@ -63,9 +63,22 @@ pub fn create_npz(path: &Path) -> Result<ndarray_npy::NpzWriter<std::fs::File>, 
     std::fs::File::create(path)
         .map(ndarray_npy::NpzWriter::new)
         .map_err(|e| {
-            super::session::flag_error(
+            crate::exit::flag_error(
                 format!("cannot write `{}`: {e}", path.display()),
                 "choose another --out",
             )
         })
+}
+
+/// Claims a run directory ([`vic::train::rundir::claim`]) for `vic run` and `vic agent`,
+/// printing the note of a lock taken over; why not is a diagnostic (exit 2).
+pub fn claim_run_dir(
+    dir: &Path,
+    resume: bool,
+    force: bool,
+) -> Result<vic::train::rundir::RunLock, u8> {
+    vic::train::rundir::claim(dir, resume, force, &mut |n| eprintln!("note: {n}")).map_err(|e| {
+        crate::exit::coded(e.code, e.message, &e.help);
+        crate::exit::USAGE
+    })
 }

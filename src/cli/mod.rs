@@ -2,20 +2,21 @@
 //! training run that diverged), 2 usage or IO errors (clap's own usage errors also exit 2).
 
 mod agent;
+mod args;
 mod check;
+mod checks;
 mod color;
 mod distributed;
 mod elbo;
 mod eval;
 mod io;
 mod params;
-mod plot;
 mod predictive;
 mod progress;
 mod run;
-mod rundir;
+mod sample;
 mod sample_plot;
-pub(crate) mod session;
+mod session;
 mod summary;
 
 // One colour decision, made in `main` before clap parses (see `color.rs`).
@@ -25,12 +26,7 @@ use clap::builder::styling::Styles;
 use clap::{ColorChoice, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Exit code: success.
-pub const OK: u8 = 0;
-/// Exit code: the input has errors (a model, data, a diverged run).
-pub const FAILED: u8 = 1;
-/// Exit code: a usage or IO error.
-pub const USAGE: u8 = 2;
+use crate::exit::{OK, USAGE};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -143,7 +139,7 @@ vic's dataset layout), agent.json and returns.svg. Ctrl-C saves; continue with -
   vic sample models/ssm.vmodel --params runs/ssm --n 16 --out draws.npz
   vic sample models/ssm.vmodel --params runs/ssm --condition 10 --plot open_loop.svg
   vic sample models/vae_digits.vmodel --params runs/vae_digits --posterior --image-shape 8x8 --plot recon.svg")]
-    Sample(eval::SampleArgs),
+    Sample(args::SampleArgs),
     /// Print the learned parameters of a run by name: the constrained value (softplus etc.
     /// applied) beside the raw one, like NumPyro's `svi_result.params`.
     #[command(after_long_help = "Examples:
@@ -255,7 +251,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Run(a) => run::run(a, color),
         Command::Agent(a) => agent::agent(a, color),
         Command::Eval(a) => eval::eval(a, color),
-        Command::Sample(a) => eval::sample(a, color),
+        Command::Sample(a) => sample::sample(a, color),
         Command::Params(a) => params::run(a, color),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -1,8 +1,9 @@
 //! `vic params RUN [--format table|json|npz]`: the learned values of a run by name, the
 //! constrained value (softplus etc. applied) beside the raw one ([`vic::train::named_params`]).
 
-use super::session::{checkpoint_error, coded, flag_error, open, train_error};
-use super::{FAILED, OK};
+use super::session::open;
+use crate::exit::{checkpoint_error, coded, flag_error, train_error};
+use crate::exit::{FAILED, OK};
 use std::path::{Path, PathBuf};
 use vic::train::{NamedParam, TrainConfig, Trainer};
 
@@ -48,13 +49,13 @@ pub fn run(a: ParamsArgs, color: bool) -> u8 {
     let model = a
         .model
         .clone()
-        .unwrap_or_else(|| dir.join(super::rundir::SOURCE));
+        .unwrap_or_else(|| dir.join(vic::train::rundir::SOURCE));
     if a.model.is_none() && !model.exists() {
         return flag_error(
             format!(
                 "`{}` has no copy of its model (`{}`)",
                 dir.display(),
-                super::rundir::SOURCE
+                vic::train::rundir::SOURCE
             ),
             "pass the model file: vic params RUN --model FILE.vmodel",
         );

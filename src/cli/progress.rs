@@ -9,11 +9,11 @@
 //! `policy_entropy`; evaluations add `stderr` and `terms_stderr`; the last line has
 //! `"final": true`; a failed step writes `{"step", "time", "error"}`.
 
-use super::plot::{training, Curves};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use vic::plot::CurveLog;
 use vic::train::rundir::{error_line, eval_line, final_line, step_line, MetricsLog};
 use vic::train::{EvalReport, Observer, StepStats, TrainError};
 
@@ -25,10 +25,7 @@ pub struct Progress {
     total: u64,
     log_every: u64,
     stop: Arc<AtomicBool>,
-    running: Option<(f64, Vec<f64>)>,
-    curve: Vec<(f64, f64)>,
-    term_curves: Vec<Vec<(f64, f64)>>,
-    held_curve: Vec<(f64, f64, f64)>,
+    curves: CurveLog,
 }
 
 impl Progress {
@@ -57,10 +54,7 @@ impl Progress {
             total,
             log_every: log_every.max(1),
             stop,
-            running: None,
-            curve: Vec::new(),
-            term_curves: vec![Vec::new(); n],
-            held_curve: Vec::new(),
+            curves: CurveLog::new(n),
         })
     }
 
@@ -76,7 +70,7 @@ impl Progress {
 
     /// The final evaluation's line.
     pub fn final_report(&mut self, step: u64, heldout: bool, r: &EvalReport) {
-        self.held_curve.push((step as f64, r.elbo, r.stderr));
+        self.curves.evaluated(step, r.elbo, r.stderr);
         self.metrics
             .write(final_line(&self.labels, step, heldout, r));
     }
@@ -84,20 +78,8 @@ impl Progress {
     /// Draws `elbo.svg`: the ELBO (running mean and evaluations with their standard errors)
     /// and each term; `eval_name` says what the evaluations scored.
     pub fn plot(&mut self, path: &Path, name: &str, eval_name: &str) {
-        let terms: Vec<(String, Vec<(f64, f64)>)> = self
-            .labels
-            .iter()
-            .cloned()
-            .zip(std::mem::take(&mut self.term_curves))
-            .collect();
-        let curves = Curves {
-            title: &format!("vic run {name}"),
-            train: &self.curve,
-            eval_name,
-            eval: &self.held_curve,
-            terms: &terms,
-        };
-        if let Err(e) = training(path, &curves) {
+        let title = format!("vic run {name}");
+        if let Err(e) = self.curves.draw(path, &title, eval_name, &self.labels) {
             eprintln!("warning: could not write elbo.svg: {e}");
         }
     }
@@ -146,23 +128,10 @@ impl Observer for Progress {
     }
 
     fn stepped(&mut self, s: &StepStats) {
-        self.running = Some(match self.running.take() {
-            None => (s.elbo, s.terms.clone()),
-            Some((e, ts)) => (
-                0.95 * e + 0.05 * s.elbo,
-                ts.iter()
-                    .zip(&s.terms)
-                    .map(|(a, b)| 0.95 * a + 0.05 * b)
-                    .collect(),
-            ),
-        });
-        let (re, rt) = self.running.clone().unwrap_or_default();
-        if s.step.is_multiple_of(self.log_every) || s.step == self.total {
+        let keep = s.step.is_multiple_of(self.log_every) || s.step == self.total;
+        let (re, rt) = self.curves.stepped(s.step, s.elbo, &s.terms, keep);
+        if keep {
             self.metrics.write(step_line(&self.labels, s));
-            self.curve.push((s.step as f64, re));
-            for (c, v) in self.term_curves.iter_mut().zip(&rt) {
-                c.push((s.step as f64, *v));
-            }
             let msg: Vec<String> = self
                 .labels
                 .iter()
@@ -176,7 +145,7 @@ impl Observer for Progress {
     }
 
     fn evaluated(&mut self, step: u64, r: &EvalReport) {
-        self.held_curve.push((step as f64, r.elbo, r.stderr));
+        self.curves.evaluated(step, r.elbo, r.stderr);
         self.metrics.write(eval_line(&self.labels, step, r));
     }
 

@@ -1,15 +1,16 @@
 //! `vic run`: train with a progress bar, `metrics.jsonl`, atomic checkpoints, a final
 //! per-term report on the held-out split, and `elbo.svg`.
 
+use super::checks::{at_least_one, check_device, fits, plan_error, positive, too_large};
 use super::progress::Progress;
-use super::session::{checkpoint_error, flag_error, open, train_error};
-use super::{FAILED, OK};
+use super::session::open;
+use crate::exit::{checkpoint_error, flag_error, train_error};
+use crate::exit::{FAILED, OK};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use vic::train::{
-    EngineChoice, PlanError, RunEnd, RunError, RunFlags, RunOptions, RunPlan, TrainConfig,
-    TrainError, Trainer,
+    EngineChoice, RunEnd, RunError, RunFlags, RunOptions, RunPlan, TrainConfig, TrainError, Trainer,
 };
 
 /// `--runtime`.
@@ -96,76 +97,6 @@ pub struct RunArgs {
     pub distributed: bool,
 }
 
-/// Counts above this are a typo, not a request (they would exhaust memory).
-pub const MAX_COUNT: usize = vic::limits::MAX_COUNT as usize;
-
-/// Refuse (`vic::E202`, exit 1) a run whose estimated memory exceeds what is available:
-/// `rows` sequences of `steps` steps through the model at once.
-pub fn fits(model: &vic::ir::Model, rows: usize, steps: usize, what: &str) -> Result<(), u8> {
-    let need = vic::limits::run_bytes(model, rows as u64, steps as u64);
-    let have = vic::limits::available_bytes();
-    if need <= have {
-        return Ok(());
-    }
-    eprintln!(
-        "{:?}",
-        miette::Report::new(
-            miette::MietteDiagnostic::new(format!(
-                "{what} needs about {} ({rows} sequences × {steps} steps at once), but {} is available",
-                vic::limits::human(need),
-                vic::limits::human(have)
-            ))
-            .with_code(vic::diag::Code::OutOfMemory.as_str())
-            .with_help("use a smaller --batch, --samples or horizon, or fewer importance samples (`iwae`)")
-        )
-    );
-    Err(FAILED)
-}
-
-/// A flag error for the first count above [`MAX_COUNT`].
-pub fn too_large(flags: &[(&str, usize)]) -> Option<u8> {
-    flags.iter().find(|(_, v)| *v > MAX_COUNT).map(|(name, v)| {
-        flag_error(
-            format!("{name} {v} is larger than {MAX_COUNT}"),
-            "use a smaller value; batches and rollouts this large do not fit in memory",
-        )
-    })
-}
-
-/// A flag error unless this build runs on `device`.
-pub fn check_device(device: &str) -> Result<(), u8> {
-    match device {
-        "cpu" if !cfg!(feature = "cuda") => Ok(()),
-        "cuda" if cfg!(feature = "cuda") => Ok(()),
-        "cuda" => Err(flag_error("this vic was built without CUDA".into(), "rebuild with `cargo build --release --features cuda` on a machine with the CUDA toolkit")),
-        "cpu" => Err(flag_error("this vic was built for CUDA".into(), "use `--device cuda`, or a build without `--features cuda`")),
-        other => Err(flag_error(format!("unknown device `{other}`"), "devices: cpu, cuda")),
-    }
-}
-
-/// A flag error unless `v` is a finite number > 0.
-pub fn positive(flag: &str, v: f64, help: &str) -> Result<(), u8> {
-    if v > 0.0 && v.is_finite() {
-        Ok(())
-    } else {
-        Err(flag_error(
-            format!("{flag} {v} is not a positive number"),
-            help,
-        ))
-    }
-}
-
-/// A flag error for the first count that is 0 (`None`: the flag was not given).
-pub fn at_least_one(flags: &[(&str, Option<u64>)]) -> Result<(), u8> {
-    match flags.iter().find(|(_, v)| *v == Some(0)) {
-        None => Ok(()),
-        Some((name, _)) => Err(flag_error(
-            format!("{name} 0: the count must be at least 1"),
-            "e.g. --steps 2000 --batch 128 --log-every 10",
-        )),
-    }
-}
-
 /// Every flag of `vic run` that can be checked without the model, in one place.
 fn validate(a: &RunArgs) -> Result<(), u8> {
     check_device(&a.device)?;
@@ -209,30 +140,6 @@ fn validate(a: &RunArgs) -> Result<(), u8> {
     Ok(())
 }
 
-/// `--horizon` sets the rollout length of a control problem; a model fitted to data takes
-/// its sequence length from its data.
-pub fn horizon_applies(model: &vic::ir::Model, horizon: Option<usize>) -> Result<(), u8> {
-    if horizon.is_some() && !model.is_control() {
-        return Err(plan_error(&PlanError::HorizonForData {
-            model: model.name.clone(),
-        }));
-    }
-    Ok(())
-}
-
-/// A plan that cannot be made, as a flag error with advice.
-fn plan_error(e: &PlanError) -> u8 {
-    let help = match e {
-        PlanError::HorizonForData { .. } => {
-            "drop --horizon (or, for `vic sample`, use it to set the length of the drawn sequences)"
-        }
-        PlanError::EpochsWithoutData { .. } => {
-            "give a control problem a number of optimiser steps: --steps N"
-        }
-        PlanError::StepsAndEpochs => "pass one of --steps N and --epochs N",
-    };
-    flag_error(e.to_string(), help)
-}
 /// `vic run`: resolve the plan, train through `Trainer::run`, report and plot.
 pub fn run(a: RunArgs, color: bool) -> u8 {
     if let Err(c) = validate(&a) {
@@ -327,18 +234,27 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
     }
     let _lock = match tr
         .is_lead()
-        .then(|| super::rundir::claim(&out, a.resume.is_some(), a.force))
+        .then(|| super::io::claim_run_dir(&out, a.resume.is_some(), a.force))
         .transpose()
     {
         Ok(l) => l,
         Err(c) => return c,
     };
-    let record = super::rundir::Record {
+    let engine = tr.engine();
+    let record = vic::train::rundir::Record {
+        command: std::env::args().collect(),
         model: &name,
-        args: &a,
-        plan: &plan,
+        model_file: a.file.display().to_string(),
         data: data_path.as_deref(),
-        engine: &tr.engine(),
+        plan: &plan,
+        epochs: a.epochs,
+        engine: &engine,
+        device: &a.device,
+        samples: a.samples,
+        log_every: a.log_every,
+        eval_every: a.eval_every,
+        checkpoint_every: a.checkpoint_every,
+        resumed_from: a.resume.as_ref().map(|p| p.display().to_string()),
     };
     if !tr.is_lead() {
         // Distributed hook: the other ranks resume, then step in lockstep with rank 0 (one
@@ -363,8 +279,8 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
             }
         };
     }
-    if let Err(e) = super::rundir::write_record(&out, &record, &source) {
-        super::session::coded(
+    if let Err(e) = vic::train::rundir::write_record(&out, &record, &source) {
+        crate::exit::coded(
             vic::diag::Code::CannotWrite,
             format!("cannot write the run's record in `{}`: {e}", out.display()),
             "check that --out is a writable directory with space",
@@ -415,7 +331,7 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         return 130;
     };
     if report.non_finite().is_some() {
-        return super::eval::non_finite_result(report, "the trained parameters");
+        return crate::exit::non_finite_result(report, "the trained parameters");
     }
     let heldout = tr.heldout.is_some();
     progress.final_report(outcome.last_step, heldout, report);

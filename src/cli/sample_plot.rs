@@ -2,14 +2,15 @@
 //! pair, the real series dashed, the end of `--condition` marked), the posterior predictive
 //! (mean with its 90% interval against the data), and image grids for image-valued variables.
 
-use super::eval::SampleArgs;
-use super::plot::{image_grid, panels, Line, Marker, Panel};
-use super::predictive::{parse_shape, Summary};
-use super::session::flag_error;
-use super::OK;
+use super::args::parse_shape;
+use super::args::SampleArgs;
+use crate::exit::flag_error;
+use crate::exit::OK;
 use std::collections::HashMap;
 use std::path::Path;
 use vic::ir::Role;
+use vic::plot::{image_grid, panels, Line, Marker, Panel};
+use vic::train::Summary;
 use vic::train::Trainer;
 
 /// Columns of an image grid, panels and draws per panel: enough to read, few enough to tell apart.

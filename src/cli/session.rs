@@ -1,14 +1,12 @@
 //! Shared by `run`, `eval`, `sample`: compile, lower, load data, report faults.
 
 use super::io::load_model;
-use super::{FAILED, USAGE};
+use crate::exit::{print_data_error, FAILED, USAGE};
 use std::path::{Path, PathBuf};
-use vic::data::{self, DataError, Dataset};
-use vic::diag::Code;
+use vic::data::{self, Dataset};
 use vic::diag::{render, Report};
 use vic::lower::Program;
-use vic::runtime::RtError;
-use vic::train::{specs_of, TrainError};
+use vic::train::specs_of;
 
 /// A compiled and lowered model, and where it came from.
 pub struct Session {
@@ -18,14 +16,6 @@ pub struct Session {
     pub program: Program,
     /// The model file.
     pub model_path: PathBuf,
-}
-
-/// Print a data file's fault as its diagnostic.
-pub fn print_data_error(e: &DataError) {
-    let d = miette::MietteDiagnostic::new(e.to_string())
-        .with_code(e.code())
-        .with_help(e.help());
-    eprintln!("{:?}", miette::Report::new(d));
 }
 
 /// Compile and lower a model; `Err` is the exit code.
@@ -82,77 +72,4 @@ impl Session {
             }
         }
     }
-}
-
-/// Print a coded diagnostic without a source (a fault of files, flags or the backend).
-pub fn coded(code: Code, msg: String, help: &str) {
-    eprintln!(
-        "{:?}",
-        miette::Report::new(
-            miette::MietteDiagnostic::new(msg)
-                .with_code(code.as_str())
-                .with_help(help.to_string())
-        )
-    );
-}
-
-/// A training, evaluation or set-up fault as its diagnostic (exit 1): NaN is `vic::E201`, a
-/// feature the backend does not run `vic::E200`, a checkpoint `vic::E093`; anything else the
-/// backend reports about a model the checker accepted is `vic::E204`.
-pub fn train_error(e: &TrainError, what: &str) -> u8 {
-    let (code, help) = match e {
-        TrainError::NonFinite { .. } => (
-            Code::NonFinite,
-            "try a lower --lr, --clip 100, or a minimum scale (`min = 0.01` in `.split`)",
-        ),
-        TrainError::Unsupported(_) => (
-            Code::Unsupported,
-            "drop `--runtime fused`: the reference runtime (`--runtime auto` or `reference`) runs every feature",
-        ),
-        TrainError::Checkpoint(_) | TrainError::Runtime(RtError::Checkpoint { .. }) => (
-            Code::BadCheckpoint,
-            "pass a checkpoint written by `vic run` for this model",
-        ),
-        TrainError::Runtime(RtError::Io { .. }) => (
-            Code::Io,
-            "check the path and its permissions",
-        ),
-        TrainError::Distributed(_) => (
-            Code::Unsupported,
-            "train it in one process (without --distributed), or change what the message names; ranks that disagree on parameters are a fault in vic: please report it",
-        ),
-        TrainError::Runtime(_) => (
-            Code::Backend,
-            "the checker accepted this model, so this is a fault in vic: please report it with the model file and the command",
-        ),
-    };
-    coded(code, format!("{what}: {e}"), help);
-    FAILED
-}
-
-/// `vic::E092` (exit 2): a flag value that makes no sense, with advice.
-pub fn flag_error(msg: String, help: &str) -> u8 {
-    eprintln!(
-        "{:?}",
-        miette::Report::new(
-            miette::MietteDiagnostic::new(msg)
-                .with_code("vic::E092")
-                .with_help(help.to_string())
-        )
-    );
-    USAGE
-}
-
-/// `vic::E093` (exit 1): a checkpoint that cannot be read, is corrupted or edited, belongs
-/// to another model, or cannot be written.
-pub fn checkpoint_error(msg: String, help: &str) -> u8 {
-    eprintln!(
-        "{:?}",
-        miette::Report::new(
-            miette::MietteDiagnostic::new(msg)
-                .with_code(vic::diag::Code::BadCheckpoint.as_str())
-                .with_help(help.to_string())
-        )
-    );
-    FAILED
 }

@@ -3,7 +3,7 @@
 //! training step ([`vic::limits::run_bytes`], the estimate `vic run` refuses a run by).
 
 use super::io::load_model;
-use super::OK;
+use crate::exit::OK;
 use std::path::{Path, PathBuf};
 use vic::lower::Program;
 use vic::train::{resolve_horizon, DEFAULT_BATCH};
@@ -32,7 +32,7 @@ fn summary(path: &Path, batch: Option<usize>, color: bool) -> Result<String, u8>
                 "{}: no summary (the runtime cannot lower this model)",
                 path.display()
             );
-            return Err(super::FAILED);
+            return Err(crate::exit::FAILED);
         }
     };
     let store = program
@@ -40,7 +40,7 @@ fn summary(path: &Path, batch: Option<usize>, color: bool) -> Result<String, u8>
             &vic::runtime::Dev::default(),
             &mut vic::runtime::rng::seeded(0),
         )
-        .map_err(|_| super::FAILED)?;
+        .map_err(|_| crate::exit::FAILED)?;
     let mut out = format!("{}  ({})\n", m.name, path.display());
     out.push_str("parameters\n");
     let mut total = 0usize;

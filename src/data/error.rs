@@ -245,7 +245,7 @@ impl DataError {
             TooShort { .. } => "the model's time lags need longer sequences; use longer trajectories or reduce the lags",
             NonFinite { .. } => "remove or impute NaN/Inf values; for padding in ragged sequences set `mask` to 0 at those steps",
             UnsupportedDtype { .. } => "convert the array to float32/float64/int/uint8/bool before saving (e.g. x.astype(numpy.float32))",
-            OutOfSupport { .. } => "binary variables take 0/1, unit variables values in [0, 1], one-hot variables exactly one 1 per group; rescale or change the variable's distribution",
+            OutOfSupport { .. } => "binary variables take 0/1, unit variables values in [0, 1], one-hot variables exactly one 1 per group, Poisson-observed ones counts 0, 1, 2, …, Gamma- and LogNormal-observed ones values > 0, Beta-observed ones values in (0, 1); rescale or change the variable's distribution",
             BadMask { .. } => "`mask` must have shape (N, T) matching the time-indexed arrays, with 0/1 or bool values",
             EmptyMaskRow { .. } => "drop sequences with no observed step, or set at least one mask entry of the row to 1",
             EmptyDataset { .. } => "the file must contain at least one row (N >= 1)",

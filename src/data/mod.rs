@@ -75,6 +75,12 @@ pub enum ValueKind {
         /// Classes per group.
         classes: usize,
     },
+    /// Counts 0, 1, 2, … (a Poisson-observed variable).
+    Count,
+    /// Values > 0 (a Gamma- or LogNormal-observed variable; the family's name).
+    Positive(&'static str),
+    /// Values in the open interval (0, 1) (a Beta-observed variable).
+    OpenUnit,
 }
 
 /// What the model observes: one entry per observed variable.
@@ -617,6 +623,40 @@ fn check_support(
                 return Err(err(
                     i,
                     format!("value {} is not 0 or 1 (binary variable)", data[i]),
+                ));
+            }
+        }
+        ValueKind::Count => {
+            if let Some(i) = (0..data.len())
+                .find(|&i| observed(i) && !(data[i] >= 0.0 && data[i].fract() == 0.0))
+            {
+                return Err(err(
+                    i,
+                    format!(
+                        "value {} is not a count 0, 1, 2, … (Poisson-observed variable)",
+                        data[i]
+                    ),
+                ));
+            }
+        }
+        ValueKind::Positive(family) => {
+            if let Some(i) = (0..data.len()).find(|&i| observed(i) && data[i] <= 0.0) {
+                return Err(err(
+                    i,
+                    format!("value {} is not > 0 ({family}-observed variable)", data[i]),
+                ));
+            }
+        }
+        ValueKind::OpenUnit => {
+            if let Some(i) =
+                (0..data.len()).find(|&i| observed(i) && !(data[i] > 0.0 && data[i] < 1.0))
+            {
+                return Err(err(
+                    i,
+                    format!(
+                        "value {} is outside the open interval (0, 1) (Beta-observed variable)",
+                        data[i]
+                    ),
                 ));
             }
         }

@@ -1,7 +1,8 @@
 //! Datasets → time-major batches.
 
 use crate::data::{Dataset, ValueKind, VarSpec};
-use crate::ir::{Role, VarType};
+use crate::family::Family;
+use crate::ir::{Block, FactorBody, Role, VarType};
 use crate::lower::{Batch, Program};
 use std::collections::HashMap;
 
@@ -10,14 +11,34 @@ pub fn specs_of(p: &Program) -> Vec<VarSpec> {
     p.model
         .vars
         .iter()
-        .filter(|v| matches!(v.role, Role::Observed | Role::Input))
-        .map(|v| {
-            let kind = match v.ty {
+        .enumerate()
+        .filter(|(_, v)| matches!(v.role, Role::Observed | Role::Input))
+        .map(|(id, v)| {
+            let by_type = match v.ty {
                 VarType::Real { .. } => ValueKind::Real,
                 VarType::Unit { .. } => ValueKind::Unit,
                 VarType::Binary { .. } => ValueKind::Binary,
                 VarType::OneHot { groups, classes } => ValueKind::OneHot { groups, classes },
             };
+            // A likelihood with a narrower support than the type's: counts, positive values,
+            // the open unit interval (a value outside it is E111, never a NaN ELBO).
+            let kind = p
+                .model
+                .factors
+                .iter()
+                .filter(|f| f.block == Block::P && f.var == id)
+                .find_map(|f| match &f.body {
+                    FactorBody::Sample(d) => match d.family {
+                        Family::Poisson => Some(ValueKind::Count),
+                        Family::Gamma | Family::LogNormal => {
+                            Some(ValueKind::Positive(d.family.name()))
+                        }
+                        Family::Beta => Some(ValueKind::OpenUnit),
+                        _ => None,
+                    },
+                    FactorBody::Define(_) => None,
+                })
+                .unwrap_or(by_type);
             VarSpec::new(v.name.clone(), v.timed, v.ty.size(), kind)
         })
         .collect()

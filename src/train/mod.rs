@@ -26,6 +26,7 @@ pub use batch::{control_batch, data_batch, specs_of};
 pub use evaluate::EVAL_ROWS;
 pub use params::{named_params, NamedParam};
 pub use plan::{PlanError, RunFlags, RunPlan, DEFAULT_BATCH, DEFAULT_STEPS, MIN_ROWS_TO_SPLIT};
+pub use predictive::{PosteriorDraws, PredictiveCheck, PredictiveError, Summary};
 pub use report::{mean_se, EvalReport, Evidence, Gap, StepStats, TermStat};
 pub use runner::{Observer, RunEnd, RunError, RunOptions, RunOutcome};
 pub use sample::{Draws, SampleError};

@@ -4,8 +4,16 @@
 //! `metrics.jsonl` (one JSON object per line: [`step_line`], [`eval_line`], [`final_line`],
 //! each stamped with `time` by [`MetricsLog`]). Where a run's data comes from (the model's
 //! own `data "…"`, relative to the model file) is decided here too.
+//!
+//! A run directory belongs to one run at a time, and holds one run: a run claims it with a
+//! lock file ([`LOCK`], created with `create_new`, holding the process id) before it writes
+//! anything there, and removes it when it ends (normally, on an error, or on Ctrl-C, through
+//! [`RunLock`]'s `Drop`). A lock whose process is no longer running (a run that was killed)
+//! is taken over with a note. A directory that already holds files is not reused unless the
+//! run resumes it or overwrites it ([`claim`]).
 
 use super::{EvalReport, RunPlan, StepStats};
+use crate::diag::Code;
 use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +26,13 @@ pub const SOURCE: &str = "model.vmodel";
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 /// The metrics log.
 pub const METRICS: &str = "metrics.jsonl";
+/// The training curves.
+pub const PLOT: &str = "elbo.svg";
+/// The lock file of a run directory.
+pub const LOCK: &str = ".vic-run.lock";
+
+/// What a forced run replaces; other files in the directory are left alone.
+pub const OUTPUTS: &[&str] = &[CHECKPOINT, METRICS, PLOT, CONFIG, SOURCE];
 
 /// What `config.json` records.
 pub struct Record<'a> {
@@ -200,4 +215,179 @@ pub fn stamp(v: &mut Value) {
     if let Value::Object(m) = v {
         m.insert("time".into(), json!(now()));
     }
+}
+
+/// Held while the run writes its directory; dropping it removes the lock file.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Why a run directory cannot be claimed: a diagnostic without a source (`vic run` exits 2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimError {
+    /// `E094` (in use), `E095` (holds a run) or `E092` (cannot be written).
+    pub code: Code,
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub help: String,
+}
+
+fn report(code: Code, message: String, help: &str) -> ClaimError {
+    ClaimError {
+        code,
+        message,
+        help: help.to_string(),
+    }
+}
+
+/// Whether process `pid` is running (on other platforms every lock counts as held).
+fn alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        // Our own id in a lock we did not write: a reused id of a process that is gone.
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        let r = unsafe { libc::kill(p, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
+}
+
+/// Claim `dir` (which exists) for a run: `vic::E094` if another run holds it, `vic::E095`
+/// if it already holds a run and the run neither resumes nor forces (a forced run removes
+/// the earlier run's [`OUTPUTS`]). A lock left by a process that is gone is taken over,
+/// with a line for `note`.
+pub fn claim(
+    dir: &Path,
+    resume: bool,
+    force: bool,
+    note: &mut dyn FnMut(&str),
+) -> Result<RunLock, ClaimError> {
+    let path = dir.join(LOCK);
+    let mut attempts = 0;
+    let lock = loop {
+        attempts += 1;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                let lock = RunLock { path: path.clone() };
+                let _ = writeln!(f, "{}", std::process::id());
+                break lock;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 4 => {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let pid = text.trim().parse::<u32>().ok();
+                // A lock without a readable id is being written right now, unless it is old.
+                let fresh = || {
+                    std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age.as_secs() < 5)
+                };
+                let held = match pid {
+                    Some(pid) => alive(pid),
+                    None => fresh(),
+                };
+                if held {
+                    return Err(in_use(dir, pid));
+                }
+                // Remove the stale lock only if it is still the one read (another run may
+                // have taken it over meanwhile); then race for it again with create_new.
+                if std::fs::read_to_string(&path).unwrap_or_default() == text {
+                    note(&format!(
+                        "taking over `{}`: its lock was left by {}, which is no longer running",
+                        dir.display(),
+                        pid.map_or("a run".to_string(), |p| format!("process {p}"))
+                    ));
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(in_use(dir, None));
+            }
+            Err(e) => {
+                return Err(report(
+                    Code::BadFlag,
+                    format!("cannot write in `{}`: {e}", dir.display()),
+                    "choose another --out directory",
+                ))
+            }
+        }
+    };
+    if resume {
+        return Ok(lock);
+    }
+    let others: Vec<String> = std::fs::read_dir(dir)
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != LOCK)
+                .collect()
+        })
+        .unwrap_or_default();
+    if others.is_empty() {
+        return Ok(lock);
+    }
+    if force {
+        for name in OUTPUTS {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        return Ok(lock);
+    }
+    let mut shown = others;
+    shown.sort();
+    let more = shown.len().saturating_sub(3);
+    shown.truncate(3);
+    Err(report(
+        Code::RunDirNotEmpty,
+        format!(
+            "`{}` is not empty ({}{}): another run's results would be overwritten",
+            dir.display(),
+            shown.join(", "),
+            if more > 0 {
+                format!(", and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        &format!(
+            "continue that run with `--resume {0}`, overwrite it with `--force`, or pass another `--out`",
+            dir.display()
+        ),
+    ))
+}
+
+fn in_use(dir: &Path, pid: Option<u32>) -> ClaimError {
+    report(
+        Code::RunDirInUse,
+        format!(
+            "`{}` is in use by another vic run{}",
+            dir.display(),
+            pid.map_or(String::new(), |p| format!(" (process {p})"))
+        ),
+        &format!(
+            "wait for it to finish or pass another `--out`; if no run is using the directory, delete `{}`",
+            dir.join(LOCK).display()
+        ),
+    )
 }

@@ -10,10 +10,13 @@ use std::path::Path;
 
 /// One line of a panel.
 pub struct Line {
+    /// The legend's entry.
     pub name: String,
+    /// `(x, y)` in order of x.
     pub points: Vec<(f64, f64)>,
     /// Palette index: lines that belong together (a draw and its real series) share it.
     pub colour: usize,
+    /// Drawn dashed (a real series beside its draws).
     pub dashed: bool,
     /// Points drawn as dots too (sparse evaluations), with the band as error bars.
     pub dots: bool,
@@ -36,6 +39,7 @@ impl Line {
             band: Vec::new(),
         }
     }
+    /// The same line, dashed.
     pub fn dashed(mut self) -> Line {
         self.dashed = true;
         self
@@ -54,16 +58,23 @@ impl Line {
 
 /// A vertical rule across a panel (the end of conditioning), named in the legend.
 pub struct Marker {
+    /// Where it stands.
     pub x: f64,
+    /// Its legend entry.
     pub name: String,
 }
 
 /// One panel: a caption, axis titles, lines, and optionally a vertical marker.
 pub struct Panel {
+    /// The panel's caption.
     pub caption: String,
+    /// The x axis' title.
     pub x_desc: String,
+    /// The y axis' title.
     pub y_desc: String,
+    /// Its lines.
     pub lines: Vec<Line>,
+    /// A vertical rule, if any.
     pub marker: Option<Marker>,
     /// Cut the y-axis to the converged part of the curves ([`y_range`]); else show every value.
     pub clip_outliers: bool,

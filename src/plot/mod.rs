@@ -1,7 +1,7 @@
-//! SVG plots of the CLI (plotters), drawn from in-memory series only: the training curves
-//! ([`training`]), sampled against real sequences ([`panels`]) and image grids
-//! ([`image_grid`]). Colours come from Okabe and Ito's colour-blind-safe palette; every legend
-//! sits beside its axes, never on the data.
+//! SVG plots (plotters) of `vic run`, `vic sample --plot` and the Python package, drawn from
+//! in-memory series only: the training curves ([`training`], [`CurveLog`]), sampled against
+//! real sequences ([`panels`]) and image grids ([`image_grid`]). Colours come from Okabe and
+//! Ito's colour-blind-safe palette; every legend sits beside its axes, never on the data.
 
 mod chart;
 mod grid;
@@ -10,7 +10,7 @@ mod training;
 
 pub use chart::{panels, Line, Marker, Panel};
 pub use grid::image_grid;
-pub use training::{training, Curves};
+pub use training::{training, CurveLog, Curves};
 
 use plotters::style::RGBColor;
 
