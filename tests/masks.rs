@@ -93,3 +93,82 @@ fn masked_padding_equals_the_unpadded_sequence() {
         "the garbage steps must count when unmasked"
     );
 }
+
+/// Padding of likelihoods whose support excludes 0 (LogNormal, Gamma: values > 0; Beta: the
+/// open unit interval). The loader fills masked-out steps with a value inside each support
+/// (`ValueKind::pad`), so NaN padding in the file gives exactly the ELBO and gradients of the
+/// unpadded sequences; a padded 0 was ln 0 = −∞ on the padded steps, and −∞ · 0 = NaN.
+#[test]
+fn padding_of_positive_and_unit_likelihoods_is_harmless() {
+    use std::collections::BTreeMap;
+    use vic::data::{Dataset, RawArray};
+    const POS: &str = r#"
+model pos {
+  observed y[t] : real
+  observed g[t] : real
+  observed w[t] : unit
+  latent   z : real
+  param m : real = 0.2
+  p { z ~ Normal(0, 1)
+      y[t] ~ LogNormal(z, 0.5)
+      g[t] ~ Gamma(softplus(z) + 1, 2)
+      w[t] ~ Beta(softplus(z) + 1, 2) }
+  q { z ~ Normal(m, 0.3) }
+}"#;
+    let model = vic::compile(POS, "pos.vmodel").expect("compiles");
+    let prog = Program::new(model.ir(), &model.elbo()).expect("lowers");
+    let store = prog
+        .init_params(&vic::runtime::Dev::default(), &mut rng::seeded(0))
+        .expect("params");
+    let specs = vic::train::specs_of(&prog);
+    // Two sequences of 3 observed steps, (N, T) row-major.
+    let ys = [[0.5f32, 1.5, 2.0], [0.8, 0.3, 1.1]];
+    let ws = [[0.2f32, 0.7, 0.4], [0.9, 0.1, 0.5]];
+    let load = |t: usize| {
+        let arr = |v: &[[f32; 3]]| {
+            let data = v
+                .iter()
+                .flat_map(|r| (0..t).map(move |s| if s < 3 { r[s] } else { f32::NAN }))
+                .collect();
+            RawArray::new(vec![2, t], data)
+        };
+        let mut raw = BTreeMap::from([
+            ("y".to_string(), arr(&ys)),
+            ("g".to_string(), arr(&ys)),
+            ("w".to_string(), arr(&ws)),
+        ]);
+        if t > 3 {
+            let mask = (0..2 * t).map(|i| f32::from(u8::from(i % t < 3))).collect();
+            raw.insert("mask".to_string(), RawArray::new(vec![2, t], mask));
+        }
+        Dataset::from_raw("inline.npz", raw, &specs, 1).expect("valid data")
+    };
+    let run = |d: &Dataset| {
+        let batch = vic::train::data_batch(&prog, d, &[0, 1], 1);
+        let traced = store.trace();
+        let f = prog
+            .forward(&traced, &batch, &mut rng::seeded(42), 0, 0.0)
+            .expect("forward");
+        let elbo = f.elbo.as_vec();
+        (elbo, store.grads(&mut backward(f.objective)))
+    };
+    let (e_short, g_short) = run(&load(3));
+    let padded = load(5);
+    assert_eq!(padded.array("y").unwrap()[3..5], [1.0, 1.0]);
+    assert_eq!(padded.array("w").unwrap()[3..5], [0.5, 0.5]);
+    let (e_pad, g_pad) = run(&padded);
+    for (a, b) in e_short.iter().zip(&e_pad) {
+        assert!(
+            a.is_finite() && (a - b).abs() < 1e-4,
+            "unpadded {a} vs padded {b}"
+        );
+    }
+    for (name, gs) in &g_short {
+        for (a, b) in gs.iter().zip(&g_pad[name]) {
+            assert!(
+                b.is_finite() && (a - b).abs() < 1e-4 * (1.0 + a.abs()),
+                "{name}: unpadded {a} vs padded {b}"
+            );
+        }
+    }
+}

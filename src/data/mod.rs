@@ -35,7 +35,8 @@
 //! agreement (E106), T agreement (E107), N ≥ 1 (E114), T ≥ max(min_len, 1) (E108),
 //! mask shape/values (E112), empty mask rows (E113), finiteness (E109), support
 //! (E111). Positions where `mask == 0` are exempt from the finiteness and support
-//! checks and are set to `0.0` in the loaded arrays (so NaN padding is harmless).
+//! checks and are set to [`ValueKind::pad`] in the loaded arrays (0, or 1 for a positive
+//! variable, ½ for a Beta-observed one: inside the support, so NaN padding is harmless).
 //! Only `T` is compared with `min_len`, not each row's masked length.
 //!
 //! # Splits and minibatches
@@ -81,6 +82,24 @@ pub enum ValueKind {
     Positive(&'static str),
     /// Values in the open interval (0, 1) (a Beta-observed variable).
     OpenUnit,
+}
+
+impl ValueKind {
+    /// The value a masked-out (padded) step holds: one inside the support, so every
+    /// likelihood's log-density and its gradients stay finite on padded steps (the runtimes
+    /// multiply a padded step's term by the mask's 0, and 0·∞ would be NaN): 0 where 0 is in
+    /// the support, 1 for a positive variable, ½ for the open unit interval.
+    pub fn pad(self) -> f32 {
+        match self {
+            ValueKind::Positive(_) => 1.0,
+            ValueKind::OpenUnit => 0.5,
+            ValueKind::Real
+            | ValueKind::Unit
+            | ValueKind::Binary
+            | ValueKind::OneHot { .. }
+            | ValueKind::Count => 0.0,
+        }
+    }
 }
 
 /// What the model observes: one entry per observed variable.
@@ -461,7 +480,7 @@ impl Dataset {
             };
             for (i, v) in data.iter_mut().enumerate() {
                 if !observed(i) {
-                    *v = 0.0;
+                    *v = s.kind.pad();
                 } else if !v.is_finite() {
                     return Err(DataError::NonFinite {
                         path: p(),
