@@ -9,9 +9,13 @@
 //!
 //! The shape the runtimes implement: `p { k[1] ~ Categorical(l₁); k[t] ~ Categorical(f(k[t-1])) }`
 //! where `l₁` reads no variable and `f` reads only `k[t-1]` (and params/consts), and every
-//! other factor that reads `k` is an observed variable's likelihood over all steps that reads
-//! `k[t]` at its own step and otherwise only data. Switching models (a continuous latent
-//! conditioned on the chain) and a chain with a `q` factor are not summed out yet.
+//! other factor that reads `k` (an *emission*) is a p factor that reads `k[t]` at its own step:
+//! an observed variable's likelihood, or the prior of a reparameterised continuous latent with
+//! a q factor (a *switching* model, `x[t] ~ Normal(A @ x[t-1] + B @ k[t], s)`), over every
+//! step, from step 2 or at step 1. Its other reads are anything sampled or data. With switched
+//! latents the term is `𝔼_q(x)[log Σ_k p(k, y, x)]` at q's reparameterised draw of x, and
+//! derive gives each switched prior's q factor an entropy term (`−𝔼_q log q`) in place of its
+//! KL. A chain with a `q` factor is not summed out yet.
 
 use crate::ir::*;
 
@@ -26,8 +30,17 @@ pub struct Chain {
     pub init: FactorId,
     /// `p(k[t] | k[t-1])` for t ≥ 2: a Categorical whose logits read only `k[t-1]`.
     pub trans: FactorId,
-    /// The observed factors reading `k[t]` (over every step), in factor order.
+    /// The p factors reading `k[t]`, in factor order: observed variables' likelihoods and the
+    /// priors of switched latents (over every step, from step 2, or at step 1; see [`range`]).
     pub emissions: Vec<FactorId>,
+    /// The continuous latents whose p factors are among the emissions (a switching model):
+    /// they are drawn from q, and the chain is summed out at q's draw.
+    pub switched: Vec<VarId>,
+}
+
+/// The steps an emission factor covers (its time case).
+pub fn range(m: &Model, fi: FactorId) -> crate::derive::Range {
+    crate::derive::Range::from_case(m.factors[fi].case)
 }
 
 /// Why a latent annotated `via enumerate` cannot be summed out: a message and the factor it
@@ -126,20 +139,27 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
         ));
     }
     let mut emissions = Vec::new();
+    let mut switched: Vec<VarId> = Vec::new();
     for (fi, f) in m.factors.iter().enumerate() {
         if f.var == v || !f.parents.iter().any(|r| r.var == v) {
             continue;
         }
         let reader = &m.vars[f.var];
-        let observed = f.block == Block::P
-            && reader.role == Role::Observed
-            && reader.timed
-            && f.case == TimeCase::From(1)
-            && matches!(f.body, FactorBody::Sample(_));
-        if !observed {
+        let case_ok = matches!(
+            f.case,
+            TimeCase::From(1) | TimeCase::From(2) | TimeCase::At(1)
+        );
+        let sample = matches!(f.body, FactorBody::Sample(_));
+        let observed = reader.role == Role::Observed;
+        // A switching model: a sampled continuous latent whose prior reads the chain.
+        let latent = reader.role == Role::Latent
+            && !reader.ty.is_discrete()
+            && matches!(reader.estimator, None | Some(Estimator::Reparam))
+            && m.factors_of(f.var, Block::Q).next().is_some();
+        if f.block != Block::P || !reader.timed || !case_ok || !sample || !(observed || latent) {
             why.push((
                 format!(
-                    "`{}` reads `{}`: a chain summed out may be read only by observed variables' likelihoods over every step (switching models are not summed out yet)",
+                    "`{}` reads `{}`: a chain summed out may be read only by the p factors of observed variables and of reparameterised continuous latents with a q factor (their likelihood or prior over every step, or from step 2, or at step 1)",
                     reader.name, var.name
                 ),
                 Some(fi),
@@ -147,15 +167,10 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             continue;
         }
         for r in &f.parents {
-            let ok = if r.var == v {
-                r.time == TimeRef::Lag(0)
-            } else {
-                matches!(m.vars[r.var].role, Role::Observed | Role::Input)
-            };
-            if !ok {
+            if r.var == v && r.time != TimeRef::Lag(0) {
                 why.push((
                     format!(
-                        "the likelihood of `{}` reads `{}`: an emission may read {}[t] and data only",
+                        "the factor of `{}` reads `{}`: a factor summed inside the chain may read {}[t] only (at its own step)",
                         reader.name,
                         m.show_read(*r),
                         var.name
@@ -164,7 +179,22 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
                 ));
             }
         }
+        if latent && !switched.contains(&f.var) {
+            switched.push(f.var);
+        }
         emissions.push(fi);
+    }
+    // q may not read the chain (it has no q factor to draw from).
+    for (fi, f) in m.factors.iter().enumerate() {
+        if f.block == Block::Q && f.var != v && f.parents.iter().any(|r| r.var == v) {
+            why.push((
+                format!(
+                    "q of `{}` reads `{}`: a chain summed out of p has no draw for q to read",
+                    m.vars[f.var].name, var.name
+                ),
+                Some(fi),
+            ));
+        }
     }
     for (w, x) in m.vars.iter().enumerate() {
         if w != v
@@ -202,6 +232,7 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             init,
             trans,
             emissions,
+            switched,
         })),
         _ => Err(why),
     }

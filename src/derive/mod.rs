@@ -136,8 +136,13 @@ pub enum TermKind {
         init: FactorView,
         /// `p(k[t] | k[t-1])`.
         trans: FactorView,
-        /// The observed factors that read `k[t]` (summed inside the recursion).
+        /// The p factors that read `k[t]` (summed inside the recursion): observed likelihoods
+        /// and switched latents' priors.
         emissions: Vec<FactorView>,
+        /// Per emission, the first step of its product: 1 (every step), 2 (a general case
+        /// from step 2), or 0 (a base case at step 1 only).
+        #[serde(skip)]
+        emission_from: Vec<u32>,
     },
     /// 𝔼_q[r / α] = log p(O = 1 | r).
     Reward {
@@ -304,13 +309,29 @@ pub fn derive(m: &Model) -> Elbo {
                     states: c.classes,
                     init: view(m, c.init, Range::At { t: 1 }),
                     trans: view(m, c.trans, Range::From { t: 2 }),
-                    emissions: c.emissions.iter().map(|&fi| view(m, fi, range)).collect(),
+                    emissions: c
+                        .emissions
+                        .iter()
+                        .map(|&fi| view(m, fi, marginal::range(m, fi)))
+                        .collect(),
+                    emission_from: c
+                        .emissions
+                        .iter()
+                        .map(|&fi| match marginal::range(m, fi) {
+                            Range::From { t } => t,
+                            _ => 0,
+                        })
+                        .collect(),
                 },
                 owner: var.name.clone(),
                 owner_id: VarOrOpt::Var(v),
                 compute: Compute::Forward,
                 range,
-                under: Vec::new(),
+                // A switching model: the sum is at q's draw of what the emissions read.
+                under: under(m, &c.emissions, range)
+                    .into_iter()
+                    .filter(|n| *n != var.name)
+                    .collect(),
                 method: Method::Analytic,
                 why: format!(
                     "no q factor and `via enumerate`: summed out of p exactly by the forward algorithm (T·K² = T·{} per sequence)",
@@ -362,7 +383,20 @@ pub fn derive(m: &Model) -> Elbo {
                         };
                         covered.push(range);
                         let (qv, pv) = (view(m, qi, range), view(m, pi, range));
-                        let (kind, compute, why) = match (pd.family.spec().improper, closed_form(qd.family, pd.family)) {
+                        let summed = emitted.contains(&pi);
+                        let (kind, compute, why) = match (pd.family.spec().improper || summed, closed_form(qd.family, pd.family)) {
+                            (true, _) if summed => {
+                                let form = qd.family.spec().entropy;
+                                (
+                                    TermKind::Entropy { q: qv, closed_form: form.is_some() },
+                                    form.map_or(Compute::EntropyMc, Compute::Entropy),
+                                    format!(
+                                        "p({}) reads a chain summed out: it is inside the forward algorithm's term, and what remains of −KL is H[q]{}",
+                                        pv.target,
+                                        if form.is_some() { " in closed form" } else { " by Monte Carlo (−log q at the sample)" }
+                                    ),
+                                )
+                            }
                             (true, _) => {
                                 // IWAE needs per-sample log weights: −log q at the sample.
                                 let form = qd.family.spec().entropy.filter(|_| !iwae);
@@ -397,7 +431,8 @@ pub fn derive(m: &Model) -> Elbo {
                         };
                         // A Monte Carlo log-ratio or entropy is also an expectation over
                         // the latent's own sample.
-                        let mut over = under(m, &[qi, pi], range);
+                        let read = [qi, pi];
+                        let mut over = under(m, if summed { &read[..1] } else { &read[..] }, range);
                         if method == Method::MonteCarlo && !over.contains(&var.name) {
                             over.push(var.name.clone());
                         }

@@ -56,18 +56,30 @@ pub fn marginal_body(s: &dyn Style, t: &Term) -> String {
         init,
         trans,
         emissions,
+        emission_from,
         ..
     } = &t.kind
     else {
         return String::new();
     };
-    let em: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
-    let em = if em.len() == 1 {
-        em[0].clone()
-    } else {
-        s.paren(&em.join(" "))
-    };
-    s.marginal(chain, &s.factor(init), &s.factor(trans), &em)
+    // Grouped by the step their product starts at: a base case at step 1 (no product), every
+    // step, from step 2 (a switched latent's transition).
+    let mut groups: Vec<(u32, String)> = Vec::new();
+    for first in [0, 1, 2] {
+        let em: Vec<String> = emissions
+            .iter()
+            .zip(emission_from)
+            .filter(|(_, f)| **f == first)
+            .map(|(e, _)| s.factor(e))
+            .collect();
+        match em.len() {
+            0 => {}
+            1 => groups.push((first, em[0].clone())),
+            _ => groups.push((first, s.paren(&em.join(" ")))),
+        }
+    }
+    let body = s.marginal(chain, &s.factor(init), &s.factor(trans), &groups);
+    s.expect(&t.under, &body)
 }
 
 /// One term's contribution to the log importance weight of a joint sample (its integrand,

@@ -330,23 +330,37 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
             init,
             trans,
             emissions,
+            emission_from,
         } = &t.kind
         {
-            let ys: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
+            // Step t ≥ 2 emits the general cases; step 1 every case but those from step 2.
+            let ys: Vec<String> = emissions
+                .iter()
+                .zip(emission_from)
+                .filter(|(_, f)| **f != 0)
+                .map(|(e, _)| s.factor(e))
+                .collect();
             let at1 = |e: &crate::derive::FactorView| {
                 let mut e = e.clone();
                 e.target = e.target.replace("[t]", "[1]");
                 e.given = e.given.iter().map(|g| g.replace("[t]", "[1]")).collect();
                 s.factor(&e)
             };
-            let ys1: Vec<String> = emissions.iter().map(at1).collect();
+            let ys1: Vec<String> = emissions
+                .iter()
+                .zip(emission_from)
+                .filter(|(_, f)| **f < 2)
+                .map(|(e, _)| at1(e))
+                .collect();
             let (now, prev) = (
                 s.var(&format!("{chain}[t]")),
                 s.var(&format!("{chain}[t-1]")),
             );
             fw.push(line(
                 s.fwd_var("1", &s.var(&format!("{chain}[1]"))),
-                format!("= {} {}", s.factor(init), ys1.join(" ")),
+                format!("= {} {}", s.factor(init), ys1.join(" "))
+                    .trim_end()
+                    .to_string(),
             ));
             fw.push(line(
                 s.fwd_var("t", &now),
@@ -359,15 +373,24 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
                     )
                 ),
             ));
-            let seqs: Vec<String> = emissions
+            let mut seqs: Vec<String> = emissions
                 .iter()
                 .map(|e| {
                     let name = e.target.split('[').next().unwrap_or(&e.target);
                     s.var(&format!("{name}[1:T]"))
                 })
                 .collect();
+            seqs.dedup();
+            let lhs = s.log(&format!("p({})", seqs.join(", ")));
+            // A switching model: the sum is at q's draw of the switched latents.
+            let lhs = if t.under.is_empty() {
+                lhs
+            } else {
+                let given: Vec<String> = t.under.iter().map(|u| s.var(&format!("{u}[1:T]"))).collect();
+                format!("{lhs} {} {}", s.text("at q's draw of"), given.join(", "))
+            };
             fw.push(line(
-                s.log(&format!("p({})", seqs.join(", "))),
+                lhs,
                 format!(
                     "= {}{sep}{}",
                     s.log(&s.sum_over(
@@ -385,7 +408,7 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
     if !fw.is_empty() {
         out.push(Step {
             title: "Sum the discrete chain out (forward algorithm)".into(),
-            why: "A one-hot chain annotated `via enumerate` with no q factor is not sampled: its sum over all K^T paths factorises along the chain, so the forward recursion computes it exactly in T·K² operations; the term is the exact log-likelihood of the data it emits, with no expectation and no KL.".into(),
+            why: "A one-hot chain annotated `via enumerate` with no q factor is not sampled: its sum over all K^T paths factorises along the chain, so the forward recursion computes it exactly in T·K² operations; the term is the exact log-likelihood of the data it emits, with no expectation and no KL. In a switching model the p factors of sampled latents that read the chain are emissions too, evaluated at q's reparameterised draw: the term is then 𝔼_q[log Σ_k p(k, y, x)], and what remains of each such latent's KL is H[q].".into(),
             math: fw,
         });
     }

@@ -75,7 +75,10 @@ impl Builder<'_> {
             };
             match &d.args {
                 DistArgs::LocScale { loc, scale }
-                    if d.family == Family::Normal && only_k(loc) && only_k(scale) =>
+                    if d.family == Family::Normal
+                        && f.case == TimeCase::From(1)
+                        && only_k(loc)
+                        && only_k(scale) =>
                 {
                     let size = m.vars[f.var].ty.size();
                     match self.dist(d, At::Step(1), size, None) {
@@ -119,9 +122,15 @@ impl Builder<'_> {
                 let f = &m.factors[fi];
                 let d = dist(fi)?;
                 let size = m.vars[f.var].ty.size();
+                let range = crate::derive::marginal::range(m, fi);
+                let at = match range {
+                    Range::At { t } => At::Step(t),
+                    Range::From { t } => At::Range(t),
+                    Range::Static => return unsup("a static emission"),
+                };
                 let lp = if d.family == Family::Categorical {
-                    let logits = self.cat_logits(d, At::Range(1), size, false, false)?;
-                    let x = self.values(f.var, Range::From { t: 1 })?;
+                    let logits = self.cat_logits(d, at, size, false, false)?;
+                    let x = self.values(f.var, range)?;
                     let classes = match m.vars[f.var].ty {
                         VarType::OneHot { classes, .. } => classes,
                         _ => return unsup("a categorical emission of a non-one-hot variable"),
@@ -136,10 +145,11 @@ impl Builder<'_> {
                     });
                     out
                 } else {
-                    let (l, s) = self.dist(d, At::Range(1), size, None)?;
-                    let x = self.values(f.var, Range::From { t: 1 })?;
+                    let (l, s) = self.dist(d, at, size, None)?;
+                    let x = self.values(f.var, range)?;
                     self.log_prob(d.family, x, l, s, None)?
                 };
+                let lp = self.pad_steps(lp, range);
                 acc = Some(match acc {
                     None => lp,
                     Some(a) => {
@@ -197,6 +207,27 @@ impl Builder<'_> {
             k,
         })));
         Ok(out)
+    }
+
+    /// A factor's log-densities over its range as `(T·b, 1)`: zeros at the steps it does not
+    /// cover (before step `t` of a general case `From(t)`, after the step of a base case).
+    fn pad_steps(&mut self, lp: View, range: Range) -> View {
+        let (b, tt) = (self.b, self.tt);
+        if lp.rows == tt * b {
+            return lp;
+        }
+        let grad = self.g.grad(lp);
+        let out = self.temp(tt * b, 1, grad);
+        let buf = out.buf;
+        let (r0, rows) = match range {
+            Range::At { t } => ((t as usize - 1) * b, b),
+            Range::From { t } => ((t as usize - 1) * b, (tt + 1 - t as usize) * b),
+            Range::Static => (0, lp.rows),
+        };
+        let zero = self.fill(tt * b, 1, 0.0);
+        self.copy_into(zero, out);
+        self.copy_into(lp, View { buf, r0, rows });
+        out
     }
 
     /// The batch mask `(T·b, 1)`, filled by the engine before each pass (1s without one).

@@ -2,7 +2,8 @@
 //! (`derive::marginal`, `Compute::Forward`), on dfdx ops so the tape gives the gradients.
 //!
 //! The emission table `e[t, b, j]` is every emission factor's log-density with the chain's
-//! one-hot value set to state `j` at every step (masked steps contribute 0); the transition
+//! one-hot value set to state `j` at every step (0 at the steps its time case does not cover
+//! and at masked steps); a switched latent's prior is evaluated at q's draw. The transition
 //! `log A[b, i, j]` is the transition factor's log-softmax with `k[t-1]` set to state `i`;
 //! then `α₁ = log π + e₁`, `α_t[j] = e_t[j] + logsumexp_i(α_{t-1}[i] + log A[i, j])`,
 //! `log p(y) = logsumexp_j α_T[j]`, in log space throughout.
@@ -174,9 +175,28 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
                     return Err(RtError::Shape("an emission that is a definition".into()));
                 };
                 let size = m.vars[f.var].ty.size();
-                let dist = self.dist(d, At::Range(1), size)?;
-                let x = self.values(f.var, Range::From { t: 1 })?;
+                let range = crate::derive::marginal::range(m, fi);
+                let at = match range {
+                    Range::At { t } => At::Step(t),
+                    Range::From { t } => At::Range(t),
+                    Range::Static => return Err(RtError::Shape("a static emission".into())),
+                };
+                let dist = self.dist(d, at, size)?;
+                let x = self.values(f.var, range)?;
                 let lp = log_prob(d.family, x, dist, self.classes(f.var), None)?;
+                // Zeros at the steps the factor does not cover (before step 2, after step 1).
+                let zeros = |s: &mut Self, rows: usize| s.p.input(ops::full(&dev, rows, 1, 0.0));
+                let lp = match range {
+                    Range::From { t } if t > 1 => {
+                        let pad = zeros(self, (t as usize - 1).min(tt) * b);
+                        ops::cat_rows(pad, lp)
+                    }
+                    Range::At { .. } if tt > 1 => {
+                        let pad = zeros(self, (tt - 1) * b);
+                        ops::cat_rows(lp, pad)
+                    }
+                    _ => lp,
+                };
                 col = Some(match col.take() {
                     None => lp,
                     Some(c) => c + lp,
