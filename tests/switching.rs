@@ -3,8 +3,9 @@
 //! `𝔼_q(x)[log Σ_k p(k, y, x)] − 𝔼_q[log q(x)]`; with q a point mass (its scale 1e-5) it is the
 //! f64 reference written here from the model text at q's mean: the forward algorithm over the
 //! chain with emissions `log p(x[t] | x[t-1], k[t])` (and, in the per-regime variant,
-//! `log p(y[t] | x[t], k[t])`), itself checked against the sum over all K^T regime paths, plus
-//! the observed log-likelihood, minus KL(q(x[1]) ‖ N(0, 1)), plus q's entropy from step 2.
+//! `log p(y[t] | x[t], k[t])` and `log p(x[1] | k[1])`), itself checked against the sum over all K^T regime paths, plus
+//! the observed log-likelihood, minus KL(q(x[1]) ‖ N(0, 1)) (or q(x[1])'s entropy when x[1]'s
+//! prior reads the regime), plus q's entropy from step 2.
 //! Both runtimes to 1e-4 relative (ragged sequences too), and their gradients against central
 //! finite differences of the f64 bound.
 
@@ -22,12 +23,13 @@ const D: usize = 2;
 /// mass at its mean, up to rounding-level noise.
 const QS: f64 = 1e-5;
 
-/// With `regime_y`, the observation reads the regime too (`+ E @ k[t]`, per-regime offsets).
+/// With `regime_y`, the observation reads the regime too (`+ E @ k[t]`, per-regime offsets)
+/// and so does the initial state (`x[1] ~ Normal(B @ k[1], 1)`, a base-case emission).
 fn source(k: usize, regime_y: bool) -> String {
-    let y = if regime_y {
-        "C @ x[t] + E @ k[t]"
+    let (y, x1) = if regime_y {
+        ("C @ x[t] + E @ k[t]", "B @ k[1]")
     } else {
-        "C @ x[t]"
+        ("C @ x[t]", "0")
     };
     format!(
         r#"model sw_test {{
@@ -51,7 +53,7 @@ fn source(k: usize, regime_y: bool) -> String {
   p {{
     k[1] ~ Categorical(pi_logits)
     k[t] ~ Categorical(LP @ k[t-1])
-    x[1] ~ Normal(0, 1)
+    x[1] ~ Normal({x1}, 1)
     x[t] ~ Normal(A @ x[t-1] + B @ k[t], softplus(sx))
     y[t] ~ Normal({y}, softplus(sy))
   }}
@@ -131,6 +133,12 @@ impl Theta {
     fn emit(&self, ys: &[Vec<f64>], xs: &[Vec<f64>], t: usize, j: usize) -> f64 {
         let k = self.k;
         let mut e = 0.0;
+        if t == 0 && self.regime_y {
+            let b = self.get("param.B");
+            for h in 0..H {
+                e += log_normal(xs[0][h], b[h * k + j], 1.0);
+            }
+        }
         if t > 0 {
             let (a, b, sx) = (self.get("param.A"), self.get("param.B"), self.get("param.sx"));
             let m = matvec(a, &xs[t - 1], H);
@@ -193,14 +201,20 @@ impl Theta {
         } else {
             (0..ys.len()).map(|t| self.obs(ys, &xs, t, None)).sum()
         };
-        let kl1: f64 = (0..H)
-            .map(|h| -sq[h].ln() + 0.5 * (sq[h] * sq[h] + xs[0][h] * xs[0][h]) - 0.5)
-            .sum();
+        // KL(q(x[1]) ‖ N(0, 1)), or with x[1] inside the chain, its entropy.
+        let kl1: f64 = if self.regime_y {
+            0.0
+        } else {
+            (0..H)
+                .map(|h| -sq[h].ln() + 0.5 * (sq[h] * sq[h] + xs[0][h] * xs[0][h]) - 0.5)
+                .sum()
+        };
         let ent_step: f64 = sq
             .iter()
             .map(|s| 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + s.ln())
             .sum();
-        let ent = ent_step * (ys.len() - 1) as f64;
+        let steps = if self.regime_y { ys.len() } else { ys.len() - 1 };
+        let ent = ent_step * steps as f64;
         (ll + chain - kl1 + ent, chain)
     }
 }

@@ -167,7 +167,9 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             continue;
         }
         for r in &f.parents {
-            if r.var == v && r.time != TimeRef::Lag(0) {
+            let own_step = r.time == TimeRef::Lag(0)
+                || (f.case == TimeCase::At(1) && r.time == TimeRef::Step(1));
+            if r.var == v && !own_step {
                 why.push((
                     format!(
                         "the factor of `{}` reads `{}`: a factor summed inside the chain may read {}[t] only (at its own step)",

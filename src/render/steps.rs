@@ -433,10 +433,17 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
             }
             TermKind::Entropy { q, .. } => {
                 let qf = s.factor(q);
-                cf.push(line(
-                    s.kl(&qf, &s.text("Flat")),
-                    format!("= {}{}", s.minus(), s.entropy(&qf)),
-                ));
+                // A switched latent's entropy is what remains once its prior is summed inside
+                // a chain's term; otherwise p is Flat.
+                let switched = elbo.terms.iter().any(|c| {
+                    matches!(c.kind, TermKind::Marginal { .. }) && c.under.contains(&t.owner)
+                });
+                if !switched {
+                    cf.push(line(
+                        s.kl(&qf, &s.text("Flat")),
+                        format!("= {}{}", s.minus(), s.entropy(&qf)),
+                    ));
+                }
                 if let crate::derive::Compute::Entropy(f) = t.compute {
                     // The closed form derive chose (the family table's entropy).
                     let (formula, note) = match f {
