@@ -581,6 +581,7 @@ pub fn view(m: &Model, fi: FactorId, range: Range) -> FactorView {
     for r in &f.parents {
         let time = match (r.time, range) {
             (TimeRef::Lag(k), Range::At { t }) => TimeRef::Step(i64::from(t) - i64::from(k)),
+            (TimeRef::Lead(k), Range::At { t }) => TimeRef::Step(i64::from(t) + i64::from(k)),
             (x, _) => x,
         };
         if matches!(time, TimeRef::Step(s) if s <= 0) {
