@@ -56,6 +56,21 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
         Ok(alpha.logsumexp::<(usize,), Axis<1>>().reshape_like(&(b, 1)))
     }
 
+    /// The chain's tables on the host in f64 (at q's draw of any switched latent).
+    fn host_chain(&mut self, ch: &Chain, mask: Option<&[f32]>) -> Result<HostChain, RtError> {
+        let (b, tt, k) = (self.s.b, self.s.tt, ch.classes);
+        let (log_pi, log_a, table) = self.chain_tables(ch, mask)?;
+        let host = |x: &T2<T>| -> Vec<f64> { ops::to_host(x).into_iter().map(f64::from).collect() };
+        Ok(HostChain {
+            b,
+            tt,
+            k,
+            lp: host(&log_pi),
+            la: host(&log_a),
+            e: host(&table),
+        })
+    }
+
     /// Draw the chain from its posterior p(k[1:T] | y) (forward filtering, backward sampling,
     /// in f64 on the host) and store the draws as its values at every step, `(b, K)` one-hots:
     /// the posterior predictive then draws the emissions given them.
@@ -65,56 +80,8 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
         mask: Option<&[f32]>,
         rng: &mut Rng,
     ) -> Result<(), RtError> {
-        use rand::Rng as _;
         let (b, tt, k, lag) = (self.s.b, self.s.tt, ch.classes, self.s.k);
-        let (log_pi, log_a, table) = self.chain_tables(ch, mask)?;
-        let host = |x: &T2<T>| -> Vec<f64> { ops::to_host(x).into_iter().map(f64::from).collect() };
-        let (lp, la, e) = (host(&log_pi), host(&log_a), host(&table));
-        let lse = |x: &[f64]| {
-            let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
-        };
-        // alpha[t][s·k + j]: log p(y[1:t], k[t] = j) of sequence s.
-        let mut alpha = vec![0.0f64; tt * b * k];
-        for s in 0..b {
-            for j in 0..k {
-                alpha[s * k + j] = lp[s * k + j] + e[s * k + j];
-            }
-        }
-        let mut buf = vec![0.0f64; k];
-        for t in 1..tt {
-            for s in 0..b {
-                for j in 0..k {
-                    for (i, v) in buf.iter_mut().enumerate() {
-                        *v = alpha[((t - 1) * b + s) * k + i] + la[s * k * k + i * k + j];
-                    }
-                    alpha[(t * b + s) * k + j] = lse(&buf) + e[(t * b + s) * k + j];
-                }
-            }
-        }
-        let draw = |w: &[f64], u: f64| -> usize {
-            let z = lse(w);
-            let mut c = 0.0;
-            for (j, x) in w.iter().enumerate() {
-                c += (x - z).exp();
-                if u < c {
-                    return j;
-                }
-            }
-            w.len() - 1
-        };
-        let mut states = vec![0usize; tt * b];
-        for t in (0..tt).rev() {
-            for s in 0..b {
-                for (i, v) in buf.iter_mut().enumerate() {
-                    *v = alpha[(t * b + s) * k + i];
-                    if t + 1 < tt {
-                        *v += la[s * k * k + i * k + states[(t + 1) * b + s]];
-                    }
-                }
-                states[t * b + s] = draw(&buf, rng.gen::<f64>());
-            }
-        }
+        let states = self.host_chain(ch, mask)?.sample(rng);
         let dev = self.p.device().clone();
         let mut steps: Vec<Option<T2<T>>> = (0..tt + lag).map(|_| None).collect();
         for t in 0..tt {
@@ -127,6 +94,17 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
         self.s.steps.insert(ch.var, steps);
         self.s.padded.remove(&ch.var);
         Ok(())
+    }
+
+    /// The chain's posterior marginals and most probable path (forward–backward and
+    /// max-product in f64 on the host).
+    pub(super) fn chain_posterior(
+        &mut self,
+        ch: &Chain,
+        mask: Option<&[f32]>,
+    ) -> Result<(Vec<f64>, Vec<usize>), RtError> {
+        let hc = self.host_chain(ch, mask)?;
+        Ok((hc.marginals(), hc.viterbi()))
     }
 
     /// The chain's pieces: log π `(b, K)`, log A `(b, K·K)` (`[i·K + j]`: from i to j) and
@@ -221,5 +199,155 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
             return Err(RtError::Shape("a chain with no states".into()));
         };
         Ok((log_pi, log_a, table))
+    }
+}
+
+/// A chain's tables on the host in f64, time-major: `lp[s·K + j]` = log π, `la[s·K² + i·K + j]`
+/// = log p(k[t] = j | k[t-1] = i), `e[(t·b + s)·K + j]` the emission log-potential (0 at masked
+/// steps). The one home of the f64 recursions (sampling, marginals, Viterbi).
+struct HostChain {
+    b: usize,
+    tt: usize,
+    k: usize,
+    lp: Vec<f64>,
+    la: Vec<f64>,
+    e: Vec<f64>,
+}
+
+fn lse(x: &[f64]) -> f64 {
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+}
+
+impl HostChain {
+    fn at(&self, t: usize, s: usize) -> usize {
+        (t * self.b + s) * self.k
+    }
+    fn trans(&self, s: usize, i: usize, j: usize) -> f64 {
+        self.la[s * self.k * self.k + i * self.k + j]
+    }
+    /// `α[(t·b + s)·K + j]` = log p(y[1:t], k[t] = j) of sequence s.
+    fn alpha(&self) -> Vec<f64> {
+        let (b, tt, k) = (self.b, self.tt, self.k);
+        let mut alpha = vec![0.0f64; tt * b * k];
+        for s in 0..b {
+            for j in 0..k {
+                alpha[s * k + j] = self.lp[s * k + j] + self.e[s * k + j];
+            }
+        }
+        let mut buf = vec![0.0f64; k];
+        for t in 1..tt {
+            for s in 0..b {
+                for j in 0..k {
+                    for (i, v) in buf.iter_mut().enumerate() {
+                        *v = alpha[self.at(t - 1, s) + i] + self.trans(s, i, j);
+                    }
+                    alpha[self.at(t, s) + j] = lse(&buf) + self.e[self.at(t, s) + j];
+                }
+            }
+        }
+        alpha
+    }
+    /// `β[(t·b + s)·K + i]` = log p(y[t+1:T] | k[t] = i).
+    fn beta(&self) -> Vec<f64> {
+        let (b, tt, k) = (self.b, self.tt, self.k);
+        let mut beta = vec![0.0f64; tt * b * k];
+        let mut buf = vec![0.0f64; k];
+        for t in (0..tt.saturating_sub(1)).rev() {
+            for s in 0..b {
+                for i in 0..k {
+                    for (j, v) in buf.iter_mut().enumerate() {
+                        *v = self.trans(s, i, j)
+                            + self.e[self.at(t + 1, s) + j]
+                            + beta[self.at(t + 1, s) + j];
+                    }
+                    beta[self.at(t, s) + i] = lse(&buf);
+                }
+            }
+        }
+        beta
+    }
+    /// Batch-major posterior marginals `[(s·T + t)·K + j]` = p(k[t] = j | y).
+    fn marginals(&self) -> Vec<f64> {
+        let (b, tt, k) = (self.b, self.tt, self.k);
+        let (alpha, beta) = (self.alpha(), self.beta());
+        let mut out = vec![0.0f64; b * tt * k];
+        let mut buf = vec![0.0f64; k];
+        for t in 0..tt {
+            for s in 0..b {
+                for (j, v) in buf.iter_mut().enumerate() {
+                    *v = alpha[self.at(t, s) + j] + beta[self.at(t, s) + j];
+                }
+                let z = lse(&buf);
+                for (j, v) in buf.iter().enumerate() {
+                    out[(s * tt + t) * k + j] = (v - z).exp();
+                }
+            }
+        }
+        out
+    }
+    /// Batch-major most probable path `[s·T + t]` (max-product; ties to the lower state).
+    fn viterbi(&self) -> Vec<usize> {
+        let (b, tt, k) = (self.b, self.tt, self.k);
+        let mut out = vec![0usize; b * tt];
+        for s in 0..b {
+            let mut delta: Vec<f64> = (0..k).map(|j| self.lp[s * k + j] + self.e[s * k + j]).collect();
+            let mut back = vec![0usize; tt * k];
+            for t in 1..tt {
+                let mut next = vec![0.0f64; k];
+                for j in 0..k {
+                    let mut best = (f64::NEG_INFINITY, 0);
+                    for (i, d) in delta.iter().enumerate() {
+                        let v = d + self.trans(s, i, j);
+                        if v > best.0 {
+                            best = (v, i);
+                        }
+                    }
+                    back[t * k + j] = best.1;
+                    next[j] = best.0 + self.e[self.at(t, s) + j];
+                }
+                delta = next;
+            }
+            let mut state = (0..k).fold(0, |m, j| if delta[j] > delta[m] { j } else { m });
+            for t in (0..tt).rev() {
+                out[s * tt + t] = state;
+                state = back[t * k + state];
+            }
+        }
+        out
+    }
+    /// Time-major draws `[t·b + s]` from the posterior (forward filtering, backward sampling).
+    fn sample(&self, rng: &mut Rng) -> Vec<usize> {
+        use rand::Rng as _;
+        let (b, tt, k) = (self.b, self.tt, self.k);
+        let alpha = self.alpha();
+        let draw = |w: &[f64], u: f64| -> usize {
+            let z = lse(w);
+            let mut c = 0.0;
+            for (j, x) in w.iter().enumerate() {
+                c += (x - z).exp();
+                if u < c {
+                    return j;
+                }
+            }
+            w.len() - 1
+        };
+        let mut buf = vec![0.0f64; k];
+        let mut states = vec![0usize; tt * b];
+        for t in (0..tt).rev() {
+            for s in 0..b {
+                for (i, v) in buf.iter_mut().enumerate() {
+                    *v = alpha[self.at(t, s) + i];
+                    if t + 1 < tt {
+                        *v += self.trans(s, i, states[(t + 1) * b + s]);
+                    }
+                }
+                states[t * b + s] = draw(&buf, rng.gen::<f64>());
+            }
+        }
+        states
     }
 }
