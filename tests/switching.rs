@@ -140,7 +140,11 @@ impl Theta {
             }
         }
         if t > 0 {
-            let (a, b, sx) = (self.get("param.A"), self.get("param.B"), self.get("param.sx"));
+            let (a, b, sx) = (
+                self.get("param.A"),
+                self.get("param.B"),
+                self.get("param.sx"),
+            );
             let m = matvec(a, &xs[t - 1], H);
             for h in 0..H {
                 e += log_normal(xs[t][h], m[h] + b[h * k + j], softplus(sx[h]));
@@ -153,7 +157,11 @@ impl Theta {
     }
     /// `log p(y[t] | x[t] (, k[t] = j))`.
     fn obs(&self, ys: &[Vec<f64>], xs: &[Vec<f64>], t: usize, j: Option<usize>) -> f64 {
-        let (c, e, sy) = (self.get("param.C"), self.get("param.E"), self.get("param.sy"));
+        let (c, e, sy) = (
+            self.get("param.C"),
+            self.get("param.E"),
+            self.get("param.sy"),
+        );
         let m = matvec(c, &xs[t], D);
         (0..D)
             .map(|d| {
@@ -213,7 +221,11 @@ impl Theta {
             .iter()
             .map(|s| 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + s.ln())
             .sum();
-        let steps = if self.regime_y { ys.len() } else { ys.len() - 1 };
+        let steps = if self.regime_y {
+            ys.len()
+        } else {
+            ys.len() - 1
+        };
         let ent = ent_step * steps as f64;
         (ll + chain - kl1 + ent, chain)
     }
@@ -372,8 +384,18 @@ fn the_switching_bound_matches_the_exact_reference_on_both_runtimes() {
         assert_eq!(re.len(), want.len());
         for (i, (w, (e, ch))) in want.iter().zip(re.iter().zip(&rc)).enumerate() {
             let what = format!("K = {k}, regime_y {regime_y}, sequence {i}");
-            close(&format!("{what}: reference bound"), f64::from(*e), w.0, 1e-4);
-            close(&format!("{what}: reference chain term"), f64::from(*ch), w.1, 1e-4);
+            close(
+                &format!("{what}: reference bound"),
+                f64::from(*e),
+                w.0,
+                1e-4,
+            );
+            close(
+                &format!("{what}: reference chain term"),
+                f64::from(*ch),
+                w.1,
+                1e-4,
+            );
         }
         let chain_mean = want.iter().map(|w| w.1).sum::<f64>() / want.len() as f64;
         for threads in [1, 2] {

@@ -386,7 +386,11 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
             let lhs = if t.under.is_empty() {
                 lhs
             } else {
-                let given: Vec<String> = t.under.iter().map(|u| s.var(&format!("{u}[1:T]"))).collect();
+                let given: Vec<String> = t
+                    .under
+                    .iter()
+                    .map(|u| s.var(&format!("{u}[1:T]")))
+                    .collect();
                 format!("{lhs} {} {}", s.text("at q's draw of"), given.join(", "))
             };
             fw.push(line(

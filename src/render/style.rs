@@ -71,7 +71,8 @@ pub trait Style {
     /// `log Σ_{chain[1:T]} init Π_{t≥2} trans Π … emissions`; each emission group is the
     /// first step of its product (1 or 2; 0 for a base case at step 1, no product) and its
     /// factors.
-    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &[(u32, String)]) -> String;
+    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &[(u32, String)])
+        -> String;
 }
 
 /// Unicode text.
@@ -119,7 +120,13 @@ impl Style for Unicode {
     fn sum_over(&self, over: &str, body: &str) -> String {
         format!("Σ_{{{over}}} {body}")
     }
-    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &[(u32, String)]) -> String {
+    fn marginal(
+        &self,
+        chain: &str,
+        init: &str,
+        trans: &str,
+        emissions: &[(u32, String)],
+    ) -> String {
         let em: Vec<String> = emissions
             .iter()
             .map(|(t, e)| match t {
@@ -127,7 +134,10 @@ impl Style for Unicode {
                 t => format!("Π_{{t={t}..T}} {e}"),
             })
             .collect();
-        format!("log Σ_{{{chain}[1:T]}} {init} Π_{{t=2..T}} {trans} {}", em.join(" "))
+        format!(
+            "log Σ_{{{chain}[1:T]}} {init} Π_{{t=2..T}} {trans} {}",
+            em.join(" ")
+        )
     }
     fn sum(&self, range: Range, body: &str) -> String {
         match range {
@@ -304,7 +314,13 @@ impl Style for Latex {
     fn sum_over(&self, over: &str, body: &str) -> String {
         format!("\\sum_{{{over}}} {body}")
     }
-    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &[(u32, String)]) -> String {
+    fn marginal(
+        &self,
+        chain: &str,
+        init: &str,
+        trans: &str,
+        emissions: &[(u32, String)],
+    ) -> String {
         let em: Vec<String> = emissions
             .iter()
             .map(|(t, e)| match t {

@@ -294,7 +294,9 @@ impl HostChain {
         let (b, tt, k) = (self.b, self.tt, self.k);
         let mut out = vec![0usize; b * tt];
         for s in 0..b {
-            let mut delta: Vec<f64> = (0..k).map(|j| self.lp[s * k + j] + self.e[s * k + j]).collect();
+            let mut delta: Vec<f64> = (0..k)
+                .map(|j| self.lp[s * k + j] + self.e[s * k + j])
+                .collect();
             let mut back = vec![0usize; tt * k];
             for t in 1..tt {
                 let mut next = vec![0.0f64; k];
