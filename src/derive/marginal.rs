@@ -15,7 +15,10 @@
 //! step, from step 2 or at step 1. Its other reads are anything sampled or data. With switched
 //! latents the term is `𝔼_q(x)[log Σ_k p(k, y, x)]` at q's reparameterised draw of x, and
 //! derive gives each switched prior's q factor an entropy term (`−𝔼_q log q`) in place of its
-//! KL. A chain with a `q` factor is not summed out yet.
+//! KL. A chain whose `q` is itself a first-order chain of Categoricals reading data
+//! (`q { k[1] ~ Categorical(g(y)); k[t] ~ Categorical(f(k[t-1], y)) }`, [`QChain`]) is
+//! enumerated exactly instead: `𝔼_q[log p(k, y) − log q(k)]` summed over q's chain with q's
+//! forward marginals, T·K² per sequence.
 
 use crate::ir::*;
 
@@ -36,6 +39,68 @@ pub struct Chain {
     /// The continuous latents whose p factors are among the emissions (a switching model):
     /// they are drawn from q, and the chain is summed out at q's draw.
     pub switched: Vec<VarId>,
+    /// q's Markov chain over `k`, when it has one: the bound is then `𝔼_q[log p − log q]`
+    /// summed exactly over q's chain with q's forward marginals (T·K²), not `log p(y)`.
+    pub q: Option<QChain>,
+}
+
+/// A Markov chain in q over a chain's latent: `q(k[1] | data)` and `q(k[t] | k[t-1], data)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QChain {
+    /// `q(k[1])`: a Categorical whose logits read data only.
+    pub init: FactorId,
+    /// `q(k[t] | k[t-1])` for t ≥ 2: a Categorical whose logits read `k[t-1]` and data only.
+    pub trans: FactorId,
+}
+
+/// q's chain over `v` if it has q factors (`None` without), pushing every reason it is not a
+/// first-order chain of Categoricals reading data into `why`.
+fn q_chain(m: &Model, v: VarId, why: &mut Vec<Blocker>) -> Option<QChain> {
+    let name = &m.vars[v].name;
+    let mut any = false;
+    let (mut init, mut trans) = (None, None);
+    for (fi, f) in m.factors_of(v, Block::Q) {
+        any = true;
+        let data = |r: &Read| matches!(m.vars[r.var].role, Role::Observed | Role::Input);
+        match f.case {
+            TimeCase::At(1) if categorical_logits(f) => {
+                if let Some(r) = f.parents.iter().find(|r| !data(r)) {
+                    why.push((
+                        format!("q({name}[1]) reads `{}`: q's chain may read data only (and params and consts)", m.show_read(*r)),
+                        Some(fi),
+                    ));
+                }
+                init = Some(fi);
+            }
+            TimeCase::From(2) if categorical_logits(f) => {
+                let ok = |r: &Read| (r.var == v && r.time == TimeRef::Lag(1)) || (r.var != v && data(r));
+                if let Some(r) = f.parents.iter().find(|r| !ok(r)) {
+                    why.push((
+                        format!("q({name}[t] | …) reads `{}`: q's chain may read {name}[t-1] and data only", m.show_read(*r)),
+                        Some(fi),
+                    ));
+                }
+                trans = Some(fi);
+            }
+            _ => why.push((
+                format!("q of `{name}` must be `{name}[1] ~ Categorical(…)` and `{name}[t] ~ Categorical(… {name}[t-1] …)` (a first-order chain given by logits) to be enumerated exactly"),
+                Some(fi),
+            )),
+        }
+    }
+    if !any {
+        return None;
+    }
+    match (init, trans) {
+        (Some(init), Some(trans)) => Some(QChain { init, trans }),
+        _ => {
+            why.push((
+                format!("q of `{name}` needs both `{name}[1] ~ Categorical(…)` and `{name}[t] ~ Categorical(… {name}[t-1] …)`"),
+                None,
+            ));
+            None
+        }
+    }
 }
 
 /// The steps an emission factor covers (its time case).
@@ -74,12 +139,7 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             0
         }
     };
-    if let Some((qi, _)) = m.factors_of(v, Block::Q).next() {
-        why.push((
-            format!("`{}` has a q factor: only a chain with no q factor is summed out of p exactly (enumeration over q's chain is not implemented)", var.name),
-            Some(qi),
-        ));
-    }
+    let q = q_chain(m, v, &mut why);
     let mut init = None;
     let mut trans = None;
     for (fi, f) in m.factors_of(v, Block::P) {
@@ -214,6 +274,15 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             ));
         }
     }
+    if q.is_some() && !switched.is_empty() {
+        why.push((
+            format!(
+                "`{}` has a q chain and conditions a sampled latent: a switching model sums out a chain with no q factor",
+                var.name
+            ),
+            None,
+        ));
+    }
     let o = &m.objective;
     if o.iwae > 1 || o.overshooting > 1 {
         why.push((
@@ -235,6 +304,7 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             trans,
             emissions,
             switched,
+            q,
         })),
         _ => Err(why),
     }
@@ -247,12 +317,15 @@ pub fn chains(m: &Model) -> Vec<Chain> {
         .collect()
 }
 
-/// Whether the bound is the exact evidence: every latent is a chain summed out here and
+/// Whether the bound is the exact evidence: every latent is a chain summed out here (with no
+/// q chain) and
 /// nothing else is integrated (no optimality variables), so the ELBO is `log p(y)` itself
 /// (`vic eval` reports it as `log_evidence`, method `"forward"`).
 pub fn exact(m: &Model) -> bool {
-    let summed: Vec<VarId> = chains(m).iter().map(|c| c.var).collect();
+    let all = chains(m);
+    let summed: Vec<VarId> = all.iter().map(|c| c.var).collect();
     !summed.is_empty()
+        && all.iter().all(|c| c.q.is_none())
         && m.optimality.is_empty()
         && m.vars
             .iter()

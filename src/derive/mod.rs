@@ -143,6 +143,10 @@ pub enum TermKind {
         /// from step 2), or 0 (a base case at step 1 only).
         #[serde(skip)]
         emission_from: Vec<u32>,
+        /// q's chain when it has one (`q(k[1])`, `q(k[t] | k[t-1])`): the term is then
+        /// `𝔼_q[log p(k, y) − log q(k)]`, enumerated exactly over q's chain.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        q: Vec<FactorView>,
     },
     /// 𝔼_q[r / α] = log p(O = 1 | r).
     Reward {
@@ -322,6 +326,15 @@ pub fn derive(m: &Model) -> Elbo {
                             _ => 0,
                         })
                         .collect(),
+                    q: c
+                        .q
+                        .map(|q| {
+                            vec![
+                                view(m, q.init, Range::At { t: 1 }),
+                                view(m, q.trans, Range::From { t: 2 }),
+                            ]
+                        })
+                        .unwrap_or_default(),
                 },
                 owner: var.name.clone(),
                 owner_id: VarOrOpt::Var(v),
@@ -333,10 +346,16 @@ pub fn derive(m: &Model) -> Elbo {
                     .filter(|n| *n != var.name)
                     .collect(),
                 method: Method::Analytic,
-                why: format!(
-                    "no q factor and `via enumerate`: summed out of p exactly by the forward algorithm (T·K² = T·{} per sequence)",
-                    c.classes * c.classes
-                ),
+                why: match c.q {
+                    None => format!(
+                        "no q factor and `via enumerate`: summed out of p exactly by the forward algorithm (T·K² = T·{} per sequence)",
+                        c.classes * c.classes
+                    ),
+                    Some(_) => format!(
+                        "q is a Markov chain and `via enumerate`: 𝔼_q[log p − log q] summed exactly over q's chain by its forward marginals (T·K² = T·{} per sequence)",
+                        c.classes * c.classes
+                    ),
+                },
                 modifiers: crate::objective::attach(&m.objective, VarOrOpt::Var(v), Compute::Forward),
             });
             continue;

@@ -57,6 +57,7 @@ pub fn marginal_body(s: &dyn Style, t: &Term) -> String {
         trans,
         emissions,
         emission_from,
+        q,
         ..
     } = &t.kind
     else {
@@ -77,6 +78,27 @@ pub fn marginal_body(s: &dyn Style, t: &Term) -> String {
             1 => groups.push((first, em[0].clone())),
             _ => groups.push((first, s.paren(&em.join(" ")))),
         }
+    }
+    if let [qi, qt] = q.as_slice() {
+        // Enumerated over q's chain: 𝔼_q[log p(k, y) − log q(k)].
+        let em: Vec<String> = groups
+            .iter()
+            .map(|(f, e)| match f {
+                0 => e.clone(),
+                f => s.sum(Range::From { t: *f }, &s.log(e)),
+            })
+            .collect();
+        let body = format!(
+            "{} + {} + {} {} {} {} {}",
+            s.log(&s.factor(init)),
+            s.sum(Range::From { t: 2 }, &s.log(&s.factor(trans))),
+            em.join(" + "),
+            s.minus(),
+            s.log(&s.factor(qi)),
+            s.minus(),
+            s.sum(Range::From { t: 2 }, &s.log(&s.factor(qt)))
+        );
+        return s.expect(&[chain.clone()], &body);
     }
     let body = s.marginal(chain, &s.factor(init), &s.factor(trans), &groups);
     s.expect(&t.under, &body)
@@ -135,7 +157,7 @@ pub fn is_exact(elbo: &Elbo) -> bool {
             .iter()
             .any(|t| matches!(t.kind, TermKind::Marginal { .. }))
         && elbo.terms.iter().all(|t| match t.kind {
-            TermKind::Marginal { .. } => true,
+            TermKind::Marginal { ref q, .. } => q.is_empty(),
             TermKind::LogLikelihood { .. } => t.under.is_empty(),
             _ => false,
         })

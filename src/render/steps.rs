@@ -331,8 +331,44 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
             trans,
             emissions,
             emission_from,
+            q,
         } = &t.kind
         {
+            if let [qi, qt] = q.as_slice() {
+                // Enumerated over q's chain: q's forward marginals weigh each log-ratio.
+                let (now, prev) = (
+                    s.var(&format!("{chain}[t]")),
+                    s.var(&format!("{chain}[t-1]")),
+                );
+                fw.push(line(
+                    s.text(&format!("γ_1({chain}[1])")),
+                    format!("= {}", s.factor(qi)),
+                ));
+                fw.push(line(
+                    s.text(&format!("γ_t({chain}[t])")),
+                    format!(
+                        "= {}",
+                        s.sum_over(
+                            &prev,
+                            &format!("{} {}", s.text(&format!("γ_{{t-1}}({chain}[t-1])")), s.factor(qt))
+                        )
+                    ),
+                ));
+                fw.push(line(
+                    s.text("term"),
+                    format!(
+                        "= {}{sep}{}",
+                        s.text(&format!(
+                            "Σ_t Σ_{now} γ_t log p(emissions | {now}) + Σ γ_1 log p/q({chain}[1]) + Σ_{{t≥2}} Σ_{{{prev}, {now}}} γ_{{t-1}} q log p/q({now} | {prev})"
+                        )),
+                        s.text(&format!(
+                            "(exact over q's chain: T K^2 = {} T operations per sequence)",
+                            states * states
+                        ))
+                    ),
+                ));
+                continue;
+            }
             // Step t ≥ 2 emits the general cases; step 1 every case but those from step 2.
             let ys: Vec<String> = emissions
                 .iter()

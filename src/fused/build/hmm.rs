@@ -33,6 +33,9 @@ impl Builder<'_> {
         let Ok(Some(ch)) = crate::derive::marginal::chain(self.m, v) else {
             return unsup("a time-indexed latent that is not a chain summed out");
         };
+        if ch.q.is_some() {
+            return unsup("exact enumeration over a q chain (the reference runtime runs it)");
+        }
         self.chain_forward(&ch)
     }
 

@@ -11,6 +11,17 @@
 use super::*;
 use crate::derive::marginal::Chain;
 
+/// The logits of a chain's Categorical factor.
+fn logits_of(m: &Model, f: FactorId) -> Result<&Expr, RtError> {
+    match &m.factors[f].body {
+        FactorBody::Sample(Dist {
+            args: DistArgs::Logits(l),
+            ..
+        }) => Ok(l),
+        _ => Err(RtError::Shape("a chain factor without logits".into())),
+    }
+}
+
 /// `x − logsumexp(x)` over the columns of a `(rows, K)` tensor.
 fn log_softmax<T: LTape>(x: T2<T>) -> T2<T> {
     let (r, k) = *x.shape();
@@ -71,6 +82,58 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
         })
     }
 
+    /// `𝔼_q[log p(k, y) − log q(k)]` per sequence, `(b, 1)`, for a chain whose q is a Markov
+    /// chain: exact over q's chain with q's forward marginals γ_t (γ_1 = q(k[1]),
+    /// ξ_t(i, j) = γ_{t-1}(i) q(k[t] = j | k[t-1] = i), γ_t = Σ_i ξ_t), T·K² per sequence:
+    /// `Σ_j γ_1 (log π − log q₁ + e_1) + Σ_{t≥2} [Σ_{ij} ξ_t (log A − log Q_t) + Σ_j γ_t e_t]`.
+    /// A masked step emits nothing and its transitions count for nothing (past the end of a
+    /// sequence both chains sum to 1).
+    pub(super) fn q_chain_bound(
+        &mut self,
+        ch: &Chain,
+        q: crate::derive::marginal::QChain,
+        mask: Option<&[f32]>,
+    ) -> Result<T2<T>, RtError> {
+        let m = self.m();
+        let (b, tt, k, v) = (self.s.b, self.s.tt, ch.classes, ch.var);
+        let dev = self.p.device().clone();
+        let (log_pi, log_a, table) = self.chain_tables(ch, mask)?;
+        let lq1 = log_softmax(self.eval_rows(logits_of(m, q.init)?, At::Step(1), k)?);
+        // log Q[(t-2)·b + s, i·K + j] = log q(k[t] = j | k[t-1] = i) for t ≥ 2.
+        let mut lqt: Option<T2<T>> = None;
+        if tt >= 2 {
+            for i in 0..k {
+                self.set_state(v, k, i);
+                let row = log_softmax(self.eval_rows(logits_of(m, q.trans)?, At::Range(2), k)?);
+                lqt = Some(match lqt.take() {
+                    None => row,
+                    Some(a) => ops::cat_cols(a, row),
+                });
+            }
+            self.s.steps.remove(&v);
+            self.s.padded.remove(&v);
+        }
+        let mut gamma = ops::fresh(lq1.clone()).exp();
+        let first = log_pi - lq1 + ops::rows(ops::fresh(table.clone()), 0, b);
+        let mut total = ops::row_sum(gamma.clone() * first);
+        for t in 1..tt {
+            let Some(lqt) = &lqt else { break };
+            let lq = ops::rows(ops::fresh(lqt.clone()), (t - 1) * b, t * b);
+            let xi = gamma.broadcast_like::<_, Axis<2>>(&(b, k, k))
+                * ops::fresh(lq.clone()).exp().reshape_like(&(b, k, k));
+            let ratio = ops::fresh(log_a.clone()) - lq;
+            let flat: T2<T> = xi.clone().reshape_like(&(b, k * k));
+            let mut step = ops::row_sum(ops::fresh(flat) * ratio);
+            if let Some(mk) = mask {
+                step = step * self.p.input(ops::from_host(&dev, mk[t * b..(t + 1) * b].to_vec(), b, 1));
+            }
+            gamma = xi.sum::<(usize, usize), Axis<1>>();
+            let em = ops::rows(ops::fresh(table.clone()), t * b, (t + 1) * b);
+            total = total + step + ops::row_sum(gamma.clone() * em);
+        }
+        Ok(total)
+    }
+
     /// Draw the chain from its posterior p(k[1:T] | y) (forward filtering, backward sampling,
     /// in f64 on the host) and store the draws as its values at every step, `(b, K)` one-hots:
     /// the posterior predictive then draws the emissions given them.
@@ -118,15 +181,7 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
         let m = self.m();
         let (b, tt, k, v) = (self.s.b, self.s.tt, ch.classes, ch.var);
         let dev = self.p.device().clone();
-        let logits = |f: FactorId| -> Result<&Expr, RtError> {
-            match &m.factors[f].body {
-                FactorBody::Sample(Dist {
-                    args: DistArgs::Logits(l),
-                    ..
-                }) => Ok(l),
-                _ => Err(RtError::Shape("a chain factor without logits".into())),
-            }
-        };
+        let logits = |f: FactorId| logits_of(m, f);
         // log π: the initial logits read no variable.
         let init = self.eval_rows(logits(ch.init)?, At::Step(1), k)?;
         let log_pi = log_softmax(init);
