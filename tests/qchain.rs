@@ -191,11 +191,7 @@ fn reference(c: &Case) -> (Vec<f32>, HashMap<String, Vec<f32>>) {
 
 #[test]
 fn the_q_chain_bound_is_the_sum_over_all_paths() {
-    for (k, b, t, seed, ragged) in [
-        (2, 4, 6, 1, false),
-        (3, 5, 5, 2, true),
-        (4, 3, 4, 3, false),
-    ] {
+    for (k, b, t, seed, ragged) in [(2, 4, 6, 1, false), (3, 5, 5, 2, true), (4, 3, 4, 3, false)] {
         let c = case(k, b, t, seed, ragged);
         let (elbo, _) = reference(&c);
         assert_eq!(elbo.len(), b);

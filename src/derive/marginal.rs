@@ -57,7 +57,7 @@ pub struct QChain {
 /// first-order chain of Categoricals reading data into `why`.
 fn q_chain(m: &Model, v: VarId, why: &mut Vec<Blocker>) -> Option<QChain> {
     let name = &m.vars[v].name;
-    let mut any = false;
+    let (mut any, mut misshapen) = (false, false);
     let (mut init, mut trans) = (None, None);
     for (fi, f) in m.factors_of(v, Block::Q) {
         any = true;
@@ -73,7 +73,8 @@ fn q_chain(m: &Model, v: VarId, why: &mut Vec<Blocker>) -> Option<QChain> {
                 init = Some(fi);
             }
             TimeCase::From(2) if categorical_logits(f) => {
-                let ok = |r: &Read| (r.var == v && r.time == TimeRef::Lag(1)) || (r.var != v && data(r));
+                let ok =
+                    |r: &Read| (r.var == v && r.time == TimeRef::Lag(1)) || (r.var != v && data(r));
                 if let Some(r) = f.parents.iter().find(|r| !ok(r)) {
                     why.push((
                         format!("q({name}[t] | …) reads `{}`: q's chain may read {name}[t-1] and data only", m.show_read(*r)),
@@ -82,10 +83,13 @@ fn q_chain(m: &Model, v: VarId, why: &mut Vec<Blocker>) -> Option<QChain> {
                 }
                 trans = Some(fi);
             }
-            _ => why.push((
-                format!("q of `{name}` must be `{name}[1] ~ Categorical(…)` and `{name}[t] ~ Categorical(… {name}[t-1] …)` (a first-order chain given by logits) to be enumerated exactly"),
-                Some(fi),
-            )),
+            _ => {
+                misshapen = true;
+                why.push((
+                    format!("q of `{name}` must be `{name}[1] ~ Categorical(…)` and `{name}[t] ~ Categorical(… {name}[t-1] …)` (a first-order chain given by logits) to be enumerated exactly"),
+                    Some(fi),
+                ));
+            }
         }
     }
     if !any {
@@ -93,6 +97,7 @@ fn q_chain(m: &Model, v: VarId, why: &mut Vec<Blocker>) -> Option<QChain> {
     }
     match (init, trans) {
         (Some(init), Some(trans)) => Some(QChain { init, trans }),
+        _ if misshapen => None,
         _ => {
             why.push((
                 format!("q of `{name}` needs both `{name}[1] ~ Categorical(…)` and `{name}[t] ~ Categorical(… {name}[t-1] …)`"),

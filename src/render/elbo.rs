@@ -98,7 +98,7 @@ pub fn marginal_body(s: &dyn Style, t: &Term) -> String {
             s.minus(),
             s.sum(Range::From { t: 2 }, &s.log(&s.factor(qt)))
         );
-        return s.expect(&[chain.clone()], &body);
+        return s.expect(std::slice::from_ref(chain), &body);
     }
     let body = s.marginal(chain, &s.factor(init), &s.factor(trans), &groups);
     s.expect(&t.under, &body)

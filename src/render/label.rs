@@ -34,6 +34,9 @@ fn label(t: &Term) -> String {
         TermKind::LogRatio { .. } => format!("log p/q {}", t.owner),
         TermKind::Entropy { .. } => format!("H {}", t.owner),
         TermKind::Reward { .. } => format!("reward {}", t.owner),
+        TermKind::Marginal { q, .. } if !q.is_empty() => {
+            format!("𝔼_q log p/q ({} enumerated over q's chain)", t.owner)
+        }
         TermKind::Marginal { emissions, .. } => {
             let ys: Vec<&str> = emissions
                 .iter()

@@ -350,7 +350,11 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
                         "= {}",
                         s.sum_over(
                             &prev,
-                            &format!("{} {}", s.text(&format!("γ_{{t-1}}({chain}[t-1])")), s.factor(qt))
+                            &format!(
+                                "{} {}",
+                                s.text(&format!("γ_{{t-1}}({chain}[t-1])")),
+                                s.factor(qt)
+                            )
                         )
                     ),
                 ));

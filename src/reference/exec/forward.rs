@@ -125,7 +125,10 @@ impl<T: LTape, P: Params<T>> Ctx<'_, T, P> {
             let flat: T2<T> = xi.clone().reshape_like(&(b, k * k));
             let mut step = ops::row_sum(ops::fresh(flat) * ratio);
             if let Some(mk) = mask {
-                step = step * self.p.input(ops::from_host(&dev, mk[t * b..(t + 1) * b].to_vec(), b, 1));
+                step = step
+                    * self
+                        .p
+                        .input(ops::from_host(&dev, mk[t * b..(t + 1) * b].to_vec(), b, 1));
             }
             gamma = xi.sum::<(usize, usize), Axis<1>>();
             let em = ops::rows(ops::fresh(table.clone()), t * b, (t + 1) * b);
