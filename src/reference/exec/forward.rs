@@ -6,7 +6,10 @@
 //! and at masked steps); a switched latent's prior is evaluated at q's draw. The transition
 //! `log A[b, i, j]` is the transition factor's log-softmax with `k[t-1]` set to state `i`;
 //! then `α₁ = log π + e₁`, `α_t[j] = e_t[j] + logsumexp_i(α_{t-1}[i] + log A[i, j])`,
-//! `log p(y) = logsumexp_j α_T[j]`, in log space throughout.
+//! `log p(y) = logsumexp_j α_T[j]`, in log space throughout. A chain with a q chain
+//! (`Ctx::q_chain_bound`) takes `𝔼_q[log p − log q]` over the same tables weighted by q's
+//! forward marginals. On the host in f64 (`HostChain`): backward sampling for the posterior
+//! predictive, forward–backward marginals and the Viterbi path for `vic sample --posterior`.
 
 use super::*;
 use crate::derive::marginal::Chain;
