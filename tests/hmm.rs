@@ -693,3 +693,67 @@ fn a_categorical_emission_matches_the_forward_algorithm_on_both_runtimes() {
     let fe = e.forward(&prog, &batch, &mut rng::seeded(5), 0).elbo;
     assert_close("fused, categorical emission", &fe, &want, 1e-4);
 }
+
+/// `vic eval` on the shipped HMM: its log-evidence on the whole data file is the mean over the
+/// 1024 sequences of the f64 forward algorithm written here, at the parameters read back from
+/// the checkpoint (not only the method's name).
+#[test]
+fn vic_eval_evidence_is_the_f64_forward_algorithm_at_the_checkpoint() {
+    let dir = common::tmp("hmm_eval_value");
+    let model = common::shipped::models_dir().join("hmm.vmodel");
+    let data = common::shipped::models_dir().join("data/hmm.npz");
+    let (model, data) = (
+        model.to_str().expect("utf-8 path"),
+        data.to_str().expect("utf-8 path"),
+    );
+    let out = dir.to_str().expect("utf-8 path");
+    let o = common::vic(&[
+        "run", model, "--steps", "5", "--batch", "16", "--lr", "0.05", "--out", out, "--color",
+        "never",
+    ]);
+    assert!(o.status.success(), "{:?}", common::text(&o));
+    let o = common::vic(&[
+        "eval", model, "--params", out, "--data", data, "--json", "--color", "never",
+    ]);
+    let (so, se) = common::text(&o);
+    assert!(o.status.success(), "{so}\n{se}");
+    let v: serde_json::Value = serde_json::from_str(&so).expect("json");
+    assert_eq!(v["log_evidence"]["method"], "forward", "{so}");
+    let got = v["log_evidence"]["value"].as_f64().expect("value");
+    // The parameters from the checkpoint.
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).expect("checkpoint");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let read = |name: &str| -> Vec<f64> {
+        let t = st.tensor(&format!("param/param.{name}")).expect(name);
+        t.data()
+            .chunks_exact(4)
+            .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .collect()
+    };
+    let theta = Theta {
+        k: 4,
+        pi: read("pi_logits"),
+        lp: read("LP"),
+        mu: read("MU"),
+        lsd: read("LSD"),
+    };
+    assert_ne!(theta.mu, vec![0.0; 8]);
+    let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(data).expect("npz")).expect("npz");
+    let y: ndarray::ArrayD<f32> = z.by_name("y").or_else(|_| z.by_name("y.npy")).expect("y");
+    let (n, t) = (y.shape()[0], y.shape()[1]);
+    let ys = y.as_slice().expect("contiguous");
+    let want = (0..n)
+        .map(|s| {
+            let seq: Vec<Vec<f64>> = (0..t)
+                .map(|u| (0..D).map(|d| f64::from(ys[(s * t + u) * D + d])).collect())
+                .collect();
+            theta.log_p(&seq, &vec![true; t])
+        })
+        .sum::<f64>()
+        / n as f64;
+    let rel = (got - want).abs() / want.abs();
+    assert!(
+        rel < 1e-4,
+        "vic eval {got} vs f64 forward algorithm {want} (rel {rel:.2e})"
+    );
+}
