@@ -101,15 +101,6 @@ pub const LACKS: &[Lack] = &[
         },
     },
     Lack {
-        feature: "exact enumeration over a q chain",
-        find: |p| {
-            crate::derive::marginal::chains(&p.model)
-                .into_iter()
-                .find(|c| c.q.is_some())
-                .map(|c| format!("`{}`", p.model.vars[c.var].name))
-        },
-    },
-    Lack {
         feature: "a discrete chain of more than 64 states summed out",
         find: |p| {
             crate::derive::marginal::chains(&p.model)

@@ -3,11 +3,13 @@
 //! each state (the `K` states are the rows of one evaluation: an identity buffer stands for
 //! the chain while `b = K`), and the emission log-densities with `k[t]` set to each state in
 //! turn (`K` evaluations of the emission factors over all steps, each reading a constant
-//! one-hot buffer in place of the chain). Semantics: the reference's `lower/exec/forward.rs`.
+//! one-hot buffer in place of the chain). A chain with a q chain lowers the same p side and
+//! q's logits (the transition's with `k[t-1]` at each state) to one [`QChainOp`] instead.
+//! Semantics: the reference's `reference/exec/forward.rs`.
 
 use super::*;
 use crate::derive::marginal::Chain;
-use crate::fused::hmm::{HmmOp, NormalEmit, MAX_STATES};
+use crate::fused::hmm::{HmmOp, NormalEmit, QChainOp, MAX_STATES};
 
 impl Builder<'_> {
     /// A constant buffer standing for the chain `(self.k + tt)` steps of `rows` rows: row `r`
@@ -33,9 +35,6 @@ impl Builder<'_> {
         let Ok(Some(ch)) = crate::derive::marginal::chain(self.m, v) else {
             return unsup("a time-indexed latent that is not a chain summed out");
         };
-        if ch.q.is_some() {
-            return unsup("exact enumeration over a q chain (the reference runtime runs it)");
-        }
         self.chain_forward(&ch)
     }
 
@@ -166,11 +165,60 @@ impl Builder<'_> {
                 None => self.fill(tt * b, 1, 0.0),
             });
         }
+        // A q chain: q's initial logits (they read data only) and its transition logits with
+        // k[t-1] at each state in turn.
+        let qviews = match ch.q {
+            Some(q) => {
+                let q1 = self.cat_logits(dist(q.init)?, At::Step(1), k, false, false)?;
+                let mut qt = Vec::with_capacity(k);
+                for i in 0..k {
+                    let buf = self.onehot_steps(b, k, |_| i);
+                    self.vars.insert(v, buf);
+                    qt.push(self.cat_logits(dist(q.trans)?, At::Range(2), k, false, false)?);
+                }
+                Some((q1, qt))
+            }
+            None => None,
+        };
         self.vars.remove(&v);
         if let Some(s) = saved {
             self.vars.insert(v, s);
         }
         let mask = self.mask_view();
+        if let Some((q1, qt)) = qviews {
+            let grad = em.iter().any(|e| self.g.grad(*e))
+                || normal
+                    .iter()
+                    .any(|n| self.g.grad(n.loc) || self.g.grad(n.scale))
+                || self.g.grad(init)
+                || self.g.grad(trans)
+                || self.g.grad(q1)
+                || qt.iter().any(|x| self.g.grad(*x));
+            let op = QChainOp {
+                em,
+                normal,
+                init,
+                trans,
+                mask,
+                q1,
+                qt,
+                lpi: self.temp(init.rows, k, false),
+                la: self.temp(k, k, false),
+                lq1: self.temp(b, k, false),
+                lqt: self.temp((tt - 1) * b, k * k, false),
+                e: self.temp(tt * b, k, false),
+                gamma: self.temp(tt * b, k, false),
+                gl: self.temp(tt * b, k, false),
+                ga: self.temp(k, k, false),
+                out: self.temp(b, 1, grad),
+                b,
+                t: tt,
+                k,
+            };
+            let out = op.out;
+            self.op(Op::QChain(Box::new(op)));
+            return Ok(out);
+        }
         let grad = em.iter().any(|e| self.g.grad(*e))
             || normal
                 .iter()
