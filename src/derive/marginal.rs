@@ -246,6 +246,21 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
                 ));
             }
         }
+        // A switched latent is drawn from q at every step its prior reads the chain.
+        let covers = |q: TimeCase| match (f.case, q) {
+            (TimeCase::From(a), TimeCase::From(b)) => b <= a,
+            (TimeCase::At(1), TimeCase::From(1) | TimeCase::At(1)) => true,
+            _ => false,
+        };
+        if latent && !m.factors_of(f.var, Block::Q).any(|(_, q)| covers(q.case)) {
+            why.push((
+                format!(
+                    "q of `{}` does not cover every step of this factor: a latent whose prior reads `{}` is drawn from q at each of those steps",
+                    reader.name, var.name
+                ),
+                Some(fi),
+            ));
+        }
         if latent && !switched.contains(&f.var) {
             switched.push(f.var);
         }
