@@ -456,3 +456,56 @@ fn switching_gradients_match_finite_differences_of_the_exact_bound() {
         }
     }
 }
+
+/// The chain's posterior in a switching model (`Program::chain_posterior`, at q's draw of x,
+/// here a point mass): marginals and the Viterbi path against all K^T regime paths.
+#[test]
+fn switching_chain_posterior_matches_the_sum_over_all_regime_paths() {
+    for (k, regime_y, ragged) in [(2, false, false), (3, true, true)] {
+        let (b, t) = (4, 6);
+        let c = case(k, b, t, 50 + k as u64, ragged, regime_y);
+        let post = c
+            .prog
+            .chain_posterior(&c.store, &c.batch, &mut rng::seeded(3))
+            .expect("chain posterior")
+            .remove(0);
+        for (s, ys) in c.seqs.iter().enumerate() {
+            let xs = c.theta.xs(ys);
+            let len = ys.len();
+            let lpi = c.theta.log_pi();
+            let paths: Vec<(Vec<usize>, f64)> = (0..k.pow(len as u32))
+                .map(|code| {
+                    let p: Vec<usize> = (0..len).map(|u| (code / k.pow(u as u32)) % k).collect();
+                    let mut l = lpi[p[0]] + c.theta.emit(ys, &xs, 0, p[0]);
+                    for u in 1..len {
+                        l += c.theta.log_a(p[u - 1], p[u]) + c.theta.emit(ys, &xs, u, p[u]);
+                    }
+                    (p, l)
+                })
+                .collect();
+            let z = lse(&paths.iter().map(|p| p.1).collect::<Vec<_>>());
+            // Steps past a ragged sequence's end carry the prior forward; compare the observed.
+            for u in 0..len {
+                for j in 0..k {
+                    let want: f64 = paths
+                        .iter()
+                        .filter(|p| p.0[u] == j)
+                        .map(|p| (p.1 - z).exp())
+                        .sum();
+                    let got = post.marginals[(s * t + u) * k + j];
+                    assert!(
+                        (got - want).abs() < 1e-4,
+                        "K = {k}, sequence {s}, step {u}, regime {j}: {got} vs {want}"
+                    );
+                }
+            }
+            if len == t {
+                let best = paths
+                    .iter()
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .expect("a path");
+                assert_eq!(&post.viterbi[s * t..(s + 1) * t], best.0.as_slice());
+            }
+        }
+    }
+}
