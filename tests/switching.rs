@@ -509,3 +509,76 @@ fn switching_chain_posterior_matches_the_sum_over_all_regime_paths() {
         }
     }
 }
+
+/// A switched latent whose prior reads only the regime (`x[t] ~ Normal(B @ k[t], s)` over
+/// every step, the shape of an HMM's Normal emission): the fused runtime must carry the
+/// gradient into x's draw (q's parameters), as the reference does; the per-state Normal
+/// tables of an observed emission have no gradient for the variable.
+#[test]
+fn a_switched_latent_reading_only_the_regime_trains_q_on_both_runtimes() {
+    let src = r#"model sw_iid {
+  dim K = 2, H = 2, D = 2
+  observed y[t] : real[D]
+  latent   k[t] : onehot[K] via enumerate
+  latent   x[t] : real[H]
+  param LP : real[K, K] = normal(0, 1)
+  param B  : real[H, K] = normal(0, 1)
+  param sx : real[H] = 0
+  param QB : real[H, D] = normal(0, 0.5)
+  param qc : real[H] = normal(0, 0.5)
+  p {
+    k[1] ~ Categorical(zeros(K))
+    k[t] ~ Categorical(LP @ k[t-1])
+    x[t] ~ Normal(B @ k[t], softplus(sx))
+    y[t] ~ Normal(x[t], 1)
+  }
+  q {
+    x[t] ~ Normal(QB @ y[t] + qc, 0.1)
+  }
+}"#;
+    let m = vic::compile(src, "sw_iid.vmodel").expect("compiles");
+    let prog = Program::new(m.ir(), &m.elbo()).expect("lowers");
+    let store = prog
+        .init_params(&Dev::default(), &mut rng::seeded(4))
+        .expect("params");
+    let (b, t) = (6, 7);
+    let mut r = rng::seeded(8);
+    let host: Vec<f32> = (0..t * b * D).map(|_| r.gen_range(-2.0..2.0f32)).collect();
+    let batch = Batch {
+        b,
+        t,
+        data: HashMap::from([(prog.model.var_id("y").expect("y"), host)]),
+        mask: None,
+    };
+    let traced = store.trace();
+    let fwd = prog
+        .forward(&traced, &batch, &mut rng::seeded(5), 0, 0.0)
+        .expect("reference forward");
+    let re = fwd.elbo.as_vec();
+    drop(traced);
+    let mut grads = backward(fwd.objective.negate());
+    let rg: HashMap<String, Vec<f32>> = store.grads(&mut grads).into_iter().collect();
+    let mut e = Engine::new(&prog, &store, b, t, 2).expect("builds");
+    let ff = e.forward(&prog, &batch, &mut rng::seeded(5), 0);
+    e.backward(&batch);
+    let fg: HashMap<String, Vec<f32>> = e
+        .names
+        .iter()
+        .cloned()
+        .zip(e.grads.iter().cloned())
+        .collect();
+    for (a, f) in re.iter().zip(&ff.elbo) {
+        assert!((a - f).abs() < 1e-4 * a.abs().max(1.0), "{a} vs {f}");
+    }
+    for name in ["param.QB", "param.qc", "param.B", "param.sx", "param.LP"] {
+        let (a, f) = (&rg[name], &fg[name]);
+        let scale = a.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+        assert!(a.iter().any(|x| *x != 0.0), "{name}: no gradient");
+        let err = a
+            .iter()
+            .zip(f)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale;
+        assert!(err < 1e-4, "{name}: reference {a:?} vs fused {f:?}");
+    }
+}

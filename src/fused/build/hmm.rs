@@ -79,6 +79,9 @@ impl Builder<'_> {
                 DistArgs::LocScale { loc, scale }
                     if d.family == Family::Normal
                         && f.case == TimeCase::From(1)
+                        // The tables' backward has no gradient for the variable itself: a
+                        // switched latent (drawn from q) takes the general path.
+                        && m.vars[f.var].role == Role::Observed
                         && only_k(loc)
                         && only_k(scale) =>
                 {
