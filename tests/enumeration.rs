@@ -87,9 +87,11 @@ fn enumerated_elbo_and_gradient_match_the_finite_sum() {
     }
 }
 
-/// A time-indexed latent `via enumerate` with a q factor is not a chain the forward algorithm
-/// sums out (that needs no q factor: `tests/hmm.rs`), so the checker refuses it (`E079`,
-/// pointing at q's factor) instead of the runtime (it was `E200` at `vic run`).
+/// A time-indexed latent `via enumerate` whose q is not a first-order chain (here one
+/// general case with no `c[t-1]`) is neither a chain the forward algorithm sums out (no q
+/// factor: `tests/hmm.rs`) nor one enumerated over q's chain (`tests/qchain.rs`), so the
+/// checker refuses it (`E079`, pointing at q's factor) instead of the runtime (it was `E200`
+/// at `vic run`).
 #[test]
 fn enumeration_of_a_sequential_latent_with_q_is_refused_when_checked() {
     let src = r#"
@@ -107,9 +109,10 @@ model hmm {
     let codes: Vec<&str> = f.reports.iter().map(|r| r.diag.code.as_str()).collect();
     assert!(codes.iter().all(|c| *c == "vic::E079"), "{codes:?}");
     assert!(
-        f.reports
-            .iter()
-            .any(|r| r.diag.message.contains("has a q factor")),
+        f.reports.iter().any(|r| r
+            .diag
+            .message
+            .contains("q of `c` must be `c[1] ~ Categorical(…)`")),
         "{f}"
     );
 }

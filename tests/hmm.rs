@@ -4,6 +4,9 @@
 //! relative on random parameters (ragged sequences too), the gradients of both runtimes
 //! against each other and against central finite differences of the f64 forward algorithm,
 //! `vic elbo` showing the term, and `vic eval` reporting the evidence with method "forward".
+//! The chain's posterior (`Program::chain_posterior`): marginals and the Viterbi path against
+//! the sum over all K^T paths (K = 1 too) and a probability-space forward–backward written
+//! here; `vic sample --posterior` writes them.
 
 mod common;
 
@@ -390,4 +393,367 @@ fn vic_eval_reports_the_evidence_by_the_forward_algorithm() {
         v["elbo"].as_f64().expect("elbo"),
     );
     assert!((le - elbo).abs() < 1e-6 * le.abs(), "{so}");
+}
+
+impl Theta {
+    /// Log-weights of every path (for small T): `(path, log p(path, y))`.
+    fn paths(&self, ys: &[Vec<f64>], obs: &[bool]) -> Vec<(Vec<usize>, f64)> {
+        let (k, t) = (self.k, ys.len());
+        let e = |s: usize, j: usize| if obs[s] { self.emit(&ys[s], j) } else { 0.0 };
+        let lpi = self.log_pi();
+        (0..k.pow(t as u32))
+            .map(|code| {
+                let path: Vec<usize> = (0..t).map(|s| (code / k.pow(s as u32)) % k).collect();
+                let mut l = lpi[path[0]] + e(0, path[0]);
+                for s in 1..t {
+                    l += self.log_a(path[s - 1], path[s]) + e(s, path[s]);
+                }
+                (path, l)
+            })
+            .collect()
+    }
+    /// Posterior marginals `[t][j]` by forward–backward in probability space with per-step
+    /// normalisation (a different formulation from vic's log-space host recursion).
+    fn marginals(&self, ys: &[Vec<f64>], obs: &[bool]) -> Vec<Vec<f64>> {
+        let (k, tt) = (self.k, ys.len());
+        let e = |s: usize, j: usize| if obs[s] { self.emit(&ys[s], j) } else { 0.0 };
+        // Emissions scaled per step by their maximum (the scale cancels in the marginals).
+        let em: Vec<Vec<f64>> = (0..tt)
+            .map(|s| {
+                let row: Vec<f64> = (0..k).map(|j| e(s, j)).collect();
+                let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                row.iter().map(|v| (v - m).exp()).collect()
+            })
+            .collect();
+        let a = |i: usize, j: usize| self.log_a(i, j).exp();
+        let pi: Vec<f64> = self.log_pi().iter().map(|v| v.exp()).collect();
+        let norm = |v: Vec<f64>| {
+            let z: f64 = v.iter().sum();
+            v.into_iter().map(|x| x / z).collect::<Vec<f64>>()
+        };
+        let mut alpha = vec![norm((0..k).map(|j| pi[j] * em[0][j]).collect())];
+        for s in 1..tt {
+            let prev = &alpha[s - 1];
+            let next = (0..k)
+                .map(|j| em[s][j] * (0..k).map(|i| prev[i] * a(i, j)).sum::<f64>())
+                .collect();
+            alpha.push(norm(next));
+        }
+        let mut beta = vec![vec![1.0; k]; tt];
+        for s in (0..tt - 1).rev() {
+            beta[s] = norm(
+                (0..k)
+                    .map(|i| {
+                        (0..k)
+                            .map(|j| a(i, j) * em[s + 1][j] * beta[s + 1][j])
+                            .sum()
+                    })
+                    .collect(),
+            );
+        }
+        (0..tt)
+            .map(|s| norm((0..k).map(|j| alpha[s][j] * beta[s][j]).collect()))
+            .collect()
+    }
+}
+
+fn chain_posterior(c: &Case) -> vic::reference::ChainPosterior {
+    let mut out = c
+        .prog
+        .chain_posterior(&c.store, &c.batch, &mut rng::seeded(3))
+        .expect("chain posterior");
+    assert_eq!(out.len(), 1);
+    out.remove(0)
+}
+
+/// Marginals and the Viterbi path against the sum over all K^T paths (small T): the marginal
+/// of state j at t is the share of the paths through it, the Viterbi path the heaviest path.
+#[test]
+fn chain_posterior_matches_the_sum_over_all_paths() {
+    for (k, b, t, seed, ragged) in [
+        (2, 4, 7, 31, false),
+        (3, 5, 6, 32, true),
+        (1, 2, 4, 33, false),
+    ] {
+        let c = case(k, b, t, seed, ragged);
+        let post = chain_posterior(&c);
+        assert_eq!((post.name.as_str(), post.b, post.t, post.k), ("k", b, t, k));
+        for (s, (ys, obs)) in c.seqs.iter().enumerate() {
+            let paths = c.theta.paths(ys, obs);
+            let z = lse(&paths.iter().map(|p| p.1).collect::<Vec<_>>());
+            for step in 0..t {
+                for j in 0..k {
+                    let want: f64 = paths
+                        .iter()
+                        .filter(|p| p.0[step] == j)
+                        .map(|p| (p.1 - z).exp())
+                        .sum();
+                    let got = post.marginals[(s * t + step) * k + j];
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "K = {k}, sequence {s}, step {step}, state {j}: {got} vs {want}"
+                    );
+                }
+            }
+            let best = paths
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("a path");
+            assert_eq!(
+                &post.viterbi[s * t..(s + 1) * t],
+                best.0.as_slice(),
+                "K = {k}, sequence {s}: Viterbi vs the heaviest of {} paths",
+                paths.len()
+            );
+        }
+    }
+}
+
+/// Longer chains: the marginals against a probability-space forward–backward written here,
+/// and the Viterbi path's weight equal to the best path's (no path beats it: checked by
+/// every single-step change of it).
+#[test]
+fn chain_posterior_matches_forward_backward_on_long_chains() {
+    for (k, b, t, seed, ragged) in [(4, 6, 40, 41, true), (8, 3, 25, 42, false)] {
+        let c = case(k, b, t, seed, ragged);
+        let post = chain_posterior(&c);
+        for (s, (ys, obs)) in c.seqs.iter().enumerate() {
+            let want = c.theta.marginals(ys, obs);
+            for (step, row) in want.iter().enumerate() {
+                for (j, w) in row.iter().enumerate() {
+                    let got = post.marginals[(s * t + step) * k + j];
+                    assert!(
+                        (got - w).abs() < 1e-5,
+                        "K = {k}, sequence {s}, step {step}, state {j}: {got} vs {w}"
+                    );
+                }
+            }
+            let path = &post.viterbi[s * t..(s + 1) * t];
+            let weight = |p: &[usize]| {
+                let e = |u: usize, j: usize| if obs[u] { c.theta.emit(&ys[u], j) } else { 0.0 };
+                let mut l = c.theta.log_pi()[p[0]] + e(0, p[0]);
+                for u in 1..t {
+                    l += c.theta.log_a(p[u - 1], p[u]) + e(u, p[u]);
+                }
+                l
+            };
+            let w = weight(path);
+            for step in 0..t {
+                for j in 0..k {
+                    let mut other = path.to_vec();
+                    other[step] = j;
+                    assert!(
+                        weight(&other) <= w + 1e-9,
+                        "K = {k}, sequence {s}: changing step {step} to {j} beats Viterbi"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `vic sample --posterior` writes the chain's marginals and Viterbi path beside the draws.
+#[test]
+fn vic_sample_posterior_writes_marginals_and_the_viterbi_path() {
+    let dir = common::tmp("hmm_posterior");
+    let model = common::shipped::models_dir().join("hmm.vmodel");
+    let model = model.to_str().expect("utf-8 path");
+    let run = dir.join("run");
+    let run = run.to_str().expect("utf-8 path");
+    let o = common::vic(&[
+        "run", model, "--steps", "3", "--batch", "16", "--out", run, "--color", "never",
+    ]);
+    assert!(o.status.success(), "{:?}", common::text(&o));
+    let npz = dir.join("post.npz");
+    let o = common::vic(&[
+        "sample",
+        model,
+        "--params",
+        run,
+        "--posterior",
+        "--n",
+        "3",
+        "--draws",
+        "2",
+        "--out",
+        npz.to_str().expect("utf-8 path"),
+        "--color",
+        "never",
+    ]);
+    let (so, se) = common::text(&o);
+    assert!(o.status.success(), "{so}\n{se}");
+    assert!(so.contains("k_marginals, k_viterbi"), "{so}");
+    let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(&npz).expect("npz")).expect("npz");
+    let m: ndarray::ArrayD<f32> = z.by_name("k_marginals").expect("marginals");
+    let v: ndarray::ArrayD<f32> = z.by_name("k_viterbi").expect("viterbi");
+    assert_eq!(m.shape(), &[2, 3, 50, 4]);
+    assert_eq!(v.shape(), &[2, 3, 50]);
+    for row in m.as_slice().expect("contiguous").chunks(4) {
+        let sum: f32 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{row:?}");
+    }
+    assert!(v.iter().all(|x| (0.0..4.0).contains(x) && x.fract() == 0.0));
+}
+
+/// A categorical emission (`y[t] : onehot[M]`, `y[t] ~ Categorical(EL @ k[t])`, evaluated by
+/// the general per-state path on the fused runtime) against the f64 forward algorithm.
+#[test]
+fn a_categorical_emission_matches_the_forward_algorithm_on_both_runtimes() {
+    let (k, m, b, t) = (3usize, 4usize, 5usize, 9usize);
+    let src = format!(
+        r#"model hmm_cat {{
+  dim K = {k}, M = {m}
+  observed y[t] : onehot[M]
+  latent   k[t] : onehot[K] via enumerate
+  param pi_logits : real[K] = 0
+  param LP : real[K, K] = 0
+  param EL : real[M, K] = 0
+  p {{
+    k[1] ~ Categorical(pi_logits)
+    k[t] ~ Categorical(LP @ k[t-1])
+    y[t] ~ Categorical(EL @ k[t])
+  }}
+}}"#
+    );
+    let model = vic::compile(&src, "hmm_cat.vmodel").expect("compiles");
+    let prog = Program::new(model.ir(), &model.elbo()).expect("lowers");
+    let mut store = prog
+        .init_params(&Dev::default(), &mut rng::seeded(1))
+        .expect("params");
+    let mut r = rng::seeded(9);
+    let mut rnd = |n: usize, s: f64| -> Vec<f64> {
+        (0..n)
+            .map(|_| (s * r.gen_range(-1.0..1.0f64)) as f32 as f64)
+            .collect()
+    };
+    let (pi, lp, el) = (rnd(k, 1.0), rnd(k * k, 2.0), rnd(m * k, 2.0));
+    for (name, v) in [
+        ("param.pi_logits", &pi),
+        ("param.LP", &lp),
+        ("param.EL", &el),
+    ] {
+        let host: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+        let (_, p) = store
+            .iter_mut()
+            .find(|(n, _)| n.as_str() == name)
+            .expect("param");
+        p.set_host(&host);
+    }
+    let classes: Vec<Vec<usize>> = (0..b)
+        .map(|_| (0..t).map(|_| r.gen_range(0..m)).collect())
+        .collect();
+    let mut host = vec![0.0f32; t * b * m];
+    for (s, seq) in classes.iter().enumerate() {
+        for (step, c) in seq.iter().enumerate() {
+            host[(step * b + s) * m + c] = 1.0;
+        }
+    }
+    let y_id = prog.model.var_id("y").expect("y");
+    let batch = Batch {
+        b,
+        t,
+        data: HashMap::from([(y_id, host)]),
+        mask: None,
+    };
+    // f64: log softmax over the columns of the logits (column i of LP given state i,
+    // column j of EL the emission logits of state j).
+    let col_lsm = |mat: &[f64], rows: usize, cols: usize, c: usize, r: usize| -> f64 {
+        let col: Vec<f64> = (0..rows).map(|x| mat[x * cols + c]).collect();
+        mat[r * cols + c] - lse(&col)
+    };
+    let want: Vec<f64> = classes
+        .iter()
+        .map(|seq| {
+            let z = lse(&pi);
+            let mut alpha: Vec<f64> = (0..k)
+                .map(|j| pi[j] - z + col_lsm(&el, m, k, j, seq[0]))
+                .collect();
+            for &y in &seq[1..] {
+                alpha = (0..k)
+                    .map(|j| {
+                        let v: Vec<f64> = (0..k)
+                            .map(|i| alpha[i] + col_lsm(&lp, k, k, i, j))
+                            .collect();
+                        lse(&v) + col_lsm(&el, m, k, j, y)
+                    })
+                    .collect();
+            }
+            lse(&alpha)
+        })
+        .collect();
+    let traced = store.trace();
+    let re = prog
+        .forward(&traced, &batch, &mut rng::seeded(5), 0, 0.0)
+        .expect("reference forward")
+        .elbo
+        .as_vec();
+    drop(traced);
+    assert_close("reference, categorical emission", &re, &want, 1e-4);
+    let mut e = Engine::new(&prog, &store, b, t, 2).expect("builds");
+    let fe = e.forward(&prog, &batch, &mut rng::seeded(5), 0).elbo;
+    assert_close("fused, categorical emission", &fe, &want, 1e-4);
+}
+
+/// `vic eval` on the shipped HMM: its log-evidence on the whole data file is the mean over the
+/// 1024 sequences of the f64 forward algorithm written here, at the parameters read back from
+/// the checkpoint (not only the method's name).
+#[test]
+fn vic_eval_evidence_is_the_f64_forward_algorithm_at_the_checkpoint() {
+    let dir = common::tmp("hmm_eval_value");
+    let model = common::shipped::models_dir().join("hmm.vmodel");
+    let data = common::shipped::models_dir().join("data/hmm.npz");
+    let (model, data) = (
+        model.to_str().expect("utf-8 path"),
+        data.to_str().expect("utf-8 path"),
+    );
+    let out = dir.to_str().expect("utf-8 path");
+    let o = common::vic(&[
+        "run", model, "--steps", "5", "--batch", "16", "--lr", "0.05", "--out", out, "--color",
+        "never",
+    ]);
+    assert!(o.status.success(), "{:?}", common::text(&o));
+    let o = common::vic(&[
+        "eval", model, "--params", out, "--data", data, "--json", "--color", "never",
+    ]);
+    let (so, se) = common::text(&o);
+    assert!(o.status.success(), "{so}\n{se}");
+    let v: serde_json::Value = serde_json::from_str(&so).expect("json");
+    assert_eq!(v["log_evidence"]["method"], "forward", "{so}");
+    let got = v["log_evidence"]["value"].as_f64().expect("value");
+    // The parameters from the checkpoint.
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).expect("checkpoint");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let read = |name: &str| -> Vec<f64> {
+        let t = st.tensor(&format!("param/param.{name}")).expect(name);
+        t.data()
+            .chunks_exact(4)
+            .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .collect()
+    };
+    let theta = Theta {
+        k: 4,
+        pi: read("pi_logits"),
+        lp: read("LP"),
+        mu: read("MU"),
+        lsd: read("LSD"),
+    };
+    assert_ne!(theta.mu, vec![0.0; 8]);
+    let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(data).expect("npz")).expect("npz");
+    let y: ndarray::ArrayD<f32> = z.by_name("y").or_else(|_| z.by_name("y.npy")).expect("y");
+    let (n, t) = (y.shape()[0], y.shape()[1]);
+    let ys = y.as_slice().expect("contiguous");
+    let want = (0..n)
+        .map(|s| {
+            let seq: Vec<Vec<f64>> = (0..t)
+                .map(|u| (0..D).map(|d| f64::from(ys[(s * t + u) * D + d])).collect())
+                .collect();
+            theta.log_p(&seq, &vec![true; t])
+        })
+        .sum::<f64>()
+        / n as f64;
+    let rel = (got - want).abs() / want.abs();
+    assert!(
+        rel < 1e-4,
+        "vic eval {got} vs f64 forward algorithm {want} (rel {rel:.2e})"
+    );
 }

@@ -371,7 +371,7 @@ impl Ck {
                     None => d.label(self.spans.vars[v], "via enumerate"),
                 };
                 errs.push(d.help(format!(
-                    "a time-indexed `via enumerate` latent is a chain `{name}[1] ~ Categorical(…)`, `{name}[t] ~ Categorical(f({name}[t-1]))` with no q factor, read only by observed likelihoods at the same step (the forward algorithm sums it out); otherwise annotate it `via straight_through` or `via score_function`"
+                    "a time-indexed `via enumerate` latent is a chain `{name}[1] ~ Categorical(…)`, `{name}[t] ~ Categorical(f({name}[t-1]))` with no q factor (or a q of the same shape whose logits read data: enumerated over q's chain), read at the same step only by p factors of observed variables or of reparameterised continuous latents with a q factor (the forward algorithm sums it out, at q's draw in a switching model); otherwise annotate it `via straight_through` or `via score_function`"
                 )));
             }
         }

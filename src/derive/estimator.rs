@@ -70,11 +70,14 @@ pub fn choose_estimator(m: &Model, v: VarId) -> LatentEstimator {
             },
         }
     };
-    let why = if var.timed
-        && est == Estimator::Enumerate
-        && matches!(super::marginal::chain(m, v), Ok(Some(_)))
-    {
+    let chain = match super::marginal::chain(m, v) {
+        Ok(Some(c)) if var.timed && est == Estimator::Enumerate => Some(c.q.is_some()),
+        _ => None,
+    };
+    let why = if chain == Some(false) {
         "no q factor: a discrete chain summed out of p exactly by the forward algorithm (not sampled)".to_string()
+    } else if chain == Some(true) {
+        "q is a Markov chain: enumerated exactly over q's chain by its forward marginals (not sampled)".to_string()
     } else if block == Block::P && !m.has_q(v) {
         format!("no q factor: sampled from p (tied); {why}")
     } else {

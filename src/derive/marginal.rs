@@ -9,9 +9,16 @@
 //!
 //! The shape the runtimes implement: `p { k[1] ~ Categorical(l₁); k[t] ~ Categorical(f(k[t-1])) }`
 //! where `l₁` reads no variable and `f` reads only `k[t-1]` (and params/consts), and every
-//! other factor that reads `k` is an observed variable's likelihood over all steps that reads
-//! `k[t]` at its own step and otherwise only data. Switching models (a continuous latent
-//! conditioned on the chain) and a chain with a `q` factor are not summed out yet.
+//! other factor that reads `k` (an *emission*) is a p factor that reads `k[t]` at its own step:
+//! an observed variable's likelihood, or the prior of a reparameterised continuous latent with
+//! a q factor (a *switching* model, `x[t] ~ Normal(A @ x[t-1] + B @ k[t], s)`), over every
+//! step, from step 2 or at step 1. Its other reads are anything sampled or data. With switched
+//! latents the term is `𝔼_q(x)[log Σ_k p(k, y, x)]` at q's reparameterised draw of x, and
+//! derive gives each switched prior's q factor an entropy term (`−𝔼_q log q`) in place of its
+//! KL. A chain whose `q` is itself a first-order chain of Categoricals reading data
+//! (`q { k[1] ~ Categorical(g(y)); k[t] ~ Categorical(f(k[t-1], y)) }`, [`QChain`]) is
+//! enumerated exactly instead: `𝔼_q[log p(k, y) − log q(k)]` summed over q's chain with q's
+//! forward marginals, T·K² per sequence.
 
 use crate::ir::*;
 
@@ -26,8 +33,84 @@ pub struct Chain {
     pub init: FactorId,
     /// `p(k[t] | k[t-1])` for t ≥ 2: a Categorical whose logits read only `k[t-1]`.
     pub trans: FactorId,
-    /// The observed factors reading `k[t]` (over every step), in factor order.
+    /// The p factors reading `k[t]`, in factor order: observed variables' likelihoods and the
+    /// priors of switched latents (over every step, from step 2, or at step 1; see [`range`]).
     pub emissions: Vec<FactorId>,
+    /// The continuous latents whose p factors are among the emissions (a switching model):
+    /// they are drawn from q, and the chain is summed out at q's draw.
+    pub switched: Vec<VarId>,
+    /// q's Markov chain over `k`, when it has one: the bound is then `𝔼_q[log p − log q]`
+    /// summed exactly over q's chain with q's forward marginals (T·K²), not `log p(y)`.
+    pub q: Option<QChain>,
+}
+
+/// A Markov chain in q over a chain's latent: `q(k[1] | data)` and `q(k[t] | k[t-1], data)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QChain {
+    /// `q(k[1])`: a Categorical whose logits read data only.
+    pub init: FactorId,
+    /// `q(k[t] | k[t-1])` for t ≥ 2: a Categorical whose logits read `k[t-1]` and data only.
+    pub trans: FactorId,
+}
+
+/// q's chain over `v` if it has q factors (`None` without), pushing every reason it is not a
+/// first-order chain of Categoricals reading data into `why`.
+fn q_chain(m: &Model, v: VarId, why: &mut Vec<Blocker>) -> Option<QChain> {
+    let name = &m.vars[v].name;
+    let (mut any, mut misshapen) = (false, false);
+    let (mut init, mut trans) = (None, None);
+    for (fi, f) in m.factors_of(v, Block::Q) {
+        any = true;
+        let data = |r: &Read| matches!(m.vars[r.var].role, Role::Observed | Role::Input);
+        match f.case {
+            TimeCase::At(1) if categorical_logits(f) => {
+                if let Some(r) = f.parents.iter().find(|r| !data(r)) {
+                    why.push((
+                        format!("q({name}[1]) reads `{}`: q's chain may read data only (and params and consts)", m.show_read(*r)),
+                        Some(fi),
+                    ));
+                }
+                init = Some(fi);
+            }
+            TimeCase::From(2) if categorical_logits(f) => {
+                let ok =
+                    |r: &Read| (r.var == v && r.time == TimeRef::Lag(1)) || (r.var != v && data(r));
+                if let Some(r) = f.parents.iter().find(|r| !ok(r)) {
+                    why.push((
+                        format!("q({name}[t] | …) reads `{}`: q's chain may read {name}[t-1] and data only", m.show_read(*r)),
+                        Some(fi),
+                    ));
+                }
+                trans = Some(fi);
+            }
+            _ => {
+                misshapen = true;
+                why.push((
+                    format!("q of `{name}` must be `{name}[1] ~ Categorical(…)` and `{name}[t] ~ Categorical(… {name}[t-1] …)` (a first-order chain given by logits) to be enumerated exactly"),
+                    Some(fi),
+                ));
+            }
+        }
+    }
+    if !any {
+        return None;
+    }
+    match (init, trans) {
+        (Some(init), Some(trans)) => Some(QChain { init, trans }),
+        _ if misshapen => None,
+        _ => {
+            why.push((
+                format!("q of `{name}` needs both `{name}[1] ~ Categorical(…)` and `{name}[t] ~ Categorical(… {name}[t-1] …)`"),
+                None,
+            ));
+            None
+        }
+    }
+}
+
+/// The steps an emission factor covers (its time case).
+pub fn range(m: &Model, fi: FactorId) -> crate::derive::Range {
+    crate::derive::Range::from_case(m.factors[fi].case)
 }
 
 /// Why a latent annotated `via enumerate` cannot be summed out: a message and the factor it
@@ -61,12 +144,7 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             0
         }
     };
-    if let Some((qi, _)) = m.factors_of(v, Block::Q).next() {
-        why.push((
-            format!("`{}` has a q factor: only a chain with no q factor is summed out of p exactly (enumeration over q's chain is not implemented)", var.name),
-            Some(qi),
-        ));
-    }
+    let q = q_chain(m, v, &mut why);
     let mut init = None;
     let mut trans = None;
     for (fi, f) in m.factors_of(v, Block::P) {
@@ -126,20 +204,27 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
         ));
     }
     let mut emissions = Vec::new();
+    let mut switched: Vec<VarId> = Vec::new();
     for (fi, f) in m.factors.iter().enumerate() {
         if f.var == v || !f.parents.iter().any(|r| r.var == v) {
             continue;
         }
         let reader = &m.vars[f.var];
-        let observed = f.block == Block::P
-            && reader.role == Role::Observed
-            && reader.timed
-            && f.case == TimeCase::From(1)
-            && matches!(f.body, FactorBody::Sample(_));
-        if !observed {
+        let case_ok = matches!(
+            f.case,
+            TimeCase::From(1) | TimeCase::From(2) | TimeCase::At(1)
+        );
+        let sample = matches!(f.body, FactorBody::Sample(_));
+        let observed = reader.role == Role::Observed;
+        // A switching model: a sampled continuous latent whose prior reads the chain.
+        let latent = reader.role == Role::Latent
+            && !reader.ty.is_discrete()
+            && matches!(reader.estimator, None | Some(Estimator::Reparam))
+            && m.factors_of(f.var, Block::Q).next().is_some();
+        if f.block != Block::P || !reader.timed || !case_ok || !sample || !(observed || latent) {
             why.push((
                 format!(
-                    "`{}` reads `{}`: a chain summed out may be read only by observed variables' likelihoods over every step (switching models are not summed out yet)",
+                    "`{}` reads `{}`: a chain summed out may be read only by the p factors of observed variables and of reparameterised continuous latents with a q factor (their likelihood or prior over every step, or from step 2, or at step 1)",
                     reader.name, var.name
                 ),
                 Some(fi),
@@ -147,15 +232,12 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             continue;
         }
         for r in &f.parents {
-            let ok = if r.var == v {
-                r.time == TimeRef::Lag(0)
-            } else {
-                matches!(m.vars[r.var].role, Role::Observed | Role::Input)
-            };
-            if !ok {
+            let own_step = r.time == TimeRef::Lag(0)
+                || (f.case == TimeCase::At(1) && r.time == TimeRef::Step(1));
+            if r.var == v && !own_step {
                 why.push((
                     format!(
-                        "the likelihood of `{}` reads `{}`: an emission may read {}[t] and data only",
+                        "the factor of `{}` reads `{}`: a factor summed inside the chain may read {}[t] only (at its own step)",
                         reader.name,
                         m.show_read(*r),
                         var.name
@@ -164,7 +246,37 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
                 ));
             }
         }
+        // A switched latent is drawn from q at every step its prior reads the chain.
+        let covers = |q: TimeCase| match (f.case, q) {
+            (TimeCase::From(a), TimeCase::From(b)) => b <= a,
+            (TimeCase::At(1), TimeCase::From(1) | TimeCase::At(1)) => true,
+            _ => false,
+        };
+        if latent && !m.factors_of(f.var, Block::Q).any(|(_, q)| covers(q.case)) {
+            why.push((
+                format!(
+                    "q of `{}` does not cover every step of this factor: a latent whose prior reads `{}` is drawn from q at each of those steps",
+                    reader.name, var.name
+                ),
+                Some(fi),
+            ));
+        }
+        if latent && !switched.contains(&f.var) {
+            switched.push(f.var);
+        }
         emissions.push(fi);
+    }
+    // q may not read the chain (it has no q factor to draw from).
+    for (fi, f) in m.factors.iter().enumerate() {
+        if f.block == Block::Q && f.var != v && f.parents.iter().any(|r| r.var == v) {
+            why.push((
+                format!(
+                    "q of `{}` reads `{}`: a chain summed out of p has no draw for q to read",
+                    m.vars[f.var].name, var.name
+                ),
+                Some(fi),
+            ));
+        }
     }
     for (w, x) in m.vars.iter().enumerate() {
         if w != v
@@ -181,6 +293,15 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
                 None,
             ));
         }
+    }
+    if q.is_some() && !switched.is_empty() {
+        why.push((
+            format!(
+                "`{}` has a q chain and conditions a sampled latent: a switching model sums out a chain with no q factor",
+                var.name
+            ),
+            None,
+        ));
     }
     let o = &m.objective;
     if o.iwae > 1 || o.overshooting > 1 {
@@ -202,6 +323,8 @@ pub fn chain(m: &Model, v: VarId) -> Result<Option<Chain>, Vec<Blocker>> {
             init,
             trans,
             emissions,
+            switched,
+            q,
         })),
         _ => Err(why),
     }
@@ -214,12 +337,15 @@ pub fn chains(m: &Model) -> Vec<Chain> {
         .collect()
 }
 
-/// Whether the bound is the exact evidence: every latent is a chain summed out here and
+/// Whether the bound is the exact evidence: every latent is a chain summed out here (with no
+/// q chain) and
 /// nothing else is integrated (no optimality variables), so the ELBO is `log p(y)` itself
 /// (`vic eval` reports it as `log_evidence`, method `"forward"`).
 pub fn exact(m: &Model) -> bool {
-    let summed: Vec<VarId> = chains(m).iter().map(|c| c.var).collect();
+    let all = chains(m);
+    let summed: Vec<VarId> = all.iter().map(|c| c.var).collect();
     !summed.is_empty()
+        && all.iter().all(|c| c.q.is_none())
         && m.optimality.is_empty()
         && m.vars
             .iter()

@@ -136,8 +136,17 @@ pub enum TermKind {
         init: FactorView,
         /// `p(k[t] | k[t-1])`.
         trans: FactorView,
-        /// The observed factors that read `k[t]` (summed inside the recursion).
+        /// The p factors that read `k[t]` (summed inside the recursion): observed likelihoods
+        /// and switched latents' priors.
         emissions: Vec<FactorView>,
+        /// Per emission, the first step of its product: 1 (every step), 2 (a general case
+        /// from step 2), or 0 (a base case at step 1 only).
+        #[serde(skip)]
+        emission_from: Vec<u32>,
+        /// q's chain when it has one (`q(k[1])`, `q(k[t] | k[t-1])`): the term is then
+        /// `𝔼_q[log p(k, y) − log q(k)]`, enumerated exactly over q's chain.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        q: Vec<FactorView>,
     },
     /// 𝔼_q[r / α] = log p(O = 1 | r).
     Reward {
@@ -304,18 +313,49 @@ pub fn derive(m: &Model) -> Elbo {
                     states: c.classes,
                     init: view(m, c.init, Range::At { t: 1 }),
                     trans: view(m, c.trans, Range::From { t: 2 }),
-                    emissions: c.emissions.iter().map(|&fi| view(m, fi, range)).collect(),
+                    emissions: c
+                        .emissions
+                        .iter()
+                        .map(|&fi| view(m, fi, marginal::range(m, fi)))
+                        .collect(),
+                    emission_from: c
+                        .emissions
+                        .iter()
+                        .map(|&fi| match marginal::range(m, fi) {
+                            Range::From { t } => t,
+                            _ => 0,
+                        })
+                        .collect(),
+                    q: c
+                        .q
+                        .map(|q| {
+                            vec![
+                                view(m, q.init, Range::At { t: 1 }),
+                                view(m, q.trans, Range::From { t: 2 }),
+                            ]
+                        })
+                        .unwrap_or_default(),
                 },
                 owner: var.name.clone(),
                 owner_id: VarOrOpt::Var(v),
                 compute: Compute::Forward,
                 range,
-                under: Vec::new(),
+                // A switching model: the sum is at q's draw of what the emissions read.
+                under: under(m, &c.emissions, range)
+                    .into_iter()
+                    .filter(|n| *n != var.name)
+                    .collect(),
                 method: Method::Analytic,
-                why: format!(
-                    "no q factor and `via enumerate`: summed out of p exactly by the forward algorithm (T·K² = T·{} per sequence)",
-                    c.classes * c.classes
-                ),
+                why: match c.q {
+                    None => format!(
+                        "no q factor and `via enumerate`: summed out of p exactly by the forward algorithm (T·K² = T·{} per sequence)",
+                        c.classes * c.classes
+                    ),
+                    Some(_) => format!(
+                        "q is a Markov chain and `via enumerate`: 𝔼_q[log p − log q] summed exactly over q's chain by its forward marginals (T·K² = T·{} per sequence)",
+                        c.classes * c.classes
+                    ),
+                },
                 modifiers: crate::objective::attach(&m.objective, VarOrOpt::Var(v), Compute::Forward),
             });
             continue;
@@ -362,7 +402,20 @@ pub fn derive(m: &Model) -> Elbo {
                         };
                         covered.push(range);
                         let (qv, pv) = (view(m, qi, range), view(m, pi, range));
-                        let (kind, compute, why) = match (pd.family.spec().improper, closed_form(qd.family, pd.family)) {
+                        let summed = emitted.contains(&pi);
+                        let (kind, compute, why) = match (pd.family.spec().improper || summed, closed_form(qd.family, pd.family)) {
+                            (true, _) if summed => {
+                                let form = qd.family.spec().entropy;
+                                (
+                                    TermKind::Entropy { q: qv, closed_form: form.is_some() },
+                                    form.map_or(Compute::EntropyMc, Compute::Entropy),
+                                    format!(
+                                        "p({}) reads a chain summed out: it is inside the forward algorithm's term, and what remains of −KL is H[q]{}",
+                                        pv.target,
+                                        if form.is_some() { " in closed form" } else { " by Monte Carlo (−log q at the sample)" }
+                                    ),
+                                )
+                            }
                             (true, _) => {
                                 // IWAE needs per-sample log weights: −log q at the sample.
                                 let form = qd.family.spec().entropy.filter(|_| !iwae);
@@ -397,7 +450,8 @@ pub fn derive(m: &Model) -> Elbo {
                         };
                         // A Monte Carlo log-ratio or entropy is also an expectation over
                         // the latent's own sample.
-                        let mut over = under(m, &[qi, pi], range);
+                        let read = [qi, pi];
+                        let mut over = under(m, if summed { &read[..1] } else { &read[..] }, range);
                         if method == Method::MonteCarlo && !over.contains(&var.name) {
                             over.push(var.name.clone());
                         }
@@ -546,6 +600,7 @@ pub fn view(m: &Model, fi: FactorId, range: Range) -> FactorView {
     for r in &f.parents {
         let time = match (r.time, range) {
             (TimeRef::Lag(k), Range::At { t }) => TimeRef::Step(i64::from(t) - i64::from(k)),
+            (TimeRef::Lead(k), Range::At { t }) => TimeRef::Step(i64::from(t) + i64::from(k)),
             (x, _) => x,
         };
         if matches!(time, TimeRef::Step(s) if s <= 0) {

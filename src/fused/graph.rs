@@ -442,6 +442,8 @@ pub enum Op {
     /// The forward algorithm of a discrete chain summed out ([`super::hmm`]), boxed (it is
     /// far larger than the other ops).
     Hmm(Box<super::hmm::HmmOp>),
+    /// A chain enumerated over its q chain ([`super::hmm::QChainOp`]), boxed.
+    QChain(Box<super::hmm::QChainOp>),
     /// A one-hot draw from `G` categoricals of `classes` classes (logits `(R, G·classes)`),
     /// by inverse CDF with one uniform per row and group (`u`, `(R, G)`); `probs` keeps the
     /// softmax. With `st` (straight-through) the gradient of `out` reaches the logits

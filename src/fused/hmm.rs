@@ -425,3 +425,235 @@ pub(super) fn bwd(w: &Worker, op: &HmmOp) {
         }
     }
 }
+
+/// A chain enumerated over its q chain (`derive::marginal::QChain`):
+/// `𝔼_q[log p(k, y) − log q(k)]` per sequence by q's forward marginals γ (γ₁ = q₁,
+/// ξ_t(i, j) = γ_{t−1}(i) Q_t(i, j), γ_t = Σ_i ξ_t), with a hand-written backward (the
+/// adjoint recursion `∂/∂γ_{t−1}(i) = e_{t−1}(i) + Σ_j Q_t(i, j) (m_t r_t(i, j) + ∂/∂γ_t(j))`,
+/// `r = log A − log Q`). Semantics: the reference's `Ctx::q_chain_bound`. The p side (initial
+/// and transition logits, emissions) is built as for [`HmmOp`].
+#[derive(Clone, Debug)]
+pub struct QChainOp {
+    /// Per state, the emission log-densities `(t·b, 1)` (as [`HmmOp::em`]).
+    pub em: Vec<View>,
+    /// Normal emissions given by per-state tables.
+    pub normal: Vec<NormalEmit>,
+    /// p's initial logits, `(1, k)` or `(b, k)`.
+    pub init: View,
+    /// p's transition logits `(k, k)` (row i: given state i).
+    pub trans: View,
+    /// `(t·b, 1)`: 1 where the step is observed.
+    pub mask: View,
+    /// q's initial logits `(b, k)`.
+    pub q1: View,
+    /// Per previous state i, q's transition logits `((t−1)·b, k)` for t ≥ 2.
+    pub qt: Vec<View>,
+    /// Scratch: log-softmax of `init` (its shape) and of `trans` `(k, k)`.
+    pub lpi: View,
+    /// See `lpi`.
+    pub la: View,
+    /// Scratch `(b, k)`: log q₁.
+    pub lq1: View,
+    /// Scratch `((t−1)·b, k·k)`: log Q_t, `[i·k + j]`.
+    pub lqt: View,
+    /// Scratch `(t·b, k)`: the emission table `[t][j][s]` (masked), as [`HmmOp::e`].
+    pub e: View,
+    /// Scratch `(t·b, k)`: γ_t, `[(t·b + s)·k + j]`.
+    pub gamma: View,
+    /// Scratch `(t·b, k)`: the gradient w.r.t. each emission log-density `[t][j][s]`.
+    pub gl: View,
+    /// Scratch `(k, k)`: the transition log-probabilities' gradient, summed over sequences.
+    pub ga: View,
+    /// `(b, 1)`: the term per sequence.
+    pub out: View,
+    /// Sequences.
+    pub b: usize,
+    /// Steps.
+    pub t: usize,
+    /// States.
+    pub k: usize,
+}
+
+/// Row-wise log-softmax of `(rows, k)` logits.
+#[inline(always)]
+fn log_softmax_rows(x: &[f32], y: &mut [f32], k: usize) {
+    for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(k)) {
+        let mx = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let s: f32 = xr.iter().map(|v| math::exp(v - mx)).sum();
+        let z = mx + math::ln(s);
+        for (yv, xv) in yr.iter_mut().zip(xr) {
+            *yv = xv - z;
+        }
+    }
+}
+
+pub(super) fn qchain_fwd(w: &Worker, op: &QChainOp) {
+    let (b, tt, k) = (op.b, op.t, op.k);
+    if b == 0 || k == 0 || tt == 0 {
+        return;
+    }
+    let shared = op.init.rows == 1;
+    log_softmax_rows(w.rd(op.init), w.wr(op.lpi), k);
+    log_softmax_rows(w.rd(op.trans), w.wr(op.la), k);
+    log_softmax_rows(w.rd(op.q1), w.wr(op.lq1), k);
+    let lqt = w.wr(op.lqt);
+    for (i, v) in op.qt.iter().enumerate() {
+        let x = w.rd(*v);
+        for r in 0..(tt - 1) * b {
+            let (xr, yr) = (
+                &x[r * k..(r + 1) * k],
+                &mut lqt[r * k * k + i * k..r * k * k + (i + 1) * k],
+            );
+            log_softmax_rows(xr, yr, k);
+        }
+    }
+    let (lpi, la, lq1, lqt) = (w.rd(op.lpi), w.rd(op.la), w.rd(op.lq1), w.rd(op.lqt));
+    let mask = w.rd(op.mask);
+    let (e, gamma, out) = (w.wr(op.e), w.wr(op.gamma), w.wr(op.out));
+    e.fill(0.0);
+    for (j, v) in op.em.iter().enumerate() {
+        let ej = w.rd(*v);
+        for t in 0..tt {
+            let dst = &mut e[(t * k + j) * b..(t * k + j + 1) * b];
+            for (x, y) in dst.iter_mut().zip(&ej[t * b..(t + 1) * b]) {
+                *x += y;
+            }
+        }
+    }
+    for ne in &op.normal {
+        normal_table(w, ne, e, b, tt, k);
+    }
+    for t in 0..tt {
+        for j in 0..k {
+            for s in 0..b {
+                e[(t * k + j) * b + s] *= mask[t * b + s];
+            }
+        }
+    }
+    for s in 0..b {
+        let p = if shared { 0 } else { s };
+        let mut v = 0.0f32;
+        for j in 0..k {
+            let g1 = math::exp(lq1[s * k + j]);
+            gamma[s * k + j] = g1;
+            v += g1 * (lpi[p * k + j] - lq1[s * k + j] + e[j * b + s]);
+        }
+        for t in 1..tt {
+            let m = mask[t * b + s];
+            let lq = &lqt[((t - 1) * b + s) * k * k..((t - 1) * b + s + 1) * k * k];
+            let (done, rest) = gamma.split_at_mut((t * b + s) * k);
+            let prev = &done[((t - 1) * b + s) * k..((t - 1) * b + s + 1) * k];
+            let now = &mut rest[..k];
+            now.fill(0.0);
+            for i in 0..k {
+                for j in 0..k {
+                    let xi = prev[i] * math::exp(lq[i * k + j]);
+                    now[j] += xi;
+                    v += m * xi * (la[i * k + j] - lq[i * k + j]);
+                }
+            }
+            for j in 0..k {
+                v += now[j] * e[(t * k + j) * b + s];
+            }
+        }
+        out[s] = v;
+    }
+}
+
+pub(super) fn qchain_bwd(w: &Worker, op: &QChainOp) {
+    let Some(g) = w.gr(op.out) else { return };
+    let (b, tt, k) = (op.b, op.t, op.k);
+    if b == 0 || k == 0 || tt == 0 {
+        return;
+    }
+    let shared = op.init.rows == 1;
+    let (lpi, la, lq1, lqt) = (w.rd(op.lpi), w.rd(op.la), w.rd(op.lq1), w.rd(op.lqt));
+    let (mask, e, gamma) = (w.rd(op.mask), w.rd(op.e), w.rd(op.gamma));
+    let (gl, ga) = (w.wr(op.gl), w.wr(op.ga));
+    ga.fill(0.0);
+    let gqt: Vec<Option<&mut [f32]>> = op.qt.iter().map(|v| w.gr(*v)).collect();
+    let mut gqt = gqt;
+    let (mut adj, mut next) = (vec![0.0f32; k], vec![0.0f32; k]);
+    let (mut dxi, mut h) = (vec![0.0f32; k * k], vec![0.0f32; k * k]);
+    for s in 0..b {
+        let gs = g[s];
+        // ∂V/∂γ_{T−1}: its emission.
+        for j in 0..k {
+            adj[j] = e[((tt - 1) * k + j) * b + s];
+        }
+        for t in (1..tt).rev() {
+            let m = mask[t * b + s];
+            for j in 0..k {
+                gl[(t * k + j) * b + s] = gs * gamma[(t * b + s) * k + j] * m;
+            }
+            let lq = &lqt[((t - 1) * b + s) * k * k..((t - 1) * b + s + 1) * k * k];
+            let prev = &gamma[((t - 1) * b + s) * k..((t - 1) * b + s + 1) * k];
+            for i in 0..k {
+                let mut acc = 0.0f32;
+                for j in 0..k {
+                    let q = math::exp(lq[i * k + j]);
+                    let xi = prev[i] * q;
+                    let d = m * (la[i * k + j] - lq[i * k + j]) + adj[j];
+                    dxi[i * k + j] = d;
+                    acc += q * d;
+                    h[i * k + j] = xi * d - m * xi;
+                    ga[i * k + j] += gs * m * xi;
+                }
+                next[i] = e[((t - 1) * k + i) * b + s] + acc;
+            }
+            // q's transition logits: through the row log-softmax.
+            for (i, gq) in gqt.iter_mut().enumerate() {
+                let Some(gq) = gq.as_deref_mut() else {
+                    continue;
+                };
+                let hs: f32 = h[i * k..(i + 1) * k].iter().sum();
+                let row = &mut gq[((t - 1) * b + s) * k..((t - 1) * b + s + 1) * k];
+                for j in 0..k {
+                    row[j] += gs * (h[i * k + j] - math::exp(lq[i * k + j]) * hs);
+                }
+            }
+            std::mem::swap(&mut adj, &mut next);
+        }
+        // Step 1: γ₁ = q₁ with coefficient log π − log q₁ + e₁ (+ the future, in adj).
+        let p = if shared { 0 } else { s };
+        let mut hs = 0.0f32;
+        for j in 0..k {
+            let g1 = gamma[s * k + j];
+            gl[j * b + s] = gs * g1 * mask[s];
+            let total = adj[j] + lpi[p * k + j] - lq1[s * k + j];
+            h[j] = g1 * total - g1;
+            hs += h[j];
+        }
+        if let Some(gq) = w.gr(op.q1) {
+            for j in 0..k {
+                gq[s * k + j] += gs * (h[j] - math::exp(lq1[s * k + j]) * hs);
+            }
+        }
+        if let Some(gi) = w.gr(op.init) {
+            for j in 0..k {
+                gi[p * k + j] += gs * (gamma[s * k + j] - math::exp(lpi[p * k + j]));
+            }
+        }
+    }
+    if let Some(gt) = w.gr(op.trans) {
+        for i in 0..k {
+            let rs: f32 = ga[i * k..(i + 1) * k].iter().sum();
+            for j in 0..k {
+                gt[i * k + j] += ga[i * k + j] - math::exp(la[i * k + j]) * rs;
+            }
+        }
+    }
+    for (j, v) in op.em.iter().enumerate() {
+        if let Some(ge) = w.gr(*v) {
+            for t in 0..tt {
+                let src = &gl[(t * k + j) * b..(t * k + j + 1) * b];
+                for (x, y) in ge[t * b..(t + 1) * b].iter_mut().zip(src) {
+                    *x += y;
+                }
+            }
+        }
+    }
+    for ne in &op.normal {
+        normal_table_grad(w, ne, gl, b, tt, k);
+    }
+}

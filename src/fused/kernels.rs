@@ -758,6 +758,7 @@ impl Worker {
             }
             Op::Fam(f) => super::families::fwd(self, f),
             Op::Hmm(h) => super::hmm::fwd(self, h),
+            Op::QChain(h) => super::hmm::qchain_fwd(self, h),
         }
     }
 
@@ -1374,6 +1375,7 @@ impl Worker {
             }
             Op::Fam(f) => super::families::bwd(self, f),
             Op::Hmm(h) => super::hmm::bwd(self, h),
+            Op::QChain(h) => super::hmm::qchain_bwd(self, h),
         }
     }
 }

@@ -55,9 +55,14 @@ fn enumeration_blocker(m: &Model, v: VarId) -> Option<String> {
     if m.vars[v].timed {
         return match crate::derive::marginal::chain(m, v) {
             Ok(Some(_)) => None,
-            Ok(None) | Err(_) => {
+            Ok(None) => {
                 Some("it is time-indexed and not a chain the forward algorithm sums out".into())
             }
+            // The first reason (with IWAE: that a chain is not combined with it).
+            Err(why) => Some(why.first().map_or_else(
+                || "it is time-indexed and not a chain the forward algorithm sums out".into(),
+                |(w, _)| w.clone(),
+            )),
         };
     }
     let mut q = m.factors_of(v, Block::Q);

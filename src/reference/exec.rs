@@ -23,6 +23,7 @@ mod dist;
 mod forward;
 pub(crate) mod overshoot;
 mod predictive;
+pub use predictive::ChainPosterior;
 mod read;
 mod simulate;
 mod terms;

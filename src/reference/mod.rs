@@ -19,7 +19,7 @@
 mod eval;
 mod exec;
 
-pub use exec::Forward;
+pub use exec::{ChainPosterior, Forward};
 
 use crate::ir::*;
 use crate::lower::{net_prefix, param_name, Program, ALPHA_PARAM, BASELINE_PARAM};

@@ -56,18 +56,52 @@ pub fn marginal_body(s: &dyn Style, t: &Term) -> String {
         init,
         trans,
         emissions,
+        emission_from,
+        q,
         ..
     } = &t.kind
     else {
         return String::new();
     };
-    let em: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
-    let em = if em.len() == 1 {
-        em[0].clone()
-    } else {
-        s.paren(&em.join(" "))
-    };
-    s.marginal(chain, &s.factor(init), &s.factor(trans), &em)
+    // Grouped by the step their product starts at: a base case at step 1 (no product), every
+    // step, from step 2 (a switched latent's transition).
+    let mut groups: Vec<(u32, String)> = Vec::new();
+    for first in [0, 1, 2] {
+        let em: Vec<String> = emissions
+            .iter()
+            .zip(emission_from)
+            .filter(|(_, f)| **f == first)
+            .map(|(e, _)| s.factor(e))
+            .collect();
+        match em.len() {
+            0 => {}
+            1 => groups.push((first, em[0].clone())),
+            _ => groups.push((first, s.paren(&em.join(" ")))),
+        }
+    }
+    if let [qi, qt] = q.as_slice() {
+        // Enumerated over q's chain: 𝔼_q[log p(k, y) − log q(k)].
+        let em: Vec<String> = groups
+            .iter()
+            .map(|(f, e)| match f {
+                0 => e.clone(),
+                f => s.sum(Range::From { t: *f }, &s.log(e)),
+            })
+            .collect();
+        let body = format!(
+            "{} + {} + {} {} {} {} {}",
+            s.log(&s.factor(init)),
+            s.sum(Range::From { t: 2 }, &s.log(&s.factor(trans))),
+            em.join(" + "),
+            s.minus(),
+            s.log(&s.factor(qi)),
+            s.minus(),
+            s.sum(Range::From { t: 2 }, &s.log(&s.factor(qt)))
+        );
+        return s.expect(std::slice::from_ref(chain), &body);
+    }
+    let body = s.marginal(chain, &s.factor(init), &s.factor(trans), &groups);
+    s.expect(&t.under, &body)
 }
 
 /// One term's contribution to the log importance weight of a joint sample (its integrand,
@@ -123,7 +157,7 @@ pub fn is_exact(elbo: &Elbo) -> bool {
             .iter()
             .any(|t| matches!(t.kind, TermKind::Marginal { .. }))
         && elbo.terms.iter().all(|t| match t.kind {
-            TermKind::Marginal { .. } => true,
+            TermKind::Marginal { ref q, .. } => q.is_empty(),
             TermKind::LogLikelihood { .. } => t.under.is_empty(),
             _ => false,
         })

@@ -34,11 +34,17 @@ fn label(t: &Term) -> String {
         TermKind::LogRatio { .. } => format!("log p/q {}", t.owner),
         TermKind::Entropy { .. } => format!("H {}", t.owner),
         TermKind::Reward { .. } => format!("reward {}", t.owner),
+        TermKind::Marginal { q, .. } if !q.is_empty() => {
+            format!("𝔼_q log p/q ({} enumerated over q's chain)", t.owner)
+        }
         TermKind::Marginal { emissions, .. } => {
-            let ys: Vec<&str> = emissions
-                .iter()
-                .map(|e| e.target.split('[').next().unwrap_or(&e.target))
-                .collect();
+            let mut ys: Vec<&str> = Vec::new();
+            for e in emissions {
+                let y = e.target.split('[').next().unwrap_or(&e.target);
+                if !ys.contains(&y) {
+                    ys.push(y);
+                }
+            }
             format!("log p({}) ({} summed out)", ys.join(", "), t.owner)
         }
     };

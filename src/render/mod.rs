@@ -64,6 +64,10 @@ fn evidence_line(m: &Model) -> String {
                 crate::evidence::Method::Gaussian => "Gaussian marginal",
             }
         ),
+        // IWAE is not combined with a chain summed out or enumerated over q's chain.
+        Err(why) if !crate::derive::marginal::chains(m).is_empty() => format!(
+            "\nevidence  not exact: {why}; `vic eval` reports the bound (IWAE is not combined with a discrete chain)\n"
+        ),
         Err(why) => format!("\nevidence  not exact: {why}; `vic eval --iwae K` estimates it\n"),
     }
 }

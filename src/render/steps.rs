@@ -330,23 +330,77 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
             init,
             trans,
             emissions,
+            emission_from,
+            q,
         } = &t.kind
         {
-            let ys: Vec<String> = emissions.iter().map(|e| s.factor(e)).collect();
+            if let [qi, qt] = q.as_slice() {
+                // Enumerated over q's chain: q's forward marginals weigh each log-ratio.
+                let (now, prev) = (
+                    s.var(&format!("{chain}[t]")),
+                    s.var(&format!("{chain}[t-1]")),
+                );
+                fw.push(line(
+                    s.text(&format!("γ_1({chain}[1])")),
+                    format!("= {}", s.factor(qi)),
+                ));
+                fw.push(line(
+                    s.text(&format!("γ_t({chain}[t])")),
+                    format!(
+                        "= {}",
+                        s.sum_over(
+                            &prev,
+                            &format!(
+                                "{} {}",
+                                s.text(&format!("γ_{{t-1}}({chain}[t-1])")),
+                                s.factor(qt)
+                            )
+                        )
+                    ),
+                ));
+                fw.push(line(
+                    s.text("term"),
+                    format!(
+                        "= {}{sep}{}",
+                        s.text(&format!(
+                            "Σ_t Σ_{now} γ_t log p(emissions | {now}) + Σ γ_1 log p/q({chain}[1]) + Σ_{{t≥2}} Σ_{{{prev}, {now}}} γ_{{t-1}} q log p/q({now} | {prev})"
+                        )),
+                        s.text(&format!(
+                            "(exact over q's chain: T K^2 = {} T operations per sequence)",
+                            states * states
+                        ))
+                    ),
+                ));
+                continue;
+            }
+            // Step t ≥ 2 emits the general cases; step 1 every case but those from step 2.
+            let ys: Vec<String> = emissions
+                .iter()
+                .zip(emission_from)
+                .filter(|(_, f)| **f != 0)
+                .map(|(e, _)| s.factor(e))
+                .collect();
             let at1 = |e: &crate::derive::FactorView| {
                 let mut e = e.clone();
                 e.target = e.target.replace("[t]", "[1]");
                 e.given = e.given.iter().map(|g| g.replace("[t]", "[1]")).collect();
                 s.factor(&e)
             };
-            let ys1: Vec<String> = emissions.iter().map(at1).collect();
+            let ys1: Vec<String> = emissions
+                .iter()
+                .zip(emission_from)
+                .filter(|(_, f)| **f < 2)
+                .map(|(e, _)| at1(e))
+                .collect();
             let (now, prev) = (
                 s.var(&format!("{chain}[t]")),
                 s.var(&format!("{chain}[t-1]")),
             );
             fw.push(line(
                 s.fwd_var("1", &s.var(&format!("{chain}[1]"))),
-                format!("= {} {}", s.factor(init), ys1.join(" ")),
+                format!("= {} {}", s.factor(init), ys1.join(" "))
+                    .trim_end()
+                    .to_string(),
             ));
             fw.push(line(
                 s.fwd_var("t", &now),
@@ -359,15 +413,28 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
                     )
                 ),
             ));
-            let seqs: Vec<String> = emissions
+            let mut seqs: Vec<String> = emissions
                 .iter()
                 .map(|e| {
                     let name = e.target.split('[').next().unwrap_or(&e.target);
                     s.var(&format!("{name}[1:T]"))
                 })
                 .collect();
+            seqs.dedup();
+            let lhs = s.log(&format!("p({})", seqs.join(", ")));
+            // A switching model: the sum is at q's draw of the switched latents.
+            let lhs = if t.under.is_empty() {
+                lhs
+            } else {
+                let given: Vec<String> = t
+                    .under
+                    .iter()
+                    .map(|u| s.var(&format!("{u}[1:T]")))
+                    .collect();
+                format!("{lhs} {} {}", s.text("at q's draw of"), given.join(", "))
+            };
             fw.push(line(
-                s.log(&format!("p({})", seqs.join(", "))),
+                lhs,
                 format!(
                     "= {}{sep}{}",
                     s.log(&s.sum_over(
@@ -385,7 +452,7 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
     if !fw.is_empty() {
         out.push(Step {
             title: "Sum the discrete chain out (forward algorithm)".into(),
-            why: "A one-hot chain annotated `via enumerate` with no q factor is not sampled: its sum over all K^T paths factorises along the chain, so the forward recursion computes it exactly in T·K² operations; the term is the exact log-likelihood of the data it emits, with no expectation and no KL.".into(),
+            why: "A one-hot chain annotated `via enumerate` with no q factor is not sampled: its sum over all K^T paths factorises along the chain, so the forward recursion computes it exactly in T·K² operations; the term is the exact log-likelihood of the data it emits, with no expectation and no KL. In a switching model the p factors of sampled latents that read the chain are emissions too, evaluated at q's reparameterised draw: the term is then 𝔼_q[log Σ_k p(k, y, x)], and what remains of each such latent's KL is H[q].".into(),
             math: fw,
         });
     }
@@ -410,10 +477,17 @@ pub fn steps(s: &dyn Style, m: &Model, elbo: &Elbo) -> Vec<Step> {
             }
             TermKind::Entropy { q, .. } => {
                 let qf = s.factor(q);
-                cf.push(line(
-                    s.kl(&qf, &s.text("Flat")),
-                    format!("= {}{}", s.minus(), s.entropy(&qf)),
-                ));
+                // A switched latent's entropy is what remains once its prior is summed inside
+                // a chain's term; otherwise p is Flat.
+                let switched = elbo.terms.iter().any(|c| {
+                    matches!(c.kind, TermKind::Marginal { .. }) && c.under.contains(&t.owner)
+                });
+                if !switched {
+                    cf.push(line(
+                        s.kl(&qf, &s.text("Flat")),
+                        format!("= {}{}", s.minus(), s.entropy(&qf)),
+                    ));
+                }
                 if let crate::derive::Compute::Entropy(f) = t.compute {
                     // The closed form derive chose (the family table's entropy).
                     let (formula, note) = match f {

@@ -68,7 +68,11 @@ pub trait Style {
     /// `Σ_{over} body`.
     fn sum_over(&self, over: &str, body: &str) -> String;
     /// `log Σ_{k[1:T]} init · Π_{t=2..T} trans · Π_{t=1..T} (emissions)`: a chain summed out.
-    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String;
+    /// `log Σ_{chain[1:T]} init Π_{t≥2} trans Π … emissions`; each emission group is the
+    /// first step of its product (1 or 2; 0 for a base case at step 1, no product) and its
+    /// factors.
+    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &[(u32, String)])
+        -> String;
 }
 
 /// Unicode text.
@@ -116,8 +120,24 @@ impl Style for Unicode {
     fn sum_over(&self, over: &str, body: &str) -> String {
         format!("Σ_{{{over}}} {body}")
     }
-    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String {
-        format!("log Σ_{{{chain}[1:T]}} {init} Π_{{t=2..T}} {trans} Π_{{t=1..T}} {emissions}")
+    fn marginal(
+        &self,
+        chain: &str,
+        init: &str,
+        trans: &str,
+        emissions: &[(u32, String)],
+    ) -> String {
+        let em: Vec<String> = emissions
+            .iter()
+            .map(|(t, e)| match t {
+                0 => e.clone(),
+                t => format!("Π_{{t={t}..T}} {e}"),
+            })
+            .collect();
+        format!(
+            "log Σ_{{{chain}[1:T]}} {init} Π_{{t=2..T}} {trans} {}",
+            em.join(" ")
+        )
     }
     fn sum(&self, range: Range, body: &str) -> String {
         match range {
@@ -294,10 +314,24 @@ impl Style for Latex {
     fn sum_over(&self, over: &str, body: &str) -> String {
         format!("\\sum_{{{over}}} {body}")
     }
-    fn marginal(&self, chain: &str, init: &str, trans: &str, emissions: &str) -> String {
+    fn marginal(
+        &self,
+        chain: &str,
+        init: &str,
+        trans: &str,
+        emissions: &[(u32, String)],
+    ) -> String {
+        let em: Vec<String> = emissions
+            .iter()
+            .map(|(t, e)| match t {
+                0 => e.clone(),
+                t => format!("\\prod_{{t={t}}}^{{T}} {e}"),
+            })
+            .collect();
         format!(
-            "\\log \\sum_{{{}}} {init} \\prod_{{t=2}}^{{T}} {trans} \\prod_{{t=1}}^{{T}} {emissions}",
-            self.var(&format!("{chain}[1:T]"))
+            "\\log \\sum_{{{}}} {init} \\prod_{{t=2}}^{{T}} {trans} {}",
+            self.var(&format!("{chain}[1:T]")),
+            em.join(" ")
         )
     }
     fn sum(&self, range: Range, body: &str) -> String {

@@ -30,6 +30,17 @@ impl Trainer {
             .map_err(|u| fault("posterior predictive", u))
     }
 
+    /// The posterior marginals and Viterbi path of every chain summed out, on `batch`'s
+    /// data ([`crate::lower::Program::chain_posterior`]: f64 on the host, either runtime's
+    /// parameters alike).
+    pub fn chain_posterior(
+        &self,
+        batch: &Batch,
+        rng: &mut Rng,
+    ) -> Result<Vec<crate::reference::ChainPosterior>, TrainError> {
+        Ok(self.program.chain_posterior(&self.store, batch, rng)?)
+    }
+
     /// One-step predictive draws (p one step open loop from the posterior at `t − 1`) of
     /// every time-indexed observed variable; see [`crate::lower::Program::one_step_blocker`]
     /// for the models that have none.

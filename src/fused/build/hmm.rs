@@ -3,11 +3,13 @@
 //! each state (the `K` states are the rows of one evaluation: an identity buffer stands for
 //! the chain while `b = K`), and the emission log-densities with `k[t]` set to each state in
 //! turn (`K` evaluations of the emission factors over all steps, each reading a constant
-//! one-hot buffer in place of the chain). Semantics: the reference's `lower/exec/forward.rs`.
+//! one-hot buffer in place of the chain). A chain with a q chain lowers the same p side and
+//! q's logits (the transition's with `k[t-1]` at each state) to one [`QChainOp`] instead.
+//! Semantics: the reference's `reference/exec/forward.rs`.
 
 use super::*;
 use crate::derive::marginal::Chain;
-use crate::fused::hmm::{HmmOp, NormalEmit, MAX_STATES};
+use crate::fused::hmm::{HmmOp, NormalEmit, QChainOp, MAX_STATES};
 
 impl Builder<'_> {
     /// A constant buffer standing for the chain `(self.k + tt)` steps of `rows` rows: row `r`
@@ -75,7 +77,13 @@ impl Builder<'_> {
             };
             match &d.args {
                 DistArgs::LocScale { loc, scale }
-                    if d.family == Family::Normal && only_k(loc) && only_k(scale) =>
+                    if d.family == Family::Normal
+                        && f.case == TimeCase::From(1)
+                        // The tables' backward has no gradient for the variable itself: a
+                        // switched latent (drawn from q) takes the general path.
+                        && m.vars[f.var].role == Role::Observed
+                        && only_k(loc)
+                        && only_k(scale) =>
                 {
                     let size = m.vars[f.var].ty.size();
                     match self.dist(d, At::Step(1), size, None) {
@@ -119,9 +127,15 @@ impl Builder<'_> {
                 let f = &m.factors[fi];
                 let d = dist(fi)?;
                 let size = m.vars[f.var].ty.size();
+                let range = crate::derive::marginal::range(m, fi);
+                let at = match range {
+                    Range::At { t } => At::Step(t),
+                    Range::From { t } => At::Range(t),
+                    Range::Static => return unsup("a static emission"),
+                };
                 let lp = if d.family == Family::Categorical {
-                    let logits = self.cat_logits(d, At::Range(1), size, false, false)?;
-                    let x = self.values(f.var, Range::From { t: 1 })?;
+                    let logits = self.cat_logits(d, at, size, false, false)?;
+                    let x = self.values(f.var, range)?;
                     let classes = match m.vars[f.var].ty {
                         VarType::OneHot { classes, .. } => classes,
                         _ => return unsup("a categorical emission of a non-one-hot variable"),
@@ -136,10 +150,11 @@ impl Builder<'_> {
                     });
                     out
                 } else {
-                    let (l, s) = self.dist(d, At::Range(1), size, None)?;
-                    let x = self.values(f.var, Range::From { t: 1 })?;
+                    let (l, s) = self.dist(d, at, size, None)?;
+                    let x = self.values(f.var, range)?;
                     self.log_prob(d.family, x, l, s, None)?
                 };
+                let lp = self.pad_steps(lp, range);
                 acc = Some(match acc {
                     None => lp,
                     Some(a) => {
@@ -153,11 +168,60 @@ impl Builder<'_> {
                 None => self.fill(tt * b, 1, 0.0),
             });
         }
+        // A q chain: q's initial logits (they read data only) and its transition logits with
+        // k[t-1] at each state in turn.
+        let qviews = match ch.q {
+            Some(q) => {
+                let q1 = self.cat_logits(dist(q.init)?, At::Step(1), k, false, false)?;
+                let mut qt = Vec::with_capacity(k);
+                for i in 0..k {
+                    let buf = self.onehot_steps(b, k, |_| i);
+                    self.vars.insert(v, buf);
+                    qt.push(self.cat_logits(dist(q.trans)?, At::Range(2), k, false, false)?);
+                }
+                Some((q1, qt))
+            }
+            None => None,
+        };
         self.vars.remove(&v);
         if let Some(s) = saved {
             self.vars.insert(v, s);
         }
         let mask = self.mask_view();
+        if let Some((q1, qt)) = qviews {
+            let grad = em.iter().any(|e| self.g.grad(*e))
+                || normal
+                    .iter()
+                    .any(|n| self.g.grad(n.loc) || self.g.grad(n.scale))
+                || self.g.grad(init)
+                || self.g.grad(trans)
+                || self.g.grad(q1)
+                || qt.iter().any(|x| self.g.grad(*x));
+            let op = QChainOp {
+                em,
+                normal,
+                init,
+                trans,
+                mask,
+                q1,
+                qt,
+                lpi: self.temp(init.rows, k, false),
+                la: self.temp(k, k, false),
+                lq1: self.temp(b, k, false),
+                lqt: self.temp((tt - 1) * b, k * k, false),
+                e: self.temp(tt * b, k, false),
+                gamma: self.temp(tt * b, k, false),
+                gl: self.temp(tt * b, k, false),
+                ga: self.temp(k, k, false),
+                out: self.temp(b, 1, grad),
+                b,
+                t: tt,
+                k,
+            };
+            let out = op.out;
+            self.op(Op::QChain(Box::new(op)));
+            return Ok(out);
+        }
         let grad = em.iter().any(|e| self.g.grad(*e))
             || normal
                 .iter()
@@ -197,6 +261,27 @@ impl Builder<'_> {
             k,
         })));
         Ok(out)
+    }
+
+    /// A factor's log-densities over its range as `(T·b, 1)`: zeros at the steps it does not
+    /// cover (before step `t` of a general case `From(t)`, after the step of a base case).
+    fn pad_steps(&mut self, lp: View, range: Range) -> View {
+        let (b, tt) = (self.b, self.tt);
+        if lp.rows == tt * b {
+            return lp;
+        }
+        let grad = self.g.grad(lp);
+        let out = self.temp(tt * b, 1, grad);
+        let buf = out.buf;
+        let (r0, rows) = match range {
+            Range::At { t } => ((t as usize - 1) * b, b),
+            Range::From { t } => ((t as usize - 1) * b, (tt + 1 - t as usize) * b),
+            Range::Static => (0, lp.rows),
+        };
+        let zero = self.fill(tt * b, 1, 0.0);
+        self.copy_into(zero, out);
+        self.copy_into(lp, View { buf, r0, rows });
+        out
     }
 
     /// The batch mask `(T·b, 1)`, filled by the engine before each pass (1s without one).

@@ -3,8 +3,51 @@
 //! from its p factor given them — the reconstructions x̃ ~ p(x | z), z ~ q(z | x) — or, for
 //! one-step predictions, p run one step open loop from the posterior at t − 1 (the windows of
 //! `overshoot.rs` with d = 1): x̃_t ~ p(x_t | z_t), z_t ~ p(z_t | z_{t−1}), z_{t−1} ~ q.
+//! A chain summed out in training has its exact posterior here: drawn by forward filtering
+//! and backward sampling for the predictive, and its marginals and Viterbi path
+//! ([`ChainPosterior`]).
 
 use super::*;
+
+/// The posterior of one chain summed out, over a batch ([`Program::chain_posterior`]).
+#[derive(Clone, Debug)]
+pub struct ChainPosterior {
+    /// The chain's latent.
+    pub var: VarId,
+    /// Its name.
+    pub name: String,
+    /// Sequences.
+    pub b: usize,
+    /// Steps.
+    pub t: usize,
+    /// States.
+    pub k: usize,
+    /// Batch-major `[(s·T + t)·K + j]`: p(k[t] = j | the sequence's data).
+    pub marginals: Vec<f64>,
+    /// Batch-major `[s·T + t]`: the most probable path's state at step t (Viterbi).
+    pub viterbi: Vec<usize>,
+}
+
+impl ChainPosterior {
+    /// Its arrays for an `.npz` beside the posterior predictive draws, the batch's rows read
+    /// as `draws` blocks of `seqs` sequences: `<k>_marginals (draws, seqs, T, K)` and
+    /// `<k>_viterbi (draws, seqs, T)` (states as floats).
+    pub fn arrays(&self, draws: usize, seqs: usize) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let (t, k) = (self.t, self.k);
+        vec![
+            (
+                format!("{}_marginals", self.name),
+                vec![draws, seqs, t, k],
+                self.marginals.iter().map(|x| *x as f32).collect(),
+            ),
+            (
+                format!("{}_viterbi", self.name),
+                vec![draws, seqs, t],
+                self.viterbi.iter().map(|x| *x as f32).collect(),
+            ),
+        ]
+    }
+}
 
 impl Program {
     /// q followed on every step of the batch's data; the context holds the posterior chain.
@@ -82,6 +125,38 @@ impl Program {
                     host[dst..dst + size].copy_from_slice(&h[src..src + size]);
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// The posterior of every chain summed out (`derive::marginal`) on `batch`'s data: its
+    /// marginals p(k[t] | y) by forward–backward and its most probable path by max-product,
+    /// in f64 on the host. In a switching model they are conditional on one draw of the
+    /// switched latents from q (the posterior pass draws them from `rng`). Empty when the
+    /// model sums out no chain.
+    pub fn chain_posterior<P: Params<dfdx::prelude::NoneTape>>(
+        &self,
+        p: &P,
+        batch: &Batch,
+        rng: &mut Rng,
+    ) -> Result<Vec<ChainPosterior>, RtError> {
+        let chains = crate::derive::marginal::chains(&self.model);
+        if chains.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cx = self.posterior_pass(p, batch, rng)?;
+        let mut out = Vec::new();
+        for ch in chains {
+            let (marginals, viterbi) = cx.chain_posterior(&ch, batch.mask.as_deref())?;
+            out.push(ChainPosterior {
+                var: ch.var,
+                name: self.model.vars[ch.var].name.clone(),
+                b: batch.b,
+                t: cx.s.tt,
+                k: ch.classes,
+                marginals,
+                viterbi,
+            });
         }
         Ok(out)
     }

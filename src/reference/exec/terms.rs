@@ -197,7 +197,11 @@ impl Program {
                     let Ok(Some(ch)) = crate::derive::marginal::chain(m, v) else {
                         return Err(RtError::Shape("a chain that is not summed out".into()));
                     };
-                    (cx.forward_algorithm(&ch, batch.mask.as_deref())?, None)
+                    let mask = batch.mask.as_deref();
+                    match ch.q {
+                        Some(q) => (cx.q_chain_bound(&ch, q, mask)?, None),
+                        None => (cx.forward_algorithm(&ch, mask)?, None),
+                    }
                 }
                 (c, k) => {
                     return Err(RtError::Shape(format!(
