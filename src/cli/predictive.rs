@@ -117,26 +117,6 @@ pub fn posterior(a: &SampleArgs, tr: &Trainer) -> u8 {
         }
         names.push(name.clone());
     }
-    // A chain summed out: its posterior marginals and Viterbi path beside the draws.
-    match tr.chain_posterior(&batch, &mut rng) {
-        Ok(chains) => {
-            for (name, shape, values) in chains.iter().flat_map(|c| c.arrays(k, seqs)) {
-                let written = ndarray::ArrayD::from_shape_vec(shape, values)
-                    .map_err(|e| e.to_string())
-                    .and_then(|x| npz.add_array(name.as_str(), &x).map_err(|e| e.to_string()));
-                if let Err(e) = written {
-                    coded(
-                        Code::CannotWrite,
-                        format!("cannot write `{name}` to `{}`: {e}", a.out.display()),
-                        "check the disk and the permissions of --out, or choose another --out",
-                    );
-                    return FAILED;
-                }
-                names.push(name);
-            }
-        }
-        Err(e) => return train_error(&e, "the chain posterior failed"),
-    }
     if let Err(e) = npz.finish() {
         coded(
             Code::CannotWrite,

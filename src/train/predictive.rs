@@ -185,7 +185,8 @@ pub struct PosteriorDraws {
     pub draws: usize,
     /// Named arrays, in the order `vic sample --posterior` writes them: each variable's draws
     /// `(K, S, T, size)` or `(K, S, size)`, an observed one's data `<name>_data` beside them,
-    /// then the one-step predictions `<name>_onestep`.
+    /// then the one-step predictions `<name>_onestep`, then each summed-out chain's posterior
+    /// marginals `<k>_marginals` `(K, S, T, K_states)` and Viterbi path `<k>_viterbi` `(K, S, T)`.
     pub arrays: Vec<(String, Vec<usize>, Vec<f32>)>,
     /// The predictive check of each observed variable in the data (and of its one-step
     /// predictions).
@@ -346,6 +347,14 @@ impl Trainer {
                 }
             }
         }
+        // A chain summed out: its posterior marginals and Viterbi path beside the draws.
+        let chains =
+            self.chain_posterior(&batch, &mut rng)
+                .map_err(|error| PredictiveError::Draw {
+                    what: "chain posterior",
+                    error,
+                })?;
+        arrays.extend(chains.iter().flat_map(|c| c.arrays(k, seqs)));
         Ok(PosteriorDraws {
             seqs,
             draws: k,
