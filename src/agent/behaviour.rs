@@ -91,6 +91,8 @@ struct Share {
     noise: Vec<(View, Noise)>,
     /// Per τ = 1..H: the reward view, the KL-like parts.
     rew: Vec<View>,
+    /// Per τ = 1..H: P(continue | state_τ), when the model has a continuation head.
+    cont: Vec<View>,
     kl: Vec<Vec<KlPart>>,
     /// V(state_τ) for τ = 2..H+1 (the actor's, frozen critic).
     val: Vec<View>,
@@ -101,6 +103,8 @@ struct Share {
     critic_out: View,
     /// Host: R^λ (H × n) of the last forward pass.
     ret: Vec<f32>,
+    /// Host: the critic's weights Π_{k<τ} P(continue) (empty without a continuation head).
+    alive: Vec<f32>,
     /// `(parameter, buffer)` of the parameters each program trains.
     actor_pbufs: Vec<(usize, BufId)>,
     critic_pbufs: Vec<(usize, BufId)>,
@@ -242,6 +246,7 @@ impl Behaviour {
                 starts.push((v, d));
             }
             let (mut rew, mut kl, mut val, mut states) = (vec![], vec![], vec![], vec![]);
+            let mut cont = Vec::new();
             let asize = m.vars[b.action].ty.size();
             for tau in 1..=h as i64 {
                 let mut now = Vec::new();
@@ -260,6 +265,9 @@ impl Behaviour {
                 let parts = kl_parts(&mut e, kl_compute, q, a, &b.prior, asize, tau)?;
                 kl.push(parts);
                 rew.push(e.eval(&b.reward, tau)?);
+                if let Some(c) = &b.cont {
+                    cont.push(e.eval(&c.prob, tau)?);
+                }
                 for cv in &chain {
                     let Some(p) = cv.at(3) else {
                         return Err(Unsupported(format!(
@@ -303,12 +311,14 @@ impl Behaviour {
                 starts,
                 noise,
                 rew,
+                cont,
                 kl,
                 val,
                 states,
                 critic_in,
                 critic_out,
                 ret: vec![0.0; h * nw],
+                alive: Vec::new(),
                 actor_pbufs,
                 critic_pbufs,
             });
@@ -453,12 +463,33 @@ impl Behaviour {
                     *d = k * x;
                 }
             }
-            let cont = vec![1.0f32; h * nw];
+            let mut cont = vec![1.0f32; h * nw];
+            for (tau, cv) in sh.cont.iter().enumerate() {
+                cont[tau * nw..(tau + 1) * nw].copy_from_slice(sh.actor.view(*cv));
+            }
             sh.ret = returns::lambda_return(&soft, &val, &cont, nw, gamma, lambda);
             let mut d_ret = vec![0.0f32; h * nw];
             d_ret[..nw].fill(-1.0 / n as f32);
             let (d_rew, d_val) = returns::lambda_return_grad(&d_ret, &cont, nw, gamma, lambda);
             sh.actor.zero_grads();
+            if !sh.cont.is_empty() {
+                // The continuation probabilities are differentiable functions of the imagined
+                // states: the actor is also paid for steering away from terminal states.
+                let d_cont = returns::lambda_return_grad_cont(
+                    &d_ret, &val, &cont, &sh.ret, nw, gamma, lambda,
+                );
+                for (tau, cv) in sh.cont.iter().enumerate() {
+                    let dc = &d_cont[tau * nw..(tau + 1) * nw];
+                    sh.actor.seed(*cv, |i, _| dc[i]);
+                }
+            }
+            // The critic's weights: the probability that the imagined episode is still going
+            // (all ones without a continuation head).
+            sh.alive = if sh.cont.is_empty() {
+                Vec::new()
+            } else {
+                returns::alive_weights(&cont, nw)
+            };
             for tau in 0..h {
                 let dr = &d_rew[tau * nw..(tau + 1) * nw];
                 sh.actor.seed(sh.rew[tau], |i, _| dr[i]);
@@ -481,9 +512,15 @@ impl Behaviour {
             }
             sh.critic.forward();
             sh.critic.zero_grads();
-            let ret = &sh.ret;
-            sh.critic
-                .seed(sh.critic_out, |i, v| k * (k * v - ret[i]) / n as f32);
+            let (ret, alive) = (&sh.ret, &sh.alive);
+            if alive.is_empty() {
+                sh.critic
+                    .seed(sh.critic_out, |i, v| k * (k * v - ret[i]) / n as f32);
+            } else {
+                sh.critic.seed(sh.critic_out, |i, v| {
+                    alive[i] * k * (k * v - ret[i]) / n as f32
+                });
+            }
             sh.critic.backward();
         });
         // Statistics.
@@ -506,8 +543,11 @@ impl Behaviour {
             st.neg_kl += (klconst as f64) * (h * nw) as f64;
             let v = sh.critic.view(sh.critic_out);
             let k = self.vscale;
-            st.critic_loss += (v.iter().zip(&sh.ret))
-                .map(|(a, b)| 0.5 * ((k * a - b) as f64).powi(2))
+            st.critic_loss += (v.iter().zip(&sh.ret).enumerate())
+                .map(|(i, (a, b))| {
+                    let w = sh.alive.get(i).map_or(1.0, |&w| w as f64);
+                    0.5 * w * ((k * a - b) as f64).powi(2)
+                })
                 .sum::<f64>();
         }
         let nn = n as f64;
