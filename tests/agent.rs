@@ -88,6 +88,7 @@ fn a_short_run_writes_its_files_and_a_resumed_run_is_the_uninterrupted_one() {
         obs: "o".into(),
         act: "a".into(),
         rew: "r".into(),
+        cont: None,
     };
     let replay = Replay::load(&a.join("replay.npz"), &names).expect("replay.npz loads");
     assert_eq!(replay.episodes.len(), 3);

@@ -248,7 +248,7 @@ fn the_imagined_bound_and_the_critic_match_a_hand_rollout_of_a_linear_world_mode
     let n = 7;
     let mut s = setup(LINEAR, n);
     let (st, _, gc) =
-        s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(42))
+        s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(42))
             .expect("finite");
     let (obj, closs, dw, db) = hand(&s, n, 42);
     // f32 programs against an f64 hand computation: rounding only.
@@ -271,7 +271,7 @@ fn actor_gradient_matches_finite_differences(src: &str, n: usize) {
     let mut s = setup(src, n);
     let seed = 9;
     let (st, ga, _) =
-        s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(seed))
+        s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(seed))
             .expect("finite");
     assert!(st.actor_grad_norm > 1e-4, "a gradient to check");
     let ids = s.bh.actor_params.clone();
@@ -284,7 +284,7 @@ fn actor_gradient_matches_finite_differences(src: &str, n: usize) {
             let at = |x: f32, s: &mut Setup| {
                 s.values[p][e] = x;
                 let (st, _, _) =
-                    s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(seed))
+                    s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(seed))
                         .expect("finite");
                 -st.objective
             };

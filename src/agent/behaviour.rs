@@ -105,6 +105,8 @@ struct Share {
     ret: Vec<f32>,
     /// Host: the critic's weights Π_{k<τ} P(continue) (empty without a continuation head).
     alive: Vec<f32>,
+    /// Host: each start state's weight in the means (1/n without start weights).
+    wt: Vec<f32>,
     /// `(parameter, buffer)` of the parameters each program trains.
     actor_pbufs: Vec<(usize, BufId)>,
     critic_pbufs: Vec<(usize, BufId)>,
@@ -319,6 +321,7 @@ impl Behaviour {
                 critic_out,
                 ret: vec![0.0; h * nw],
                 alive: Vec::new(),
+                wt: vec![1.0 / n.max(1) as f32; nw],
                 actor_pbufs,
                 critic_pbufs,
             });
@@ -371,14 +374,17 @@ impl Behaviour {
     /// [`Behaviour::state_vars`] order): the actor's and the critic's gradients, then one Adam
     /// step each (their moments live in `adam` by parameter name, at `adam`'s step count).
     /// `values` holds every parameter (index order) and is updated in place.
+    /// `weights` (`n`, optional): a weight per start state (0 for the padded steps of a short
+    /// episode); the losses are weighted means.
     pub fn update(
         &mut self,
         starts: &[Vec<f32>],
+        weights: Option<&[f32]>,
         values: &mut [Vec<f32>],
         adam: &mut Adam,
         rng: &mut Rng,
     ) -> Result<BehaviourStats, String> {
-        let (st, ga, gc) = self.gradients(starts, values, rng)?;
+        let (st, ga, gc) = self.gradients(starts, weights, values, rng)?;
         let clip = self.cfg.clip;
         for (ids, mut grads, norm, lr) in [
             (
@@ -418,10 +424,19 @@ impl Behaviour {
     pub fn gradients(
         &mut self,
         starts: &[Vec<f32>],
+        weights: Option<&[f32]>,
         values: &[Vec<f32>],
         rng: &mut Rng,
     ) -> Result<(BehaviourStats, Vec<Vec<f32>>, Vec<Vec<f32>>), String> {
         let n = self.starts();
+        // Per start: weight / Σ weights (1/n without weights).
+        let weighted = weights.is_some();
+        let total = weights.map_or(n as f32, |w| w.iter().sum::<f32>().max(1.0));
+        for sh in &mut self.shares {
+            sh.wt = (0..sh.n)
+                .map(|j| weights.map_or(1.0, |w| w[sh.start + j]) / total)
+                .collect();
+        }
         let (h, gamma, lambda, alpha) = (self.h, self.gamma, self.lambda, self.alpha);
         // Data and noise.
         for sh in &mut self.shares {
@@ -469,7 +484,13 @@ impl Behaviour {
             }
             sh.ret = returns::lambda_return(&soft, &val, &cont, nw, gamma, lambda);
             let mut d_ret = vec![0.0f32; h * nw];
-            d_ret[..nw].fill(-1.0 / n as f32);
+            if weighted {
+                for (d, w) in d_ret[..nw].iter_mut().zip(&sh.wt) {
+                    *d = -w;
+                }
+            } else {
+                d_ret[..nw].fill(-1.0 / n as f32);
+            }
             let (d_rew, d_val) = returns::lambda_return_grad(&d_ret, &cont, nw, gamma, lambda);
             sh.actor.zero_grads();
             if !sh.cont.is_empty() {
@@ -512,13 +533,16 @@ impl Behaviour {
             }
             sh.critic.forward();
             sh.critic.zero_grads();
-            let (ret, alive) = (&sh.ret, &sh.alive);
-            if alive.is_empty() {
+            let (ret, alive, wt) = (&sh.ret, &sh.alive, &sh.wt);
+            if alive.is_empty() && !weighted {
                 sh.critic
                     .seed(sh.critic_out, |i, v| k * (k * v - ret[i]) / n as f32);
+            } else if alive.is_empty() {
+                sh.critic
+                    .seed(sh.critic_out, |i, v| wt[i % nw] * k * (k * v - ret[i]));
             } else {
                 sh.critic.seed(sh.critic_out, |i, v| {
-                    alive[i] * k * (k * v - ret[i]) / n as f32
+                    wt[i % nw] * alive[i] * k * (k * v - ret[i])
                 });
             }
             sh.critic.backward();

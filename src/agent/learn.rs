@@ -131,6 +131,7 @@ pub struct Agent {
     obs_var: VarId,
     rew_var: VarId,
     act_var: VarId,
+    cont_var: Option<VarId>,
     index: ParamIndex,
     /// All parameter values (index order); the actor's and critic's are authoritative here.
     values: Vec<Vec<f32>>,
@@ -148,11 +149,16 @@ fn diag(code: Code, msg: impl Into<String>, help: &str) -> Diagnostic {
 }
 
 /// The observation and reward variables of a model for an environment with `obs_dim`
-/// observation values: the timed observed variables, one of that size and one scalar.
-fn io_vars(p: &Program, obs_dim: usize) -> Result<(VarId, VarId), Diagnostic> {
+/// observation values: the timed observed variables, one of that size and one scalar (the
+/// continuation flag `cont`, when the model has one, apart).
+fn io_vars(
+    p: &Program,
+    obs_dim: usize,
+    cont: Option<VarId>,
+) -> Result<(VarId, VarId), Diagnostic> {
     let m = &p.model;
     let observed: Vec<VarId> = (0..m.vars.len())
-        .filter(|&v| m.vars[v].role == Role::Observed && m.vars[v].timed)
+        .filter(|&v| m.vars[v].role == Role::Observed && m.vars[v].timed && Some(v) != cont)
         .collect();
     let help = "an agent's model observes two timed variables: the observation (of the \
                 environment's size) and the scalar reward, e.g. `observed o[t] : real[3]` and \
@@ -226,11 +232,13 @@ impl Agent {
                 "choose the model whose action size matches the environment",
             ));
         }
-        let (obs_var, rew_var) = io_vars(&program, spec.obs.dim())?;
+        let cont_var = b.cont.as_ref().map(|c| c.var);
+        let (obs_var, rew_var) = io_vars(&program, spec.obs.dim(), cont_var)?;
         let names = Names {
             obs: m.vars[obs_var].name.clone(),
             act: m.vars[act_var].name.clone(),
             rew: m.vars[rew_var].name.clone(),
+            cont: cont_var.map(|v| m.vars[v].name.clone()),
         };
         let tc = TrainConfig {
             batch: cfg.batch,
@@ -318,6 +326,7 @@ impl Agent {
             obs_var,
             rew_var,
             act_var,
+            cont_var,
             index,
             values,
             cfg,
@@ -344,11 +353,14 @@ impl Agent {
         data.insert(self.obs_var, tm(&w.obs, self.replay.obs_dim));
         data.insert(self.act_var, tm(&w.act, self.replay.act_dim));
         data.insert(self.rew_var, tm(&w.rew, 1));
+        if let Some(c) = self.cont_var {
+            data.insert(c, tm(&w.cont, 1));
+        }
         Batch {
             b,
             t,
             data,
-            mask: None,
+            mask: w.mask.as_ref().map(|m| tm(m, 1)),
         }
     }
 
@@ -360,11 +372,12 @@ impl Agent {
         let w = self.replay.sample(b, t, &mut rng).ok_or_else(|| {
             diag(
                 Code::EnvSpace,
-                format!("no episode has {t} steps to train on"),
-                "lower `--length` below the environment's episode length",
+                "the replay holds no step to train on".to_string(),
+                "raise `--prefill` above 0 so that the first update has episodes",
             )
         })?;
         let batch = self.batch(&w);
+        let batch_mask = batch.mask.clone();
         let stats = self.trainer.step_batch(batch).map_err(|e| {
             diag(
                 Code::NonFinite,
@@ -418,8 +431,17 @@ impl Agent {
             }
         }
         let mut r = stream(self.cfg.seed, n, 2);
+        // Padded steps of short episodes are no start states (the batch mask, time-major as
+        // the starts).
+        let weights = batch_mask.as_deref();
         let bs = bh
-            .update(&starts, &mut self.values, &mut self.trainer.adam, &mut r)
+            .update(
+                &starts,
+                weights,
+                &mut self.values,
+                &mut self.trainer.adam,
+                &mut r,
+            )
             .map_err(|e| {
                 diag(
                     Code::NonFinite,

@@ -77,6 +77,7 @@ pub fn episode_in(
         obs: Vec::new(),
         act: Vec::new(),
         rew: Vec::new(),
+        cont: Vec::new(),
     };
     let mut terminated = false;
     for t in 0..max_steps {
@@ -87,6 +88,8 @@ pub fn episode_in(
         ep.obs.extend_from_slice(&obs);
         ep.act.extend_from_slice(&a);
         ep.rew.push(st.reward as f32);
+        // 0 on the last step of a terminated episode; truncation continues (bootstrapped).
+        ep.cont.push(if st.terminated { 0.0 } else { 1.0 });
         obs = st.obs;
         if st.terminated || st.truncated {
             terminated = st.terminated;
