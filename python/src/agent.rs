@@ -65,6 +65,7 @@ impl PyEnv {
                 obs,
                 act,
                 max_steps,
+                discrete: None,
             },
             error: None,
         })

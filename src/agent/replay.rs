@@ -408,6 +408,7 @@ mod tests {
             w.add_array("o", &Array3::<f32>::zeros((2, 4, 2))).unwrap();
             w.add_array("a", &Array3::<f32>::zeros((2, 4, 1))).unwrap();
             w.add_array("r", &Array2::<f32>::zeros((2, 4))).unwrap();
+            w.add_array("c", &Array2::<f32>::zeros((2, 4))).unwrap();
             w.add_array("mask", &Array2::<f32>::ones((1, 4))).unwrap();
             w.finish().unwrap();
             let e = Replay::load(&path, &names()).unwrap_err();
