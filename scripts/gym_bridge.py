@@ -21,7 +21,7 @@ The id `fake:Counter-v0` is an environment with no Gymnasium behind it, for test
 obs (x, t) with x' = x + clip(a, -1, 1), reward -x'^2, truncated after 5 steps, reset x = seed.
 The id `fake:Faller-v0` is a terminating one with a Discrete(2) action space: obs (x, t),
 x' = x + (1 if a == 1 else -1), reward 1 per step, terminated when |x'| >= 3, truncated
-after 8 steps, reset x = seed.
+after 8 steps, reset x = seed mod 3 - 1.
 """
 
 import json
@@ -66,7 +66,7 @@ class Faller:
     act_low, act_high = [0.0, 0.0], [1.0, 1.0]
 
     def reset(self, seed):
-        self.x, self.t = float(seed), 0
+        self.x, self.t = float(int(seed) % 3 - 1), 0
         return [self.x, 0.0]
 
     def step(self, action):

@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(spec.discrete, Some(2));
         assert_eq!((spec.act.low.clone(), spec.act.high.clone()), (vec![0.0; 2], vec![1.0; 2]));
         assert_eq!(spec.act_kind(), "Discrete(2)");
-        assert_eq!(env.reset(1).unwrap(), vec![1.0, 0.0]);
+        assert_eq!(env.reset(5).unwrap(), vec![1.0, 0.0]); // x = 5 mod 3 − 1
         // One-hot (0, 1) is action 1: x 1 → 2; then (1, 0) is action 0: x 2 → 1; then 1, 1:
         // x = 3 ends the episode inside the MDP at t = 4, before the time limit of 8.
         let s = env.step(&[0.0, 1.0]).unwrap();
@@ -406,7 +406,7 @@ mod tests {
         let mut pi = crate::agent::rollout::Random::one_hot(2, 3);
         let out = crate::agent::rollout::episode(&mut env, &mut pi, 0, 100).unwrap();
         let ep = &out.episode;
-        // From x = 0 every path ends by |x| = 3 or by 8 steps: at most 8 steps.
+        // From x = −1 every path ends by |x| = 3 or by 8 steps: at most 8 steps.
         assert!(ep.len() <= 8);
         let n = ep.len();
         assert_eq!(ep.cont[..n - 1], vec![1.0; n - 1][..]);

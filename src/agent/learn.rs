@@ -220,6 +220,36 @@ impl Agent {
             ));
         };
         let act_var = b.action;
+        let discrete = matches!(m.vars[act_var].ty, crate::ir::VarType::OneHot { .. });
+        match (discrete, spec.discrete) {
+            (true, None) => {
+                return Err(diag(
+                    Code::EnvSpace,
+                    format!(
+                        "`{}` acts with a discrete (one-hot) `{}`; `{}` has a continuous action space {}",
+                        m.name,
+                        m.vars[act_var].name,
+                        spec.id,
+                        spec.act_kind()
+                    ),
+                    "a Categorical policy acts in a Discrete(n) space: declare the action `input a[t] : real[A]` with a TanhNormal policy for a Box space",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(diag(
+                    Code::EnvSpace,
+                    format!(
+                        "`{}` acts with a real `{}`; `{}` has a discrete action space {}",
+                        m.name,
+                        m.vars[act_var].name,
+                        spec.id,
+                        spec.act_kind()
+                    ),
+                    "declare the action `input a[t] : onehot[A]` with `policy a[t] ~ Categorical(logits = actor(h[t], s[t]))` for a Discrete space (models/dreamer.vmodel does it from the environment)",
+                ))
+            }
+            _ => {}
+        }
         if m.vars[act_var].ty.size() != spec.act.dim() {
             return Err(diag(
                 Code::EnvSpace,
@@ -463,10 +493,22 @@ impl Agent {
         let spec = env.spec().clone();
         let max = spec.max_steps.unwrap_or(1000);
         let (low, high) = (spec.act.low.clone(), spec.act.high.clone());
-        let map = move |a: &[f32]| to_box(a, &low, &high);
+        let discrete = spec.discrete.is_some();
+        // A one-hot action goes to the environment as it is (the bridge sends its index).
+        let map = move |a: &[f32]| {
+            if discrete {
+                a.to_vec()
+            } else {
+                to_box(a, &low, &high)
+            }
+        };
         let out = if random {
             let d = spec.act.dim();
-            let mut pi = Random::new(&vec![-1.0; d], &vec![1.0; d], seed);
+            let mut pi = if discrete {
+                Random::one_hot(d, seed)
+            } else {
+                Random::new(&vec![-1.0; d], &vec![1.0; d], seed)
+            };
             episode_in(env, &mut pi, seed, max, map)?
         } else {
             self.policy.set_values(&self.values);

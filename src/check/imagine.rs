@@ -18,7 +18,8 @@ use crate::ir::*;
 use crate::parse::ast::{self, ImagineFactor, ImagineRole, Item, SettingAst, StmtAst, TargetIndex};
 use crate::span::Span;
 
-const SETTINGS: &str = "reward, alpha, critic, horizon, discount, lambda, start, continue";
+const SETTINGS: &str =
+    "reward, alpha, critic, horizon, discount, lambda, start, continue, estimator";
 
 /// The general-case context of an imagined step: `t` is the step τ of the rollout.
 fn general(block: Option<Block>) -> Cx {
@@ -138,6 +139,7 @@ impl Ck {
         let mut discount = 0.99;
         let mut lambda = 0.95;
         let mut cont: Option<Continuation> = None;
+        let mut estimator: Option<(String, Span)> = None;
         let mut done: Vec<(String, Span)> = Vec::new();
         for s in settings {
             let key = s.key.name.clone();
@@ -239,6 +241,19 @@ impl Ck {
                     }
                     None => ok = false,
                 },
+                "estimator" => match &s.value.kind {
+                    ast::ExprKind::Name(id) if id.name == "straight_through" => {
+                        estimator = Some((id.name.clone(), s.value.span))
+                    }
+                    ast::ExprKind::Name(id) if id.name == "score_function" || id.name == "reinforce" => {
+                        self.bad_imagine(s, s.value.span, "the score-function (REINFORCE) estimator is not implemented for imagined actions", "use `estimator = straight_through` (DreamerV3's: the one-hot sample forward, the gradient of its probabilities backward)");
+                        ok = false;
+                    }
+                    _ => {
+                        self.bad_imagine(s, s.value.span, "not an estimator", "a discrete action's gradient: `estimator = straight_through`");
+                        ok = false;
+                    }
+                },
                 "continue" => match self.continuation(s) {
                     Some(c) => cont = Some(c),
                     None => ok = false,
@@ -324,6 +339,19 @@ impl Ck {
             }
         };
         let ((reward, reward_parents), (critic, critic_net, critic_parents)) = (reward?, critic?);
+        let discrete = matches!(self.var(action).ty, VarType::OneHot { .. });
+        if let (false, Some((_, span))) = (discrete, &estimator) {
+            let name = self.var(action).name.clone();
+            self.err(
+                Diagnostic::new(
+                    Code::BadImagineSetting,
+                    format!("`estimator` names a discrete action's gradient; `{name}` is real"),
+                )
+                .label(*span, "for a `onehot` action only")
+                .help("a real action's policy is reparameterised: remove the `estimator` line"),
+            );
+            return None;
+        }
         if !ok {
             return None;
         }
@@ -344,6 +372,7 @@ impl Ck {
             lambda,
             start: ImagineStart::Posterior,
             cont,
+            straight_through: discrete,
         })
     }
 
@@ -418,7 +447,12 @@ impl Ck {
         };
         let fits = v.is_some_and(|v| {
             let var = self.var(v);
-            var.role == Role::Input && var.timed && matches!(var.ty, VarType::Real { .. })
+            var.role == Role::Input
+                && var.timed
+                && matches!(
+                    var.ty,
+                    VarType::Real { .. } | VarType::OneHot { groups: 1, .. }
+                )
         });
         if fits && t.index == TargetIndex::T {
             return v;
@@ -428,8 +462,8 @@ impl Ck {
                 Code::ImagineNoPolicy,
                 format!("`{}` is not an action the policy can draw", t.name.name),
             )
-            .label(t.span, "not a time-indexed real `input` at `[t]`")
-            .help("the action is data for the world model and a latent in imagination: declare `input a[t] : real[A]` and write `policy a[t] ~ …`"),
+            .label(t.span, "not a time-indexed real or one-hot `input` at `[t]`")
+            .help("the action is data for the world model and a latent in imagination: declare `input a[t] : real[A]` (or `onehot[A]` for discrete actions) and write `policy a[t] ~ …`"),
         );
         None
     }

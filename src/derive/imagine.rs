@@ -265,7 +265,9 @@ pub fn derive(m: &Model, b: &Behaviour) -> Imagination {
     };
     let discounted: Vec<f64> = (0..h).map(|k| gamma.powi(k as i32)).collect();
     let reparam = b.policy.family.spec().reparam.is_some();
-    let through = if reparam {
+    let through = if b.straight_through {
+        "the gradient reaches the policy through its straight-through one-hot actions (the sample forward, the softmax's gradient backward) and the frozen dynamics"
+    } else if reparam {
         "the gradient reaches the policy through its reparameterised actions and the frozen dynamics"
     } else {
         "the policy's samples are not reparameterised: its gradient needs a score-function estimator"

@@ -635,6 +635,10 @@ pub struct Behaviour {
     /// The learned continuation head (`continue = c`), when episodes can terminate: the
     /// imagined discount at step τ is γ·P(c_τ = 1 | model state).
     pub cont: Option<Continuation>,
+    /// A discrete (one-hot) action drawn from a Categorical policy, its gradient by
+    /// straight-through (`estimator = straight_through`: the one-hot sample forward, the
+    /// softmax's gradient backward, through the frozen dynamics as DreamerV3).
+    pub straight_through: bool,
 }
 
 /// A continuation head: a timed observed scalar `c[t] ~ Bernoulli(logits = f(state))` of the
