@@ -1,7 +1,7 @@
 //! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
 //! the loop itself is the library's ([`vic::agent::learn::Agent`]).
 
-use super::session::{flag_error, open};
+use super::session::{flag_error, open_for};
 use super::{FAILED, OK};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -235,7 +235,22 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             );
         }
     }
-    let session = match open(&a.file, color) {
+    let mut env = match vic::agent::open(&a.env) {
+        Ok(e) => e,
+        Err(d) => {
+            super::session::coded(d.code, d.message, &d.help);
+            return FAILED;
+        }
+    };
+    let shape = {
+        let sp = env.spec();
+        vic::parse::env::EnvShape {
+            obs: sp.obs.dim(),
+            act: sp.act.dim(),
+            discrete: sp.discrete.is_some(),
+        }
+    };
+    let session = match open_for(&a.file, color, Some(&shape)) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -265,13 +280,6 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             );
         }
     }
-    let mut env = match vic::agent::open(&a.env) {
-        Ok(e) => e,
-        Err(d) => {
-            super::session::coded(d.code, d.message, &d.help);
-            return FAILED;
-        }
-    };
     if let Err(e) = std::fs::create_dir_all(&out) {
         return flag_error(
             format!("cannot create `{}`: {e}", out.display()),

@@ -5,6 +5,7 @@
 //! rejected before pest runs, so no input can overflow the stack here or in later stages.
 
 pub mod ast;
+pub mod env;
 mod build;
 mod depth;
 
@@ -86,7 +87,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::ident => "a name",
         Rule::expr | Rule::term | Rule::unary | Rule::postfix => "an expression",
         Rule::number | Rule::uint_lit | Rule::int_lit => "a number",
-        Rule::ty | Rule::ty_name => "a type (`real`, `unit`, `binary`, `onehot`)",
+        Rule::ty | Rule::ty_name => "a type (`real`, `unit`, `binary`, `onehot`, `action`)",
         Rule::role => "a declaration",
         Rule::dim_decl => "`dim`",
         Rule::const_decl => "`const`",
