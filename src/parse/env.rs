@@ -164,3 +164,99 @@ pub fn specialise(ast: &mut ModelAst, env: Option<&EnvShape>) -> Result<(), Vec<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = "model m {
+  dim O = env(obs, 3), A = env(act, 1)
+  observed o[t] : real[O]
+  input a[t] : action[A]
+  net actor = mlp(O -> 2*A)
+  net pick = mlp(O -> A)
+  imagine {
+    policy a[t] ~ TanhNormal.split(actor(o[t]))
+    prior a[t] ~ Flat
+    policy a[t] ~ Categorical(logits = pick(o[t]))
+    prior a[t] ~ Categorical(logits = zeros(A))
+  }
+}";
+
+    fn dims(ast: &ModelAst) -> Vec<f64> {
+        let Some(Item::Dims(bs)) = ast.items.first() else {
+            panic!("dims first")
+        };
+        bs.iter()
+            .map(|b| match b.value.kind {
+                ExprKind::Num(x) => x,
+                _ => f64::NAN,
+            })
+            .collect()
+    }
+
+    fn families(ast: &ModelAst) -> Vec<String> {
+        ast.items
+            .iter()
+            .flat_map(|it| match it {
+                Item::Imagine { factors, .. } => factors
+                    .iter()
+                    .filter_map(|f| match &f.stmt {
+                        StmtAst::Sample { dist, .. } => Some(dist.family.name.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    fn nets(ast: &ModelAst) -> Vec<String> {
+        (ast.items.iter())
+            .filter_map(|it| match it {
+                Item::Net { name, .. } => Some(name.name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn action_type(ast: &ModelAst) -> String {
+        (ast.items.iter())
+            .find_map(|it| match it {
+                Item::Var { name, ty, .. } if name.name == "a" => Some(ty.name.name.clone()),
+                _ => None,
+            })
+            .expect("a")
+    }
+
+    #[test]
+    fn defaults_without_an_environment_and_sizes_from_one() {
+        let mut ast = crate::parse::parse(SRC).expect("parses");
+        specialise(&mut ast, None).expect("ok");
+        assert_eq!(dims(&ast), vec![3.0, 1.0]);
+        assert_eq!(action_type(&ast), "real");
+        assert_eq!(families(&ast), vec!["TanhNormal", "Flat"]);
+        assert_eq!(nets(&ast), vec!["actor"]);
+        let mut ast = crate::parse::parse(SRC).expect("parses");
+        let cartpole = EnvShape {
+            obs: 4,
+            act: 2,
+            discrete: true,
+        };
+        specialise(&mut ast, Some(&cartpole)).expect("ok");
+        assert_eq!(dims(&ast), vec![4.0, 2.0]);
+        assert_eq!(action_type(&ast), "onehot");
+        assert_eq!(families(&ast), vec!["Categorical", "Categorical"]);
+        assert_eq!(nets(&ast), vec!["pick"]);
+    }
+
+    #[test]
+    fn malformed_environment_sizes_are_e089() {
+        for bad_src in ["env(obs)", "env(rew, 3)", "env(obs, 0)", "env(obs, x)"] {
+            let mut ast = crate::parse::parse(&SRC.replace("env(obs, 3)", bad_src)).expect("parses");
+            let e = specialise(&mut ast, None).expect_err(bad_src);
+            assert_eq!(e[0].code, Code::BadEnvSize, "{bad_src}");
+            assert!(e[0].help.contains("env(obs, 3)"), "{}", e[0].help);
+        }
+    }
+}
