@@ -334,7 +334,11 @@ fn a_terminating_discrete_environment_through_the_bridge_stores_its_ends_and_res
         // x starts in {−1, 0, 1} and moves by ±1: the end is |x_final| = 3, read back from
         // the stored observation before the last action and that action.
         let x = ep.obs[(n - 1) * 2];
-        let step = if ep.act[(n - 1) * 2 + 1] == 1.0 { 1.0 } else { -1.0 };
+        let step = if ep.act[(n - 1) * 2 + 1] == 1.0 {
+            1.0
+        } else {
+            -1.0
+        };
         let terminal = (x + step).abs() >= 3.0;
         assert_eq!(ep.cont[n - 1], if terminal { 0.0 } else { 1.0 }, "{ep:?}");
         if terminal {
@@ -344,14 +348,20 @@ fn a_terminating_discrete_environment_through_the_bridge_stores_its_ends_and_res
             cut += 1;
         }
     }
-    assert!(ended > 0 && cut + ended == replay.episodes.len(), "{ended} {cut}");
+    assert!(
+        ended > 0 && cut + ended == replay.episodes.len(),
+        "{ended} {cut}"
+    );
     // A model whose action is one-hot in a Box environment is a diagnostic, not a panic.
     let disc = dir.join("disc.vmodel");
     std::fs::write(
         &disc,
         ANY_ENV
             .replace("input    a[t] : action[A]", "input    a[t] : onehot[A]")
-            .replace("    policy a[t] ~ TanhNormal.split(actor(h[t], s[t]))\n", "")
+            .replace(
+                "    policy a[t] ~ TanhNormal.split(actor(h[t], s[t]))\n",
+                "",
+            )
             .replace("    prior  a[t] ~ Flat\n", ""),
     )
     .expect("write");

@@ -397,7 +397,10 @@ fn a_discrete_policys_imagined_objective_matches_the_exact_sum_over_its_actions(
     let u: Vec<f64> = (0..n).map(|_| r.gen::<f32>() as f64).collect();
     let mut want = 0.0;
     for (i, &ui) in u.iter().enumerate() {
-        let x: Vec<f64> = s.starts[0][2 * i..2 * i + 2].iter().map(|&v| v as f64).collect();
+        let x: Vec<f64> = s.starts[0][2 * i..2 * i + 2]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
         let (q, ret) = discrete_hand(&s, &x);
         let mut acc = 0.0;
         let drawn = (0..3)
@@ -408,7 +411,13 @@ fn a_discrete_policys_imagined_objective_matches_the_exact_sum_over_its_actions(
             .unwrap_or(2);
         want += ret[drawn];
     }
-    close("α·R^λ_1 (drawn actions)", st.objective, want / n as f64, 1e-4, 1e-5);
+    close(
+        "α·R^λ_1 (drawn actions)",
+        st.objective,
+        want / n as f64,
+        1e-4,
+        1e-5,
+    );
     // 2. Every start the same: the objective's mean over many draws is the exact expectation
     //    Σ_k q(k) R(k), within 5 standard errors of the exact variance.
     let n = 20_000;
@@ -421,7 +430,11 @@ fn a_discrete_policys_imagined_objective_matches_the_exact_sum_over_its_actions(
     let x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
     let (q, ret) = discrete_hand(&s, &x);
     let mean: f64 = q.iter().zip(&ret).map(|(a, b)| a * b).sum();
-    let var: f64 = q.iter().zip(&ret).map(|(a, b)| a * (b - mean).powi(2)).sum();
+    let var: f64 = q
+        .iter()
+        .zip(&ret)
+        .map(|(a, b)| a * (b - mean).powi(2))
+        .sum();
     let se = (var / n as f64).sqrt();
     assert!(var > 1e-6, "the actions matter: {ret:?}");
     assert!(

@@ -20,6 +20,13 @@
 //! α·V): the same maximiser as the displayed bound J (α > 0 is a constant factor), and a
 //! critic whose targets do not grow by 1/α (10⁴ for DreamerV2's α = 10⁻⁴).
 //! The start states are split over two workers (one per core), as the world model's batch.
+//!
+//! With a continuation head (`continue = c`, issue 19) the actor's program also evaluates
+//! P(c_τ = 1 | state_τ) at every step: it multiplies γ in the λ-returns, its adjoint
+//! ([`returns::lambda_return_grad_cont`]) seeds it (the actor's gradient flows through the
+//! continuation too), and the critic's loss at τ is weighted by Π_{k<τ} P(c_k = 1). A discrete
+//! (one-hot) action is drawn straight-through by the step program. Start states may carry
+//! weights (0 for the padded steps of a short episode's window).
 
 use super::returns;
 use crate::derive::imagine::{Imagination, ImaginedCompute, Learner, Trainable};

@@ -389,13 +389,19 @@ mod tests {
             .expect("the bridge starts");
         let spec = env.spec().clone();
         assert_eq!(spec.discrete, Some(2));
-        assert_eq!((spec.act.low.clone(), spec.act.high.clone()), (vec![0.0; 2], vec![1.0; 2]));
+        assert_eq!(
+            (spec.act.low.clone(), spec.act.high.clone()),
+            (vec![0.0; 2], vec![1.0; 2])
+        );
         assert_eq!(spec.act_kind(), "Discrete(2)");
         assert_eq!(env.reset(5).unwrap(), vec![1.0, 0.0]); // x = 5 mod 3 − 1
-        // One-hot (0, 1) is action 1: x 1 → 2; then (1, 0) is action 0: x 2 → 1; then 1, 1:
-        // x = 3 ends the episode inside the MDP at t = 4, before the time limit of 8.
+                                                           // One-hot (0, 1) is action 1: x 1 → 2; then (1, 0) is action 0: x 2 → 1; then 1, 1:
+                                                           // x = 3 ends the episode inside the MDP at t = 4, before the time limit of 8.
         let s = env.step(&[0.0, 1.0]).unwrap();
-        assert_eq!((s.obs.clone(), s.reward, s.terminated), (vec![2.0, 1.0], 1.0, false));
+        assert_eq!(
+            (s.obs.clone(), s.reward, s.terminated),
+            (vec![2.0, 1.0], 1.0, false)
+        );
         let s = env.step(&[1.0, 0.0]).unwrap();
         assert_eq!(s.obs, vec![1.0, 2.0]);
         env.step(&[0.0, 1.0]).unwrap();
@@ -412,7 +418,10 @@ mod tests {
         assert_eq!(ep.cont[..n - 1], vec![1.0; n - 1][..]);
         assert_eq!(out.terminated, ep.terminated());
         assert_eq!(ep.cont[n - 1], if out.terminated { 0.0 } else { 1.0 });
-        assert_eq!(env.step(&[1.0, 1.0, 0.0]).unwrap_err().code, Code::EnvProtocol);
+        assert_eq!(
+            env.step(&[1.0, 1.0, 0.0]).unwrap_err().code,
+            Code::EnvProtocol
+        );
     }
 
     #[test]

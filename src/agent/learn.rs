@@ -151,11 +151,7 @@ fn diag(code: Code, msg: impl Into<String>, help: &str) -> Diagnostic {
 /// The observation and reward variables of a model for an environment with `obs_dim`
 /// observation values: the timed observed variables, one of that size and one scalar (the
 /// continuation flag `cont`, when the model has one, apart).
-fn io_vars(
-    p: &Program,
-    obs_dim: usize,
-    cont: Option<VarId>,
-) -> Result<(VarId, VarId), Diagnostic> {
+fn io_vars(p: &Program, obs_dim: usize, cont: Option<VarId>) -> Result<(VarId, VarId), Diagnostic> {
     let m = &p.model;
     let observed: Vec<VarId> = (0..m.vars.len())
         .filter(|&v| m.vars[v].role == Role::Observed && m.vars[v].timed && Some(v) != cont)

@@ -124,7 +124,11 @@ impl Replay {
         let weights: Vec<usize> = self
             .episodes
             .iter()
-            .map(|e| (e.len() + 1).saturating_sub(t).max(usize::from(!e.is_empty())))
+            .map(|e| {
+                (e.len() + 1)
+                    .saturating_sub(t)
+                    .max(usize::from(!e.is_empty()))
+            })
             .collect();
         let total: usize = weights.iter().sum();
         if total == 0 || t == 0 {
@@ -163,7 +167,7 @@ impl Replay {
                 mask.resize(mask.len() + pad, 0.0);
             }
         }
-        if mask.iter().any(|&m| m == 0.0) {
+        if mask.contains(&0.0) {
             out.mask = Some(mask);
         }
         Some(out)
@@ -254,7 +258,9 @@ impl Replay {
         };
         let (n, t, o) = obs.dim();
         if cont.as_ref().is_some_and(|c| c.dim() != (n, t)) {
-            return Err(bad("the continuation flags disagree with the rewards".into()));
+            return Err(bad(
+                "the continuation flags disagree with the rewards".into()
+            ));
         }
         let a = act.dim().2;
         if act.dim().0 != n || act.dim().1 != t || rew.dim() != (n, t) {
@@ -317,7 +323,9 @@ mod tests {
             obs: (0..len * 2).map(|i| base + i as f32).collect(),
             act: (0..len).map(|i| -(base + i as f32)).collect(),
             rew: (0..len).map(|i| base * 10.0 + i as f32).collect(),
-            cont: (0..len).map(|i| if i + 1 == len { 0.0 } else { 1.0 }).collect(),
+            cont: (0..len)
+                .map(|i| if i + 1 == len { 0.0 } else { 1.0 })
+                .collect(),
         }
     }
 

@@ -85,7 +85,11 @@ pub fn lambda_return_grad_cont(
         for (j, ac) in acc.iter_mut().enumerate() {
             let i = t * b + j;
             let a = d_ret[i] + *ac;
-            let next = if t + 1 < h { ret[i + b] } else { val[h * b + j] };
+            let next = if t + 1 < h {
+                ret[i + b]
+            } else {
+                val[h * b + j]
+            };
             d_cont[i] = a * gamma * ((1.0 - lambda) * val[i + b] + lambda * next);
             *ac = gamma * cont[i] * lambda * a;
         }
@@ -195,7 +199,11 @@ mod tests {
             p[i] += eps;
             m[i] -= eps;
             let fd = (loss(&p) - loss(&m)) / (2.0 * eps as f64);
-            assert!((fd - d[i] as f64).abs() < 2e-3, "cont {i}: {fd} vs {}", d[i]);
+            assert!(
+                (fd - d[i] as f64).abs() < 2e-3,
+                "cont {i}: {fd} vs {}",
+                d[i]
+            );
         }
     }
 

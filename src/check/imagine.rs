@@ -245,12 +245,19 @@ impl Ck {
                     ast::ExprKind::Name(id) if id.name == "straight_through" => {
                         estimator = Some((id.name.clone(), s.value.span))
                     }
-                    ast::ExprKind::Name(id) if id.name == "score_function" || id.name == "reinforce" => {
+                    ast::ExprKind::Name(id)
+                        if id.name == "score_function" || id.name == "reinforce" =>
+                    {
                         self.bad_imagine(s, s.value.span, "the score-function (REINFORCE) estimator is not implemented for imagined actions", "use `estimator = straight_through` (DreamerV3's: the one-hot sample forward, the gradient of its probabilities backward)");
                         ok = false;
                     }
                     _ => {
-                        self.bad_imagine(s, s.value.span, "not an estimator", "a discrete action's gradient: `estimator = straight_through`");
+                        self.bad_imagine(
+                            s,
+                            s.value.span,
+                            "not an estimator",
+                            "a discrete action's gradient: `estimator = straight_through`",
+                        );
                         ok = false;
                     }
                 },
@@ -379,7 +386,8 @@ impl Ck {
     /// `continue = c`: a timed observed scalar whose general case in p is
     /// `Bernoulli(logits = …)` over the model state (`E088` otherwise).
     fn continuation(&mut self, s: &SettingAst) -> Option<Continuation> {
-        let help = "name the observed continuation flag of the world model: `observed c[t] : binary`, \
+        let help =
+            "name the observed continuation flag of the world model: `observed c[t] : binary`, \
                     `c[t] ~ Bernoulli(logits = cont(h[t], s[t]))` in p, and `continue = c` here";
         let var = match &s.value.kind {
             ast::ExprKind::Name(id) => match self.resolve(id) {
@@ -402,9 +410,8 @@ impl Ck {
             );
             return None;
         }
-        let factor = (self.model.factors.iter()).find(|f| {
-            f.block == Block::P && f.var == v && matches!(f.case, TimeCase::From(_))
-        });
+        let factor = (self.model.factors.iter())
+            .find(|f| f.block == Block::P && f.var == v && matches!(f.case, TimeCase::From(_)));
         let logits = match factor.map(|f| &f.body) {
             Some(FactorBody::Sample(Dist {
                 family: crate::family::Family::Bernoulli,
@@ -414,7 +421,10 @@ impl Ck {
                 self.bad_imagine(
                     s,
                     s.value.span,
-                    &format!("`{}[t]` is not drawn from `Bernoulli(logits = …)` in p", var.name),
+                    &format!(
+                        "`{}[t]` is not drawn from `Bernoulli(logits = …)` in p",
+                        var.name
+                    ),
                     help,
                 );
                 return None;

@@ -42,7 +42,8 @@ fn env_size(e: &Expr, env: Option<&EnvShape>) -> Option<Result<f64, Diagnostic>>
     if fun.name != "env" {
         return None;
     }
-    let (Some(Arg::Pos(which)), Some(Arg::Pos(default)), 2) = (args.first(), args.get(1), args.len())
+    let (Some(Arg::Pos(which)), Some(Arg::Pos(default)), 2) =
+        (args.first(), args.get(1), args.len())
     else {
         return Some(Err(bad(e.span, "`env` takes a size's name and a default")));
     };
@@ -133,9 +134,7 @@ pub fn specialise(ast: &mut ModelAst, env: Option<&EnvShape>) -> Result<(), Vec<
             if of_role.len() != 2 {
                 continue;
             }
-            let is_cat = |f: &ImagineFactor| {
-                matches!(&f.stmt, StmtAst::Sample { dist, .. } if dist.family.name == "Categorical")
-            };
+            let is_cat = |f: &ImagineFactor| matches!(&f.stmt, StmtAst::Sample { dist, .. } if dist.family.name == "Categorical");
             let cats = of_role.iter().filter(|&&i| is_cat(&factors[i])).count();
             if cats != 1 {
                 continue; // the checker reports two statements
@@ -253,7 +252,8 @@ mod tests {
     #[test]
     fn malformed_environment_sizes_are_e089() {
         for bad_src in ["env(obs)", "env(rew, 3)", "env(obs, 0)", "env(obs, x)"] {
-            let mut ast = crate::parse::parse(&SRC.replace("env(obs, 3)", bad_src)).expect("parses");
+            let mut ast =
+                crate::parse::parse(&SRC.replace("env(obs, 3)", bad_src)).expect("parses");
             let e = specialise(&mut ast, None).expect_err(bad_src);
             assert_eq!(e[0].code, Code::BadEnvSize, "{bad_src}");
             assert!(e[0].help.contains("env(obs, 3)"), "{}", e[0].help);

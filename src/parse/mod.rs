@@ -5,9 +5,9 @@
 //! rejected before pest runs, so no input can overflow the stack here or in later stages.
 
 pub mod ast;
-pub mod env;
 mod build;
 mod depth;
+pub mod env;
 
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
