@@ -295,6 +295,26 @@ fn a_terminating_discrete_environment_through_the_bridge_stores_its_ends_and_res
     let o = vic(&["check", model.to_str().expect("utf-8")]);
     let (out, e) = text(&o);
     assert!(o.status.success() && out.contains("0 warning"), "{out}{e}");
+    // DreamerV3's options resume exactly too (their state: the moving percentiles).
+    let v3 = ["--return-norm", "--symlog-rewards"];
+    let (c, d) = (dir.join("c3"), dir.join("d3"));
+    faller(&model, &c, 150, &v3);
+    let mut resume = v3.to_vec();
+    resume.extend(["--resume", c.to_str().expect("utf-8")]);
+    faller(&model, &c, 250, &resume);
+    faller(&model, &d, 250, &v3);
+    let (mc, md) = (
+        lines(&c.join("metrics.jsonl")),
+        lines(&d.join("metrics.jsonl")),
+    );
+    assert_eq!(mc.len(), md.len());
+    for (x, y) in mc.iter().zip(&md) {
+        let (mut x, mut y) = (x.clone(), y.clone());
+        x.as_object_mut().expect("object").remove("time");
+        y.as_object_mut().expect("object").remove("time");
+        assert_eq!(x, y, "resumed vs uninterrupted (V3 options)");
+        assert!(x["return_scale"].as_f64().is_some_and(|s| s >= 1.0), "{x}");
+    }
     let (a, b) = (dir.join("a"), dir.join("b"));
     faller(&model, &a, 150, &[]);
     faller(&model, &a, 250, &["--resume", a.to_str().expect("utf-8")]);

@@ -95,6 +95,10 @@ struct Setup {
 }
 
 fn setup(src: &str, n: usize) -> Setup {
+    setup_with(src, n, BehaviourConfig::default())
+}
+
+fn setup_with(src: &str, n: usize, cfg: BehaviourConfig) -> Setup {
     let m = vic::compile(src, "tiny.vmodel").expect("compiles");
     let program = Program::new(m.ir(), &m.elbo()).expect("lowers");
     let store = program
@@ -115,8 +119,8 @@ fn setup(src: &str, n: usize) -> Setup {
         }
     }
     let im = program.elbo.imagination.clone().expect("an imagine block");
-    let bh = Behaviour::new(&program, &im, &index, n, 1, BehaviourConfig::default())
-        .expect("compiles the behaviour programs");
+    let bh =
+        Behaviour::new(&program, &im, &index, n, 1, cfg).expect("compiles the behaviour programs");
     let starts = bh
         .state_vars
         .iter()
@@ -447,4 +451,64 @@ fn a_discrete_policys_imagined_objective_matches_the_exact_sum_over_its_actions(
     let p = |name: &str| param(&s, name);
     let c = 1.0 / (1.0 + (-affine(&x, p("net.cont.l0.w"), p("net.cont.l0.b"))[0]).exp());
     assert!(c < 0.95, "a continuation probability that matters: {c}");
+}
+
+#[test]
+fn return_normalisation_divides_the_actors_gradient_by_the_percentile_range() {
+    let n = 6;
+    let plain = setup(DREAMER, n);
+    let mut normed = setup_with(
+        DREAMER,
+        n,
+        BehaviourConfig {
+            return_norm: true,
+            ..BehaviourConfig::default()
+        },
+    );
+    let mut plain = plain;
+    let (sa, ga, gca) = plain
+        .bh
+        .gradients(&plain.starts, None, &plain.values, &mut rng::seeded(4))
+        .expect("finite");
+    // A range below 1 does not scale (max(1, S)); a range of 4 divides by 4.
+    for (range, div) in [(0.5f64, 1.0f64), (4.0, 4.0)] {
+        normed.bh.percentiles = (-1.0, -1.0 + range);
+        let (sb, gb, gcb) = normed
+            .bh
+            .gradients(&normed.starts, None, &normed.values, &mut rng::seeded(4))
+            .expect("finite");
+        assert_eq!(sb.return_scale, Some(div));
+        close("objective", sb.objective, sa.objective, 1e-6, 1e-7);
+        for (x, y) in ga.iter().flatten().zip(gb.iter().flatten()) {
+            close("actor gradient", *y as f64, *x as f64 / div, 1e-5, 1e-8);
+        }
+        // The critic's regression is not normalised.
+        for (x, y) in gca.iter().flatten().zip(gcb.iter().flatten()) {
+            close("critic gradient", *y as f64, *x as f64, 1e-6, 1e-9);
+        }
+        // The percentiles of the returns, by hand from the same returns.
+        let (lo, hi) = sb.return_percentiles.expect("tracked");
+        assert!(lo <= hi);
+    }
+    // The moving percentiles move 1% of the way to this update's.
+    normed.bh.percentiles = (0.0, 0.0);
+    let st = vic::agent::behaviour::BehaviourStats {
+        return_percentiles: Some((-10.0, 30.0)),
+        ..Default::default()
+    };
+    normed.bh.track_returns(&st);
+    let (lo, hi) = normed.bh.percentiles;
+    close("moving 5th percentile", lo, -0.1, 1e-12, 1e-12);
+    close("moving 95th percentile", hi, 0.3, 1e-12, 1e-12);
+    assert_eq!(
+        vic::agent::behaviour::symexp(vic::agent::behaviour::symlog(-7.5)),
+        -7.5
+    );
+    close(
+        "symlog",
+        vic::agent::behaviour::symlog(9.0) as f64,
+        10f64.ln(),
+        1e-6,
+        0.0,
+    );
 }

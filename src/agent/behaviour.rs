@@ -52,6 +52,25 @@ pub struct BehaviourConfig {
     pub critic_lr: f64,
     /// Global gradient-norm clipping of each learner (Dreamer: 100).
     pub clip: f64,
+    /// DreamerV3's return normalisation: the actor's objective is divided by max(1, S), S an
+    /// exponential moving average (decay 0.99) of the 95th − 5th percentile of the imagined
+    /// λ-returns (off: Dreamer V1/V2's unnormalised objective).
+    #[serde(default)]
+    pub return_norm: bool,
+    /// DreamerV3's symlog rewards: the reward head learns symlog(r) = sign(r)·ln(1 + |r|) and
+    /// imagination reads symexp of its output (off: the reward as it is).
+    #[serde(default)]
+    pub symlog_rewards: bool,
+}
+
+/// sign(x)·ln(1 + |x|).
+pub fn symlog(x: f32) -> f32 {
+    x.signum() * x.abs().ln_1p()
+}
+
+/// The inverse of [`symlog`]: sign(x)·(exp|x| − 1).
+pub fn symexp(x: f32) -> f32 {
+    x.signum() * x.abs().exp_m1()
 }
 
 impl Default for BehaviourConfig {
@@ -60,6 +79,8 @@ impl Default for BehaviourConfig {
             actor_lr: 8e-5,
             critic_lr: 8e-5,
             clip: 100.0,
+            return_norm: false,
+            symlog_rewards: false,
         }
     }
 }
@@ -79,6 +100,13 @@ pub struct BehaviourStats {
     pub actor_grad_norm: f64,
     /// The critic's gradient norm before clipping.
     pub critic_grad_norm: f64,
+    /// The 5th and 95th percentiles of this update's imagined λ-returns (with
+    /// `return_norm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_percentiles: Option<(f64, f64)>,
+    /// The scale max(1, S) the actor's objective was divided by (with `return_norm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_scale: Option<f64>,
 }
 
 /// One KL-like contribution at one step: `coef · view` (times α) enters the soft reward.
@@ -149,6 +177,8 @@ pub struct Behaviour {
     /// Parameter names in index order.
     names: Vec<String>,
     cfg: BehaviourConfig,
+    /// The return normalisation's moving percentiles (5th, 95th), when on.
+    pub percentiles: (f64, f64),
 }
 
 /// The parameter indices of what a term trains.
@@ -355,6 +385,7 @@ impl Behaviour {
             state_vars,
             names,
             cfg,
+            percentiles: (0.0, 0.0),
         })
     }
 
@@ -392,6 +423,7 @@ impl Behaviour {
         rng: &mut Rng,
     ) -> Result<BehaviourStats, String> {
         let (st, ga, gc) = self.gradients(starts, weights, values, rng)?;
+        self.track_returns(&st);
         let clip = self.cfg.clip;
         for (ids, mut grads, norm, lr) in [
             (
@@ -438,6 +470,13 @@ impl Behaviour {
         let n = self.starts();
         // Per start: weight / Σ weights (1/n without weights).
         let weighted = weights.is_some();
+        let symlog_r = self.cfg.symlog_rewards;
+        // The actor's objective is divided by max(1, S) (return normalisation).
+        let scale = if self.cfg.return_norm {
+            ((self.percentiles.1 - self.percentiles.0) as f32).max(1.0)
+        } else {
+            1.0
+        };
         let total = weights.map_or(n as f32, |w| w.iter().sum::<f32>().max(1.0));
         for sh in &mut self.shares {
             sh.wt = (0..sh.n)
@@ -472,7 +511,8 @@ impl Behaviour {
             for tau in 0..h {
                 let r = sh.actor.view(sh.rew[tau]).to_vec();
                 for i in 0..nw {
-                    let mut x = r[i] + alpha * klconst;
+                    let ri = if symlog_r { symexp(r[i]) } else { r[i] };
+                    let mut x = ri + alpha * klconst;
                     for p in &sh.kl[tau] {
                         x += alpha * p.coef * sh.actor.view(p.v)[i];
                     }
@@ -491,9 +531,9 @@ impl Behaviour {
             }
             sh.ret = returns::lambda_return(&soft, &val, &cont, nw, gamma, lambda);
             let mut d_ret = vec![0.0f32; h * nw];
-            if weighted {
+            if weighted || scale != 1.0 {
                 for (d, w) in d_ret[..nw].iter_mut().zip(&sh.wt) {
-                    *d = -w;
+                    *d = -w / scale;
                 }
             } else {
                 d_ret[..nw].fill(-1.0 / n as f32);
@@ -520,7 +560,13 @@ impl Behaviour {
             };
             for tau in 0..h {
                 let dr = &d_rew[tau * nw..(tau + 1) * nw];
-                sh.actor.seed(sh.rew[tau], |i, _| dr[i]);
+                if symlog_r {
+                    // d symexp(x)/dx = exp|x|.
+                    let r = sh.actor.view(sh.rew[tau]).to_vec();
+                    sh.actor.seed(sh.rew[tau], |i, _| dr[i] * r[i].abs().exp());
+                } else {
+                    sh.actor.seed(sh.rew[tau], |i, _| dr[i]);
+                }
                 for p in &sh.kl[tau] {
                     let c = alpha * p.coef;
                     sh.actor.seed(p.v, |i, _| c * dr[i]);
@@ -564,7 +610,7 @@ impl Behaviour {
                     .actor
                     .view(sh.rew[tau])
                     .iter()
-                    .map(|&x| x as f64)
+                    .map(|&x| if symlog_r { symexp(x) as f64 } else { x as f64 })
                     .sum::<f64>();
                 for p in &sh.kl[tau] {
                     st.neg_kl +=
@@ -625,7 +671,26 @@ impl Behaviour {
                 return Err(format!("{what} is not finite ({x})"));
             }
         }
+        if self.cfg.return_norm {
+            st.return_scale = Some(scale as f64);
+            let mut all: Vec<f32> = self.shares.iter().flat_map(|s| s.ret.clone()).collect();
+            all.sort_by(f32::total_cmp);
+            let at = |q: f64| all[((all.len() - 1) as f64 * q).round() as usize] as f64;
+            st.return_percentiles = Some((at(0.05), at(0.95)));
+        }
         Ok((st, ga, gc))
+    }
+
+    /// Moves the return normalisation's percentiles towards this update's (decay 0.99, as
+    /// DreamerV3).
+    pub fn track_returns(&mut self, st: &BehaviourStats) {
+        if let Some((lo, hi)) = st.return_percentiles {
+            let d = 0.99;
+            self.percentiles = (
+                d * self.percentiles.0 + (1.0 - d) * lo,
+                d * self.percentiles.1 + (1.0 - d) * hi,
+            );
+        }
     }
 }
 

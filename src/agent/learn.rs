@@ -92,6 +92,9 @@ pub struct Progress {
     /// The settings of the session that wrote it.
     #[serde(default)]
     pub config: Option<AgentConfig>,
+    /// The return normalisation's moving 5th and 95th percentiles (with `--return-norm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_percentiles: Option<(f64, f64)>,
 }
 
 /// What the loop tells its caller.
@@ -378,7 +381,12 @@ impl Agent {
         };
         data.insert(self.obs_var, tm(&w.obs, self.replay.obs_dim));
         data.insert(self.act_var, tm(&w.act, self.replay.act_dim));
-        data.insert(self.rew_var, tm(&w.rew, 1));
+        if self.cfg.behaviour.symlog_rewards {
+            let r: Vec<f32> = w.rew.iter().map(|&x| super::behaviour::symlog(x)).collect();
+            data.insert(self.rew_var, tm(&r, 1));
+        } else {
+            data.insert(self.rew_var, tm(&w.rew, 1));
+        }
         if let Some(c) = self.cont_var {
             data.insert(c, tm(&w.cont, 1));
         }
@@ -436,6 +444,10 @@ impl Agent {
                     "imagination runs the model one step at a time: nets over whole sequences (`rnn`), static latents and discrete draws are not available there",
                 )
             })?;
+            let mut bh = bh;
+            if let Some(p) = self.progress.return_percentiles {
+                bh.percentiles = p;
+            }
             self.behaviour = Some(bh);
         }
         let bh = self.behaviour.as_mut().expect("built above");
@@ -475,6 +487,9 @@ impl Agent {
                     "lower `--actor-lr`/`--critic-lr` or resume from the last checkpoint",
                 )
             })?;
+        if self.cfg.behaviour.return_norm {
+            self.progress.return_percentiles = Some(bh.percentiles);
+        }
         self.progress.updates += 1;
         Ok((stats.elbo, bs))
     }

@@ -55,6 +55,13 @@ pub struct AgentArgs {
     /// The critic's Adam learning rate.
     #[arg(long, default_value_t = 8e-5)]
     pub critic_lr: f64,
+    /// DreamerV3's return normalisation: divide the actor's objective by max(1, S), S a moving
+    /// average of the 95th − 5th percentile range of the imagined returns
+    #[arg(long)]
+    pub return_norm: bool,
+    /// DreamerV3's symlog rewards: the world model learns symlog(r), imagination reads symexp
+    #[arg(long)]
+    pub symlog_rewards: bool,
     /// Training environment steps between evaluations (0: none).
     #[arg(long, default_value_t = 2_000)]
     pub eval_every: u64,
@@ -313,6 +320,8 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         behaviour: BehaviourConfig {
             actor_lr: a.actor_lr,
             critic_lr: a.critic_lr,
+            return_norm: a.return_norm,
+            symlog_rewards: a.symlog_rewards,
             clip: 100.0,
         },
         eval_every: a.eval_every,
