@@ -296,7 +296,7 @@ fn a_terminating_discrete_environment_through_the_bridge_stores_its_ends_and_res
     let (out, e) = text(&o);
     assert!(o.status.success() && out.contains("0 warning"), "{out}{e}");
     // DreamerV3's options resume exactly too (their state: the moving percentiles).
-    let v3 = ["--return-norm", "--symlog-rewards"];
+    let v3 = ["--return-norm", "--symlog-rewards", "--slow-critic", "0.02"];
     let (c, d) = (dir.join("c3"), dir.join("d3"));
     faller(&model, &c, 150, &v3);
     let mut resume = v3.to_vec();
@@ -315,6 +315,7 @@ fn a_terminating_discrete_environment_through_the_bridge_stores_its_ends_and_res
         assert_eq!(x, y, "resumed vs uninterrupted (V3 options)");
         assert!(x["return_scale"].as_f64().is_some_and(|s| s >= 1.0), "{x}");
     }
+    assert!(c.join("slow_critic.bin").exists());
     let (a, b) = (dir.join("a"), dir.join("b"));
     faller(&model, &a, 150, &[]);
     faller(&model, &a, 250, &["--resume", a.to_str().expect("utf-8")]);

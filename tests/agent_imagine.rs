@@ -512,3 +512,53 @@ fn return_normalisation_divides_the_actors_gradient_by_the_percentile_range() {
         0.0,
     );
 }
+
+#[test]
+fn a_slow_critic_is_what_the_returns_bootstrap_from_and_the_critic_still_regresses() {
+    let n = 5;
+    let mut slow = setup_with(
+        DREAMER,
+        n,
+        BehaviourConfig {
+            slow_critic: 0.02,
+            ..BehaviourConfig::default()
+        },
+    );
+    // The slow copy: the critic's parameters scaled by ½ (a different value function).
+    slow.bh.slow = (slow.bh.critic_params.iter())
+        .map(|&p| slow.values[p].iter().map(|x| 0.5 * x).collect())
+        .collect();
+    let (ss, _, _) = slow
+        .bh
+        .gradients(&slow.starts, None, &slow.values, &mut rng::seeded(8))
+        .expect("finite");
+    // The same objective as a plain learner whose critic *is* the halved one.
+    let mut plain = setup(DREAMER, n);
+    let ids = plain.bh.critic_params.clone();
+    for &p in &ids {
+        plain.values[p].iter_mut().for_each(|x| *x *= 0.5);
+    }
+    let (sp, _, _) = plain
+        .bh
+        .gradients(&plain.starts, None, &plain.values, &mut rng::seeded(8))
+        .expect("finite");
+    close(
+        "objective with the slow critic",
+        ss.objective,
+        sp.objective,
+        1e-6,
+        1e-7,
+    );
+    // Without the halving the objective differs (the test sees the slow copy).
+    let mut full = setup(DREAMER, n);
+    let (sf, _, _) = full
+        .bh
+        .gradients(&full.starts, None, &full.values, &mut rng::seeded(8))
+        .expect("finite");
+    assert!(
+        (sf.objective - ss.objective).abs() > 1e-4,
+        "{} vs {}",
+        sf.objective,
+        ss.objective
+    );
+}

@@ -61,6 +61,11 @@ pub struct BehaviourConfig {
     /// imagination reads symexp of its output (off: the reward as it is).
     #[serde(default)]
     pub symlog_rewards: bool,
+    /// A slow (EMA) target critic: the λ-returns bootstrap from a copy of the critic that
+    /// moves this fraction of the way to the critic after every update (DreamerV3: 0.02;
+    /// 0: the critic itself, Dreamer V1's).
+    #[serde(default)]
+    pub slow_critic: f64,
 }
 
 /// sign(x)·ln(1 + |x|).
@@ -81,6 +86,7 @@ impl Default for BehaviourConfig {
             clip: 100.0,
             return_norm: false,
             symlog_rewards: false,
+            slow_critic: 0.0,
         }
     }
 }
@@ -179,6 +185,9 @@ pub struct Behaviour {
     cfg: BehaviourConfig,
     /// The return normalisation's moving percentiles (5th, 95th), when on.
     pub percentiles: (f64, f64),
+    /// The slow target critic's parameters ([`Behaviour::critic_params`] order), when on;
+    /// empty until the first update copies the critic.
+    pub slow: Vec<Vec<f32>>,
 }
 
 /// The parameter indices of what a term trains.
@@ -386,6 +395,7 @@ impl Behaviour {
             names,
             cfg,
             percentiles: (0.0, 0.0),
+            slow: Vec::new(),
         })
     }
 
@@ -453,6 +463,14 @@ impl Behaviour {
                 k.apply(&mut values[p], g, mo);
             }
         }
+        let tau = self.cfg.slow_critic as f32;
+        if tau > 0.0 {
+            for (&p, w) in self.critic_params.iter().zip(self.slow.iter_mut()) {
+                for (s, x) in w.iter_mut().zip(&values[p]) {
+                    *s += tau * (x - *s);
+                }
+            }
+        }
         Ok(st)
     }
 
@@ -499,10 +517,23 @@ impl Behaviour {
             }
         }
         let params: Vec<&[f32]> = values.iter().map(|v| v.as_slice()).collect();
+        // The actor's program bootstraps from the slow critic when there is one.
+        if self.cfg.slow_critic > 0.0 && self.slow.is_empty() {
+            self.slow = (self.critic_params.iter())
+                .map(|&p| values[p].clone())
+                .collect();
+        }
+        let slow = std::mem::take(&mut self.slow);
+        let mut actor_params = params.clone();
+        if self.cfg.slow_critic > 0.0 {
+            for (&p, w) in self.critic_params.iter().zip(&slow) {
+                actor_params[p] = w.as_slice();
+            }
+        }
         // Forward; λ-returns; actor seeds and backward; the critic on the imagined states.
         let (klconst, k) = (self.klconst, self.vscale);
         self.run_all(|sh| {
-            sh.actor.set_params(&params);
+            sh.actor.set_params(&actor_params);
             sh.critic.set_params(&params);
             sh.actor.forward();
             let nw = sh.n;
@@ -600,6 +631,8 @@ impl Behaviour {
             }
             sh.critic.backward();
         });
+        drop(actor_params);
+        self.slow = slow;
         // Statistics.
         let mut st = BehaviourStats::default();
         for sh in &self.shares {

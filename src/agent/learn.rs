@@ -448,6 +448,9 @@ impl Agent {
             if let Some(p) = self.progress.return_percentiles {
                 bh.percentiles = p;
             }
+            if self.cfg.behaviour.slow_critic > 0.0 && self.progress.updates > 0 {
+                bh.slow = self.load_slow(&bh)?;
+            }
             self.behaviour = Some(bh);
         }
         let bh = self.behaviour.as_mut().expect("built above");
@@ -530,8 +533,60 @@ impl Agent {
         Ok(out.episode)
     }
 
+    /// The slow target critic of a resumed run (`slow_critic.bin`: its parameters as
+    /// little-endian f32 in [`Behaviour::critic_params`] order).
+    fn load_slow(&self, bh: &Behaviour) -> Result<Vec<Vec<f32>>, Diagnostic> {
+        let path = self.dir.join("slow_critic.bin");
+        let bytes = std::fs::read(&path).map_err(|e| {
+            diag(
+                Code::BadCheckpoint,
+                format!("cannot read `{}`: {e}", path.display()),
+                "the run was written without `--slow-critic`: resume it without, or start a new run",
+            )
+        })?;
+        let sizes: Vec<usize> = (bh.critic_params.iter())
+            .map(|&p| self.values[p].len())
+            .collect();
+        if bytes.len() != 4 * sizes.iter().sum::<usize>() {
+            return Err(diag(
+                Code::BadCheckpoint,
+                format!("`{}` does not hold this model's critic", path.display()),
+                "resume with the model that wrote the run, or start a new one",
+            ));
+        }
+        let mut at = 0;
+        Ok(sizes
+            .iter()
+            .map(|&n| {
+                let w = (0..n)
+                    .map(|i| {
+                        let b = &bytes[at + 4 * i..at + 4 * i + 4];
+                        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                    })
+                    .collect();
+                at += 4 * n;
+                w
+            })
+            .collect())
+    }
+
     /// Writes the checkpoint, the replay and the counters.
     pub fn save(&mut self) -> Result<(), Diagnostic> {
+        if let Some(bh) = self.behaviour.as_ref().filter(|b| !b.slow.is_empty()) {
+            let bytes: Vec<u8> = (bh.slow.iter().flatten())
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            let tmp = self.dir.join("slow_critic.bin.tmp");
+            std::fs::write(&tmp, bytes)
+                .and_then(|_| std::fs::rename(&tmp, self.dir.join("slow_critic.bin")))
+                .map_err(|e| {
+                    diag(
+                        Code::CannotWrite,
+                        format!("cannot write `slow_critic.bin`: {e}"),
+                        "check that the run directory is writable and the disk is not full",
+                    )
+                })?;
+        }
         for (v, (_, p)) in self.values.iter().zip(self.trainer.store.iter_mut()) {
             p.set_host(v);
         }

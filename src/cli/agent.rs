@@ -62,6 +62,10 @@ pub struct AgentArgs {
     /// DreamerV3's symlog rewards: the world model learns symlog(r), imagination reads symexp
     #[arg(long)]
     pub symlog_rewards: bool,
+    /// A slow (EMA) target critic for the λ-returns, moving this fraction per update
+    /// (DreamerV3: 0.02; 0: off)
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_critic: f64,
     /// Training environment steps between evaluations (0: none).
     #[arg(long, default_value_t = 2_000)]
     pub eval_every: u64,
@@ -322,6 +326,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             critic_lr: a.critic_lr,
             return_norm: a.return_norm,
             symlog_rewards: a.symlog_rewards,
+            slow_critic: a.slow_critic,
             clip: 100.0,
         },
         eval_every: a.eval_every,
