@@ -55,17 +55,22 @@ pub struct BehaviourConfig {
     /// DreamerV3's return normalisation: the actor's objective is divided by max(1, S), S an
     /// exponential moving average (decay 0.99) of the 95th − 5th percentile of the imagined
     /// λ-returns (off: Dreamer V1/V2's unnormalised objective).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub return_norm: bool,
     /// DreamerV3's symlog rewards: the reward head learns symlog(r) = sign(r)·ln(1 + |r|) and
     /// imagination reads symexp of its output (off: the reward as it is).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub symlog_rewards: bool,
     /// A slow (EMA) target critic: the λ-returns bootstrap from a copy of the critic that
     /// moves this fraction of the way to the critic after every update (DreamerV3: 0.02;
     /// 0: the critic itself, Dreamer V1's).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub slow_critic: f64,
+}
+
+/// Off options are left out of `agent.json` (a run written before them reads the same).
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// sign(x)·ln(1 + |x|).
