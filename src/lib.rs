@@ -175,15 +175,27 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// Parse and check a source text (pure: no IO). `name` labels diagnostics.
+/// Parse and check a source text (pure: no IO). `name` labels diagnostics. Sizes taken from
+/// the environment (`dim O = env(obs, 3)`) get their defaults.
 pub fn compile(source: &str, name: &str) -> Result<Model, Failure> {
+    compile_for(source, name, None)
+}
+
+/// [`compile`] for a model run in an environment of shape `env`: its `env(obs|act, …)`
+/// sizes, `action[…]` types and doubled policies are fixed for it (`parse::env`).
+pub fn compile_for(
+    source: &str,
+    name: &str,
+    env: Option<&parse::env::EnvShape>,
+) -> Result<Model, Failure> {
     let bind = |ds: Vec<Diagnostic>| {
         let shared = std::sync::Arc::new(diag::Source::new(name, source));
         Failure {
             reports: ds.into_iter().map(|d| Report::bound(d, &shared)).collect(),
         }
     };
-    let ast = parse::parse(source).map_err(bind)?;
+    let mut ast = parse::parse(source).map_err(bind)?;
+    parse::env::specialise(&mut ast, env).map_err(bind)?;
     let checked = check::check(&ast).map_err(bind)?;
     Ok(Model {
         name: name.to_string(),

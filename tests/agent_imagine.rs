@@ -95,6 +95,10 @@ struct Setup {
 }
 
 fn setup(src: &str, n: usize) -> Setup {
+    setup_with(src, n, BehaviourConfig::default())
+}
+
+fn setup_with(src: &str, n: usize, cfg: BehaviourConfig) -> Setup {
     let m = vic::compile(src, "tiny.vmodel").expect("compiles");
     let program = Program::new(m.ir(), &m.elbo()).expect("lowers");
     let store = program
@@ -115,8 +119,8 @@ fn setup(src: &str, n: usize) -> Setup {
         }
     }
     let im = program.elbo.imagination.clone().expect("an imagine block");
-    let bh = Behaviour::new(&program, &im, &index, n, 1, BehaviourConfig::default())
-        .expect("compiles the behaviour programs");
+    let bh =
+        Behaviour::new(&program, &im, &index, n, 1, cfg).expect("compiles the behaviour programs");
     let starts = bh
         .state_vars
         .iter()
@@ -248,7 +252,7 @@ fn the_imagined_bound_and_the_critic_match_a_hand_rollout_of_a_linear_world_mode
     let n = 7;
     let mut s = setup(LINEAR, n);
     let (st, _, gc) =
-        s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(42))
+        s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(42))
             .expect("finite");
     let (obj, closs, dw, db) = hand(&s, n, 42);
     // f32 programs against an f64 hand computation: rounding only.
@@ -271,7 +275,7 @@ fn actor_gradient_matches_finite_differences(src: &str, n: usize) {
     let mut s = setup(src, n);
     let seed = 9;
     let (st, ga, _) =
-        s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(seed))
+        s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(seed))
             .expect("finite");
     assert!(st.actor_grad_norm > 1e-4, "a gradient to check");
     let ids = s.bh.actor_params.clone();
@@ -284,7 +288,7 @@ fn actor_gradient_matches_finite_differences(src: &str, n: usize) {
             let at = |x: f32, s: &mut Setup| {
                 s.values[p][e] = x;
                 let (st, _, _) =
-                    s.bh.gradients(&s.starts, &s.values, &mut rng::seeded(seed))
+                    s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(seed))
                         .expect("finite");
                 -st.objective
             };
@@ -316,4 +320,245 @@ fn the_actors_gradient_matches_finite_differences_on_a_linear_world_model() {
 #[test]
 fn the_actors_gradient_matches_finite_differences_through_a_gru_and_a_tanh_policy() {
     actor_gradient_matches_finite_differences(DREAMER, 5);
+}
+
+/// A tiny tabular model with a discrete (one-hot) action and a continuation head: the state
+/// is a deterministic function of the last state and action, the reward a table over actions
+/// plus a linear term of the state, one imagined step (H = 1).
+const DISCRETE: &str = "model tiny_discrete {
+  dim O = 2, A = 3, S = 2
+  observed o[t] : real[O]
+  observed r[t] : real
+  observed c[t] : binary
+  input    a[t] : onehot[A]
+  state    s[t] : real[S]
+  init s[0] = 0
+  init a[0] = 0
+  net trans  = mlp(S + A -> S)
+  net dec    = mlp(S -> O)
+  net rew    = mlp(S + A -> 1)
+  net cont   = mlp(S -> 1)
+  net pick   = mlp(S -> A)
+  net value  = mlp(S -> 1)
+  p {
+    s[t] = trans(s[t-1], a[t-1])
+    o[t] ~ Normal(dec(s[t]), 1)
+    r[t] ~ Normal(rew(s[t], a[t]), 1)
+    c[t] ~ Bernoulli(logits = cont(s[t]))
+  }
+  imagine {
+    policy a[t] ~ Categorical(logits = pick(s[t]))
+    prior  a[t] ~ Categorical(logits = zeros(A))
+    estimator = straight_through
+    reward   = rew(s[t], a[t])
+    alpha    = 0.5
+    critic   = value(s[t])
+    horizon  = 1
+    discount = 0.9
+    lambda   = 0.8
+    start    = posterior
+    continue = c
+  }
+}";
+
+/// For start state `x`: the policy's probabilities and, per action k, what R^λ_1 is when the
+/// policy draws k (α·units: r_k − α KL(q ‖ uniform) + γ σ(cont(x)) V(trans(x, e_k))), in f64.
+fn discrete_hand(s: &Setup, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (gamma, alpha) = (0.9f64, 0.5f64);
+    let k = 1.0 / (1.0 - gamma);
+    let p = |name: &str| param(s, name);
+    let logits = affine(x, p("net.pick.l0.w"), p("net.pick.l0.b"));
+    let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+    let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+    let q: Vec<f64> = logits.iter().map(|l| (l - m).exp() / z).collect();
+    // KL(q ‖ uniform over 3) = Σ q log q + log 3.
+    let kl: f64 = q.iter().map(|&qk| qk * qk.ln()).sum::<f64>() + 3f64.ln();
+    let c = 1.0 / (1.0 + (-affine(x, p("net.cont.l0.w"), p("net.cont.l0.b"))[0]).exp());
+    let ret = (0..3)
+        .map(|a| {
+            let mut xa = x.to_vec();
+            xa.extend((0..3).map(|j| f64::from(u8::from(j == a))));
+            let r = affine(&xa, p("net.rew.l0.w"), p("net.rew.l0.b"))[0];
+            let next = affine(&xa, p("net.trans.l0.w"), p("net.trans.l0.b"));
+            let v = k * affine(&next, p("net.value.l0.w"), p("net.value.l0.b"))[0];
+            r - alpha * kl + gamma * c * v
+        })
+        .collect();
+    (q, ret)
+}
+
+#[test]
+fn a_discrete_policys_imagined_objective_matches_the_exact_sum_over_its_actions() {
+    // 1. With the programs' own uniforms (one per start, inverse CDF), each start's return is
+    //    the hand value of the action drawn: the objective to f32 rounding.
+    let n = 9;
+    let mut s = setup(DISCRETE, n);
+    let seed = 17;
+    let (st, _, _) =
+        s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(seed))
+            .expect("finite");
+    let mut r = rng::seeded(seed);
+    let u: Vec<f64> = (0..n).map(|_| r.gen::<f32>() as f64).collect();
+    let mut want = 0.0;
+    for (i, &ui) in u.iter().enumerate() {
+        let x: Vec<f64> = s.starts[0][2 * i..2 * i + 2]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let (q, ret) = discrete_hand(&s, &x);
+        let mut acc = 0.0;
+        let drawn = (0..3)
+            .find(|&k| {
+                acc += q[k];
+                ui < acc
+            })
+            .unwrap_or(2);
+        want += ret[drawn];
+    }
+    close(
+        "α·R^λ_1 (drawn actions)",
+        st.objective,
+        want / n as f64,
+        1e-4,
+        1e-5,
+    );
+    // 2. Every start the same: the objective's mean over many draws is the exact expectation
+    //    Σ_k q(k) R(k), within 5 standard errors of the exact variance.
+    let n = 20_000;
+    let mut s = setup(DISCRETE, n);
+    let x0 = [0.7f32, -0.4];
+    s.starts[0] = (0..n).flat_map(|_| x0).collect();
+    let (st, _, _) =
+        s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(3))
+            .expect("finite");
+    let x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
+    let (q, ret) = discrete_hand(&s, &x);
+    let mean: f64 = q.iter().zip(&ret).map(|(a, b)| a * b).sum();
+    let var: f64 = q
+        .iter()
+        .zip(&ret)
+        .map(|(a, b)| a * (b - mean).powi(2))
+        .sum();
+    let se = (var / n as f64).sqrt();
+    assert!(var > 1e-6, "the actions matter: {ret:?}");
+    assert!(
+        (st.objective - mean).abs() <= 5.0 * se + 1e-5,
+        "mean over draws {} vs exact Σ_k q(k)·R(k) = {mean} (s.e. {se})",
+        st.objective
+    );
+    // Against the discount without the continuation head the difference is many s.e.: the
+    // test sees the continuation.
+    let p = |name: &str| param(&s, name);
+    let c = 1.0 / (1.0 + (-affine(&x, p("net.cont.l0.w"), p("net.cont.l0.b"))[0]).exp());
+    assert!(c < 0.95, "a continuation probability that matters: {c}");
+}
+
+#[test]
+fn return_normalisation_divides_the_actors_gradient_by_the_percentile_range() {
+    let n = 6;
+    let plain = setup(DREAMER, n);
+    let mut normed = setup_with(
+        DREAMER,
+        n,
+        BehaviourConfig {
+            return_norm: true,
+            ..BehaviourConfig::default()
+        },
+    );
+    let mut plain = plain;
+    let (sa, ga, gca) = plain
+        .bh
+        .gradients(&plain.starts, None, &plain.values, &mut rng::seeded(4))
+        .expect("finite");
+    // A range below 1 does not scale (max(1, S)); a range of 4 divides by 4.
+    for (range, div) in [(0.5f64, 1.0f64), (4.0, 4.0)] {
+        normed.bh.percentiles = (-1.0, -1.0 + range);
+        let (sb, gb, gcb) = normed
+            .bh
+            .gradients(&normed.starts, None, &normed.values, &mut rng::seeded(4))
+            .expect("finite");
+        assert_eq!(sb.return_scale, Some(div));
+        close("objective", sb.objective, sa.objective, 1e-6, 1e-7);
+        for (x, y) in ga.iter().flatten().zip(gb.iter().flatten()) {
+            close("actor gradient", *y as f64, *x as f64 / div, 1e-5, 1e-8);
+        }
+        // The critic's regression is not normalised.
+        for (x, y) in gca.iter().flatten().zip(gcb.iter().flatten()) {
+            close("critic gradient", *y as f64, *x as f64, 1e-6, 1e-9);
+        }
+        // The percentiles of the returns, by hand from the same returns.
+        let (lo, hi) = sb.return_percentiles.expect("tracked");
+        assert!(lo <= hi);
+    }
+    // The moving percentiles move 1% of the way to this update's.
+    normed.bh.percentiles = (0.0, 0.0);
+    let st = vic::agent::behaviour::BehaviourStats {
+        return_percentiles: Some((-10.0, 30.0)),
+        ..Default::default()
+    };
+    normed.bh.track_returns(&st);
+    let (lo, hi) = normed.bh.percentiles;
+    close("moving 5th percentile", lo, -0.1, 1e-12, 1e-12);
+    close("moving 95th percentile", hi, 0.3, 1e-12, 1e-12);
+    assert_eq!(
+        vic::agent::behaviour::symexp(vic::agent::behaviour::symlog(-7.5)),
+        -7.5
+    );
+    close(
+        "symlog",
+        vic::agent::behaviour::symlog(9.0) as f64,
+        10f64.ln(),
+        1e-6,
+        0.0,
+    );
+}
+
+#[test]
+fn a_slow_critic_is_what_the_returns_bootstrap_from_and_the_critic_still_regresses() {
+    let n = 5;
+    let mut slow = setup_with(
+        DREAMER,
+        n,
+        BehaviourConfig {
+            slow_critic: 0.02,
+            ..BehaviourConfig::default()
+        },
+    );
+    // The slow copy: the critic's parameters scaled by ½ (a different value function).
+    slow.bh.slow = (slow.bh.critic_params.iter())
+        .map(|&p| slow.values[p].iter().map(|x| 0.5 * x).collect())
+        .collect();
+    let (ss, _, _) = slow
+        .bh
+        .gradients(&slow.starts, None, &slow.values, &mut rng::seeded(8))
+        .expect("finite");
+    // The same objective as a plain learner whose critic *is* the halved one.
+    let mut plain = setup(DREAMER, n);
+    let ids = plain.bh.critic_params.clone();
+    for &p in &ids {
+        plain.values[p].iter_mut().for_each(|x| *x *= 0.5);
+    }
+    let (sp, _, _) = plain
+        .bh
+        .gradients(&plain.starts, None, &plain.values, &mut rng::seeded(8))
+        .expect("finite");
+    close(
+        "objective with the slow critic",
+        ss.objective,
+        sp.objective,
+        1e-6,
+        1e-7,
+    );
+    // Without the halving the objective differs (the test sees the slow copy).
+    let mut full = setup(DREAMER, n);
+    let (sf, _, _) = full
+        .bh
+        .gradients(&full.starts, None, &full.values, &mut rng::seeded(8))
+        .expect("finite");
+    assert!(
+        (sf.objective - ss.objective).abs() > 1e-4,
+        "{} vs {}",
+        sf.objective,
+        ss.objective
+    );
 }

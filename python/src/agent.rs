@@ -67,6 +67,7 @@ impl PyEnv {
                 obs,
                 act,
                 max_steps,
+                discrete: None,
             },
             error: None,
         })

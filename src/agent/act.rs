@@ -4,7 +4,8 @@
 //!
 //! Input: the model, the world model's parameter layout and a snapshot of the parameter
 //! values. Output: actions in [−1, 1] per dimension (the policy's space; the environment's box
-//! is reached by [`to_box`]). Two one-row programs: the first step of an episode (lags read
+//! is reached by [`to_box`]), or one-hot rows for a Categorical policy (a draw, or the mode:
+//! the most probable class). Two one-row programs: the first step of an episode (lags read
 //! the `init` values) and every later step (lags read the previous step).
 
 use super::rollout::Policy;
@@ -221,6 +222,11 @@ impl Policy for Filtered {
             let loc = st.w.view(st.policy.loc);
             match self.family {
                 Family::TanhNormal => loc.iter().map(|x| x.tanh()).collect(),
+                // The mode of a Categorical: the most probable class, one-hot.
+                Family::Categorical => {
+                    let k = super::env::hot_index(loc);
+                    (0..loc.len()).map(|i| f32::from(i == k)).collect()
+                }
                 _ => loc.to_vec(),
             }
         } else {

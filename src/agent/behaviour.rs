@@ -20,6 +20,13 @@
 //! α·V): the same maximiser as the displayed bound J (α > 0 is a constant factor), and a
 //! critic whose targets do not grow by 1/α (10⁴ for DreamerV2's α = 10⁻⁴).
 //! The start states are split over two workers (one per core), as the world model's batch.
+//!
+//! With a continuation head (`continue = c`, issue 19) the actor's program also evaluates
+//! P(c_τ = 1 | state_τ) at every step: it multiplies γ in the λ-returns, its adjoint
+//! ([`returns::lambda_return_grad_cont`]) seeds it (the actor's gradient flows through the
+//! continuation too), and the critic's loss at τ is weighted by Π_{k<τ} P(c_k = 1). A discrete
+//! (one-hot) action is drawn straight-through by the step program. Start states may carry
+//! weights (0 for the padded steps of a short episode's window).
 
 use super::returns;
 use crate::derive::imagine::{Imagination, ImaginedCompute, Learner, Trainable};
@@ -45,6 +52,35 @@ pub struct BehaviourConfig {
     pub critic_lr: f64,
     /// Global gradient-norm clipping of each learner (Dreamer: 100).
     pub clip: f64,
+    /// DreamerV3's return normalisation: the actor's objective is divided by max(1, S), S an
+    /// exponential moving average (decay 0.99) of the 95th − 5th percentile of the imagined
+    /// λ-returns (off: Dreamer V1/V2's unnormalised objective).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub return_norm: bool,
+    /// DreamerV3's symlog rewards: the reward head learns symlog(r) = sign(r)·ln(1 + |r|) and
+    /// imagination reads symexp of its output (off: the reward as it is).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub symlog_rewards: bool,
+    /// A slow (EMA) target critic: the λ-returns bootstrap from a copy of the critic that
+    /// moves this fraction of the way to the critic after every update (DreamerV3: 0.02;
+    /// 0: the critic itself, Dreamer V1's).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slow_critic: f64,
+}
+
+/// Off options are left out of `agent.json` (a run written before them reads the same).
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+/// sign(x)·ln(1 + |x|).
+pub fn symlog(x: f32) -> f32 {
+    x.signum() * x.abs().ln_1p()
+}
+
+/// The inverse of [`symlog`]: sign(x)·(exp|x| − 1).
+pub fn symexp(x: f32) -> f32 {
+    x.signum() * x.abs().exp_m1()
 }
 
 impl Default for BehaviourConfig {
@@ -53,6 +89,9 @@ impl Default for BehaviourConfig {
             actor_lr: 8e-5,
             critic_lr: 8e-5,
             clip: 100.0,
+            return_norm: false,
+            symlog_rewards: false,
+            slow_critic: 0.0,
         }
     }
 }
@@ -72,6 +111,13 @@ pub struct BehaviourStats {
     pub actor_grad_norm: f64,
     /// The critic's gradient norm before clipping.
     pub critic_grad_norm: f64,
+    /// The 5th and 95th percentiles of this update's imagined λ-returns (with
+    /// `return_norm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_percentiles: Option<(f64, f64)>,
+    /// The scale max(1, S) the actor's objective was divided by (with `return_norm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_scale: Option<f64>,
 }
 
 /// One KL-like contribution at one step: `coef · view` (times α) enters the soft reward.
@@ -91,6 +137,8 @@ struct Share {
     noise: Vec<(View, Noise)>,
     /// Per τ = 1..H: the reward view, the KL-like parts.
     rew: Vec<View>,
+    /// Per τ = 1..H: P(continue | state_τ), when the model has a continuation head.
+    cont: Vec<View>,
     kl: Vec<Vec<KlPart>>,
     /// V(state_τ) for τ = 2..H+1 (the actor's, frozen critic).
     val: Vec<View>,
@@ -101,6 +149,10 @@ struct Share {
     critic_out: View,
     /// Host: R^λ (H × n) of the last forward pass.
     ret: Vec<f32>,
+    /// Host: the critic's weights Π_{k<τ} P(continue) (empty without a continuation head).
+    alive: Vec<f32>,
+    /// Host: each start state's weight in the means (1/n without start weights).
+    wt: Vec<f32>,
     /// `(parameter, buffer)` of the parameters each program trains.
     actor_pbufs: Vec<(usize, BufId)>,
     critic_pbufs: Vec<(usize, BufId)>,
@@ -136,6 +188,11 @@ pub struct Behaviour {
     /// Parameter names in index order.
     names: Vec<String>,
     cfg: BehaviourConfig,
+    /// The return normalisation's moving percentiles (5th, 95th), when on.
+    pub percentiles: (f64, f64),
+    /// The slow target critic's parameters ([`Behaviour::critic_params`] order), when on;
+    /// empty until the first update copies the critic.
+    pub slow: Vec<Vec<f32>>,
 }
 
 /// The parameter indices of what a term trains.
@@ -242,6 +299,7 @@ impl Behaviour {
                 starts.push((v, d));
             }
             let (mut rew, mut kl, mut val, mut states) = (vec![], vec![], vec![], vec![]);
+            let mut cont = Vec::new();
             let asize = m.vars[b.action].ty.size();
             for tau in 1..=h as i64 {
                 let mut now = Vec::new();
@@ -260,6 +318,9 @@ impl Behaviour {
                 let parts = kl_parts(&mut e, kl_compute, q, a, &b.prior, asize, tau)?;
                 kl.push(parts);
                 rew.push(e.eval(&b.reward, tau)?);
+                if let Some(c) = &b.cont {
+                    cont.push(e.eval(&c.prob, tau)?);
+                }
                 for cv in &chain {
                     let Some(p) = cv.at(3) else {
                         return Err(Unsupported(format!(
@@ -303,12 +364,15 @@ impl Behaviour {
                 starts,
                 noise,
                 rew,
+                cont,
                 kl,
                 val,
                 states,
                 critic_in,
                 critic_out,
                 ret: vec![0.0; h * nw],
+                alive: Vec::new(),
+                wt: vec![1.0 / n.max(1) as f32; nw],
                 actor_pbufs,
                 critic_pbufs,
             });
@@ -335,6 +399,8 @@ impl Behaviour {
             state_vars,
             names,
             cfg,
+            percentiles: (0.0, 0.0),
+            slow: Vec::new(),
         })
     }
 
@@ -361,14 +427,18 @@ impl Behaviour {
     /// [`Behaviour::state_vars`] order): the actor's and the critic's gradients, then one Adam
     /// step each (their moments live in `adam` by parameter name, at `adam`'s step count).
     /// `values` holds every parameter (index order) and is updated in place.
+    /// `weights` (`n`, optional): a weight per start state (0 for the padded steps of a short
+    /// episode); the losses are weighted means.
     pub fn update(
         &mut self,
         starts: &[Vec<f32>],
+        weights: Option<&[f32]>,
         values: &mut [Vec<f32>],
         adam: &mut Adam,
         rng: &mut Rng,
     ) -> Result<BehaviourStats, String> {
-        let (st, ga, gc) = self.gradients(starts, values, rng)?;
+        let (st, ga, gc) = self.gradients(starts, weights, values, rng)?;
+        self.track_returns(&st);
         let clip = self.cfg.clip;
         for (ids, mut grads, norm, lr) in [
             (
@@ -398,6 +468,14 @@ impl Behaviour {
                 k.apply(&mut values[p], g, mo);
             }
         }
+        let tau = self.cfg.slow_critic as f32;
+        if tau > 0.0 {
+            for (&p, w) in self.critic_params.iter().zip(self.slow.iter_mut()) {
+                for (s, x) in w.iter_mut().zip(&values[p]) {
+                    *s += tau * (x - *s);
+                }
+            }
+        }
         Ok(st)
     }
 
@@ -408,10 +486,26 @@ impl Behaviour {
     pub fn gradients(
         &mut self,
         starts: &[Vec<f32>],
+        weights: Option<&[f32]>,
         values: &[Vec<f32>],
         rng: &mut Rng,
     ) -> Result<(BehaviourStats, Vec<Vec<f32>>, Vec<Vec<f32>>), String> {
         let n = self.starts();
+        // Per start: weight / Σ weights (1/n without weights).
+        let weighted = weights.is_some();
+        let symlog_r = self.cfg.symlog_rewards;
+        // The actor's objective is divided by max(1, S) (return normalisation).
+        let scale = if self.cfg.return_norm {
+            ((self.percentiles.1 - self.percentiles.0) as f32).max(1.0)
+        } else {
+            1.0
+        };
+        let total = weights.map_or(n as f32, |w| w.iter().sum::<f32>().max(1.0));
+        for sh in &mut self.shares {
+            sh.wt = (0..sh.n)
+                .map(|j| weights.map_or(1.0, |w| w[sh.start + j]) / total)
+                .collect();
+        }
         let (h, gamma, lambda, alpha) = (self.h, self.gamma, self.lambda, self.alpha);
         // Data and noise.
         for sh in &mut self.shares {
@@ -428,10 +522,23 @@ impl Behaviour {
             }
         }
         let params: Vec<&[f32]> = values.iter().map(|v| v.as_slice()).collect();
+        // The actor's program bootstraps from the slow critic when there is one.
+        if self.cfg.slow_critic > 0.0 && self.slow.is_empty() {
+            self.slow = (self.critic_params.iter())
+                .map(|&p| values[p].clone())
+                .collect();
+        }
+        let slow = std::mem::take(&mut self.slow);
+        let mut actor_params = params.clone();
+        if self.cfg.slow_critic > 0.0 {
+            for (&p, w) in self.critic_params.iter().zip(&slow) {
+                actor_params[p] = w.as_slice();
+            }
+        }
         // Forward; λ-returns; actor seeds and backward; the critic on the imagined states.
         let (klconst, k) = (self.klconst, self.vscale);
         self.run_all(|sh| {
-            sh.actor.set_params(&params);
+            sh.actor.set_params(&actor_params);
             sh.critic.set_params(&params);
             sh.actor.forward();
             let nw = sh.n;
@@ -440,7 +547,8 @@ impl Behaviour {
             for tau in 0..h {
                 let r = sh.actor.view(sh.rew[tau]).to_vec();
                 for i in 0..nw {
-                    let mut x = r[i] + alpha * klconst;
+                    let ri = if symlog_r { symexp(r[i]) } else { r[i] };
+                    let mut x = ri + alpha * klconst;
                     for p in &sh.kl[tau] {
                         x += alpha * p.coef * sh.actor.view(p.v)[i];
                     }
@@ -453,15 +561,48 @@ impl Behaviour {
                     *d = k * x;
                 }
             }
-            let cont = vec![1.0f32; h * nw];
+            let mut cont = vec![1.0f32; h * nw];
+            for (tau, cv) in sh.cont.iter().enumerate() {
+                cont[tau * nw..(tau + 1) * nw].copy_from_slice(sh.actor.view(*cv));
+            }
             sh.ret = returns::lambda_return(&soft, &val, &cont, nw, gamma, lambda);
             let mut d_ret = vec![0.0f32; h * nw];
-            d_ret[..nw].fill(-1.0 / n as f32);
+            if weighted || scale != 1.0 {
+                for (d, w) in d_ret[..nw].iter_mut().zip(&sh.wt) {
+                    *d = -w / scale;
+                }
+            } else {
+                d_ret[..nw].fill(-1.0 / n as f32);
+            }
             let (d_rew, d_val) = returns::lambda_return_grad(&d_ret, &cont, nw, gamma, lambda);
             sh.actor.zero_grads();
+            if !sh.cont.is_empty() {
+                // The continuation probabilities are differentiable functions of the imagined
+                // states: the actor is also paid for steering away from terminal states.
+                let d_cont = returns::lambda_return_grad_cont(
+                    &d_ret, &val, &cont, &sh.ret, nw, gamma, lambda,
+                );
+                for (tau, cv) in sh.cont.iter().enumerate() {
+                    let dc = &d_cont[tau * nw..(tau + 1) * nw];
+                    sh.actor.seed(*cv, |i, _| dc[i]);
+                }
+            }
+            // The critic's weights: the probability that the imagined episode is still going
+            // (all ones without a continuation head).
+            sh.alive = if sh.cont.is_empty() {
+                Vec::new()
+            } else {
+                returns::alive_weights(&cont, nw)
+            };
             for tau in 0..h {
                 let dr = &d_rew[tau * nw..(tau + 1) * nw];
-                sh.actor.seed(sh.rew[tau], |i, _| dr[i]);
+                if symlog_r {
+                    // d symexp(x)/dx = exp|x|.
+                    let r = sh.actor.view(sh.rew[tau]).to_vec();
+                    sh.actor.seed(sh.rew[tau], |i, _| dr[i] * r[i].abs().exp());
+                } else {
+                    sh.actor.seed(sh.rew[tau], |i, _| dr[i]);
+                }
                 for p in &sh.kl[tau] {
                     let c = alpha * p.coef;
                     sh.actor.seed(p.v, |i, _| c * dr[i]);
@@ -481,11 +622,22 @@ impl Behaviour {
             }
             sh.critic.forward();
             sh.critic.zero_grads();
-            let ret = &sh.ret;
-            sh.critic
-                .seed(sh.critic_out, |i, v| k * (k * v - ret[i]) / n as f32);
+            let (ret, alive, wt) = (&sh.ret, &sh.alive, &sh.wt);
+            if alive.is_empty() && !weighted {
+                sh.critic
+                    .seed(sh.critic_out, |i, v| k * (k * v - ret[i]) / n as f32);
+            } else if alive.is_empty() {
+                sh.critic
+                    .seed(sh.critic_out, |i, v| wt[i % nw] * k * (k * v - ret[i]));
+            } else {
+                sh.critic.seed(sh.critic_out, |i, v| {
+                    wt[i % nw] * alive[i] * k * (k * v - ret[i])
+                });
+            }
             sh.critic.backward();
         });
+        drop(actor_params);
+        self.slow = slow;
         // Statistics.
         let mut st = BehaviourStats::default();
         for sh in &self.shares {
@@ -496,7 +648,7 @@ impl Behaviour {
                     .actor
                     .view(sh.rew[tau])
                     .iter()
-                    .map(|&x| x as f64)
+                    .map(|&x| if symlog_r { symexp(x) as f64 } else { x as f64 })
                     .sum::<f64>();
                 for p in &sh.kl[tau] {
                     st.neg_kl +=
@@ -506,8 +658,11 @@ impl Behaviour {
             st.neg_kl += (klconst as f64) * (h * nw) as f64;
             let v = sh.critic.view(sh.critic_out);
             let k = self.vscale;
-            st.critic_loss += (v.iter().zip(&sh.ret))
-                .map(|(a, b)| 0.5 * ((k * a - b) as f64).powi(2))
+            st.critic_loss += (v.iter().zip(&sh.ret).enumerate())
+                .map(|(i, (a, b))| {
+                    let w = sh.alive.get(i).map_or(1.0, |&w| w as f64);
+                    0.5 * w * ((k * a - b) as f64).powi(2)
+                })
                 .sum::<f64>();
         }
         let nn = n as f64;
@@ -554,7 +709,26 @@ impl Behaviour {
                 return Err(format!("{what} is not finite ({x})"));
             }
         }
+        if self.cfg.return_norm {
+            st.return_scale = Some(scale as f64);
+            let mut all: Vec<f32> = self.shares.iter().flat_map(|s| s.ret.clone()).collect();
+            all.sort_by(f32::total_cmp);
+            let at = |q: f64| all[((all.len() - 1) as f64 * q).round() as usize] as f64;
+            st.return_percentiles = Some((at(0.05), at(0.95)));
+        }
         Ok((st, ga, gc))
+    }
+
+    /// Moves the return normalisation's percentiles towards this update's (decay 0.99, as
+    /// DreamerV3).
+    pub fn track_returns(&mut self, st: &BehaviourStats) {
+        if let Some((lo, hi)) = st.return_percentiles {
+            let d = 0.99;
+            self.percentiles = (
+                d * self.percentiles.0 + (1.0 - d) * lo,
+                d * self.percentiles.1 + (1.0 - d) * hi,
+            );
+        }
     }
 }
 

@@ -107,6 +107,7 @@ impl GymBridge {
                     high: vec![],
                 },
                 max_steps: None,
+                discrete: None,
             },
             child,
             stdin,
@@ -126,7 +127,7 @@ impl GymBridge {
                     Code::EnvSpace,
                     format!("`gym:{id}` cannot be used: {err}"),
                 )
-                .help("vic's agent acts with continuous actions on vector observations: pick an environment with Box spaces"),
+                .help("vic's agent acts on vector observations with continuous (Box) or discrete (Discrete) actions: pick an environment with a Box observation space"),
                 _ => Diagnostic::new(Code::UnknownEnv, format!("Gymnasium cannot make `{id}`: {err}"))
                     .help("check the id against `gymnasium.envs.registry` (for example `Pendulum-v1`)"),
             });
@@ -156,6 +157,18 @@ impl GymBridge {
         }
         bridge.spec.obs = Space { low: ol, high: oh };
         bridge.spec.act = Space { low: al, high: ah };
+        bridge.spec.discrete = match hello.get("act_n") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 && n as usize == bridge.spec.act.dim() => Some(n as usize),
+                _ => {
+                    return Err(protocol_error(
+                        id,
+                        format!("sent a Discrete space that is not a one-hot box: {hello}"),
+                    ))
+                }
+            },
+        };
         bridge.spec.max_steps = hello
             .get("max_steps")
             .and_then(Value::as_u64)
@@ -275,7 +288,14 @@ impl Env for GymBridge {
 
     fn step(&mut self, action: &[f32]) -> Result<Step, Diagnostic> {
         check_action(&self.spec, action)?;
-        let v = self.request(json!({"cmd": "step", "action": action}))?;
+        let v = match self.spec.discrete {
+            // A Discrete space takes the index of the hot entry.
+            Some(_) => {
+                let k = super::env::hot_index(action);
+                self.request(json!({"cmd": "step", "action": k}))?
+            }
+            None => self.request(json!({"cmd": "step", "action": action}))?,
+        };
         let obs = self.observation(&v)?;
         let (Some(reward), Some(terminated), Some(truncated)) = (
             v.get("reward").and_then(Value::as_f64),
@@ -358,6 +378,50 @@ mod tests {
         assert!(last.truncated && !last.terminated);
         assert_eq!(env.reset(0).unwrap(), vec![0.0, 0.0]);
         assert_eq!(env.step(&[1.0, 1.0]).unwrap_err().code, Code::EnvProtocol);
+    }
+
+    #[test]
+    fn a_terminating_discrete_fake_is_one_hot_and_its_end_is_terminated_not_truncated() {
+        if !python_present() {
+            return;
+        }
+        let mut env = GymBridge::start_command(script("fake:Faller-v0"), "fake:Faller-v0")
+            .expect("the bridge starts");
+        let spec = env.spec().clone();
+        assert_eq!(spec.discrete, Some(2));
+        assert_eq!(
+            (spec.act.low.clone(), spec.act.high.clone()),
+            (vec![0.0; 2], vec![1.0; 2])
+        );
+        assert_eq!(spec.act_kind(), "Discrete(2)");
+        assert_eq!(env.reset(5).unwrap(), vec![1.0, 0.0]); // x = 5 mod 3 − 1
+                                                           // One-hot (0, 1) is action 1: x 1 → 2; then (1, 0) is action 0: x 2 → 1; then 1, 1:
+                                                           // x = 3 ends the episode inside the MDP at t = 4, before the time limit of 8.
+        let s = env.step(&[0.0, 1.0]).unwrap();
+        assert_eq!(
+            (s.obs.clone(), s.reward, s.terminated),
+            (vec![2.0, 1.0], 1.0, false)
+        );
+        let s = env.step(&[1.0, 0.0]).unwrap();
+        assert_eq!(s.obs, vec![1.0, 2.0]);
+        env.step(&[0.0, 1.0]).unwrap();
+        let s = env.step(&[0.0, 1.0]).unwrap();
+        assert_eq!(s.obs, vec![3.0, 4.0]);
+        assert!(s.terminated && !s.truncated);
+        // The rollout stores it with c = 0 on the last step only.
+        let mut pi = crate::agent::rollout::Random::one_hot(2, 3);
+        let out = crate::agent::rollout::episode(&mut env, &mut pi, 0, 100).unwrap();
+        let ep = &out.episode;
+        // From x = −1 every path ends by |x| = 3 or by 8 steps: at most 8 steps.
+        assert!(ep.len() <= 8);
+        let n = ep.len();
+        assert_eq!(ep.cont[..n - 1], vec![1.0; n - 1][..]);
+        assert_eq!(out.terminated, ep.terminated());
+        assert_eq!(ep.cont[n - 1], if out.terminated { 0.0 } else { 1.0 });
+        assert_eq!(
+            env.step(&[1.0, 1.0, 0.0]).unwrap_err().code,
+            Code::EnvProtocol
+        );
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! The environment interface: Box observation and action spaces, reset with a seed, step with
-//! an action, Gymnasium's `terminated`/`truncated` distinction.
+//! The environment interface: Box observation spaces, Box or Discrete action spaces, reset
+//! with a seed, step with an action, Gymnasium's `terminated`/`truncated` distinction.
+//!
+//! A `Discrete(n)` action space is seen as the box [0, 1]ⁿ of one-hot vectors: the agent's
+//! actions are one-hot rows (its policy is a Categorical), and the environment takes the index
+//! of the hot entry.
 
 use crate::diag::{Code, Diagnostic};
 
@@ -30,6 +34,29 @@ pub struct EnvSpec {
     pub act: Space,
     /// Episode length at which the environment truncates, when it has one.
     pub max_steps: Option<usize>,
+    /// `Some(n)` for a `Discrete(n)` action space (then `act` is the one-hot box [0, 1]ⁿ).
+    pub discrete: Option<usize>,
+}
+
+impl EnvSpec {
+    /// The action space in words: `Box(1)`, `Discrete(2)`.
+    pub fn act_kind(&self) -> String {
+        match self.discrete {
+            Some(n) => format!("Discrete({n})"),
+            None => format!("Box({})", self.act.dim()),
+        }
+    }
+}
+
+/// The index of a one-hot action's hot entry (the largest, for a row that is not one-hot).
+pub fn hot_index(action: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &a) in action.iter().enumerate() {
+        if a > action[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// The outcome of one step.
@@ -57,7 +84,7 @@ pub trait Env {
 
 /// The environments `--env` accepts, for help lines.
 pub const KNOWN: &str =
-    "`pendulum` (built in) or `gym:ID` (any Gymnasium environment with Box spaces)";
+    "`pendulum` (built in) or `gym:ID` (any Gymnasium environment with a Box observation space and a Box or Discrete action space)";
 
 /// Opens an environment by name: `pendulum`, or `gym:ID` through the Python bridge.
 pub fn open(name: &str) -> Result<Box<dyn Env>, Diagnostic> {

@@ -92,6 +92,9 @@ pub struct Progress {
     /// The settings of the session that wrote it.
     #[serde(default)]
     pub config: Option<AgentConfig>,
+    /// The return normalisation's moving 5th and 95th percentiles (with `--return-norm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_percentiles: Option<(f64, f64)>,
 }
 
 /// What the loop tells its caller.
@@ -131,6 +134,7 @@ pub struct Agent {
     obs_var: VarId,
     rew_var: VarId,
     act_var: VarId,
+    cont_var: Option<VarId>,
     index: ParamIndex,
     /// All parameter values (index order); the actor's and critic's are authoritative here.
     values: Vec<Vec<f32>>,
@@ -148,11 +152,12 @@ fn diag(code: Code, msg: impl Into<String>, help: &str) -> Diagnostic {
 }
 
 /// The observation and reward variables of a model for an environment with `obs_dim`
-/// observation values: the timed observed variables, one of that size and one scalar.
-fn io_vars(p: &Program, obs_dim: usize) -> Result<(VarId, VarId), Diagnostic> {
+/// observation values: the timed observed variables, one of that size and one scalar (the
+/// continuation flag `cont`, when the model has one, apart).
+fn io_vars(p: &Program, obs_dim: usize, cont: Option<VarId>) -> Result<(VarId, VarId), Diagnostic> {
     let m = &p.model;
     let observed: Vec<VarId> = (0..m.vars.len())
-        .filter(|&v| m.vars[v].role == Role::Observed && m.vars[v].timed)
+        .filter(|&v| m.vars[v].role == Role::Observed && m.vars[v].timed && Some(v) != cont)
         .collect();
     let help = "an agent's model observes two timed variables: the observation (of the \
                 environment's size) and the scalar reward, e.g. `observed o[t] : real[3]` and \
@@ -214,6 +219,36 @@ impl Agent {
             ));
         };
         let act_var = b.action;
+        let discrete = matches!(m.vars[act_var].ty, crate::ir::VarType::OneHot { .. });
+        match (discrete, spec.discrete) {
+            (true, None) => {
+                return Err(diag(
+                    Code::EnvSpace,
+                    format!(
+                        "`{}` acts with a discrete (one-hot) `{}`; `{}` has a continuous action space {}",
+                        m.name,
+                        m.vars[act_var].name,
+                        spec.id,
+                        spec.act_kind()
+                    ),
+                    "a Categorical policy acts in a Discrete(n) space: declare the action `input a[t] : real[A]` with a TanhNormal policy for a Box space",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(diag(
+                    Code::EnvSpace,
+                    format!(
+                        "`{}` acts with a real `{}`; `{}` has a discrete action space {}",
+                        m.name,
+                        m.vars[act_var].name,
+                        spec.id,
+                        spec.act_kind()
+                    ),
+                    "declare the action `input a[t] : onehot[A]` with `policy a[t] ~ Categorical(logits = actor(h[t], s[t]))` for a Discrete space (models/dreamer.vmodel does it from the environment)",
+                ))
+            }
+            _ => {}
+        }
         if m.vars[act_var].ty.size() != spec.act.dim() {
             return Err(diag(
                 Code::EnvSpace,
@@ -226,11 +261,13 @@ impl Agent {
                 "choose the model whose action size matches the environment",
             ));
         }
-        let (obs_var, rew_var) = io_vars(&program, spec.obs.dim())?;
+        let cont_var = b.cont.as_ref().map(|c| c.var);
+        let (obs_var, rew_var) = io_vars(&program, spec.obs.dim(), cont_var)?;
         let names = Names {
             obs: m.vars[obs_var].name.clone(),
             act: m.vars[act_var].name.clone(),
             rew: m.vars[rew_var].name.clone(),
+            cont: cont_var.map(|v| m.vars[v].name.clone()),
         };
         let tc = TrainConfig {
             batch: cfg.batch,
@@ -318,6 +355,7 @@ impl Agent {
             obs_var,
             rew_var,
             act_var,
+            cont_var,
             index,
             values,
             cfg,
@@ -343,12 +381,20 @@ impl Agent {
         };
         data.insert(self.obs_var, tm(&w.obs, self.replay.obs_dim));
         data.insert(self.act_var, tm(&w.act, self.replay.act_dim));
-        data.insert(self.rew_var, tm(&w.rew, 1));
+        if self.cfg.behaviour.symlog_rewards {
+            let r: Vec<f32> = w.rew.iter().map(|&x| super::behaviour::symlog(x)).collect();
+            data.insert(self.rew_var, tm(&r, 1));
+        } else {
+            data.insert(self.rew_var, tm(&w.rew, 1));
+        }
+        if let Some(c) = self.cont_var {
+            data.insert(c, tm(&w.cont, 1));
+        }
         Batch {
             b,
             t,
             data,
-            mask: None,
+            mask: w.mask.as_ref().map(|m| tm(m, 1)),
         }
     }
 
@@ -360,11 +406,12 @@ impl Agent {
         let w = self.replay.sample(b, t, &mut rng).ok_or_else(|| {
             diag(
                 Code::EnvSpace,
-                format!("no episode has {t} steps to train on"),
-                "lower `--length` below the environment's episode length",
+                "the replay holds no step to train on".to_string(),
+                "raise `--prefill` above 0 so that the first update has episodes",
             )
         })?;
         let batch = self.batch(&w);
+        let batch_mask = batch.mask.clone();
         let stats = self.trainer.step_batch(batch).map_err(|e| {
             diag(
                 Code::NonFinite,
@@ -397,6 +444,13 @@ impl Agent {
                     "imagination runs the model one step at a time: nets over whole sequences (`rnn`), static latents and discrete draws are not available there",
                 )
             })?;
+            let mut bh = bh;
+            if let Some(p) = self.progress.return_percentiles {
+                bh.percentiles = p;
+            }
+            if self.cfg.behaviour.slow_critic > 0.0 && self.progress.updates > 0 {
+                bh.slow = self.load_slow(&bh)?;
+            }
             self.behaviour = Some(bh);
         }
         let bh = self.behaviour.as_mut().expect("built above");
@@ -418,8 +472,17 @@ impl Agent {
             }
         }
         let mut r = stream(self.cfg.seed, n, 2);
+        // Padded steps of short episodes are no start states (the batch mask, time-major as
+        // the starts).
+        let weights = batch_mask.as_deref();
         let bs = bh
-            .update(&starts, &mut self.values, &mut self.trainer.adam, &mut r)
+            .update(
+                &starts,
+                weights,
+                &mut self.values,
+                &mut self.trainer.adam,
+                &mut r,
+            )
             .map_err(|e| {
                 diag(
                     Code::NonFinite,
@@ -427,6 +490,9 @@ impl Agent {
                     "lower `--actor-lr`/`--critic-lr` or resume from the last checkpoint",
                 )
             })?;
+        if self.cfg.behaviour.return_norm {
+            self.progress.return_percentiles = Some(bh.percentiles);
+        }
         self.progress.updates += 1;
         Ok((stats.elbo, bs))
     }
@@ -441,10 +507,22 @@ impl Agent {
         let spec = env.spec().clone();
         let max = spec.max_steps.unwrap_or(1000);
         let (low, high) = (spec.act.low.clone(), spec.act.high.clone());
-        let map = move |a: &[f32]| to_box(a, &low, &high);
+        let discrete = spec.discrete.is_some();
+        // A one-hot action goes to the environment as it is (the bridge sends its index).
+        let map = move |a: &[f32]| {
+            if discrete {
+                a.to_vec()
+            } else {
+                to_box(a, &low, &high)
+            }
+        };
         let out = if random {
             let d = spec.act.dim();
-            let mut pi = Random::new(&vec![-1.0; d], &vec![1.0; d], seed);
+            let mut pi = if discrete {
+                Random::one_hot(d, seed)
+            } else {
+                Random::new(&vec![-1.0; d], &vec![1.0; d], seed)
+            };
             episode_in(env, &mut pi, seed, max, map)?
         } else {
             self.policy.set_values(&self.values);
@@ -455,8 +533,60 @@ impl Agent {
         Ok(out.episode)
     }
 
+    /// The slow target critic of a resumed run (`slow_critic.bin`: its parameters as
+    /// little-endian f32 in [`Behaviour::critic_params`] order).
+    fn load_slow(&self, bh: &Behaviour) -> Result<Vec<Vec<f32>>, Diagnostic> {
+        let path = self.dir.join("slow_critic.bin");
+        let bytes = std::fs::read(&path).map_err(|e| {
+            diag(
+                Code::BadCheckpoint,
+                format!("cannot read `{}`: {e}", path.display()),
+                "the run was written without `--slow-critic`: resume it without, or start a new run",
+            )
+        })?;
+        let sizes: Vec<usize> = (bh.critic_params.iter())
+            .map(|&p| self.values[p].len())
+            .collect();
+        if bytes.len() != 4 * sizes.iter().sum::<usize>() {
+            return Err(diag(
+                Code::BadCheckpoint,
+                format!("`{}` does not hold this model's critic", path.display()),
+                "resume with the model that wrote the run, or start a new one",
+            ));
+        }
+        let mut at = 0;
+        Ok(sizes
+            .iter()
+            .map(|&n| {
+                let w = (0..n)
+                    .map(|i| {
+                        let b = &bytes[at + 4 * i..at + 4 * i + 4];
+                        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                    })
+                    .collect();
+                at += 4 * n;
+                w
+            })
+            .collect())
+    }
+
     /// Writes the checkpoint, the replay and the counters.
     pub fn save(&mut self) -> Result<(), Diagnostic> {
+        if let Some(bh) = self.behaviour.as_ref().filter(|b| !b.slow.is_empty()) {
+            let bytes: Vec<u8> = (bh.slow.iter().flatten())
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            let tmp = self.dir.join("slow_critic.bin.tmp");
+            std::fs::write(&tmp, bytes)
+                .and_then(|_| std::fs::rename(&tmp, self.dir.join("slow_critic.bin")))
+                .map_err(|e| {
+                    diag(
+                        Code::CannotWrite,
+                        format!("cannot write `slow_critic.bin`: {e}"),
+                        "check that the run directory is writable and the disk is not full",
+                    )
+                })?;
+        }
         for (v, (_, p)) in self.values.iter().zip(self.trainer.store.iter_mut()) {
             p.set_host(v);
         }

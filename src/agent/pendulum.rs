@@ -34,6 +34,7 @@ impl Pendulum {
         let mt = params.max_torque as f32;
         Pendulum {
             spec: EnvSpec {
+                discrete: None,
                 id: "pendulum".into(),
                 obs: Space {
                     low: vec![-1.0, -1.0, -ms],

@@ -1,7 +1,13 @@
 //! The replay: every episode the agent has lived, kept in memory and saved as an `.npz` in
-//! vic's dataset layout (`obs (N, T, O)`, `act (N, T, A)`, `rew (N, T)`, plus `mask (N, T)`
-//! when episodes differ in length), so `vic run` can train a world model on it like on any
-//! dataset. Time convention: `obs[t]` is seen before `act[t]`; `rew[t]` is that step's reward.
+//! vic's dataset layout (`obs (N, T, O)`, `act (N, T, A)`, `rew (N, T)`, the continuation flags
+//! `cont (N, T)` when the model has a continuation head, plus `mask (N, T)` when episodes differ
+//! in length), so `vic run` can train a world model on it like on any dataset. Time
+//! convention: `obs[t]` is seen before `act[t]`; `rew[t]` is that step's reward; `cont[t]` is 0
+//! on the last step of an episode the environment *terminated* and 1 everywhere else (a
+//! truncated episode continues: its value is bootstrapped).
+//!
+//! Windows: an episode of at least `T` steps gives every window of `T` consecutive steps; a
+//! shorter one (CartPole's falls) gives one window, zero-padded, with a `mask` of its steps.
 
 use crate::diag::{Code, Diagnostic};
 use ndarray::{Array2, Array3};
@@ -17,6 +23,8 @@ pub struct Episode {
     pub act: Vec<f32>,
     /// `len`: the rewards.
     pub rew: Vec<f32>,
+    /// `len`: 1, or 0 on the last step of a terminated episode.
+    pub cont: Vec<f32>,
 }
 
 impl Episode {
@@ -27,6 +35,10 @@ impl Episode {
     /// True for an episode with no step.
     pub fn is_empty(&self) -> bool {
         self.rew.is_empty()
+    }
+    /// Whether the environment terminated it (its last step has `cont = 0`).
+    pub fn terminated(&self) -> bool {
+        self.cont.last() == Some(&0.0)
     }
     /// The undiscounted return.
     pub fn ret(&self) -> f64 {
@@ -43,6 +55,8 @@ pub struct Names {
     pub act: String,
     /// The reward array.
     pub rew: String,
+    /// The continuation flags' array, when the model has a continuation head.
+    pub cont: Option<String>,
 }
 
 /// Windows of `t` consecutive steps, time-major per row: `obs (B, T, O)`, `act (B, T, A)`,
@@ -55,6 +69,10 @@ pub struct Batch {
     pub act: Vec<f32>,
     /// `B × T`.
     pub rew: Vec<f32>,
+    /// `B × T`: the continuation flags.
+    pub cont: Vec<f32>,
+    /// `B × T`: 1 on an episode's steps, 0 on padding; `None` when no window is padded.
+    pub mask: Option<Vec<f32>>,
 }
 
 /// All episodes so far.
@@ -90,6 +108,7 @@ impl Replay {
     pub fn push(&mut self, ep: Episode) {
         assert_eq!(ep.obs.len(), ep.len() * self.obs_dim, "observation size");
         assert_eq!(ep.act.len(), ep.len() * self.act_dim, "action size");
+        assert_eq!(ep.cont.len(), ep.len(), "continuation flags");
         self.episodes.push(ep);
     }
 
@@ -99,12 +118,17 @@ impl Replay {
     }
 
     /// `b` windows of `t` steps, each from an episode drawn with probability proportional to
-    /// its number of windows, at a uniform start. `None` when no episode has `t` steps.
+    /// its number of windows (one for an episode shorter than `t`, padded and masked), at a
+    /// uniform start. `None` when the replay is empty.
     pub fn sample(&self, b: usize, t: usize, rng: &mut impl Rng) -> Option<Batch> {
         let weights: Vec<usize> = self
             .episodes
             .iter()
-            .map(|e| (e.len() + 1).saturating_sub(t))
+            .map(|e| {
+                (e.len() + 1)
+                    .saturating_sub(t)
+                    .max(usize::from(!e.is_empty()))
+            })
             .collect();
         let total: usize = weights.iter().sum();
         if total == 0 || t == 0 {
@@ -115,7 +139,10 @@ impl Replay {
             obs: Vec::with_capacity(b * t * o),
             act: Vec::with_capacity(b * t * a),
             rew: Vec::with_capacity(b * t),
+            cont: Vec::with_capacity(b * t),
+            mask: None,
         };
+        let mut mask = Vec::with_capacity(b * t);
         for _ in 0..b {
             // The k-th window overall: find its episode and start.
             let mut k = rng.gen_range(0..total);
@@ -125,9 +152,23 @@ impl Replay {
                 e += 1;
             }
             let ep = &self.episodes[e];
-            out.obs.extend_from_slice(&ep.obs[k * o..(k + t) * o]);
-            out.act.extend_from_slice(&ep.act[k * a..(k + t) * a]);
-            out.rew.extend_from_slice(&ep.rew[k..k + t]);
+            let len = t.min(ep.len());
+            out.obs.extend_from_slice(&ep.obs[k * o..(k + len) * o]);
+            out.act.extend_from_slice(&ep.act[k * a..(k + len) * a]);
+            out.rew.extend_from_slice(&ep.rew[k..k + len]);
+            out.cont.extend_from_slice(&ep.cont[k..k + len]);
+            mask.resize(mask.len() + len, 1.0);
+            if len < t {
+                let pad = t - len;
+                out.obs.resize(out.obs.len() + pad * o, 0.0);
+                out.act.resize(out.act.len() + pad * a, 0.0);
+                out.rew.resize(out.rew.len() + pad, 0.0);
+                out.cont.resize(out.cont.len() + pad, 0.0);
+                mask.resize(mask.len() + pad, 0.0);
+            }
+        }
+        if mask.contains(&0.0) {
+            out.mask = Some(mask);
         }
         Some(out)
     }
@@ -141,6 +182,7 @@ impl Replay {
         let mut obs = Array3::<f32>::zeros((n, t, o));
         let mut act = Array3::<f32>::zeros((n, t, a));
         let mut rew = Array2::<f32>::zeros((n, t));
+        let mut cont = Array2::<f32>::zeros((n, t));
         let mut mask = Array2::<f32>::zeros((n, t));
         for (i, ep) in self.episodes.iter().enumerate() {
             for s in 0..ep.len() {
@@ -151,6 +193,7 @@ impl Replay {
                     act[[i, s, d]] = ep.act[s * a + d];
                 }
                 rew[[i, s]] = ep.rew[s];
+                cont[[i, s]] = ep.cont[s];
                 mask[[i, s]] = 1.0;
             }
         }
@@ -165,6 +208,10 @@ impl Replay {
                 .map_err(|e| e.to_string())?;
             npz.add_array(names.rew.as_str(), &rew)
                 .map_err(|e| e.to_string())?;
+            if let Some(c) = &names.cont {
+                npz.add_array(c.as_str(), &cont)
+                    .map_err(|e| e.to_string())?;
+            }
             if ragged {
                 npz.add_array("mask", &mask).map_err(|e| e.to_string())?;
             }
@@ -201,7 +248,20 @@ impl Replay {
         let rew = get(&names.rew)
             .and_then(|a| a.into_dimensionality::<Ix2>().map_err(|e| e.to_string()))
             .map_err(bad)?;
+        let cont = match &names.cont {
+            Some(c) => Some(
+                get(c)
+                    .and_then(|a| a.into_dimensionality::<Ix2>().map_err(|e| e.to_string()))
+                    .map_err(bad)?,
+            ),
+            None => None,
+        };
         let (n, t, o) = obs.dim();
+        if cont.as_ref().is_some_and(|c| c.dim() != (n, t)) {
+            return Err(bad(
+                "the continuation flags disagree with the rewards".into()
+            ));
+        }
         let a = act.dim().2;
         if act.dim().0 != n || act.dim().1 != t || rew.dim() != (n, t) {
             return Err(bad(format!(
@@ -243,6 +303,9 @@ impl Replay {
                     .map(|(s, d)| act[[i, s, d]])
                     .collect(),
                 rew: (0..len).map(|s| rew[[i, s]]).collect(),
+                cont: (0..len)
+                    .map(|s| cont.as_ref().map_or(1.0, |c| c[[i, s]]))
+                    .collect(),
             });
         }
         Ok(r)
@@ -260,6 +323,9 @@ mod tests {
             obs: (0..len * 2).map(|i| base + i as f32).collect(),
             act: (0..len).map(|i| -(base + i as f32)).collect(),
             rew: (0..len).map(|i| base * 10.0 + i as f32).collect(),
+            cont: (0..len)
+                .map(|i| if i + 1 == len { 0.0 } else { 1.0 })
+                .collect(),
         }
     }
 
@@ -268,20 +334,38 @@ mod tests {
             obs: "o".into(),
             act: "a".into(),
             rew: "r".into(),
+            cont: Some("c".into()),
         }
+    }
+
+    /// Whether a reward of the long episode (base 100) is its last step (4 of 0..5).
+    fn k_last(rew: f32) -> bool {
+        rew == 1004.0
     }
 
     #[test]
     fn windows_are_consecutive_steps_of_one_episode() {
         let mut r = Replay::new(2, 1);
         r.push(episode(5, 100.0));
-        r.push(episode(2, 200.0)); // too short for t = 3: never drawn
+        r.push(episode(2, 200.0)); // too short for t = 3: one padded, masked window
         let mut rng = StdRng::seed_from_u64(0);
         let b = r.sample(64, 3, &mut rng).unwrap();
+        let mask = b.mask.as_ref().expect("a padded window is masked");
         let mut starts = std::collections::BTreeSet::new();
+        let mut short = 0;
         for w in 0..64 {
             let rew = &b.rew[w * 3..w * 3 + 3];
+            if rew[0] >= 2000.0 {
+                // The short episode: its 2 steps, then padding; its terminal flag kept.
+                short += 1;
+                assert_eq!(rew, &[2000.0, 2001.0, 0.0]);
+                assert_eq!(&b.cont[w * 3..w * 3 + 3], &[1.0, 0.0, 0.0]);
+                assert_eq!(&mask[w * 3..w * 3 + 3], &[1.0, 1.0, 0.0]);
+                continue;
+            }
+            assert_eq!(&mask[w * 3..w * 3 + 3], &[1.0, 1.0, 1.0]);
             assert!(rew[0] >= 1000.0 && rew[0] < 2000.0, "from the long episode");
+            assert_eq!(b.cont[w * 3 + 2], if k_last(rew[2]) { 0.0 } else { 1.0 });
             let k = (rew[0] - 1000.0) as usize;
             starts.insert(k);
             assert_eq!(
@@ -296,7 +380,9 @@ mod tests {
             vec![0, 1, 2],
             "every start drawn"
         );
-        assert!(r.sample(1, 6, &mut rng).is_none());
+        // 3 windows of the long episode, 1 of the short: about a quarter of 64 draws.
+        assert!((8..=26).contains(&short), "{short}");
+        assert!(Replay::new(2, 1).sample(1, 6, &mut rng).is_none());
         assert_eq!(r.steps(), 7);
     }
 
@@ -316,10 +402,12 @@ mod tests {
             VarSpec::new("o", true, 2, ValueKind::Real),
             VarSpec::new("a", true, 1, ValueKind::Real),
             VarSpec::new("r", true, 1, ValueKind::Real),
+            VarSpec::new("c", true, 1, ValueKind::Real),
         ];
         let ds = load(&path, &specs, 1).expect("loads");
         assert_eq!(ds.seq_lens(), Some(vec![4, 3]));
         assert_eq!(ds.array("r").unwrap()[4..8], [20.0, 21.0, 22.0, 0.0]);
+        assert_eq!(ds.array("c").unwrap()[0..4], [1.0, 1.0, 1.0, 0.0]);
         // A mask of the wrong shape is a diagnostic, not an index panic.
         {
             use ndarray::{Array2, Array3};
@@ -328,6 +416,7 @@ mod tests {
             w.add_array("o", &Array3::<f32>::zeros((2, 4, 2))).unwrap();
             w.add_array("a", &Array3::<f32>::zeros((2, 4, 1))).unwrap();
             w.add_array("r", &Array2::<f32>::zeros((2, 4))).unwrap();
+            w.add_array("c", &Array2::<f32>::zeros((2, 4))).unwrap();
             w.add_array("mask", &Array2::<f32>::ones((1, 4))).unwrap();
             w.finish().unwrap();
             let e = Replay::load(&path, &names()).unwrap_err();

@@ -66,6 +66,50 @@ pub fn lambda_return_grad(
     (d_rew, d_val)
 }
 
+/// The gradient with respect to the continuation flags (read as probabilities: a learned
+/// continuation head makes them differentiable): `dR/dc[t] = A[t] γ ((1 − λ) v[t+1] + λ R[t+1])`
+/// with `A[t]` the total adjoint of `R[t]` and `R[H] = v[H]`; `ret` is [`lambda_return`]'s output.
+pub fn lambda_return_grad_cont(
+    d_ret: &[f32],
+    val: &[f32],
+    cont: &[f32],
+    ret: &[f32],
+    b: usize,
+    gamma: f32,
+    lambda: f32,
+) -> Vec<f32> {
+    let h = d_ret.len() / b.max(1);
+    let mut d_cont = vec![0.0; h * b];
+    let mut acc = vec![0.0f32; b];
+    for t in 0..h {
+        for (j, ac) in acc.iter_mut().enumerate() {
+            let i = t * b + j;
+            let a = d_ret[i] + *ac;
+            let next = if t + 1 < h {
+                ret[i + b]
+            } else {
+                val[h * b + j]
+            };
+            d_cont[i] = a * gamma * ((1.0 - lambda) * val[i + b] + lambda * next);
+            *ac = gamma * cont[i] * lambda * a;
+        }
+    }
+    d_cont
+}
+
+/// The critic's per-step weights: `w[0] = 1`, `w[t] = Π_{k<t} c[k]`, the probability that the
+/// imagined episode is still going at step t (DreamerV2 weighs its losses by it).
+pub fn alive_weights(cont: &[f32], b: usize) -> Vec<f32> {
+    let h = cont.len() / b.max(1);
+    let mut w = vec![1.0f32; h * b];
+    for t in 1..h {
+        for j in 0..b {
+            w[t * b + j] = w[(t - 1) * b + j] * cont[(t - 1) * b + j];
+        }
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +154,57 @@ mod tests {
         );
         close(r[1], 2.0);
         close(r[0], 2.35);
+    }
+
+    #[test]
+    fn a_learned_continuation_discounts_by_its_probability_and_stops_at_a_terminal() {
+        // c = (0.5, 0, 1): step 1 is terminal (P(continue) = 0), step 0 continues with
+        // probability ½. γ = .9, λ = .5, r = (1, 2, 3), v = (0.5, 1, 1.5, 2):
+        // R2 = 3 + .9·1·(.5·2 + .5·2) = 4.8; R1 = 2 + .9·0·(…) = 2;
+        // R0 = 1 + .9·.5·(.5·1 + .5·2) = 1.675.
+        let (r, v, c) = ([1., 2., 3.], [0.5, 1., 1.5, 2.], [0.5, 0., 1.]);
+        let ret = lambda_return(&r, &v, &c, 1, 0.9, 0.5);
+        for (a, b) in ret.iter().zip([1.675, 2.0, 4.8]) {
+            close(*a, b);
+        }
+        // The critic's weights: alive at step 0 surely, at 1 with ½, at 2 never.
+        assert_eq!(alive_weights(&c, 1), vec![1.0, 0.5, 0.0]);
+        // dR0/dc: by hand, dR0/dc0 = .9(.5·1 + .5·R1) = .9·1.5 = 1.35; dR0/dc1 = .9·.5·.5·
+        // .9·(.5·1.5 + .5·4.8) = .2025·3.15 = 0.637875; dR0/dc2 = .45·.5·0·… = 0.
+        let d = lambda_return_grad_cont(&[1., 0., 0.], &v, &c, &ret, 1, 0.9, 0.5);
+        close(d[0], 1.35);
+        close(d[1], 0.637875);
+        close(d[2], 0.0);
+    }
+
+    #[test]
+    fn the_continuation_adjoint_matches_finite_differences() {
+        let (h, b) = (4, 2);
+        let rew: Vec<f32> = (0..h * b).map(|i| (i as f32 * 0.37).sin()).collect();
+        let val: Vec<f32> = (0..(h + 1) * b).map(|i| (i as f32 * 0.71).cos()).collect();
+        let cont = vec![0.9, 0.2, 0.0, 0.7, 1.0, 0.5, 0.3, 0.8];
+        let w: Vec<f32> = (0..h * b).map(|i| 1.0 + i as f32 * 0.1).collect();
+        let loss = |c: &[f32]| -> f64 {
+            let ret = lambda_return(&rew, &val, c, b, 0.95, 0.7);
+            ret.iter()
+                .zip(&w)
+                .map(|(a, k)| (*a as f64) * (*k as f64))
+                .sum()
+        };
+        let ret = lambda_return(&rew, &val, &cont, b, 0.95, 0.7);
+        let d = lambda_return_grad_cont(&w, &val, &cont, &ret, b, 0.95, 0.7);
+        let eps = 1e-3f32;
+        for i in 0..cont.len() {
+            let (mut p, mut m) = (cont.clone(), cont.clone());
+            p[i] += eps;
+            m[i] -= eps;
+            let fd = (loss(&p) - loss(&m)) / (2.0 * eps as f64);
+            assert!(
+                (fd - d[i] as f64).abs() < 2e-3,
+                "cont {i}: {fd} vs {}",
+                d[i]
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub struct Random {
     rng: StdRng,
     low: Vec<f32>,
     high: Vec<f32>,
+    one_hot: bool,
 }
 
 impl Random {
@@ -28,12 +29,27 @@ impl Random {
             rng: StdRng::seed_from_u64(seed),
             low: low.to_vec(),
             high: high.to_vec(),
+            one_hot: false,
+        }
+    }
+
+    /// A seeded uniform policy over the `n` one-hot vectors (a `Discrete(n)` space).
+    pub fn one_hot(n: usize, seed: u64) -> Self {
+        Random {
+            one_hot: true,
+            ..Random::new(&vec![0.0; n], &vec![1.0; n], seed)
         }
     }
 }
 
 impl Policy for Random {
     fn act(&mut self, _obs: &[f32], _first: bool) -> Result<Vec<f32>, Diagnostic> {
+        if self.one_hot {
+            let mut a = vec![0.0; self.low.len()];
+            let k = self.rng.gen_range(0..a.len());
+            a[k] = 1.0;
+            return Ok(a);
+        }
         Ok(self
             .low
             .iter()
@@ -77,6 +93,7 @@ pub fn episode_in(
         obs: Vec::new(),
         act: Vec::new(),
         rew: Vec::new(),
+        cont: Vec::new(),
     };
     let mut terminated = false;
     for t in 0..max_steps {
@@ -87,6 +104,8 @@ pub fn episode_in(
         ep.obs.extend_from_slice(&obs);
         ep.act.extend_from_slice(&a);
         ep.rew.push(st.reward as f32);
+        // 0 on the last step of a terminated episode; truncation continues (bootstrapped).
+        ep.cont.push(if st.terminated { 0.0 } else { 1.0 });
         obs = st.obs;
         if st.terminated || st.truncated {
             terminated = st.terminated;

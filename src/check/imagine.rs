@@ -2,7 +2,9 @@
 //!
 //! `policy a[t] ~ …` and `prior a[t] ~ …` are factor statements on one time-indexed `input`
 //! (the action: data for the world model, sampled from the policy in imagination); the
-//! settings are `reward`, `alpha`, `critic`, `horizon`, `discount`, `lambda` and `start`.
+//! settings are `reward`, `alpha`, `critic`, `horizon`, `discount`, `lambda`, `start` and
+//! `continue` (the observed continuation flag `c` whose `Bernoulli(logits)` factor in p
+//! predicts that an episode goes on: the imagined discount becomes γ·P(c = 1 | state)).
 //! Codes: `E085` (no policy on an action, or a prior on another variable), `E086` (the
 //! policy, prior or reward reads an observed variable: imagined rollouts have no data),
 //! `E087` (the critic is not a scalar net over the model state), `E088` (a setting missing,
@@ -16,7 +18,8 @@ use crate::ir::*;
 use crate::parse::ast::{self, ImagineFactor, ImagineRole, Item, SettingAst, StmtAst, TargetIndex};
 use crate::span::Span;
 
-const SETTINGS: &str = "reward, alpha, critic, horizon, discount, lambda, start";
+const SETTINGS: &str =
+    "reward, alpha, critic, horizon, discount, lambda, start, continue, estimator";
 
 /// The general-case context of an imagined step: `t` is the step τ of the rollout.
 fn general(block: Option<Block>) -> Cx {
@@ -135,6 +138,8 @@ impl Ck {
         let mut horizon = 15;
         let mut discount = 0.99;
         let mut lambda = 0.95;
+        let mut cont: Option<Continuation> = None;
+        let mut estimator: Option<(String, Span)> = None;
         let mut done: Vec<(String, Span)> = Vec::new();
         for s in settings {
             let key = s.key.name.clone();
@@ -236,6 +241,30 @@ impl Ck {
                     }
                     None => ok = false,
                 },
+                "estimator" => match &s.value.kind {
+                    ast::ExprKind::Name(id) if id.name == "straight_through" => {
+                        estimator = Some((id.name.clone(), s.value.span))
+                    }
+                    ast::ExprKind::Name(id)
+                        if id.name == "score_function" || id.name == "reinforce" =>
+                    {
+                        self.bad_imagine(s, s.value.span, "the score-function (REINFORCE) estimator is not implemented for imagined actions", "use `estimator = straight_through` (DreamerV3's: the one-hot sample forward, the gradient of its probabilities backward)");
+                        ok = false;
+                    }
+                    _ => {
+                        self.bad_imagine(
+                            s,
+                            s.value.span,
+                            "not an estimator",
+                            "a discrete action's gradient: `estimator = straight_through`",
+                        );
+                        ok = false;
+                    }
+                },
+                "continue" => match self.continuation(s) {
+                    Some(c) => cont = Some(c),
+                    None => ok = false,
+                },
                 "start" => {
                     if !matches!(&s.value.kind, ast::ExprKind::Name(id) if id.name == "posterior") {
                         self.bad_imagine(s, s.value.span, "not `posterior`", "imagined rollouts start from the posterior states of the data: `start = posterior`");
@@ -317,6 +346,19 @@ impl Ck {
             }
         };
         let ((reward, reward_parents), (critic, critic_net, critic_parents)) = (reward?, critic?);
+        let discrete = matches!(self.var(action).ty, VarType::OneHot { .. });
+        if let (false, Some((_, span))) = (discrete, &estimator) {
+            let name = self.var(action).name.clone();
+            self.err(
+                Diagnostic::new(
+                    Code::BadImagineSetting,
+                    format!("`estimator` names a discrete action's gradient; `{name}` is real"),
+                )
+                .label(*span, "for a `onehot` action only")
+                .help("a real action's policy is reparameterised: remove the `estimator` line"),
+            );
+            return None;
+        }
         if !ok {
             return None;
         }
@@ -336,6 +378,73 @@ impl Ck {
             discount,
             lambda,
             start: ImagineStart::Posterior,
+            cont,
+            straight_through: discrete,
+        })
+    }
+
+    /// `continue = c`: a timed observed scalar whose general case in p is
+    /// `Bernoulli(logits = …)` over the model state (`E088` otherwise).
+    fn continuation(&mut self, s: &SettingAst) -> Option<Continuation> {
+        let help =
+            "name the observed continuation flag of the world model: `observed c[t] : binary`, \
+                    `c[t] ~ Bernoulli(logits = cont(h[t], s[t]))` in p, and `continue = c` here";
+        let var = match &s.value.kind {
+            ast::ExprKind::Name(id) => match self.resolve(id) {
+                Some(Sym::Var(v)) => Some(v),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(v) = var else {
+            self.bad_imagine(s, s.value.span, "not the name of a variable", help);
+            return None;
+        };
+        let var = self.var(v).clone();
+        if var.role != Role::Observed || !var.timed || var.ty.size() != 1 {
+            self.bad_imagine(
+                s,
+                s.value.span,
+                &format!("`{}` is not a time-indexed observed scalar", var.name),
+                help,
+            );
+            return None;
+        }
+        let factor = (self.model.factors.iter())
+            .find(|f| f.block == Block::P && f.var == v && matches!(f.case, TimeCase::From(_)));
+        let logits = match factor.map(|f| &f.body) {
+            Some(FactorBody::Sample(Dist {
+                family: crate::family::Family::Bernoulli,
+                args: DistArgs::Logits(l),
+            })) => l.clone(),
+            _ => {
+                self.bad_imagine(
+                    s,
+                    s.value.span,
+                    &format!(
+                        "`{}[t]` is not drawn from `Bernoulli(logits = …)` in p",
+                        var.name
+                    ),
+                    help,
+                );
+                return None;
+            }
+        };
+        let parents = logits.reads();
+        if !self.no_data(&parents, s.value.span, "continuation head") {
+            return None;
+        }
+        let prob = Expr {
+            shape: logits.shape.clone(),
+            kind: ExprKind::Unary {
+                op: UnOp::Sigmoid,
+                arg: Box::new(logits),
+            },
+        };
+        Some(Continuation {
+            var: v,
+            prob,
+            parents,
         })
     }
 
@@ -348,7 +457,12 @@ impl Ck {
         };
         let fits = v.is_some_and(|v| {
             let var = self.var(v);
-            var.role == Role::Input && var.timed && matches!(var.ty, VarType::Real { .. })
+            var.role == Role::Input
+                && var.timed
+                && matches!(
+                    var.ty,
+                    VarType::Real { .. } | VarType::OneHot { groups: 1, .. }
+                )
         });
         if fits && t.index == TargetIndex::T {
             return v;
@@ -358,8 +472,8 @@ impl Ck {
                 Code::ImagineNoPolicy,
                 format!("`{}` is not an action the policy can draw", t.name.name),
             )
-            .label(t.span, "not a time-indexed real `input` at `[t]`")
-            .help("the action is data for the world model and a latent in imagination: declare `input a[t] : real[A]` and write `policy a[t] ~ …`"),
+            .label(t.span, "not a time-indexed real or one-hot `input` at `[t]`")
+            .help("the action is data for the world model and a latent in imagination: declare `input a[t] : real[A]` (or `onehot[A]` for discrete actions) and write `policy a[t] ~ …`"),
         );
         None
     }

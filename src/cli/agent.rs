@@ -1,7 +1,7 @@
 //! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
 //! the loop itself is the library's ([`vic::agent::learn::Agent`]).
 
-use super::session::open;
+use super::session::open_for;
 use crate::exit::flag_error;
 use crate::exit::{FAILED, OK};
 use std::path::{Path, PathBuf};
@@ -56,6 +56,17 @@ pub struct AgentArgs {
     /// The critic's Adam learning rate.
     #[arg(long, default_value_t = 8e-5)]
     pub critic_lr: f64,
+    /// DreamerV3's return normalisation: divide the actor's objective by max(1, S), S a moving
+    /// average of the 95th − 5th percentile range of the imagined returns
+    #[arg(long)]
+    pub return_norm: bool,
+    /// DreamerV3's symlog rewards: the world model learns symlog(r), imagination reads symexp
+    #[arg(long)]
+    pub symlog_rewards: bool,
+    /// A slow (EMA) target critic for the λ-returns, moving this fraction per update
+    /// (DreamerV3: 0.02; 0: off)
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_critic: f64,
     /// Training environment steps between evaluations (0: none).
     #[arg(long, default_value_t = 2_000)]
     pub eval_every: u64,
@@ -236,7 +247,22 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             );
         }
     }
-    let session = match open(&a.file, color) {
+    let mut env = match vic::agent::open(&a.env) {
+        Ok(e) => e,
+        Err(d) => {
+            crate::exit::coded(d.code, d.message, &d.help);
+            return FAILED;
+        }
+    };
+    let shape = {
+        let sp = env.spec();
+        vic::parse::env::EnvShape {
+            obs: sp.obs.dim(),
+            act: sp.act.dim(),
+            discrete: sp.discrete.is_some(),
+        }
+    };
+    let session = match open_for(&a.file, color, Some(&shape)) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -266,13 +292,6 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             );
         }
     }
-    let mut env = match vic::agent::open(&a.env) {
-        Ok(e) => e,
-        Err(d) => {
-            crate::exit::coded(d.code, d.message, &d.help);
-            return FAILED;
-        }
-    };
     if let Err(e) = std::fs::create_dir_all(&out) {
         return flag_error(
             format!("cannot create `{}`: {e}", out.display()),
@@ -306,6 +325,9 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         behaviour: BehaviourConfig {
             actor_lr: a.actor_lr,
             critic_lr: a.critic_lr,
+            return_norm: a.return_norm,
+            symlog_rewards: a.symlog_rewards,
+            slow_critic: a.slow_critic,
             clip: 100.0,
         },
         eval_every: a.eval_every,

@@ -38,11 +38,20 @@ pub fn print(report: &Report, color: bool) {
 /// Compile a model file, printing warnings; on failure print every diagnostic.
 /// `Err(code)` is the exit code to use.
 pub fn load_model(path: &Path, color: bool) -> Result<vic::Model, u8> {
+    load_model_for(path, color, None)
+}
+
+/// [`load_model`] for an environment of shape `env` (`vic agent`).
+pub fn load_model_for(
+    path: &Path,
+    color: bool,
+    env: Option<&vic::parse::env::EnvShape>,
+) -> Result<vic::Model, u8> {
     let src = read_source(path).map_err(|r| {
         print(&r, color);
         crate::exit::USAGE
     })?;
-    match vic::compile(&src, &path.display().to_string()) {
+    match vic::compile_for(&src, &path.display().to_string(), env) {
         Ok(m) => {
             for w in m.warnings() {
                 print(&w, color);

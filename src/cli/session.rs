@@ -1,6 +1,5 @@
 //! Shared by `run`, `eval`, `sample`: compile, lower, load data, report faults.
 
-use super::io::load_model;
 use crate::exit::{print_data_error, FAILED, USAGE};
 use std::path::{Path, PathBuf};
 use vic::data::{self, Dataset};
@@ -20,7 +19,16 @@ pub struct Session {
 
 /// Compile and lower a model; `Err` is the exit code.
 pub fn open(path: &Path, color: bool) -> Result<Session, u8> {
-    let model = load_model(path, color)?;
+    open_for(path, color, None)
+}
+
+/// [`open`] for an environment of shape `env` (sizes from the environment).
+pub fn open_for(
+    path: &Path,
+    color: bool,
+    env: Option<&vic::parse::env::EnvShape>,
+) -> Result<Session, u8> {
+    let model = super::io::load_model_for(path, color, env)?;
     let elbo = model.elbo();
     match Program::new_spanned(model.ir(), &elbo, &model.checked.spans) {
         Ok(program) => Ok(Session {

@@ -156,6 +156,9 @@ pub struct Imagination {
     pub discount: f64,
     /// λ.
     pub lambda: f64,
+    /// The continuation head as a probability, `P(c[t] = 1 | h[t], s[t]) = sigmoid(…)`, when
+    /// the model declares one: every γ of the objective is then γ·P(c_τ = 1 | state_τ).
+    pub continuation: Option<String>,
     /// α.
     pub alpha: f64,
     /// The policy as a density, `q(a[t] | h[t], s[t])`.
@@ -262,7 +265,9 @@ pub fn derive(m: &Model, b: &Behaviour) -> Imagination {
     };
     let discounted: Vec<f64> = (0..h).map(|k| gamma.powi(k as i32)).collect();
     let reparam = b.policy.family.spec().reparam.is_some();
-    let through = if reparam {
+    let through = if b.straight_through {
+        "the gradient reaches the policy through its straight-through one-hot actions (the sample forward, the softmax's gradient backward) and the frozen dynamics"
+    } else if reparam {
         "the gradient reaches the policy through its reparameterised actions and the frozen dynamics"
     } else {
         "the policy's samples are not reparameterised: its gradient needs a score-function estimator"
@@ -381,6 +386,15 @@ pub fn derive(m: &Model, b: &Behaviour) -> Imagination {
         horizon: h,
         discount: gamma,
         lambda,
+        continuation: b.cont.as_ref().map(|c| {
+            let v = &m.vars[c.var].name;
+            let given: Vec<String> = c.parents.iter().map(|r| m.show_read(*r)).collect();
+            format!(
+                "P({v}[t] = 1 | {}) = {}",
+                given.join(", "),
+                m.show_expr(&c.prob)
+            )
+        }),
         alpha: b.alpha,
         policy: density(m, "q", &action, &b.policy_parents),
         policy_dist: m.show_dist(&b.policy),

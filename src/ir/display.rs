@@ -330,6 +330,17 @@ impl Model {
                 "    horizon = {}, discount = {}, lambda = {}, start = {:?}",
                 b.horizon, b.discount, b.lambda, b.start
             );
+            if let Some(c) = &b.cont {
+                let _ = writeln!(
+                    s,
+                    "    continue = {}: P = {}",
+                    self.vars[c.var].name,
+                    self.show_expr(&c.prob)
+                );
+            }
+            if b.straight_through {
+                let _ = writeln!(s, "    estimator = straight_through");
+            }
             let _ = writeln!(s, "  }}");
         }
         s

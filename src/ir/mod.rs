@@ -632,6 +632,25 @@ pub struct Behaviour {
     pub lambda: f64,
     /// Where rollouts start.
     pub start: ImagineStart,
+    /// The learned continuation head (`continue = c`), when episodes can terminate: the
+    /// imagined discount at step τ is γ·P(c_τ = 1 | model state).
+    pub cont: Option<Continuation>,
+    /// A discrete (one-hot) action drawn from a Categorical policy, its gradient by
+    /// straight-through (`estimator = straight_through`: the one-hot sample forward, the
+    /// softmax's gradient backward, through the frozen dynamics as DreamerV3).
+    pub straight_through: bool,
+}
+
+/// A continuation head: a timed observed scalar `c[t] ~ Bernoulli(logits = f(state))` of the
+/// world model (1 while the episode goes on, 0 on the last step of a terminated episode).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Continuation {
+    /// The observed flag `c`.
+    pub var: VarId,
+    /// P(c_τ = 1 | state_τ): `sigmoid(logits)` of its factor in p.
+    pub prob: Expr,
+    /// What the logits read (the model state).
+    pub parents: Vec<Read>,
 }
 
 /// A term's owner: a variable or an optimality variable.

@@ -7,6 +7,7 @@
 pub mod ast;
 mod build;
 mod depth;
+pub mod env;
 
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
@@ -86,7 +87,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::ident => "a name",
         Rule::expr | Rule::term | Rule::unary | Rule::postfix => "an expression",
         Rule::number | Rule::uint_lit | Rule::int_lit => "a number",
-        Rule::ty | Rule::ty_name => "a type (`real`, `unit`, `binary`, `onehot`)",
+        Rule::ty | Rule::ty_name => "a type (`real`, `unit`, `binary`, `onehot`, `action`)",
         Rule::role => "a declaration",
         Rule::dim_decl => "`dim`",
         Rule::const_decl => "`const`",

@@ -276,7 +276,7 @@ fn lambda_rhs(d: Dialect, m: &Model) -> String {
 fn where_lines(m: &Model, im: &Imagination) -> Vec<String> {
     let d = Dialect { tex: false };
     let h1 = (im.horizon + 1).to_string();
-    vec![
+    let mut lines = vec![
         format!(
             "where r = {},  α = {},  V = {},  γ = {},  λ = {},  H = {}",
             im.reward,
@@ -299,7 +299,13 @@ fn where_lines(m: &Model, im: &Imagination) -> Vec<String> {
             value(d, m, &h1),
             h = im.horizon
         ),
-    ]
+    ];
+    if let Some(c) = &im.continuation {
+        lines.push(format!(
+            "      γ is γ·{c} at each imagined step (the learned continuation: a terminated episode ends the sum; the critic's loss weighted by Π_{{k<τ}} P(continue))"
+        ));
+    }
+    lines
 }
 
 fn weights_text(t: &ImaginedTerm, im: &Imagination) -> String {

@@ -109,6 +109,24 @@ impl<'a> Stepper<'a> {
     /// A reparameterised draw from `d` (fresh noise).
     pub fn sample(&mut self, d: DistV) -> R<Draw> {
         let b = &mut self.0;
+        if d.family == Family::Categorical && d.scale.is_none() {
+            // A one-hot draw by inverse CDF (one uniform per row), its gradient
+            // straight-through: the softmax's, as if the draw were its probabilities.
+            let size = b.g.cols(d.loc);
+            let grad = b.g.grad(d.loc);
+            let u = b.fresh_noise(b.b, 1, Noise::Uniform);
+            let probs = b.temp(b.b, size, false);
+            let out = b.temp(b.b, size, grad);
+            b.op(Op::CatSample {
+                logits: d.loc,
+                u,
+                probs,
+                out,
+                classes: size,
+                st: true,
+            });
+            return Ok(Draw { x: out, pre: None });
+        }
         let (Some(scale), Some(kind)) = (d.scale, families::noise_of(d.family)) else {
             return unsup(format!("drawing {} in a step program", d.family.name()));
         };
@@ -123,12 +141,37 @@ impl<'a> Stepper<'a> {
 
     /// `Σ_cols log density` of a draw → one column.
     pub fn log_prob(&mut self, d: DistV, x: Draw) -> R<View> {
+        if d.family == Family::Categorical && d.scale.is_none() {
+            let b = &mut self.0;
+            let grad = b.g.grad(x.x) || b.g.grad(d.loc);
+            let out = b.temp(b.b, 1, grad);
+            let classes = b.g.cols(d.loc);
+            b.op(Op::CatLogProb {
+                x: x.x,
+                logits: d.loc,
+                classes,
+                out,
+            });
+            return Ok(out);
+        }
         self.0.log_prob(d.family, x.x, d.loc, d.scale, x.pre)
     }
 
     /// A closed-form entropy → one column.
     pub fn entropy(&mut self, form: EntropyForm, d: DistV) -> R<View> {
         let Some(scale) = d.scale else {
+            if form == EntropyForm::Categorical {
+                let b = &mut self.0;
+                let grad = b.g.grad(d.loc);
+                let out = b.temp(b.b, 1, grad);
+                let classes = b.g.cols(d.loc);
+                b.op(Op::CatEntropy {
+                    logits: d.loc,
+                    classes,
+                    out,
+                });
+                return Ok(out);
+            }
             return unsup(format!(
                 "the entropy {form:?} from logits in a step program"
             ));
@@ -139,6 +182,19 @@ impl<'a> Stepper<'a> {
     /// A closed-form `KL(q ‖ p)` → one column.
     pub fn kl(&mut self, form: KlForm, q: DistV, p: DistV) -> R<View> {
         let Some(qs) = q.scale else {
+            if form == KlForm::CategoricalCategorical {
+                let b = &mut self.0;
+                let grad = b.g.grad(q.loc) || b.g.grad(p.loc);
+                let out = b.temp(b.b, 1, grad);
+                let classes = b.g.cols(q.loc);
+                b.op(Op::CatKl {
+                    q: q.loc,
+                    p: p.loc,
+                    classes,
+                    out,
+                });
+                return Ok(out);
+            }
             return unsup(format!("the KL {form:?} from logits in a step program"));
         };
         self.0
