@@ -18,6 +18,9 @@ use vic::agent::learn::{Agent, AgentConfig, AgentObserver, Progress};
 use vic::agent::{Env, EnvSpec, Step};
 use vic::diag::{Code, Diagnostic};
 
+/// The defaults of every keyword (the library's, shared with `vic agent`'s flags).
+const D: AgentConfig = AgentConfig::DEFAULT;
+
 /// A Python environment object as a [`vic::agent::Env`].
 struct PyEnv {
     env: PyObject,
@@ -178,9 +181,12 @@ const OUTPUTS: [&str; 7] = [
 /// Writes `out` as `vic agent --out` does (`episodes.jsonl`, `metrics.jsonl`, checkpoint,
 /// replay); `resume=True` continues it. Returns the loop's counters and the episode records.
 #[pyfunction]
-#[pyo3(signature = (model, env, *, out, env_steps = 20_000, prefill = 1_000, train_every = 10,
-    batch = 16, length = 50, model_lr = 6e-4, actor_lr = 8e-5, critic_lr = 8e-5,
-    eval_every = 2_000, eval_episodes = 5, seed = 0, resume = false, force = false,
+#[pyo3(signature = (model, env, *, out, env_steps = D.env_steps, prefill = D.prefill,
+    train_every = D.train_every, batch = D.batch, length = D.length, model_lr = D.model_lr,
+    actor_lr = D.behaviour.actor_lr, critic_lr = D.behaviour.critic_lr,
+    return_norm = D.behaviour.return_norm, symlog_rewards = D.behaviour.symlog_rewards,
+    slow_critic = D.behaviour.slow_critic, eval_every = D.eval_every,
+    eval_episodes = D.eval_episodes, seed = D.seed, resume = false, force = false,
     callback = None, id = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn agent(
@@ -196,6 +202,9 @@ pub fn agent(
     model_lr: f64,
     actor_lr: f64,
     critic_lr: f64,
+    return_norm: bool,
+    symlog_rewards: bool,
+    slow_critic: f64,
     eval_every: u64,
     eval_episodes: usize,
     seed: u64,
@@ -257,11 +266,14 @@ pub fn agent(
         batch,
         length,
         model_lr,
-        model_clip: 100.0,
+        model_clip: D.model_clip,
         behaviour: BehaviourConfig {
             actor_lr,
             critic_lr,
-            clip: 100.0,
+            return_norm,
+            symlog_rewards,
+            slow_critic,
+            ..D.behaviour
         },
         eval_every,
         eval_episodes,

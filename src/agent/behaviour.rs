@@ -83,16 +83,21 @@ pub fn symexp(x: f32) -> f32 {
     x.signum() * x.abs().exp_m1()
 }
 
+impl BehaviourConfig {
+    /// The defaults, the one home of `vic agent`'s and `vic.agent`'s.
+    pub const DEFAULT: BehaviourConfig = BehaviourConfig {
+        actor_lr: 8e-5,
+        critic_lr: 8e-5,
+        clip: 100.0,
+        return_norm: false,
+        symlog_rewards: false,
+        slow_critic: 0.0,
+    };
+}
+
 impl Default for BehaviourConfig {
     fn default() -> Self {
-        BehaviourConfig {
-            actor_lr: 8e-5,
-            critic_lr: 8e-5,
-            clip: 100.0,
-            return_norm: false,
-            symlog_rewards: false,
-            slow_critic: 0.0,
-        }
+        BehaviourConfig::DEFAULT
     }
 }
 

@@ -57,22 +57,27 @@ pub struct AgentConfig {
     pub threads: usize,
 }
 
+impl AgentConfig {
+    /// The defaults, the one home of `vic agent`'s flags and `vic.agent`'s keywords.
+    pub const DEFAULT: AgentConfig = AgentConfig {
+        env_steps: 20_000,
+        prefill: 1_000,
+        train_every: 10,
+        batch: 16,
+        length: 50,
+        model_lr: 6e-4,
+        model_clip: 100.0,
+        behaviour: BehaviourConfig::DEFAULT,
+        eval_every: 2_000,
+        eval_episodes: 5,
+        seed: 0,
+        threads: 0,
+    };
+}
+
 impl Default for AgentConfig {
     fn default() -> Self {
-        AgentConfig {
-            env_steps: 20_000,
-            prefill: 1_000,
-            train_every: 10,
-            batch: 16,
-            length: 50,
-            model_lr: 6e-4,
-            model_clip: 100.0,
-            behaviour: BehaviourConfig::default(),
-            eval_every: 2_000,
-            eval_episodes: 5,
-            seed: 0,
-            threads: 0,
-        }
+        AgentConfig::DEFAULT
     }
 }
 

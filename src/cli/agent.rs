@@ -12,6 +12,9 @@ use vic::agent::behaviour::{BehaviourConfig, BehaviourStats};
 use vic::agent::episodes::{self, Record};
 use vic::agent::learn::{Agent, AgentConfig, AgentObserver, Progress};
 
+/// The defaults of every flag (the library's, shared with `vic.agent`).
+const D: AgentConfig = AgentConfig::DEFAULT;
+
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
     /// The model file (`.vmodel`) with an `imagine` block.
@@ -21,7 +24,7 @@ pub struct AgentArgs {
     #[arg(long, default_value = "pendulum")]
     pub env: String,
     /// Training environment steps in all, counting resumed ones.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = D.env_steps)]
     pub env_steps: u64,
     /// Output directory (episodes.jsonl, metrics.jsonl, checkpoint, replay.npz, returns.svg).
     #[arg(long, required_unless_present = "resume")]
@@ -36,25 +39,25 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Environment steps of uniformly random actions before learning.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = D.prefill)]
     pub prefill: u64,
     /// Environment steps per update (one world-model and one behaviour update).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = D.train_every)]
     pub train_every: u64,
     /// World-model batch: replay windows per update.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = D.batch)]
     pub batch: usize,
     /// World-model batch: steps per window (every step's posterior starts an imagined rollout).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = D.length)]
     pub length: usize,
     /// The world model's Adam learning rate.
-    #[arg(long, default_value_t = 6e-4)]
+    #[arg(long, default_value_t = D.model_lr)]
     pub model_lr: f64,
     /// The actor's Adam learning rate.
-    #[arg(long, default_value_t = 8e-5)]
+    #[arg(long, default_value_t = D.behaviour.actor_lr)]
     pub actor_lr: f64,
     /// The critic's Adam learning rate.
-    #[arg(long, default_value_t = 8e-5)]
+    #[arg(long, default_value_t = D.behaviour.critic_lr)]
     pub critic_lr: f64,
     /// DreamerV3's return normalisation: divide the actor's objective by max(1, S), S a moving
     /// average of the 95th − 5th percentile range of the imagined returns
@@ -65,13 +68,13 @@ pub struct AgentArgs {
     pub symlog_rewards: bool,
     /// A slow (EMA) target critic for the λ-returns, moving this fraction per update
     /// (DreamerV3: 0.02; 0: off)
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = D.behaviour.slow_critic)]
     pub slow_critic: f64,
     /// Training environment steps between evaluations (0: none).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = D.eval_every)]
     pub eval_every: u64,
     /// Episodes per evaluation, acting with the policy's mode.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = D.eval_episodes)]
     pub eval_episodes: usize,
     /// Worker threads (0: one per core, at most 2).
     #[arg(long, default_value_t = 0)]
@@ -321,14 +324,14 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         batch: a.batch,
         length: a.length,
         model_lr: a.model_lr,
-        model_clip: 100.0,
+        model_clip: D.model_clip,
         behaviour: BehaviourConfig {
             actor_lr: a.actor_lr,
             critic_lr: a.critic_lr,
             return_norm: a.return_norm,
             symlog_rewards: a.symlog_rewards,
             slow_critic: a.slow_critic,
-            clip: 100.0,
+            clip: D.behaviour.clip,
         },
         eval_every: a.eval_every,
         eval_episodes: a.eval_episodes,
