@@ -135,6 +135,7 @@ impl Ck {
         let mut horizon = 15;
         let mut discount = 0.99;
         let mut lambda = 0.95;
+        let mut start = ImagineStart::Posterior;
         let mut done: Vec<(String, Span)> = Vec::new();
         for s in settings {
             let key = s.key.name.clone();
@@ -236,12 +237,14 @@ impl Ck {
                     }
                     None => ok = false,
                 },
-                "start" => {
-                    if !matches!(&s.value.kind, ast::ExprKind::Name(id) if id.name == "posterior") {
-                        self.bad_imagine(s, s.value.span, "not `posterior`", "imagined rollouts start from the posterior states of the data: `start = posterior`");
+                "start" => match &s.value.kind {
+                    ast::ExprKind::Name(id) if id.name == "posterior" => {}
+                    ast::ExprKind::Name(id) if id.name == "prior" => start = ImagineStart::Prior,
+                    _ => {
+                        self.bad_imagine(s, s.value.span, "not `posterior` or `prior`", "imagined rollouts start from the posterior states of the data (`start = posterior`, a learned world model) or, with known dynamics, from p's own initial states (`start = prior`)");
                         ok = false;
                     }
-                }
+                },
                 other => {
                     self.err(
                         Diagnostic::new(
@@ -335,7 +338,7 @@ impl Ck {
             horizon,
             discount,
             lambda,
-            start: ImagineStart::Posterior,
+            start,
         })
     }
 

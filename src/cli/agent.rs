@@ -68,6 +68,12 @@ pub struct AgentArgs {
     /// 2,000,000 + k) and print their mean return; nothing is trained or written.
     #[arg(long, value_name = "N", requires = "resume")]
     pub evaluate: Option<usize>,
+    /// Known dynamics (`start = prior`): behaviour updates in all (no environment steps).
+    #[arg(long, default_value_t = 10_000)]
+    pub updates: u64,
+    /// Known dynamics (`start = prior`): start states per update.
+    #[arg(long, default_value_t = 256)]
+    pub starts: usize,
 }
 
 struct Lines {
@@ -131,7 +137,7 @@ impl AgentObserver for Lines {
 }
 
 /// `mean return −123.4 ± 5.6 (10 episodes)`: the mean and its standard error.
-fn eval_summary(returns: &[f64]) -> String {
+pub(super) fn eval_summary(returns: &[f64]) -> String {
     let n = returns.len() as f64;
     let mean = returns.iter().sum::<f64>() / n;
     if returns.len() < 2 {
@@ -159,7 +165,7 @@ fn flush_evals(l: &mut Lines, step: u64) {
 
 /// This command line with `--out DIR` (or `--resume DIR`) as `--resume DIR` and no `--force`:
 /// the command that continues the run with the same settings.
-fn resume_command(out: &Path) -> String {
+pub(super) fn resume_command(out: &Path) -> String {
     let mut parts = vec!["vic".to_string()];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -244,6 +250,11 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             format!("`{}` has no `imagine` block", a.file.display()),
             "an agent learns behaviour in imagination: see models/dreamer_pendulum.vmodel",
         );
+    }
+    if (session.model.ir().behaviour.as_ref())
+        .is_some_and(|b| b.start == vic::ir::ImagineStart::Prior)
+    {
+        return super::agent_known::known(a, session);
     }
     for (name, v) in [("--batch", a.batch), ("--length", a.length)] {
         if v == 0 {

@@ -96,6 +96,7 @@ codes! {
     ImagineReadsData = "E086", "imagination reads observed data";
     BadCritic = "E087", "the critic is not a net over the model state";
     BadImagineSetting = "E088", "imagination setting missing or invalid";
+    KnownDynamics = "E089", "known-dynamics imagination on dynamics that are not declared";
     // files and flags (the CLI)
     Io = "E090", "cannot read a file";
     NotUtf8 = "E091", "file is not UTF-8";

@@ -6,7 +6,7 @@ use super::steps::{Line, Step};
 use super::style::tex_escape;
 use crate::derive::imagine::{Imagination, ImaginedKind, ImaginedTerm, Learner};
 use crate::derive::Method;
-use crate::ir::{Model, Read, TimeRef};
+use crate::ir::{ImagineStart, Model, Read, TimeRef};
 use std::fmt::Write;
 
 /// The dialect: Unicode text or LaTeX math.
@@ -321,7 +321,12 @@ pub fn text(m: &Model, im: &Imagination) -> String {
     };
     let _ = writeln!(
         out,
-        "\nbehaviour in imagination: from posterior states of the data, {} follow p for H = {} steps with",
+        "\nbehaviour in imagination: from {}, {} follow p for H = {} steps with",
+        match im.start {
+            ImagineStart::Posterior => "posterior states of the data",
+            ImagineStart::Prior =>
+                "p's initial states and states the policy visits in p (known dynamics, no world model)",
+        },
         im.state.join(", "),
         im.horizon
     );
