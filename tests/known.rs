@@ -116,7 +116,13 @@ fn the_imagined_bound_of_a_known_linear_model_matches_a_hand_rollout() {
     let mut r = rng::seeded(11);
     for (i, &x) in starts[0].iter().enumerate() {
         let u: f32 = r.sample(StandardNormal);
-        close(&format!("start {i}"), x as f64, 0.5 + 0.3 * u as f64, 1e-6, 1e-6);
+        close(
+            &format!("start {i}"),
+            x as f64,
+            0.5 + 0.3 * u as f64,
+            1e-6,
+            1e-6,
+        );
     }
     let (st, _, gc) = bh
         .gradients(&starts, &s.values, &mut rng::seeded(42))
@@ -192,7 +198,11 @@ fn the_actors_gradient_matches_finite_differences_through_the_known_pendulum() {
     let mut checked = 0;
     for (j, &p) in ids.iter().enumerate() {
         // Every weight of the small layers, every eighth of the larger ones.
-        for (e, &g) in ga[j].iter().enumerate().step_by(if ga[j].len() > 12 { 5 } else { 1 }) {
+        for (e, &g) in ga[j]
+            .iter()
+            .enumerate()
+            .step_by(if ga[j].len() > 12 { 5 } else { 1 })
+        {
             let x0 = s.values[p][e];
             let h = 1e-2f32;
             let mut at = |x: f32| {
@@ -241,7 +251,10 @@ fn start_states_are_drawn_from_the_initial_distribution() {
     let v_th = mean(&th.iter().map(|x| x * x).collect::<Vec<_>>());
     let v_thd = mean(&thd.iter().map(|x| x * x).collect::<Vec<_>>());
     // Var of x² for U(−c, c) is 4c⁴/45.
-    assert!((v_th - pi * pi / 3.0).abs() < se(4.0 * pi.powi(4) / 45.0), "E θ² = {v_th}");
+    assert!(
+        (v_th - pi * pi / 3.0).abs() < se(4.0 * pi.powi(4) / 45.0),
+        "E θ² = {v_th}"
+    );
     assert!((v_thd - 1.0 / 3.0).abs() < se(4.0 / 45.0), "E θ̇² = {v_thd}");
     assert!(th.iter().all(|x| x.abs() <= pi) && thd.iter().all(|x| x.abs() <= 1.0));
     // The observation o_1 = (cos θ_1, sin θ_1, θ̇_1), row by row.
@@ -261,7 +274,10 @@ fn start_states_are_drawn_from_the_initial_distribution() {
     let m1 = mean(&x);
     let var = mean(&x.iter().map(|v| (v - m1).powi(2)).collect::<Vec<_>>());
     assert!((m1 - 0.5).abs() < se(0.09), "mean {m1}");
-    assert!((var - 0.09).abs() < 4.0 * 0.09 * (2.0 / n as f64).sqrt(), "variance {var}");
+    assert!(
+        (var - 0.09).abs() < 4.0 * 0.09 * (2.0 / n as f64).sqrt(),
+        "variance {var}"
+    );
 }
 
 #[test]
@@ -391,7 +407,10 @@ fn the_cli_reports_faults_with_codes_and_help_and_never_panics() {
         &undeclared,
         pendulum_src(8, 4)
             .replace("net value", "net f = mlp(1 -> 1)\n  net value")
-            .replace("th[t] = th[t-1] + thd[t] * dt", "th[t] = th[t-1] + f(thd[t]) * dt"),
+            .replace(
+                "th[t] = th[t-1] + thd[t] * dt",
+                "th[t] = th[t-1] + f(thd[t]) * dt",
+            ),
     )
     .unwrap();
     for (file, code) in [(&bad, "vic::E302"), (&undeclared, "vic::E089")] {

@@ -218,7 +218,10 @@ impl Sampler {
             e.set(cv.var, step, x);
         }
         let out = (chain_vars(m).into_iter())
-            .map(|v| e.get(v, 1).ok_or_else(|| Unsupported("a chain variable".into())))
+            .map(|v| {
+                e.get(v, 1)
+                    .ok_or_else(|| Unsupported("a chain variable".into()))
+            })
             .collect::<R<Vec<_>>>()?;
         let noise = e.noise();
         let mut w = Worker::new(e.into_graph());
@@ -275,7 +278,8 @@ impl Roller {
             now.push(d);
         }
         let asize = m.vars[b.action].ty.size();
-        let q = (e.dist(&b.policy, asize, t)?).ok_or_else(|| Unsupported("a Flat policy".into()))?;
+        let q =
+            (e.dist(&b.policy, asize, t)?).ok_or_else(|| Unsupported("a Flat policy".into()))?;
         let a = e.sample(q)?;
         e.set(b.action, t, a.x);
         let reward = e.eval(&b.reward, t)?;
@@ -300,7 +304,10 @@ impl Roller {
             e.set(cv.var, t + 1, x);
         }
         for &v in &vars {
-            next.push(e.get(v, t + 1).ok_or_else(|| Unsupported("a chain variable".into()))?);
+            next.push(
+                e.get(v, t + 1)
+                    .ok_or_else(|| Unsupported("a chain variable".into()))?,
+            );
         }
         let noise = e.noise();
         Ok(Roller {
@@ -335,7 +342,12 @@ impl Roller {
             }
             fill_noise(&mut self.w, &self.noise, rng);
             self.w.forward();
-            ret += self.w.view(self.reward).iter().map(|&r| r as f64).sum::<f64>();
+            ret += self
+                .w
+                .view(self.reward)
+                .iter()
+                .map(|&r| r as f64)
+                .sum::<f64>();
             state = self.next.iter().map(|v| self.w.view(*v).to_vec()).collect();
         }
         ret / self.rows as f64
@@ -412,7 +424,11 @@ impl ObsPolicy {
     ) -> Result<ObsPolicy, Diagnostic> {
         let m = &prog.model;
         let vars = policy_inputs(m, spec.obs.dim())?;
-        if spec.act.dim() != m.vars[m.behaviour.as_ref().expect("checked").action].ty.size() {
+        if spec.act.dim()
+            != m.vars[m.behaviour.as_ref().expect("checked").action]
+                .ty
+                .size()
+        {
             let b = m.behaviour.as_ref().expect("checked");
             return Err(diag(
                 Code::EnvSpace,
@@ -436,8 +452,8 @@ impl ObsPolicy {
                 inputs.push(d);
             }
             let asize = m.vars[b.action].ty.size();
-            let policy =
-                (e.dist(&b.policy, asize, 2)?).ok_or_else(|| Unsupported("a Flat policy".into()))?;
+            let policy = (e.dist(&b.policy, asize, 2)?)
+                .ok_or_else(|| Unsupported("a Flat policy".into()))?;
             let action = e.sample(policy)?.x;
             let noise = e.noise();
             Ok(ObsPolicy {
@@ -690,8 +706,13 @@ impl Known {
             threads: cfg.threads,
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(program, None, tc)
-            .map_err(|e| diag(Code::Backend, e.to_string(), "report this with the model file"))?;
+        let mut trainer = Trainer::new(program, None, tc).map_err(|e| {
+            diag(
+                Code::Backend,
+                e.to_string(),
+                "report this with the model file",
+            )
+        })?;
         let mut progress = KnownProgress::default();
         if resume {
             let ck = dir.join("checkpoint.safetensors");
@@ -757,11 +778,12 @@ impl Known {
             cfg.behaviour.clone(),
         )
         .map_err(|u| unsupported(&name, u))?;
-        let sampler = Sampler::new(prog, &index, cfg.starts.max(1)).map_err(|u| unsupported(&name, u))?;
-        let roll_sampler =
-            Sampler::new(prog, &index, cfg.roll_episodes.max(1)).map_err(|u| unsupported(&name, u))?;
-        let roller =
-            Roller::new(prog, &index, cfg.roll_episodes.max(1)).map_err(|u| unsupported(&name, u))?;
+        let sampler =
+            Sampler::new(prog, &index, cfg.starts.max(1)).map_err(|u| unsupported(&name, u))?;
+        let roll_sampler = Sampler::new(prog, &index, cfg.roll_episodes.max(1))
+            .map_err(|u| unsupported(&name, u))?;
+        let roller = Roller::new(prog, &index, cfg.roll_episodes.max(1))
+            .map_err(|u| unsupported(&name, u))?;
         let policy = ObsPolicy::new(prog, &index, spec, values.clone(), cfg.seed)?;
         let sizes = (behaviour.state_vars.iter())
             .map(|&v| prog.model.vars[v].ty.size())
@@ -899,7 +921,8 @@ impl Known {
             p.set_host(v);
         }
         self.trainer.step = self.progress.updates;
-        (self.trainer.save(&self.dir.join("checkpoint.safetensors"))).map_err(|e| cannot(e.to_string()))?;
+        (self.trainer.save(&self.dir.join("checkpoint.safetensors")))
+            .map_err(|e| cannot(e.to_string()))?;
         (self.visited.save(&self.dir.join("visited.bin")))
             .map_err(|e| cannot(format!("cannot write `visited.bin`: {e}")))?;
         self.progress.config = Some(self.cfg.clone());

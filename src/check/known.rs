@@ -11,7 +11,8 @@ use super::env::Ck;
 use crate::diag::{Code, Diagnostic};
 use crate::ir::*;
 
-const HELP: &str = "`start = prior` imagines in the dynamics `p` declares (known, nothing learned): \
+const HELP: &str =
+    "`start = prior` imagines in the dynamics `p` declares (known, nothing learned): \
                     write them with constants, states (`x[t] = …`) and latents with proper priors, \
                     or learn a world model from data with `start = posterior`";
 

@@ -219,7 +219,10 @@ pub fn known(a: super::agent::AgentArgs, session: Session) -> u8 {
         "{} updates in {:.0} s",
         k.progress.updates, k.progress.seconds
     );
-    match plot(&out, &format!("{name} (known dynamics), evaluated in {}", spec.id)) {
+    match plot(
+        &out,
+        &format!("{name} (known dynamics), evaluated in {}", spec.id),
+    ) {
         Ok(p) => println!("returns: {}", p.display()),
         Err(e) => eprintln!("warning: cannot draw returns.svg: {e}"),
     }
