@@ -298,9 +298,10 @@ fn visited_states_follow_gyms_pendulum_dynamics() {
     assert_eq!(seen[0], [start[1].clone(), start[0].clone()]);
     let mut actions = 0;
     for w in seen.windows(2) {
+        let (now, next) = (&w[0], &w[1]);
         for i in 0..rows {
-            let (th, thd) = (w[0][0][i] as f64, w[0][1][i] as f64);
-            let (th1, thd1) = (w[1][0][i] as f64, w[1][1][i] as f64);
+            let (th, thd) = (now[0][i] as f64, now[1][i] as f64);
+            let (th1, thd1) = (next[0][i] as f64, next[1][i] as f64);
             close("θ update", th1, th + thd1 * 0.05, 1e-5, 1e-5);
             if thd1.abs() < 7.99 {
                 // u = 2a: θ̇' = θ̇ + (15 sin θ + 3u)·0.05 → a ∈ [−1, 1].

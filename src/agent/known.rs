@@ -77,8 +77,8 @@ pub struct KnownConfig {
 impl Default for KnownConfig {
     fn default() -> Self {
         KnownConfig {
-            updates: 10_000,
-            starts: 256,
+            updates: 8_000,
+            starts: 512,
             prior_share: 0.5,
             roll_every: 10,
             roll_episodes: 8,
@@ -853,7 +853,7 @@ impl Known {
     /// One behaviour update (rolling the policy into the buffer first when due).
     pub fn update(&mut self) -> Result<BehaviourStats, Diagnostic> {
         let n = self.progress.updates;
-        if n % self.cfg.roll_every.max(1) == 0 {
+        if n.is_multiple_of(self.cfg.roll_every.max(1)) {
             self.last_rollout = self.roll(n);
         }
         let starts = self.starts(n);

@@ -69,10 +69,10 @@ pub struct AgentArgs {
     #[arg(long, value_name = "N", requires = "resume")]
     pub evaluate: Option<usize>,
     /// Known dynamics (`start = prior`): behaviour updates in all (no environment steps).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 8_000)]
     pub updates: u64,
     /// Known dynamics (`start = prior`): start states per update.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 512)]
     pub starts: usize,
 }
 
