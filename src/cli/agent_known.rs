@@ -62,7 +62,7 @@ fn plot(dir: &Path, title: &str) -> Result<std::path::PathBuf, String> {
     let recs = episodes::read(&dir.join("episodes.jsonl")).map_err(|d| d.message)?;
     let curve = episodes::eval_curve(&recs);
     let mut evals = Line::new(
-        "evaluation (policy mode) in the environment, mean",
+        "evaluation mean (policy mode)",
         curve.iter().map(|(s, m, _)| (*s as f64, *m)).collect(),
         1,
     );
