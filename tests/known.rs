@@ -4,7 +4,8 @@
 //! finite differences through the known pendulum dynamics (models/pendulum_known.vmodel with
 //! smaller nets); start states drawn from p's initial distribution against its moments; the
 //! visited-state rollouts against an f64 simulation of Gym's pendulum; a resumed run against
-//! an uninterrupted one; and the faults (an observation the policy cannot read, an `imagine`
+//! an uninterrupted one; acting through the Gymnasium bridge (its fake environment) against
+//! the policy evaluated by hand on the observations; and the faults (an observation the policy cannot read, an `imagine`
 //! block whose dynamics are not declared) as coded diagnostics.
 
 use rand::Rng as _;
@@ -427,6 +428,71 @@ fn the_cli_reports_faults_with_codes_and_help_and_never_panics() {
         assert!(err.contains(code), "{code}: {err}");
         assert!(err.contains("help"), "{err}");
         assert!(!err.contains("panicked"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const COUNTER: &str = "model counter_known {
+  input  a[t] : real
+  latent x0   : real
+  state  x[t] : real
+  state  k[t] : real
+  state  o[t] : real[2]
+  net actor = mlp(2 -> 2)
+  net value = mlp(2 -> 1)
+  p {
+    x0 ~ Normal(0, 1)
+    x[1] = x0
+    k[1] = 0 * x0
+    x[t] = x[t-1] + a[t-1]
+    k[t] = k[t-1] + 1
+    o[t] = concat(x[t], k[t])
+  }
+  imagine {
+    policy a[t] ~ TanhNormal.split(actor(o[t]))
+    prior  a[t] ~ Uniform(-1, 1)
+    reward   = -square(x[t] + a[t])
+    alpha    = 0.1
+    critic   = value(o[t])
+    horizon  = 3
+    start    = prior
+  }
+}";
+
+#[test]
+fn acting_through_the_bridge_reads_the_observation_into_the_policys_inputs() {
+    // The bridge's fake environment (observation (x, t), x′ = x + clip(a, −1, 1), reward −x′²,
+    // 5 steps, reset x = seed) is exactly counter_known's p: the policy's mode, acted through
+    // the bridge, against the same policy evaluated by hand on the observations.
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var("CI").is_err(), "python3 is required under CI");
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let mut env = vic::agent::open("gym:fake:Counter-v0").expect("the fake environment");
+    let spec = env.spec().clone();
+    let dir = std::env::temp_dir().join(format!("vic_known_bridge_{}", std::process::id()));
+    let mut k = Known::new(program(COUNTER), &spec, known_cfg(1), &dir, false).expect("new");
+    let got = k.evaluate_in(env.as_mut(), 3, 0).expect("acts");
+    let s = setup(COUNTER);
+    let i = |name: &str| s.names.iter().position(|n| n == name).expect(name);
+    let (w, b) = (
+        &k.values[i("net.actor.l0.w")],
+        &k.values[i("net.actor.l0.b")],
+    );
+    for (seed, &ret) in got.iter().enumerate() {
+        let mut x = seed as f64;
+        let mut want = 0.0;
+        for t in 0..5 {
+            let loc = w[0] as f64 * x + w[2] as f64 * t as f64 + b[0] as f64;
+            x += loc.tanh().clamp(-1.0, 1.0);
+            want -= x * x;
+        }
+        close(&format!("return from x = {seed}"), ret, want, 1e-5, 1e-4);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
