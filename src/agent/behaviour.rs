@@ -225,6 +225,15 @@ fn params_of(m: &Model, index: &ParamIndex, ids: &[Trainable]) -> Vec<usize> {
     out
 }
 
+/// A number written as such or negated (`-1`).
+fn number(e: &Expr) -> Option<f64> {
+    match &e.kind {
+        ExprKind::Num(x) => Some(*x),
+        ExprKind::Unary { op: UnOp::Neg, arg } => number(arg).map(|x| -x),
+        _ => None,
+    }
+}
+
 /// The value of an `init` (numbers only), or zeros.
 pub(crate) fn init_value(m: &Model, var: VarId, step: i64) -> Vec<f32> {
     let size = m.vars[var].ty.size();
@@ -279,7 +288,7 @@ impl Behaviour {
         if let (ImaginedCompute::LogRatio, DistArgs::Bounds { low, high }) =
             (kl_compute, &b.prior.args)
         {
-            let (ExprKind::Num(l), ExprKind::Num(h)) = (&low.kind, &high.kind) else {
+            let (Some(l), Some(h)) = (number(low), number(high)) else {
                 return Err(Unsupported(
                     "Uniform action prior bounds other than numbers".into(),
                 ));

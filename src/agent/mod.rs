@@ -15,6 +15,7 @@ pub mod behaviour;
 pub mod bridge;
 pub mod env;
 pub mod episodes;
+pub mod known;
 pub mod learn;
 pub mod pendulum;
 pub mod replay;

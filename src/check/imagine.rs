@@ -140,6 +140,7 @@ impl Ck {
         let mut lambda = 0.95;
         let mut cont: Option<Continuation> = None;
         let mut estimator: Option<(String, Span)> = None;
+        let mut start = ImagineStart::Posterior;
         let mut done: Vec<(String, Span)> = Vec::new();
         for s in settings {
             let key = s.key.name.clone();
@@ -265,12 +266,14 @@ impl Ck {
                     Some(c) => cont = Some(c),
                     None => ok = false,
                 },
-                "start" => {
-                    if !matches!(&s.value.kind, ast::ExprKind::Name(id) if id.name == "posterior") {
-                        self.bad_imagine(s, s.value.span, "not `posterior`", "imagined rollouts start from the posterior states of the data: `start = posterior`");
+                "start" => match &s.value.kind {
+                    ast::ExprKind::Name(id) if id.name == "posterior" => {}
+                    ast::ExprKind::Name(id) if id.name == "prior" => start = ImagineStart::Prior,
+                    _ => {
+                        self.bad_imagine(s, s.value.span, "not `posterior` or `prior`", "imagined rollouts start from the posterior states of the data (`start = posterior`, a learned world model) or, with known dynamics, from p's own initial states (`start = prior`)");
                         ok = false;
                     }
-                }
+                },
                 other => {
                     self.err(
                         Diagnostic::new(
@@ -377,7 +380,7 @@ impl Ck {
             horizon,
             discount,
             lambda,
-            start: ImagineStart::Posterior,
+            start,
             cont,
             straight_through: discrete,
         })

@@ -11,6 +11,7 @@ pub mod env;
 mod expr;
 mod factors;
 mod imagine;
+mod known;
 mod objective;
 mod rules;
 
@@ -50,6 +51,9 @@ pub fn check(ast: &ModelAst) -> Result<Checked, Vec<Diagnostic>> {
         ck.chains();
     }
     ck.evidence();
+    if !ck.diags.has_errors() {
+        ck.known_dynamics();
+    }
     ck.size();
     // Unused-name warnings are noise while errors hide reads.
     if !ck.diags.has_errors() {

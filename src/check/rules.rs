@@ -424,7 +424,9 @@ impl Ck {
     /// `E084`: the model needs an observed variable or an optimality variable.
     pub fn evidence(&mut self) {
         let has_obs = self.model.vars.iter().any(|v| v.role == Role::Observed);
-        if !has_obs && self.model.optimality.is_empty() {
+        // Known-dynamics imagination (`start = prior`) conditions on its imagined optimality.
+        let known = (self.model.behaviour.as_ref()).is_some_and(|b| b.start == ImagineStart::Prior);
+        if !has_obs && self.model.optimality.is_empty() && !known {
             self.err(Diagnostic::new(Code::NoEvidence, format!("model `{}` has no observed variable and no optimality variable", self.model.name))
                 .label(Span::new(self.spans.model.lo, self.spans.model.lo + 5), "nothing to condition on")
                 .help("declare data with `observed x : …`, or rewards with `optimality O[t] : reward = …`"));
@@ -445,6 +447,14 @@ impl Ck {
                     .iter()
                     .flat_map(|o| o.parents.iter().map(|r| r.var)),
             )
+            // What the `imagine` block reads (with known dynamics, a state the policy reads).
+            .chain(self.model.behaviour.iter().flat_map(|b| {
+                (b.policy_parents.iter())
+                    .chain(&b.prior_parents)
+                    .chain(&b.reward_parents)
+                    .chain(&b.critic_parents)
+                    .map(|r| r.var)
+            }))
             .collect();
         let mut decls: Vec<(Sym, String, Span)> = Vec::new();
         for (i, d) in self.model.dims.iter().enumerate() {

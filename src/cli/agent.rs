@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use vic::agent::behaviour::{BehaviourConfig, BehaviourStats};
 use vic::agent::episodes::{self, Record};
+use vic::agent::known::KnownConfig;
 use vic::agent::learn::{Agent, AgentConfig, AgentObserver, Progress};
 
 /// The defaults of every flag (the library's, shared with `vic.agent`).
@@ -54,11 +55,13 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = D.model_lr)]
     pub model_lr: f64,
     /// The actor's Adam learning rate.
-    #[arg(long, default_value_t = D.behaviour.actor_lr)]
-    pub actor_lr: f64,
+    /// [default: 8e-5, Dreamer's; 3e-4 with known dynamics (`start = prior`)]
+    #[arg(long)]
+    pub actor_lr: Option<f64>,
     /// The critic's Adam learning rate.
-    #[arg(long, default_value_t = D.behaviour.critic_lr)]
-    pub critic_lr: f64,
+    /// [default: 8e-5, Dreamer's; 3e-4 with known dynamics (`start = prior`)]
+    #[arg(long)]
+    pub critic_lr: Option<f64>,
     /// DreamerV3's return normalisation: divide the actor's objective by max(1, S), S a moving
     /// average of the 95th − 5th percentile range of the imagined returns
     #[arg(long)]
@@ -83,6 +86,12 @@ pub struct AgentArgs {
     /// 2,000,000 + k) and print their mean return; nothing is trained or written.
     #[arg(long, value_name = "N", requires = "resume")]
     pub evaluate: Option<usize>,
+    /// Known dynamics (`start = prior`): behaviour updates in all (no environment steps).
+    #[arg(long, default_value_t = KnownConfig::default().updates)]
+    pub updates: u64,
+    /// Known dynamics (`start = prior`): start states per update.
+    #[arg(long, default_value_t = KnownConfig::default().starts)]
+    pub starts: usize,
 }
 
 struct Lines {
@@ -146,7 +155,7 @@ impl AgentObserver for Lines {
 }
 
 /// `mean return −123.4 ± 5.6 (10 episodes)`: the mean and its standard error.
-fn eval_summary(returns: &[f64]) -> String {
+pub(super) fn eval_summary(returns: &[f64]) -> String {
     let n = returns.len() as f64;
     let mean = returns.iter().sum::<f64>() / n;
     if returns.len() < 2 {
@@ -174,7 +183,7 @@ fn flush_evals(l: &mut Lines, step: u64) {
 
 /// This command line with `--out DIR` (or `--resume DIR`) as `--resume DIR` and no `--force`:
 /// the command that continues the run with the same settings.
-fn resume_command(out: &Path) -> String {
+pub(super) fn resume_command(out: &Path) -> String {
     let mut parts = vec!["vic".to_string()];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -275,6 +284,11 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             "an agent learns behaviour in imagination: see models/dreamer_pendulum.vmodel",
         );
     }
+    if (session.model.ir().behaviour.as_ref())
+        .is_some_and(|b| b.start == vic::ir::ImagineStart::Prior)
+    {
+        return super::agent_known::known(a, session);
+    }
     for (name, v) in [("--batch", a.batch), ("--length", a.length)] {
         if v == 0 {
             return flag_error(
@@ -283,10 +297,12 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             );
         }
     }
+    let actor_lr = a.actor_lr.unwrap_or(D.behaviour.actor_lr);
+    let critic_lr = a.critic_lr.unwrap_or(D.behaviour.critic_lr);
     for (name, v) in [
         ("--model-lr", a.model_lr),
-        ("--actor-lr", a.actor_lr),
-        ("--critic-lr", a.critic_lr),
+        ("--actor-lr", actor_lr),
+        ("--critic-lr", critic_lr),
     ] {
         if !(v.is_finite() && v > 0.0) {
             return flag_error(
@@ -326,8 +342,8 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         model_lr: a.model_lr,
         model_clip: D.model_clip,
         behaviour: BehaviourConfig {
-            actor_lr: a.actor_lr,
-            critic_lr: a.critic_lr,
+            actor_lr,
+            critic_lr,
             return_norm: a.return_norm,
             symlog_rewards: a.symlog_rewards,
             slow_critic: a.slow_critic,

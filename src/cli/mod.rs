@@ -2,6 +2,7 @@
 //! training run that diverged), 2 usage or IO errors (clap's own usage errors also exit 2).
 
 mod agent;
+mod agent_known;
 mod args;
 mod check;
 mod checks;

@@ -149,6 +149,17 @@ pub fn run(a: RunArgs, color: bool) -> u8 {
         Ok(s) => s,
         Err(c) => return c,
     };
+    if (session.model.ir().behaviour.as_ref())
+        .is_some_and(|b| b.start == vic::ir::ImagineStart::Prior)
+    {
+        return flag_error(
+            format!(
+                "`{}` has known dynamics (`start = prior`): there is no world model for `vic run` to train",
+                a.file.display()
+            ),
+            "its behaviour is learned in imagination by `vic agent FILE --out DIR` (docs/agent.md, \"Known dynamics\")",
+        );
+    }
     if session.model.ir().behaviour.is_some() {
         eprintln!(
             "note: `vic run` trains the world model's ELBO on the data only; the `imagine` block (behaviour learning in imagination) is run by `vic agent`, which collects its own episodes (docs/agent.md)"

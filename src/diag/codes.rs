@@ -97,6 +97,7 @@ codes! {
     BadCritic = "E087", "the critic is not a net over the model state";
     BadImagineSetting = "E088", "imagination setting missing or invalid";
     BadEnvSize = "E089", "malformed size from the environment (`env(obs, 3)`)";
+    KnownDynamics = "E097", "known-dynamics imagination on dynamics that are not declared";
     // files and flags (the CLI)
     Io = "E090", "cannot read a file";
     NotUtf8 = "E091", "file is not UTF-8";

@@ -502,6 +502,8 @@ impl Builder<'_> {
             return match (time, at) {
                 (TimeRef::Lag(j), At::Step(t)) => self.step_view(var, i64::from(t) - i64::from(j)),
                 (TimeRef::Step(s), _) => self.step_view(var, s),
+                // A static variable: the caller places it at step 0.
+                (TimeRef::Static, _) => self.step_view(var, 0),
                 _ => unsup(format!(
                     "the read of `{}` in a step program (lags and steps only)",
                     self.m.vars[var].name

@@ -594,6 +594,10 @@ impl Default for Objective {
 pub enum ImagineStart {
     /// From the posterior states q(s_t | …) of the data's sequences (Dreamer).
     Posterior,
+    /// Known dynamics (`start = prior`): no world model to learn; rollouts start from the
+    /// model's own initial distribution (p's static latents and first steps) and from states
+    /// visited by rolling the policy in p (`crate::agent::known`).
+    Prior,
 }
 
 /// Behaviour learning in imagination (`imagine { … }`): from posterior states of the data,

@@ -6,7 +6,7 @@ use super::steps::{Line, Step};
 use super::style::tex_escape;
 use crate::derive::imagine::{Imagination, ImaginedKind, ImaginedTerm, Learner};
 use crate::derive::Method;
-use crate::ir::{Model, Read, TimeRef};
+use crate::ir::{ImagineStart, Model, Read, TimeRef};
 use std::fmt::Write;
 
 /// The dialect: Unicode text or LaTeX math.
@@ -327,7 +327,12 @@ pub fn text(m: &Model, im: &Imagination) -> String {
     };
     let _ = writeln!(
         out,
-        "\nbehaviour in imagination: from posterior states of the data, {} follow p for H = {} steps with",
+        "\nbehaviour in imagination: from {}, {} follow p for H = {} steps with",
+        match im.start {
+            ImagineStart::Posterior => "posterior states of the data",
+            ImagineStart::Prior =>
+                "p's initial states and states the policy visits in p (known dynamics, no world model)",
+        },
         im.state.join(", "),
         im.horizon
     );
@@ -520,14 +525,27 @@ pub fn latex(m: &Model, im: &Imagination, with_steps: bool) -> String {
     let _ = writeln!(out, "\\section*{{Behaviour in imagination}}");
     let _ = writeln!(
         out,
-        "\\noindent From posterior states of the data, ${}$ follow $p$ for $H = {}$ steps, the world model frozen; $\\gamma = {}$, $\\lambda = {}$, $\\alpha = {}$; the reward $r$ is \\texttt{{{}}} and the critic $V$ is \\texttt{{{}}}.",
+        "{}, ${}$ follow $p$ for $H = {}$ steps{}; $\\gamma = {}$, $\\lambda = {}$, $\\alpha = {}$; the reward $r$ is \\texttt{{{}}} and the critic $V$ is \\texttt{{{}}}.{}",
+        match im.start {
+            ImagineStart::Posterior => "\\noindent From posterior states of the data",
+            // Ragged: a long reward in typewriter type has no glue to justify with.
+            ImagineStart::Prior => "{\\raggedright\\noindent From $p$'s initial states and the states the policy visits in $p$ (known dynamics)",
+        },
         im.state.iter().map(|s| d.name(s)).collect::<Vec<_>>().join(", "),
         im.horizon,
+        match im.start {
+            ImagineStart::Posterior => ", the world model frozen",
+            ImagineStart::Prior => "",
+        },
         num(im.discount),
         num(im.lambda),
         num(im.alpha),
         tex_escape(&im.reward),
-        tex_escape(&im.critic)
+        tex_escape(&im.critic),
+        match im.start {
+            ImagineStart::Posterior => "",
+            ImagineStart::Prior => "\\par}",
+        }
     );
     out.push_str("\\begin{align*}\n");
     let lines = super::steps::latex_lines(&equation(d, m, im));
