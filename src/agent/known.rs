@@ -861,7 +861,13 @@ impl Known {
         let mut r = stream(self.cfg.seed, n, 3);
         let bs = self
             .behaviour
-            .update(&starts, None, &mut self.values, &mut self.trainer.adam, &mut r)
+            .update(
+                &starts,
+                None,
+                &mut self.values,
+                &mut self.trainer.adam,
+                &mut r,
+            )
             .map_err(|e| {
                 diag(
                     Code::NonFinite,

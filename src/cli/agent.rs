@@ -1,6 +1,10 @@
 //! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
 //! the loop itself is the library's ([`vic::agent::learn::Agent`]).
 
+use super::agent_text::{eval_summary, resume_command};
+/// The defaults of every flag (the library's, shared with `vic.agent`).
+const D: AgentConfig = AgentConfig::DEFAULT;
+pub use super::args::AgentArgs;
 use super::session::open_for;
 use crate::exit::flag_error;
 use crate::exit::{FAILED, OK};
@@ -10,89 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use vic::agent::behaviour::{BehaviourConfig, BehaviourStats};
 use vic::agent::episodes::{self, Record};
-use vic::agent::known::KnownConfig;
 use vic::agent::learn::{Agent, AgentConfig, AgentObserver, Progress};
-
-/// The defaults of every flag (the library's, shared with `vic.agent`).
-const D: AgentConfig = AgentConfig::DEFAULT;
-
-#[derive(clap::Args, Debug)]
-pub struct AgentArgs {
-    /// The model file (`.vmodel`) with an `imagine` block.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// The environment: `pendulum` (built in) or `gym:ID` (Gymnasium through the bridge).
-    #[arg(long, default_value = "pendulum")]
-    pub env: String,
-    /// Training environment steps in all, counting resumed ones.
-    #[arg(long, default_value_t = D.env_steps)]
-    pub env_steps: u64,
-    /// Output directory (episodes.jsonl, metrics.jsonl, checkpoint, replay.npz, returns.svg).
-    #[arg(long, required_unless_present = "resume")]
-    pub out: Option<PathBuf>,
-    /// Continue the run in this directory from its checkpoint (its replay and counters too).
-    #[arg(long, value_name = "DIR")]
-    pub resume: Option<PathBuf>,
-    /// Start over in a directory that already holds a run.
-    #[arg(long)]
-    pub force: bool,
-    /// Random seed: parameters, environment resets, replay windows, noise.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Environment steps of uniformly random actions before learning.
-    #[arg(long, default_value_t = D.prefill)]
-    pub prefill: u64,
-    /// Environment steps per update (one world-model and one behaviour update).
-    #[arg(long, default_value_t = D.train_every)]
-    pub train_every: u64,
-    /// World-model batch: replay windows per update.
-    #[arg(long, default_value_t = D.batch)]
-    pub batch: usize,
-    /// World-model batch: steps per window (every step's posterior starts an imagined rollout).
-    #[arg(long, default_value_t = D.length)]
-    pub length: usize,
-    /// The world model's Adam learning rate.
-    #[arg(long, default_value_t = D.model_lr)]
-    pub model_lr: f64,
-    /// The actor's Adam learning rate.
-    /// [default: 8e-5, Dreamer's; 3e-4 with known dynamics (`start = prior`)]
-    #[arg(long)]
-    pub actor_lr: Option<f64>,
-    /// The critic's Adam learning rate.
-    /// [default: 8e-5, Dreamer's; 3e-4 with known dynamics (`start = prior`)]
-    #[arg(long)]
-    pub critic_lr: Option<f64>,
-    /// DreamerV3's return normalisation: divide the actor's objective by max(1, S), S a moving
-    /// average of the 95th − 5th percentile range of the imagined returns
-    #[arg(long)]
-    pub return_norm: bool,
-    /// DreamerV3's symlog rewards: the world model learns symlog(r), imagination reads symexp
-    #[arg(long)]
-    pub symlog_rewards: bool,
-    /// A slow (EMA) target critic for the λ-returns, moving this fraction per update
-    /// (DreamerV3: 0.02; 0: off)
-    #[arg(long, default_value_t = D.behaviour.slow_critic)]
-    pub slow_critic: f64,
-    /// Training environment steps between evaluations (0: none).
-    #[arg(long, default_value_t = D.eval_every)]
-    pub eval_every: u64,
-    /// Episodes per evaluation, acting with the policy's mode.
-    #[arg(long, default_value_t = D.eval_episodes)]
-    pub eval_episodes: usize,
-    /// Worker threads (0: one per core, at most 2).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// With --resume: only act N episodes with the policy's mode in --env (reset seeds
-    /// 2,000,000 + k) and print their mean return; nothing is trained or written.
-    #[arg(long, value_name = "N", requires = "resume")]
-    pub evaluate: Option<usize>,
-    /// Known dynamics (`start = prior`): behaviour updates in all (no environment steps).
-    #[arg(long, default_value_t = KnownConfig::default().updates)]
-    pub updates: u64,
-    /// Known dynamics (`start = prior`): start states per update.
-    #[arg(long, default_value_t = KnownConfig::default().starts)]
-    pub starts: usize,
-}
 
 struct Lines {
     stop: Arc<AtomicBool>,
@@ -154,21 +76,6 @@ impl AgentObserver for Lines {
     }
 }
 
-/// `mean return −123.4 ± 5.6 (10 episodes)`: the mean and its standard error.
-pub(super) fn eval_summary(returns: &[f64]) -> String {
-    let n = returns.len() as f64;
-    let mean = returns.iter().sum::<f64>() / n;
-    if returns.len() < 2 {
-        return format!("return {mean:>8.1} (1 episode)");
-    }
-    let var = returns.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    format!(
-        "mean return {mean:>8.1} ± {:.1} ({} episodes)",
-        (var / n).sqrt(),
-        returns.len()
-    )
-}
-
 fn flush_evals(l: &mut Lines, step: u64) {
     if l.evals.is_empty() {
         return;
@@ -179,26 +86,6 @@ fn flush_evals(l: &mut Lines, step: u64) {
         eval_summary(&l.evals)
     );
     l.evals.clear();
-}
-
-/// This command line with `--out DIR` (or `--resume DIR`) as `--resume DIR` and no `--force`:
-/// the command that continues the run with the same settings.
-pub(super) fn resume_command(out: &Path) -> String {
-    let mut parts = vec!["vic".to_string()];
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--out" | "--resume" => {
-                args.next();
-            }
-            "--force" => {}
-            _ if a.starts_with("--out=") || a.starts_with("--resume=") => {}
-            _ => parts.push(a),
-        }
-    }
-    parts.push("--resume".into());
-    parts.push(out.display().to_string());
-    parts.join(" ")
 }
 
 /// `returns.svg`: training returns and evaluation means against environment steps.

@@ -8,7 +8,7 @@
 //! progress line per evaluation, and the exit code. The world-model flags (`--env-steps`,
 //! `--prefill`, `--train-every`, `--batch`, `--length`, `--model-lr`) do not apply.
 
-use super::agent::{eval_summary, resume_command};
+use super::agent_text::{eval_summary, resume_command};
 use super::session::Session;
 use crate::exit::{coded, flag_error, FAILED, OK};
 use std::path::Path;
@@ -87,7 +87,7 @@ fn plot(dir: &Path, title: &str) -> Result<std::path::PathBuf, String> {
 }
 
 /// Runs `vic agent` in known-dynamics mode.
-pub fn known(a: super::agent::AgentArgs, session: Session) -> u8 {
+pub fn known(a: super::args::AgentArgs, session: Session) -> u8 {
     let resume = a.resume.is_some();
     let Some(out) = a.resume.clone().or_else(|| a.out.clone()) else {
         return flag_error("pass --out DIR".into(), "the run directory is required");

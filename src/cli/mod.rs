@@ -3,6 +3,7 @@
 
 mod agent;
 mod agent_known;
+mod agent_text;
 mod args;
 mod check;
 mod checks;
@@ -127,7 +128,7 @@ checkpoint.safetensors and elbo.svg. Ctrl-C saves a checkpoint; continue with --
 The run directory holds episodes.jsonl (one line per episode: env_step, return, length, eval),
 metrics.jsonl (one line per update), checkpoint.safetensors, replay.npz (the episodes, in
 vic's dataset layout), agent.json and returns.svg. Ctrl-C saves; continue with --resume.")]
-    Agent(agent::AgentArgs),
+    Agent(args::AgentArgs),
     /// Estimate the ELBO of saved parameters on data, with its standard error, per term.
     #[command(after_long_help = "Examples:
   vic eval models/ssm.vmodel --params runs/ssm                    # the held-out split
