@@ -163,17 +163,6 @@ fn diag_error(py: Python<'_>, d: &Diagnostic) -> PyErr {
     coded(py, "VicError", d.code.as_str(), d.message.clone(), &d.help)
 }
 
-/// Files of an agent's run directory (what `force` replaces).
-const OUTPUTS: [&str; 7] = [
-    "episodes.jsonl",
-    "metrics.jsonl",
-    "checkpoint.safetensors",
-    "replay.npz",
-    "agent.json",
-    "returns.svg",
-    "model.vmodel",
-];
-
 /// Learn a world model and a behaviour in a Python environment, as `vic agent` does.
 ///
 /// `model`: a `vic.Model` or a `.vmodel` path with an `imagine` block; `env`: an object with
@@ -255,7 +244,7 @@ pub fn agent(
     // when it holds a run and the call neither resumes nor forces.
     let _lock = super::claim(py, &out, resume, force)?;
     if force && !resume {
-        for f in OUTPUTS {
+        for f in vic::agent::learn::OUTPUTS {
             let _ = std::fs::remove_file(out.join(f));
         }
     }

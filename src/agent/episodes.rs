@@ -41,6 +41,21 @@ pub fn append(path: &Path, rec: &Record) -> Result<(), Diagnostic> {
         })
 }
 
+/// Opens a run's log (`metrics.jsonl`) for appending, creating it.
+pub fn open_log(path: &Path) -> Result<std::fs::File, Diagnostic> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            Diagnostic::new(
+                Code::CannotWrite,
+                format!("cannot open `{}`: {e}", path.display()),
+            )
+            .help("check that the run directory is writable")
+        })
+}
+
 /// Reads every record (an absent file is an empty log).
 pub fn read(path: &Path) -> Result<Vec<Record>, Diagnostic> {
     let text = match std::fs::read_to_string(path) {

@@ -128,6 +128,17 @@ pub trait KnownObserver {
 
 impl KnownObserver for () {}
 
+/// The files of a known-dynamics run directory (what `--force` replaces).
+pub const OUTPUTS: [&str; 7] = [
+    "episodes.jsonl",
+    "metrics.jsonl",
+    "checkpoint.safetensors",
+    "known.json",
+    "visited.bin",
+    "returns.svg",
+    "model.vmodel",
+];
+
 fn diag(code: Code, msg: impl Into<String>, help: &str) -> Diagnostic {
     Diagnostic::new(code, msg.into()).help(help.to_string())
 }
@@ -950,17 +961,7 @@ impl Known {
         let secs0 = self.progress.seconds;
         let metrics = self.dir.join("metrics.jsonl");
         let ep_path = self.dir.join("episodes.jsonl");
-        let mut mfile = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&metrics)
-            .map_err(|e| {
-                diag(
-                    Code::CannotWrite,
-                    format!("cannot open `{}`: {e}", metrics.display()),
-                    "check that the run directory is writable",
-                )
-            })?;
+        let mut mfile = super::episodes::open_log(&metrics)?;
         loop {
             if let Some(due) = self.progress.updates.checked_div(self.cfg.eval_every) {
                 if self.progress.evals < due + 1 {

@@ -27,14 +27,27 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// How the agent learns (defaults: Dreamer's, scaled to a 20k-step budget).
+/// The files of an agent's run directory (what `--force` replaces).
+pub const OUTPUTS: [&str; 8] = [
+    "episodes.jsonl",
+    "metrics.jsonl",
+    "checkpoint.safetensors",
+    "replay.npz",
+    "agent.json",
+    "slow_critic.bin",
+    "returns.svg",
+    "model.vmodel",
+];
+
+/// How the agent learns (defaults: Dreamer's, with twice its update ratio and faster actor and
+/// critic rates for a 20k–50k-step budget: the settings of docs/agent.md's runs).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AgentConfig {
     /// Training environment steps.
     pub env_steps: u64,
     /// Steps of uniformly random actions before learning starts.
     pub prefill: u64,
-    /// Environment steps per update (Dreamer: 1000 steps, 100 updates → 10).
+    /// Environment steps per update (default 5; Dreamer: 1000 steps, 100 updates → 10).
     pub train_every: u64,
     /// World-model batch: windows per update.
     pub batch: usize,
@@ -62,7 +75,7 @@ impl AgentConfig {
     pub const DEFAULT: AgentConfig = AgentConfig {
         env_steps: 20_000,
         prefill: 1_000,
-        train_every: 10,
+        train_every: 5,
         batch: 16,
         length: 50,
         model_lr: 6e-4,
@@ -678,17 +691,7 @@ impl Agent {
         let secs0 = self.progress.seconds;
         let ep_path = self.dir.join("episodes.jsonl");
         let metrics = self.dir.join("metrics.jsonl");
-        let mut mfile = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&metrics)
-            .map_err(|e| {
-                diag(
-                    Code::CannotWrite,
-                    format!("cannot open `{}`: {e}", metrics.display()),
-                    "check that the run directory is writable",
-                )
-            })?;
+        let mut mfile = super::episodes::open_log(&metrics)?;
         loop {
             // The updates due at this many steps (Dreamer trains on the prefill once before
             // the policy first acts), one at a time so that Ctrl-C is heard between them; an

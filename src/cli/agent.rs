@@ -1,7 +1,7 @@
 //! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
 //! the loop itself is the library's ([`vic::agent::learn::Agent`]).
 
-use super::agent_text::{eval_summary, resume_command};
+use super::agent_text::{eval_summary, prepare_dir, resume_command};
 /// The defaults of every flag (the library's, shared with `vic.agent`).
 const D: AgentConfig = AgentConfig::DEFAULT;
 pub use super::args::AgentArgs;
@@ -194,32 +194,14 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         if !(v.is_finite() && v > 0.0) {
             return flag_error(
                 format!("{name} must be a positive number, not {v}"),
-                "Dreamer's rates: --model-lr 6e-4 --actor-lr 8e-5 --critic-lr 8e-5",
+                "the defaults: --model-lr 6e-4 --actor-lr 2e-4 --critic-lr 5e-4",
             );
         }
     }
-    if let Err(e) = std::fs::create_dir_all(&out) {
-        return flag_error(
-            format!("cannot create `{}`: {e}", out.display()),
-            "choose another --out directory",
-        );
-    }
-    let _lock = match super::io::claim_run_dir(&out, resume, a.force) {
+    let _lock = match prepare_dir(&out, resume, a.force, &vic::agent::learn::OUTPUTS) {
         Ok(l) => l,
         Err(c) => return c,
     };
-    if a.force && !resume {
-        for f in [
-            "episodes.jsonl",
-            "metrics.jsonl",
-            "checkpoint.safetensors",
-            "replay.npz",
-            "agent.json",
-            "returns.svg",
-        ] {
-            let _ = std::fs::remove_file(out.join(f));
-        }
-    }
     let cfg = AgentConfig {
         env_steps: a.env_steps,
         prefill: a.prefill,

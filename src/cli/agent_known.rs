@@ -8,7 +8,7 @@
 //! progress line per evaluation, and the exit code. The world-model flags (`--env-steps`,
 //! `--prefill`, `--train-every`, `--batch`, `--length`, `--model-lr`) do not apply.
 
-use super::agent_text::{eval_summary, resume_command};
+use super::agent_text::{eval_summary, prepare_dir, resume_command};
 use super::session::Session;
 use crate::exit::{coded, flag_error, FAILED, OK};
 use std::path::Path;
@@ -116,28 +116,10 @@ pub fn known(a: super::args::AgentArgs, session: Session) -> u8 {
             return FAILED;
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&out) {
-        return flag_error(
-            format!("cannot create `{}`: {e}", out.display()),
-            "choose another --out directory",
-        );
-    }
-    let _lock = match super::io::claim_run_dir(&out, resume, a.force) {
+    let _lock = match prepare_dir(&out, resume, a.force, &vic::agent::known::OUTPUTS) {
         Ok(l) => l,
         Err(c) => return c,
     };
-    if a.force && !resume {
-        for f in [
-            "episodes.jsonl",
-            "metrics.jsonl",
-            "checkpoint.safetensors",
-            "known.json",
-            "visited.bin",
-            "returns.svg",
-        ] {
-            let _ = std::fs::remove_file(out.join(f));
-        }
-    }
     let cfg = KnownConfig {
         updates: a.updates,
         starts: a.starts,

@@ -103,11 +103,11 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = D.model_lr)]
     pub model_lr: f64,
     /// The actor's Adam learning rate.
-    /// [default: 8e-5, Dreamer's; 3e-4 with known dynamics (`start = prior`)]
+    /// [default: 2e-4; 3e-4 with known dynamics (`start = prior`)]
     #[arg(long)]
     pub actor_lr: Option<f64>,
     /// The critic's Adam learning rate.
-    /// [default: 8e-5, Dreamer's; 3e-4 with known dynamics (`start = prior`)]
+    /// [default: 5e-4; 3e-4 with known dynamics (`start = prior`)]
     #[arg(long)]
     pub critic_lr: Option<f64>,
     /// DreamerV3's return normalisation: divide the actor's objective by max(1, S), S a moving
