@@ -623,8 +623,10 @@ impl Visited {
             Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
         };
         let (len, next, cap) = (u(0)? as usize, u(1)? as usize, u(2)? as usize);
-        let want = 24 + 4 * cap * self.sizes.iter().sum::<usize>();
-        if bytes.len() != want || len > cap || next >= cap.max(1) {
+        let want =
+            (cap.checked_mul(4 * self.sizes.iter().sum::<usize>())).and_then(|b| b.checked_add(24));
+        if want != Some(bytes.len()) || len > cap || next >= cap.max(1) {
+            let want = want.map_or("more than memory".to_string(), |w| w.to_string());
             return Err(format!(
                 "{} bytes for {cap} states (expected {want})",
                 bytes.len()
