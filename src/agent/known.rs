@@ -752,23 +752,9 @@ impl Known {
                 )
             })?;
         }
-        let mut changed = Vec::new();
-        if let Some(then) = progress.config.take() {
-            let (a, b) = (
-                serde_json::to_value(&then).unwrap_or_default(),
-                serde_json::to_value(&cfg).unwrap_or_default(),
-            );
-            if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
-                for (k, v) in a {
-                    if k != "updates" && k != "threads" && b.get(k) != Some(v) {
-                        changed.push(format!(
-                            "{k} {v} → {}",
-                            b.get(k).cloned().unwrap_or_default()
-                        ));
-                    }
-                }
-            }
-        }
+        let changed = progress.config.take().map_or_else(Vec::new, |then| {
+            super::learn::config_changes(&then, &cfg, &["updates", "threads"])
+        });
         let (index, values) = super::learn::param_index(&trainer.store);
         let prog = &trainer.program;
         let im = (prog.elbo.imagination.clone()).ok_or_else(|| {

@@ -165,6 +165,22 @@ pub struct Agent {
     dir: PathBuf,
 }
 
+/// The settings of a resumed run that differ from the saved run's (`train_every 5 → 10`),
+/// `skip` left out (the budget a resume may extend, the worker count).
+pub(crate) fn config_changes<C: Serialize>(then: &C, now: &C, skip: &[&str]) -> Vec<String> {
+    let (a, b) = (
+        serde_json::to_value(then).unwrap_or_default(),
+        serde_json::to_value(now).unwrap_or_default(),
+    );
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return Vec::new();
+    };
+    (a.iter())
+        .filter(|(k, v)| !skip.contains(&k.as_str()) && b.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k} {v} → {}", b.get(k).cloned().unwrap_or_default()))
+        .collect()
+}
+
 fn diag(code: Code, msg: impl Into<String>, help: &str) -> Diagnostic {
     Diagnostic::new(code, msg.into()).help(help.to_string())
 }
@@ -332,23 +348,9 @@ impl Agent {
             })?;
             replay = Replay::load(&dir.join("replay.npz"), &names)?;
         }
-        let mut changed = Vec::new();
-        if let Some(then) = progress.config.take() {
-            let (a, b) = (
-                serde_json::to_value(&then).unwrap_or_default(),
-                serde_json::to_value(&cfg).unwrap_or_default(),
-            );
-            if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
-                for (k, v) in a {
-                    if k != "env_steps" && k != "threads" && b.get(k) != Some(v) {
-                        changed.push(format!(
-                            "{k} {v} → {}",
-                            b.get(k).cloned().unwrap_or_default()
-                        ));
-                    }
-                }
-            }
-        }
+        let changed = progress.config.take().map_or_else(Vec::new, |then| {
+            config_changes(&then, &cfg, &["env_steps", "threads"])
+        });
         let (index, values) = param_index(&trainer.store);
         let policy = Filtered::new(
             &trainer.program,
