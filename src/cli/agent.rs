@@ -1,7 +1,7 @@
 //! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
 //! the loop itself is the library's ([`vic::agent::learn::Agent`]).
 
-use super::agent_text::{eval_summary, prepare_dir, resume_command};
+use super::agent_text::{ctrl_c, eval_summary, prepare_dir, resume_changed, resume_command};
 /// The defaults of every flag (the library's, shared with `vic.agent`).
 const D: AgentConfig = AgentConfig::DEFAULT;
 pub use super::args::AgentArgs;
@@ -254,18 +254,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
     }
     let _ = std::fs::write(out.join("model.vmodel"), &session.model.source);
     if !agent.changed.is_empty() {
-        eprintln!(
-            "{:?}",
-            miette::Report::new(
-                miette::MietteDiagnostic::new(format!(
-                    "resumed with settings that differ from the run's: {}",
-                    agent.changed.join(", ")
-                ))
-                .with_code(vic::diag::Code::ResumeChanged.as_str())
-                .with_severity(miette::Severity::Warning)
-                .with_help("the run continues with the new settings; pass the original flags to continue it exactly")
-            )
-        );
+        resume_changed(&agent.changed);
     }
     if resume && agent.progress.env_steps >= a.env_steps {
         eprintln!(
@@ -281,11 +270,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             )
         );
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
+    let stop = ctrl_c();
     println!(
         "agent {name} in {}: {} environment steps ({} done), an update every {} steps, evaluation every {}",
         spec.id, a.env_steps, agent.progress.env_steps, a.train_every, a.eval_every

@@ -8,7 +8,7 @@
 //! progress line per evaluation, and the exit code. The world-model flags (`--env-steps`,
 //! `--prefill`, `--train-every`, `--batch`, `--length`, `--model-lr`) do not apply.
 
-use super::agent_text::{eval_summary, prepare_dir, resume_command};
+use super::agent_text::{ctrl_c, eval_summary, prepare_dir, resume_changed, resume_command};
 use super::session::Session;
 use crate::exit::{coded, flag_error, FAILED, OK};
 use std::path::Path;
@@ -166,24 +166,9 @@ pub fn known(a: super::args::AgentArgs, session: Session) -> u8 {
     }
     let _ = std::fs::write(out.join("model.vmodel"), &source);
     if !k.changed.is_empty() {
-        eprintln!(
-            "{:?}",
-            miette::Report::new(
-                miette::MietteDiagnostic::new(format!(
-                    "resumed with settings that differ from the run's: {}",
-                    k.changed.join(", ")
-                ))
-                .with_code(vic::diag::Code::ResumeChanged.as_str())
-                .with_severity(miette::Severity::Warning)
-                .with_help("the run continues with the new settings; pass the original flags to continue it exactly")
-            )
-        );
+        resume_changed(&k.changed);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
+    let stop = ctrl_c();
     println!(
         "agent {name} with known dynamics: {} behaviour updates ({} done) of {} start states, evaluation in {} every {} updates",
         a.updates, k.progress.updates, a.starts, spec.id, a.eval_every

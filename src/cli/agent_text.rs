@@ -4,6 +4,8 @@
 
 use crate::exit::flag_error;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Creates and claims the run directory `out` (the lock; `E094`/`E095` as `vic run`), and with
 /// `--force` on a new run removes the files `outputs` of a run it held. `Err`: the exit code.
@@ -61,4 +63,28 @@ pub(super) fn resume_command(out: &Path) -> String {
     parts.push("--resume".into());
     parts.push(out.display().to_string());
     parts.join(" ")
+}
+
+/// `W003`: the resumed run's settings that differ from the saved run's.
+pub(super) fn resume_changed(changed: &[String]) {
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(format!(
+                "resumed with settings that differ from the run's: {}",
+                changed.join(", ")
+            ))
+            .with_code(vic::diag::Code::ResumeChanged.as_str())
+            .with_severity(miette::Severity::Warning)
+            .with_help("the run continues with the new settings; pass the original flags to continue it exactly")
+        )
+    );
+}
+
+/// A flag Ctrl-C sets (the loop checks it between updates and checkpoints).
+pub(super) fn ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    stop
 }
