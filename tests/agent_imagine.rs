@@ -454,42 +454,54 @@ fn a_discrete_policys_imagined_objective_matches_the_exact_sum_over_its_actions(
 }
 
 #[test]
-fn return_normalisation_divides_the_actors_gradient_by_the_percentile_range() {
+fn return_normalisation_divides_the_actors_return_gradient_by_the_percentile_range() {
     let n = 6;
-    let plain = setup(DREAMER, n);
-    let mut normed = setup_with(
-        DREAMER,
-        n,
-        BehaviourConfig {
-            return_norm: true,
-            ..BehaviourConfig::default()
-        },
+    // The model has no continuation head, so the λ-return, and with it the actor's gradient,
+    // is linear in α: g(α) = g_R + α·g_H (the return's part and the entropy bonus's). Two
+    // unnormalised runs at α = 0.1 and 0.2 give both parts.
+    let twice = DREAMER.replace("alpha    = 0.1", "alpha    = 0.2");
+    assert_ne!(twice, DREAMER);
+    let grads = |src: &str, cfg: BehaviourConfig, range: Option<f64>| {
+        let mut s = setup_with(src, n, cfg);
+        if let Some(r) = range {
+            s.bh.percentiles = (-1.0, -1.0 + r);
+        }
+        s.bh.gradients(&s.starts, None, &s.values, &mut rng::seeded(4))
+            .expect("finite")
+    };
+    let (sa, ga, gca) = grads(DREAMER, BehaviourConfig::default(), None);
+    let (_, g2, _) = grads(&twice, BehaviourConfig::default(), None);
+    let g_ret: Vec<f64> = (ga.iter().flatten().zip(g2.iter().flatten()))
+        .map(|(a, b)| 2.0 * *a as f64 - *b as f64)
+        .collect();
+    let g_ent: Vec<f64> = (ga.iter().flatten().zip(g2.iter().flatten()))
+        .map(|(a, b)| *b as f64 - *a as f64)
+        .collect();
+    assert!(
+        g_ent.iter().map(|x| x.abs()).sum::<f64>() > 1e-4,
+        "the entropy bonus moves the gradient"
     );
-    let mut plain = plain;
-    let (sa, ga, gca) = plain
-        .bh
-        .gradients(&plain.starts, None, &plain.values, &mut rng::seeded(4))
-        .expect("finite");
-    // A range below 1 does not scale (max(1, S)); a range of 4 divides by 4.
+    let normed = BehaviourConfig {
+        return_norm: true,
+        ..BehaviourConfig::default()
+    };
+    // A range below 1 does not scale (max(1, S)); a range of 4 divides the return's part by 4
+    // and leaves the entropy bonus's.
     for (range, div) in [(0.5f64, 1.0f64), (4.0, 4.0)] {
-        normed.bh.percentiles = (-1.0, -1.0 + range);
-        let (sb, gb, gcb) = normed
-            .bh
-            .gradients(&normed.starts, None, &normed.values, &mut rng::seeded(4))
-            .expect("finite");
+        let (sb, gb, gcb) = grads(DREAMER, normed.clone(), Some(range));
         assert_eq!(sb.return_scale, Some(div));
         close("objective", sb.objective, sa.objective, 1e-6, 1e-7);
-        for (x, y) in ga.iter().flatten().zip(gb.iter().flatten()) {
-            close("actor gradient", *y as f64, *x as f64 / div, 1e-5, 1e-8);
+        for ((r, e), y) in g_ret.iter().zip(&g_ent).zip(gb.iter().flatten()) {
+            close("actor gradient", *y as f64, r / div + e, 1e-4, 1e-6);
         }
         // The critic's regression is not normalised.
         for (x, y) in gca.iter().flatten().zip(gcb.iter().flatten()) {
             close("critic gradient", *y as f64, *x as f64, 1e-6, 1e-9);
         }
-        // The percentiles of the returns, by hand from the same returns.
         let (lo, hi) = sb.return_percentiles.expect("tracked");
         assert!(lo <= hi);
     }
+    let mut normed = setup_with(DREAMER, n, normed);
     // The moving percentiles move 1% of the way to this update's.
     normed.bh.percentiles = (0.0, 0.0);
     let st = vic::agent::behaviour::BehaviourStats {

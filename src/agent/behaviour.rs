@@ -53,7 +53,8 @@ pub struct BehaviourConfig {
     pub critic_lr: f64,
     /// Global gradient-norm clipping of each learner (Dreamer: 100).
     pub clip: f64,
-    /// DreamerV3's return normalisation: the actor's objective is divided by max(1, S), S an
+    /// DreamerV3's return normalisation: the actor's return (its rewards', values' and
+    /// continuations' gradient, not the entropy bonus α·KL) is divided by max(1, S), S an
     /// exponential moving average (decay 0.99) of the 95th − 5th percentile of the imagined
     /// λ-returns (off: Dreamer V1/V2's unnormalised objective).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -509,7 +510,8 @@ impl Behaviour {
         // Per start: weight / Σ weights (1/n without weights).
         let weighted = weights.is_some();
         let symlog_r = self.cfg.symlog_rewards;
-        // The actor's objective is divided by max(1, S) (return normalisation).
+        // The actor's return is divided by max(1, S) (return normalisation), its entropy
+        // bonus is not.
         let scale = if self.cfg.return_norm {
             ((self.percentiles.1 - self.percentiles.0) as f32).max(1.0)
         } else {
@@ -582,13 +584,17 @@ impl Behaviour {
             }
             sh.ret = returns::lambda_return(&soft, &val, &cont, nw, gamma, lambda);
             let mut d_ret = vec![0.0f32; h * nw];
-            if weighted || scale != 1.0 {
+            if weighted {
                 for (d, w) in d_ret[..nw].iter_mut().zip(&sh.wt) {
-                    *d = -w / scale;
+                    *d = -w;
                 }
             } else {
                 d_ret[..nw].fill(-1.0 / n as f32);
             }
+            // Return normalisation divides the rewards', values' and continuations' part of
+            // the actor's gradient, not the entropy bonus α·KL of each step (DreamerV3
+            // normalises the returns only). Off, inv = 1 and the seeds are unchanged.
+            let inv = 1.0 / scale;
             let (d_rew, d_val) = returns::lambda_return_grad(&d_ret, &cont, nw, gamma, lambda);
             sh.actor.zero_grads();
             if !sh.cont.is_empty() {
@@ -599,7 +605,7 @@ impl Behaviour {
                 );
                 for (tau, cv) in sh.cont.iter().enumerate() {
                     let dc = &d_cont[tau * nw..(tau + 1) * nw];
-                    sh.actor.seed(*cv, |i, _| dc[i]);
+                    sh.actor.seed(*cv, |i, _| inv * dc[i]);
                 }
             }
             // The critic's weights: the probability that the imagined episode is still going
@@ -614,16 +620,17 @@ impl Behaviour {
                 if symlog_r {
                     // d symexp(x)/dx = exp|x|.
                     let r = sh.actor.view(sh.rew[tau]).to_vec();
-                    sh.actor.seed(sh.rew[tau], |i, _| dr[i] * r[i].abs().exp());
+                    sh.actor
+                        .seed(sh.rew[tau], |i, _| inv * dr[i] * r[i].abs().exp());
                 } else {
-                    sh.actor.seed(sh.rew[tau], |i, _| dr[i]);
+                    sh.actor.seed(sh.rew[tau], |i, _| inv * dr[i]);
                 }
                 for p in &sh.kl[tau] {
                     let c = alpha * p.coef;
                     sh.actor.seed(p.v, |i, _| c * dr[i]);
                 }
                 let dv = &d_val[(tau + 1) * nw..(tau + 2) * nw];
-                sh.actor.seed(sh.val[tau], |i, _| k * dv[i]);
+                sh.actor.seed(sh.val[tau], |i, _| inv * k * dv[i]);
             }
             sh.actor.backward();
             // The critic: states τ = 1..H, time-major.

@@ -110,8 +110,8 @@ pub struct AgentArgs {
     /// [default: 5e-4; 3e-4 with known dynamics (`start = prior`)]
     #[arg(long)]
     pub critic_lr: Option<f64>,
-    /// DreamerV3's return normalisation: divide the actor's objective by max(1, S), S a moving
-    /// average of the 95th − 5th percentile range of the imagined returns
+    /// DreamerV3's return normalisation: divide the actor's return (not its entropy bonus) by
+    /// max(1, S), S a moving average of the 95th − 5th percentile range of the imagined returns
     #[arg(long)]
     pub return_norm: bool,
     /// DreamerV3's symlog rewards: the world model learns symlog(r), imagination reads symexp
