@@ -12,11 +12,12 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::runtimes::{self, lse, softplus};
 use rand::Rng;
 use vic::fused::Engine;
 use vic::lower::{Batch, Program};
 use vic::runtime::nets::params::ParamStore;
-use vic::runtime::{backward, rng, Dev};
+use vic::runtime::{rng, Dev};
 
 /// K states, D = 2; `LP @ k[t-1]` is column `k[t-1]` of LP (the logits of the next state), as
 /// the W8 peers write it; MU and LSD are D × K (column j: state j's mean and scale logits).
@@ -62,19 +63,6 @@ struct Theta {
 }
 
 const D: usize = 2;
-
-fn lse(x: &[f64]) -> f64 {
-    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
-}
-
-fn softplus(x: f64) -> f64 {
-    if x > 20.0 {
-        x
-    } else {
-        x.exp().ln_1p()
-    }
-}
 
 impl Theta {
     fn log_pi(&self) -> Vec<f64> {
@@ -220,28 +208,13 @@ fn case_with(k: usize, b: usize, t: usize, seed: u64, ragged: bool, split: bool)
 }
 
 fn reference(c: &Case) -> (Vec<f32>, HashMap<String, Vec<f32>>) {
-    let traced = c.store.trace();
-    let fwd = c
-        .prog
-        .forward(&traced, &c.batch, &mut rng::seeded(5), 0, 0.0)
-        .expect("reference forward");
-    let elbo = fwd.elbo.as_vec();
-    drop(traced);
-    let mut grads = backward(fwd.objective.negate());
-    (elbo, c.store.grads(&mut grads).into_iter().collect())
+    let r = runtimes::reference(&c.prog, &c.store, &c.batch);
+    (r.elbo, r.grads)
 }
 
 fn fused(c: &Case, threads: usize) -> (Vec<f32>, HashMap<String, Vec<f32>>) {
-    let mut e = Engine::new(&c.prog, &c.store, c.batch.b, c.batch.t, threads).expect("builds");
-    let fwd = e.forward(&c.prog, &c.batch, &mut rng::seeded(5), 0);
-    e.backward(&c.batch);
-    let g = e
-        .names
-        .iter()
-        .cloned()
-        .zip(e.grads.iter().cloned())
-        .collect();
-    (fwd.elbo, g)
+    let r = runtimes::fused(&c.prog, &c.store, &c.batch, threads);
+    (r.elbo, r.grads)
 }
 
 fn exact(c: &Case) -> Vec<f64> {

@@ -6,12 +6,15 @@
 //! differences of that sum, on both runtimes (the fused one's `QChainOp` has a hand-written
 //! backward).
 
+mod common;
+
 use std::collections::HashMap;
 
+use common::runtimes::{self, lse};
 use rand::Rng;
-use vic::fused::Engine;
+
 use vic::lower::{Batch, Program};
-use vic::runtime::{backward, rng, Dev};
+use vic::runtime::{rng, Dev};
 
 const D: usize = 2;
 
@@ -48,11 +51,6 @@ const NAMES: [&str; 6] = [
     "param.QT",
     "param.QY",
 ];
-
-fn lse(x: &[f64]) -> f64 {
-    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
-}
 
 fn log_softmax(x: &[f64]) -> Vec<f64> {
     let z = lse(x);
@@ -179,28 +177,13 @@ fn case(k: usize, b: usize, t: usize, seed: u64, ragged: bool) -> Case {
 }
 
 fn reference(c: &Case) -> (Vec<f32>, HashMap<String, Vec<f32>>) {
-    let traced = c.store.trace();
-    let fwd = c
-        .prog
-        .forward(&traced, &c.batch, &mut rng::seeded(5), 0, 0.0)
-        .expect("reference forward");
-    let elbo = fwd.elbo.as_vec();
-    drop(traced);
-    let mut grads = backward(fwd.objective.negate());
-    (elbo, c.store.grads(&mut grads).into_iter().collect())
+    let r = runtimes::reference(&c.prog, &c.store, &c.batch);
+    (r.elbo, r.grads)
 }
 
 fn fused(c: &Case, threads: usize) -> (Vec<f32>, HashMap<String, Vec<f32>>) {
-    let mut e = Engine::new(&c.prog, &c.store, c.batch.b, c.batch.t, threads).expect("builds");
-    let fwd = e.forward(&c.prog, &c.batch, &mut rng::seeded(5), 0);
-    e.backward(&c.batch);
-    let g = e
-        .names
-        .iter()
-        .cloned()
-        .zip(e.grads.iter().cloned())
-        .collect();
-    (fwd.elbo, g)
+    let r = runtimes::fused(&c.prog, &c.store, &c.batch, threads);
+    (r.elbo, r.grads)
 }
 
 #[test]

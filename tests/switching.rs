@@ -9,8 +9,11 @@
 //! Both runtimes to 1e-4 relative (ragged sequences too), and their gradients against central
 //! finite differences of the f64 bound.
 
+mod common;
+
 use std::collections::HashMap;
 
+use common::runtimes::{self, lse, softplus};
 use rand::Rng;
 use vic::fused::Engine;
 use vic::lower::{Batch, Program};
@@ -62,19 +65,6 @@ fn source(k: usize, regime_y: bool) -> String {
   }}
 }}"#
     )
-}
-
-fn lse(x: &[f64]) -> f64 {
-    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
-}
-
-fn softplus(x: f64) -> f64 {
-    if x > 20.0 {
-        x
-    } else {
-        x.exp().ln_1p()
-    }
 }
 
 fn log_normal(x: f64, mu: f64, s: f64) -> f64 {
@@ -327,30 +317,15 @@ fn chain_term(c: &Case) -> usize {
 /// `(elbo per sequence, chain term per sequence, gradients)` on the reference runtime.
 #[allow(clippy::type_complexity)]
 fn reference(c: &Case) -> (Vec<f32>, Vec<f32>, HashMap<String, Vec<f32>>) {
-    let traced = c.store.trace();
-    let fwd = c
-        .prog
-        .forward(&traced, &c.batch, &mut rng::seeded(5), 0, 0.0)
-        .expect("reference forward");
-    let elbo = fwd.elbo.as_vec();
-    let chain = fwd.terms[chain_term(c)].as_vec();
-    drop(traced);
-    let mut grads = backward(fwd.objective.negate());
-    (elbo, chain, c.store.grads(&mut grads).into_iter().collect())
+    let mut r = runtimes::reference(&c.prog, &c.store, &c.batch);
+    let chain = std::mem::take(&mut r.terms[chain_term(c)]);
+    (r.elbo, chain, r.grads)
 }
 
 /// `(elbo per sequence, chain term's mean, gradients)` on the fused runtime.
 fn fused(c: &Case, threads: usize) -> (Vec<f32>, f64, HashMap<String, Vec<f32>>) {
-    let mut e = Engine::new(&c.prog, &c.store, c.batch.b, c.batch.t, threads).expect("builds");
-    let fwd = e.forward(&c.prog, &c.batch, &mut rng::seeded(5), 0);
-    e.backward(&c.batch);
-    let g = e
-        .names
-        .iter()
-        .cloned()
-        .zip(e.grads.iter().cloned())
-        .collect();
-    (fwd.elbo, fwd.terms[chain_term(c)], g)
+    let r = runtimes::fused(&c.prog, &c.store, &c.batch, threads);
+    (r.elbo, r.terms[chain_term(c)], r.grads)
 }
 
 fn close(what: &str, got: f64, want: f64, tol: f64) {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod runtimes;
 pub mod shipped;
 
 use std::path::PathBuf;
