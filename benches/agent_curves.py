@@ -7,7 +7,6 @@ through the bridge), each with its episodes.jsonl. The random policy's mean and 
 known-dynamics policy's mean (docs/agent.md) are drawn as horizontal references.
 """
 
-import json
 import math
 import os
 import sys
@@ -17,24 +16,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from agent_targets import evaluations  # noqa: E402 (benches/, the script's folder)
+
 RANDOM = -1208.2  # examples/random_policy.rs, 200 episodes (docs/agent.md)
 TARGET = -200.0
 
 
 def curve(path):
-    evals = {}
-    for line in open(path):
-        r = json.loads(line)
-        if r["eval"]:
-            evals.setdefault(r["env_step"], []).append(r["return"])
-    steps = sorted(evals)
-    means = [sum(evals[s]) / len(evals[s]) for s in steps]
-    ses = []
-    for s, m in zip(steps, means):
-        v = evals[s]
-        var = sum((x - m) ** 2 for x in v) / max(len(v) - 1, 1)
-        ses.append(math.sqrt(var / len(v)))
-    return steps, means, ses
+    ev = evaluations(path)
+    return [s for s, _, _ in ev], [m for _, m, _ in ev], [e for _, _, e in ev]
 
 
 def main():

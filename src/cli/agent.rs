@@ -1,7 +1,9 @@
 //! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
 //! the loop itself is the library's ([`vic::agent::learn::Agent`]).
 
-use super::agent_text::{ctrl_c, eval_summary, prepare_dir, resume_changed, resume_command};
+use super::agent_text::{
+    ctrl_c, eval_summary, evaluation_report, prepare_dir, resume_changed, resume_command,
+};
 /// The defaults of every flag (the library's, shared with `vic.agent`).
 const D: AgentConfig = AgentConfig::DEFAULT;
 pub use super::args::AgentArgs;
@@ -233,24 +235,9 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         }
     };
     if let Some(n) = a.evaluate {
-        return match agent.evaluate_only(env.as_mut(), n.max(1)) {
-            Ok(returns) => {
-                let lo = returns.iter().cloned().fold(f64::MAX, f64::min);
-                let hi = returns.iter().cloned().fold(f64::MIN, f64::max);
-                println!(
-                    "{name} from {} (environment step {}) in {}: {}, min {lo:.1}, max {hi:.1}",
-                    out.display(),
-                    agent.progress.env_steps,
-                    spec.id,
-                    eval_summary(&returns)
-                );
-                OK
-            }
-            Err(d) => {
-                crate::exit::coded(d.code, d.message, &d.help);
-                FAILED
-            }
-        };
+        let returns = agent.evaluate_only(env.as_mut(), n.max(1));
+        let at = format!("environment step {}", agent.progress.env_steps);
+        return evaluation_report(&name, &out, &at, &spec.id, returns);
     }
     let _ = std::fs::write(out.join("model.vmodel"), &session.model.source);
     if !agent.changed.is_empty() {

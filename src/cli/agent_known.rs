@@ -8,7 +8,9 @@
 //! progress line per evaluation, and the exit code. The world-model flags (`--env-steps`,
 //! `--prefill`, `--train-every`, `--batch`, `--length`, `--model-lr`) do not apply.
 
-use super::agent_text::{ctrl_c, eval_summary, prepare_dir, resume_changed, resume_command};
+use super::agent_text::{
+    ctrl_c, eval_summary, evaluation_report, prepare_dir, resume_changed, resume_command,
+};
 use super::session::Session;
 use crate::exit::{coded, flag_error, FAILED, OK};
 use std::path::Path;
@@ -145,24 +147,9 @@ pub fn known(a: super::args::AgentArgs, session: Session) -> u8 {
         }
     };
     if let Some(n) = a.evaluate {
-        return match k.evaluate_only(env.as_mut(), n.max(1)) {
-            Ok(returns) => {
-                let lo = returns.iter().cloned().fold(f64::MAX, f64::min);
-                let hi = returns.iter().cloned().fold(f64::MIN, f64::max);
-                println!(
-                    "{name} from {} (update {}) in {}: {}, min {lo:.1}, max {hi:.1}",
-                    out.display(),
-                    k.progress.updates,
-                    spec.id,
-                    eval_summary(&returns)
-                );
-                OK
-            }
-            Err(d) => {
-                coded(d.code, d.message, &d.help);
-                FAILED
-            }
-        };
+        let returns = k.evaluate_only(env.as_mut(), n.max(1));
+        let at = format!("update {}", k.progress.updates);
+        return evaluation_report(&name, &out, &at, &spec.id, returns);
     }
     let _ = std::fs::write(out.join("model.vmodel"), &source);
     if !k.changed.is_empty() {

@@ -45,6 +45,33 @@ pub(super) fn eval_summary(returns: &[f64]) -> String {
     )
 }
 
+/// `vic agent --evaluate N`'s answer: the run (`name` from `out`, where it stands `at`), the
+/// environment and the returns' summary, or the diagnostic. The exit code.
+pub(super) fn evaluation_report(
+    name: &str,
+    out: &Path,
+    at: &str,
+    env: &str,
+    returns: Result<Vec<f64>, vic::diag::Diagnostic>,
+) -> u8 {
+    match returns {
+        Ok(returns) => {
+            let lo = returns.iter().cloned().fold(f64::MAX, f64::min);
+            let hi = returns.iter().cloned().fold(f64::MIN, f64::max);
+            println!(
+                "{name} from {} ({at}) in {env}: {}, min {lo:.1}, max {hi:.1}",
+                out.display(),
+                eval_summary(&returns)
+            );
+            crate::exit::OK
+        }
+        Err(d) => {
+            crate::exit::coded(d.code, d.message, &d.help);
+            crate::exit::FAILED
+        }
+    }
+}
+
 /// This command line with `--out DIR` (or `--resume DIR`) as `--resume DIR` and no `--force`:
 /// the command that continues the run with the same settings.
 pub(super) fn resume_command(out: &Path) -> String {
