@@ -1,6 +1,6 @@
 //! `vic.agent(model, env, …)`: `vic agent`'s loop (`vic::agent::learn::Agent`) acting in a
 //! Python environment object in-process — any object with Gymnasium's `reset(seed=…)`,
-//! `step(action)` and Box `observation_space`/`action_space` — with the same run directory
+//! `step(action)`, a Box `observation_space` and a Box or Discrete `action_space` — with the same run directory
 //! (episodes, metrics, checkpoint, replay) and resume as `vic agent`. The loop runs with the GIL
 //! released; only the environment's `reset`/`step`, the callback and the check for Ctrl-C take
 //! it, so other Python threads run while the agent trains. Ctrl-C is heard between updates and
@@ -25,6 +25,8 @@ const D: AgentConfig = AgentConfig::DEFAULT;
 struct PyEnv {
     env: PyObject,
     spec: EnvSpec,
+    /// A Discrete action space's `start`: the action sent is `start` + the hot index.
+    act_start: i64,
     /// The Python exception of the last failed call (re-raised as it was).
     error: Option<PyErr>,
 }
@@ -37,18 +39,44 @@ fn flat(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
         .extract()
 }
 
-fn space(env: &Bound<'_, PyAny>, attr: &str) -> PyResult<Space> {
+/// A Box space's bounds; a Discrete one (`n`, `start`, no `low`) as the one-hot box [0, 1]ⁿ
+/// with its `n` and `start`, as the bridge sees it.
+fn space(env: &Bound<'_, PyAny>, attr: &str) -> PyResult<(Space, Option<(usize, i64)>)> {
     let sp = env.getattr(attr)?;
-    Ok(Space {
+    if !sp.hasattr("low")? && sp.hasattr("n")? {
+        let n: usize = sp.getattr("n")?.extract()?;
+        let start = match sp.getattr("start") {
+            Ok(s) => s.extract::<i64>()?,
+            Err(_) => 0,
+        };
+        let hot = Space {
+            low: vec![0.0; n],
+            high: vec![1.0; n],
+        };
+        return Ok((hot, Some((n, start))));
+    }
+    let bounds = Space {
         low: flat(&sp.getattr("low")?)?,
         high: flat(&sp.getattr("high")?)?,
-    })
+    };
+    Ok((bounds, None))
 }
 
 impl PyEnv {
     fn new(env: &Bound<'_, PyAny>, id: Option<String>) -> PyResult<PyEnv> {
-        let obs = space(env, "observation_space")?;
-        let act = space(env, "action_space")?;
+        let (obs, obs_n) = space(env, "observation_space")?;
+        let (act, act_n) = space(env, "action_space")?;
+        let unusable = |what: String| {
+            let d = Diagnostic::new(Code::EnvSpace, format!("the environment cannot be used: {what}"))
+                .help("vic's agent acts on vector observations with continuous (Box) or discrete (Discrete) actions: pick an environment with a Box observation space");
+            diag_error(env.py(), &d)
+        };
+        if obs_n.is_some() {
+            return Err(unusable("its observation space is Discrete".into()));
+        }
+        if act_n.is_some_and(|(n, _)| n == 0) {
+            return Err(unusable("its action space is Discrete(0)".into()));
+        }
         let spec_attr = env.getattr("spec").ok().filter(|s| !s.is_none());
         let max_steps = spec_attr
             .as_ref()
@@ -70,8 +98,9 @@ impl PyEnv {
                 obs,
                 act,
                 max_steps,
-                discrete: None,
+                discrete: act_n.map(|(n, _)| n),
             },
+            act_start: act_n.map_or(0, |(_, start)| start),
             error: None,
         })
     }
@@ -104,8 +133,15 @@ impl Env for PyEnv {
 
     fn step(&mut self, action: &[f32]) -> Result<Step, Diagnostic> {
         let r = Python::with_gil(|py| -> PyResult<Step> {
-            let a = PyArray1::from_slice(py, action);
-            let r = self.env.bind(py).call_method1("step", (a,))?;
+            let env = self.env.bind(py);
+            let r = match self.spec.discrete {
+                // A Discrete space takes an int: `start` + the index of the hot entry.
+                Some(_) => {
+                    let k = self.act_start + vic::agent::env::hot_index(action) as i64;
+                    env.call_method1("step", (k,))?
+                }
+                None => env.call_method1("step", (PyArray1::from_slice(py, action),))?,
+            };
             let t = r.downcast::<PyTuple>()?;
             let obs = flat(&t.get_item(0)?)?;
             let reward: f64 = t.get_item(1)?.extract()?;
@@ -166,7 +202,8 @@ fn diag_error(py: Python<'_>, d: &Diagnostic) -> PyErr {
 /// Learn a world model and a behaviour in a Python environment, as `vic agent` does.
 ///
 /// `model`: a `vic.Model` or a `.vmodel` path with an `imagine` block; `env`: an object with
-/// Gymnasium's `reset(seed=…)`, `step(action)` and Box `observation_space`/`action_space`.
+/// Gymnasium's `reset(seed=…)`, `step(action)`, a Box `observation_space` and a Box or
+/// Discrete `action_space` (a Discrete one is acted in with ints, `start` + the class).
 /// Writes `out` as `vic agent --out` does (`episodes.jsonl`, `metrics.jsonl`, checkpoint,
 /// replay); `resume=True` continues it. Returns the loop's counters and the episode records.
 #[pyfunction]
@@ -232,12 +269,19 @@ pub fn agent(
             return Err(flag_error(
                 py,
                 format!("{name} must be a positive number, not {v}"),
-                "Dreamer's rates: model_lr=6e-4, actor_lr=8e-5, critic_lr=8e-5",
+                &format!(
+                    "the defaults: model_lr={}, actor_lr={}, critic_lr={}",
+                    D.model_lr, D.behaviour.actor_lr, D.behaviour.critic_lr
+                ),
             ));
         }
     }
-    let program = super::lower(py, &model.inner)?;
     let mut env = PyEnv::new(env, id)?;
+    // The model's sizes from the environment (`dim O = env(obs, 3), A = env(act, 1)`), as
+    // `vic agent` compiles it.
+    let shape = env.spec.shape();
+    let sized = super::compile_for(py, &model.inner.source, &model.inner.name, Some(&shape))?;
+    let program = super::lower(py, &sized)?;
     std::fs::create_dir_all(&out)
         .map_err(|e| super::io_error(py, format!("cannot create `{}`", out.display()), &e))?;
     // Claimed as `vic agent` claims it: the lock file, E094 while another run holds it, E095

@@ -367,7 +367,17 @@ fn load_data(
 // Model
 
 fn compile(py: Python<'_>, source: &str, name: &str) -> PyResult<vic::Model> {
-    match vic::compile(source, name) {
+    compile_for(py, source, name, None)
+}
+
+/// Compiled for an environment's sizes (`dim O = env(obs, 3)`), as `vic agent` compiles it.
+fn compile_for(
+    py: Python<'_>,
+    source: &str,
+    name: &str,
+    env: Option<&vic::parse::env::EnvShape>,
+) -> PyResult<vic::Model> {
+    match vic::compile_for(source, name, env) {
         Ok(m) => Ok(m),
         Err(f) => {
             let ds: Vec<Diagnostic> = f.diagnostics().cloned().collect();

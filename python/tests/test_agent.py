@@ -1,6 +1,9 @@
 """`vic.agent` steps a Python environment object in-process, with `vic agent`'s run directory."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -38,6 +41,80 @@ class FakePendulum:
         obs = self.rng.uniform(-1, 1, 3).astype(np.float32)
         reward = -float(np.square(action).sum())
         return obs, reward, self.t >= self.length, False, {}
+
+
+class Discrete:
+    """Gymnasium's Discrete(n, start): `n` and `start`, no `low`."""
+
+    def __init__(self, n, start=0):
+        self.n, self.start = np.int64(n), np.int64(start)
+
+
+class Spec:
+    def __init__(self, id, max_episode_steps):
+        self.id, self.max_episode_steps = id, max_episode_steps
+
+
+class Faller:
+    """scripts/gym_bridge.py's `fake:Faller-v0` as an object: obs (x, t), Discrete(2) actions
+    (offset by `start`) move x by ∓1, reward 1 a step, terminated at |x| = 3, truncated at 8."""
+
+    spec = Spec("Faller-v0", 8)
+
+    def __init__(self, start=0):
+        self.observation_space = Box([-3, 0], [3, 8])
+        self.action_space = Discrete(2, start)
+        self.start = start
+        self.actions = []
+
+    def reset(self, seed=None, options=None):
+        self.x, self.t = float(int(seed) % 3 - 1), 0
+        return np.array([self.x, 0.0], np.float32), {}
+
+    def step(self, action):
+        assert type(action) is int, type(action)
+        a = action - self.start
+        assert a in (0, 1), action
+        self.actions.append(a)
+        self.x += 1.0 if a == 1 else -1.0
+        self.t += 1
+        obs = np.array([self.x, float(self.t)], np.float32)
+        return obs, 1.0, abs(self.x) >= 3, self.t >= 8, {}
+
+
+def test_a_discrete_environment_object_runs_as_the_bridge_does(root, vic_bin, tmp_path):
+    """The same run as `vic agent --env gym:fake:Faller-v0`: every episode and every metric."""
+    flags = dict(env_steps=150, prefill=60, train_every=10, batch=4, length=6, eval_every=100,
+                 eval_episodes=2, seed=3)
+    env = Faller(start=5)
+    a = tmp_path / "object"
+    vic.agent(root / "models" / "dreamer.vmodel", env, out=a, **flags)
+    assert set(env.actions) == {0, 1}
+    b = tmp_path / "bridge"
+    args = [vic_bin, "agent", str(root / "models" / "dreamer.vmodel"), "--env",
+            "gym:fake:Faller-v0", "--out", str(b)]
+    for k, v in flags.items():
+        args += ["--" + k.replace("_", "-"), str(v)]
+    p = subprocess.run(args, cwd=root, capture_output=True, text=True,
+                       env=dict(os.environ, VIC_PYTHON=sys.executable))
+    assert p.returncode == 0, p.stderr
+
+    def records(d, name, drop=()):
+        rows = [json.loads(line) for line in (d / name).read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k not in drop} for r in rows]
+
+    ea, eb = records(a, "episodes.jsonl"), records(b, "episodes.jsonl")
+    assert len(ea) > 10 and ea == eb
+    assert any(r["length"] < 8 for r in ea), "some episodes terminate before the time limit"
+    assert records(a, "metrics.jsonl", ("time",)) == records(b, "metrics.jsonl", ("time",))
+
+
+def test_a_discrete_observation_space_is_refused(root, tmp_path):
+    env = Faller()
+    env.observation_space = Discrete(4)
+    with pytest.raises(vic.VicError) as info:
+        vic.agent(root / "models" / "dreamer.vmodel", env, out=tmp_path / "d", env_steps=10)
+    assert info.value.code == "E302" and "Discrete" in str(info.value)
 
 
 SMALL = dict(env_steps=60, prefill=30, train_every=30, batch=2, length=8, eval_every=1000,

@@ -39,6 +39,15 @@ pub struct EnvSpec {
 }
 
 impl EnvSpec {
+    /// The sizes a model takes from this environment (`dim O = env(obs, 3), A = env(act, 1)`).
+    pub fn shape(&self) -> crate::parse::env::EnvShape {
+        crate::parse::env::EnvShape {
+            obs: self.obs.dim(),
+            act: self.act.dim(),
+            discrete: self.discrete.is_some(),
+        }
+    }
+
     /// The action space in words: `Box(1)`, `Discrete(2)`.
     pub fn act_kind(&self) -> String {
         match self.discrete {

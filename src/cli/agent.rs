@@ -155,14 +155,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             return FAILED;
         }
     };
-    let shape = {
-        let sp = env.spec();
-        vic::parse::env::EnvShape {
-            obs: sp.obs.dim(),
-            act: sp.act.dim(),
-            discrete: sp.discrete.is_some(),
-        }
-    };
+    let shape = env.spec().shape();
     let session = match open_for(&a.file, color, Some(&shape)) {
         Ok(s) => s,
         Err(c) => return c,
