@@ -110,3 +110,20 @@ pub fn non_finite_result(r: &vic::train::EvalReport, of: &str) -> u8 {
     );
     FAILED
 }
+
+/// `W003`: a resumed run's settings that differ from the saved run's (`vic run` and both
+/// `vic agent` modes).
+pub fn resume_changed(changed: &[String]) {
+    eprintln!(
+        "{:?}",
+        miette::Report::new(
+            miette::MietteDiagnostic::new(format!(
+                "resumed with settings that differ from the saved run's: {}",
+                changed.join(", ")
+            ))
+            .with_code(Code::ResumeChanged.as_str())
+            .with_severity(miette::Severity::Warning)
+            .with_help("the run continues with the new settings, so it is not the run an uninterrupted one would have been; pass the original flags to continue it exactly")
+        )
+    );
+}

@@ -1,9 +1,7 @@
 //! `vic agent`: flags, the run directory, one progress line per episode, and `returns.svg`;
 //! the loop itself is the library's ([`vic::agent::learn::Agent`]).
 
-use super::agent_text::{
-    ctrl_c, eval_summary, evaluation_report, prepare_dir, resume_changed, resume_command,
-};
+use super::agent_text::{ctrl_c, eval_summary, evaluation_report, prepare_dir, resume_command};
 /// The defaults of every flag (the library's, shared with `vic.agent`).
 const D: AgentConfig = AgentConfig::DEFAULT;
 pub use super::args::AgentArgs;
@@ -189,7 +187,12 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         if !(v.is_finite() && v > 0.0) {
             return flag_error(
                 format!("{name} must be a positive number, not {v}"),
-                "the defaults: --model-lr 6e-4 --actor-lr 2e-4 --critic-lr 5e-4",
+                &format!(
+                    "the defaults: --model-lr {} --actor-lr {} --critic-lr {}",
+                    AgentConfig::DEFAULT.model_lr,
+                    BehaviourConfig::DEFAULT.actor_lr,
+                    BehaviourConfig::DEFAULT.critic_lr
+                ),
             );
         }
     }
@@ -234,7 +237,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
     }
     let _ = std::fs::write(out.join("model.vmodel"), &session.model.source);
     if !agent.changed.is_empty() {
-        resume_changed(&agent.changed);
+        crate::exit::resume_changed(&agent.changed);
     }
     if resume && agent.progress.env_steps >= a.env_steps {
         eprintln!(

@@ -8,9 +8,7 @@
 //! progress line per evaluation, and the exit code. The world-model flags (`--env-steps`,
 //! `--prefill`, `--train-every`, `--batch`, `--length`, `--model-lr`) do not apply.
 
-use super::agent_text::{
-    ctrl_c, eval_summary, evaluation_report, prepare_dir, resume_changed, resume_command,
-};
+use super::agent_text::{ctrl_c, eval_summary, evaluation_report, prepare_dir, resume_command};
 use super::session::Session;
 use crate::exit::{coded, flag_error, FAILED, OK};
 use std::path::Path;
@@ -153,7 +151,7 @@ pub fn known(a: super::args::AgentArgs, session: Session) -> u8 {
     }
     let _ = std::fs::write(out.join("model.vmodel"), &source);
     if !k.changed.is_empty() {
-        resume_changed(&k.changed);
+        crate::exit::resume_changed(&k.changed);
     }
     let stop = ctrl_c();
     println!(

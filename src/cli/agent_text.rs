@@ -92,22 +92,6 @@ pub(super) fn resume_command(out: &Path) -> String {
     parts.join(" ")
 }
 
-/// `W003`: the resumed run's settings that differ from the saved run's.
-pub(super) fn resume_changed(changed: &[String]) {
-    eprintln!(
-        "{:?}",
-        miette::Report::new(
-            miette::MietteDiagnostic::new(format!(
-                "resumed with settings that differ from the run's: {}",
-                changed.join(", ")
-            ))
-            .with_code(vic::diag::Code::ResumeChanged.as_str())
-            .with_severity(miette::Severity::Warning)
-            .with_help("the run continues with the new settings; pass the original flags to continue it exactly")
-        )
-    );
-}
-
 /// A flag Ctrl-C sets (the loop checks it between updates and checkpoints).
 pub(super) fn ctrl_c() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));

@@ -92,18 +92,7 @@ impl Observer for Progress {
 
     fn resumed(&mut self, step: u64, from: &Path, changed: &[String]) {
         if !changed.is_empty() {
-            eprintln!(
-                "{:?}",
-                miette::Report::new(
-                    miette::MietteDiagnostic::new(format!(
-                        "resumed with settings that differ from the checkpoint's: {}",
-                        changed.join(", ")
-                    ))
-                    .with_code(vic::diag::Code::ResumeChanged.as_str())
-                    .with_severity(miette::Severity::Warning)
-                    .with_help("the run continues with the new settings, so it is not the run an uninterrupted one would have been; pass the original flags to continue it exactly")
-                )
-            );
+            crate::exit::resume_changed(changed);
         }
         if step >= self.total {
             eprintln!(
