@@ -282,16 +282,10 @@ pub fn agent(
     let shape = env.spec.shape();
     let sized = super::compile_for(py, &model.inner.source, &model.inner.name, Some(&shape))?;
     let program = super::lower(py, &sized)?;
-    std::fs::create_dir_all(&out)
-        .map_err(|e| super::io_error(py, format!("cannot create `{}`", out.display()), &e))?;
-    // Claimed as `vic agent` claims it: the lock file, E094 while another run holds it, E095
-    // when it holds a run and the call neither resumes nor forces.
-    let _lock = super::claim(py, &out, resume, force)?;
-    if force && !resume {
-        for f in vic::agent::learn::OUTPUTS {
-            let _ = std::fs::remove_file(out.join(f));
-        }
-    }
+    // Created and claimed as `vic agent` does ([`vic::train::rundir::prepare`]): the lock file,
+    // E094 while another run holds it, E095 when it holds a run and the call neither resumes
+    // nor forces; a forced new run removes the earlier run's files.
+    let _lock = super::prepare(py, &out, resume, force, &vic::agent::learn::OUTPUTS)?;
     let cfg = AgentConfig {
         env_steps,
         prefill,

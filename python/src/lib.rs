@@ -780,8 +780,30 @@ fn prepare_out(py: Python<'_>, dir: &Path, resume: bool, force: bool) -> PyResul
 
 /// [`rundir::claim`] with its error as a `VicError` and its note as a Python warning.
 fn claim(py: Python<'_>, dir: &Path, resume: bool, force: bool) -> PyResult<rundir::RunLock> {
+    prepare_with(py, |note| rundir::claim(dir, resume, force, note))
+}
+
+/// [`rundir::prepare`] (create, claim, remove `outputs` when forced) with its error as a
+/// `VicError` and its note as a Python warning.
+fn prepare(
+    py: Python<'_>,
+    dir: &Path,
+    resume: bool,
+    force: bool,
+    outputs: &[&str],
+) -> PyResult<rundir::RunLock> {
+    prepare_with(py, |note| {
+        rundir::prepare(dir, resume, force, outputs, note)
+    })
+}
+
+/// Runs a claim with its notes as Python warnings and its error as a `VicError`.
+fn prepare_with(
+    py: Python<'_>,
+    f: impl FnOnce(&mut dyn FnMut(&str)) -> Result<rundir::RunLock, rundir::ClaimError>,
+) -> PyResult<rundir::RunLock> {
     let mut notes = Vec::new();
-    let lock = rundir::claim(dir, resume, force, &mut |n| notes.push(n.to_string()));
+    let lock = f(&mut |n| notes.push(n.to_string()));
     for n in notes {
         let warn = py.import("warnings")?.getattr("warn")?;
         warn.call1((n,))?;

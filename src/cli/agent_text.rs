@@ -2,32 +2,24 @@
 //! line and the command that resumes a run (`agent.rs`, a learned world model, and
 //! `agent_known.rs`, known dynamics; neither imports the other's module for them).
 
-use crate::exit::flag_error;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Creates and claims the run directory `out` (the lock; `E094`/`E095` as `vic run`), and with
-/// `--force` on a new run removes the files `outputs` of a run it held. `Err`: the exit code.
+/// [`vic::train::rundir::prepare`]: creates and claims the run directory `out` (the lock;
+/// `E094`/`E095` as `vic run`), and with `--force` on a new run removes the files `outputs` of
+/// a run it held. `Err`: the exit code.
 pub(super) fn prepare_dir(
     out: &Path,
     resume: bool,
     force: bool,
     outputs: &[&str],
 ) -> Result<vic::train::rundir::RunLock, u8> {
-    if let Err(e) = std::fs::create_dir_all(out) {
-        return Err(flag_error(
-            format!("cannot create `{}`: {e}", out.display()),
-            "choose another --out directory",
-        ));
-    }
-    let lock = super::io::claim_run_dir(out, resume, force)?;
-    if force && !resume {
-        for f in outputs {
-            let _ = std::fs::remove_file(out.join(f));
-        }
-    }
-    Ok(lock)
+    vic::train::rundir::prepare(out, resume, force, outputs, &mut |n| eprintln!("note: {n}"))
+        .map_err(|e| {
+            crate::exit::coded(e.code, e.message, &e.help);
+            crate::exit::USAGE
+        })
 }
 
 /// `mean return −123.4 ± 5.6 (10 episodes)`: the mean and its standard error.

@@ -377,6 +377,31 @@ pub fn claim(
     ))
 }
 
+/// Create `dir` and [`claim`] it for a run whose files are `outputs` (the agent's, which are
+/// not [`OUTPUTS`]): a new forced run removes those too. `E092` if `dir` cannot be created.
+pub fn prepare(
+    dir: &Path,
+    resume: bool,
+    force: bool,
+    outputs: &[&str],
+    note: &mut dyn FnMut(&str),
+) -> Result<RunLock, ClaimError> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return Err(report(
+            Code::BadFlag,
+            format!("cannot create `{}`: {e}", dir.display()),
+            "choose another --out directory",
+        ));
+    }
+    let lock = claim(dir, resume, force, note)?;
+    if force && !resume {
+        for f in outputs {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    }
+    Ok(lock)
+}
+
 fn in_use(dir: &Path, pid: Option<u32>) -> ClaimError {
     report(
         Code::RunDirInUse,
@@ -390,4 +415,44 @@ fn in_use(dir: &Path, pid: Option<u32>) -> ClaimError {
             dir.join(LOCK).display()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_creates_claims_and_forces() {
+        let root = std::env::temp_dir().join(format!("vic-prepare-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("tmp");
+        let none = &mut |_: &str| {};
+        // A file where a parent directory should be.
+        std::fs::write(root.join("file"), b"x").expect("write");
+        let e = prepare(&root.join("file/run"), false, false, &[], none).expect_err("E092");
+        assert_eq!(e.code, Code::BadFlag);
+        assert!(e.message.contains("cannot create"), "{}", e.message);
+        // A new directory, created and locked (E094 needs another process: tests/cli_flags.rs).
+        let dir = root.join("a/run");
+        let lock = prepare(&dir, false, false, &["episodes.jsonl"], none).expect("claimed");
+        assert!(dir.join(LOCK).exists());
+        drop(lock);
+        // It holds a run: E095 unless forced; forced, the run's files go and others stay.
+        std::fs::write(dir.join("episodes.jsonl"), b"x").expect("write");
+        std::fs::write(dir.join("notes.txt"), b"x").expect("write");
+        let e = prepare(&dir, false, false, &["episodes.jsonl"], none).expect_err("E095");
+        assert_eq!(e.code, Code::RunDirNotEmpty);
+        let lock = prepare(&dir, true, true, &["episodes.jsonl"], none).expect("resumed");
+        assert!(
+            dir.join("episodes.jsonl").exists(),
+            "a resumed run keeps its files"
+        );
+        drop(lock);
+        let lock = prepare(&dir, false, true, &["episodes.jsonl"], none).expect("forced");
+        assert!(!dir.join("episodes.jsonl").exists());
+        assert!(dir.join("notes.txt").exists());
+        drop(lock);
+        assert!(!dir.join(LOCK).exists(), "the lock goes with the run");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
