@@ -7,12 +7,13 @@ RUNS_DIR holds the run directories that benches/agent_targets.sh writes: pendulu
 gym-pendulum-seedS/, cartpole-seedS/, each with its episodes.jsonl (and the time file
 `NAME.time` beside it, from /usr/bin/time). A missing run is skipped. The table printed on
 stdout is the one in docs/agent.md: the mean of the last three evaluations, the first
-evaluation at or past the target, the wall time and whether the run met its target.
+evaluation at or past the target, the wall time, the wall time per update (from NAME.log) and whether the run met its target.
 """
 
 import json
 import math
 import os
+import re
 import sys
 
 import matplotlib
@@ -53,11 +54,25 @@ def wall_seconds(runs, name):
     return float(open(p).read().split()[0])
 
 
+def ms_per_update(runs, name):
+    """Wall milliseconds per update (acting and evaluations included) from the run's log."""
+    p = os.path.join(runs, name + ".log")
+    if not os.path.exists(p):
+        return float("nan")
+    last = None
+    for line in open(p):
+        m = re.match(r"\s*(\d+)s\s+env step\s+\d+\s+update\s+(\d+)", line)
+        if m:
+            last = (int(m.group(1)), int(m.group(2)))
+    return float("nan") if last is None else 1000.0 * last[0] / last[1]
+
+
 def main():
     runs, out = sys.argv[1], sys.argv[2]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 4.6), dpi=110)
-    print("| run | seed | last three evaluations | mean | first ≥ target | wall time | met |")
-    print("|---|---:|---|---:|---:|---:|---|")
+    print("| run | seed | last three evaluations | mean | first ≥ target | wall time "
+          "| ms per update | met |")
+    print("|---|---:|---|---:|---:|---:|---:|---|")
     for ax, (prefix, title, target, budget, minutes) in zip(axes, PANELS):
         for seed, colour in zip(SEEDS, COLOURS):
             name = f"{prefix}-seed{seed}"
@@ -79,7 +94,7 @@ def main():
                         label=f"seed {seed}: last three {mean3:.1f}")
             print(f"| {title} | {seed} | {' / '.join(f'{m:.1f}' for m in last3)} | "
                   f"**{mean3:.1f}** | {first if first is not None else '—'} | "
-                  f"{shown} | {'yes' if met else 'NO'} |")
+                  f"{shown} | {ms_per_update(runs, name):.0f} | {'yes' if met else 'NO'} |")
         ax.axhline(target, color="#E69F00", lw=1, ls="--", label=f"target {target:g}")
         ax.axvline(budget, color="grey", lw=0.8, ls=":")
         ax.set_title(title)

@@ -6,6 +6,8 @@
 #   VIC_PYTHON=/path/to/venv/bin/python bash benches/agent_targets.sh [OUT] [RUN...]
 #
 # OUT defaults to runs/agent-targets; RUN names (e.g. cartpole-seed1) pick runs, all by default.
+# `mcc-seedS` (gym:MountainCarContinuous-v0, 20,000 steps: the issue's run without a return
+# target) is not among the defaults.
 # Needs a release build (cargo build --release) and a Python with gymnasium (and matplotlib for
 # the figure) in VIC_PYTHON. About 16 min per pendulum run and 45 min per CartPole run on 2 cores.
 set -euo pipefail
@@ -23,6 +25,7 @@ for name in "${picked[@]}"; do
     pendulum-*) env=pendulum; steps=20000 ;;
     gym-pendulum-*) env=gym:Pendulum-v1; steps=20000 ;;
     cartpole-*) env=gym:CartPole-v1; steps=50000 ;;
+    mcc-*) env=gym:MountainCarContinuous-v0; steps=20000 ;;
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac
   /usr/bin/time -f "%e s wall, %M KiB max RSS" -o "$out/$name.time" \
