@@ -5,7 +5,7 @@ benches/agent_stabilisers.sh against the default run of the same environment and
 
 RUNS_DIR holds pendulum-seed0-{return-norm,symlog,slow-critic,all}/ and cartpole-seed0-all/;
 DEFAULTS_DIR the default runs pendulum-seed0/ and cartpole-seed0/ (benches/agent_targets.sh).
-A missing run is skipped. Printed on stdout: the mean of the last three evaluations, the first
+A missing run is skipped, and a panel with no stabiliser run. Printed on stdout: the mean of the last three evaluations, the first
 evaluation at or past the target, how many evaluations from then on stay at or past it, the
 mean of all evaluations (the area under the curve: how fast it learns) and the wall time.
 """
@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agent_targets import evaluations, wall_seconds  # noqa: E402
+from agent_targets import evaluations, finish_figure, finish_panel, wall_seconds  # noqa: E402
 
 # (environment prefix, title, target, budget, [(variant suffix, flags shown)])
 PANELS = [
@@ -40,11 +40,17 @@ COLOURS = ["#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7"]
 
 def main():
     runs, defaults, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 4.8), dpi=110)
+    # A panel without any run of a stabiliser is left out.
+    panels = [p for p in PANELS if any(
+        os.path.exists(os.path.join(runs, f"{p[0]}-seed0{v}", "episodes.jsonl"))
+        for v, _ in p[4][1:])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), dpi=110,
+                             squeeze=False)
+    axes = axes[0]
     print("| environment | flags | last three evaluations | mean | first ≥ target "
           "| evaluations ≥ target from then | mean of all evaluations | wall time |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
-    for ax, (env, title, target, budget, variants) in zip(axes, PANELS):
+    for ax, (env, title, target, budget, variants) in zip(axes, panels):
         for (suffix, flags), colour in zip(variants, COLOURS):
             base = defaults if suffix == "" else runs
             name = f"{env}-seed0{suffix}"
@@ -66,18 +72,9 @@ def main():
             print(f"| {title} | {flags} | {' / '.join(f'{m:.1f}' for m in last3)} | "
                   f"**{mean3:.1f}** | {ev[first][0] if first is not None else '—'} | {held} | "
                   f"{sum(means) / len(means):.1f} | {shown} |")
-        ax.axhline(target, color="#E69F00", lw=1, ls="--", label=f"target {target:g}")
-        ax.axvline(budget, color="grey", lw=0.8, ls=":")
-        ax.set_title(title)
-        ax.set_xlabel("environment steps")
-        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
-    axes[0].set_ylabel("evaluation return (policy mode, 5 fixed starts, ± s.e.)")
-    fig.suptitle("vic agent models/dreamer.vmodel: DreamerV3's stabilisers against the defaults")
-    fig.tight_layout()
-    fig.savefig(out)
-
+        finish_panel(ax, title, target, budget)
+    finish_figure(fig, axes, "vic agent models/dreamer.vmodel: DreamerV3's stabilisers against "
+                  "the defaults", out)
 
 if __name__ == "__main__":
     main()

@@ -49,9 +49,8 @@ def evaluations(path):
 
 def wall_seconds(runs, name):
     p = os.path.join(runs, name + ".time")
-    if not os.path.exists(p):
-        return float("nan")
-    return float(open(p).read().split()[0])
+    words = open(p).read().split() if os.path.exists(p) else []
+    return float(words[0]) if words else float("nan")  # empty while the run goes on
 
 
 def ms_per_update(runs, name):
@@ -95,15 +94,24 @@ def main():
             print(f"| {title} | {seed} | {' / '.join(f'{m:.1f}' for m in last3)} | "
                   f"**{mean3:.1f}** | {first if first is not None else '—'} | "
                   f"{shown} | {ms_per_update(runs, name):.0f} | {'yes' if met else 'NO'} |")
-        ax.axhline(target, color="#E69F00", lw=1, ls="--", label=f"target {target:g}")
-        ax.axvline(budget, color="grey", lw=0.8, ls=":")
-        ax.set_title(title)
-        ax.set_xlabel("environment steps")
-        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        finish_panel(ax, title, target, budget)
+    finish_figure(fig, axes, "vic agent models/dreamer.vmodel, CLI defaults", out)
+
+
+def finish_panel(ax, title, target, budget):
+    """The target line, the step budget, the axes' labels and the legend of one panel."""
+    ax.axhline(target, color="#E69F00", lw=1, ls="--", label=f"target {target:g}")
+    ax.axvline(budget, color="grey", lw=0.8, ls=":")
+    ax.set_title(title)
+    ax.set_xlabel("environment steps")
+    ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def finish_figure(fig, axes, title, out):
     axes[0].set_ylabel("evaluation return (policy mode, 5 fixed starts, ± s.e.)")
-    fig.suptitle("vic agent models/dreamer.vmodel, CLI defaults")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out)
 
