@@ -73,8 +73,7 @@ def main():
                   f"**{mean3:.1f}** | {ev[first][0] if first is not None else '—'} | {held} | "
                   f"{sum(means) / len(means):.1f} | {shown} |")
         finish_panel(ax, title, target, budget)
-    finish_figure(fig, axes, "vic agent models/dreamer.vmodel: DreamerV3's stabilisers against "
-                  "the defaults", out)
+    finish_figure(fig, axes, "DreamerV3's stabilisers against the defaults", out)
 
 if __name__ == "__main__":
     main()
