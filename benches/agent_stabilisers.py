@@ -5,9 +5,10 @@ benches/agent_stabilisers.sh against the default run of the same environment and
 
 RUNS_DIR holds pendulum-seed0-{return-norm,symlog,slow-critic,all}/ and cartpole-seed0-all/;
 DEFAULTS_DIR the default runs pendulum-seed0/ and cartpole-seed0/ (benches/agent_targets.sh).
-A missing run is skipped, and a panel with no stabiliser run. Printed on stdout: the mean of the last three evaluations, the first
-evaluation at or past the target, how many evaluations from then on stay at or past it, the
-mean of all evaluations (the area under the curve: how fast it learns) and the wall time.
+A missing run is skipped, and so is a panel with no stabiliser run. Printed on stdout: the
+mean of the last three evaluations, the first evaluation at or past the target, how many
+evaluations from then on stay at or past it, the mean of all evaluations (the area under the
+curve: how fast it learns) and the wall time.
 """
 
 import os
@@ -74,6 +75,7 @@ def main():
                   f"{sum(means) / len(means):.1f} | {shown} |")
         finish_panel(ax, title, target, budget)
     finish_figure(fig, axes, "DreamerV3's stabilisers against the defaults", out)
+
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,8 @@ RUNS_DIR holds the run directories that benches/agent_targets.sh writes: pendulu
 gym-pendulum-seedS/, cartpole-seedS/, each with its episodes.jsonl (and the time file
 `NAME.time` beside it, from /usr/bin/time). A missing run is skipped. The table printed on
 stdout is the one in docs/agent.md: the mean of the last three evaluations, the first
-evaluation at or past the target, the wall time, the wall time per update (from NAME.log) and whether the run met its target.
+evaluation at or past the target, the wall time, the wall time per update (from NAME.log)
+and whether the run met its target.
 """
 
 import json

@@ -764,8 +764,6 @@ impl Model {
 /// file, `vic::E094` while another run holds it, `vic::E095` when it holds a run and the fit
 /// neither resumes nor forces; a forced fit removes the earlier run's files).
 fn prepare_out(py: Python<'_>, dir: &Path, resume: bool, force: bool) -> PyResult<rundir::RunLock> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| io_error(py, format!("cannot create `{}`", dir.display()), &e))?;
     if resume && !dir.join(rundir::CHECKPOINT).exists() {
         return Err(coded(
             py,
@@ -775,16 +773,11 @@ fn prepare_out(py: Python<'_>, dir: &Path, resume: bool, force: bool) -> PyResul
             "pass the directory of an interrupted run as out=",
         ));
     }
-    claim(py, dir, resume, force)
+    prepare(py, dir, resume, force, &[])
 }
 
-/// [`rundir::claim`] with its error as a `VicError` and its note as a Python warning.
-fn claim(py: Python<'_>, dir: &Path, resume: bool, force: bool) -> PyResult<rundir::RunLock> {
-    prepare_with(py, |note| rundir::claim(dir, resume, force, note))
-}
-
-/// [`rundir::prepare`] (create, claim, remove `outputs` when forced) with its error as a
-/// `VicError` and its note as a Python warning.
+/// [`rundir::prepare`] (create, claim, remove `outputs` when a new run forces) with its error
+/// as a `VicError` and its note as a Python warning.
 fn prepare(
     py: Python<'_>,
     dir: &Path,
@@ -792,18 +785,10 @@ fn prepare(
     force: bool,
     outputs: &[&str],
 ) -> PyResult<rundir::RunLock> {
-    prepare_with(py, |note| {
-        rundir::prepare(dir, resume, force, outputs, note)
-    })
-}
-
-/// Runs a claim with its notes as Python warnings and its error as a `VicError`.
-fn prepare_with(
-    py: Python<'_>,
-    f: impl FnOnce(&mut dyn FnMut(&str)) -> Result<rundir::RunLock, rundir::ClaimError>,
-) -> PyResult<rundir::RunLock> {
     let mut notes = Vec::new();
-    let lock = f(&mut |n| notes.push(n.to_string()));
+    let lock = rundir::prepare(dir, resume, force, outputs, &mut |n| {
+        notes.push(n.to_string())
+    });
     for n in notes {
         let warn = py.import("warnings")?.getattr("warn")?;
         warn.call1((n,))?;
@@ -1489,11 +1474,9 @@ impl Fit {
     /// `metrics.jsonl`).
     fn save(&self, py: Python<'_>, dir: PathBuf) -> PyResult<()> {
         let st = self.lock();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| io_error(py, format!("cannot create `{}`", dir.display()), &e))?;
-        // Held while the directory is written, as a run holds it (no emptiness check: saving
+        // Created, and held while it is written, as a run holds it (no emptiness check: saving
         // again replaces the earlier save).
-        let _lock = claim(py, &dir, true, false)?;
+        let _lock = prepare(py, &dir, true, false, &[])?;
         st.trainer
             .0
             .save(&dir.join(rundir::CHECKPOINT))

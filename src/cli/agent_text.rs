@@ -16,10 +16,7 @@ pub(super) fn prepare_dir(
     outputs: &[&str],
 ) -> Result<vic::train::rundir::RunLock, u8> {
     vic::train::rundir::prepare(out, resume, force, outputs, &mut |n| eprintln!("note: {n}"))
-        .map_err(|e| {
-            crate::exit::coded(e.code, e.message, &e.help);
-            crate::exit::USAGE
-        })
+        .map_err(super::io::claim_error)
 }
 
 /// `mean return −123.4 ± 5.6 (10 episodes)`: the mean and its standard error.

@@ -86,8 +86,13 @@ pub fn claim_run_dir(
     resume: bool,
     force: bool,
 ) -> Result<vic::train::rundir::RunLock, u8> {
-    vic::train::rundir::claim(dir, resume, force, &mut |n| eprintln!("note: {n}")).map_err(|e| {
-        crate::exit::coded(e.code, e.message, &e.help);
-        crate::exit::USAGE
-    })
+    vic::train::rundir::claim(dir, resume, force, &mut |n| eprintln!("note: {n}"))
+        .map_err(claim_error)
+}
+
+/// A run directory that cannot be claimed ([`vic::train::rundir::ClaimError`]), printed; the
+/// exit code.
+pub fn claim_error(e: vic::train::rundir::ClaimError) -> u8 {
+    crate::exit::coded(e.code, e.message, &e.help);
+    crate::exit::USAGE
 }
