@@ -574,3 +574,61 @@ fn a_slow_critic_is_what_the_returns_bootstrap_from_and_the_critic_still_regress
         ss.objective
     );
 }
+
+/// The critic's forward pass is copied from the actor's program (it evaluated the critic on
+/// the same states with the same parameters); with a slow critic whose copy equals the critic,
+/// the critic's program runs its own forward pass instead. Both give the same loss and
+/// gradients on the shipped Dreamer model, to f32 rounding: the products run in `gemm`, whose
+/// blocking (and so the order of its sums) may differ between the actor's `n` rows and the
+/// critic's `15·n`. The actor's side is the same program either way: bit for bit. (The
+/// critic's gradient itself is checked against a hand computation above, through the copy.)
+#[test]
+fn the_critics_forward_copied_from_the_actors_program_is_its_own_forward() {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/dreamer.vmodel"
+    ))
+    .expect("models/dreamer.vmodel");
+    let bits = |g: &[Vec<f32>]| -> Vec<Vec<u32>> {
+        g.iter()
+            .map(|v| v.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    };
+    // 400: a worker's share of the agent's 800 start states.
+    for n in [64, 400] {
+        let mut copied = setup(&src, n);
+        assert!(copied.bh.critic_copied(), "the shipped Dreamer copies");
+        let (sc, ac, gc) = copied
+            .bh
+            .gradients(&copied.starts, None, &copied.values, &mut rng::seeded(4))
+            .expect("finite");
+        let mut own = setup_with(
+            &src,
+            n,
+            BehaviourConfig {
+                slow_critic: 0.02,
+                ..BehaviourConfig::default()
+            },
+        );
+        own.bh.slow = (own.bh.critic_params.iter())
+            .map(|&p| own.values[p].clone())
+            .collect();
+        let (so, ao, go) = own
+            .bh
+            .gradients(&own.starts, None, &own.values, &mut rng::seeded(4))
+            .expect("finite");
+        assert_eq!(sc.objective.to_bits(), so.objective.to_bits());
+        assert_eq!(bits(&ac), bits(&ao), "the actor's gradients");
+        assert!(sc.critic_loss > 1e-3 && sc.critic_grad_norm > 1e-3);
+        close("critic loss", sc.critic_loss, so.critic_loss, 1e-6, 0.0);
+        let diff: f64 = (gc.iter().flatten().zip(go.iter().flatten()))
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(
+            diff <= 1e-5 * so.critic_grad_norm,
+            "n = {n}: |Δ critic gradient| {diff} against |g| {}",
+            so.critic_grad_norm
+        );
+    }
+}

@@ -28,7 +28,7 @@
 //! (one-hot) action is drawn straight-through by the step program. Start states may carry
 //! weights (0 for the padded steps of a short episode's window).
 
-use super::returns;
+use super::{critic_copy, returns};
 use crate::derive::imagine::{Imagination, ImaginedCompute, Learner, Trainable};
 use crate::family::Family;
 use crate::fused::build::ParamIndex;
@@ -154,6 +154,9 @@ struct Share {
     /// Critic program: its data views (n·H rows per state variable) and output.
     critic_in: Vec<(VarId, View)>,
     critic_out: View,
+    /// The critic's forward pass as copies from the actor's ([`critic_copy::plan`]), when
+    /// the two programs evaluate the critic alike.
+    critic_copy: Option<Vec<(View, View)>>,
     /// Host: R^λ (H × n) of the last forward pass.
     ret: Vec<f32>,
     /// Host: the critic's weights Π_{k<τ} P(continue) (empty without a continuation head).
@@ -315,6 +318,13 @@ impl Behaviour {
                 starts.push((v, d));
             }
             let (mut rew, mut kl, mut val, mut states) = (vec![], vec![], vec![], vec![]);
+            // The critic's evaluations V(state_τ), τ = 1..H+1: their ops and inputs. V(state_1)
+            // is not part of the actor's objective (no gradient reaches it); the critic's
+            // program copies it with the others instead of running its own forward pass.
+            let mut evals = Vec::new();
+            let first = e.graph().ops.len();
+            e.eval(&b.critic, 1)?;
+            evals.push((first..e.graph().ops.len(), starts.clone()));
             let mut cont = Vec::new();
             let asize = m.vars[b.action].ty.size();
             for tau in 1..=h as i64 {
@@ -357,7 +367,12 @@ impl Behaviour {
                     };
                     e.set(cv.var, tau + 1, x);
                 }
+                let first = e.graph().ops.len();
                 val.push(e.eval(&b.critic, tau + 1)?);
+                let inputs = (state_vars.iter())
+                    .filter_map(|&v| Some((v, e.get(v, tau + 1)?)))
+                    .collect();
+                evals.push((first..e.graph().ops.len(), inputs));
             }
             let noise = e.noise();
             let actor = Worker::new(e.into_graph());
@@ -369,7 +384,25 @@ impl Behaviour {
                 c.set(v, 0, d);
                 critic_in.push((v, d));
             }
+            let first = c.graph().ops.len();
             let critic_out = c.eval(&b.critic, 0)?;
+            let critic_ops = first..c.graph().ops.len();
+            let critic_copy = {
+                let (ga, gc) = (&actor.g, c.graph());
+                let actor_evals: Vec<critic_copy::Eval> = (evals[..h].iter())
+                    .map(|(ops, inputs)| critic_copy::Eval {
+                        g: ga,
+                        ops: ops.clone(),
+                        inputs,
+                    })
+                    .collect();
+                let ce = critic_copy::Eval {
+                    g: gc,
+                    ops: critic_ops,
+                    inputs: &critic_in,
+                };
+                critic_copy::plan(&actor_evals, &ce, nw)
+            };
             let critic = Worker::new(c.into_graph());
             let (actor_pbufs, critic_pbufs) = (trained_bufs(&actor), trained_bufs(&critic));
             shares.push(Share {
@@ -386,6 +419,7 @@ impl Behaviour {
                 states,
                 critic_in,
                 critic_out,
+                critic_copy,
                 ret: vec![0.0; h * nw],
                 alive: Vec::new(),
                 wt: vec![1.0 / n.max(1) as f32; nw],
@@ -418,6 +452,12 @@ impl Behaviour {
             percentiles: (0.0, 0.0),
             slow: Vec::new(),
         })
+    }
+
+    /// Whether the critic's forward pass is copied from the actor's program (both evaluate
+    /// the critic alike; used unless a slow critic is on): [`critic_copy`].
+    pub fn critic_copied(&self) -> bool {
+        self.shares.iter().all(|s| s.critic_copy.is_some())
     }
 
     /// Start states per update.
@@ -554,6 +594,7 @@ impl Behaviour {
         }
         // Forward; λ-returns; actor seeds and backward; the critic on the imagined states.
         let (klconst, k) = (self.klconst, self.vscale);
+        let slow_on = self.cfg.slow_critic > 0.0;
         self.run_all(|sh| {
             sh.actor.set_params(&actor_params);
             sh.critic.set_params(&params);
@@ -642,7 +683,16 @@ impl Behaviour {
                 }
                 sh.critic.vals_mut(cv.buf).copy_from_slice(&buf);
             }
-            sh.critic.forward();
+            // The actor's program evaluated the critic on these states with the same
+            // parameters unless it bootstraps from the slow critic: copy, do not recompute.
+            match &sh.critic_copy {
+                Some(pairs) if !slow_on => {
+                    for (a, c) in pairs {
+                        sh.critic.view_mut(*c).copy_from_slice(sh.actor.view(*a));
+                    }
+                }
+                _ => sh.critic.forward(),
+            }
             sh.critic.zero_grads();
             let (ret, alive, wt) = (&sh.ret, &sh.alive, &sh.wt);
             if alive.is_empty() && !weighted {

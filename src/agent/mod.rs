@@ -13,6 +13,7 @@
 pub mod act;
 pub mod behaviour;
 pub mod bridge;
+mod critic_copy;
 pub mod env;
 pub mod episodes;
 pub mod known;

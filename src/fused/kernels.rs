@@ -280,6 +280,11 @@ impl Worker {
         let c = self.g.bufs[v.buf].cols;
         &self.vals[v.buf][v.r0 * c..(v.r0 + v.rows) * c]
     }
+    /// A view's values, to write (a forward pass's result computed elsewhere).
+    pub fn view_mut(&mut self, v: View) -> &mut [f32] {
+        let c = self.g.bufs[v.buf].cols;
+        &mut self.vals[v.buf][v.r0 * c..(v.r0 + v.rows) * c]
+    }
     /// Seed a view's gradient: `grad[i] = f(i, value[i])` (a view without gradient is left).
     pub fn seed(&mut self, v: View, f: impl Fn(usize, f32) -> f32) {
         let c = self.g.bufs[v.buf].cols;
