@@ -31,6 +31,23 @@ fn flag_mistakes_are_e092_with_exit_2() {
             "5000000",
         ],
         vec!["frobnicate"],
+        // A behaviour update starts from 1 to --batch × --length (here 800) posterior states.
+        vec![
+            "agent",
+            "models/dreamer.vmodel",
+            "--starts",
+            "0",
+            "--out",
+            "/nonexistent/vic-starts",
+        ],
+        vec![
+            "agent",
+            "models/dreamer.vmodel",
+            "--starts",
+            "801",
+            "--out",
+            "/nonexistent/vic-starts",
+        ],
     ] {
         let (code, err) = vic(&args);
         assert_eq!(code, Some(2), "{args:?}: {err}");

@@ -208,7 +208,8 @@ fn diag_error(py: Python<'_>, d: &Diagnostic) -> PyErr {
 /// replay); `resume=True` continues it. Returns the loop's counters and the episode records.
 #[pyfunction]
 #[pyo3(signature = (model, env, *, out, env_steps = D.env_steps, prefill = D.prefill,
-    train_every = D.train_every, batch = D.batch, length = D.length, model_lr = D.model_lr,
+    train_every = D.train_every, batch = D.batch, length = D.length, starts = None,
+    model_lr = D.model_lr,
     actor_lr = D.behaviour.actor_lr, critic_lr = D.behaviour.critic_lr,
     return_norm = D.behaviour.return_norm, symlog_rewards = D.behaviour.symlog_rewards,
     slow_critic = D.behaviour.slow_critic, eval_every = D.eval_every,
@@ -225,6 +226,7 @@ pub fn agent(
     train_every: u64,
     batch: usize,
     length: usize,
+    starts: Option<usize>,
     model_lr: f64,
     actor_lr: f64,
     critic_lr: f64,
@@ -260,6 +262,16 @@ pub fn agent(
             ));
         }
     }
+    if let Some(n) = starts {
+        let bt = batch * length;
+        if n == 0 || n > bt {
+            return Err(flag_error(
+                py,
+                format!("starts={n}: a behaviour update starts from 1 to batch × length = {bt} of the batch's posterior states"),
+                &format!("pass a number from 1 to {bt}, or leave starts out for all of them"),
+            ));
+        }
+    }
     for (name, v) in [
         ("model_lr", model_lr),
         ("actor_lr", actor_lr),
@@ -292,6 +304,7 @@ pub fn agent(
         train_every,
         batch,
         length,
+        starts,
         model_lr,
         model_clip: D.model_clip,
         behaviour: BehaviourConfig {

@@ -217,3 +217,15 @@ def test_agent_trains_with_the_gil_released(root, tmp_path):
     # Measured (release build, 2 cores): 45–64% released, 7–8% with the GIL held through the
     # updates (an update after every environment step, so the updates dominate).
     assert share > 0.25, (share, seconds)
+
+
+def test_starts_picks_some_of_the_batchs_posterior_states(root, tmp_path):
+    model = root / "models" / "dreamer_pendulum.vmodel"
+    for bad in (0, 17):  # batch × length = 16
+        with pytest.raises(vic.VicError) as info:
+            vic.agent(model, FakePendulum(), out=tmp_path / f"s{bad}", starts=bad, **SMALL)
+        assert info.value.code == "E092" and "16" in str(info.value), bad
+    out = tmp_path / "s8"
+    r = vic.agent(model, FakePendulum(), out=out, starts=8, **SMALL)
+    assert r["progress"]["env_steps"] >= 60
+    assert json.loads((out / "agent.json").read_text())["config"]["starts"] == 8

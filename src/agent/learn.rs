@@ -53,6 +53,10 @@ pub struct AgentConfig {
     pub batch: usize,
     /// World-model batch: steps per window.
     pub length: usize,
+    /// Start states of each behaviour update: this many of the batch's B·T posterior states,
+    /// evenly spaced along each window ([`start_rows`]); `None`: all of them (Dreamer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts: Option<usize>,
     /// The world model's Adam learning rate (Dreamer: 6·10⁻⁴).
     pub model_lr: f64,
     /// The world model's gradient-norm clipping (Dreamer: 100).
@@ -78,6 +82,7 @@ impl AgentConfig {
         train_every: 5,
         batch: 16,
         length: 50,
+        starts: None,
         model_lr: 6e-4,
         model_clip: 100.0,
         behaviour: BehaviourConfig::DEFAULT,
@@ -450,7 +455,7 @@ impl Agent {
                 &self.trainer.program,
                 &im,
                 &self.index,
-                b * t,
+                self.cfg.starts.map_or(b * t, |n| n.min(b * t)),
                 eng.workers(),
                 self.cfg.behaviour.clone(),
             )
@@ -474,10 +479,20 @@ impl Agent {
             self.behaviour = Some(bh);
         }
         let bh = self.behaviour.as_mut().expect("built above");
+        let rows = self.cfg.starts.map(|n| start_rows(b, t, n));
+        let pick = |x: Vec<f32>, rows: &Option<Vec<usize>>| match rows {
+            None => x,
+            Some(r) => {
+                let cols = x.len() / (b * t);
+                (r.iter())
+                    .flat_map(|&i| x[i * cols..(i + 1) * cols].iter().copied())
+                    .collect()
+            }
+        };
         let starts: Vec<Vec<f32>> = bh
             .state_vars
             .iter()
-            .map(|&v| eng.chain_values(v).expect("a chain variable"))
+            .map(|&v| pick(eng.chain_values(v).expect("a chain variable"), &rows))
             .collect();
         // The world model's current parameters; the actor's and critic's are ours.
         let own: std::collections::HashSet<usize> = bh
@@ -494,6 +509,7 @@ impl Agent {
         let mut r = stream(self.cfg.seed, n, 2);
         // Padded steps of short episodes are no start states (the batch mask, time-major as
         // the starts).
+        let batch_mask = batch_mask.map(|m| pick(m, &rows));
         let weights = batch_mask.as_deref();
         let bs = bh
             .update(
@@ -746,5 +762,44 @@ impl Agent {
             obs.episode(&rec, &self.progress);
         }
         Ok(())
+    }
+}
+
+/// The time-major rows (`step·b + window`) of `n` of a batch's `b` windows × `t` steps, evenly
+/// spaced in window-major order (every window, every (b·t/n)-th step of it when `n` divides
+/// b·t), in increasing order; all `b·t` rows, in order, when `n ≥ b·t`.
+pub fn start_rows(b: usize, t: usize, n: usize) -> Vec<usize> {
+    let bt = b * t;
+    if n >= bt {
+        return (0..bt).collect();
+    }
+    let mut rows: Vec<usize> = (0..n)
+        .map(|i| {
+            let k = i * bt / n;
+            (k % t) * b + k / t
+        })
+        .collect();
+    rows.sort_unstable();
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_rows;
+
+    #[test]
+    fn start_rows_take_every_window_and_evenly_spaced_steps() {
+        // 3 windows × 4 steps, time-major rows step·3 + window.
+        assert_eq!(start_rows(3, 4, 12), (0..12).collect::<Vec<_>>());
+        assert_eq!(start_rows(3, 4, 99), (0..12).collect::<Vec<_>>());
+        // Half: steps 0 and 2 of each window.
+        assert_eq!(start_rows(3, 4, 6), vec![0, 1, 2, 6, 7, 8]);
+        // A quarter: step 0 of each window.
+        assert_eq!(start_rows(3, 4, 3), vec![0, 1, 2]);
+        // 16 × 50 → 400: every window's even steps.
+        let r = start_rows(16, 50, 400);
+        assert_eq!(r.len(), 400);
+        assert!(r.iter().all(|&i| (i / 16) % 2 == 0));
+        assert!(r.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -177,6 +177,15 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             );
         }
     }
+    if let Some(n) = a.starts {
+        let bt = a.batch * a.length;
+        if n == 0 || n > bt {
+            return flag_error(
+                format!("--starts {n}: a behaviour update starts from 1 to --batch × --length = {bt} of the batch's posterior states"),
+                &format!("pass a number from 1 to {bt}, or leave --starts out for all of them"),
+            );
+        }
+    }
     let actor_lr = a.actor_lr.unwrap_or(D.behaviour.actor_lr);
     let critic_lr = a.critic_lr.unwrap_or(D.behaviour.critic_lr);
     for (name, v) in [
@@ -206,6 +215,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         train_every: a.train_every,
         batch: a.batch,
         length: a.length,
+        starts: a.starts,
         model_lr: a.model_lr,
         model_clip: D.model_clip,
         behaviour: BehaviourConfig {

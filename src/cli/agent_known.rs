@@ -92,7 +92,8 @@ pub fn known(a: super::args::AgentArgs, session: Session) -> u8 {
     let Some(out) = a.resume.clone().or_else(|| a.out.clone()) else {
         return flag_error("pass --out DIR".into(), "the run directory is required");
     };
-    if a.starts == 0 {
+    let starts = a.starts.unwrap_or(KnownConfig::default().starts);
+    if starts == 0 {
         return flag_error(
             "--starts must be at least 1".into(),
             "pass a positive number",
@@ -122,7 +123,7 @@ pub fn known(a: super::args::AgentArgs, session: Session) -> u8 {
     };
     let cfg = KnownConfig {
         updates: a.updates,
-        starts: a.starts,
+        starts,
         behaviour: BehaviourConfig {
             actor_lr,
             critic_lr,
@@ -156,7 +157,7 @@ pub fn known(a: super::args::AgentArgs, session: Session) -> u8 {
     let stop = ctrl_c();
     println!(
         "agent {name} with known dynamics: {} behaviour updates ({} done) of {} start states, evaluation in {} every {} updates",
-        a.updates, k.progress.updates, a.starts, spec.id, a.eval_every
+        a.updates, k.progress.updates, starts, spec.id, a.eval_every
     );
     let mut lines = Lines {
         stop: stop.clone(),

@@ -137,7 +137,9 @@ pub struct AgentArgs {
     /// Known dynamics (`start = prior`): behaviour updates in all (no environment steps).
     #[arg(long, default_value_t = KnownConfig::default().updates)]
     pub updates: u64,
-    /// Known dynamics (`start = prior`): start states per update.
-    #[arg(long, default_value_t = KnownConfig::default().starts)]
-    pub starts: usize,
+    /// Start states per behaviour update: with a world model, that many of the batch's
+    /// posterior states, evenly spaced along each window.
+    /// [default: all of them, --batch × --length; 512 with known dynamics (`start = prior`)]
+    #[arg(long)]
+    pub starts: Option<usize>,
 }
