@@ -1,6 +1,9 @@
 # The curve of docs/agent.md: run from the repository root with a Python that has cairosvg.
-import json, collections
-D = 'benches/results/known-2026-12-07'
+#   python benches/results/known-2026-12-07/plot.py [RUNS]
+# RUNS holds seed0/ seed1/ seed2/ (default: this folder; the 2026-12-06 runs:
+# benches/results/known-2026-12-06/alpha0.1).
+import json, collections, sys
+D = sys.argv[1] if len(sys.argv) > 1 else 'benches/results/known-2026-12-07'
 runs = {}
 for s in (0, 1, 2):
     d = collections.defaultdict(list)
