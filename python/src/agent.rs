@@ -262,15 +262,8 @@ pub fn agent(
             ));
         }
     }
-    if let Some(n) = starts {
-        let bt = batch * length;
-        if n == 0 || n > bt {
-            return Err(flag_error(
-                py,
-                format!("starts={n}: a behaviour update starts from 1 to batch × length = {bt} of the batch's posterior states"),
-                &format!("pass a number from 1 to {bt}, or leave starts out for all of them"),
-            ));
-        }
+    if let Err((msg, help)) = vic::agent::learn::check_starts("starts=", starts, batch, length) {
+        return Err(flag_error(py, msg, &help));
     }
     for (name, v) in [
         ("model_lr", model_lr),

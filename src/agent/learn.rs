@@ -765,6 +765,24 @@ impl Agent {
     }
 }
 
+/// `starts` against the batch it picks from: `Err((message, help))` unless it is 1 to
+/// `batch × length` (`flag` names it as the caller's user wrote it: `--starts`, `starts=`).
+pub fn check_starts(
+    flag: &str,
+    starts: Option<usize>,
+    batch: usize,
+    length: usize,
+) -> Result<(), (String, String)> {
+    let bt = batch * length;
+    match starts {
+        Some(n) if n == 0 || n > bt => Err((
+            format!("{flag}{n}: a behaviour update starts from 1 to batch × length = {bt} of the batch's posterior states"),
+            format!("pass a number from 1 to {bt}, or leave {} out for all of them", flag.trim_end()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The time-major rows (`step·b + window`) of `n` of a batch's `b` windows × `t` steps, evenly
 /// spaced in window-major order (every window, every (b·t/n)-th step of it when `n` divides
 /// b·t), in increasing order; all `b·t` rows, in order, when `n ≥ b·t`.

@@ -177,14 +177,10 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             );
         }
     }
-    if let Some(n) = a.starts {
-        let bt = a.batch * a.length;
-        if n == 0 || n > bt {
-            return flag_error(
-                format!("--starts {n}: a behaviour update starts from 1 to --batch × --length = {bt} of the batch's posterior states"),
-                &format!("pass a number from 1 to {bt}, or leave --starts out for all of them"),
-            );
-        }
+    if let Err((msg, help)) =
+        vic::agent::learn::check_starts("--starts ", a.starts, a.batch, a.length)
+    {
+        return flag_error(msg, &help);
     }
     let actor_lr = a.actor_lr.unwrap_or(D.behaviour.actor_lr);
     let critic_lr = a.critic_lr.unwrap_or(D.behaviour.critic_lr);
