@@ -777,7 +777,7 @@ pub fn check_starts(
     match starts {
         Some(n) if n == 0 || n > bt => Err((
             format!("{flag}{n}: a behaviour update starts from 1 to batch × length = {bt} of the batch's posterior states"),
-            format!("pass a number from 1 to {bt}, or leave {} out for all of them", flag.trim_end()),
+            format!("pass a number from 1 to {bt}, or leave {} out for all of them", flag.trim_end_matches([' ', '='])),
         )),
         _ => Ok(()),
     }
