@@ -4,7 +4,8 @@ benches/agent_stabilisers.sh against the default run of the same environment and
     python benches/agent_stabilisers.py RUNS_DIR DEFAULTS_DIR OUT.png      # needs matplotlib
 
 RUNS_DIR holds pendulum-seed0-{return-norm,symlog,slow-critic,all}/ and cartpole-seed0-all/;
-DEFAULTS_DIR the default runs pendulum-seed0/ and cartpole-seed0/ (benches/agent_targets.sh).
+DEFAULTS_DIR the default runs pendulum-seed0/ and cartpole-seed0/ with the same --starts
+(benches/results/agent-2026-12-06-targets: all 800, as agent_stabilisers.sh passes).
 A missing run is skipped, and so is a panel with no stabiliser run. Printed on stdout: the
 mean of the last three evaluations, the first evaluation at or past the target, how many
 evaluations from then on stay at or past it, the mean of all evaluations (the area under the
@@ -25,14 +26,14 @@ from agent_targets import evaluations, finish_figure, finish_panel, wall_seconds
 # (environment prefix, title, target, budget, [(variant suffix, flags shown)])
 PANELS = [
     ("pendulum", "built-in pendulum, seed 0", -200.0, 20000, [
-        ("", "defaults"),
+        ("", "defaults (800 starts)"),
         ("-return-norm", "--return-norm"),
         ("-symlog", "--symlog-rewards"),
         ("-slow-critic", "--slow-critic 0.02"),
         ("-all", "all three"),
     ]),
     ("cartpole", "gym:CartPole-v1 (bridge), seed 0", 450.0, 50000, [
-        ("", "defaults"),
+        ("", "defaults (800 starts)"),
         ("-all", "all three"),
     ]),
 ]

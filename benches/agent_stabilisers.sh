@@ -2,8 +2,10 @@
 # DreamerV3's stabilisers, measured (docs/agent.md): `vic agent models/dreamer.vmodel` on the
 # built-in pendulum, seed 0, 20,000 steps, with each of --return-norm, --symlog-rewards and
 # --slow-critic 0.02 alone and all three together; and gym:CartPole-v1, seed 0, 50,000 steps,
-# with all three. Everything else is the CLI default, so each run compares with the default run
-# of the same seed in benches/results/agent-2026-12-06-targets/ (benches/agent_targets.sh).
+# with all three. Everything else is the CLI default of 2026-12-06, when these were measured:
+# imagination from all 800 of the batch's posterior states (`--starts 800`, passed below; the
+# default is now 400), so each run compares with the run of the same seed in
+# benches/results/agent-2026-12-06-targets/ (benches/agent_targets.sh with those defaults).
 #
 #   VIC_PYTHON=/path/to/venv/bin/python JOBS=2 bash benches/agent_stabilisers.sh [OUT] [RUN...]
 #
@@ -36,7 +38,8 @@ run() {
     *) echo "unknown run $name" >&2; return 2 ;;
   esac
   /usr/bin/time -f "%e s wall, %M KiB max RSS" -o "$out/$name.time" \
-    "$vic" agent models/dreamer.vmodel --env "$env" --env-steps "$steps" --seed 0 "${flags[@]}" \
+    "$vic" agent models/dreamer.vmodel --env "$env" --env-steps "$steps" --seed 0 --starts 800 \
+    "${flags[@]}" \
     --force --out "$out/$name" > "$out/$name.log" 2>&1
 }
 export -f run

@@ -262,9 +262,8 @@ pub fn agent(
             ));
         }
     }
-    if let Err((msg, help)) = vic::agent::learn::check_starts("starts=", starts, batch, length) {
-        return Err(flag_error(py, msg, &help));
-    }
+    let starts = vic::agent::learn::resolve_starts("starts=", starts, batch, length)
+        .map_err(|(msg, help)| flag_error(py, msg, &help))?;
     for (name, v) in [
         ("model_lr", model_lr),
         ("actor_lr", actor_lr),
@@ -297,7 +296,7 @@ pub fn agent(
         train_every,
         batch,
         length,
-        starts,
+        starts: Some(starts),
         model_lr,
         model_clip: D.model_clip,
         behaviour: BehaviourConfig {

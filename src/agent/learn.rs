@@ -54,7 +54,8 @@ pub struct AgentConfig {
     /// World-model batch: steps per window.
     pub length: usize,
     /// Start states of each behaviour update: this many of the batch's B·T posterior states,
-    /// evenly spaced along each window ([`start_rows`]); `None`: all of them (Dreamer's).
+    /// evenly spaced along each window ([`start_rows`]); the default is half of them
+    /// ([`default_starts`]); `None` (runs written before it was a setting): all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts: Option<usize>,
     /// The world model's Adam learning rate (Dreamer: 6·10⁻⁴).
@@ -82,7 +83,7 @@ impl AgentConfig {
         train_every: 5,
         batch: 16,
         length: 50,
-        starts: None,
+        starts: Some(default_starts(16, 50)),
         model_lr: 6e-4,
         model_clip: 100.0,
         behaviour: BehaviourConfig::DEFAULT,
@@ -765,21 +766,34 @@ impl Agent {
     }
 }
 
-/// `starts` against the batch it picks from: `Err((message, help))` unless it is 1 to
-/// `batch × length` (`flag` names it as the caller's user wrote it: `--starts`, `starts=`).
-pub fn check_starts(
+/// The default number of start states: half of a batch's `batch × length` posterior states
+/// (every window's even steps), rounded up. It halves an update's imagination, which is most of
+/// its time, and passed every target of docs/agent.md.
+pub const fn default_starts(batch: usize, length: usize) -> usize {
+    (batch * length).div_ceil(2)
+}
+
+/// `starts` against the batch it picks from, resolved: `starts`, or [`default_starts`] when it
+/// is `None`; `Err((message, help))` unless it is 1 to `batch × length` (`flag` names it as
+/// the caller's user wrote it: `--starts `, `starts=`).
+pub fn resolve_starts(
     flag: &str,
     starts: Option<usize>,
     batch: usize,
     length: usize,
-) -> Result<(), (String, String)> {
+) -> Result<usize, (String, String)> {
     let bt = batch * length;
     match starts {
         Some(n) if n == 0 || n > bt => Err((
             format!("{flag}{n}: a behaviour update starts from 1 to batch × length = {bt} of the batch's posterior states"),
-            format!("pass a number from 1 to {bt}, or leave {} out for all of them", flag.trim_end_matches([' ', '='])),
+            format!(
+                "pass a number from 1 to {bt} ({bt}: all of them), or leave {} out for half of them ({})",
+                flag.trim_end_matches([' ', '=']),
+                default_starts(batch, length)
+            ),
         )),
-        _ => Ok(()),
+        Some(n) => Ok(n),
+        None => Ok(default_starts(batch, length)),
     }
 }
 

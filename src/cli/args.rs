@@ -96,7 +96,8 @@ pub struct AgentArgs {
     /// World-model batch: replay windows per update.
     #[arg(long, default_value_t = D.batch)]
     pub batch: usize,
-    /// World-model batch: steps per window (every step's posterior starts an imagined rollout).
+    /// World-model batch: steps per window (every other step's posterior starts an imagined
+    /// rollout, by default: --starts).
     #[arg(long, default_value_t = D.length)]
     pub length: usize,
     /// The world model's Adam learning rate.
@@ -139,7 +140,7 @@ pub struct AgentArgs {
     pub updates: u64,
     /// Start states per behaviour update: with a world model, that many of the batch's
     /// posterior states, evenly spaced along each window.
-    /// [default: all of them, --batch × --length; 512 with known dynamics (`start = prior`)]
+    /// [default: half of --batch × --length, 400; 512 with known dynamics (`start = prior`)]
     #[arg(long)]
     pub starts: Option<usize>,
 }
