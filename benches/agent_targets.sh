@@ -9,7 +9,8 @@
 # `mcc-seedS` (gym:MountainCarContinuous-v0, 20,000 steps: the issue's run without a return
 # target) is not among the defaults.
 # Needs a release build (cargo build --release) and a Python with gymnasium (and matplotlib for
-# the figure) in VIC_PYTHON. About 16 min per pendulum run and 45 min per CartPole run on 2 cores.
+# the figure) in VIC_PYTHON. About 9 min per pendulum run and 23 min per CartPole run on 2 cores
+# (2026-12-07, docs/agent.md).
 set -euo pipefail
 out=${1:-runs/agent-targets}
 shift || true
