@@ -817,7 +817,24 @@ pub fn start_rows(b: usize, t: usize, n: usize) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::start_rows;
+    use super::{resolve_starts, start_rows, AgentConfig};
+
+    #[test]
+    fn starts_default_to_half_the_batch_rounded_up() {
+        assert_eq!(resolve_starts("--starts ", None, 16, 50), Ok(400));
+        assert_eq!(AgentConfig::DEFAULT.starts, Some(400));
+        assert_eq!(resolve_starts("--starts ", None, 3, 5), Ok(8));
+        assert_eq!(resolve_starts("--starts ", None, 1, 1), Ok(1));
+        assert_eq!(resolve_starts("--starts ", Some(15), 3, 5), Ok(15));
+        for bad in [0, 16] {
+            let (msg, help) = resolve_starts("--starts ", Some(bad), 3, 5).unwrap_err();
+            assert!(msg.starts_with(&format!("--starts {bad}:")), "{msg}");
+            assert!(
+                help.contains("1 to 15") && help.contains("half of them (8)"),
+                "{help}"
+            );
+        }
+    }
 
     #[test]
     fn start_rows_take_every_window_and_evenly_spaced_steps() {
