@@ -262,7 +262,8 @@ pub fn agent(
             ));
         }
     }
-    let starts = vic::agent::learn::resolve_starts("starts=", starts, batch, length)
+    // Checked before `out` is touched ([`vic::agent::Agent::new`] resolves it).
+    vic::agent::learn::resolve_starts("starts=", starts, batch, length)
         .map_err(|(msg, help)| flag_error(py, msg, &help))?;
     for (name, v) in [
         ("model_lr", model_lr),
@@ -296,7 +297,7 @@ pub fn agent(
         train_every,
         batch,
         length,
-        starts: Some(starts),
+        starts,
         model_lr,
         model_clip: D.model_clip,
         behaviour: BehaviourConfig {

@@ -54,8 +54,9 @@ pub struct AgentConfig {
     /// World-model batch: steps per window.
     pub length: usize,
     /// Start states of each behaviour update: this many of the batch's B·T posterior states,
-    /// evenly spaced along each window ([`start_rows`]); the default is half of them
-    /// ([`default_starts`]); `None` (runs written before it was a setting): all of them.
+    /// evenly spaced along each window ([`start_rows`]); `None`: half of them
+    /// ([`default_starts`]). [`Agent::new`] resolves it, so a run's `agent.json` records the
+    /// number (runs written before it was a setting lack it: they imagined from all B·T).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts: Option<usize>,
     /// The world model's Adam learning rate (Dreamer: 6·10⁻⁴).
@@ -83,7 +84,7 @@ impl AgentConfig {
         train_every: 5,
         batch: 16,
         length: 50,
-        starts: Some(default_starts(16, 50)),
+        starts: None,
         model_lr: 6e-4,
         model_clip: 100.0,
         behaviour: BehaviourConfig::DEFAULT,
@@ -168,6 +169,8 @@ pub struct Agent {
     pub progress: Progress,
     /// On resume: the settings that differ from the saved run's (`train_every 5 → 10`).
     pub changed: Vec<String>,
+    /// The batch rows (time-major) the behaviour imagines from ([`start_rows`]); `None`: all.
+    start_rows: Option<Vec<usize>>,
     dir: PathBuf,
 }
 
@@ -181,9 +184,14 @@ pub(crate) fn config_changes<C: Serialize>(then: &C, now: &C, skip: &[&str]) -> 
     let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
         return Vec::new();
     };
-    (a.iter())
-        .filter(|(k, v)| !skip.contains(&k.as_str()) && b.get(*k) != Some(*v))
-        .map(|(k, v)| format!("{k} {v} → {}", b.get(k).cloned().unwrap_or_default()))
+    // A setting absent from one side (a run written before it existed, an unset option) is a
+    // change too, shown as `unset`.
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let show =
+        |v: Option<&serde_json::Value>| v.map_or_else(|| "unset".to_string(), |v| v.to_string());
+    (keys.into_iter())
+        .filter(|k| !skip.contains(&k.as_str()) && a.get(*k) != b.get(*k))
+        .map(|k| format!("{k} {} → {}", show(a.get(k)), show(b.get(k))))
         .collect()
 }
 
@@ -354,6 +362,14 @@ impl Agent {
             })?;
             replay = Replay::load(&dir.join("replay.npz"), &names)?;
         }
+        let (bt, starts) = (cfg.batch * cfg.length, cfg.starts);
+        let n = resolve_starts("starts ", starts, cfg.batch, cfg.length)
+            .map_err(|(msg, help)| diag(Code::BadFlag, msg, &help))?;
+        let cfg = AgentConfig {
+            starts: Some(n),
+            ..cfg
+        };
+        let start_rows = (n < bt).then(|| start_rows(cfg.batch, cfg.length, n));
         let changed = progress.config.take().map_or_else(Vec::new, |then| {
             config_changes(&then, &cfg, &["env_steps", "threads"])
         });
@@ -375,6 +391,7 @@ impl Agent {
         Ok(Agent {
             trainer,
             behaviour: None,
+            start_rows,
             policy,
             replay,
             names,
@@ -456,7 +473,7 @@ impl Agent {
                 &self.trainer.program,
                 &im,
                 &self.index,
-                self.cfg.starts.map_or(b * t, |n| n.min(b * t)),
+                self.start_rows.as_ref().map_or(b * t, Vec::len),
                 eng.workers(),
                 self.cfg.behaviour.clone(),
             )
@@ -480,7 +497,7 @@ impl Agent {
             self.behaviour = Some(bh);
         }
         let bh = self.behaviour.as_mut().expect("built above");
-        let rows = self.cfg.starts.map(|n| start_rows(b, t, n));
+        let rows = &self.start_rows;
         let pick = |x: Vec<f32>, rows: &Option<Vec<usize>>| match rows {
             None => x,
             Some(r) => {
@@ -493,7 +510,7 @@ impl Agent {
         let starts: Vec<Vec<f32>> = bh
             .state_vars
             .iter()
-            .map(|&v| pick(eng.chain_values(v).expect("a chain variable"), &rows))
+            .map(|&v| pick(eng.chain_values(v).expect("a chain variable"), rows))
             .collect();
         // The world model's current parameters; the actor's and critic's are ours.
         let own: std::collections::HashSet<usize> = bh
@@ -510,7 +527,7 @@ impl Agent {
         let mut r = stream(self.cfg.seed, n, 2);
         // Padded steps of short episodes are no start states (the batch mask, time-major as
         // the starts).
-        let batch_mask = batch_mask.map(|m| pick(m, &rows));
+        let batch_mask = batch_mask.map(|m| pick(m, rows));
         let weights = batch_mask.as_deref();
         let bs = bh
             .update(
@@ -817,12 +834,16 @@ pub fn start_rows(b: usize, t: usize, n: usize) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{resolve_starts, start_rows, AgentConfig};
+    use super::{config_changes, resolve_starts, start_rows, AgentConfig};
 
     #[test]
     fn starts_default_to_half_the_batch_rounded_up() {
         assert_eq!(resolve_starts("--starts ", None, 16, 50), Ok(400));
-        assert_eq!(AgentConfig::DEFAULT.starts, Some(400));
+        let d = AgentConfig::DEFAULT;
+        assert_eq!(
+            resolve_starts("--starts ", d.starts, d.batch, d.length),
+            Ok(400)
+        );
         assert_eq!(resolve_starts("--starts ", None, 3, 5), Ok(8));
         assert_eq!(resolve_starts("--starts ", None, 1, 1), Ok(1));
         assert_eq!(resolve_starts("--starts ", Some(15), 3, 5), Ok(15));
@@ -834,6 +855,32 @@ mod tests {
                 "{help}"
             );
         }
+    }
+
+    #[test]
+    fn a_setting_missing_from_the_saved_run_is_a_change() {
+        // A run written before `starts` existed (it imagined from all B·T) resumed with it.
+        let now = AgentConfig {
+            starts: Some(400),
+            ..AgentConfig::DEFAULT
+        };
+        let then = serde_json::to_value(AgentConfig::DEFAULT).unwrap();
+        let then: AgentConfig = serde_json::from_value(then).unwrap();
+        assert_eq!(then.starts, None);
+        assert_eq!(config_changes(&then, &now, &[]), vec!["starts unset → 400"]);
+        assert_eq!(config_changes(&now, &then, &[]), vec!["starts 400 → unset"]);
+        assert!(config_changes(&now, &now, &[]).is_empty());
+        assert_eq!(
+            config_changes(
+                &AgentConfig {
+                    seed: 1,
+                    ..now.clone()
+                },
+                &now,
+                &["seed"]
+            ),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

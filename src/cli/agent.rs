@@ -177,10 +177,12 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
             );
         }
     }
-    let starts = match vic::agent::learn::resolve_starts("--starts ", a.starts, a.batch, a.length) {
-        Ok(n) => n,
-        Err((msg, help)) => return flag_error(msg, &help),
-    };
+    // Checked before the run directory is touched ([`vic::agent::Agent::new`] resolves it).
+    if let Err((msg, help)) =
+        vic::agent::learn::resolve_starts("--starts ", a.starts, a.batch, a.length)
+    {
+        return flag_error(msg, &help);
+    }
     let actor_lr = a.actor_lr.unwrap_or(D.behaviour.actor_lr);
     let critic_lr = a.critic_lr.unwrap_or(D.behaviour.critic_lr);
     for (name, v) in [
@@ -210,7 +212,7 @@ pub fn agent(a: AgentArgs, color: bool) -> u8 {
         train_every: a.train_every,
         batch: a.batch,
         length: a.length,
-        starts: Some(starts),
+        starts: a.starts,
         model_lr: a.model_lr,
         model_clip: D.model_clip,
         behaviour: BehaviourConfig {
